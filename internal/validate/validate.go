@@ -1,0 +1,225 @@
+// Package validate holds the rules for server names and target addresses that the
+// registrar enforces on every write and the filter's sync enforces again on every
+// snapshot it receives (design.md, "Names" and "Addresses"). It is pure Go with no
+// dependencies beyond the standard library, so it builds for wasip1 and arms no timer.
+package validate
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// MaxLen is the longest server name or address accepted, in bytes (the seed's limit).
+const MaxLen = 100
+
+// ServerName reports why s is not a valid server name, or nil. A name is 1–100
+// characters of A-Z a-z 0-9 . _ - and is matched exactly (case-sensitive).
+func ServerName(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if len(s) > MaxLen {
+		return errors.New("must be at most 100 characters")
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte(s[i]) {
+			return errors.New("may contain only letters, digits, '.', '_' and '-'")
+		}
+	}
+	return nil
+}
+
+// IsServerName is ServerName without the message; it does not allocate.
+func IsServerName(s string) bool {
+	if s == "" || len(s) > MaxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '.' || c == '_' || c == '-'
+}
+
+// Address is a parsed target address.
+type Address struct {
+	// Host is the IP (IPv6 without brackets) or the DNS name, as written.
+	Host string
+	// IP is set when Host is an IP literal.
+	IP netip.Addr
+	// Port is 0 when the address carries none.
+	Port int
+}
+
+// IsIP reports whether the host part is an IP literal.
+func (a Address) IsIP() bool { return a.IP.IsValid() }
+
+// String gives the address in the form it was accepted in: host, host:port,
+// [v6] or [v6]:port.
+func (a Address) String() string { return a.WithDefaultPort(0) }
+
+// WithDefaultPort gives host:port, using port when the address has none;
+// with port 0 and no port of its own the address is returned without one.
+func (a Address) WithDefaultPort(port int) string {
+	h := a.Host
+	if a.IP.Is6() {
+		h = "[" + h + "]"
+	}
+	p := a.Port
+	if p == 0 {
+		p = port
+	}
+	if p == 0 {
+		return h
+	}
+	return h + ":" + strconv.Itoa(p)
+}
+
+// ParseAddress checks s against the address rules: an IPv4 address, a bracketed
+// IPv6 address or an RFC 1123 DNS name, each with an optional :port (1–65535), at
+// most 100 characters in all. The error says what is wrong in words a person can act on.
+func ParseAddress(s string) (Address, error) {
+	if s == "" {
+		return Address{}, errors.New("must not be empty")
+	}
+	if len(s) > MaxLen {
+		return Address{}, errors.New("must be at most 100 characters")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return Address{}, errors.New("must not contain spaces, control or non-ASCII characters")
+		}
+	}
+	host, portStr, hasPort, err := splitHostPort(s)
+	if err != nil {
+		return Address{}, err
+	}
+	var a Address
+	if hasPort {
+		p, err := parsePort(portStr)
+		if err != nil {
+			return Address{}, err
+		}
+		a.Port = p
+	}
+	if strings.HasPrefix(s, "[") {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is6() || ip.Zone() != "" {
+			return Address{}, errors.New("'[" + host + "]' is not an IPv6 address (zones are not allowed)")
+		}
+		a.Host, a.IP = host, ip
+		return a, nil
+	}
+	if looksNumeric(host) {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is4() {
+			return Address{}, errors.New("'" + host + "' is not a valid IPv4 address")
+		}
+		a.Host, a.IP = host, ip
+		return a, nil
+	}
+	if err := dnsName(host); err != nil {
+		return Address{}, err
+	}
+	a.Host = host
+	return a, nil
+}
+
+// splitHostPort separates an optional port. A bare IPv6 address (colons without
+// brackets) is refused with a hint, since its last group would read as a port.
+func splitHostPort(s string) (host, port string, hasPort bool, err error) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", "", false, errors.New("missing ']' after the IPv6 address")
+		}
+		host, rest := s[1:end], s[end+1:]
+		switch {
+		case rest == "":
+			return host, "", false, nil
+		case rest[0] == ':':
+			return host, rest[1:], true, nil
+		default:
+			return "", "", false, errors.New("unexpected text after ']': use [IPv6]:port")
+		}
+	}
+	switch strings.Count(s, ":") {
+	case 0:
+		return s, "", false, nil
+	case 1:
+		i := strings.IndexByte(s, ':')
+		return s[:i], s[i+1:], true, nil
+	default:
+		return "", "", false, errors.New("an IPv6 address must be written in brackets, e.g. [2001:db8::1]:8080")
+	}
+}
+
+func parsePort(p string) (int, error) {
+	if p == "" {
+		return 0, errors.New("port is empty after ':'")
+	}
+	if len(p) > 5 {
+		return 0, errors.New("port must be a number from 1 to 65535")
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return 0, errors.New("port must be a number from 1 to 65535")
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	if n < 1 || n > 65535 {
+		return 0, errors.New("port must be a number from 1 to 65535")
+	}
+	return n, nil
+}
+
+// looksNumeric is true when the last label is all digits: such a host can only be an
+// IPv4 literal (RFC 1123 forbids an all-numeric top-level label).
+func looksNumeric(h string) bool {
+	last := h[strings.LastIndexByte(h, '.')+1:]
+	if last == "" {
+		return false
+	}
+	for i := 0; i < len(last); i++ {
+		if last[i] < '0' || last[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func dnsName(h string) error {
+	if h == "" {
+		return errors.New("host is empty")
+	}
+	if len(h) > 253 {
+		return errors.New("DNS name must be at most 253 characters")
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" {
+			return errors.New("'" + h + "' has an empty label (check for '..' or a leading or trailing '.')")
+		}
+		if len(label) > 63 {
+			return errors.New("DNS label '" + label + "' is longer than 63 characters")
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New("DNS label '" + label + "' must not start or end with '-'")
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return errors.New("'" + h + "' is not an IPv4 address, [IPv6] address or DNS name (letters, digits, '-' and '.' only)")
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"switchyard/internal/validate"
+)
+
+// reservedName cannot be a server name: /api/servers/register is the seed's
+// registration endpoint, so a server of that name could be created but never read,
+// replaced or deleted by its own path.
+const reservedName = "register"
+
+// fieldError is a refusal that names the field at fault.
+type fieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *fieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+func fieldErr(field string, err error) error { return &fieldError{field, err} }
+
+// checkHost applies the name rules of design.md.
+func checkHost(host string) error {
+	if err := validate.ServerName(host); err != nil {
+		return fieldErr("host", fmt.Errorf("%q %v", truncate(host), err))
+	}
+	if host == reservedName {
+		return fieldErr("host", errors.New(`"register" is reserved (it is the path of the registration endpoint); choose another name`))
+	}
+	return nil
+}
+
+// checkAddress applies the address rules of design.md and then the SSRF policy.
+func checkAddress(addr string, p Policy) error {
+	a, err := validate.ParseAddress(addr)
+	if err != nil {
+		return fieldErr("ipAddress", fmt.Errorf("%q %v", truncate(addr), err))
+	}
+	if err := p.Check(a); err != nil {
+		return fieldErr("ipAddress", fmt.Errorf("refused: %v", err))
+	}
+	return nil
+}
+
+// maxServiceName is the serviceName limit in characters (Unicode code points, so a
+// Korean service name gets the same 100 characters as an English one; the seed
+// counted bytes).
+const maxServiceName = 100
+
+// checkServiceName: 1–100 characters, not blank, no control characters (CR/LF in
+// particular, which would forge lines in logs and in the page).
+func checkServiceName(s string) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return fieldErr("serviceName", errors.New("must not be empty"))
+	case utf8.RuneCountInString(s) > maxServiceName:
+		return fieldErr("serviceName", fmt.Errorf("must be at most %d characters (got %d)", maxServiceName, utf8.RuneCountInString(s)))
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fieldErr("serviceName", fmt.Errorf("must not contain control characters (found %U)", r))
+		}
+	}
+	return nil
+}
+
+// truncate keeps echoed input short in error messages.
+func truncate(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	return s[:37] + "..."
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// maxWait caps the wait parameter of GET /v1/routes.
+const maxWait = 60 * time.Second
+
+// routes serves GET /v1/routes?after=N&wait=S, the long-poll the filter's sync uses.
+//
+//   - after absent: the table at once (200).
+//   - after=N with N != current revision R: the table at once. N < R is the normal
+//     "you are behind"; N > R happens when the registrar's data was restored from an
+//     older backup, and answering at once keeps such clients from waiting forever.
+//   - after=R: wait until the table changes (200 with the new table) or until wait
+//     seconds pass (304, no body). wait is a non-negative number of seconds, default
+//     0 (answer at once), capped at 60.
+//   - at shutdown, waiting requests are answered 304 right away so the server can stop.
+//
+// Waiting costs no polling: each snapshot carries a channel that is closed when the
+// next one is published, so one commit wakes every waiter at once.
+type routes struct {
+	store   *Store
+	release <-chan struct{}
+	metrics *metrics
+}
+
+func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", http.MethodGet)
+		writeFailure(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use GET")
+		return
+	}
+	q := r.URL.Query()
+	var after uint64
+	hasAfter := q.Has("after")
+	if hasAfter {
+		n, err := strconv.ParseUint(q.Get("after"), 10, 64)
+		if err != nil {
+			writeFailure(w, http.StatusBadRequest, "after: must be a revision, a whole number >= 0 (got "+strconv.Quote(truncate(q.Get("after")))+")")
+			return
+		}
+		after = n
+	}
+	var wait time.Duration
+	if q.Has("wait") {
+		sec, err := strconv.ParseFloat(q.Get("wait"), 64)
+		if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) || sec < 0 {
+			writeFailure(w, http.StatusBadRequest, "wait: must be a number of seconds >= 0, at most 60 is used (got "+strconv.Quote(truncate(q.Get("wait")))+")")
+			return
+		}
+		wait = min(time.Duration(sec*float64(time.Second)), maxWait)
+	}
+	s := h.store.Snapshot()
+	if !hasAfter || s.revision != after {
+		writeTable(w, s)
+		return
+	}
+	if wait <= 0 {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.metrics.watchers.Inc()
+	defer h.metrics.watchers.Dec()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-s.changed:
+		writeTable(w, h.store.Snapshot())
+	case <-timer.C:
+		w.WriteHeader(http.StatusNotModified)
+	case <-h.release:
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusNotModified)
+	case <-r.Context().Done():
+	}
+}
+
+func writeTable(w http.ResponseWriter, s *snapshot) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(s.routes)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(s.routes)
+}

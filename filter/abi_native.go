@@ -1,0 +1,12 @@
+//go:build !wasm
+
+package main
+
+// Native stand-ins for abi_wasm.go so that the package builds and its pure parts test
+// on the development machine; the ABI glue itself is tested in the e2e host.
+
+var nativeNow int64
+
+func nowNanos() int64                                                       { return nativeNow }
+func sendLocalResponse(status uint32, details, body, headers string) uint32 { return 0 }
+func recordMetric(id uint32, value uint64) uint32                           { return 0 }

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Config is the plugin configuration (design.md, "Filter plugin configuration"). Both
+// roots parse the same JSON; the router uses the routing keys, the sync the registrar.
+type Config struct {
+	// Header names the request header that carries the server name. Lower-cased,
+	// because proxy-wasm hosts look headers up by their lower-case name.
+	Header string
+	// PathPrefixes are matched segment-wise (see MatchesPrefix); other paths pass.
+	PathPrefixes []string
+	// DefaultPort is added to a target that was registered without a port.
+	DefaultPort int
+	// StripHeader removes Header from a routed request before it goes upstream.
+	StripHeader bool
+	Registrar   RegistrarConfig
+}
+
+// RegistrarConfig says where the sync root long-polls the route table.
+type RegistrarConfig struct {
+	Cluster     string // the proxy's cluster name for the registrar
+	Authority   string // :authority of the poll request
+	Path        string // e.g. /v1/routes; ?after=R&wait=W is appended
+	WaitSeconds int    // long-poll wait the registrar is asked for
+	Token       string // sent as "authorization: Bearer <token>" when not empty
+}
+
+// MaxWaitSeconds bounds registrar.wait_seconds: the poll timeout is wait+10 s and a
+// proxy keeps no request open for more than a few minutes.
+const MaxWaitSeconds = 600
+
+// DefaultConfig is what an empty configuration means.
+func DefaultConfig() Config {
+	return Config{
+		Header:       "x-server-name",
+		PathPrefixes: []string{"/sys"},
+		DefaultPort:  80,
+		Registrar: RegistrarConfig{
+			Cluster:     "registrar",
+			Authority:   "registrar",
+			Path:        "/v1/routes",
+			WaitSeconds: 30,
+		},
+	}
+}
+
+// ParseConfig reads the plugin configuration. Missing keys take their defaults; an
+// empty configuration (Envoy passes none when `configuration` is unset) is all
+// defaults. Invalid JSON, a key that is not in the contract, a value of the wrong type
+// or a bad value is an error whose text names the key, so on_configure can refuse the
+// plugin with a log line an operator can act on.
+func ParseConfig(data []byte) (Config, error) {
+	c := DefaultConfig()
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return c, nil
+	}
+	if !gjson.ValidBytes(data) {
+		return c, errors.New("configuration is not valid JSON")
+	}
+	root := gjson.ParseBytes(data)
+	if !root.IsObject() {
+		return c, errors.New("configuration must be a JSON object, e.g. {\"header\": \"x-server-name\"}")
+	}
+	err := eachKey(root, "", func(key string, v gjson.Result) error {
+		switch key {
+		case "header":
+			s, err := stringValue(key, v)
+			if err != nil {
+				return err
+			}
+			if !isHeaderName(s) {
+				return errors.New("key \"header\": '" + s + "' is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+			}
+			c.Header = strings.ToLower(s)
+		case "path_prefixes":
+			ps, err := prefixes(key, v)
+			if err != nil {
+				return err
+			}
+			c.PathPrefixes = ps
+		case "default_port":
+			n, err := intValue(key, v)
+			if err != nil {
+				return err
+			}
+			if n < 1 || n > 65535 {
+				return errors.New("key \"default_port\": " + strconv.FormatInt(n, 10) + " is not a port; use 1 to 65535")
+			}
+			c.DefaultPort = int(n)
+		case "strip_header":
+			if !v.IsBool() {
+				return wrongType(key, "true or false", v)
+			}
+			c.StripHeader = v.Bool()
+		case "registrar":
+			return parseRegistrar(v, &c.Registrar)
+		default:
+			return unknownKey(key, "header, path_prefixes, default_port, strip_header, registrar")
+		}
+		return nil
+	})
+	return c, err
+}
+
+func parseRegistrar(v gjson.Result, r *RegistrarConfig) error {
+	if !v.IsObject() {
+		return wrongType("registrar", "an object", v)
+	}
+	return eachKey(v, "registrar.", func(key string, v gjson.Result) error {
+		switch key {
+		case "registrar.cluster", "registrar.authority", "registrar.path", "registrar.token":
+			s, err := stringValue(key, v)
+			if err != nil {
+				return err
+			}
+			if strings.ContainsAny(s, "\r\n\x00") {
+				return errors.New("key \"" + key + "\" must not contain line breaks or NUL")
+			}
+			switch key {
+			case "registrar.cluster":
+				if s == "" {
+					return errors.New("key \"registrar.cluster\" must name the proxy's cluster for the registrar")
+				}
+				r.Cluster = s
+			case "registrar.authority":
+				if s == "" {
+					return errors.New("key \"registrar.authority\" must not be empty (it is the :authority of the poll)")
+				}
+				r.Authority = s
+			case "registrar.path":
+				if !strings.HasPrefix(s, "/") || strings.ContainsAny(s, "?# ") {
+					return errors.New("key \"registrar.path\": '" + s + "' must start with '/' and hold no '?', '#' or spaces, e.g. /v1/routes")
+				}
+				r.Path = s
+			default:
+				r.Token = s
+			}
+		case "registrar.wait_seconds":
+			n, err := intValue(key, v)
+			if err != nil {
+				return err
+			}
+			if n < 1 || n > MaxWaitSeconds {
+				return errors.New("key \"registrar.wait_seconds\": " + strconv.FormatInt(n, 10) + " is out of range; use 1 to " + strconv.Itoa(MaxWaitSeconds))
+			}
+			r.WaitSeconds = int(n)
+		default:
+			return unknownKey(key, "registrar.cluster, registrar.authority, registrar.path, registrar.wait_seconds, registrar.token")
+		}
+		return nil
+	})
+}
+
+// eachKey calls f for each key of obj (named with prefix) and refuses duplicates,
+// which JSON allows but which would leave it unclear which value is meant.
+func eachKey(obj gjson.Result, prefix string, f func(key string, v gjson.Result) error) error {
+	var err error
+	seen := map[string]bool{}
+	obj.ForEach(func(k, v gjson.Result) bool {
+		key := prefix + k.Str
+		if seen[key] {
+			err = errors.New("key \"" + key + "\" appears twice; give it once")
+			return false
+		}
+		seen[key] = true
+		err = f(key, v)
+		return err == nil
+	})
+	return err
+}
+
+func prefixes(key string, v gjson.Result) ([]string, error) {
+	if !v.IsArray() {
+		return nil, wrongType(key, "an array of strings", v)
+	}
+	var out []string
+	var err error
+	v.ForEach(func(_, p gjson.Result) bool {
+		if p.Type != gjson.String {
+			err = wrongType(key, "an array of strings", p)
+			return false
+		}
+		s := p.Str
+		switch {
+		case s == "/":
+		case !strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.ContainsAny(s, "?# "):
+			err = errors.New("key \"path_prefixes\": '" + s + "' must start with '/', not end with '/' and hold no '?', '#' or spaces, e.g. /sys")
+			return false
+		}
+		out = append(out, s)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, errors.New("key \"path_prefixes\" must list at least one prefix, e.g. [\"/sys\"]")
+	}
+	return out, nil
+}
+
+func stringValue(key string, v gjson.Result) (string, error) {
+	if v.Type != gjson.String {
+		return "", wrongType(key, "a string", v)
+	}
+	return v.Str, nil
+}
+
+// intValue accepts only a JSON integer: 80, not 80.5, "80" or 8e1.
+func intValue(key string, v gjson.Result) (int64, error) {
+	if v.Type != gjson.Number {
+		return 0, wrongType(key, "an integer", v)
+	}
+	n, err := strconv.ParseInt(v.Raw, 10, 64)
+	if err != nil {
+		return 0, wrongType(key, "an integer", v)
+	}
+	return n, nil
+}
+
+func wrongType(key, want string, v gjson.Result) error {
+	got := v.Raw
+	if len(got) > 40 {
+		got = got[:40] + "..."
+	}
+	return errors.New("key \"" + key + "\" must be " + want + ", got " + got)
+}
+
+func unknownKey(key, known string) error {
+	return errors.New("unknown key \"" + key + "\"; the known keys are " + known)
+}
+
+// isHeaderName reports whether s is an RFC 9110 token, the syntax of a header name.
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseConfigDefaults(t *testing.T) {
+	for _, in := range []string{"", "  \n", "{}"} {
+		c, err := ParseConfig([]byte(in))
+		if err != nil {
+			t.Fatalf("ParseConfig(%q): %v", in, err)
+		}
+		if !reflect.DeepEqual(c, DefaultConfig()) {
+			t.Errorf("ParseConfig(%q) = %+v, want the defaults %+v", in, c, DefaultConfig())
+		}
+	}
+	d := DefaultConfig()
+	want := Config{Header: "x-server-name", PathPrefixes: []string{"/sys"}, DefaultPort: 80,
+		Registrar: RegistrarConfig{Cluster: "registrar", Authority: "registrar", Path: "/v1/routes", WaitSeconds: 30}}
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("DefaultConfig() = %+v, want design.md's %+v", d, want)
+	}
+}
+
+func TestParseConfigValues(t *testing.T) {
+	tests := []struct {
+		name string
+		json string
+		want func(*Config)
+	}{
+		{"header lower-cased", `{"header":"X-Target-Server"}`, func(c *Config) { c.Header = "x-target-server" }},
+		{"several prefixes", `{"path_prefixes":["/sys","/logs/v2"]}`, func(c *Config) { c.PathPrefixes = []string{"/sys", "/logs/v2"} }},
+		{"root prefix", `{"path_prefixes":["/"]}`, func(c *Config) { c.PathPrefixes = []string{"/"} }},
+		{"default port", `{"default_port":8080}`, func(c *Config) { c.DefaultPort = 8080 }},
+		{"strip header", `{"strip_header":true}`, func(c *Config) { c.StripHeader = true }},
+		{"registrar fields", `{"registrar":{"cluster":"reg","authority":"reg.local","path":"/routes","wait_seconds":5,"token":"s3cret"}}`,
+			func(c *Config) {
+				c.Registrar = RegistrarConfig{Cluster: "reg", Authority: "reg.local", Path: "/routes", WaitSeconds: 5, Token: "s3cret"}
+			}},
+		{"partial registrar keeps other defaults", `{"registrar":{"token":"t"}}`, func(c *Config) { c.Registrar.Token = "t" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseConfig([]byte(tt.json))
+			if err != nil {
+				t.Fatalf("ParseConfig: %v", err)
+			}
+			want := DefaultConfig()
+			tt.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// Every refusal must name the key (or the problem) so the operator can fix it.
+func TestParseConfigRefusals(t *testing.T) {
+	tests := []struct {
+		name, json, wantInErr string
+	}{
+		{"not JSON", `{"header":`, "not valid JSON"},
+		{"not an object", `["/sys"]`, "must be a JSON object"},
+		{"unknown top-level key", `{"headers":"x"}`, `unknown key "headers"`},
+		{"unknown registrar key", `{"registrar":{"url":"http://x"}}`, `unknown key "registrar.url"`},
+		{"duplicate key", `{"default_port":80,"default_port":81}`, `"default_port" appears twice`},
+		{"header wrong type", `{"header":1}`, `key "header" must be a string`},
+		{"header empty", `{"header":""}`, `key "header"`},
+		{"header with space", `{"header":"x server"}`, `key "header"`},
+		{"header pseudo", `{"header":":authority"}`, `key "header"`},
+		{"prefixes wrong type", `{"path_prefixes":"/sys"}`, `key "path_prefixes" must be an array of strings`},
+		{"prefix wrong element type", `{"path_prefixes":["/sys",2]}`, `key "path_prefixes" must be an array of strings`},
+		{"prefixes empty", `{"path_prefixes":[]}`, "at least one prefix"},
+		{"prefix without slash", `{"path_prefixes":["sys"]}`, `'sys' must start with '/'`},
+		{"prefix with trailing slash", `{"path_prefixes":["/sys/"]}`, `'/sys/'`},
+		{"prefix with query", `{"path_prefixes":["/sys?a"]}`, `'/sys?a'`},
+		{"port wrong type", `{"default_port":"80"}`, `key "default_port" must be an integer`},
+		{"port fraction", `{"default_port":80.5}`, `key "default_port" must be an integer`},
+		{"port exponent", `{"default_port":8e1}`, `key "default_port" must be an integer`},
+		{"port zero", `{"default_port":0}`, `key "default_port": 0 is not a port`},
+		{"port too big", `{"default_port":65536}`, `key "default_port": 65536 is not a port`},
+		{"strip wrong type", `{"strip_header":"yes"}`, `key "strip_header" must be true or false`},
+		{"registrar wrong type", `{"registrar":"registrar"}`, `key "registrar" must be an object`},
+		{"cluster wrong type", `{"registrar":{"cluster":null}}`, `key "registrar.cluster" must be a string`},
+		{"cluster empty", `{"registrar":{"cluster":""}}`, `key "registrar.cluster"`},
+		{"authority empty", `{"registrar":{"authority":""}}`, `key "registrar.authority"`},
+		{"path relative", `{"registrar":{"path":"v1/routes"}}`, `key "registrar.path"`},
+		{"path with query", `{"registrar":{"path":"/v1/routes?x=1"}}`, `key "registrar.path"`},
+		{"wait wrong type", `{"registrar":{"wait_seconds":true}}`, `key "registrar.wait_seconds" must be an integer`},
+		{"wait zero", `{"registrar":{"wait_seconds":0}}`, `key "registrar.wait_seconds": 0 is out of range`},
+		{"wait too long", `{"registrar":{"wait_seconds":601}}`, `key "registrar.wait_seconds": 601 is out of range`},
+		{"token wrong type", `{"registrar":{"token":42}}`, `key "registrar.token" must be a string`},
+		{"token with newline", `{"registrar":{"token":"a\nb"}}`, `key "registrar.token" must not contain line breaks`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.json))
+			if err == nil {
+				t.Fatalf("ParseConfig(%s) accepted it, want an error containing %q", tt.json, tt.wantInErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantInErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantInErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,82 @@
+// Command filter is Switchyard's proxy-wasm plugin (design.md, "Data flow"). One
+// module holds two roots, chosen by the plugin_root_id property:
+//
+//   - "sync" (sync.go) runs once per proxy as a singleton service and long-polls the
+//     registrar, writing the route table into shared data (layout in table.go);
+//   - "router" (router.go) is the HTTP filter on every worker; it reads one
+//     shared-data key per request and rewrites :authority or answers locally.
+//
+// Both must use the same vm_id, since shared data is kept per vm_id. The decisions
+// are plain functions (config.go, route.go, snapshot.go, backoff.go) tested natively;
+// the files named after a root are the ABI glue around them.
+//
+// Build: GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o bin/filter.wasm ./filter
+package main
+
+import (
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// main is required by the Go toolchain but never runs in a c-shared (reactor) module.
+func main() {}
+
+// init only registers the plugin factory: Envoy allows no host call but proxy_log
+// while the module initialises.
+func init() {
+	proxywasm.SetPluginContext(func(uint32) types.PluginContext { return &plugin{} })
+}
+
+// plugin is a root context until on_configure tells which root it is; it then
+// delegates to the router or the sync.
+type plugin struct {
+	types.DefaultPluginContext
+	root types.PluginContext
+}
+
+func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
+	id, err := proxywasm.GetProperty([]string{"plugin_root_id"})
+	if err != nil {
+		proxywasm.LogCritical("cannot read the plugin_root_id property (" + err.Error() + "); set root_id to \"sync\" or \"router\"")
+		return types.OnPluginStartStatusFailed
+	}
+	rootID := string(id)
+	if rootID != "sync" && rootID != "router" {
+		proxywasm.LogCritical("unknown root_id \"" + rootID + "\": use \"sync\" for the singleton service or \"router\" for the HTTP filter")
+		return types.OnPluginStartStatusFailed
+	}
+	data, err := proxywasm.GetPluginConfiguration()
+	if err != nil && err != types.ErrorStatusNotFound {
+		proxywasm.LogCritical("cannot read the plugin configuration: " + err.Error())
+		return types.OnPluginStartStatusFailed
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		proxywasm.LogCritical("invalid plugin configuration: " + err.Error())
+		return types.OnPluginStartStatusFailed
+	}
+	if rootID == "router" {
+		p.root = newRouter(cfg)
+		return types.OnPluginStartStatusOK
+	}
+	s := newSyncer(cfg)
+	if err := proxywasm.SetTickPeriodMilliSeconds(tickMillis); err != nil {
+		proxywasm.LogCritical("cannot start the sync's tick: " + err.Error())
+		return types.OnPluginStartStatusFailed
+	}
+	p.root = s
+	return types.OnPluginStartStatusOK
+}
+
+func (p *plugin) OnTick() {
+	if p.root != nil {
+		p.root.OnTick()
+	}
+}
+
+func (p *plugin) NewHttpContext(id uint32) types.HttpContext {
+	if p.root == nil {
+		return &misconfiguredStream{}
+	}
+	return p.root.NewHttpContext(id)
+}

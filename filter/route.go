@@ -1,0 +1,133 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+
+	"switchyard/internal/validate"
+)
+
+// Outcome is what the router does with one request.
+type Outcome int
+
+const (
+	Pass      Outcome = iota // path not under a prefix: untouched
+	Routed                   // :authority rewritten to the target
+	Missing                  // 400 missing_server_name
+	Invalid                  // 400 invalid_server_name
+	NotLoaded                // 503 routes_not_loaded
+	Unknown                  // 404 unknown_server
+)
+
+// Code is the machine-readable error of a rejection: the "error" field of the JSON
+// reply, the local-reply details and the suffix of the rejection counter.
+func (o Outcome) Code() string {
+	switch o {
+	case Missing:
+		return "missing_server_name"
+	case Invalid:
+		return "invalid_server_name"
+	case NotLoaded:
+		return "routes_not_loaded"
+	case Unknown:
+		return "unknown_server"
+	}
+	return ""
+}
+
+// Status is the HTTP status of a rejection's local reply.
+func (o Outcome) Status() uint32 {
+	switch o {
+	case Missing, Invalid:
+		return 400
+	case NotLoaded:
+		return 503
+	case Unknown:
+		return 404
+	}
+	return 0
+}
+
+// Table is the router's view of the route table. In the plugin it reads shared data
+// (sharedTable); tests use a map.
+type Table interface {
+	// Lookup gives the target registered for a valid server name.
+	Lookup(name string) (target string, ok bool)
+	// Loaded reports whether a table has ever been written.
+	Loaded() bool
+}
+
+// Decide is the whole routing decision for a request under a prefix: name is the
+// server-name header's value ("" when absent). For Routed it also gives the new
+// :authority. Lookup is called once; Loaded only when the name is not found, so a
+// routed request costs one table read.
+func Decide(name string, t Table, defaultPort int) (Outcome, string) {
+	if name == "" {
+		return Missing, ""
+	}
+	if !validate.IsServerName(name) {
+		return Invalid, ""
+	}
+	target, ok := t.Lookup(name)
+	if !ok {
+		if !t.Loaded() {
+			return NotLoaded, ""
+		}
+		return Unknown, ""
+	}
+	return Routed, Authority(target, defaultPort)
+}
+
+// MatchesPrefix reports whether path is under one of prefixes, segment-wise: "/sys"
+// covers "/sys", "/sys/..." and "/sys?...", but not "/system". The prefix "/" covers
+// every path.
+func MatchesPrefix(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if p == "/" {
+			return true
+		}
+		if !strings.HasPrefix(path, p) {
+			continue
+		}
+		if len(path) == len(p) || path[len(p)] == '/' || path[len(p)] == '?' {
+			return true
+		}
+	}
+	return false
+}
+
+// Authority gives the :authority for a target as the registrar stored it (already
+// validated by the sync): the target itself when it has a port, else target:port.
+// It allocates only when it has to add the port.
+func Authority(target string, defaultPort int) string {
+	if hasPort(target) {
+		return target
+	}
+	return target + ":" + strconv.Itoa(defaultPort)
+}
+
+// hasPort works on validated targets only: host, host:port, [v6] or [v6]:port.
+func hasPort(target string) bool {
+	if strings.HasPrefix(target, "[") {
+		return !strings.HasSuffix(target, "]")
+	}
+	return strings.IndexByte(target, ':') >= 0
+}
+
+// replyBody gives the JSON body of a rejection. header is the configured header name
+// (a validated token, so it needs no escaping) and name the request's server name
+// (used only for Unknown, where it has passed validate.IsServerName and needs none).
+func replyBody(o Outcome, header, name string) []byte {
+	var msg string
+	switch o {
+	case Missing:
+		msg = "The " + header + " header is required on this path; set it to the name of a registered server"
+	case Invalid:
+		msg = "The " + header + " header must be 1-100 characters of letters, digits, '.', '_' or '-'"
+	case NotLoaded:
+		msg = "The route table has not been loaded from the registrar yet; retry in a second"
+	case Unknown:
+		msg = "Server '" + name + "' is not registered"
+	}
+	return []byte(`{"error":"` + o.Code() + `","message":"` + msg + `"}`)
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// router is the "router" root: the HTTP filter on every worker. It holds no
+// per-request state, so one stream object serves every stream of the root and a
+// request costs no allocation for its context.
+type router struct {
+	types.DefaultPluginContext
+	cfg     Config
+	metrics routerMetrics
+	// Local replies that do not depend on the request, built once at configure time.
+	bodies       [Unknown + 1]string
+	jsonHeaders  string // pairs: content-type
+	retryHeaders string // pairs: content-type, retry-after
+	stream       routerStream
+}
+
+func newRouter(cfg Config) *router {
+	r := &router{cfg: cfg, metrics: defineRouterMetrics()}
+	for _, o := range []Outcome{Missing, Invalid, NotLoaded} {
+		r.bodies[o] = string(replyBody(o, cfg.Header, ""))
+	}
+	r.jsonHeaders = serializePairs([][2]string{{"content-type", "application/json"}})
+	r.retryHeaders = serializePairs([][2]string{{"content-type", "application/json"}, {"retry-after", "1"}})
+	r.stream.r = r
+	return r
+}
+
+func (r *router) NewHttpContext(uint32) types.HttpContext { return &r.stream }
+
+type routerStream struct {
+	types.DefaultHttpContext
+	r *router
+}
+
+// OnHttpRequestHeaders applies Decide. A request under a prefix either leaves with
+// :authority set to its target or is answered here; it never goes upstream with the
+// client's own authority (the dynamic forward proxy behind would honour it).
+func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
+	r := s.r
+	path, err := proxywasm.GetHttpRequestHeader(":path")
+	if err != nil || !MatchesPrefix(path, r.cfg.PathPrefixes) {
+		return types.ActionContinue
+	}
+	name, _ := proxywasm.GetHttpRequestHeader(r.cfg.Header)
+	outcome, authority := Decide(name, sharedTable{}, r.cfg.DefaultPort)
+	if outcome != Routed {
+		return r.reject(outcome, name)
+	}
+	original, _ := proxywasm.GetHttpRequestHeader(":authority")
+	if err := proxywasm.ReplaceHttpRequestHeader(":authority", authority); err != nil {
+		return r.fail("setting :authority", err)
+	}
+	if original != "" {
+		err = proxywasm.ReplaceHttpRequestHeader("x-forwarded-host", original)
+	} else {
+		// Never pass on a client-supplied value as if it were ours.
+		err = proxywasm.RemoveHttpRequestHeader("x-forwarded-host")
+	}
+	if err != nil {
+		return r.fail("setting x-forwarded-host", err)
+	}
+	if r.cfg.StripHeader {
+		if err := proxywasm.RemoveHttpRequestHeader(r.cfg.Header); err != nil {
+			return r.fail("removing "+r.cfg.Header, err)
+		}
+	}
+	r.metrics.routed.Increment(1)
+	return types.ActionContinue
+}
+
+func (r *router) reject(o Outcome, name string) types.Action {
+	body, headers := r.bodies[o], r.jsonHeaders
+	switch o {
+	case Unknown:
+		body = string(replyBody(o, r.cfg.Header, name))
+	case NotLoaded:
+		headers = r.retryHeaders
+	}
+	sendLocalResponse(o.Status(), o.Code(), body, headers)
+	r.metrics.rejected[o].Increment(1)
+	return types.ActionPause
+}
+
+// fail answers 500 when the host refused a header edit: forwarding the request
+// half-rewritten could send it to the wrong place.
+func (r *router) fail(what string, err error) types.Action {
+	proxywasm.LogError("router: " + what + " failed: " + err.Error() + "; answered 500")
+	sendLocalResponse(500, "switchyard_internal_error",
+		`{"error":"internal_error","message":"The proxy could not rewrite the request; see the proxy log"}`, r.jsonHeaders)
+	return types.ActionPause
+}
+
+// sharedTable is the Table of design.md read from shared data (layout in table.go):
+// one get per routed request, a second only to tell 503 from 404.
+type sharedTable struct{}
+
+func (sharedTable) Lookup(name string) (string, bool) {
+	v, _, err := proxywasm.GetSharedData(routeKeyView(name))
+	if err != nil || len(v) == 0 {
+		return "", false
+	}
+	return unsafeString(v), true
+}
+
+func (sharedTable) Loaded() bool {
+	v, _, err := proxywasm.GetSharedData(revisionKey)
+	return err == nil && len(v) > 0
+}
+
+// misconfiguredStream answers every request when an HTTP stream reaches the sync
+// root (the HTTP filter configured with root_id "sync"): failing closed is the only
+// safe answer, since the request would otherwise go upstream unrouted.
+type misconfiguredStream struct {
+	types.DefaultHttpContext
+}
+
+var misconfiguredHeaders = serializePairs([][2]string{{"content-type", "application/json"}})
+
+func (*misconfiguredStream) OnHttpRequestHeaders(int, bool) types.Action {
+	proxywasm.LogError(`an HTTP request reached the "sync" root: configure the HTTP filter with root_id "router"`)
+	sendLocalResponse(500, "switchyard_misconfigured",
+		`{"error":"misconfigured","message":"The proxy's Switchyard filter is configured with root_id sync; it must be router"}`, misconfiguredHeaders)
+	return types.ActionPause
+}

@@ -159,6 +159,8 @@
 
   // ---- list ----
 
+  // loadServers fetches the list and redraws it. body[data-list] says how the last
+  // load ended ("loaded" or "failed"), for scripts and tests that wait on the page.
   async function loadServers() {
     const listErr = $("list-error");
     const { result } = await call("GET", "/api/servers");
@@ -166,6 +168,7 @@
       listErr.textContent = "Could not load the servers: " + result.error;
       listErr.hidden = false;
       renderFacts();
+      document.body.dataset.list = "failed";
       return false;
     }
     listErr.hidden = true;
@@ -174,6 +177,7 @@
     renderList();
     renderFacts();
     checkExisting();
+    document.body.dataset.list = "loaded";
     return true;
   }
 

@@ -4,6 +4,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // The page in a real headless Chromium against the real registrar binary. Each case
@@ -101,6 +105,23 @@ func TestPage(t *testing.T) {
 			}
 			if !p.visible(rowSel("web-4")) {
 				t.Error("web-4 left the list")
+			}
+		}},
+		{"Escape at a later confirmation keeps the server", func(t *testing.T, r *registrar, p *page) {
+			r.register(t, "web-10", "10.0.0.10", "logs")
+			r.register(t, "web-11", "10.0.0.11", "logs")
+			p.click(`#refresh`)
+			p.waitFor("web-11 in the list", `document.querySelector('`+rowSel("web-11")+`')`)
+			p.click(rowSel("web-10") + " button.delete")
+			p.click("#confirm-yes") // one confirmed delete first, in the same tab
+			p.waitFor("web-10 to leave the list", `!document.querySelector('`+rowSel("web-10")+`')`)
+			p.click(rowSel("web-11") + " button.delete")
+			p.waitFor("the confirmation", `document.getElementById("confirm-delete").open`)
+			p.do(chromedp.KeyEvent(kb.Escape))
+			p.waitFor("the confirmation to close", `!document.getElementById("confirm-delete").open`)
+			p.do(chromedp.Sleep(200 * time.Millisecond)) // a wrongly sent DELETE would land by now
+			if _, servers := r.servers(t); servers["web-11"].Host == "" {
+				t.Error("Escape deleted web-11")
 			}
 		}},
 		{"delete, once confirmed, removes the server", func(t *testing.T, r *registrar, p *page) {

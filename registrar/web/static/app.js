@@ -385,6 +385,9 @@
 
   function askDelete(server) {
     state.pendingDelete = server.host;
+    // By the spec returnValue can outlive a close and Escape sets none, so a stale
+    // "delete" from an earlier confirmation must never be read as this one's answer.
+    $("confirm-delete").returnValue = "";
     $("confirm-title").textContent = "Delete " + server.host + "?";
     $("confirm-text").textContent = "Requests for " + server.host + " (now routed to " +
       server.ipAddress + ") will get 404 from the proxy once it is deleted.";

@@ -35,6 +35,9 @@ type RegistrarConfig struct {
 	Token       string `json:"token"`
 }
 
+// maxWaitSeconds is the filter's bound on registrar.wait_seconds.
+const maxWaitSeconds = 600
+
 // The keys the filter knows; it rejects any other. Matched case-sensitively, as the
 // filter does (encoding/json alone would accept "Header").
 var (
@@ -84,12 +87,23 @@ func configurationBytes(pc *wasmv3.PluginConfig) ([]byte, error) {
 		"which Envoy passes to the plugin byte for byte", m.ProtoReflect().Descriptor().FullName())
 }
 
+// DefaultPluginConfig is what the filter assumes for keys the configuration leaves out.
+func DefaultPluginConfig() PluginConfig {
+	return PluginConfig{
+		Header:       "x-server-name",
+		PathPrefixes: []string{"/sys"},
+		DefaultPort:  80,
+		Registrar:    RegistrarConfig{Cluster: "registrar", Authority: "registrar", Path: "/v1/routes", WaitSeconds: 30},
+	}
+}
+
 // ParsePluginConfig decodes a plugin configuration as strictly as the filter does:
 // one JSON object, only the known keys (case-sensitive) at the top level and inside
-// "registrar", values of the right types. It checks that the values it can judge make
-// sense; presence of keys is the filter's business (it may have defaults).
+// "registrar", values of the right types and in range. Keys left out keep
+// DefaultPluginConfig's values. The filter's own on_configure stays the authority;
+// this is what can be judged without running it.
 func ParsePluginConfig(data []byte) (PluginConfig, error) {
-	var pc PluginConfig
+	pc := DefaultPluginConfig()
 	var top map[string]json.RawMessage
 	if err := decodeOne(data, &top); err != nil {
 		return pc, fmt.Errorf("plugin configuration is not a JSON object: %w", err)
@@ -117,22 +131,28 @@ func (pc PluginConfig) check() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("plugin configuration: "+format, args...))
 	}
-	if pc.Header != "" && pc.Header != strings.ToLower(pc.Header) {
-		bad("header %q must be lower case (HTTP/2 and Envoy keep header names lower case)", pc.Header)
+	if pc.Header == "" {
+		bad("header must name the request header that carries the server name")
+	}
+	if len(pc.PathPrefixes) == 0 {
+		bad("path_prefixes needs at least one prefix, e.g. [\"/sys\"]")
 	}
 	for _, p := range pc.PathPrefixes {
 		if !strings.HasPrefix(p, "/") || (len(p) > 1 && strings.HasSuffix(p, "/")) {
 			bad("path_prefixes entry %q must start with / and not end with /", p)
 		}
 	}
-	if pc.DefaultPort < 0 || pc.DefaultPort > 65535 {
-		bad("default_port %d is not a port (1-65535)", pc.DefaultPort)
+	if pc.DefaultPort < 1 || pc.DefaultPort > 65535 {
+		bad("default_port %d is not a port; use 1 to 65535", pc.DefaultPort)
 	}
-	if pc.Registrar.WaitSeconds < 0 {
-		bad("registrar.wait_seconds %d is negative", pc.Registrar.WaitSeconds)
+	if pc.Registrar.Cluster == "" {
+		bad("registrar.cluster must name the proxy's cluster for the registrar")
 	}
-	if pc.Registrar.Path != "" && !strings.HasPrefix(pc.Registrar.Path, "/") {
-		bad("registrar.path %q must start with /", pc.Registrar.Path)
+	if pc.Registrar.WaitSeconds < 1 || pc.Registrar.WaitSeconds > maxWaitSeconds {
+		bad("registrar.wait_seconds %d is out of range; use 1 to %d", pc.Registrar.WaitSeconds, maxWaitSeconds)
+	}
+	if !strings.HasPrefix(pc.Registrar.Path, "/") {
+		bad("registrar.path %q must start with /, e.g. /v1/routes", pc.Registrar.Path)
 	}
 	return errors.Join(errs...)
 }

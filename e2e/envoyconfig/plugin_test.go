@@ -21,11 +21,15 @@ func TestParsePluginConfig(t *testing.T) {
 		{name: "not an object", json: `["header"]`, wantErr: "not a JSON object"},
 		{name: "trailing data", json: `{} {}`, wantErr: "after the JSON object"},
 		{name: "wrong value type", json: `{"default_port":"80"}`, wantErr: "default_port"},
-		{name: "upper-case header", json: `{"header":"X-Server-Name"}`, wantErr: "lower case"},
+		{name: "empty header", json: `{"header":""}`, wantErr: "header must name"},
+		{name: "no prefixes", json: `{"path_prefixes":[]}`, wantErr: "at least one prefix"},
 		{name: "prefix without slash", json: `{"path_prefixes":["sys"]}`, wantErr: "must start with /"},
 		{name: "prefix with trailing slash", json: `{"path_prefixes":["/sys/"]}`, wantErr: "not end with /"},
 		{name: "port out of range", json: `{"default_port":65536}`, wantErr: "not a port"},
-		{name: "negative wait", json: `{"registrar":{"wait_seconds":-1}}`, wantErr: "negative"},
+		{name: "port zero", json: `{"default_port":0}`, wantErr: "not a port"},
+		{name: "wait zero", json: `{"registrar":{"wait_seconds":0}}`, wantErr: "wait_seconds 0 is out of range"},
+		{name: "wait too long", json: `{"registrar":{"wait_seconds":601}}`, wantErr: "out of range"},
+		{name: "empty registrar cluster", json: `{"registrar":{"cluster":""}}`, wantErr: "registrar.cluster"},
 		{name: "relative registrar path", json: `{"registrar":{"path":"v1/routes"}}`, wantErr: "registrar.path"},
 	}
 	for _, tc := range tests {

@@ -45,12 +45,6 @@ var wantChain = []struct{ name, typeName string }{
 	{"envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router"},
 }
 
-// The design's defaults, used when the plugin configuration leaves a key out.
-var (
-	defaultPathPrefixes = []string{"/sys"}
-	defaultWait         = 30 * time.Second
-)
-
 // CheckSemantics returns every violation of the rules Envoy applies at start-up that its
 // schema cannot express, and of Switchyard's own invariants for this file (see the Rule
 // constants). It expects a config that loads; run ValidateDeep for the schema rules.
@@ -191,10 +185,7 @@ func checkRegistrar(v *view, pc PluginConfig, ps *problems) {
 			"the sync polls cluster %q, which is not defined; name the registrar's cluster", name)
 		return
 	}
-	wait := defaultWait
-	if pc.Registrar.WaitSeconds > 0 {
-		wait = time.Duration(pc.Registrar.WaitSeconds) * time.Second
-	}
+	wait := time.Duration(pc.Registrar.WaitSeconds) * time.Second
 	need := wait + callMargin
 	opts, _ := v.unpack(c.GetTypedExtensionProtocolOptions()[httpOptionsKey], "").(*upstreamhttpv3.HttpProtocolOptions)
 	common := opts.GetCommonHttpProtocolOptions()
@@ -306,7 +297,7 @@ func checkRoutes(m manager, v *view, dfp map[string]*commondfpv3.DnsCacheConfig,
 	}
 	prefixes := pc.PathPrefixes
 	if len(prefixes) == 0 {
-		prefixes = defaultPathPrefixes
+		prefixes = DefaultPluginConfig().PathPrefixes // the configuration could not be read
 	}
 	for _, vh := range rc.GetVirtualHosts() {
 		vpath := fmt.Sprintf("%s.route_config.virtual_hosts[%s]", m.path, vh.GetName())

@@ -305,3 +305,23 @@ func swapFilters(i, j int) func(*testing.T, *bootstrapv3.Bootstrap) {
 		})
 	}
 }
+
+// Keys the plugin configuration leaves out take the filter's defaults, which fit this
+// file, so an empty configuration for both roots is not a problem.
+func TestCheckSemanticsAcceptsDefaultedPluginConfig(t *testing.T) {
+	text := configText(t)
+	start := strings.Index(text, "configuration: &switchyard_plugin_configuration")
+	end := strings.Index(text, "\n      # failure_policy is left unset")
+	if start < 0 || end < start {
+		t.Fatalf("the sync's configuration block is not where this test expects it in %s", repoConfig)
+	}
+	bs := loadText(t, configText(t,
+		text[start:end], "configuration: &switchyard_plugin_configuration "+strings.TrimPrefix(inlineConfig("{}"), "configuration: ")))
+	sync, router, err := PluginConfigurations(bs)
+	if err != nil || string(sync) != "{}" || string(router) != "{}" {
+		t.Fatalf("PluginConfigurations = %q, %q, %v; want {} for both roots", sync, router, err)
+	}
+	if err := Join(CheckSemantics(bs)); err != nil {
+		t.Errorf("an empty plugin configuration should take the filter's defaults:\n%v", err)
+	}
+}

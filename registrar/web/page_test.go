@@ -3,6 +3,7 @@ package web_test
 import (
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,19 +287,25 @@ func TestPageWithToken(t *testing.T) {
 }
 
 // artifactDir is where screenshots go: $SWITCHYARD_ARTIFACTS when set (CI keeps it),
-// else a new folder under the system temp dir that outlives the test so a person can
-// open the files whose paths the test logs.
+// else one folder per test process under the system temp dir, left in place so a
+// person can open the files whose paths the test logs.
 func artifactDir(t *testing.T) string {
 	t.Helper()
-	if dir := os.Getenv("SWITCHYARD_ARTIFACTS"); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+	artifacts.once.Do(func() {
+		if dir := os.Getenv("SWITCHYARD_ARTIFACTS"); dir != "" {
+			artifacts.dir, artifacts.err = dir, os.MkdirAll(dir, 0o755)
+			return
 		}
-		return dir
+		artifacts.dir, artifacts.err = os.MkdirTemp("", "switchyard-page-")
+	})
+	if artifacts.err != nil {
+		t.Fatalf("screenshot folder: %v", artifacts.err)
 	}
-	dir, err := os.MkdirTemp("", "switchyard-page-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return artifacts.dir
+}
+
+var artifacts struct {
+	once sync.Once
+	dir  string
+	err  error
 }

@@ -84,3 +84,15 @@ func TestValidateDeepFinds(t *testing.T) {
 		})
 	}
 }
+
+// A config built in Go (not through Load) can carry an Any whose type is not
+// registered; both checkers say so instead of skipping it.
+func TestUnregisteredTypeIsReported(t *testing.T) {
+	bs := loadText(t, configText(t))
+	bs.BootstrapExtensions[0].GetTypedConfig().TypeUrl = "type.googleapis.com/example.NotRegistered"
+	for name, ps := range map[string][]Problem{"ValidateDeep": ValidateDeep(bs), "CheckSemantics": CheckSemantics(bs)} {
+		if ok, found := withRule(ps, RuleUnpack); !ok {
+			t.Errorf("%s found %v, want %s", name, found, RuleUnpack)
+		}
+	}
+}

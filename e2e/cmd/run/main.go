@@ -1,0 +1,185 @@
+// Command run is `make run`: it starts the registrar, the dev proxy (or Envoy with
+// envoy.yaml when an `envoy` binary is on PATH) and two demo upstream servers, all on
+// loopback, registers the first demo server, prints the curl lines to try, and stops
+// everything on Ctrl-C.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "run:", err)
+		os.Exit(1)
+	}
+}
+
+type ports struct{ proxy, admin, registrar, demoA, demoB string }
+
+func run() error {
+	bin := flag.String("bin", "bin", "folder with filter.wasm, registrar and devproxy")
+	data := flag.String("data", "data/servers.json", "the registrar's data file (kept between runs)")
+	token := flag.String("token", "", "registrar token (empty: writes open, as a dev setup)")
+	flag.Parse()
+	p := ports{proxy: "127.0.0.1:8080", admin: "127.0.0.1:9901", registrar: "127.0.0.1:9000", demoA: "127.0.0.1:9101", demoB: "127.0.0.1:9102"}
+	for _, a := range []string{p.proxy, p.admin, p.registrar, p.demoA, p.demoB} {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("%s is taken (%v); stop whatever listens there and retry", a, err)
+		}
+		ln.Close()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	for name, addr := range map[string]string{"demo-a": p.demoA, "demo-b": p.demoB} {
+		srv := &http.Server{Addr: addr, Handler: demoHandler(name), ReadHeaderTimeout: 5 * time.Second}
+		go srv.ListenAndServe()
+		defer srv.Close()
+	}
+
+	var procs []*exec.Cmd
+	defer func() {
+		for _, c := range procs {
+			c.Process.Signal(syscall.SIGTERM)
+		}
+		for _, c := range procs {
+			c.Wait()
+		}
+	}()
+	start := func(name string, args ...string) error {
+		c := exec.Command(name, args...)
+		c.Stdout, c.Stderr = prefixed(filepath.Base(name)), prefixed(filepath.Base(name))
+		if err := c.Start(); err != nil {
+			return err
+		}
+		procs = append(procs, c)
+		return nil
+	}
+
+	regArgs := []string{"-listen", p.registrar, "-data", *data, "-allow-cidr", "127.0.0.0/8"}
+	if *token != "" {
+		regArgs = append(regArgs, "-token", *token)
+	}
+	if err := start(filepath.Join(*bin, "registrar"), regArgs...); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, "http://"+p.registrar+"/healthz"); err != nil {
+		return fmt.Errorf("registrar did not come up: %w", err)
+	}
+
+	proxyName := "dev proxy"
+	if envoy, err := exec.LookPath("envoy"); err == nil {
+		cfg, err := envoyConfig(*bin)
+		if err != nil {
+			return err
+		}
+		proxyName = "Envoy (" + envoy + ")"
+		if err := start(envoy, "-c", cfg, "--log-level", "info"); err != nil {
+			return err
+		}
+	} else if err := start(filepath.Join(*bin, "devproxy"), "-listen", p.proxy, "-admin", p.admin,
+		"-wasm", filepath.Join(*bin, "filter.wasm"), "-registrar", "http://"+p.registrar); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, "http://"+p.admin+"/ready"); err != nil {
+		return fmt.Errorf("%s did not come up: %w", proxyName, err)
+	}
+
+	body := `{"host":"demo-a","ipAddress":"` + p.demoA + `","serviceName":"demo"}`
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+p.registrar+"/api/servers/register", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		return fmt.Errorf("registering demo-a failed: %v %v", err, resp)
+	}
+
+	fmt.Printf(`
+Switchyard is up (%s on %s, registrar on %s). demo-a is registered; try:
+
+  curl -i http://%[2]s/sys/hello -H 'X-Server-Name: demo-a'        # routed to demo-a
+  curl -i http://%[2]s/sys/hello                                    # 400 missing_server_name
+  curl -i http://%[2]s/sys/hello -H 'X-Server-Name: demo-b'        # 404 unknown_server
+  curl -i -X POST http://%[2]s/api/servers/register -H 'Content-Type: application/json' \
+       -d '{"host":"demo-b","ipAddress":"%[4]s","serviceName":"demo"}'
+  curl -i http://%[2]s/sys/hello -H 'X-Server-Name: demo-b'        # now routed to demo-b
+  curl -i -X DELETE http://%[2]s/api/servers/demo-b
+  curl http://%[5]s/stats                                             # the filter's metrics
+
+Server-management page: http://%[3]s/      Ctrl-C stops everything.
+`, proxyName, p.proxy, p.registrar, p.demoB, p.admin)
+
+	<-ctx.Done()
+	fmt.Println("\nstopping")
+	return nil
+}
+
+// demoHandler answers with who it is and what it received, so routing is visible.
+func demoHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s: %s %s (Host: %s, X-Forwarded-Host: %s)\n",
+			name, r.Method, r.URL.RequestURI(), r.Host, r.Header.Get("X-Forwarded-Host"))
+	})
+}
+
+func waitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errors.New("no 200 from " + url + " within 30 s")
+}
+
+// envoyConfig writes envoy.yaml with the filter path pointing at the built module.
+func envoyConfig(bin string) (string, error) {
+	src, err := os.ReadFile("envoy.yaml")
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(filepath.Join(bin, "filter.wasm"))
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(os.TempDir(), "switchyard-envoy.yaml")
+	return out, os.WriteFile(out, []byte(strings.ReplaceAll(string(src), "/etc/envoy/filter.wasm", abs)), 0o644)
+}
+
+// prefixed writes a child's output line by line with its name in front.
+func prefixed(name string) io.Writer {
+	pr, pw := io.Pipe()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			fmt.Fprintf(os.Stderr, "[%s] %s\n", name, sc.Text())
+		}
+	}()
+	return pw
+}

@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"switchyard/internal/testbin"
+)
+
+// proc is one of the project's binaries running for a test, on a free loopback port
+// that it reports in its "listening" log line.
+type proc struct {
+	t    testing.TB
+	name string
+	args []string
+	cmd  *exec.Cmd
+	addr string
+
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+var listenRe = regexp.MustCompile(`(?:addr=|"addr":")(127\.0\.0\.1:\d+)`)
+
+// startProc runs bin with args and waits for its first "listening" line.
+func startProc(t testing.TB, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: bin, args: args}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(testbin.Path(p.t, p.name), p.args...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd.Stdout = io.Discard
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.out.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listenRe.FindStringSubmatch(line); m != nil && strings.Contains(line, "listening") && !strings.Contains(line, "admin") {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case p.addr = <-found:
+	case <-time.After(30 * time.Second):
+		p.stop()
+		p.t.Fatalf("%s did not report a listening address within 30 s; output:\n%s", p.name, p.output())
+	}
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *proc) url() string { return "http://" + p.addr }
+
+// stop ends the process with SIGTERM (SIGKILL after 10 s) and waits for it.
+func (p *proc) stop() {
+	if p.cmd == nil || p.cmd.Process == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// restart stops the process and starts it again with the same arguments, on the same
+// address, as an operator restarting the service would.
+func (p *proc) restart() {
+	p.t.Helper()
+	p.stop()
+	for i, a := range p.args {
+		if a == "-listen" && i+1 < len(p.args) {
+			p.args[i+1] = p.addr
+		}
+	}
+	p.cmd = nil
+	p.start()
+}
+
+// registrar starts the real registrar on a free port with a data file in a temp dir;
+// loopback targets are allowed so tests can route to their own upstreams.
+func startRegistrar(t testing.TB, extra ...string) *proc {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "servers.json")
+	args := append([]string{"-listen", "127.0.0.1:0", "-data", data, "-allow-cidr", "127.0.0.0/8"}, extra...)
+	return startProc(t, "registrar", args...)
+}
+
+// startDevproxy runs the real dev proxy with the real filter against registrarURL.
+func startDevproxy(t testing.TB, registrarURL string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2",
+		"-wasm", testbin.Path(t, "filter.wasm"), "-registrar", registrarURL}, extra...)
+	return startProc(t, "devproxy", args...)
+}
+
+// register puts name → addr through the registrar's seed-compatible endpoint.
+func register(t testing.TB, baseURL, name, addr string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"e2e"}`, name, addr)
+	resp, err := http.Post(baseURL+"/api/servers/register", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("register %s → %s: %d %s", name, addr, resp.StatusCode, b)
+	}
+}
+
+func deleteServer(t testing.TB, baseURL, name string) {
+	t.Helper()
+	req, _ := http.NewRequest("DELETE", baseURL+"/api/servers/"+name, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("delete %s: %d", name, resp.StatusCode)
+	}
+}
+
+// answer is what a client got back.
+type answer struct {
+	status int
+	body   string
+	header http.Header
+}
+
+// errorCode is the "error" field of a JSON local reply.
+func (a answer) errorCode() string {
+	var v struct{ Error string }
+	json.Unmarshal([]byte(a.body), &v)
+	return v.Error
+}
+
+func get(t testing.TB, url string, header ...string) answer {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, string(b), resp.Header}
+}
+
+// eventually retries check until it returns "" or the deadline passes; the last
+// complaint is the failure message.
+func eventually(t testing.TB, within time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// upstream is a demo server that says who it is.
+func upstream(t testing.TB, name string) (addr string) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Upstream", name)
+		fmt.Fprintf(w, "%s %s %s xfh=%s sn=%s", name, r.Method, r.URL.RequestURI(),
+			r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Server-Name"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}

@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/internal/testbin"
+)
+
+// These tests run the built binaries (registrar, devproxy with the real filter.wasm)
+// over real HTTP on loopback, as a user of `make run` would.
+
+const propagation = 5 * time.Second // generous bound for CI; `make bench` measures the real figure
+
+func TestProxyRoutesRegisteredServers(t *testing.T) {
+	reg := startRegistrar(t)
+	a, b := upstream(t, "alpha"), upstream(t, "beta")
+	register(t, reg.url(), "web-1", a)
+	px := startDevproxy(t, reg.url())
+
+	eventually(t, propagation, func() string {
+		if got := get(t, px.url()+"/sys/logs?tail=10", "X-Server-Name", "web-1"); got.status != 200 || !strings.HasPrefix(got.body, "alpha GET /sys/logs?tail=10") {
+			return fmt.Sprintf("web-1: %d %q", got.status, got.body)
+		}
+		return ""
+	})
+	got := get(t, px.url()+"/sys/logs", "X-Server-Name", "web-1")
+	if want := "xfh=" + px.addr; !strings.Contains(got.body, want) {
+		t.Errorf("upstream saw %q, want %s (the original authority)", got.body, want)
+	}
+
+	tests := []struct {
+		name       string
+		path       string
+		header     []string
+		wantStatus int
+		wantError  string
+	}{
+		{"missing header", "/sys/logs", nil, 400, "missing_server_name"},
+		{"empty header", "/sys/logs", []string{"X-Server-Name", ""}, 400, "missing_server_name"},
+		{"invalid name", "/sys/logs", []string{"X-Server-Name", "web/1"}, 400, "invalid_server_name"},
+		{"unknown name", "/sys/logs", []string{"X-Server-Name", "nobody"}, 404, "unknown_server"},
+		{"bare prefix", "/sys", []string{"X-Server-Name", "nobody"}, 404, "unknown_server"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := get(t, px.url()+tc.path, tc.header...)
+			if got.status != tc.wantStatus || got.errorCode() != tc.wantError {
+				t.Fatalf("got %d %q, want %d with error %q", got.status, got.body, tc.wantStatus, tc.wantError)
+			}
+			if ct := got.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("content-type %q, want application/json", ct)
+			}
+		})
+	}
+
+	// /system is not under /sys: it is not routed (no upstream configured → 404 no_route).
+	if got := get(t, px.url()+"/system", "X-Server-Name", "web-1"); got.errorCode() != "no_route" {
+		t.Errorf("/system: %d %q, want the proxy's own no_route", got.status, got.body)
+	}
+
+	// Change, add and delete reach the routers without a restart.
+	register(t, reg.url(), "web-1", b)
+	register(t, reg.url(), "web-2", a)
+	eventually(t, propagation, func() string {
+		g1 := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1")
+		g2 := get(t, px.url()+"/sys/x", "X-Server-Name", "web-2")
+		if !strings.HasPrefix(g1.body, "beta") || !strings.HasPrefix(g2.body, "alpha") {
+			return fmt.Sprintf("web-1 → %q, web-2 → %q", g1.body, g2.body)
+		}
+		return ""
+	})
+	deleteServer(t, reg.url(), "web-1")
+	eventually(t, propagation, func() string {
+		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); g.status != 404 {
+			return fmt.Sprintf("deleted web-1 still answers %d %q", g.status, g.body)
+		}
+		return ""
+	})
+	if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-2"); !strings.HasPrefix(g.body, "alpha") {
+		t.Errorf("web-2 after deleting web-1: %d %q", g.status, g.body)
+	}
+}
+
+func TestProxyAnswers503BeforeFirstTable(t *testing.T) {
+	// A registrar address nothing listens on: the table never loads.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	px := startDevproxy(t, dead)
+	got := get(t, px.url()+"/sys/logs", "X-Server-Name", "web-1")
+	if got.status != 503 || got.errorCode() != "routes_not_loaded" || got.header.Get("Retry-After") != "1" {
+		t.Fatalf("got %d %q retry-after=%q, want 503 routes_not_loaded with retry-after 1",
+			got.status, got.body, got.header.Get("Retry-After"))
+	}
+	// The header checks still come first.
+	if got := get(t, px.url()+"/sys/logs"); got.status != 400 {
+		t.Errorf("missing header before the table: %d, want 400", got.status)
+	}
+}
+
+func TestProxyKeepsRoutingWhileRegistrarIsDownAndAfterRestart(t *testing.T) {
+	reg := startRegistrar(t)
+	a, b := upstream(t, "alpha"), upstream(t, "beta")
+	register(t, reg.url(), "web-1", a)
+	px := startDevproxy(t, reg.url())
+	routedTo := func(name, want string) func() string {
+		return func() string {
+			if g := get(t, px.url()+"/sys/x", "X-Server-Name", name); !strings.HasPrefix(g.body, want) {
+				return fmt.Sprintf("%s → %d %q, want %s", name, g.status, g.body, want)
+			}
+			return ""
+		}
+	}
+	eventually(t, propagation, routedTo("web-1", "alpha"))
+
+	reg.stop()
+	for i := 0; i < 50; i++ { // fail-static: every request still routed while it is down
+		if msg := routedTo("web-1", "alpha")(); msg != "" {
+			t.Fatalf("request %d with the registrar down: %s", i, msg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	reg.restart() // same address, same data file
+	if msg := routedTo("web-1", "alpha")(); msg != "" {
+		t.Fatalf("after the registrar restart: %s", msg)
+	}
+	register(t, reg.url(), "web-1", b)
+	// The sync is in backoff after the outage: a change lands within the backoff cap.
+	eventually(t, 35*time.Second, routedTo("web-1", "beta"))
+}
+
+func TestProxyPassesWebSocketUpgrade(t *testing.T) {
+	// An upstream that accepts the upgrade and then echoes raw bytes.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			http.Error(w, "want an upgrade", 400)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", "test")
+		rw.Flush()
+		io.Copy(conn, rw) // echo
+	}))
+	t.Cleanup(srv.Close)
+	reg := startRegistrar(t)
+	register(t, reg.url(), "ws-1", srv.Listener.Addr().String())
+	px := startDevproxy(t, reg.url())
+	eventually(t, propagation, func() string {
+		if g := get(t, px.url()+"/sys/ws", "X-Server-Name", "ws-1"); g.status != 400 {
+			return fmt.Sprintf("plain GET to the ws upstream: %d %q, want its own 400", g.status, g.body)
+		}
+		return ""
+	})
+
+	conn, err := net.DialTimeout("tcp", px.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /sys/ws HTTP/1.1\r\nHost: proxy\r\nX-Server-Name: ws-1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade answered %d, want 101", resp.StatusCode)
+	}
+	msg := "ping through the tunnel"
+	io.WriteString(conn, msg)
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
+		t.Fatalf("echo through the upgraded connection: %q, %v", buf, err)
+	}
+}
+
+func TestDevproxyRefusesModuleEnvoyWouldRefuse(t *testing.T) {
+	// A valid wasm module with no proxy_abi_version_* export.
+	empty := []byte("\x00asm\x01\x00\x00\x00")
+	path := filepath.Join(t.TempDir(), "bad.wasm")
+	if err := os.WriteFile(path, empty, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testbin.Path(t, "devproxy"), "-listen", "127.0.0.1:0", "-admin", "", "-wasm", path, "-registrar", "http://127.0.0.1:1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("devproxy started with a module that has no ABI marker; output:\n%s", out)
+	}
+	if !strings.Contains(strings.ToLower(string(out)), "abi") {
+		t.Errorf("the error does not name the missing ABI version:\n%s", out)
+	}
+}

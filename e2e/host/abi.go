@@ -69,12 +69,12 @@ const (
 
 // Common flag sets.
 const (
-	old       = linkLegacy                                         // linked everywhere, never in a window
-	initBoth  = linkLegacy | initCurrent | initLegacy              // linked everywhere, allowed in _initialize
-	stub533   = initCurrent                                        // #533 stubs: current only, allowed in _initialize
-	everyWhen = initBoth | allocCurrent | allocLegacy              // proxy_log, fd_write, clock_time_get
-	wasiCurr  = 0                                                  // linked only in current, no window
-	poll      = linkLegacy | initCurrent | allocCurrent            // poll_oneoff
+	old       = linkLegacy                              // linked everywhere, never in a window
+	initBoth  = linkLegacy | initCurrent | initLegacy   // linked everywhere, allowed in _initialize
+	stub533   = initCurrent                             // #533 stubs: current only, allowed in _initialize
+	everyWhen = initBoth | allocCurrent | allocLegacy   // proxy_log, fd_write, clock_time_get
+	wasiCurr  = 0                                       // linked only in current, no window
+	poll      = linkLegacy | initCurrent | allocCurrent // poll_oneoff
 )
 
 var (

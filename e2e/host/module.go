@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 )
 
 // ABI version markers (exports) the host recognises.
@@ -99,6 +100,13 @@ func (h *Host) check(cm wazero.CompiledModule) (*Module, error) {
 		mod, name, _ := mem.Import()
 		return nil, fmt.Errorf("host: Failed to load Wasm module due to a missing import: %s.%s (a memory; Envoy provides none, the module must define and export its own)", mod, name)
 	}
+	for name, def := range exports {
+		want, ok := exportSignatures[name]
+		if ok && (!sameTypes(def.ParamTypes(), want[0]) || !sameTypes(def.ResultTypes(), want[1])) {
+			return nil, fmt.Errorf("host: Bad function signature for: %s: the module exports %s, the ABI wants %s",
+				name, signature(def.ParamTypes(), def.ResultTypes()), signature(want[0], want[1]))
+		}
+	}
 	sort.Strings(m.imports)
 	m.imports = compact(m.imports)
 
@@ -137,3 +145,27 @@ func (m *Module) Imports() []string { return append([]string(nil), m.imports...)
 
 // ABIVersion returns the ABI marker the module exports, e.g. "proxy_abi_version_0_2_0".
 func (m *Module) ABIVersion() string { return m.abi }
+
+// exportSignatures are the ABI 0.2.x callbacks the host calls, with their types; cpp-host
+// refuses a module exporting one with other types ("Bad function signature").
+var exportSignatures = map[string][2][]api.ValueType{
+	"_initialize":                 {nil, nil},
+	"_start":                      {nil, nil},
+	"proxy_on_context_create":     {ps(2), nil},
+	"proxy_on_vm_start":           {ps(2), r32},
+	"proxy_on_configure":          {ps(2), r32},
+	"proxy_on_tick":               {ps(1), nil},
+	"proxy_on_request_headers":    {ps(3), r32},
+	"proxy_on_request_body":       {ps(3), r32},
+	"proxy_on_request_trailers":   {ps(2), r32},
+	"proxy_on_response_headers":   {ps(3), r32},
+	"proxy_on_response_body":      {ps(3), r32},
+	"proxy_on_response_trailers":  {ps(2), r32},
+	"proxy_on_http_call_response": {ps(5), nil},
+	"proxy_on_queue_ready":        {ps(2), nil},
+	"proxy_on_log":                {ps(1), nil},
+	"proxy_on_done":               {ps(1), r32},
+	"proxy_on_delete":             {ps(1), nil},
+	"main":                        {ps(2), r32},
+	"__main_void":                 {nil, r32},
+}

@@ -259,7 +259,7 @@ func (s *Stream) Close() error {
 	}
 	s.ending = true
 	for _, ex := range []export{exLog, exDone, exDelete} {
-		if _, _, err := vm.call(ex, s, s.id); err != nil {
+		if _, _, err := vm.call(ex, s, s.id, uint64(s.id)); err != nil {
 			return err
 		}
 		vm.finishCallback()
@@ -287,9 +287,9 @@ func (s *Stream) run(ex export, a1, a2 uint64, _ actionRule) (Action, error) {
 		err error
 	)
 	if ex == exRequestTrailers {
-		ret, _, err = vm.call(ex, s, s.id, a1)
+		ret, _, err = vm.call(ex, s, s.id, uint64(s.id), a1)
 	} else {
-		ret, _, err = vm.call(ex, s, s.id, a1, a2)
+		ret, _, err = vm.call(ex, s, s.id, uint64(s.id), a1, a2)
 	}
 	local := s.pendingLocal != nil
 	vm.finishCallback()
@@ -308,7 +308,7 @@ func (s *Stream) runBody(ex export, size int, eos bool) (Action, bool, error) {
 	if s.closed {
 		return Stop, false, errors.New("host: stream callback after Stream.Close")
 	}
-	ret, _, err := s.vm.call(ex, s, s.id, uint64(size), boolU64(eos))
+	ret, _, err := s.vm.call(ex, s, s.id, uint64(s.id), uint64(size), boolU64(eos))
 	local := s.pendingLocal != nil
 	s.vm.finishCallback()
 	if err != nil {

@@ -124,7 +124,6 @@ const maxStderr = 8 << 10
 
 func (vm *VM) keepStderr(b []byte) {
 	vm.stderr = append(vm.stderr, b...)
-	vm.stderr = append(vm.stderr, '\n')
 	if over := len(vm.stderr) - maxStderr; over > 0 {
 		vm.stderr = append(vm.stderr[:0], vm.stderr[over:]...)
 	}

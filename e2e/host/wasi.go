@@ -218,6 +218,9 @@ func (vm *VM) fdWrite(s []uint64, _ bool) uint64 {
 	if !vm.putU32(nwritten, uint32(len(msg))) {
 		return errnoInval
 	}
+	if fd == 2 {
+		vm.keepStderr(msg)
+	}
 	written := len(msg)
 	if written > 0 && msg[written-1] == '\n' {
 		msg = msg[:written-1]
@@ -225,7 +228,6 @@ func (vm *VM) fdWrite(s []uint64, _ bool) uint64 {
 	level := Info
 	if fd == 2 {
 		level = Error
-		vm.keepStderr(msg)
 	}
 	vm.host.log(vm, level, string(msg))
 	return errnoSuccess

@@ -83,11 +83,14 @@ func onMemoryAllocate(size uint32) uint32 {
 	return p
 }
 
+// take returns what the host last copied out and forgets it; "" when the last call
+// copied nothing (the out-parameters are cleared after each take).
 func take() string {
-	if outSize == 0 {
+	defer func() { outPtr, outSize = 0, 0 }()
+	b, ok := pending[outPtr]
+	if !ok || outSize == 0 {
 		return ""
 	}
-	b := pending[outPtr]
 	delete(pending, outPtr)
 	return string(b[:outSize])
 }

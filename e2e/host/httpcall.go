@@ -186,7 +186,9 @@ func (vm *VM) deliver(c *httpCall, r *httpResponse) {
 	} else {
 		vm.statusCode, vm.statusMsg = statusOK, ""
 	}
-	vm.httpResp = r
+	if !r.failed { // after a failure there is no response to read
+		vm.httpResp = r
+	}
 	var nh, nb, nt uint64
 	if !r.failed {
 		nh, nb, nt = uint64(len(r.headers)), uint64(len(r.body)), uint64(len(r.trailers))

@@ -211,6 +211,7 @@ func onRequestHeaders(ctx, n, eos uint32) uint32 {
 		st := proxySetShared(q.Get("key"), q.Get("value"), uint32(cas))
 		logf("shared_set", q.Get("key"), "status="+u(st))
 	case "/shared/get":
+		outAux = 0
 		st := proxyGetShared(q.Get("key"), &outPtr, &outSize, &outAux)
 		logf("shared_get", q.Get("key"), "status="+u(st), "value="+take(), "cas="+u(outAux))
 	case "/panic":

@@ -114,6 +114,13 @@ func rewriteRouted(pr *httputil.ProxyRequest) {
 		}
 		out.Add(kv[0], kv[1])
 	}
+	// The reverse proxy has already set Connection/Upgrade for an upgrade request;
+	// those belong to the hop, not to the filter's map, so carry them over.
+	for _, k := range []string{"Connection", "Upgrade"} {
+		if v := pr.Out.Header.Values(k); len(v) > 0 {
+			out[k] = v
+		}
+	}
 	pr.Out.Header = out
 	// X-Forwarded-For as Envoy's use_remote_address appends it; the filter owns
 	// X-Forwarded-Host, so keep its value.

@@ -70,11 +70,12 @@ type Host struct {
 	byName map[string]*hostFunc
 	counts []atomic.Int64
 
-	logLevel  atomic.Int32
-	logMu     sync.Mutex
-	logs      []LogEntry
-	logBase   int
-	logSignal chan struct{}
+	logLevel   atomic.Int32
+	logMu      sync.Mutex
+	logs       []LogEntry
+	logBase    int
+	logSignal  chan struct{}
+	logWaiting bool
 
 	clusterMu sync.RWMutex
 	clusters  map[string]string

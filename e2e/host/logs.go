@@ -67,8 +67,11 @@ func (h *Host) log(vm *VM, level LogLevel, msg string) {
 		h.logBase += maxLogs / 2
 	}
 	h.logs = append(h.logs, e)
-	close(h.logSignal)
-	h.logSignal = make(chan struct{})
+	if h.logWaiting { // wake WaitLog callers; no channel churn when nobody waits
+		close(h.logSignal)
+		h.logSignal = make(chan struct{})
+		h.logWaiting = false
+	}
 	out := h.opts.LogOutput
 	h.logMu.Unlock()
 	if out != nil {
@@ -104,6 +107,7 @@ func (h *Host) WaitLog(ctx context.Context, substr string) (LogEntry, error) {
 		}
 		next = h.logBase + len(h.logs)
 		signal := h.logSignal
+		h.logWaiting = true
 		h.logMu.Unlock()
 		select {
 		case <-signal:

@@ -14,7 +14,7 @@ import (
 
 // The test guests under testdata/, each a tiny main package, built once per test
 // process (in parallel, by TestMain) into a temporary folder.
-var guests = []string{"probe", "badimport", "noabi", "noalloc", "loglevel020", "wasi533"}
+var guests = []string{"probe", "sdkguest", "badimport", "noabi", "noalloc", "loglevel020", "wasi533"}
 
 var guestDir string
 

@@ -108,7 +108,6 @@ type VM struct {
 
 	metricIDs  map[uint32]*metric
 	nextMetric uint32
-	queues     []uint32
 	rootProps  map[string][]byte
 
 	stderr  []byte

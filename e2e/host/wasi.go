@@ -37,7 +37,7 @@ func (h *Host) defineWASI() {
 	p := func(ts ...api.ValueType) []api.ValueType { return ts }
 
 	// Present before #427 ("old").
-	w("fd_write", ps(4), r32, everyWhen, func(vm *VM, s []uint64) { s[0] = vm.fdWrite(s, false) })
+	w("fd_write", ps(4), r32, everyWhen, func(vm *VM, s []uint64) { s[0] = vm.fdWrite(s) })
 	w("fd_read", ps(4), r32, old, wasiConst(errnoNosys))
 	w("fd_seek", p(i32, i64, i32, i32), r32, old, func(vm *VM, s []uint64) {
 		vm.host.log(vm, Trace, "wasi_unstable fd_seek")
@@ -152,7 +152,7 @@ func (h *Host) defineWASI() {
 	// Added by cpp-host #533 (current profile only); stubs allowed during _initialize.
 	w("fd_pwrite", p(i32, i32, i32, i64, i32), r32, stub533, func(vm *VM, s []uint64) {
 		s[3] = s[4] // same as fd_write, offset ignored
-		s[0] = vm.fdWrite(s, true)
+		s[0] = vm.fdWrite(s)
 	})
 	w("fd_filestat_get", ps(2), r32, stub533, wasiConst(errnoBadf))
 	w("path_filestat_get", ps(5), r32, stub533, wasiConst(errnoNotsup))
@@ -197,7 +197,7 @@ var processStart = time.Now()
 // fdWrite implements fd_write (and fd_pwrite, whose offset the caller dropped): fd 1
 // becomes an Info line, fd 2 an Error line; the iovecs of one call are joined and one
 // trailing newline removed, as CPH does. Stderr is also kept for the VM's death report.
-func (vm *VM) fdWrite(s []uint64, _ bool) uint64 {
+func (vm *VM) fdWrite(s []uint64) uint64 {
 	fd, iovs, n, nwritten := uint32(s[0]), uint32(s[1]), uint32(s[2]), uint32(s[3])
 	if fd != 1 && fd != 2 {
 		return errnoBadf

@@ -1,0 +1,283 @@
+package main
+
+// Tests against the built registrar binary (testbin): flags, environment, restart,
+// signals and the one-shot import, as an operator would run it.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"switchyard/internal/testbin"
+)
+
+// proc is a running registrar binary.
+type proc struct {
+	URL    string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{}
+	err    error
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// startBinary runs the registrar with args (plus -listen 127.0.0.1:0) and env, and
+// waits (bounded) for its "listening" line, which carries the chosen port.
+func startBinary(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{exited: make(chan struct{})}
+	p.cmd = exec.Command(testbin.Path(t, "registrar"), append([]string{"-listen", "127.0.0.1:0"}, args...)...)
+	p.cmd.Env = append(os.Environ(), env...)
+	pipe, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if m := listeningLine.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		io.Copy(io.Discard, pipe)
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	select {
+	case a := <-addr:
+		p.URL = "http://" + a
+	case <-p.exited:
+		t.Fatalf("registrar exited before listening: %v\n%s", p.err, p.log())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no listening line within 15 s:\n%s", p.log())
+	}
+	return p
+}
+
+// stop sends SIGTERM and requires exit status 0 within 10 s.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit within 10 s of SIGTERM:\n%s", p.log())
+	}
+	if p.err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", p.err, p.log())
+	}
+}
+
+// runBinary runs the registrar to completion and returns its exit code and output.
+func runBinary(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testbin.Path(t, "registrar"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+func TestBinaryRestartKeepsDataAndCleansTemps(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "state", "servers.json")
+	p := startBinary(t, nil, "-data", data)
+	register(t, p.URL, "web-1", "10.1.2.3:8080", "logs")
+	register(t, p.URL, "web-2", "10.1.2.4:8080", "logs")
+	p.stop(t)
+
+	stale := filepath.Join(dir, "state", "servers.json.tmp-4242")
+	if err := os.WriteFile(stale, []byte(`{"revision": 99, "ser`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = startBinary(t, nil, "-data", data)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file survived the start (stat: %v)", err)
+	}
+	table := call(t, "GET", p.URL+"/v1/routes", "").routes(t)
+	if table.Revision != 2 || table.Routes["web-1"] != "10.1.2.3:8080" || table.Routes["web-2"] != "10.1.2.4:8080" {
+		t.Fatalf("after restart: %+v", table)
+	}
+	if res := register(t, p.URL, "web-3", "10.1.2.5", "logs"); *res.Revision != 3 {
+		t.Fatalf("revision after restart went to %d, want 3", *res.Revision)
+	}
+	p.stop(t)
+}
+
+// The token can come from each of its sources; without it /api/ and /v1/ answer 401.
+func TestBinaryTokenSources(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("  file-secret\n"), 0o600)
+	cases := []struct {
+		name  string
+		env   []string
+		args  []string
+		token string
+	}{
+		{"-token", nil, []string{"-token", "flag-secret"}, "flag-secret"},
+		{"-token-file (trimmed)", nil, []string{"-token-file", tokenFile}, "file-secret"},
+		{"REGISTRAR_TOKEN", []string{"REGISTRAR_TOKEN=env-secret"}, nil, "env-secret"},
+		{"flag wins over env", []string{"REGISTRAR_TOKEN=env-secret"}, []string{"-token-file", tokenFile}, "file-secret"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"-data", filepath.Join(t.TempDir(), "servers.json")}, c.args...)
+			p := startBinary(t, c.env, args...)
+			if strings.Contains(p.log(), "no token configured") {
+				t.Errorf("warned about open writes although a token is set:\n%s", p.log())
+			}
+			for _, path := range []string{"/api/servers", "/v1/routes"} {
+				if r := call(t, "GET", p.URL+path, ""); r.Code != 401 {
+					t.Errorf("GET %s without token: %d", path, r.Code)
+				}
+				if r := call(t, "GET", p.URL+path, "", "Authorization", "Bearer wrong"); r.Code != 401 {
+					t.Errorf("GET %s with a wrong token: %d", path, r.Code)
+				}
+				if r := call(t, "GET", p.URL+path, "", "Authorization", "Bearer "+c.token); r.Code != 200 {
+					t.Errorf("GET %s with the token: %d", path, r.Code)
+				}
+			}
+			p.stop(t)
+		})
+	}
+}
+
+// Settings come from the environment when no flag is given.
+func TestBinaryEnvironment(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "env", "servers.json")
+	p := startBinary(t, []string{"REGISTRAR_DATA=" + data, "REGISTRAR_ALLOW_CIDR=127.0.0.0/8"})
+	if !strings.Contains(p.log(), "no token configured") {
+		t.Errorf("no warning about open writes:\n%s", p.log())
+	}
+	register(t, p.URL, "local", "127.0.0.1:9001", "dev") // allowed by REGISTRAR_ALLOW_CIDR
+	if r := call(t, "POST", p.URL+"/api/servers/register", regBody("far", "10.1.2.3", "dev")); r.Code != 400 {
+		t.Errorf("target outside REGISTRAR_ALLOW_CIDR: %d %s", r.Code, r.Body)
+	}
+	if _, err := os.Stat(data); err != nil {
+		t.Errorf("REGISTRAR_DATA not used: %v", err)
+	}
+	if !strings.Contains(p.log(), "msg=audit action=set host=local") {
+		t.Errorf("no audit line for the write:\n%s", p.log())
+	}
+	p.stop(t)
+}
+
+// SIGTERM answers a waiting long-poll at once and the process exits 0.
+func TestBinarySIGTERMReleasesLongPoll(t *testing.T) {
+	p := startBinary(t, nil, "-data", filepath.Join(t.TempDir(), "servers.json"))
+	got := make(chan reply, 1)
+	go func() { got <- call(t, "GET", p.URL+"/v1/routes?after=0&wait=60", "") }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(string(call(t, "GET", p.URL+"/metrics", "").Body), "registrar_long_poll_watchers 1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the long-poll never started waiting")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	p.stop(t)
+	select {
+	case r := <-got:
+		if r.Code != 304 {
+			t.Errorf("released long-poll answered %d, want 304", r.Code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long-poll was not answered at shutdown")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("shutdown took %v", took)
+	}
+}
+
+func TestBinaryImport(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "servers.json")
+	seed := filepath.Join(dir, "server_mapping.json")
+	os.WriteFile(seed, []byte(`{"user-service": "192.168.1.100", "payment-service": "payment-pod-xyz"}`), 0o600)
+	if code, out := runBinary(t, nil, "-data", data, "-import", seed); code != 0 || !strings.Contains(out, "msg=imported") {
+		t.Fatalf("import exit %d:\n%s", code, out)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"x": "169.254.169.254"}`), 0o600)
+	if code, out := runBinary(t, nil, "-data", data, "-import", bad); code != 1 || !strings.Contains(out, `entry \"x\"`) {
+		t.Fatalf("bad import exit %d:\n%s", code, out)
+	}
+	p := startBinary(t, nil, "-data", data)
+	table := call(t, "GET", p.URL+"/v1/routes", "").routes(t)
+	if table.Revision != 1 || len(table.Routes) != 2 || table.Routes["payment-service"] != "payment-pod-xyz" {
+		t.Fatalf("after import: %+v", table)
+	}
+	p.stop(t)
+}
+
+func TestBinaryCommandLine(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"help", []string{"-help"}, 0, "-import FILE is a one-shot migration"},
+		{"bad allow-cidr", []string{"-allow-cidr", "10.0.0.0/99"}, 2, "-allow-cidr"},
+		{"both token flags", []string{"-token", "a", "-token-file", "b"}, 2, "not both"},
+		{"empty token", []string{"-token", ""}, 2, "token is empty"},
+		{"missing token file", []string{"-token-file", "/nonexistent/token"}, 2, "cannot read the token file"},
+		{"stray argument", []string{"serve"}, 2, "unexpected argument"},
+		{"port taken", []string{"-listen", taken.Addr().String(), "-data", filepath.Join(t.TempDir(), "servers.json")}, 1, "cannot listen"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := runBinary(t, nil, c.args...)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d, want %d with %q:\n%s", code, c.code, c.want, out)
+			}
+		})
+	}
+}

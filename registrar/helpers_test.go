@@ -27,7 +27,12 @@ type regOptions struct {
 	data  string // data file; default <tmp>/data/servers.json
 }
 
-func startRegistrar(t *testing.T, o regOptions) *testRegistrar {
+func startRegistrar(t *testing.T, o regOptions) *testRegistrar { return startRegistrarTB(t, o) }
+
+// startRegistrarB is startRegistrar for benchmarks.
+func startRegistrarB(b *testing.B) *testRegistrar { return startRegistrarTB(b, regOptions{}) }
+
+func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	t.Helper()
 	if o.data == "" {
 		o.data = filepath.Join(t.TempDir(), "data", "servers.json")

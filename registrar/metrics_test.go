@@ -35,7 +35,9 @@ func TestMetricsEndpoint(t *testing.T) {
 // dtoCounter reads the commits counter.
 type dtoCounter struct{}
 
-func (dtoCounter) read(t *testing.T, reg *testRegistrar) float64 {
+func (c dtoCounter) read(t *testing.T, reg *testRegistrar) float64 { return c.readB(t, reg) }
+
+func (dtoCounter) readB(t testing.TB, reg *testRegistrar) float64 {
 	t.Helper()
 	var m dto.Metric
 	if err := reg.Metrics.commits.Write(&m); err != nil {

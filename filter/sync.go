@@ -34,13 +34,29 @@ type syncer struct {
 	state    string
 }
 
+// newSyncer starts from what shared data already holds: when only the sync VM was
+// replaced (the router VMs keep the vm_id's store alive), the table an earlier sync
+// wrote is still there and still served. The new sync adopts it as its live table and
+// revision, so its first poll asks only for something newer and its first diff empties
+// the names removed while no sync ran.
 func newSyncer(cfg Config) *syncer {
-	return &syncer{
+	s := &syncer{
 		cfg:     cfg,
 		metrics: defineSyncMetrics(),
 		backoff: NewBackoff(uint64(nowNanos())),
-		live:    map[string]string{},
 	}
+	rec := RecoverTable(func(key string) ([]byte, bool) {
+		v, _, err := proxywasm.GetSharedData(key)
+		return v, err == nil
+	})
+	s.live, s.revision, s.loaded = rec.Live, rec.Revision, rec.Loaded
+	if rec.Loaded {
+		recordMetric(uint32(s.metrics.tableSize), uint64(len(s.live)))
+		recordMetric(uint32(s.metrics.revision), s.revision)
+		proxywasm.LogInfo("sync: resuming the table already in shared data at revision " +
+			strconv.FormatUint(s.revision, 10) + " (" + strconv.Itoa(len(s.live)) + " servers)")
+	}
+	return s
 }
 
 func (s *syncer) NewHttpContext(uint32) types.HttpContext { return &misconfiguredStream{} }
@@ -141,12 +157,13 @@ func (s *syncer) onAnswer(numHeaders, bodySize, _ int) {
 	}
 }
 
-// apply writes what changed, then the revision, then adopts the snapshot. On an
-// error the live table is kept as the base of the next diff, so the next good
-// snapshot rewrites whatever was half done.
+// apply writes the table (WriteTable: names and index), then the revision, then
+// adopts the snapshot. On an error the live table stays the base of the next diff,
+// with every name this apply touched marked uncertain, so the next good snapshot
+// rewrites (or empties) whatever was half done.
 func (s *syncer) apply(snap Snapshot) error {
-	added, changed, removed, err := Diff(s.live, snap.Routes, func(name, target string) error {
-		return proxywasm.SetSharedData(routeKey(name), unsafeBytes(target), 0)
+	added, changed, removed, err := WriteTable(s.live, snap.Routes, func(key, value string) error {
+		return proxywasm.SetSharedData(key, unsafeBytes(value), 0)
 	})
 	if err != nil {
 		return err

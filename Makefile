@@ -19,7 +19,8 @@ test: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
 
 run: build
-	$(GO) run ./e2e/cmd/run -bin $(BIN)
+	$(GO) build -trimpath -o $(BIN)/run ./e2e/cmd/run
+	$(BIN)/run -bin $(BIN)
 
 clean:
 	rm -rf $(BIN)

@@ -120,8 +120,8 @@ func parseRegistrar(v gjson.Result, r *RegistrarConfig) error {
 			if err != nil {
 				return err
 			}
-			if strings.ContainsAny(s, "\r\n\x00") {
-				return errors.New("key \"" + key + "\" must not contain line breaks or NUL")
+			if strings.ContainsFunc(s, isControl) {
+				return errors.New("key \"" + key + "\" must not contain line breaks, tabs, NUL or other control characters")
 			}
 			switch key {
 			case "registrar.cluster":
@@ -135,8 +135,8 @@ func parseRegistrar(v gjson.Result, r *RegistrarConfig) error {
 				}
 				r.Authority = s
 			case "registrar.path":
-				if !strings.HasPrefix(s, "/") || strings.ContainsAny(s, "?# ") {
-					return errors.New("key \"registrar.path\": '" + s + "' must start with '/' and hold no '?', '#' or spaces, e.g. /v1/routes")
+				if !strings.HasPrefix(s, "/") || !isPathText(s) {
+					return errors.New("key \"registrar.path\": " + strconv.Quote(s) + " must start with '/' and hold only visible ASCII other than '?' and '#' (percent-encode the rest), e.g. /v1/routes")
 				}
 				r.Path = s
 			default:
@@ -190,8 +190,8 @@ func prefixes(key string, v gjson.Result) ([]string, error) {
 		s := p.Str
 		switch {
 		case s == "/":
-		case !strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || strings.ContainsAny(s, "?# "):
-			err = errors.New("key \"path_prefixes\": '" + s + "' must start with '/', not end with '/' and hold no '?', '#' or spaces, e.g. /sys")
+		case !strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") || !isPathText(s):
+			err = errors.New("key \"path_prefixes\": " + strconv.Quote(s) + " must start with '/', not end with '/' and hold only visible ASCII other than '?' and '#' (percent-encode the rest), e.g. /sys")
 			return false
 		}
 		out = append(out, s)
@@ -253,3 +253,18 @@ func isHeaderName(s string) bool {
 	}
 	return true
 }
+
+// isPathText reports whether s holds only what a request path may carry as is:
+// visible ASCII, and neither '?' nor '#', which end the path. Anything else can
+// never match a path the proxy hands the filter, or would break the poll's :path.
+func isPathText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '?' || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// isControl reports the characters no header value may carry: C0 controls and DEL.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

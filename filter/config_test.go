@@ -73,9 +73,12 @@ func TestParseConfigRefusals(t *testing.T) {
 		{"prefixes wrong type", `{"path_prefixes":"/sys"}`, `key "path_prefixes" must be an array of strings`},
 		{"prefix wrong element type", `{"path_prefixes":["/sys",2]}`, `key "path_prefixes" must be an array of strings`},
 		{"prefixes empty", `{"path_prefixes":[]}`, "at least one prefix"},
-		{"prefix without slash", `{"path_prefixes":["sys"]}`, `'sys' must start with '/'`},
-		{"prefix with trailing slash", `{"path_prefixes":["/sys/"]}`, `'/sys/'`},
-		{"prefix with query", `{"path_prefixes":["/sys?a"]}`, `'/sys?a'`},
+		{"prefix without slash", `{"path_prefixes":["sys"]}`, `"sys" must start with '/'`},
+		{"prefix with trailing slash", `{"path_prefixes":["/sys/"]}`, `"/sys/" must start with '/', not end with '/'`},
+		{"prefix with query", `{"path_prefixes":["/sys?a"]}`, `"/sys?a" must start`},
+		{"prefix with space", `{"path_prefixes":["/s ys"]}`, `"/s ys" must start`},
+		{"prefix with NUL", `{"path_prefixes":["/sys\u0000"]}`, `"/sys\x00" must start`},
+		{"prefix not ASCII", `{"path_prefixes":["/sÿs"]}`, `key "path_prefixes"`},
 		{"port wrong type", `{"default_port":"80"}`, `key "default_port" must be an integer`},
 		{"port fraction", `{"default_port":80.5}`, `key "default_port" must be an integer`},
 		{"port exponent", `{"default_port":8e1}`, `key "default_port" must be an integer`},
@@ -93,6 +96,10 @@ func TestParseConfigRefusals(t *testing.T) {
 		{"wait too long", `{"registrar":{"wait_seconds":601}}`, `key "registrar.wait_seconds": 601 is out of range`},
 		{"token wrong type", `{"registrar":{"token":42}}`, `key "registrar.token" must be a string`},
 		{"token with newline", `{"registrar":{"token":"a\nb"}}`, `key "registrar.token" must not contain line breaks`},
+		{"authority with tab", `{"registrar":{"authority":"reg\tx"}}`, `key "registrar.authority" must not contain line breaks, tabs`},
+		{"cluster with DEL", `{"registrar":{"cluster":"reg\u007f"}}`, `key "registrar.cluster" must not contain`},
+		{"path with tab", `{"registrar":{"path":"/v1/routes\t"}}`, `key "registrar.path" must not contain line breaks, tabs`},
+		{"path with space", `{"registrar":{"path":"/v1/my routes"}}`, `key "registrar.path": "/v1/my routes" must start`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

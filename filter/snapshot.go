@@ -40,7 +40,28 @@ func ParseSnapshot(body []byte, current uint64, loaded bool) (Snapshot, error) {
 	if !root.IsObject() {
 		return Snapshot{}, errors.New("body is not a JSON object")
 	}
-	rev := root.Get("revision")
+	// Get would take the first of two "revision" (or "routes") keys and a Go decoder
+	// the last: an answer that means two things is refused.
+	var rev, routes gjson.Result
+	var dup string
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "revision":
+			if rev.Exists() {
+				dup = k.Str
+			}
+			rev = v
+		case "routes":
+			if routes.Exists() {
+				dup = k.Str
+			}
+			routes = v
+		}
+		return dup == ""
+	})
+	if dup != "" {
+		return Snapshot{}, errors.New("\"" + dup + "\" appears twice")
+	}
 	if !rev.Exists() {
 		return Snapshot{}, errors.New("\"revision\" is missing")
 	}
@@ -54,7 +75,6 @@ func ParseSnapshot(body []byte, current uint64, loaded bool) (Snapshot, error) {
 	if loaded && r <= current {
 		return Snapshot{}, errors.New("revision " + rev.Raw + " is not newer than the live revision " + strconv.FormatUint(current, 10))
 	}
-	routes := root.Get("routes")
 	if !routes.Exists() {
 		return Snapshot{}, errors.New("\"routes\" is missing")
 	}

@@ -95,7 +95,9 @@ func ParseAddress(s string) (Address, error) {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c >= 0x7f {
-			return Address{}, errors.New("must not contain spaces, control or non-ASCII characters")
+			// The value itself is not echoed: it holds a byte that could forge a line.
+			return Address{}, errors.New("must not contain spaces, control or non-ASCII characters (found byte 0x" +
+				strconv.FormatUint(uint64(c), 16) + " at position " + strconv.Itoa(i+1) + ")")
 		}
 	}
 	host, portStr, hasPort, err := splitHostPort(s)
@@ -121,7 +123,7 @@ func ParseAddress(s string) (Address, error) {
 	if looksNumeric(host) {
 		ip, err := netip.ParseAddr(host)
 		if err != nil || !ip.Is4() {
-			return Address{}, errors.New("'" + host + "' is not a valid IPv4 address")
+			return Address{}, errors.New("'" + host + "' is not a valid IPv4 address (write it as four decimal numbers 0-255 without leading zeros, e.g. 10.1.2.3)")
 		}
 		a.Host, a.IP = host, ip
 		return a, nil
@@ -162,35 +164,68 @@ func splitHostPort(s string) (host, port string, hasPort bool, err error) {
 	}
 }
 
+// parsePort reads a port of 1–65535 written without leading zeros, so that the
+// address reads back exactly as it was accepted ("h:080" would be stored as one
+// thing and mean another).
 func parsePort(p string) (int, error) {
 	if p == "" {
 		return 0, errors.New("port is empty after ':'")
 	}
-	if len(p) > 5 {
-		return 0, errors.New("port must be a number from 1 to 65535")
+	bad := errors.New("port '" + p + "' must be a number from 1 to 65535 without leading zeros")
+	if len(p) > 5 || p[0] == '0' {
+		return 0, bad
 	}
 	n := 0
 	for i := 0; i < len(p); i++ {
 		if p[i] < '0' || p[i] > '9' {
-			return 0, errors.New("port must be a number from 1 to 65535")
+			return 0, bad
 		}
 		n = n*10 + int(p[i]-'0')
 	}
-	if n < 1 || n > 65535 {
-		return 0, errors.New("port must be a number from 1 to 65535")
+	if n > 65535 {
+		return 0, bad
 	}
 	return n, nil
 }
 
-// looksNumeric is true when the last label is all digits: such a host can only be an
-// IPv4 literal (RFC 1123 forbids an all-numeric top-level label).
+// looksNumeric is true when h can only be meant as an IPv4 literal: its last label is
+// all digits (RFC 1123 forbids an all-numeric top-level label), or every label is a
+// number in a form inet_aton reads (decimal, octal, 0x hex). The second case keeps
+// "0x7f000001" or "0x7f.1", which many resolvers turn into 127.0.0.1, from passing as
+// a DNS name around the checks on IP targets.
 func looksNumeric(h string) bool {
 	last := h[strings.LastIndexByte(h, '.')+1:]
-	if last == "" {
+	if last != "" && allDigits(last) {
+		return true
+	}
+	for _, label := range strings.Split(h, ".") {
+		if !allDigits(label) && !isHexNumber(label) {
+			return false
+		}
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
 		return false
 	}
-	for i := 0; i < len(last); i++ {
-		if last[i] < '0' || last[i] > '9' {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isHexNumber is inet_aton's hex form: 0x or 0X, then hex digits (possibly none).
+func isHexNumber(s string) bool {
+	if len(s) < 2 || s[0] != '0' || s[1] != 'x' && s[1] != 'X' {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
 			return false
 		}
 	}

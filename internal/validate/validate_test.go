@@ -48,6 +48,10 @@ func TestParseAddress(t *testing.T) {
 		"010.1.2.3", "2001:db8::1", "[2001:db8::1", "[10.1.2.3]", "[fe80::1%eth0]", "a..b",
 		"-a.com", "a-.com", "a_b.com", "host name", "host\r\n", "h\x00", "例え.jp",
 		strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 50) + "com", "[::1]x",
+		// A port with leading zeros would not read back as written.
+		"10.1.2.3:080", "[::1]:0080", "host:00001",
+		// Numbers resolvers read as IPv4 (inet_aton forms) are not DNS names.
+		"0x7f000001", "0x7f.1", "0X7F.0.0.1", "0x7f.0x0.0x0.0x1", "2130706433", "017700000001",
 	}
 	for _, in := range bad {
 		if a, err := ParseAddress(in); err == nil {

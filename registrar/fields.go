@@ -33,6 +33,11 @@ func checkHost(host string) error {
 	if host == reservedName {
 		return fieldErr("host", errors.New(`"register" is reserved (it is the path of the registration endpoint); choose another name`))
 	}
+	if host == "." || host == ".." {
+		// HTTP servers and clients clean "/api/servers/.." to "/api/", so such a
+		// server could be created but never read, replaced or deleted by its path.
+		return fieldErr("host", fmt.Errorf("%q is reserved (it is a path segment that URLs resolve away); choose another name", host))
+	}
 	return nil
 }
 
@@ -40,7 +45,9 @@ func checkHost(host string) error {
 func checkAddress(addr string, p Policy) error {
 	a, err := validate.ParseAddress(addr)
 	if err != nil {
-		return fieldErr("ipAddress", fmt.Errorf("%q %v", truncate(addr), err))
+		// validate's message already quotes the part at fault, or names a byte that
+		// must not be echoed; quoting the value again would only repeat it.
+		return fieldErr("ipAddress", err)
 	}
 	if err := p.Check(a); err != nil {
 		return fieldErr("ipAddress", fmt.Errorf("refused: %v", err))

@@ -160,7 +160,7 @@ func loadDataFile(path string) (uint64, map[string]Server, error) {
 			return 0, nil, fmt.Errorf("data file %s: server %d: host %q %v; fix or remove the entry", path, i, sv.Host, err)
 		}
 		if _, err := validate.ParseAddress(sv.IPAddress); err != nil {
-			return 0, nil, fmt.Errorf("data file %s: server %q: ipAddress %q %v; fix or remove the entry", path, sv.Host, sv.IPAddress, err)
+			return 0, nil, fmt.Errorf("data file %s: server %q: ipAddress: %v; fix or remove the entry", path, sv.Host, err)
 		}
 		if _, dup := servers[sv.Host]; dup {
 			return 0, nil, fmt.Errorf("data file %s: server %q appears twice; remove one entry", path, sv.Host)

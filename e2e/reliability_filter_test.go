@@ -3,13 +3,20 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"switchyard/e2e/devproxy"
 	"switchyard/e2e/host"
 )
 
@@ -244,4 +251,133 @@ func waitMetric(t *testing.T, e *fEnv, name string, min int64, within time.Durat
 		}
 		return ""
 	})
+}
+
+// TestReliabilityTrappingRouterIsReplaced: a router VM that traps answers 503 for the
+// request that killed it, and the dev proxy replaces it, so a later request is served
+// by a fresh VM. The real filter never traps on purpose; testdata/trapguest traps on
+// a path ending in /trap and otherwise answers how many requests its VM has served.
+func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
+	reg := newFRegistrar(t, nil)
+	p, err := devproxy.New(t.Context(), devproxy.Config{
+		Wasm:         buildGuest(t, "trapguest"),
+		RegistrarURL: reg.url(),
+		Workers:      1, // one router VM: every request goes to the same slot
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("devproxy.New: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+
+	for want := 1; want <= 2; want++ {
+		if got := get(t, srv.URL+"/sys/ok"); got.status != 200 || got.body != `{"served":`+strconv.Itoa(want)+`}` {
+			t.Fatalf("request %d before the trap: %d %q", want, got.status, got.body)
+		}
+	}
+	got := get(t, srv.URL+"/sys/trap")
+	if got.status != 503 || got.errorCode() != "filter_unavailable" {
+		t.Fatalf("the trapping request got %d %q, want 503 filter_unavailable", got.status, got.body)
+	}
+	if !strings.Contains(got.body, "trap requested") {
+		t.Errorf("the 503 does not carry the VM's panic text: %q", got.body)
+	}
+	// While the slot is being refilled requests get 503 at once; then a fresh VM
+	// (its count starts again at 1) serves them.
+	eventually(t, syncWithin, func() string {
+		if g := get(t, srv.URL+"/sys/ok"); g.status != 200 || g.body != `{"served":1}` {
+			return fmt.Sprintf("after the trap: %d %q, want 200 from a fresh VM", g.status, g.body)
+		}
+		return ""
+	})
+	if !p.Ready() {
+		t.Errorf("the dev proxy is not ready after replacing the VM")
+	}
+}
+
+// buildGuest compiles testdata/<name> for wasip1 into the test's temporary folder.
+func buildGuest(t *testing.T, name string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), name+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/"+name)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the test guest %s: %v\n%s", name, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestReliabilityLegacyMillionRequests: under the host's Legacy profile (Envoy
+// 1.33–1.37, where poll_oneoff fails and one call crashes a Go guest) a router VM
+// serves 1,000,000 requests with GC cycles forced (GOGC=1, and one reply in ten
+// allocates), while the sync applies changes: no poll_oneoff, every VM alive, every
+// answer right.
+func TestReliabilityLegacyMillionRequests(t *testing.T) {
+	const requests = 1_000_000
+	routes := make(map[string]string, 1000)
+	for i := 0; i < 1000; i++ {
+		routes["n"+strconv.Itoa(i)] = "10.0." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":80"
+	}
+	e := newFEnv(t, host.Options{Profile: host.Legacy}, copyRoutes(routes))
+	gc := map[string]string{"GOGC": "1"}
+	syncVM := e.vmWith(host.PluginConfig{Name: "switchyard", RootID: "sync", VMID: "switchyard", Configuration: filterConfig(""), Env: gc})
+	r := e.vmWith(host.PluginConfig{Name: "switchyard", RootID: "router", VMID: "switchyard", Configuration: filterConfig(""), Env: gc})
+	e.waitLog("sync: table at revision 1", syncWithin)
+
+	headers := func(name string) host.Headers {
+		return host.Headers{{":method", "GET"}, {":path", "/sys/x"}, {":authority", "p"}, {"x-server-name", name}}
+	}
+	known, unknown := headers("n7"), headers("nobody")
+	start := time.Now()
+	var memStart uint64
+	for i := 0; i < requests; i++ {
+		if i == 10_000 {
+			memStart = r.MemoryBytes()
+		}
+		h := known
+		if i%10 == 9 {
+			h = unknown // a 404 body is built per request: garbage for the GC
+		}
+		s, err := r.NewStream(host.StreamAttributes{})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if _, err := s.RequestHeaders(h, true); err != nil {
+			t.Fatalf("request %d: the router VM failed: %v", i, err)
+		}
+		lr := s.LocalResponse()
+		if i%10 == 9 && (lr == nil || lr.Status != 404) || i%10 != 9 && lr != nil {
+			t.Fatalf("request %d: local response %+v", i, lr)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("request %d: closing the stream: %v", i, err)
+		}
+		if i%100_000 == 0 {
+			e.reg.put("n"+strconv.Itoa(i%1000+1), "10.9.9.9") // keep the sync allocating too
+		}
+	}
+	t.Logf("%d requests in %v (%v each)", requests, time.Since(start).Round(time.Millisecond), time.Since(start)/requests)
+	for _, vm := range []*host.VM{syncVM, r} {
+		if err := vm.Err(); err != nil {
+			t.Fatalf("a VM died: %v", err)
+		}
+	}
+	if n := e.h.PollOneoffCalls(); n != 0 {
+		t.Fatalf("poll_oneoff called %d times, want 0", n)
+	}
+	// 100,000 reply bodies of ~70 bytes were garbage: flat memory shows they were
+	// collected, i.e. that GC cycles ran.
+	if memEnd := r.MemoryBytes(); memEnd > memStart+(2<<20) {
+		t.Errorf("the router VM's memory grew from %d to %d KiB", memStart>>10, memEnd>>10)
+	}
+	t.Logf("router VM memory: %d KiB after 10,000 requests, %d KiB at the end", memStart>>10, r.MemoryBytes()>>10)
+	if v := e.metric("switchyard.rejected.unknown_server"); v != requests/10 {
+		t.Errorf("switchyard.rejected.unknown_server = %d, want %d", v, requests/10)
+	}
 }

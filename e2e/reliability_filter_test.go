@@ -477,3 +477,44 @@ func TestReliabilityFailStaticUnderLoad(t *testing.T) {
 	t.Logf("%d requests, %d during the %v outage, none failed; the change arrived after %v",
 		sent.Load(), during, outage, time.Since(changed).Round(time.Millisecond))
 }
+
+// TestReliabilityLargeGarbageDoesNotGrowMemoryForGood: a body under the buffer limit
+// enters the sync VM, whose linear memory never shrinks; repeated garbage of that
+// size must reuse that memory (the body of a failed poll is garbage once it is
+// refused), not add to it with every retry. The host clock is driven, so the
+// retries' backoff costs no real time.
+func TestReliabilityLargeGarbageDoesNotGrowMemoryForGood(t *testing.T) {
+	const size = 12 << 20 // under the host's 16 MiB limit (Envoy's is 32 MiB)
+	garbage := []byte(`{"revision":9,"routes":{"web-1":"10.9.9.9"},"pad":"` + strings.Repeat("x", size) + `"`) // no closing brace
+	reg := newFaultRegistrar(t, func(_ *faultRegistrar, w http.ResponseWriter, r *http.Request) {
+		w.Write(garbage)
+	})
+	clk := host.NewManualClock(time.Now())
+	e := newFEnv(t, host.Options{Clock: clk}, nil)
+	e.h.SetCluster("registrar", reg.srv.URL)
+	syncVM := e.vm("sync", filterConfig(""))
+	r := e.vm("router", filterConfig(""))
+	failuresReach := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(4 * syncWithin)
+		for e.metric("switchyard.sync.failure") < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("switchyard.sync.failure = %d, want %d\nlogs:\n%s", e.metric("switchyard.sync.failure"), n, e.logText())
+			}
+			clk.Advance(100 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	failuresReach(2)
+	memAfter2 := syncVM.MemoryBytes()
+	failuresReach(6)
+	memAfter6 := syncVM.MemoryBytes()
+	t.Logf("sync VM memory: %d MiB after 2 refused %d MiB bodies, %d MiB after 6", memAfter2>>20, size>>20, memAfter6>>20)
+	if memAfter6 > memAfter2+size/2 {
+		t.Errorf("the sync VM's memory grew from %d to %d MiB over 4 more refused bodies", memAfter2>>20, memAfter6>>20)
+	}
+	waitRouted(t, r, "web-1", "10.0.0.1:8080", time.Second)
+	if err := syncVM.Err(); err != nil {
+		t.Fatalf("the sync VM died: %v", err)
+	}
+}

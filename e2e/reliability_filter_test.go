@@ -484,8 +484,9 @@ func TestReliabilityFailStaticUnderLoad(t *testing.T) {
 // refused), not add to it with every retry. The host clock is driven, so the
 // retries' backoff costs no real time.
 func TestReliabilityLargeGarbageDoesNotGrowMemoryForGood(t *testing.T) {
-	const size = 12 << 20                                                                                      // under the host's 16 MiB limit (Envoy's is 32 MiB)
-	garbage := []byte(`{"revision":9,"routes":{"web-1":"10.9.9.9"},"pad":"` + strings.Repeat("x", size) + `"`) // no closing brace
+	const size = 12 << 20 // under the host's 16 MiB limit (Envoy's is 32 MiB)
+	// Cut short (no closing brace), so the sync refuses it after reading it whole.
+	garbage := []byte(`{"revision":9,"routes":{"web-1":"10.9.9.9"},"pad":"` + strings.Repeat("x", size) + `"`)
 	reg := newFaultRegistrar(t, func(_ *faultRegistrar, w http.ResponseWriter, r *http.Request) {
 		w.Write(garbage)
 	})

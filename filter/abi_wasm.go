@@ -2,10 +2,13 @@
 
 package main
 
-// The few proxy-wasm host calls the SDK does not offer (or offers only in a form that
-// loses information), declared here against ABI 0.2.1 as Envoy links them.
-// Out-parameters are package globals: the host writes into them while the call is
-// in progress, and a global never moves (go-wasm-notes.md P3).
+import "unsafe"
+
+// The proxy-wasm host calls the SDK does not offer (or offers only in a form that
+// loses information), and the router's hot path, declared here against ABI 0.2.1 as
+// Envoy links them. Out-parameters are package globals: the host writes into them
+// while the call is in progress, and a global never moves (go-wasm-notes.md P3); the
+// SDK's locals escape to the heap instead, two allocations per call.
 
 //go:wasmimport env proxy_get_current_time_nanoseconds
 func proxyGetCurrentTimeNanoseconds(ret *uint64) uint32
@@ -16,7 +19,26 @@ func proxySendLocalResponse(status uint32, details, body, headers string, grpcSt
 //go:wasmimport env proxy_record_metric
 func proxyRecordMetric(id uint32, value uint64) uint32
 
-var nowOut uint64
+//go:wasmimport env proxy_get_header_map_pairs
+func proxyGetHeaderMapPairs(mapType uint32, retData, retSize *uint32) uint32
+
+//go:wasmimport env proxy_replace_header_map_value
+func proxyReplaceHeaderMapValue(mapType uint32, key, value string) uint32
+
+//go:wasmimport env proxy_remove_header_map_value
+func proxyRemoveHeaderMapValue(mapType uint32, key string) uint32
+
+//go:wasmimport env proxy_get_shared_data
+func proxyGetSharedData(key string, retData, retSize, retCas *uint32) uint32
+
+//go:wasmimport env proxy_increment_metric
+func proxyIncrementMetric(id uint32, offset int64) uint32
+
+var (
+	nowOut                   uint64
+	outData, outSize, outCas uint32
+	mapRequestHeaders        uint32 = 0 // proxy-wasm MapType HttpRequestHeaders
+)
 
 // nowNanos is the host's clock (Envoy's dispatcher time; the e2e host's driven clock).
 // Every due time in the sync is a comparison against it, never a Go timer.
@@ -38,4 +60,89 @@ func sendLocalResponse(status uint32, details, body, headers string) uint32 {
 // gauge, which is wrong after another VM has set it.
 func recordMetric(id uint32, value uint64) uint32 {
 	return proxyRecordMetric(id, value)
+}
+
+// incrementMetric adds offset to a counter by id.
+func incrementMetric(id uint32, offset int64) uint32 {
+	return proxyIncrementMetric(id, offset)
+}
+
+// requestHeaderPairs reads the whole request header map, in the pairs format, into
+// the request arena: one host call (and one allocation) instead of one per header.
+func requestHeaderPairs() (string, uint32) {
+	arenaOn = true
+	st := proxyGetHeaderMapPairs(mapRequestHeaders, &outData, &outSize)
+	arenaOn = false
+	if st != 0 {
+		return "", st
+	}
+	return hostValue(), 0
+}
+
+// replaceRequestHeader sets a request header (the first of its name; Envoy setCopy).
+func replaceRequestHeader(key, value string) uint32 {
+	return proxyReplaceHeaderMapValue(mapRequestHeaders, key, value)
+}
+
+// removeRequestHeader removes every request header of a name.
+func removeRequestHeader(key string) uint32 {
+	return proxyRemoveHeaderMapValue(mapRequestHeaders, key)
+}
+
+// sharedData reads one shared-data value into the request arena, like
+// requestHeaderPairs.
+func sharedData(key string) (string, uint32) {
+	arenaOn = true
+	st := proxyGetSharedData(key, &outData, &outSize, &outCas)
+	arenaOn = false
+	if st != 0 {
+		return "", st
+	}
+	return hostValue(), 0
+}
+
+// hostValue gives the value a host call just returned through outData/outSize. The
+// host put it in the buffer malloc handed out last (lastAlloc), which is checked, so
+// that a host writing elsewhere is never read through a stale view.
+func hostValue() string {
+	if outSize == 0 {
+		return ""
+	}
+	if len(lastAlloc) < int(outSize) || uint32(uintptr(unsafe.Pointer(unsafe.SliceData(lastAlloc)))) != outData {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(lastAlloc), int(outSize))
+}
+
+// The allocator the host fills returned values into. Envoy (and the e2e host) call
+// the export "malloc" in preference to the SDK's proxy_on_memory_allocate, so this one
+// serves every host call of the module. Outside the router's hot path it gives fresh
+// heap memory, as the SDK's allocator does, since SDK callers keep what they get.
+// Inside it (arenaOn) it hands out slices of a package-level arena that is reset at
+// every request: the hot path then allocates nothing, and the Go heap, hence the VM's
+// memory, does not grow with the request count.
+//
+// lastAlloc roots the latest buffer until the next allocation, so a GC between the
+// allocation and the caller's read cannot free it (go-wasm-notes.md P4).
+var (
+	arena     [16 << 10]byte
+	arenaUsed int
+	arenaOn   bool
+	lastAlloc []byte
+)
+
+// resetArena frees the arena for the next request; values read into it are invalid
+// from here on.
+func resetArena() { arenaUsed = 0 }
+
+//go:wasmexport malloc
+func malloc(size uint32) unsafe.Pointer {
+	n := int(size)
+	if arenaOn && n > 0 && n <= len(arena)-arenaUsed {
+		lastAlloc = arena[arenaUsed : arenaUsed+n : arenaUsed+n]
+		arenaUsed += (n + 7) &^ 7
+	} else {
+		lastAlloc = make([]byte, max(n, 1))[:n]
+	}
+	return unsafe.Pointer(unsafe.SliceData(lastAlloc))
 }

@@ -118,16 +118,90 @@ func hasPort(target string) bool {
 // (a validated token, so it needs no escaping) and name the request's server name
 // (used only for Unknown, where it has passed validate.IsServerName and needs none).
 func replyBody(o Outcome, header, name string) []byte {
-	var msg string
+	return appendReplyBody(nil, o, header, name)
+}
+
+// appendReplyBody appends replyBody(o, header, name) to dst.
+func appendReplyBody(dst []byte, o Outcome, header, name string) []byte {
+	dst = append(append(append(dst, `{"error":"`...), o.Code()...), `","message":"`...)
 	switch o {
 	case Missing:
-		msg = "The " + header + " header is required on this path; set it to the name of a registered server"
+		dst = append(append(append(dst, "The "...), header...), " header is required on this path; set it to the name of a registered server"...)
 	case Invalid:
-		msg = "The " + header + " header must be 1-100 characters of letters, digits, '.', '_' or '-'"
+		dst = append(append(append(dst, "The "...), header...), " header must be 1-100 characters of letters, digits, '.', '_' or '-'"...)
 	case NotLoaded:
-		msg = "The route table has not been loaded from the registrar yet; retry in a second"
+		dst = append(dst, "The route table has not been loaded from the registrar yet; retry in a second"...)
 	case Unknown:
-		msg = "Server '" + name + "' is not registered"
+		dst = append(append(append(dst, "Server '"...), name...), "' is not registered"...)
 	}
-	return []byte(`{"error":"` + o.Code() + `","message":"` + msg + `"}`)
+	return append(dst, `"}`...)
+}
+
+// Proxy-wasm statuses (WasmResult) the router tells apart.
+const (
+	statusOK           = 0
+	statusNotFound     = 1
+	statusParseFailure = 4
+)
+
+// statusText names a proxy-wasm status for a log line.
+func statusText(st uint32) string {
+	names := [...]string{"OK", "NotFound", "BadArgument", "SerializationFailure", "ParseFailure",
+		"BadExpression", "InvalidMemoryAccess", "Empty", "CasMismatch", "ResultMismatch",
+		"InternalFailure", "BrokenConnection", "Unimplemented"}
+	if int(st) < len(names) {
+		return names[st]
+	}
+	return "status " + strconv.Itoa(int(st))
+}
+
+// requestView is what the router reads from a request's headers: :path, the
+// server-name header and :authority, each "" when absent (the first value when a
+// header repeats, as proxy_get_header_map_value gives it).
+type requestView struct {
+	path, name, authority string
+	hasPath               bool
+}
+
+// scanPairs reads a request's header map in the proxy-wasm pairs format (a u32
+// count, a (key length, value length) u32 pair per header, then each key and value
+// followed by NUL, little-endian; keys lower-case) and picks the headers the router
+// needs, nameHeader being the configured server-name header. The views point into
+// data. It reports false for data that is not in that format (the host's fault): the
+// router then treats the request as one without those headers.
+func scanPairs(data, nameHeader string) (requestView, bool) {
+	var v requestView
+	if len(data) == 0 {
+		return v, true // an empty map is zero bytes
+	}
+	if len(data) < 4 {
+		return v, false
+	}
+	n := uint64(le32(data))
+	if uint64(len(data)) < 4+8*n {
+		return v, false
+	}
+	off := 4 + 8*n
+	var hasName, hasAuthority bool
+	for i := uint64(0); i < n; i++ {
+		kl, vl := uint64(le32(data[4+8*i:])), uint64(le32(data[8+8*i:]))
+		if uint64(len(data))-off < kl+vl+2 {
+			return requestView{}, false
+		}
+		key, val := data[off:off+kl], data[off+kl+1:off+kl+1+vl]
+		off += kl + vl + 2
+		switch {
+		case key == ":path" && !v.hasPath:
+			v.path, v.hasPath = val, true
+		case key == ":authority" && !hasAuthority:
+			v.authority, hasAuthority = val, true
+		case key == nameHeader && !hasName:
+			v.name, hasName = val, true
+		}
+	}
+	return v, true
+}
+
+func le32(s string) uint32 {
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }

@@ -40,56 +40,71 @@ type routerStream struct {
 // OnHttpRequestHeaders applies Decide. A request under a prefix either leaves with
 // :authority set to its target or is answered here; it never goes upstream with the
 // client's own authority (the dynamic forward proxy behind would honour it).
+//
+// This is the hot path, so it uses the module's own ABI calls (abi_wasm.go) rather
+// than the SDK's: values land in a per-request arena, out-parameters are globals, and
+// a routed request allocates nothing in the guest.
 func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
 	r := s.r
-	path, err := proxywasm.GetHttpRequestHeader(":path")
-	if err != nil || !MatchesPrefix(path, r.cfg.PathPrefixes) {
+	resetArena()
+	pairs, st := requestHeaderPairs()
+	if st != statusOK {
+		return r.fail("reading the request headers", st)
+	}
+	req, ok := scanPairs(pairs, r.cfg.Header)
+	if !ok {
+		return r.fail("reading the request headers", statusParseFailure)
+	}
+	if !req.hasPath || !MatchesPrefix(req.path, r.cfg.PathPrefixes) {
 		return types.ActionContinue
 	}
-	name, _ := proxywasm.GetHttpRequestHeader(r.cfg.Header)
+	name, original := req.name, req.authority
 	outcome, authority := Decide(name, sharedTable{}, r.cfg.DefaultPort)
 	if outcome != Routed {
 		return r.reject(outcome, name)
 	}
-	original, _ := proxywasm.GetHttpRequestHeader(":authority")
-	if err := proxywasm.ReplaceHttpRequestHeader(":authority", authority); err != nil {
-		return r.fail("setting :authority", err)
+	if st := replaceRequestHeader(":authority", authority); st != statusOK {
+		return r.fail("setting :authority", st)
 	}
 	if original != "" {
-		err = proxywasm.ReplaceHttpRequestHeader("x-forwarded-host", original)
+		st = replaceRequestHeader("x-forwarded-host", original)
 	} else {
 		// Never pass on a client-supplied value as if it were ours.
-		err = proxywasm.RemoveHttpRequestHeader("x-forwarded-host")
+		st = removeRequestHeader("x-forwarded-host")
 	}
-	if err != nil {
-		return r.fail("setting x-forwarded-host", err)
+	if st != statusOK {
+		return r.fail("setting x-forwarded-host", st)
 	}
 	if r.cfg.StripHeader {
-		if err := proxywasm.RemoveHttpRequestHeader(r.cfg.Header); err != nil {
-			return r.fail("removing "+r.cfg.Header, err)
+		if st := removeRequestHeader(r.cfg.Header); st != statusOK {
+			return r.fail("removing "+r.cfg.Header, st)
 		}
 	}
-	r.metrics.routed.Increment(1)
+	incrementMetric(uint32(r.metrics.routed), 1)
 	return types.ActionContinue
 }
+
+// replyBuf holds the 404 body while the host copies it: one buffer, reused.
+var replyBuf = make([]byte, 0, 256)
 
 func (r *router) reject(o Outcome, name string) types.Action {
 	body, headers := r.bodies[o], r.jsonHeaders
 	switch o {
 	case Unknown:
-		body = string(replyBody(o, r.cfg.Header, name))
+		replyBuf = appendReplyBody(replyBuf[:0], o, r.cfg.Header, name)
+		body = unsafeString(replyBuf)
 	case NotLoaded:
 		headers = r.retryHeaders
 	}
 	sendLocalResponse(o.Status(), o.Code(), body, headers)
-	r.metrics.rejected[o].Increment(1)
+	incrementMetric(uint32(r.metrics.rejected[o]), 1)
 	return types.ActionPause
 }
 
 // fail answers 500 when the host refused a header edit: forwarding the request
 // half-rewritten could send it to the wrong place.
-func (r *router) fail(what string, err error) types.Action {
-	proxywasm.LogError("router: " + what + " failed: " + err.Error() + "; answered 500")
+func (r *router) fail(what string, st uint32) types.Action {
+	proxywasm.LogError("router: " + what + " failed: " + statusText(st) + "; answered 500")
 	sendLocalResponse(500, "switchyard_internal_error",
 		`{"error":"internal_error","message":"The proxy could not rewrite the request; see the proxy log"}`, r.jsonHeaders)
 	return types.ActionPause
@@ -100,16 +115,16 @@ func (r *router) fail(what string, err error) types.Action {
 type sharedTable struct{}
 
 func (sharedTable) Lookup(name string) (string, bool) {
-	v, _, err := proxywasm.GetSharedData(routeKeyView(name))
-	if err != nil || len(v) == 0 {
+	v, st := sharedData(routeKeyView(name))
+	if st != statusOK || len(v) == 0 {
 		return "", false
 	}
-	return unsafeString(v), true
+	return v, true
 }
 
 func (sharedTable) Loaded() bool {
-	v, _, err := proxywasm.GetSharedData(revisionKey)
-	return err == nil && len(v) > 0
+	v, st := sharedData(revisionKey)
+	return st == statusOK && len(v) > 0
 }
 
 // misconfiguredStream answers every request when an HTTP stream reaches the sync

@@ -3,6 +3,7 @@ package host
 import (
 	"encoding/binary"
 	"strings"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -64,7 +65,7 @@ func (h *Host) defineEnv() {
 			s[0] = statusNotFound
 			return
 		}
-		s[0] = vm.copyOut(v, uint32(s[3]), uint32(s[4]))
+		s[0] = vm.copyOutString(v, uint32(s[3]), uint32(s[4]))
 	})
 	e("proxy_add_header_map_value", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = vm.editHeader(s, editAdd) })
 	e("proxy_replace_header_map_value", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = vm.editHeader(s, editReplace) })
@@ -268,6 +269,11 @@ func (vm *VM) copyOut(data []byte, ptrPtr, sizePtr uint32) uint64 {
 		return statusInvalidMemoryAccess
 	}
 	return statusOK
+}
+
+// copyOutString is copyOut for a string (a header value), without converting it.
+func (vm *VM) copyOutString(data string, ptrPtr, sizePtr uint32) uint64 {
+	return vm.copyOut(unsafe.Slice(unsafe.StringData(data), len(data)), ptrPtr, sizePtr)
 }
 
 // alloc calls the guest's allocator inside the allocator window, through its own

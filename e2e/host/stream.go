@@ -23,13 +23,38 @@ func (h Headers) Get(key string) (string, bool) {
 	return "", false
 }
 
-func (h Headers) getBytes(key []byte) ([]byte, bool) {
+// getBytes is Get for a key read from guest memory, without copying the key.
+func (h Headers) getBytes(key []byte) (string, bool) {
 	for _, kv := range h {
-		if len(kv[0]) == len(key) && strings.EqualFold(kv[0], string(key)) {
-			return []byte(kv[1]), true
+		if equalFoldBytes(kv[0], key) {
+			return kv[1], true
 		}
 	}
-	return nil, false
+	return "", false
+}
+
+// equalFoldBytes is strings.EqualFold(s, string(b)) for ASCII, which header names
+// are, with no conversion.
+func equalFoldBytes(s string, b []byte) bool {
+	if len(s) != len(b) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c, d := s[i], b[i]
+		if c == d {
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Headers) add(key, value string) { *h = append(*h, [2]string{strings.ToLower(key), value}) }
@@ -414,18 +439,33 @@ func (vm *VM) editHeader(s []uint64, op headerEdit) uint64 {
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
-	k := lower(key)
-	if op == editRemove {
-		m.remove(k)
+	var val []byte
+	if op != editRemove {
+		if val, ok = vm.mem.Read(uint32(s[3]), uint32(s[4])); !ok {
+			return statusInvalidMemoryAccess
+		}
+	}
+	// A key the map already holds is reused, so the common edit (replace an existing
+	// header) copies only the value. Keys in the map are lower-case.
+	k, found := "", false
+	for _, kv := range *m {
+		if equalFoldBytes(kv[0], key) {
+			k, found = kv[0], true
+			break
+		}
+	}
+	switch {
+	case op == editRemove && !found:
 		return statusOK
+	case !found:
+		k = lower(key)
 	}
-	val, ok := vm.mem.Read(uint32(s[3]), uint32(s[4]))
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	if op == editAdd {
+	switch op {
+	case editRemove:
+		m.remove(k)
+	case editAdd:
 		m.add(k, string(val))
-	} else {
+	default:
 		m.replace(k, string(val))
 	}
 	return statusOK

@@ -262,6 +262,9 @@ func (vm *VM) finishCallback() {
 
 // aliveErr is nil while the VM can be called, else an error wrapping ErrVMDead.
 func (vm *VM) aliveErr() error {
+	if !vm.closed {
+		return nil // die always tears down (closed), so a VM not closed is alive; no lock per call
+	}
 	if err := vm.Err(); err != nil {
 		return fmt.Errorf("%w: %v", ErrVMDead, err)
 	}

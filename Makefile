@@ -17,6 +17,19 @@ test: build
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./filter
 	SWITCHYARD_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+# Each fuzz target for FUZZTIME (a few seconds in `make test`; longer by hand, e.g.
+# `make fuzz FUZZTIME=10m`). An input that fails is written to the package's
+# testdata/fuzz/ folder; commit it and it runs in every `go test` as a regression case.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := FuzzServerName:./internal/validate/ FuzzParseAddress:./internal/validate/ \
+                FuzzWrite:./registrar/ FuzzSnapshot:./filter/ FuzzConfig:./filter/
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) "$${t#*:}"; \
+	done
 
 run: build
 	$(GO) build -trimpath -o $(BIN)/run ./e2e/cmd/run

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -152,8 +153,8 @@ func responseThroughFilter(resp *http.Response) error {
 		return err
 	}
 	edited := rr.stream.ResponseHeaderMap()
-	if len(edited) == 0 {
-		return nil
+	if len(edited) == 0 || slices.Equal(edited, h) {
+		return nil // the filter changed nothing: keep the header as it came
 	}
 	out := make(http.Header, len(edited))
 	for _, kv := range edited {

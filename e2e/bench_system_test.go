@@ -25,8 +25,8 @@ import (
 //     the filter) and on a path outside path_prefixes (bypass: -upstream, the same
 //     upstream server), with 10 and with 10,000 registered names (one registrar and
 //     dev proxy per table size, the names registered through the registrar). 32
-//     keep-alive clients, 1 s per run, 6 rounds of the four modes interleaved
-//     (ABCD DCBA ...); ratios are the median of the per-round ratios. It also reports
+//     keep-alive clients, 1 s per run; each ratio is the median over 6 rounds of two
+//     adjacent runs of its two sides, alternating which goes first. It also reports
 //     the dev proxy process's CPU time per request, read from /proc, which unlike
 //     throughput does not move with the rest of the machine's load. Targets: routed ≥
 //     0.9 × bypass; routed with 10,000 names within 5% of routed with 10.
@@ -219,10 +219,10 @@ func (tt *throughputTarget) run(b *testing.B, path string, clients, count int, d
 	return res
 }
 
-// throughputRounds is how many times each mode runs, interleaved. The machine is
-// small and shared, so a figure is taken from many short adjacent runs: a ratio is
-// computed within each round (where the machine's load is alike for both sides) and
-// the median over the rounds is reported.
+// throughputRounds is how many times each comparison runs both its sides. The machine
+// is small and shared, so each ratio is taken from directly adjacent short runs of its
+// two sides (where the rest of the machine's load is most alike), alternating which
+// side goes first, and the median over the rounds is reported.
 const throughputRounds = 6
 
 // mode is one measured combination, summed over its runs.
@@ -231,11 +231,31 @@ type mode struct {
 	path     string
 	requests int
 	elapsed  time.Duration
-	rates    []float64     // req/s of each round
 	cpu      time.Duration // CPU time the dev proxy process spent in this mode's runs
 }
 
 func (m *mode) perSecond() float64 { return float64(m.requests) / m.elapsed.Seconds() }
+
+// measure runs m once for loadDuration and adds the run to its totals.
+func (m *mode) measure(b *testing.B) float64 {
+	b.Helper()
+	cpu0 := procCPU(b, m.tt.px)
+	res := m.tt.run(b, m.path, loadClients, loadMax, loadDuration)
+	if err := res.Err(); err != nil {
+		b.Fatalf("%s %s: %v", m.tt.label, m.path, err)
+	}
+	m.cpu += procCPU(b, m.tt.px) - cpu0
+	m.requests += res.Requests
+	m.elapsed += res.Elapsed
+	return res.PerSecond()
+}
+
+// comparison is one reported ratio: num's req/s over den's, run by run.
+type comparison struct {
+	unit     string
+	num, den *mode
+	ratios   []float64
+}
 
 func BenchmarkDevproxyThroughput(b *testing.B) {
 	up := upstream(b, "alpha")
@@ -243,13 +263,14 @@ func BenchmarkDevproxyThroughput(b *testing.B) {
 	small := newThroughputTarget(b, "10 names", smallNames, up)
 	large := newThroughputTarget(b, "10,000 names", scaleNames, up)
 	b.Logf("set-up (registrars, %d names registered and checked through the proxy): %v", smallNames+scaleNames, time.Since(start).Round(time.Millisecond))
-	modes := []*mode{
-		{tt: small, path: "/sys/bench"},
-		{tt: small, path: "/bypass/bench"},
-		{tt: large, path: "/sys/bench"},
-		{tt: large, path: "/bypass/bench"},
+	routed10, bypass10 := &mode{tt: small, path: "/sys/bench"}, &mode{tt: small, path: "/bypass/bench"}
+	routed10k, bypass10k := &mode{tt: large, path: "/sys/bench"}, &mode{tt: large, path: "/bypass/bench"}
+	comparisons := []*comparison{
+		{unit: "routed/bypass-ratio", num: routed10, den: bypass10},
+		{unit: "routed/bypass-10k-ratio", num: routed10k, den: bypass10k},
+		{unit: "10k/10-routed-ratio", num: routed10k, den: routed10},
 	}
-	for _, m := range modes { // connections up, caches warm; not counted
+	for _, m := range []*mode{routed10, bypass10, routed10k, bypass10k} { // connections up, caches warm; not counted
 		if res := m.tt.run(b, m.path, loadClients, loadMax, loadWarmup); res.Err() != nil {
 			b.Fatalf("warm-up %s %s: %v", m.tt.label, m.path, res.Err())
 		}
@@ -257,41 +278,43 @@ func BenchmarkDevproxyThroughput(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for round := range throughputRounds {
-			for k := range modes {
-				// Forward, then backward (ABCD DCBA ...): drift weighs on every mode alike.
-				m := modes[k]
-				if round%2 == 1 {
-					m = modes[len(modes)-1-k]
+			for _, c := range comparisons {
+				var num, den float64
+				if round%2 == 0 {
+					num, den = c.num.measure(b), c.den.measure(b)
+				} else {
+					den, num = c.den.measure(b), c.num.measure(b)
 				}
-				cpu0 := procCPU(b, m.tt.px)
-				res := m.tt.run(b, m.path, loadClients, loadMax, loadDuration)
-				if err := res.Err(); err != nil {
-					b.Fatalf("%s %s: %v", m.tt.label, m.path, err)
-				}
-				m.cpu += procCPU(b, m.tt.px) - cpu0
-				m.requests += res.Requests
-				m.elapsed += res.Elapsed
-				m.rates = append(m.rates, res.PerSecond())
+				c.ratios = append(c.ratios, num/den)
 			}
 		}
 	}
 	b.StopTimer()
-	for _, m := range modes {
-		b.Logf("%-12s %-14s %6.0f req/s overall, dev proxy CPU %5.1f µs/req; by round %v",
-			m.tt.label, m.path, m.perSecond(), m.cpuPerRequest(), rounded(m.rates))
+	for _, m := range []*mode{routed10, bypass10, routed10k, bypass10k} {
+		b.Logf("%-12s %-14s %6.0f req/s overall, dev proxy CPU %5.1f µs/req", m.tt.label, m.path, m.perSecond(), m.cpuPerRequest())
 	}
-	b.ReportMetric(modes[0].perSecond(), "routed-req/s")
-	b.ReportMetric(modes[1].perSecond(), "bypass-req/s")
-	b.ReportMetric(modes[2].perSecond(), "routed-10k-req/s")
-	b.ReportMetric(modes[3].perSecond(), "bypass-10k-req/s")
-	b.ReportMetric(medianRatio(modes[0].rates, modes[1].rates), "routed/bypass-ratio")
-	b.ReportMetric(medianRatio(modes[2].rates, modes[3].rates), "routed/bypass-10k-ratio")
-	b.ReportMetric(medianRatio(modes[2].rates, modes[0].rates), "10k/10-routed-ratio")
+	b.ReportMetric(routed10.perSecond(), "routed-req/s")
+	b.ReportMetric(bypass10.perSecond(), "bypass-req/s")
+	b.ReportMetric(routed10k.perSecond(), "routed-10k-req/s")
+	b.ReportMetric(bypass10k.perSecond(), "bypass-10k-req/s")
+	for _, c := range comparisons {
+		b.Logf("%-24s by round %.3f", c.unit, c.ratios)
+		b.ReportMetric(median(c.ratios), c.unit)
+	}
 	// The filter's share seen from the proxy's side: CPU per request, which unlike
 	// throughput does not depend on what else the machine is doing.
-	b.ReportMetric(modes[0].cpuPerRequest(), "routed-proxy-cpu-µs/req")
-	b.ReportMetric(modes[1].cpuPerRequest(), "bypass-proxy-cpu-µs/req")
-	b.ReportMetric(modes[2].cpuPerRequest(), "routed-10k-proxy-cpu-µs/req")
+	b.ReportMetric(routed10.cpuPerRequest(), "routed-proxy-cpu-µs/req")
+	b.ReportMetric(bypass10.cpuPerRequest(), "bypass-proxy-cpu-µs/req")
+	b.ReportMetric(routed10k.cpuPerRequest(), "routed-10k-proxy-cpu-µs/req")
+}
+
+func median(fs []float64) float64 {
+	s := slices.Clone(fs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 func (m *mode) cpuPerRequest() float64 {

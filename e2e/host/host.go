@@ -91,7 +91,7 @@ type Host struct {
 	vmRefs map[string]int
 
 	sharedMu sync.Mutex
-	shared   map[string]map[string]*sharedEntry
+	shared   map[string]map[string]sharedEntry
 	cas      uint32
 	queues   map[string]*queue // "vm_id\x00name"
 	queueIDs []*queue
@@ -116,7 +116,7 @@ func New(opts Options) *Host {
 		modules:   map[[32]byte]*Module{},
 		vms:       map[*VM]struct{}{},
 		vmRefs:    map[string]int{},
-		shared:    map[string]map[string]*sharedEntry{},
+		shared:    map[string]map[string]sharedEntry{},
 		queues:    map[string]*queue{},
 		metrics:   map[metricKey]*metric{},
 		client:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},

@@ -14,8 +14,9 @@ import (
 // the root context that owns the call (proxy-wasm-host-reference.md §3b).
 
 // maxHTTPCallBody bounds a response body; a larger one fails the call like Envoy's
-// buffer limit does (callback (root, token, 0, 0, 0), status 11 "reset").
-const maxHTTPCallBody = 16 << 20
+// buffer limit does (callback (root, token, 0, 0, 0), status 11 "reset"). Envoy's
+// default is 32 MiB (runtime key http.async_response_buffer_limit, async_client_impl).
+const maxHTTPCallBody = 32 << 20
 
 // httpResponse is what proxy_on_http_call_response may read (map types 6 and 7, buffer
 // type 4); it exists only during that callback.

@@ -122,9 +122,10 @@ func TestRunEndsAtTheDuration(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("a 200 ms run took %v", took)
 	}
-	// 2 clients × 200 ms / 20 ms ≈ 20 requests; anything near the cap means no stop.
-	if res.Requests < 4 || res.Requests > 40 || res.Err() != nil {
-		t.Fatalf("answered %d (%v), want about 20, all right", res.Requests, res.Err())
+	// 2 clients × 200 ms / 20 ms: at most 20 requests (fewer on a busy machine, but each
+	// client sends at least one); anything near the cap means the run did not stop.
+	if res.Requests < 2 || res.Requests > 22 || res.Err() != nil {
+		t.Fatalf("answered %d (%v), want 2 to about 20, all right", res.Requests, res.Err())
 	}
 }
 

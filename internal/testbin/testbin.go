@@ -1,7 +1,8 @@
-// Package testbin gives tests the project's real build outputs: bin/filter.wasm,
-// bin/registrar and bin/devproxy.
+// Package testbin gives tests the project's real build outputs (bin/filter.wasm,
+// bin/registrar and bin/devproxy), runs the binaries for a test (Start, Run) and
+// builds the small wasm guests some tests load instead of the filter (Guest).
 //
-// When SWITCHYARD_BIN is set (the Makefile sets it after `make build`), the files are
+// When SWITCHYARD_BIN is set (the Makefile sets it after `make build`), the outputs are
 // taken from that folder as they are. Otherwise each is built once per test process
 // into a temporary folder, with the same flags the Makefile uses, so `go test ./...`
 // works on its own and never races another package's build.
@@ -23,12 +24,6 @@ var packages = map[string]string{
 	"registrar":   "./registrar",
 	"devproxy":    "./e2e/cmd/devproxy",
 }
-
-var (
-	mu     sync.Mutex
-	built  = map[string]string{}
-	tmpDir string
-)
 
 // Path returns the path of the named output ("filter.wasm", "registrar", "devproxy"),
 // building it first when needed. It fails the test when the build fails.
@@ -63,34 +58,64 @@ func path(name string) (string, error) {
 		}
 		return p, nil
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if p, ok := built[name]; ok {
-		return p, nil
-	}
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
+	return buildOnce(name, root, pkg, name, strings.HasSuffix(name, ".wasm"))
+}
+
+// A build shared by every caller in this test process that asks for the same key.
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var (
+	mu     sync.Mutex
+	builds = map[string]*build{}
+	tmpDir string
+)
+
+// buildOnce builds pkg (run from dir) into the process's temporary folder as file,
+// the first time key is asked for, and returns the built path. Different keys build
+// at the same time; the same key waits for the one build. wasm builds are wasip1
+// c-shared modules, as the Makefile builds filter.wasm.
+func buildOnce(key, dir, pkg, file string, wasm bool) (string, error) {
+	mu.Lock()
 	if tmpDir == "" {
-		if tmpDir, err = os.MkdirTemp("", "switchyard-bin-"); err != nil {
+		d, err := os.MkdirTemp("", "switchyard-bin-")
+		if err != nil {
+			mu.Unlock()
 			return "", err
 		}
+		tmpDir = d
 	}
-	out := filepath.Join(tmpDir, name)
-	args := []string{"build", "-trimpath", "-o", out}
-	env := os.Environ()
-	if strings.HasSuffix(name, ".wasm") {
-		args = append(args, "-buildmode=c-shared")
-		env = append(env, "GOOS=wasip1", "GOARCH=wasm")
+	b, ok := builds[key]
+	if !ok {
+		b = &build{}
+		builds[key] = b
 	}
-	cmd := exec.Command("go", append(args, pkg)...)
-	cmd.Dir, cmd.Env = root, env
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("testbin: building %s: %v\n%s", name, err, msg)
-	}
-	built[name] = out
-	return out, nil
+	out := filepath.Join(tmpDir, file)
+	mu.Unlock()
+
+	b.once.Do(func() {
+		args := []string{"build", "-trimpath", "-o", out}
+		env := os.Environ()
+		if wasm {
+			args = append(args, "-buildmode=c-shared")
+			env = append(env, "GOOS=wasip1", "GOARCH=wasm")
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
+		cmd.Dir, cmd.Env = dir, env
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("testbin: building %s (go %s in %s): %v\n%s", key, strings.Join(cmd.Args[1:], " "), dir, err, msg)
+			return
+		}
+		b.path = out
+	})
+	return b.path, b.err
 }
 
 // ModuleRoot returns the folder holding the project's go.mod.

@@ -327,7 +327,7 @@ const clockTick = 10 * time.Millisecond
 // procCPU is the user+system CPU time p's process has used so far, all threads.
 func procCPU(b *testing.B, p *proc) time.Duration {
 	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
 	if err != nil {
 		b.Fatalf("reading the dev proxy's CPU time: %v", err)
 	}

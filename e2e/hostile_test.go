@@ -222,7 +222,7 @@ func TestHostileServerNameHeader(t *testing.T) {
 	}
 	for _, c := range raw {
 		t.Run("raw/"+c.name, func(t *testing.T) {
-			status, body := rawRequest(t, px.addr, "GET /sys/x HTTP/1.1\r\nHost: proxy\r\n"+c.header+"Connection: close\r\n\r\n")
+			status, body := rawRequest(t, px.Addr(), "GET /sys/x HTTP/1.1\r\nHost: proxy\r\n"+c.header+"Connection: close\r\n\r\n")
 			if status != 400 {
 				t.Fatalf("got %d %q, want 400", status, body)
 			}

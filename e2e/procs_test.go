@@ -1,130 +1,32 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"switchyard/internal/testbin"
 )
 
-// proc is one of the project's binaries running for a test, on a free loopback port
-// that it reports in its "listening" log line.
-type proc struct {
-	t    testing.TB
-	name string
-	args []string
-	cmd  *exec.Cmd
-	addr string
+// proc is one of the project's binaries running for a test (testbin.Start): on a
+// free loopback port, stopped when the test ends; Restart keeps its address.
+type proc struct{ *testbin.Proc }
 
-	mu  sync.Mutex
-	out bytes.Buffer
-}
+func (p proc) url() string { return p.URL() }
 
-var listenRe = regexp.MustCompile(`(?:addr=|"addr":")(127\.0\.0\.1:\d+)`)
-
-// startProc runs bin with args and waits for its first "listening" line.
-func startProc(t testing.TB, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{t: t, name: bin, args: args}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proc) start() {
-	p.t.Helper()
-	p.cmd = exec.Command(testbin.Path(p.t, p.name), p.args...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.out.WriteString(line + "\n")
-			p.mu.Unlock()
-			if m := listenRe.FindStringSubmatch(line); m != nil && strings.Contains(line, "listening") && !strings.Contains(line, "admin") {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case p.addr = <-found:
-	case <-time.After(30 * time.Second):
-		p.stop()
-		p.t.Fatalf("%s did not report a listening address within 30 s; output:\n%s", p.name, p.output())
-	}
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func (p *proc) url() string { return "http://" + p.addr }
-
-// stop ends the process with SIGTERM (SIGKILL after 10 s) and waits for it.
-func (p *proc) stop() {
-	if p.cmd == nil || p.cmd.Process == nil || p.cmd.ProcessState != nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// restart stops the process and starts it again with the same arguments, on the same
-// address, as an operator restarting the service would.
-func (p *proc) restart() {
-	p.t.Helper()
-	p.stop()
-	for i, a := range p.args {
-		if a == "-listen" && i+1 < len(p.args) {
-			p.args[i+1] = p.addr
-		}
-	}
-	p.cmd = nil
-	p.start()
-}
-
-// registrar starts the real registrar on a free port with a data file in a temp dir;
+// startRegistrar starts the real registrar on a free port with a data file in a temp dir;
 // loopback targets are allowed so tests can route to their own upstreams.
 func startRegistrar(t testing.TB, extra ...string) *proc {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "servers.json")
 	args := append([]string{"-listen", "127.0.0.1:0", "-data", data, "-allow-cidr", "127.0.0.0/8"}, extra...)
-	return startProc(t, "registrar", args...)
+	return &proc{testbin.Start(t, "registrar", args...)}
 }
 
 // startDevproxy runs the real dev proxy with the real filter against registrarURL.
@@ -132,7 +34,7 @@ func startDevproxy(t testing.TB, registrarURL string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2",
 		"-wasm", testbin.Path(t, "filter.wasm"), "-registrar", registrarURL}, extra...)
-	return startProc(t, "devproxy", args...)
+	return &proc{testbin.Start(t, "devproxy", args...)}
 }
 
 // register puts name → addr through the registrar's seed-compatible endpoint.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,7 +34,7 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 		return ""
 	})
 	got := get(t, px.url()+"/sys/logs", "X-Server-Name", "web-1")
-	if want := "xfh=" + px.addr; !strings.Contains(got.body, want) {
+	if want := "xfh=" + px.Addr(); !strings.Contains(got.body, want) {
 		t.Errorf("upstream saw %q, want %s (the original authority)", got.body, want)
 	}
 
@@ -127,7 +126,7 @@ func TestProxyKeepsRoutingWhileRegistrarIsDownAndAfterRestart(t *testing.T) {
 	}
 	eventually(t, propagation, routedTo("web-1", "alpha"))
 
-	reg.stop()
+	reg.Stop()
 	for i := 0; i < 50; i++ { // fail-static: every request still routed while it is down
 		if msg := routedTo("web-1", "alpha")(); msg != "" {
 			t.Fatalf("request %d with the registrar down: %s", i, msg)
@@ -135,7 +134,7 @@ func TestProxyKeepsRoutingWhileRegistrarIsDownAndAfterRestart(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	reg.restart() // same address, same data file
+	reg.Restart() // same address, same data file
 	if msg := routedTo("web-1", "alpha")(); msg != "" {
 		t.Fatalf("after the registrar restart: %s", msg)
 	}
@@ -171,7 +170,7 @@ func TestProxyPassesWebSocketUpgrade(t *testing.T) {
 		return ""
 	})
 
-	conn, err := net.DialTimeout("tcp", px.addr, 5*time.Second)
+	conn, err := net.DialTimeout("tcp", px.Addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,12 +200,12 @@ func TestDevproxyRefusesModuleEnvoyWouldRefuse(t *testing.T) {
 	if err := os.WriteFile(path, empty, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(testbin.Path(t, "devproxy"), "-listen", "127.0.0.1:0", "-admin", "", "-wasm", path, "-registrar", "http://127.0.0.1:1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
+	code, out := testbin.Run(t, "devproxy", testbin.Config{Args: []string{
+		"-listen", "127.0.0.1:0", "-admin", "", "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
+	if code == 0 {
 		t.Fatalf("devproxy started with a module that has no ABI marker; output:\n%s", out)
 	}
-	if !strings.Contains(strings.ToLower(string(out)), "abi") {
+	if !strings.Contains(strings.ToLower(out), "abi") {
 		t.Errorf("the error does not name the missing ABI version:\n%s", out)
 	}
 }

@@ -7,9 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +16,7 @@ import (
 
 	"switchyard/e2e/devproxy"
 	"switchyard/e2e/host"
+	"switchyard/internal/testbin"
 )
 
 // Reliability of the filter side (issue #8): what the sync and the routers do when
@@ -261,7 +259,7 @@ func waitMetric(t *testing.T, e *fEnv, name string, min int64, within time.Durat
 func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
 	reg := newFRegistrar(t, nil)
 	p, err := devproxy.New(t.Context(), devproxy.Config{
-		Wasm:         buildGuest(t, "trapguest"),
+		Wasm:         testbin.Guest(t, "testdata/trapguest"),
 		RegistrarURL: reg.url(),
 		Workers:      1, // one router VM: every request goes to the same slot
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -296,22 +294,6 @@ func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
 	if !p.Ready() {
 		t.Errorf("the dev proxy is not ready after replacing the VM")
 	}
-}
-
-// buildGuest compiles testdata/<name> for wasip1 into the test's temporary folder.
-func buildGuest(t *testing.T, name string) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), name+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/"+name)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the test guest %s: %v\n%s", name, err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestReliabilityLegacyMillionRequests: under the host's Legacy profile (Envoy
@@ -448,11 +430,11 @@ func TestReliabilityFailStaticUnderLoad(t *testing.T) {
 	t.Cleanup(func() { stop.Store(true); wg.Wait() })
 
 	time.Sleep(500 * time.Millisecond) // load before the outage too
-	reg.stop()
+	reg.Stop()
 	before := sent.Load()
 	time.Sleep(outage)
 	during := sent.Load() - before
-	reg.restart() // same address, same data file
+	reg.Restart() // same address, same data file
 	if f := failed.Load(); f != 0 {
 		t.Fatalf("%d of %d requests failed while the registrar was down; first: %s", f, sent.Load(), firstBad.Load())
 	}

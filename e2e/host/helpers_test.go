@@ -3,68 +3,18 @@ package host
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"switchyard/internal/testbin"
 )
 
-// The test guests under testdata/, each a tiny main package, built once per test
-// process (in parallel, by TestMain) into a temporary folder.
-var guests = []string{"probe", "sdkguest", "badimport", "noabi", "noalloc", "loglevel020", "wasi533"}
-
-var guestDir string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchyard-host-guests-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	guestDir = dir
-	if err := buildGuests(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func buildGuests(dir string) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(guests))
-	for i, g := range guests {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, g+".wasm"), "./testdata/"+g)
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("building test guest %s: %v\n%s", g, err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
+// guestBytes is the test guest testdata/<name> (a tiny main package), built once per
+// test process by testbin.Guest.
 func guestBytes(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(guestDir, name+".wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testbin.Guest(t, "testdata/"+name)
 }
 
 // newHost returns a Host closed when the test ends.

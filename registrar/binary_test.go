@@ -4,128 +4,49 @@ package main
 // signals and the one-shot import, as an operator would run it.
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"switchyard/internal/testbin"
 )
 
-// proc is a running registrar binary.
-type proc struct {
-	URL    string
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	exited chan struct{}
-	err    error
-}
-
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-var listeningLine = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
-// startBinary runs the registrar with args (plus -listen 127.0.0.1:0) and env, and
-// waits (bounded) for its "listening" line, which carries the chosen port.
-func startBinary(t *testing.T, env []string, args ...string) *proc {
+// startBinary runs the built registrar (testbin.Start) with args plus -listen
+// 127.0.0.1:0 and env on top of the test's environment, without the REGISTRAR_*
+// settings of whoever runs the tests. It is stopped when the test ends.
+func startBinary(t *testing.T, env []string, args ...string) *testbin.Proc {
 	t.Helper()
-	p := &proc{exited: make(chan struct{})}
-	p.cmd = exec.Command(testbin.Path(t, "registrar"), append([]string{"-listen", "127.0.0.1:0"}, args...)...)
-	p.cmd.Env = append(os.Environ(), env...)
-	pipe, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stderr.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if m := listeningLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		io.Copy(io.Discard, pipe)
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
+	return testbin.StartConfig(t, "registrar", testbin.Config{
+		Args:  append([]string{"-listen", "127.0.0.1:0"}, args...),
+		Env:   env,
+		Clear: []string{"REGISTRAR_"},
 	})
-	select {
-	case a := <-addr:
-		p.URL = "http://" + a
-	case <-p.exited:
-		t.Fatalf("registrar exited before listening: %v\n%s", p.err, p.log())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no listening line within 15 s:\n%s", p.log())
-	}
-	return p
 }
 
 // stop sends SIGTERM and requires exit status 0 within 10 s.
-func (p *proc) stop(t *testing.T) {
+func stop(t *testing.T, p *testbin.Proc) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no exit within 10 s of SIGTERM:\n%s", p.log())
-	}
-	if p.err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", p.err, p.log())
+	if err := p.Stop(); err != nil {
+		t.Fatalf("registrar after SIGTERM: %v\n%s", err, p.Output())
 	}
 }
 
 // runBinary runs the registrar to completion and returns its exit code and output.
 func runBinary(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, testbin.Path(t, "registrar"), args...)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), string(out)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, string(out)
+	return testbin.Run(t, "registrar", testbin.Config{Args: args, Env: env, Clear: []string{"REGISTRAR_"}})
 }
 
 func TestBinaryRestartKeepsDataAndCleansTemps(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "state", "servers.json")
 	p := startBinary(t, nil, "-data", data)
-	register(t, p.URL, "web-1", "10.1.2.3:8080", "logs")
-	register(t, p.URL, "web-2", "10.1.2.4:8080", "logs")
-	p.stop(t)
+	register(t, p.URL(), "web-1", "10.1.2.3:8080", "logs")
+	register(t, p.URL(), "web-2", "10.1.2.4:8080", "logs")
+	stop(t, p)
 
 	stale := filepath.Join(dir, "state", "servers.json.tmp-4242")
 	if err := os.WriteFile(stale, []byte(`{"revision": 99, "ser`), 0o600); err != nil {
@@ -135,14 +56,14 @@ func TestBinaryRestartKeepsDataAndCleansTemps(t *testing.T) {
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("stale temporary file survived the start (stat: %v)", err)
 	}
-	table := call(t, "GET", p.URL+"/v1/routes", "").routes(t)
+	table := call(t, "GET", p.URL()+"/v1/routes", "").routes(t)
 	if table.Revision != 2 || table.Routes["web-1"] != "10.1.2.3:8080" || table.Routes["web-2"] != "10.1.2.4:8080" {
 		t.Fatalf("after restart: %+v", table)
 	}
-	if res := register(t, p.URL, "web-3", "10.1.2.5", "logs"); *res.Revision != 3 {
+	if res := register(t, p.URL(), "web-3", "10.1.2.5", "logs"); *res.Revision != 3 {
 		t.Fatalf("revision after restart went to %d, want 3", *res.Revision)
 	}
-	p.stop(t)
+	stop(t, p)
 }
 
 // The token can come from each of its sources; without it /api/ and /v1/ answer 401.
@@ -165,21 +86,21 @@ func TestBinaryTokenSources(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"-data", filepath.Join(t.TempDir(), "servers.json")}, c.args...)
 			p := startBinary(t, c.env, args...)
-			if strings.Contains(p.log(), "no token configured") {
-				t.Errorf("warned about open writes although a token is set:\n%s", p.log())
+			if strings.Contains(p.Output(), "no token configured") {
+				t.Errorf("warned about open writes although a token is set:\n%s", p.Output())
 			}
 			for _, path := range []string{"/api/servers", "/v1/routes"} {
-				if r := call(t, "GET", p.URL+path, ""); r.Code != 401 {
+				if r := call(t, "GET", p.URL()+path, ""); r.Code != 401 {
 					t.Errorf("GET %s without token: %d", path, r.Code)
 				}
-				if r := call(t, "GET", p.URL+path, "", "Authorization", "Bearer wrong"); r.Code != 401 {
+				if r := call(t, "GET", p.URL()+path, "", "Authorization", "Bearer wrong"); r.Code != 401 {
 					t.Errorf("GET %s with a wrong token: %d", path, r.Code)
 				}
-				if r := call(t, "GET", p.URL+path, "", "Authorization", "Bearer "+c.token); r.Code != 200 {
+				if r := call(t, "GET", p.URL()+path, "", "Authorization", "Bearer "+c.token); r.Code != 200 {
 					t.Errorf("GET %s with the token: %d", path, r.Code)
 				}
 			}
-			p.stop(t)
+			stop(t, p)
 		})
 	}
 }
@@ -188,36 +109,36 @@ func TestBinaryTokenSources(t *testing.T) {
 func TestBinaryEnvironment(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "env", "servers.json")
 	p := startBinary(t, []string{"REGISTRAR_DATA=" + data, "REGISTRAR_ALLOW_CIDR=127.0.0.0/8"})
-	if !strings.Contains(p.log(), "no token configured") {
-		t.Errorf("no warning about open writes:\n%s", p.log())
+	if !strings.Contains(p.Output(), "no token configured") {
+		t.Errorf("no warning about open writes:\n%s", p.Output())
 	}
-	register(t, p.URL, "local", "127.0.0.1:9001", "dev") // allowed by REGISTRAR_ALLOW_CIDR
-	if r := call(t, "POST", p.URL+"/api/servers/register", regBody("far", "10.1.2.3", "dev")); r.Code != 400 {
+	register(t, p.URL(), "local", "127.0.0.1:9001", "dev") // allowed by REGISTRAR_ALLOW_CIDR
+	if r := call(t, "POST", p.URL()+"/api/servers/register", regBody("far", "10.1.2.3", "dev")); r.Code != 400 {
 		t.Errorf("target outside REGISTRAR_ALLOW_CIDR: %d %s", r.Code, r.Body)
 	}
 	if _, err := os.Stat(data); err != nil {
 		t.Errorf("REGISTRAR_DATA not used: %v", err)
 	}
-	if !strings.Contains(p.log(), "msg=audit action=set host=local") {
-		t.Errorf("no audit line for the write:\n%s", p.log())
+	if !strings.Contains(p.Output(), "msg=audit action=set host=local") {
+		t.Errorf("no audit line for the write:\n%s", p.Output())
 	}
-	p.stop(t)
+	stop(t, p)
 }
 
 // SIGTERM answers a waiting long-poll at once and the process exits 0.
 func TestBinarySIGTERMReleasesLongPoll(t *testing.T) {
 	p := startBinary(t, nil, "-data", filepath.Join(t.TempDir(), "servers.json"))
 	got := make(chan reply, 1)
-	go func() { got <- call(t, "GET", p.URL+"/v1/routes?after=0&wait=60", "") }()
+	go func() { got <- call(t, "GET", p.URL()+"/v1/routes?after=0&wait=60", "") }()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(string(call(t, "GET", p.URL+"/metrics", "").Body), "registrar_long_poll_watchers 1") {
+	for !strings.Contains(string(call(t, "GET", p.URL()+"/metrics", "").Body), "registrar_long_poll_watchers 1") {
 		if time.Now().After(deadline) {
 			t.Fatal("the long-poll never started waiting")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	start := time.Now()
-	p.stop(t)
+	stop(t, p)
 	select {
 	case r := <-got:
 		if r.Code != 304 {
@@ -245,11 +166,11 @@ func TestBinaryImport(t *testing.T) {
 		t.Fatalf("bad import exit %d:\n%s", code, out)
 	}
 	p := startBinary(t, nil, "-data", data)
-	table := call(t, "GET", p.URL+"/v1/routes", "").routes(t)
+	table := call(t, "GET", p.URL()+"/v1/routes", "").routes(t)
 	if table.Revision != 1 || len(table.Routes) != 2 || table.Routes["payment-service"] != "payment-pod-xyz" {
 		t.Fatalf("after import: %+v", table)
 	}
-	p.stop(t)
+	stop(t, p)
 }
 
 func TestBinaryCommandLine(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/testbin"
 	"switchyard/internal/validate"
 )
 
@@ -50,7 +51,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		killAt := 1 + rng.IntN(crashWrites-1) // acknowledgements before the kill
 		got := registerUntilKilled(t, p, round, killAt)
 		if len(got) < killAt {
-			t.Fatalf("round %d: only %d acknowledgements before the kill, want at least %d:\n%s", round, len(got), killAt, p.log())
+			t.Fatalf("round %d: only %d acknowledgements before the kill, want at least %d:\n%s", round, len(got), killAt, p.Output())
 		}
 		for name, a := range got {
 			acked[name] = a
@@ -70,12 +71,12 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		p = startBinary(t, nil, "-data", data)
 		checkRecovered(t, p, data, acked, highest)
 		for _, tmp := range temps {
-			if !strings.Contains(p.log(), filepath.Base(tmp)) {
-				t.Errorf("round %d: the restart did not report removing %s:\n%s", round, tmp, p.log())
+			if !strings.Contains(p.Output(), filepath.Base(tmp)) {
+				t.Errorf("round %d: the restart did not report removing %s:\n%s", round, tmp, p.Output())
 			}
 		}
 	}
-	p.stop(t)
+	stop(t, p)
 	t.Logf("%d acknowledged writes survived %d kills; %d temporary file(s) were left by kills and cleaned at restart", len(acked), crashRounds, tempsSeen)
 }
 
@@ -83,7 +84,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 // round, so a later unacknowledged write can never stand in for an acknowledged one)
 // with crashConcurrency clients, SIGKILLs the registrar once killAt of them are
 // acknowledged, and returns every acknowledged write.
-func registerUntilKilled(t *testing.T, p *proc, round, killAt int) map[string]ack {
+func registerUntilKilled(t *testing.T, p *testbin.Proc, round, killAt int) map[string]ack {
 	t.Helper()
 	client := &http.Client{
 		Timeout:   10 * time.Second,
@@ -103,7 +104,8 @@ func registerUntilKilled(t *testing.T, p *proc, round, killAt int) map[string]ac
 		killed sync.Once
 		wg     sync.WaitGroup
 	)
-	kill := func() { killed.Do(func() { p.cmd.Process.Kill() }) }
+	var killErr error
+	kill := func() { killed.Do(func() { killErr = p.Kill() }) }
 	for range crashConcurrency {
 		wg.Add(1)
 		go func() {
@@ -111,7 +113,7 @@ func registerUntilKilled(t *testing.T, p *proc, round, killAt int) map[string]ac
 			for i := range next {
 				name := fmt.Sprintf("crash-%d-%04d", round, i)
 				addr := fmt.Sprintf("10.%d.%d.%d:%d", round, i/250, i%250+1, 1000+i)
-				rev, ok := registerOnce(client, p.URL, name, addr)
+				rev, ok := registerOnce(client, p.URL(), name, addr)
 				if !ok {
 					return // the registrar is gone: the rest of this client's writes are not sent
 				}
@@ -130,10 +132,8 @@ func registerUntilKilled(t *testing.T, p *proc, round, killAt int) map[string]ac
 	}
 	wg.Wait()
 	kill() // in case every write finished first
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the registrar did not exit within 10 s of SIGKILL")
+	if killErr != nil {
+		t.Fatalf("the registrar did not go: %v", killErr)
 	}
 	return acked
 }
@@ -202,12 +202,12 @@ func readDataFile(t *testing.T, data string, acked map[string]ack) uint64 {
 
 // checkRecovered requires a restarted registrar to have removed every temporary file
 // and to serve every acknowledged write at a revision no lower than highest.
-func checkRecovered(t *testing.T, p *proc, data string, acked map[string]ack, highest uint64) {
+func checkRecovered(t *testing.T, p *testbin.Proc, data string, acked map[string]ack, highest uint64) {
 	t.Helper()
 	if left := tempFiles(t, data); len(left) > 0 {
 		t.Fatalf("temporary files survived the restart: %v", left)
 	}
-	r := call(t, "GET", p.URL+"/api/servers", "")
+	r := call(t, "GET", p.URL()+"/api/servers", "")
 	if r.Code != http.StatusOK {
 		t.Fatalf("list after restart: %d %s", r.Code, r.Body)
 	}

@@ -1,111 +1,37 @@
 package web_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"switchyard/internal/testbin"
 )
 
 // registrar is the real registrar binary, started on a free loopback port with its
-// own data file for one test, and stopped when the test ends.
+// own data file for one test (testbin.Start), and stopped when the test ends; its
+// output is shown when the test fails.
 type registrar struct {
 	URL   string // http://127.0.0.1:port
 	token string // "" when started without -token
-
-	mu  sync.Mutex
-	log bytes.Buffer // its stderr, shown when a test fails
 }
-
-// listenAddr finds the address in the registrar's "listening" log line, whether the
-// line is slog text (addr=127.0.0.1:1234) or JSON ("addr":"127.0.0.1:1234").
-var listenAddr = regexp.MustCompile(`addr"?[=:]"?([^\s",]+)`)
 
 // startRegistrar runs bin/registrar with -listen 127.0.0.1:0 and waits for the
 // address it chose. token, when not empty, is passed as -token.
 func startRegistrar(t *testing.T, token string) *registrar {
 	t.Helper()
-	bin := testbin.Path(t, "registrar")
 	args := []string{"-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "servers.json")}
 	if token != "" {
 		args = append(args, "-token", token)
 	}
-	cmd := exec.Command(bin, args...)
 	// Only the flags configure it: a REGISTRAR_* variable of the person running the
 	// tests must not add a token or a CIDR list behind the test's back.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "REGISTRAR_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout // one stream: the listening line may go to either
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	r := &registrar{token: token}
-	addr := make(chan string, 1)
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Text()
-			r.mu.Lock()
-			r.log.WriteString(line + "\n")
-			r.mu.Unlock()
-			if m := listenAddr.FindStringSubmatch(line); m != nil && strings.Contains(line, "listening") {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("registrar log:\n%s", r.logText())
-		}
-	})
-	select {
-	case a := <-addr:
-		r.URL = "http://" + a
-	case <-exited:
-		t.Fatalf("registrar exited before it printed a \"listening\" line with addr=...:\n%s", r.logText())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("registrar printed no \"listening\" line with addr=... within 15s:\n%s", r.logText())
-	}
-	return r
-}
-
-func (r *registrar) logText() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.log.String()
+	p := testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})
+	return &registrar{URL: p.URL(), token: token}
 }
 
 // apiServer is one entry of GET /api/servers.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"slices"
-	"strconv"
 	"strings"
 
 	"switchyard/e2e/host"
@@ -72,7 +71,7 @@ func requestHeaders(r *http.Request) host.Headers {
 		[2]string{":scheme", "http"},
 	)
 	for k, vs := range r.Header {
-		lk := strings.ToLower(k)
+		lk := lowerName(k)
 		for _, v := range vs {
 			h = append(h, [2]string{lk, v})
 		}
@@ -105,24 +104,40 @@ func rewriteRouted(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = auth
 	pr.Out.Host = auth
-	if u, err := pr.Out.URL.Parse(path); err == nil {
-		pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = u.Path, u.RawPath, u.RawQuery
+	// Out.URL was parsed from the request line already; only a :path the filter
+	// rewrote needs parsing again.
+	if path != pr.In.RequestURI {
+		if u, err := pr.Out.URL.Parse(path); err == nil {
+			pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.URL.RawQuery = u.Path, u.RawPath, u.RawQuery
+		}
 	}
-	out := make(http.Header, len(rr.headers))
-	for _, kv := range rr.headers {
+	// The outbound header is the filter's map, and nothing else of the clone the
+	// reverse proxy made: that clone's map is emptied and refilled, and the values
+	// share one backing array, so the rewrite costs no allocation per header.
+	out := pr.Out.Header
+	// The reverse proxy has already set Connection/Upgrade for an upgrade request;
+	// those belong to the hop, not to the filter's map, so carry them over.
+	conn, upgrade := out["Connection"], out["Upgrade"]
+	clear(out)
+	vals := make([]string, len(rr.headers))
+	for i, kv := range rr.headers {
 		if kv[0] == "" || kv[0][0] == ':' || hopByHop[kv[0]] {
 			continue
 		}
-		out.Add(kv[0], kv[1])
-	}
-	// The reverse proxy has already set Connection/Upgrade for an upgrade request;
-	// those belong to the hop, not to the filter's map, so carry them over.
-	for _, k := range []string{"Connection", "Upgrade"} {
-		if v := pr.Out.Header.Values(k); len(v) > 0 {
-			out[k] = v
+		k := canonicalName(kv[0], pr.In.Header)
+		vals[i] = kv[1]
+		if prev, ok := out[k]; ok {
+			out[k] = append(prev, kv[1])
+		} else {
+			out[k] = vals[i : i+1 : i+1]
 		}
 	}
-	pr.Out.Header = out
+	if len(conn) > 0 {
+		out["Connection"] = conn
+	}
+	if len(upgrade) > 0 {
+		out["Upgrade"] = upgrade
+	}
 	// X-Forwarded-For as Envoy's use_remote_address appends it; the filter owns
 	// X-Forwarded-Host, so keep its value.
 	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
@@ -141,9 +156,9 @@ func responseThroughFilter(resp *http.Response) error {
 		return nil
 	}
 	h := make(host.Headers, 0, 1+len(resp.Header))
-	h = append(h, [2]string{":status", strconv.Itoa(resp.StatusCode)})
+	h = append(h, [2]string{":status", statusText(resp.StatusCode)})
 	for k, vs := range resp.Header {
-		lk := strings.ToLower(k)
+		lk := lowerName(k)
 		for _, v := range vs {
 			h = append(h, [2]string{lk, v})
 		}

@@ -343,7 +343,40 @@ func (h Headers) appendPairs(dst []byte) []byte {
 	return dst
 }
 
+// lower is strings.ToLower(string(b)) for a header name read from guest memory. The
+// names filters set most often come back as constants: converting them allocated once
+// per edit on every request.
 func lower(b []byte) string {
+	switch string(b) { // no conversion: the compiler compares the bytes in place
+	case ":authority":
+		return ":authority"
+	case ":path":
+		return ":path"
+	case ":method":
+		return ":method"
+	case ":scheme":
+		return ":scheme"
+	case ":status":
+		return ":status"
+	case "x-forwarded-host":
+		return "x-forwarded-host"
+	case "x-forwarded-for":
+		return "x-forwarded-for"
+	case "x-forwarded-proto":
+		return "x-forwarded-proto"
+	case "x-request-id":
+		return "x-request-id"
+	case "content-type":
+		return "content-type"
+	case "content-length":
+		return "content-length"
+	case "cache-control":
+		return "cache-control"
+	case "location":
+		return "location"
+	case "retry-after":
+		return "retry-after"
+	}
 	for _, c := range b {
 		if 'A' <= c && c <= 'Z' {
 			return strings.ToLower(string(b))

@@ -58,10 +58,25 @@ func setupBench(b *testing.B) *benchSetup {
 	if benchEnv != nil {
 		return benchEnv
 	}
+	// Whatever has started is stopped again if the set-up fails half-way.
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	done := false
+	defer func() {
+		if !done {
+			stopAll()
+		}
+	}()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "alpha "+r.Method+" "+r.URL.Path+"\n")
 	}))
+	stops = append(stops, up.Close)
 	regURL, stopReg := startRegistrar(b)
+	stops = append(stops, stopReg)
 	register(b, regURL, "bench", up.Listener.Addr().String())
 	p, err := New(context.Background(), Config{
 		Wasm: testbin.Read(b, "filter.wasm"), RegistrarURL: regURL, UpstreamURL: up.URL, Workers: 2,
@@ -69,8 +84,10 @@ func setupBench(b *testing.B) *benchSetup {
 	if err != nil {
 		b.Fatal(err)
 	}
+	stops = append(stops, func() { p.Close() })
 	srv := httptest.NewServer(p)
-	env := &benchSetup{proxy: srv, client: load.NewClient(benchClients)}
+	stops = append(stops, srv.Close)
+	env := &benchSetup{proxy: srv, client: load.NewClient(benchClients), stop: stopAll}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := env.get("/sys/bench")
@@ -83,7 +100,7 @@ func setupBench(b *testing.B) *benchSetup {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Every benchmark of the run shares the set-up; TestMain tears it down.
-	env.stop = func() { srv.Close(); p.Close(); up.Close(); stopReg() }
+	done = true
 	benchEnv = env
 	return env
 }

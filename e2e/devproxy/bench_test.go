@@ -1,16 +1,12 @@
 package devproxy
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -28,7 +24,7 @@ import (
 //
 //	go test -run '^$' -bench 'BenchmarkServe' -benchmem -cpuprofile cpu.out ./e2e/devproxy/
 //
-// BenchmarkServeRouted and BenchmarkServeBypass send the same GET to the same upstream,
+// BenchmarkServe/routed and BenchmarkServe/bypass send the same GET to the same upstream,
 // through the filter and around it; the difference between them is the routed path's
 // cost. Figures include the client's and the upstream's work, which is alike for both.
 
@@ -38,71 +34,41 @@ const benchClients = 32
 type benchSetup struct {
 	proxy  *httptest.Server
 	client *http.Client
-	stop   func()
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if benchEnv != nil {
-		benchEnv.stop()
-	}
-	os.Exit(code)
-}
-
-var benchEnv *benchSetup
-
-// setupBench starts the registrar, the upstream and the proxy once per test process,
-// registers one name and waits until it routes.
+// setupBench starts the registrar, the upstream and the proxy for the benchmarks of
+// one parent, registers one name and waits until it routes. Everything stops when the
+// parent benchmark ends.
 func setupBench(b *testing.B) *benchSetup {
 	b.Helper()
-	if benchEnv != nil {
-		return benchEnv
-	}
-	// Whatever has started is stopped again if the set-up fails half-way.
-	var stops []func()
-	stopAll := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}
-	done := false
-	defer func() {
-		if !done {
-			stopAll()
-		}
-	}()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "alpha "+r.Method+" "+r.URL.Path+"\n")
 	}))
-	stops = append(stops, up.Close)
-	regURL, stopReg := startRegistrar(b)
-	stops = append(stops, stopReg)
-	register(b, regURL, "bench", up.Listener.Addr().String())
+	b.Cleanup(up.Close)
+	reg := testbin.Start(b, "registrar", "-listen", "127.0.0.1:0",
+		"-data", filepath.Join(b.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
+	register(b, reg.URL(), "bench", up.Listener.Addr().String())
 	p, err := New(context.Background(), Config{
-		Wasm: testbin.Read(b, "filter.wasm"), RegistrarURL: regURL, UpstreamURL: up.URL, Workers: 2,
+		Wasm: testbin.Read(b, "filter.wasm"), RegistrarURL: reg.URL(), UpstreamURL: up.URL, Workers: 2,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	stops = append(stops, func() { p.Close() })
+	b.Cleanup(func() { p.Close() })
 	srv := httptest.NewServer(p)
-	stops = append(stops, srv.Close)
-	env := &benchSetup{proxy: srv, client: load.NewClient(benchClients), stop: stopAll}
+	b.Cleanup(srv.Close)
+	env := &benchSetup{proxy: srv, client: load.NewClient(benchClients)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := env.get("/sys/bench")
 		if err == nil {
-			break
+			return env
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("the name never routed: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Every benchmark of the run shares the set-up; TestMain tears it down.
-	done = true
-	benchEnv = env
-	return env
 }
 
 // get sends one GET for path naming "bench" and checks that it reached the upstream.
@@ -126,8 +92,14 @@ func (e *benchSetup) get(path string) error {
 	return nil
 }
 
-func benchServe(b *testing.B, path string) {
+// BenchmarkServe runs "routed" and "bypass" on one set-up, one after the other.
+func BenchmarkServe(b *testing.B) {
 	e := setupBench(b)
+	b.Run("routed", func(b *testing.B) { benchServe(b, e, "/sys/bench") })
+	b.Run("bypass", func(b *testing.B) { benchServe(b, e, "/bypass/bench") })
+}
+
+func benchServe(b *testing.B, e *benchSetup, path string) {
 	b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -139,46 +111,6 @@ func benchServe(b *testing.B, path string) {
 			}
 		}
 	})
-}
-
-func BenchmarkServeRouted(b *testing.B) { benchServe(b, "/sys/bench") }
-func BenchmarkServeBypass(b *testing.B) { benchServe(b, "/bypass/bench") }
-
-var listenAddr = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
-
-// startRegistrar runs the real registrar on a free port with its data in a temp dir.
-func startRegistrar(b *testing.B) (string, func()) {
-	b.Helper()
-	cmd := exec.Command(testbin.Path(b, "registrar"), "-listen", "127.0.0.1:0",
-		"-data", filepath.Join(b.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := listenAddr.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	stop := func() { cmd.Process.Kill(); cmd.Wait() }
-	select {
-	case addr := <-found:
-		return "http://" + addr, stop
-	case <-time.After(30 * time.Second):
-		stop()
-		b.Fatal("the registrar did not report a listening address within 30 s")
-	}
-	return "", nil
 }
 
 func register(b *testing.B, regURL, name, addr string) {

@@ -55,12 +55,10 @@ func run() error {
 	}
 
 	var procs []*exec.Cmd
-	defer func() {
-		for _, c := range procs {
-			c.Process.Signal(syscall.SIGTERM)
-		}
-		for _, c := range procs {
-			c.Wait()
+	defer func() { // the proxy first, so its sync does not see the registrar go away
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].Process.Signal(syscall.SIGTERM)
+			procs[i].Wait()
 		}
 	}()
 	start := func(name string, args ...string) error {

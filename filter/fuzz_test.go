@@ -7,14 +7,12 @@ import (
 	"switchyard/internal/validate"
 )
 
-// The fuzz targets check the two parsers that take input from outside the proxy:
-// ParseSnapshot (the registrar's answer) and ParseConfig (the operator's plugin
-// configuration). Neither may panic, and whatever either accepts must be valid by
-// the rules of design.md, because the router trusts it without checking again.
-// Run each natively for a while with, e.g.:
+// FuzzSnapshot checks the parser of the registrar's answer (ParseSnapshot): it may
+// not panic, and whatever it accepts must be valid by the rules of design.md, because
+// the router trusts it without checking again. (The plugin configuration's fuzz target
+// is FuzzConfig in internal/pluginconfig.) Run it natively for a while with:
 //
 //	go test -run '^$' -fuzz '^FuzzSnapshot$' -fuzztime 20s ./filter/
-//	go test -run '^$' -fuzz '^FuzzConfig$' -fuzztime 20s ./filter/
 //
 // Inputs the fuzzer found are kept in testdata/fuzz/<target>/ and run by every
 // `go test` as regression cases.
@@ -60,73 +58,4 @@ func FuzzSnapshot(f *testing.F) {
 			}
 		}
 	})
-}
-
-func FuzzConfig(f *testing.F) {
-	seeds := []string{
-		``,
-		`{}`,
-		`{"header":"X-Target-Server","path_prefixes":["/sys","/logs/v2"],"default_port":8080,"strip_header":true}`,
-		`{"path_prefixes":["/"]}`,
-		`{"registrar":{"cluster":"reg","authority":"reg.local","path":"/routes","wait_seconds":5,"token":"s3cret"}}`,
-		`{"default_port":80,"default_port":81}`,
-		`{"default_port":65536}`,
-		`{"default_port":8e1}`,
-		`{"registrar":{"wait_seconds":601}}`,
-		`{"registrar":{"token":"a\nb"}}`,
-		`{"header":"x\u0000y"}`,
-		`{"path_prefixes":["/sys\u0000"]}`,
-		`{"registrar":{"path":"/v1/routes\t"}}`,
-		`["/sys"]`,
-	}
-	for _, s := range seeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := ParseConfig(data)
-		if err != nil {
-			if err.Error() == "" {
-				t.Errorf("an empty error for %q", data)
-			}
-			return
-		}
-		if problem := configProblem(c); problem != "" {
-			t.Errorf("accepted %q: %s (%+v)", data, problem, c)
-		}
-	})
-}
-
-// configProblem states the first way c breaks design.md's configuration rules, or "".
-func configProblem(c Config) string {
-	switch {
-	case !isHeaderName(c.Header) || c.Header != strings.ToLower(c.Header):
-		return "header " + c.Header + " is not a lower-case header name"
-	case len(c.PathPrefixes) == 0:
-		return "no path prefix"
-	case c.DefaultPort < 1 || c.DefaultPort > 65535:
-		return "default_port out of range"
-	case c.Registrar.WaitSeconds < 1 || c.Registrar.WaitSeconds > MaxWaitSeconds:
-		return "wait_seconds out of range"
-	case c.Registrar.Cluster == "" || c.Registrar.Authority == "":
-		return "empty cluster or authority"
-	case !strings.HasPrefix(c.Registrar.Path, "/") || !printableNoSpace(c.Registrar.Path, "?#"):
-		return "registrar.path is not a path"
-	}
-	for _, p := range c.PathPrefixes {
-		if p != "/" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || !printableNoSpace(p, "?#")) {
-			return "path prefix " + p + " is not a path"
-		}
-	}
-	// The registrar strings go into the poll's headers: no control characters.
-	for _, s := range []string{c.Registrar.Cluster, c.Registrar.Authority, c.Registrar.Token} {
-		if strings.ContainsFunc(s, isControl) {
-			return "a registrar value holds a control character"
-		}
-	}
-	return ""
-}
-
-// printableNoSpace: no control characters, no spaces, none of extra.
-func printableNoSpace(s, extra string) bool {
-	return !strings.ContainsFunc(s, isControl) && !strings.ContainsAny(s, " "+extra)
 }

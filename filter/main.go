@@ -16,6 +16,8 @@ package main
 import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"switchyard/internal/pluginconfig"
 )
 
 // main is required by the Go toolchain but never runs in a c-shared (reactor) module.
@@ -50,7 +52,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		proxywasm.LogCritical("cannot read the plugin configuration: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
-	cfg, err := ParseConfig(data)
+	cfg, err := pluginconfig.Parse(data)
 	if err != nil {
 		proxywasm.LogCritical("invalid plugin configuration: " + err.Error())
 		return types.OnPluginStartStatusFailed

@@ -78,24 +78,6 @@ func Decide(name string, t Table, defaultPort int) (Outcome, string) {
 	return Routed, Authority(target, defaultPort)
 }
 
-// MatchesPrefix reports whether path is under one of prefixes, segment-wise: "/sys"
-// covers "/sys", "/sys/..." and "/sys?...", but not "/system". The prefix "/" covers
-// every path.
-func MatchesPrefix(path string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if p == "/" {
-			return true
-		}
-		if !strings.HasPrefix(path, p) {
-			continue
-		}
-		if len(path) == len(p) || path[len(p)] == '/' || path[len(p)] == '?' {
-			return true
-		}
-	}
-	return false
-}
-
 // Authority gives the :authority for a target as the registrar stored it (already
 // validated by the sync): the target itself when it has a port, else target:port.
 // It allocates only when it has to add the port.

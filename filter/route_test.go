@@ -5,34 +5,6 @@ import (
 	"testing"
 )
 
-func TestMatchesPrefix(t *testing.T) {
-	sys := []string{"/sys"}
-	tests := []struct {
-		path     string
-		prefixes []string
-		want     bool
-	}{
-		{"/sys", sys, true},
-		{"/sys/", sys, true},
-		{"/sys/x", sys, true},
-		{"/sys/logs/app.log", sys, true},
-		{"/sys?x=1", sys, true},
-		{"/system", sys, false},
-		{"/sy", sys, false},
-		{"/", sys, false},
-		{"/api/sys", sys, false},
-		{"/SYS", sys, false},
-		{"/logs/v2/a", []string{"/sys", "/logs/v2"}, true},
-		{"/logs/v3", []string{"/sys", "/logs/v2"}, false},
-		{"/anything", []string{"/"}, true},
-	}
-	for _, tt := range tests {
-		if got := MatchesPrefix(tt.path, tt.prefixes); got != tt.want {
-			t.Errorf("MatchesPrefix(%q, %q) = %v, want %v", tt.path, tt.prefixes, got, tt.want)
-		}
-	}
-}
-
 // mapTable is the Table of a test: nil routes means "not loaded".
 type mapTable struct {
 	routes  map[string]string

@@ -3,6 +3,8 @@ package main
 import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"switchyard/internal/pluginconfig"
 )
 
 // router is the "router" root: the HTTP filter on every worker. It holds no
@@ -10,7 +12,7 @@ import (
 // request costs no allocation for its context.
 type router struct {
 	types.DefaultPluginContext
-	cfg     Config
+	cfg     pluginconfig.Config
 	metrics routerMetrics
 	// Local replies that do not depend on the request, built once at configure time.
 	bodies       [Unknown + 1]string
@@ -19,7 +21,7 @@ type router struct {
 	stream       routerStream
 }
 
-func newRouter(cfg Config) *router {
+func newRouter(cfg pluginconfig.Config) *router {
 	r := &router{cfg: cfg, metrics: defineRouterMetrics()}
 	for _, o := range []Outcome{Missing, Invalid, NotLoaded} {
 		r.bodies[o] = string(replyBody(o, cfg.Header, ""))
@@ -55,7 +57,7 @@ func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
 	if !ok {
 		return r.fail("reading the request headers", statusParseFailure)
 	}
-	if !req.hasPath || !MatchesPrefix(req.path, r.cfg.PathPrefixes) {
+	if !req.hasPath || !pluginconfig.MatchesPrefix(req.path, r.cfg.PathPrefixes) {
 		return types.ActionContinue
 	}
 	name, original := req.name, req.authority

@@ -5,6 +5,8 @@ import (
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+
+	"switchyard/internal/pluginconfig"
 )
 
 // tickMillis is how often the sync checks whether a poll is due. Polls that follow a
@@ -20,7 +22,7 @@ const tickMillis = 100
 // table as it is.
 type syncer struct {
 	types.DefaultPluginContext
-	cfg     Config
+	cfg     pluginconfig.Config
 	metrics syncMetrics
 	backoff *Backoff
 
@@ -39,7 +41,7 @@ type syncer struct {
 // wrote is still there and still served. The new sync adopts it as its live table and
 // revision, so its first poll asks only for something newer and its first diff empties
 // the names removed while no sync ran.
-func newSyncer(cfg Config) *syncer {
+func newSyncer(cfg pluginconfig.Config) *syncer {
 	s := &syncer{
 		cfg:     cfg,
 		metrics: defineSyncMetrics(),
@@ -83,7 +85,7 @@ func (s *syncer) OnTick() {
 
 // PollPath gives the :path of a poll: after=R once a table is live (the registrar
 // then answers only when it has something newer), none before (it answers at once).
-func PollPath(r RegistrarConfig, revision uint64, loaded bool) string {
+func PollPath(r pluginconfig.RegistrarConfig, revision uint64, loaded bool) string {
 	p := r.Path + "?"
 	if loaded {
 		p += "after=" + strconv.FormatUint(revision, 10) + "&"

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"switchyard/internal/pluginconfig"
 )
 
 func TestDiff(t *testing.T) {
@@ -73,7 +75,7 @@ func TestSerializePairs(t *testing.T) {
 }
 
 func TestPollPath(t *testing.T) {
-	r := RegistrarConfig{Path: "/v1/routes", WaitSeconds: 30}
+	r := pluginconfig.RegistrarConfig{Path: "/v1/routes", WaitSeconds: 30}
 	if got := PollPath(r, 0, false); got != "/v1/routes?wait=30" {
 		t.Errorf("before the first table: %q", got)
 	}

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"switchyard/e2e/host"
+	"switchyard/internal/pluginconfig"
 )
 
 // Config is what New needs. Wasm and RegistrarURL are required.
@@ -65,27 +66,6 @@ type Proxy struct {
 	closed    chan struct{}
 }
 
-// settings are the parts of the plugin configuration the proxy itself needs. The filter
-// validates the whole configuration; here unknown keys are ignored on purpose.
-type settings struct {
-	PathPrefixes []string `json:"path_prefixes"`
-	Registrar    struct {
-		Cluster string `json:"cluster"`
-	} `json:"registrar"`
-}
-
-func parseSettings(raw []byte) (settings, error) {
-	s := settings{PathPrefixes: []string{"/sys"}}
-	s.Registrar.Cluster = "registrar"
-	if len(strings.TrimSpace(string(raw))) == 0 {
-		return s, nil
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return s, fmt.Errorf("plugin configuration is not valid JSON: %w", err)
-	}
-	return s, nil
-}
-
 // New loads the module and starts the sync VM and the router VMs. Any refusal Envoy
 // would make (an import it does not link, no ABI marker, a trap or a false from
 // on_configure while starting) is returned with the host's words.
@@ -106,9 +86,11 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	if cfg.VMID == "" {
 		cfg.VMID = "switchyard"
 	}
-	st, err := parseSettings(cfg.PluginConfig)
+	// The filter's own parser: a configuration the filter would refuse is refused here,
+	// with the same words, before any VM starts.
+	st, err := pluginconfig.Parse(cfg.PluginConfig)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("devproxy: plugin configuration: %w", err)
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, prefixes: st.PathPrefixes, closed: make(chan struct{})}
 	p.host = host.New(host.Options{
@@ -232,18 +214,9 @@ func (p *Proxy) Ready() bool {
 }
 
 // Routed reports whether path goes through the router: path_prefixes matched by
-// whole segments, as the filter itself does (/sys, /sys/..., /sys?..., not /system).
-func (p *Proxy) Routed(path string) bool {
-	for _, pre := range p.prefixes {
-		if strings.HasPrefix(path, pre) {
-			rest := path[len(pre):]
-			if rest == "" || rest[0] == '/' || rest[0] == '?' || strings.HasSuffix(pre, "/") {
-				return true
-			}
-		}
-	}
-	return false
-}
+// whole segments, exactly as the filter matches them (/sys, /sys/..., /sys?..., not
+// /system).
+func (p *Proxy) Routed(path string) bool { return pluginconfig.MatchesPrefix(path, p.prefixes) }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch path := r.URL.Path; {

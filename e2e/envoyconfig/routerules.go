@@ -10,6 +10,8 @@ import (
 	commondfpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/dynamic_forward_proxy/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"switchyard/internal/pluginconfig"
 )
 
 // wantChain is the HTTP filter chain, in order: CORS answers preflights first, the
@@ -35,7 +37,7 @@ func checkChain(m manager, ps *problems) {
 	}
 }
 
-func checkRoutes(m manager, v *view, dfp map[string]*commondfpv3.DnsCacheConfig, pc PluginConfig, ps *problems) {
+func checkRoutes(m manager, v *view, dfp map[string]*commondfpv3.DnsCacheConfig, pc pluginconfig.Config, ps *problems) {
 	rc := m.hcm.GetRouteConfig()
 	if rc == nil {
 		ps.add(RuleRouteConfig, m.path, "route_config must be inline; routes from RDS cannot be checked offline")
@@ -51,7 +53,7 @@ func checkRoutes(m manager, v *view, dfp map[string]*commondfpv3.DnsCacheConfig,
 	}
 	prefixes := pc.PathPrefixes
 	if len(prefixes) == 0 {
-		prefixes = DefaultPluginConfig().PathPrefixes // the configuration could not be read
+		prefixes = pluginconfig.Default().PathPrefixes // the configuration could not be read
 	}
 	for _, vh := range rc.GetVirtualHosts() {
 		vpath := fmt.Sprintf("%s.route_config.virtual_hosts[%s]", m.path, vh.GetName())

@@ -6,6 +6,8 @@ import (
 
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
+
+	"switchyard/internal/pluginconfig"
 )
 
 func checkWasm(v *view, ps *problems) {
@@ -69,7 +71,7 @@ func checkPlugin(pc *wasmv3.PluginConfig, path, rootID string, ps *problems) {
 
 // checkPluginConfig checks the JSON both roots receive and returns the router's copy;
 // ok is false when it cannot be read.
-func checkPluginConfig(v *view, ps *problems) (pc PluginConfig, ok bool) {
+func checkPluginConfig(v *view, ps *problems) (pc pluginconfig.Config, ok bool) {
 	if len(v.services) == 0 || len(v.wasmFilters) == 0 {
 		return pc, false // reported by checkWasm / checkChain
 	}
@@ -89,14 +91,14 @@ func checkPluginConfig(v *view, ps *problems) (pc PluginConfig, ok bool) {
 			"the router's configuration differs from the sync service's; give both the same text (a YAML anchor does that)")
 	}
 	if syncOK {
-		if _, err := ParsePluginConfig(sync); err != nil {
+		if _, err := pluginconfig.Parse(sync); err != nil {
 			ps.add(RulePluginConfig, svc.path+".config.configuration", "%v", err)
 		}
 	}
 	if !routerOK {
 		return pc, false
 	}
-	pc, err := ParsePluginConfig(router)
+	pc, err := pluginconfig.Parse(router)
 	if err != nil {
 		ps.add(RulePluginConfig, wf.path+".config.configuration", "%v", err)
 		return pc, false
@@ -104,7 +106,7 @@ func checkPluginConfig(v *view, ps *problems) (pc PluginConfig, ok bool) {
 	return pc, true
 }
 
-func checkRegistrar(v *view, pc PluginConfig, ps *problems) {
+func checkRegistrar(v *view, pc pluginconfig.Config, ps *problems) {
 	name := pc.Registrar.Cluster
 	c, ok := v.clusters[name]
 	if !ok {

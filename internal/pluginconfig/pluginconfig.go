@@ -1,4 +1,8 @@
-package main
+// Package pluginconfig is the filter's plugin configuration (design.md, "Filter plugin
+// configuration"): the one parser that the filter's on_configure, the dev proxy and the
+// envoy.yaml check all use, so that what one accepts the others accept too. It is pure
+// Go on gjson, builds for wasip1 and arms no timer.
+package pluginconfig
 
 import (
 	"errors"
@@ -36,8 +40,8 @@ type RegistrarConfig struct {
 // proxy keeps no request open for more than a few minutes.
 const MaxWaitSeconds = 600
 
-// DefaultConfig is what an empty configuration means.
-func DefaultConfig() Config {
+// Default is what an empty configuration means.
+func Default() Config {
 	return Config{
 		Header:       "x-server-name",
 		PathPrefixes: []string{"/sys"},
@@ -51,13 +55,13 @@ func DefaultConfig() Config {
 	}
 }
 
-// ParseConfig reads the plugin configuration. Missing keys take their defaults; an
+// Parse reads the plugin configuration. Missing keys take their defaults; an
 // empty configuration (Envoy passes none when `configuration` is unset) is all
 // defaults. Invalid JSON, a key that is not in the contract, a value of the wrong type
 // or a bad value is an error whose text names the key, so on_configure can refuse the
 // plugin with a log line an operator can act on.
-func ParseConfig(data []byte) (Config, error) {
-	c := DefaultConfig()
+func Parse(data []byte) (Config, error) {
+	c := Default()
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return c, nil
 	}
@@ -268,3 +272,21 @@ func isPathText(s string) bool {
 
 // isControl reports the characters no header value may carry: C0 controls and DEL.
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// MatchesPrefix reports whether path is under one of prefixes, segment-wise: "/sys"
+// covers "/sys", "/sys/..." and "/sys?...", but not "/system". The prefix "/" covers
+// every path.
+func MatchesPrefix(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if p == "/" {
+			return true
+		}
+		if !strings.HasPrefix(path, p) {
+			continue
+		}
+		if len(path) == len(p) || path[len(p)] == '/' || path[len(p)] == '?' {
+			return true
+		}
+	}
+	return false
+}

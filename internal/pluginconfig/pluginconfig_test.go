@@ -1,4 +1,4 @@
-package main
+package pluginconfig
 
 import (
 	"reflect"
@@ -6,25 +6,25 @@ import (
 	"testing"
 )
 
-func TestParseConfigDefaults(t *testing.T) {
+func TestParseDefaults(t *testing.T) {
 	for _, in := range []string{"", "  \n", "{}"} {
-		c, err := ParseConfig([]byte(in))
+		c, err := Parse([]byte(in))
 		if err != nil {
-			t.Fatalf("ParseConfig(%q): %v", in, err)
+			t.Fatalf("Parse(%q): %v", in, err)
 		}
-		if !reflect.DeepEqual(c, DefaultConfig()) {
-			t.Errorf("ParseConfig(%q) = %+v, want the defaults %+v", in, c, DefaultConfig())
+		if !reflect.DeepEqual(c, Default()) {
+			t.Errorf("Parse(%q) = %+v, want the defaults %+v", in, c, Default())
 		}
 	}
-	d := DefaultConfig()
+	d := Default()
 	want := Config{Header: "x-server-name", PathPrefixes: []string{"/sys"}, DefaultPort: 80,
 		Registrar: RegistrarConfig{Cluster: "registrar", Authority: "registrar", Path: "/v1/routes", WaitSeconds: 30}}
 	if !reflect.DeepEqual(d, want) {
-		t.Errorf("DefaultConfig() = %+v, want design.md's %+v", d, want)
+		t.Errorf("Default() = %+v, want design.md's %+v", d, want)
 	}
 }
 
-func TestParseConfigValues(t *testing.T) {
+func TestParseValues(t *testing.T) {
 	tests := []struct {
 		name string
 		json string
@@ -43,11 +43,11 @@ func TestParseConfigValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseConfig([]byte(tt.json))
+			got, err := Parse([]byte(tt.json))
 			if err != nil {
-				t.Fatalf("ParseConfig: %v", err)
+				t.Fatalf("Parse: %v", err)
 			}
-			want := DefaultConfig()
+			want := Default()
 			tt.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
@@ -57,13 +57,15 @@ func TestParseConfigValues(t *testing.T) {
 }
 
 // Every refusal must name the key (or the problem) so the operator can fix it.
-func TestParseConfigRefusals(t *testing.T) {
+func TestParseRefusals(t *testing.T) {
 	tests := []struct {
 		name, json, wantInErr string
 	}{
 		{"not JSON", `{"header":`, "not valid JSON"},
 		{"not an object", `["/sys"]`, "must be a JSON object"},
+		{"trailing data", `{} {}`, "not valid JSON"},
 		{"unknown top-level key", `{"headers":"x"}`, `unknown key "headers"`},
+		{"key in another case", `{"Header":"x"}`, `unknown key "Header"`},
 		{"unknown registrar key", `{"registrar":{"url":"http://x"}}`, `unknown key "registrar.url"`},
 		{"duplicate key", `{"default_port":80,"default_port":81}`, `"default_port" appears twice`},
 		{"header wrong type", `{"header":1}`, `key "header" must be a string`},
@@ -103,13 +105,41 @@ func TestParseConfigRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tt.json))
+			_, err := Parse([]byte(tt.json))
 			if err == nil {
-				t.Fatalf("ParseConfig(%s) accepted it, want an error containing %q", tt.json, tt.wantInErr)
+				t.Fatalf("Parse(%s) accepted it, want an error containing %q", tt.json, tt.wantInErr)
 			}
 			if !strings.Contains(err.Error(), tt.wantInErr) {
 				t.Errorf("error %q does not contain %q", err, tt.wantInErr)
 			}
 		})
+	}
+}
+
+func TestMatchesPrefix(t *testing.T) {
+	sys := []string{"/sys"}
+	tests := []struct {
+		path     string
+		prefixes []string
+		want     bool
+	}{
+		{"/sys", sys, true},
+		{"/sys/", sys, true},
+		{"/sys/x", sys, true},
+		{"/sys/logs/app.log", sys, true},
+		{"/sys?x=1", sys, true},
+		{"/system", sys, false},
+		{"/sy", sys, false},
+		{"/", sys, false},
+		{"/api/sys", sys, false},
+		{"/SYS", sys, false},
+		{"/logs/v2/a", []string{"/sys", "/logs/v2"}, true},
+		{"/logs/v3", []string{"/sys", "/logs/v2"}, false},
+		{"/anything", []string{"/"}, true},
+	}
+	for _, tt := range tests {
+		if got := MatchesPrefix(tt.path, tt.prefixes); got != tt.want {
+			t.Errorf("MatchesPrefix(%q, %q) = %v, want %v", tt.path, tt.prefixes, got, tt.want)
+		}
 	}
 }

@@ -61,7 +61,7 @@ func (p *Proxy) serveRouted(w http.ResponseWriter, r *http.Request) {
 }
 
 // requestHeaders is the request as Envoy hands it to a filter: pseudo-headers first,
-// then every header with a lower-case name, one pair per value.
+// then the headers.
 func requestHeaders(r *http.Request) host.Headers {
 	h := make(host.Headers, 0, 4+len(r.Header))
 	h = append(h,
@@ -70,7 +70,13 @@ func requestHeaders(r *http.Request) host.Headers {
 		[2]string{":method", r.Method},
 		[2]string{":scheme", "http"},
 	)
-	for k, vs := range r.Header {
+	return appendHeaders(h, r.Header)
+}
+
+// appendHeaders adds every header of hdr to h as a proxy-wasm host hands them to a
+// filter: lower-case names, one pair per value.
+func appendHeaders(h host.Headers, hdr http.Header) host.Headers {
+	for k, vs := range hdr {
 		lk := lowerName(k)
 		for _, v := range vs {
 			h = append(h, [2]string{lk, v})
@@ -156,13 +162,7 @@ func responseThroughFilter(resp *http.Response) error {
 		return nil
 	}
 	h := make(host.Headers, 0, 1+len(resp.Header))
-	h = append(h, [2]string{":status", statusText(resp.StatusCode)})
-	for k, vs := range resp.Header {
-		lk := lowerName(k)
-		for _, v := range vs {
-			h = append(h, [2]string{lk, v})
-		}
-	}
+	h = appendHeaders(append(h, [2]string{":status", statusText(resp.StatusCode)}), resp.Header)
 	eos := resp.ContentLength == 0
 	if _, err := rr.stream.ResponseHeaders(h, eos); err != nil {
 		return err

@@ -10,7 +10,7 @@ build:
 	@mkdir -p $(BIN)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $(BIN)/filter.wasm ./filter
 	$(GO) build -trimpath -o $(BIN)/registrar ./registrar
-	$(GO) build -trimpath -o $(BIN)/devproxy ./e2e/cmd/devproxy
+	$(GO) build -trimpath -o $(BIN)/devproxy ./cmd/devproxy
 
 # Tests use the binaries just built (SWITCHYARD_BIN), never stale ones.
 test: build
@@ -32,7 +32,7 @@ fuzz:
 	done
 
 run: build
-	$(GO) build -trimpath -o $(BIN)/run ./e2e/cmd/run
+	$(GO) build -trimpath -o $(BIN)/run ./cmd/run
 	$(BIN)/run -bin $(BIN)
 
 # The figures users judge us by, each checked for the right answer before it is measured
@@ -41,8 +41,8 @@ run: build
 # registrar durable writes and long-poll fan-out. Each benchmark prints its figures as
 # custom units (ns/req-median, MiB-at-5M, p99-ms, ratio, ...). About 3 minutes.
 bench: build
-	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkFilter(Routed|404)' -benchtime 200000x -timeout 20m ./e2e/
-	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./e2e/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkFilter(Routed|404)' -benchtime 200000x -timeout 20m ./filter/inhost/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout' -benchtime 1x -timeout 10m ./registrar/
 

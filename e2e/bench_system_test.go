@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"switchyard/internal/load"
+	"switchyard/internal/testbin"
 )
 
 // System benchmarks for issue #7: the built registrar and dev proxy binaries, running
@@ -120,7 +121,7 @@ func reportLatencies(b *testing.B, what string, ds []time.Duration) {
 // waitRoutedTo waits until name is routed to the upstream called want.
 func waitRoutedTo(b *testing.B, px *proc, name, want string) {
 	b.Helper()
-	eventually(b, propagation, func() string {
+	testbin.Eventually(b, propagation, func() string {
 		if g := proxyGet(b, px, name); g.status != 200 || !strings.HasPrefix(g.body, want+" ") {
 			return fmt.Sprintf("%s → %d %q, want %s", name, g.status, g.body, want)
 		}
@@ -179,7 +180,7 @@ func newThroughputTarget(b *testing.B, label string, n int, upstreamAddr string)
 	registered := time.Since(start)
 	tt.px = startDevproxy(b, reg.url(), "-upstream", "http://"+upstreamAddr)
 	// The table is in when every name routes: one request per name, all checked.
-	eventually(b, time.Minute, func() string {
+	testbin.Eventually(b, time.Minute, func() string {
 		res := tt.run(b, "/sys/bench", loadClients, n, time.Minute)
 		if err := res.Err(); err != nil || res.Requests != n {
 			return fmt.Sprintf("%s: %d of %d names checked: %v", label, res.Requests, n, err)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"switchyard/internal/testbin"
 )
@@ -95,23 +94,6 @@ func get(t testing.TB, url string, header ...string) answer {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, string(b), resp.Header}
-}
-
-// eventually retries check until it returns "" or the deadline passes; the last
-// complaint is the failure message.
-func eventually(t testing.TB, within time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // upstream is a demo server that says who it is.

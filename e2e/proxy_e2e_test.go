@@ -27,7 +27,7 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 	register(t, reg.url(), "web-1", a)
 	px := startDevproxy(t, reg.url())
 
-	eventually(t, propagation, func() string {
+	testbin.Eventually(t, propagation, func() string {
 		if got := get(t, px.url()+"/sys/logs?tail=10", "X-Server-Name", "web-1"); got.status != 200 || !strings.HasPrefix(got.body, "alpha GET /sys/logs?tail=10") {
 			return fmt.Sprintf("web-1: %d %q", got.status, got.body)
 		}
@@ -71,7 +71,7 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 	// Change, add and delete reach the routers without a restart.
 	register(t, reg.url(), "web-1", b)
 	register(t, reg.url(), "web-2", a)
-	eventually(t, propagation, func() string {
+	testbin.Eventually(t, propagation, func() string {
 		g1 := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1")
 		g2 := get(t, px.url()+"/sys/x", "X-Server-Name", "web-2")
 		if !strings.HasPrefix(g1.body, "beta") || !strings.HasPrefix(g2.body, "alpha") {
@@ -80,7 +80,7 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 		return ""
 	})
 	deleteServer(t, reg.url(), "web-1")
-	eventually(t, propagation, func() string {
+	testbin.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); g.status != 404 {
 			return fmt.Sprintf("deleted web-1 still answers %d %q", g.status, g.body)
 		}
@@ -124,7 +124,7 @@ func TestProxyKeepsRoutingWhileRegistrarIsDownAndAfterRestart(t *testing.T) {
 			return ""
 		}
 	}
-	eventually(t, propagation, routedTo("web-1", "alpha"))
+	testbin.Eventually(t, propagation, routedTo("web-1", "alpha"))
 
 	reg.Stop()
 	for i := 0; i < 50; i++ { // fail-static: every request still routed while it is down
@@ -140,7 +140,7 @@ func TestProxyKeepsRoutingWhileRegistrarIsDownAndAfterRestart(t *testing.T) {
 	}
 	register(t, reg.url(), "web-1", b)
 	// The sync is in backoff after the outage: a change lands within the backoff cap.
-	eventually(t, 35*time.Second, routedTo("web-1", "beta"))
+	testbin.Eventually(t, 35*time.Second, routedTo("web-1", "beta"))
 }
 
 func TestProxyPassesWebSocketUpgrade(t *testing.T) {
@@ -163,7 +163,7 @@ func TestProxyPassesWebSocketUpgrade(t *testing.T) {
 	reg := startRegistrar(t)
 	register(t, reg.url(), "ws-1", srv.Listener.Addr().String())
 	px := startDevproxy(t, reg.url())
-	eventually(t, propagation, func() string {
+	testbin.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/ws", "X-Server-Name", "ws-1"); g.status != 400 {
 			return fmt.Sprintf("plain GET to the ws upstream: %d %q, want its own 400", g.status, g.body)
 		}

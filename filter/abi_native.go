@@ -3,7 +3,7 @@
 package main
 
 // Native stand-ins for abi_wasm.go so that the package builds and its pure parts test
-// on the development machine; the ABI glue itself is tested in the e2e host.
+// on the development machine; the ABI glue itself is tested in the wasmhost.
 
 var nativeNow int64
 

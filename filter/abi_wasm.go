@@ -40,7 +40,7 @@ var (
 	mapRequestHeaders        uint32 = 0 // proxy-wasm MapType HttpRequestHeaders
 )
 
-// nowNanos is the host's clock (Envoy's dispatcher time; the e2e host's driven clock).
+// nowNanos is the host's clock (Envoy's dispatcher time; the wasmhost's driven clock).
 // Every due time in the sync is a comparison against it, never a Go timer.
 func nowNanos() int64 {
 	if proxyGetCurrentTimeNanoseconds(&nowOut) != 0 {
@@ -114,7 +114,7 @@ func hostValue() string {
 	return unsafe.String(unsafe.SliceData(lastAlloc), int(outSize))
 }
 
-// The allocator the host fills returned values into. Envoy (and the e2e host) call
+// The allocator the host fills returned values into. Envoy (and the wasmhost) call
 // the export "malloc" in preference to the SDK's proxy_on_memory_allocate, so this one
 // serves every host call of the module. Outside the router's hot path it gives fresh
 // heap memory, as the SDK's allocator does, since SDK callers keep what they get.

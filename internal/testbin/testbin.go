@@ -16,13 +16,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Outputs and the package each is built from.
 var packages = map[string]string{
 	"filter.wasm": "./filter",
 	"registrar":   "./registrar",
-	"devproxy":    "./e2e/cmd/devproxy",
+	"devproxy":    "./cmd/devproxy",
 }
 
 // Path returns the path of the named output ("filter.wasm", "registrar", "devproxy"),
@@ -133,5 +134,22 @@ func ModuleRoot() (string, error) {
 			return "", fmt.Errorf("testbin: no go.mod above the working directory")
 		}
 		dir = parent
+	}
+}
+
+// Eventually retries check until it returns "" or within has passed; the last
+// complaint is the failure message.
+func Eventually(t testing.TB, within time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

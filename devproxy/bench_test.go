@@ -1,0 +1,128 @@
+package devproxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/internal/load"
+	"switchyard/internal/testbin"
+)
+
+// In-process benchmarks of the dev proxy, for profiling its own cost per request (issue
+// #7): the real filter.wasm on the real host, the real registrar binary feeding the
+// table, real HTTP on loopback. Unlike e2e's BenchmarkDevproxyThroughput (the built
+// binary, measured from outside), these run the proxy in the test process, so
+// -cpuprofile and -memprofile show where its time and garbage go:
+//
+//	go test -run '^$' -bench 'BenchmarkServe' -benchmem -cpuprofile cpu.out ./devproxy/
+//
+// BenchmarkServe/routed and BenchmarkServe/bypass send the same GET to the same upstream,
+// through the filter and around it; the difference between them is the routed path's
+// cost. Figures include the client's and the upstream's work, which is alike for both.
+
+// benchClients is the number of concurrent keep-alive clients, as in the e2e benchmark.
+const benchClients = 32
+
+type benchSetup struct {
+	proxy  *httptest.Server
+	client *http.Client
+}
+
+// setupBench starts the registrar, the upstream and the proxy for the benchmarks of
+// one parent, registers one name and waits until it routes. Everything stops when the
+// parent benchmark ends.
+func setupBench(b *testing.B) *benchSetup {
+	b.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "alpha "+r.Method+" "+r.URL.Path+"\n")
+	}))
+	b.Cleanup(up.Close)
+	reg := testbin.Start(b, "registrar", "-listen", "127.0.0.1:0",
+		"-data", filepath.Join(b.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
+	register(b, reg.URL(), "bench", up.Listener.Addr().String())
+	p, err := New(context.Background(), Config{
+		Wasm: testbin.Read(b, "filter.wasm"), RegistrarURL: reg.URL(), UpstreamURL: up.URL, Workers: 2,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close() })
+	srv := httptest.NewServer(p)
+	b.Cleanup(srv.Close)
+	env := &benchSetup{proxy: srv, client: load.NewClient(benchClients)}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := env.get("/sys/bench")
+		if err == nil {
+			return env
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the name never routed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// get sends one GET for path naming "bench" and checks that it reached the upstream.
+func (e *benchSetup) get(path string) error {
+	req, _ := http.NewRequest("GET", e.proxy.URL+path, nil)
+	req.Header.Set("X-Server-Name", "bench")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "bench/1.0")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if want := "alpha GET " + path + "\n"; resp.StatusCode != 200 || string(body) != want {
+		return fmt.Errorf("GET %s: %d %q, want 200 %q", path, resp.StatusCode, body, want)
+	}
+	return nil
+}
+
+// BenchmarkServe runs "routed" and "bypass" on one set-up, one after the other.
+func BenchmarkServe(b *testing.B) {
+	e := setupBench(b)
+	b.Run("routed", func(b *testing.B) { benchServe(b, e, "/sys/bench") })
+	b.Run("bypass", func(b *testing.B) { benchServe(b, e, "/bypass/bench") })
+}
+
+func benchServe(b *testing.B, e *benchSetup, path string) {
+	b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := e.get(path); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func register(b *testing.B, regURL, name, addr string) {
+	b.Helper()
+	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"bench"}`, name, addr)
+	resp, err := http.Post(regURL+"/api/servers/register", "application/json", strings.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(resp.Body)
+		b.Fatalf("registering %s: %d %s", name, resp.StatusCode, msg)
+	}
+}

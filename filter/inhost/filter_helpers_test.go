@@ -1,0 +1,301 @@
+package inhost
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"switchyard/internal/testbin"
+	"switchyard/wasmhost"
+)
+
+// Helpers for the tests that run the real filter.wasm in the wasmhost
+// (filter_e2e_test.go). Names start with "f" or "filter" to stay clear of the
+// process-level helpers in procs_test.go.
+
+// fRegistrar plays the registrar's /v1/routes long-poll on 127.0.0.1: 200 with the
+// whole table as soon as its revision is past ?after (at once without after), else
+// 304 after ?wait seconds. Its mode turns it into the faults the sync must survive.
+type fRegistrar struct {
+	t   testing.TB
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	revision uint64
+	routes   map[string]string
+	mode     string        // "", "500", "garbage", "invalid", "reset", "hang"
+	changed  chan struct{} // closed and replaced on every change, to wake waiting polls
+	polls    int
+	lastReq  *http.Request
+}
+
+func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
+	r := &fRegistrar{t: t, revision: 1, routes: routes, changed: make(chan struct{})}
+	if r.routes == nil {
+		r.routes = map[string]string{}
+	}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(func() {
+		r.set(func() { r.mode = "" }) // release waiting polls before Close waits for them
+		r.srv.CloseClientConnections()
+		r.srv.Close()
+	})
+	return r
+}
+
+func (r *fRegistrar) url() string { return r.srv.URL }
+
+// set changes the registrar under its lock and wakes every waiting poll.
+func (r *fRegistrar) set(f func()) {
+	r.mu.Lock()
+	f()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// put registers (or changes, with target "" removes) a name as a new revision.
+func (r *fRegistrar) put(name, target string) uint64 {
+	var rev uint64
+	r.set(func() {
+		if target == "" {
+			delete(r.routes, name)
+		} else {
+			r.routes[name] = target
+		}
+		r.revision++
+		rev = r.revision
+	})
+	return rev
+}
+
+func (r *fRegistrar) setMode(m string) { r.set(func() { r.mode = m }) }
+
+func (r *fRegistrar) stats() (polls int, last *http.Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.polls, r.lastReq
+}
+
+func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
+	after, hasAfter := uint64(0), req.URL.Query().Has("after")
+	if hasAfter {
+		after, _ = strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
+	}
+	wait, _ := strconv.Atoi(req.URL.Query().Get("wait"))
+	deadline := time.After(time.Duration(wait) * time.Second)
+	r.mu.Lock()
+	r.polls++
+	r.lastReq = req
+	for {
+		if r.mode != "" && r.mode != "hang" {
+			break
+		}
+		if r.mode == "" && (!hasAfter || r.revision > after) {
+			break
+		}
+		ch := r.changed
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			r.mu.Lock()
+			if r.mode == "hang" {
+				deadline = nil // no 304: hang until the mode changes or the poll is cut off
+				continue
+			}
+			r.mu.Unlock()
+			w.WriteHeader(http.StatusNotModified)
+			return
+		case <-req.Context().Done():
+			return
+		}
+		r.mu.Lock()
+	}
+	mode := r.mode
+	body, _ := json.Marshal(map[string]any{"revision": r.revision, "routes": r.routes})
+	r.mu.Unlock()
+	switch mode {
+	case "500":
+		http.Error(w, "database is locked", http.StatusInternalServerError)
+	case "garbage":
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"revision": 9999, "routes": {"web-1": "10.9.9.9"`)) // cut short
+	case "invalid":
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"revision": 9999, "routes": {"web-1": "10.9.9.9", "bad name": "10.9.9.10"}}`))
+	case "reset":
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+		}
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}
+}
+
+// filterConfig is the plugin configuration used by these tests: a short long-poll
+// wait so that a test never waits long for a 304.
+func filterConfig(extra string) []byte {
+	c := `{"default_port": 8080, "registrar": {"wait_seconds": 1}`
+	if extra != "" {
+		c += ", " + extra
+	}
+	return []byte(c + "}")
+}
+
+// fEnv is a host with the real filter.wasm loaded and a fake registrar behind the
+// cluster "registrar".
+type fEnv struct {
+	t   testing.TB
+	h   *wasmhost.Host
+	reg *fRegistrar
+	mod *wasmhost.Module
+}
+
+func newFEnv(t testing.TB, opts wasmhost.Options, routes map[string]string) *fEnv {
+	t.Helper()
+	reg := newFRegistrar(t, routes)
+	if opts.Clusters == nil {
+		opts.Clusters = map[string]string{}
+	}
+	opts.Clusters["registrar"] = reg.url()
+	h := wasmhost.New(opts)
+	t.Cleanup(func() { h.Close() })
+	m, err := h.Load(context.Background(), testbin.Read(t, "filter.wasm"))
+	if err != nil {
+		t.Fatalf("loading filter.wasm: %v", err)
+	}
+	return &fEnv{t: t, h: h, reg: reg, mod: m}
+}
+
+// vm starts one root ("sync" or "router") of the filter with vm_id "switchyard".
+func (e *fEnv) vm(root string, cfg []byte) *wasmhost.VM {
+	e.t.Helper()
+	return e.vmWith(wasmhost.PluginConfig{Name: "switchyard", RootID: root, VMID: "switchyard", Configuration: cfg})
+}
+
+func (e *fEnv) vmWith(pc wasmhost.PluginConfig) *wasmhost.VM {
+	e.t.Helper()
+	vm, err := e.mod.NewVM(context.Background(), pc)
+	if err != nil {
+		e.t.Fatalf("starting the %q root: %v\nlogs:\n%s", pc.RootID, err, e.logText())
+	}
+	e.t.Cleanup(func() { vm.Close() })
+	return vm
+}
+
+func (e *fEnv) logText() string {
+	var b strings.Builder
+	for _, l := range e.h.Logs() {
+		b.WriteString(l.RootID + ": " + l.Message + "\n")
+	}
+	return b.String()
+}
+
+// waitLog waits (bounded) for a log line containing substr.
+func (e *fEnv) waitLog(substr string, within time.Duration) wasmhost.LogEntry {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	l, err := e.h.WaitLog(ctx, substr)
+	if err != nil {
+		e.t.Fatalf("no log line with %q within %v: %v\nlogs:\n%s", substr, within, err, e.logText())
+	}
+	return l
+}
+
+// countLogs counts the log lines containing substr.
+func (e *fEnv) countLogs(substr string) int {
+	n := 0
+	for _, l := range e.h.Logs() {
+		if strings.Contains(l.Message, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *fEnv) metric(name string) int64 {
+	v, _ := e.h.Metric(name)
+	return v
+}
+
+// fResult is what one request through a router VM came to.
+type fResult struct {
+	action  wasmhost.Action
+	local   *wasmhost.LocalResponse
+	headers wasmhost.Headers // request headers after the filter
+}
+
+func (r fResult) status() int {
+	if r.local == nil {
+		return 0
+	}
+	return r.local.Status
+}
+
+func (r fResult) errorCode() string {
+	if r.local == nil {
+		return ""
+	}
+	var v struct{ Error string }
+	json.Unmarshal(r.local.Body, &v)
+	return v.Error
+}
+
+func (r fResult) header(k string) string { v, _ := r.headers.Get(k); return v }
+
+// fRequest runs one GET through a router VM; name "" sends no server-name header.
+func fRequest(t testing.TB, vm *wasmhost.VM, path, name string) fResult {
+	t.Helper()
+	h := wasmhost.Headers{{":method", "GET"}, {":path", path}, {":authority", "proxy.example:8443"}, {":scheme", "http"}}
+	if name != "" {
+		h = append(h, [2]string{"x-server-name", name})
+	}
+	return fRequestHeaders(t, vm, h)
+}
+
+func fRequestHeaders(t testing.TB, vm *wasmhost.VM, h wasmhost.Headers) fResult {
+	t.Helper()
+	s, err := vm.NewStream(wasmhost.StreamAttributes{})
+	if err != nil {
+		t.Fatalf("NewStream: %v", err)
+	}
+	act, err := s.RequestHeaders(h, true)
+	if err != nil {
+		t.Fatalf("RequestHeaders: %v", err)
+	}
+	r := fResult{action: act, local: s.LocalResponse(), headers: s.RequestHeaderMap()}
+	if err := s.Close(); err != nil {
+		t.Fatalf("closing the stream: %v", err)
+	}
+	return r
+}
+
+// waitRouted polls (bounded) until name routes to authority through vm ("" = until
+// it answers 404), which is how a test sees a sync reach the routers.
+func waitRouted(t testing.TB, vm *wasmhost.VM, name, authority string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := fRequest(t, vm, "/sys/x", name)
+		if authority == "" && r.status() == 404 || authority != "" && r.local == nil && r.header(":authority") == authority {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not route to %q within %v: status %d %q authority %q", name, authority, within, r.status(), r.errorCode(), r.header(":authority"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,200 @@
+package wasmhost
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// proxy_http_call: real HTTP to a named cluster, off the VM's goroutine, answered into
+// the root context that owns the call (proxy-wasm-host-reference.md §3b).
+
+// maxHTTPCallBody bounds a response body; a larger one fails the call like Envoy's
+// buffer limit does (callback (root, token, 0, 0, 0), status 11 "reset"). Envoy's
+// default is 32 MiB (runtime key http.async_response_buffer_limit, async_client_impl).
+const maxHTTPCallBody = 32 << 20
+
+// httpResponse is what proxy_on_http_call_response may read (map types 6 and 7, buffer
+// type 4); it exists only during that callback.
+type httpResponse struct {
+	headers, trailers Headers
+	body              []byte
+	failed            bool
+}
+
+// httpCall is one dispatched call. Whoever claims it first (the response, the timeout,
+// or the VM's end) decides what the root context sees; the others do nothing.
+type httpCall struct {
+	vm      *VM
+	token   uint32
+	cancel  context.CancelFunc
+	stop    func() bool
+	claimed atomic.Bool
+}
+
+func (c *httpCall) claim() bool { return c.claimed.CompareAndSwap(false, true) }
+
+// abandon cancels the call without a callback (the root context is gone).
+func (c *httpCall) abandon() {
+	c.claim()
+	c.cancel()
+	if c.stop != nil {
+		c.stop()
+	}
+}
+
+func (vm *VM) httpCall(s []uint64) uint64 {
+	upstream, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
+	hdrBytes, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))
+	body, ok3 := vm.mem.Read(uint32(s[4]), uint32(s[5]))
+	trlBytes, ok4 := vm.mem.Read(uint32(s[6]), uint32(s[7]))
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return statusInvalidMemoryAccess
+	}
+	timeoutMS, tokenPtr := uint32(s[8]), uint32(s[9])
+	hdrs, ok := parsePairs(hdrBytes)
+	if !ok {
+		return statusBadArgument
+	}
+	if _, ok := parsePairs(trlBytes); !ok {
+		return statusBadArgument
+	}
+	base, ok := vm.host.cluster(string(upstream))
+	if !ok {
+		vm.host.log(vm, Debug, "host: proxy_http_call to unknown cluster "+string(upstream))
+		return statusBadArgument
+	}
+	var method, path, authority string
+	req := Headers{}
+	for _, kv := range hdrs {
+		k := strings.ToLower(kv[0])
+		switch k {
+		case ":method":
+			method = kv[1]
+		case ":path":
+			path = kv[1]
+		case ":authority", "host":
+			if authority == "" {
+				authority = kv[1]
+			}
+		}
+		req = append(req, [2]string{k, kv[1]})
+	}
+	if method == "" || path == "" || authority == "" {
+		return statusBadArgument
+	}
+	if timeoutMS >= 1<<31 {
+		return statusBadArgument
+	}
+
+	ctx, cancel := context.WithCancel(vm.host.ctx)
+	hreq, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, bytes.NewReader(append([]byte(nil), body...)))
+	if err != nil {
+		cancel()
+		return statusBadArgument
+	}
+	hreq.Host = authority
+	for _, kv := range req {
+		if !strings.HasPrefix(kv[0], ":") && kv[0] != "host" {
+			hreq.Header.Add(kv[0], kv[1])
+		}
+	}
+	hreq.ContentLength = int64(len(body))
+
+	vm.nextToken += 4 // tokens 4, 8, …: low 2 bits are the callout type
+	c := &httpCall{vm: vm, token: vm.nextToken, cancel: cancel}
+	if !vm.putU32(tokenPtr, c.token) {
+		cancel()
+		return statusInvalidMemoryAccess
+	}
+	vm.calls[c.token] = c
+	if timeoutMS > 0 { // 0: no timeout
+		c.stop = vm.host.clock.AfterFunc(time.Duration(timeoutMS)*time.Millisecond, func() {
+			if c.claim() {
+				cancel()
+				vm.deliver(c, timeoutResponse())
+			}
+		})
+	}
+	go vm.host.doHTTP(c, hreq)
+	return statusOK
+}
+
+// doHTTP performs the request and delivers the outcome unless the call was claimed.
+func (h *Host) doHTTP(c *httpCall, req *http.Request) {
+	resp, err := h.client.Do(req)
+	var r *httpResponse
+	if err != nil {
+		// Envoy's router answers a connection failure with a local 503.
+		r = &httpResponse{
+			headers: Headers{{":status", "503"}, {"content-type", "text/plain"}},
+			body:    []byte("upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+		}
+	} else {
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxHTTPCallBody+1))
+		resp.Body.Close()
+		if rerr != nil || len(body) > maxHTTPCallBody {
+			r = &httpResponse{failed: true}
+		} else {
+			r = &httpResponse{headers: Headers{{":status", itoa(int64(resp.StatusCode))}}, body: body}
+			for k, vs := range resp.Header {
+				for _, v := range vs {
+					r.headers = append(r.headers, [2]string{strings.ToLower(k), v})
+				}
+			}
+			for k, vs := range resp.Trailer {
+				for _, v := range vs {
+					r.trailers = append(r.trailers, [2]string{strings.ToLower(k), v})
+				}
+			}
+		}
+	}
+	if !c.claim() {
+		return
+	}
+	if c.stop != nil {
+		c.stop()
+	}
+	c.cancel()
+	c.vm.deliver(c, r)
+}
+
+// timeoutResponse is what Envoy's async client hands back when the call's timeout
+// expires: its router's local 504 reply, through the success callback.
+func timeoutResponse() *httpResponse {
+	return &httpResponse{
+		headers: Headers{{":status", "504"}, {"content-length", "24"}, {"content-type", "text/plain"}},
+		body:    []byte("upstream request timeout"),
+	}
+}
+
+// deliver runs proxy_on_http_call_response(root, token, headers, body, trailers) under
+// the VM's lock with the response readable only for the length of that callback. A
+// failed call is delivered as (root, token, 0, 0, 0) with proxy_get_status (11, "reset").
+func (vm *VM) deliver(c *httpCall, r *httpResponse) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if _, ok := vm.calls[c.token]; !ok || vm.aliveErr() != nil {
+		return
+	}
+	delete(vm.calls, c.token)
+	if r.failed {
+		vm.statusCode, vm.statusMsg = statusBrokenConnection, "reset"
+	} else {
+		vm.statusCode, vm.statusMsg = statusOK, ""
+	}
+	if !r.failed { // after a failure there is no response to read
+		vm.httpResp = r
+	}
+	var nh, nb, nt uint64
+	if !r.failed {
+		nh, nb, nt = uint64(len(r.headers)), uint64(len(r.body)), uint64(len(r.trailers))
+	}
+	_, _, _ = vm.call(exHTTPCallResponse, nil, vm.rootID, uint64(vm.rootID), uint64(c.token), nh, nb, nt)
+	vm.httpResp = nil
+	vm.finishCallback()
+}

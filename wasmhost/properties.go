@@ -1,0 +1,142 @@
+package wasmhost
+
+import (
+	"encoding/binary"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Properties (proxy-wasm-host-reference.md §3g): NUL-separated paths; the plugin_*
+// properties everywhere, the request.* and source.* attributes in a stream context;
+// an unknown top-level name falls back to what proxy_set_property stored; anything
+// else is NotFound.
+
+func (vm *VM) getProperty(s []uint64) uint64 {
+	raw, ok := vm.mem.Read(uint32(s[0]), uint32(s[1]))
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	path := strings.TrimSuffix(string(raw), "\x00")
+	v, found := vm.property(path)
+	if !found {
+		return statusNotFound
+	}
+	return vm.copyOut(v, uint32(s[2]), uint32(s[3]))
+}
+
+func (vm *VM) setProperty(s []uint64) uint64 {
+	path, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
+	val, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))
+	if !ok1 || !ok2 {
+		return statusInvalidMemoryAccess
+	}
+	// Envoy keeps it as filter state of the stream (or of the root for the root).
+	props := &vm.rootProps
+	if st := vm.effStream; st != nil {
+		props = &st.props
+	}
+	if *props == nil {
+		*props = map[string][]byte{}
+	}
+	(*props)[string(path)] = append([]byte(nil), val...)
+	return statusOK
+}
+
+func u64le(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+
+func (vm *VM) property(path string) ([]byte, bool) {
+	switch path {
+	case "plugin_name":
+		return []byte(vm.pc.Name), true
+	case "plugin_root_id":
+		return []byte(vm.pc.RootID), true
+	case "plugin_vm_id":
+		return []byte(vm.pc.VMID), true
+	}
+	st := vm.effStream
+	if st != nil {
+		if v, ok := st.props[path]; ok {
+			return v, true
+		}
+		if v, ok := st.attribute(path); ok {
+			return v, true
+		}
+	}
+	if v, ok := vm.rootProps[path]; ok {
+		return v, true
+	}
+	return nil, false
+}
+
+func (s *Stream) attribute(path string) ([]byte, bool) {
+	header := func(k string) ([]byte, bool) {
+		if !s.haveReq {
+			return nil, false
+		}
+		v, ok := s.req.Get(k)
+		return []byte(v), ok
+	}
+	switch path {
+	case "request\x00path":
+		return header(":path")
+	case "request\x00url_path":
+		p, ok := header(":path")
+		if i := strings.IndexByte(string(p), '?'); i >= 0 {
+			p = p[:i]
+		}
+		return p, ok
+	case "request\x00query":
+		p, ok := header(":path")
+		if !ok {
+			return nil, false
+		}
+		if i := strings.IndexByte(string(p), '?'); i >= 0 {
+			return p[i+1:], true
+		}
+		return []byte{}, true
+	case "request\x00host":
+		return header(":authority")
+	case "request\x00scheme":
+		return header(":scheme")
+	case "request\x00method":
+		return header(":method")
+	case "request\x00useragent":
+		return header("user-agent")
+	case "request\x00referer":
+		return header("referer")
+	case "request\x00id":
+		if s.attrs.RequestID != "" {
+			return []byte(s.attrs.RequestID), true
+		}
+		return header("x-request-id")
+	case "request\x00protocol":
+		return []byte("HTTP/1.1"), s.haveReq
+	case "response\x00code":
+		if !s.haveResp {
+			return nil, false
+		}
+		v, ok := s.resp.Get(":status")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil {
+			return nil, false
+		}
+		return u64le(uint64(n)), true
+	case "source\x00address":
+		if s.attrs.SourceAddress == "" {
+			return nil, false
+		}
+		return []byte(s.attrs.SourceAddress), true
+	case "source\x00port":
+		_, port, err := net.SplitHostPort(s.attrs.SourceAddress)
+		if err != nil {
+			return nil, false
+		}
+		n, err := strconv.ParseUint(port, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		return u64le(n), true
+	}
+	return nil, false
+}

@@ -23,7 +23,9 @@ type ImportReport struct {
 
 // Import is the one-shot -import: it loads the seed's server_mapping.json at path
 // into the store as one all-or-nothing write, with the server's -allow-cidr policy.
-func (s *Server) Import(path string) (ImportReport, error) { return importSeed(s.store, path, s.policy) }
+func (s *Server) Import(path string) (ImportReport, error) {
+	return importSeed(s.store, path, s.policy)
+}
 
 // importSeed loads the seed's server_mapping.json ({"name": "ip", ...}) into store as
 // one all-or-nothing write. Every entry is validated like a registration (name,

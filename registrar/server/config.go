@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -17,7 +18,16 @@ type Config struct {
 	Token     string // resolved from -token, -token-file, REGISTRAR_TOKEN or REGISTRAR_TOKEN_FILE
 	AllowCIDR string
 	Import    string
+
+	// CompactBytes: the log is compacted into the data file once it holds this many
+	// bytes, or the data file's size when that is larger.
+	CompactBytes int64
 }
+
+// Defaults of the tuning flags.
+const (
+	DefaultCompactBytes = 8 << 20
+)
 
 const usageHead = `registrar: the durable, validated, authenticated service a CMS registers servers with.
 
@@ -57,11 +67,24 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		return def
 	}
 	fs.StringVar(&c.Listen, "listen", env("REGISTRAR_LISTEN", "127.0.0.1:9000"), "address to listen on, host:port (env REGISTRAR_LISTEN); port 0 picks a free one")
-	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write (env REGISTRAR_DATA)")
+	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write; its write-ahead log is kept beside it as <data>.wal-<revision> (env REGISTRAR_DATA)")
 	fs.StringVar(&token, "token", "", "bearer token every /api/ and /v1/ request must carry (env REGISTRAR_TOKEN); prefer -token-file, since flags show in ps")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed (env REGISTRAR_TOKEN_FILE)")
 	fs.StringVar(&c.AllowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, unspecified or multicast targets (env REGISTRAR_ALLOW_CIDR)")
 	fs.StringVar(&c.Import, "import", "", "load a seed server_mapping.json once, then exit (see below)")
+	var numErr error
+	envInt := func(name string, def int64) int64 {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil && numErr == nil {
+			numErr = fmt.Errorf("%s: %q is not a whole number", name, v)
+		}
+		return n
+	}
+	fs.Int64Var(&c.CompactBytes, "compact-bytes", envInt("REGISTRAR_COMPACT_BYTES", DefaultCompactBytes), "compact the write-ahead log into the data file once it holds this many bytes, or the data file's size when larger (env REGISTRAR_COMPACT_BYTES)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
@@ -69,6 +92,12 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if numErr != nil {
+		return c, numErr
+	}
+	if c.CompactBytes < 1 {
+		return c, errors.New("-compact-bytes must be at least 1")
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: all settings are flags (see -help)", fs.Arg(0))

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,7 +66,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if cfg.Data == "" {
 			return nil, errors.New("-data must name a file")
 		}
-		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit))
+		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)))
 		if err != nil {
 			return nil, err
 		}
@@ -183,6 +184,16 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// checkLoaded applies the write rules the store does not know (reserved names,
+// serviceName) to a server loaded from the data: data a write could not have made is
+// refused at start rather than served.
+func checkLoaded(sv store.Server) error {
+	if err := checkHost(sv.Host); err != nil {
+		return err
+	}
+	return checkServiceName(sv.ServiceName)
 }
 
 // warnStoredTargets flags stored targets the current policy would refuse (the

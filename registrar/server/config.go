@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"switchyard/registrar/store"
 )
 
 // Config is the registrar's settings. Each flag may also come from an environment
@@ -22,11 +23,22 @@ type Config struct {
 	// CompactBytes: the log is compacted into the data file once it holds this many
 	// bytes, or the data file's size when that is larger.
 	CompactBytes int64
+	// History is how many revisions of changes are kept for delta answers. In this
+	// struct and the one below, zero means the default.
+	History int64
+	// PageBytes is the largest /v1/routes answer: full tables are paged by it, a
+	// delta that would not fit is answered with a full table, a version-1 request for
+	// a larger table gets 507.
+	PageBytes int64
 }
 
 // Defaults of the tuning flags.
 const (
 	DefaultCompactBytes = 8 << 20
+	DefaultHistory      = store.DefaultHistory
+	DefaultPageBytes    = 4 << 20
+	// MinPageBytes holds the answer's envelope and the longest route.
+	MinPageBytes = 4096
 )
 
 const usageHead = `registrar: the durable, validated, authenticated service a CMS registers servers with.
@@ -93,11 +105,19 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	fs.Int64Var(&c.History, "history", envInt("REGISTRAR_HISTORY", DefaultHistory), "revisions of changes kept for delta answers to proxies (at most that many name changes; ~100 bytes each); a proxy further behind gets the full table (env REGISTRAR_HISTORY)")
+	fs.Int64Var(&c.PageBytes, "page-bytes", envInt("REGISTRAR_PAGE_BYTES", DefaultPageBytes), "largest /v1/routes answer in bytes: full tables are sent in pages of this size, well under Envoy's 32 MiB http-call limit (env REGISTRAR_PAGE_BYTES)")
 	if numErr != nil {
 		return c, numErr
 	}
 	if c.CompactBytes < 1 {
 		return c, errors.New("-compact-bytes must be at least 1")
+	}
+	if c.History < 1 || c.History > 1<<30 {
+		return c, errors.New("-history must be between 1 and 1073741824 revisions")
+	}
+	if c.PageBytes < MinPageBytes || c.PageBytes > 32<<20 {
+		return c, fmt.Errorf("-page-bytes must be between %d and %d (Envoy's http-call answer limit)", MinPageBytes, 32<<20)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: all settings are flags (see -help)", fs.Arg(0))

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,9 +24,15 @@ import (
 type Option func(*options)
 
 type options struct {
-	log   *slog.Logger
-	store store.Store
+	log     *slog.Logger
+	store   store.Store
+	observe func(SyncRequest)
 }
+
+// WithSyncObserver calls fn for every version-2 /v1/routes request, with who asked
+// (proxy, cluster, version) and where its table stood. fn runs on the request's
+// goroutine and must return quickly.
+func WithSyncObserver(fn func(SyncRequest)) Option { return func(o *options) { o.observe = fn } }
 
 // WithLogger sets the logger (audit lines, failures, start-up reports). Default:
 // discard.
@@ -44,6 +51,7 @@ type Server struct {
 	metrics   *metrics
 	log       *slog.Logger
 	release   chan struct{} // closed by Close: waiting long-polls answer at once
+	observe   func(SyncRequest)
 	handler   http.Handler
 	released  sync.Once
 }
@@ -59,14 +67,21 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, policy: Policy{Allow: allow}, log: o.log, release: make(chan struct{})}
+	cfg.PageBytes = cmp.Or(cfg.PageBytes, DefaultPageBytes)
+	if cfg.PageBytes < MinPageBytes {
+		return nil, fmt.Errorf("-page-bytes must be at least %d", MinPageBytes)
+	}
+	if cfg.History == 0 {
+		cfg.History = DefaultHistory
+	}
+	s := &Server{cfg: cfg, policy: Policy{Allow: allow}, log: o.log, release: make(chan struct{}), observe: o.observe}
 	s.metrics = newMetrics()
 	s.store = o.store
 	if s.store == nil {
 		if cfg.Data == "" {
 			return nil, errors.New("-data must name a file")
 		}
-		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)))
+		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)), store.WithHistory(int(cfg.History)))
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +166,7 @@ func (s *Server) newHandler() http.Handler {
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics}))
+	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observe}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))

@@ -46,6 +46,10 @@ func WithEntryCheck(check func(Server) error) Option {
 // compacted into the data file (default 8 MiB, or the data file's size when larger).
 func WithCompactAt(n int64) Option { return func(s *Embedded) { s.compactMin = n } }
 
+// WithHistory sets how many revisions of changes are kept for Delta (at most that
+// many name changes in all; default DefaultHistory).
+func WithHistory(n int) Option { return func(s *Embedded) { s.historyRevs = n } }
+
 // withClock sets the clock that stamps updatedAt (tests).
 func withClock(now func() time.Time) Option { return func(s *Embedded) { s.now = now } }
 
@@ -73,20 +77,22 @@ type writeOp struct {
 // for the 60 s a paged full table is kept; the copy-on-write btree gives pinned
 // revisions for the cost of the nodes later writes copy.
 type Embedded struct {
-	path       string
-	lineage    string
-	cur        atomic.Pointer[Table]
-	work       *btree.BTreeG[Server] // the writer's tree; only the writer touches it
-	ops        chan writeOp
-	quit       chan struct{}
-	stopped    chan struct{}
-	once       sync.Once
-	now        func() time.Time
-	log        *slog.Logger
-	onCommit   func(Commit)
-	extraCheck func(Server) error
-	compactMin int64
-	pins       pins
+	path        string
+	lineage     string
+	cur         atomic.Pointer[Table]
+	work        *btree.BTreeG[Server] // the writer's tree; only the writer touches it
+	ops         chan writeOp
+	quit        chan struct{}
+	stopped     chan struct{}
+	once        sync.Once
+	now         func() time.Time
+	log         *slog.Logger
+	onCommit    func(Commit)
+	extraCheck  func(Server) error
+	compactMin  int64
+	historyRevs int
+	hist        *history
+	pins        pins
 
 	// Writer state.
 	dataExists bool     // the data file exists (created by the first commit)
@@ -109,13 +115,14 @@ const maxBatch = 1024
 // of the old format (no lineage) is rewritten with a new lineage before Open returns.
 func Open(path string, opts ...Option) (*Embedded, error) {
 	s := &Embedded{
-		path:       path,
-		ops:        make(chan writeOp),
-		quit:       make(chan struct{}),
-		stopped:    make(chan struct{}),
-		now:        func() time.Time { return time.Now().UTC() },
-		log:        slog.New(slog.DiscardHandler),
-		compactMin: 8 << 20,
+		path:        path,
+		ops:         make(chan writeOp),
+		quit:        make(chan struct{}),
+		stopped:     make(chan struct{}),
+		now:         func() time.Time { return time.Now().UTC() },
+		log:         slog.New(slog.DiscardHandler),
+		compactMin:  8 << 20,
+		historyRevs: DefaultHistory,
 	}
 	for _, o := range opts {
 		o(s)
@@ -127,10 +134,11 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := load(path, s.check)
+	l, err := load(path, s.check, s.historyRevs)
 	if err != nil {
 		return nil, err
 	}
+	s.hist = l.hist
 	if l.torn != nil {
 		// Never acknowledged: a write is acknowledged only after its record is whole
 		// and fsynced.
@@ -142,6 +150,10 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	s.work, s.lineage, s.dataExists = l.tree, l.lineage, l.dataExists
 	s.snapBytes.Store(l.snapBytes)
 	first := &Table{revision: l.revision, tree: s.work.Clone(), changed: make(chan struct{})}
+	s.work.Ascend(func(sv Server) bool {
+		first.size += int64(EncodedSize(sv.Host, sv.IPAddress))
+		return true
+	})
 	if s.lineage == "" {
 		s.lineage = newLineage()
 		if s.dataExists {
@@ -199,9 +211,10 @@ type loaded struct {
 	segments   []segment
 	logBytes   int64
 	torn       *tornTail
+	hist       *history // the changes replayed from the log
 }
 
-func load(path string, check func(Server) error) (*loaded, error) {
+func load(path string, check func(Server) error, historyRevs int) (*loaded, error) {
 	l := &loaded{tree: newTree()}
 	snap, err := readSnapshot(path, check)
 	switch {
@@ -214,13 +227,18 @@ func load(path string, check func(Server) error) (*loaded, error) {
 	if l.segments, err = listSegments(path); err != nil {
 		return nil, err
 	}
+	l.hist = newHistory(l.revision, historyRevs)
 	if !l.dataExists && len(l.segments) > 0 {
 		return nil, fmt.Errorf("data file %s is missing but its write-ahead log (%s) is there: the data existed and was removed; restore the data file from a backup", path, l.segments[0].path)
 	}
 	l.revision, l.logBytes, l.torn, err = replay(l.segments, l.revision, func(r logRecord) error {
+		var changes []histEntry
+		defer func() { l.hist.add(r.Rev, changes) }()
 		for _, op := range r.Ops {
+			_, existed := l.tree.Get(Server{Host: op.Host})
 			if op.Server == nil {
 				l.tree.Delete(Server{Host: op.Host})
+				changes = append(changes, histEntry{rev: r.Rev, host: op.Host, existed: existed})
 				continue
 			}
 			if op.Server.Host != op.Host {
@@ -230,6 +248,7 @@ func load(path string, check func(Server) error) (*loaded, error) {
 				return fmt.Errorf("server %q: %v", op.Host, err)
 			}
 			l.tree.ReplaceOrInsert(*op.Server)
+			changes = append(changes, histEntry{rev: r.Rev, host: op.Host, target: op.Server.IPAddress, existed: existed})
 		}
 		return nil
 	})
@@ -245,7 +264,7 @@ func load(path string, check func(Server) error) (*loaded, error) {
 // log is left out (it was never acknowledged).
 func ReadData(path string) (uint64, map[string]Server, error) {
 	s := &Embedded{}
-	l, err := load(path, s.check)
+	l, err := load(path, s.check, 0)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -332,11 +351,34 @@ func (s *Embedded) commit(batch []writeOp) {
 	results := make([]Outcome, len(batch))
 	var records []byte
 	var encErr error
+	type revChanges struct {
+		rev     uint64
+		changes []histEntry
+	}
+	var changed []revChanges
+	size := cur.size
 	for i, op := range batch {
 		results[i] = apply(next, op.changes, now)
 		if results[i].Err == nil && results[i].Changed {
 			rev++
-			records, encErr = appendRecord(records, logRecord{Rev: rev, Ops: logOps(op.changes, results[i])})
+			ops := logOps(op.changes, results[i])
+			records, encErr = appendRecord(records, logRecord{Rev: rev, Ops: ops})
+			rc := revChanges{rev: rev}
+			for j, c := range op.changes {
+				o, n := results[i].Old[j], results[i].New[j]
+				switch {
+				case n == nil && o != nil:
+					size -= int64(EncodedSize(o.Host, o.IPAddress))
+					rc.changes = append(rc.changes, histEntry{rev: rev, host: c.Host, existed: true})
+				case n != nil && n != o:
+					if o != nil {
+						size -= int64(EncodedSize(o.Host, o.IPAddress))
+					}
+					size += int64(EncodedSize(n.Host, n.IPAddress))
+					rc.changes = append(rc.changes, histEntry{rev: rev, host: c.Host, target: n.IPAddress, existed: o != nil})
+				}
+			}
+			changed = append(changed, rc)
 		}
 		results[i].Revision = rev
 	}
@@ -353,8 +395,16 @@ func (s *Embedded) commit(batch []writeOp) {
 			}
 		} else {
 			s.work = next
-			t := &Table{revision: rev, tree: next.Clone(), changed: make(chan struct{})}
+			t := &Table{revision: rev, tree: next.Clone(), changed: make(chan struct{}), size: size}
+			// The history and the current table move together, so a Delta never
+			// reaches past Current nor stops short of it.
+			s.hist.mu.Lock()
+			for _, rc := range changed {
+				s.hist.add(rc.rev, rc.changes)
+			}
 			s.cur.Store(t)
+			s.hist.mu.Unlock()
+			s.pins.recent(t)
 			close(cur.changed)
 			if s.onCommit != nil {
 				s.onCommit(Commit{Table: t, Writes: len(batch), Took: time.Since(start)})
@@ -537,11 +587,17 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time) Outcome {
 	return out
 }
 
-// Delta: this store keeps no history yet; every caller gets the full table.
-func (s *Embedded) Delta(after uint64, maxBytes int) (Delta, bool) { return Delta{}, false }
+// Delta returns the compacted changes after revision after from the retained
+// history (see WithHistory), or ok false when they are not all held or do not fit
+// in maxBytes.
+func (s *Embedded) Delta(after uint64, maxBytes int) (Delta, bool) {
+	s.hist.mu.RLock()
+	defer s.hist.mu.RUnlock()
+	return s.hist.delta(after, maxBytes)
+}
 
-// Page serves a page of the table at rev from the tables pinned by earlier pages, or
-// pins the current table when rev is current.
+// Page serves a page of the table at rev: from a table pinned by an earlier page,
+// or one of the last few published (which it then pins).
 func (s *Embedded) Page(rev uint64, start string, maxBytes int) (Page, error) {
 	t := s.pins.get(rev, s.cur.Load())
 	if t == nil {
@@ -568,11 +624,23 @@ func pageOf(t *Table, start string, maxBytes int) Page {
 }
 
 // pins keeps the tables pages were served from, each until SnapshotKeep after its
-// last page request. A pinned table costs only the nodes later writes copied.
+// last page request, and the last few published tables (a first page asked for just
+// as a write lands still finds its revision). A pinned table costs only the nodes
+// later writes copied.
 type pins struct {
 	mu     sync.Mutex
 	tables map[uint64]*pin
+	last   [8]*Table
+	next   int
 	now    func() time.Time
+}
+
+// recent records a newly published table.
+func (p *pins) recent(t *Table) {
+	p.mu.Lock()
+	p.last[p.next%len(p.last)] = t
+	p.next++
+	p.mu.Unlock()
 }
 
 type pin struct {
@@ -598,7 +666,15 @@ func (p *pins) get(rev uint64, cur *Table) *Table {
 		return pn.table
 	}
 	if cur.revision != rev {
-		return nil
+		cur = nil
+		for _, t := range p.last {
+			if t != nil && t.revision == rev {
+				cur = t
+			}
+		}
+		if cur == nil {
+			return nil
+		}
 	}
 	if p.tables == nil {
 		p.tables = map[uint64]*pin{}

@@ -95,7 +95,7 @@ func TestMigratesOldDataFile(t *testing.T) {
 func TestDropsTornLastRecord(t *testing.T) {
 	for _, tail := range []string{
 		`0badc0de {"rev":3,"ops":[{"host":"x"}]}` + "\n", // checksum mismatch
-		`1234abcd {"rev":3,"ops":[{"ho`,                   // cut short, no newline
+		`1234abcd {"rev":3,"ops":[{"ho`,                  // cut short, no newline
 	} {
 		path := filepath.Join(t.TempDir(), "servers.json")
 		s := openT(t, path)

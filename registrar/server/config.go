@@ -30,6 +30,11 @@ type Config struct {
 	// delta that would not fit is answered with a full table, a version-1 request for
 	// a larger table gets 507.
 	PageBytes int64
+	// MaxServers refuses writes that would take the table past it (507).
+	MaxServers int64
+	// Init allows starting a new, empty history when data existed at Data and is
+	// gone (see store.WithInit).
+	Init bool
 }
 
 // Defaults of the tuning flags.
@@ -37,6 +42,7 @@ const (
 	DefaultCompactBytes = 8 << 20
 	DefaultHistory      = store.DefaultHistory
 	DefaultPageBytes    = 4 << 20
+	DefaultMaxServers   = 2_000_000
 	// MinPageBytes holds the answer's envelope and the longest route.
 	MinPageBytes = 4096
 )
@@ -107,8 +113,21 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	fs.Int64Var(&c.History, "history", envInt("REGISTRAR_HISTORY", DefaultHistory), "revisions of changes kept for delta answers to proxies (at most that many name changes; ~100 bytes each); a proxy further behind gets the full table (env REGISTRAR_HISTORY)")
 	fs.Int64Var(&c.PageBytes, "page-bytes", envInt("REGISTRAR_PAGE_BYTES", DefaultPageBytes), "largest /v1/routes answer in bytes: full tables are sent in pages of this size, well under Envoy's 32 MiB http-call limit (env REGISTRAR_PAGE_BYTES)")
+	fs.Int64Var(&c.MaxServers, "max-servers", envInt("REGISTRAR_MAX_SERVERS", DefaultMaxServers), "most servers the table may hold; writes that would add more are refused with 507 (env REGISTRAR_MAX_SERVERS)")
+	initDefault := false
+	if v := getenv("REGISTRAR_INIT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil && numErr == nil {
+			numErr = fmt.Errorf("REGISTRAR_INIT: %q is not true or false", v)
+		}
+		initDefault = b
+	}
+	fs.BoolVar(&c.Init, "init", initDefault, "start a new, empty history when the data file is missing although data existed there (the lock file beside it remembers); without it such a start is refused (env REGISTRAR_INIT=1)")
 	if numErr != nil {
 		return c, numErr
+	}
+	if c.MaxServers < 1 {
+		return c, errors.New("-max-servers must be at least 1")
 	}
 	if c.CompactBytes < 1 {
 		return c, errors.New("-compact-bytes must be at least 1")

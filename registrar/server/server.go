@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"switchyard/registrar/store"
@@ -52,6 +54,7 @@ type Server struct {
 	log       *slog.Logger
 	release   chan struct{} // closed by Close: waiting long-polls answer at once
 	observe   func(SyncRequest)
+	health    writeHealth
 	handler   http.Handler
 	released  sync.Once
 }
@@ -81,7 +84,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if cfg.Data == "" {
 			return nil, errors.New("-data must name a file")
 		}
-		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)), store.WithHistory(int(cfg.History)))
+		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)), store.WithHistory(int(cfg.History)),
+			store.WithMaxServers(int(cmp.Or(cfg.MaxServers, DefaultMaxServers))), store.WithInit(cfg.Init))
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +162,7 @@ func (s *Server) closeStore() {
 }
 
 func (s *Server) newHandler() http.Handler {
-	a := &api{store: s.store, policy: s.policy, log: s.log}
+	a := &api{store: s.store, policy: s.policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers)}
 	auth := newBearer(s.cfg.Token)
 	page := web.Handler()
 	mux := http.NewServeMux()
@@ -174,7 +178,12 @@ func (s *Server) newHandler() http.Handler {
 		t := s.store.Current()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "revision": t.Revision(), "servers": t.Len()})
+		body := map[string]any{"status": "ok", "revision": t.Revision(), "servers": t.Len()}
+		if f := s.health.failing(); f != nil {
+			body["status"], body["reason"], body["since"] = "failing", f.reason, f.since
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -199,6 +208,40 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// writeHealth remembers a failed write until a write succeeds again, for /healthz.
+type writeHealth struct {
+	last atomic.Pointer[saveError]
+}
+
+type saveError struct {
+	reason string
+	since  time.Time
+}
+
+func (h *writeHealth) failing() *saveError { return h.last.Load() }
+
+// observe records the result of a write that reached the store.
+func (h *writeHealth) observe(err error) {
+	switch {
+	case err == nil:
+		h.last.Store(nil)
+	case errors.Is(err, store.ErrNotSaved):
+		if h.last.Load() == nil {
+			h.last.Store(&saveError{reason: "writes fail: " + saveFailure(err), since: time.Now().UTC()})
+		}
+	}
+}
+
+// saveFailure says why data could not be saved without naming any path (the cause
+// the operating system gave, e.g. "no space left on device").
+func saveFailure(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "the data could not be saved (" + pe.Op + ": " + pe.Err.Error() + ")"
+	}
+	return "the data could not be saved"
 }
 
 // checkLoaded applies the write rules the store does not know (reserved names,

@@ -73,14 +73,13 @@ func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) 
 		seen[key] = true
 		switch key {
 		case "revision":
-			var n json.Number
-			dec.UseNumber()
+			var n json.RawMessage
 			if err := dec.Decode(&n); err != nil {
 				return nil, bad("revision: %v", jsonErr(err))
 			}
-			out.revision, err = strconv.ParseUint(n.String(), 10, 64)
+			out.revision, err = strconv.ParseUint(string(n), 10, 64)
 			if err != nil {
-				return nil, bad("revision %s is not a whole number >= 0", n)
+				return nil, bad("revision %.40s is not a whole number >= 0", n)
 			}
 		case "lineage":
 			if err := dec.Decode(&out.lineage); err != nil || !validLineage(out.lineage) {

@@ -50,6 +50,15 @@ func WithCompactAt(n int64) Option { return func(s *Embedded) { s.compactMin = n
 // many name changes in all; default DefaultHistory).
 func WithHistory(n int) Option { return func(s *Embedded) { s.historyRevs = n } }
 
+// WithInit allows starting a new, empty table with a new lineage when the lock file
+// says data existed at the path and the data file is gone (-init). Without it such
+// a start is refused.
+func WithInit(init bool) Option { return func(s *Embedded) { s.init = init } }
+
+// WithMaxServers makes writes that would take the table past n servers fail with
+// ErrTableFull (0: no limit).
+func WithMaxServers(n int) Option { return func(s *Embedded) { s.maxServers = n } }
+
 // withClock sets the clock that stamps updatedAt (tests).
 func withClock(now func() time.Time) Option { return func(s *Embedded) { s.now = now } }
 
@@ -85,6 +94,7 @@ type Embedded struct {
 	quit        chan struct{}
 	stopped     chan struct{}
 	once        sync.Once
+	closeOnce   sync.Once
 	now         func() time.Time
 	log         *slog.Logger
 	onCommit    func(Commit)
@@ -92,6 +102,9 @@ type Embedded struct {
 	compactMin  int64
 	historyRevs int
 	hist        *history
+	init        bool
+	maxServers  int
+	lock        *lockFile // nil until taken (at the first commit when the folder did not exist)
 	pins        pins
 
 	// Writer state.
@@ -127,6 +140,19 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.lock.release()
+		}
+	}()
+	// The lock comes first: temporary files and a torn record may be another running
+	// registrar's.
+	if _, err := os.Stat(filepath.Dir(path)); err == nil {
+		if s.lock, err = acquireLock(path); err != nil {
+			return nil, err
+		}
+	}
 	removed, err := cleanStaleTemps(path)
 	for _, f := range removed {
 		s.log.Info("removed a stale temporary file left by an interrupted write", "file", f)
@@ -137,6 +163,39 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	l, err := load(path, s.check, s.historyRevs)
 	if err != nil {
 		return nil, err
+	}
+	var prev lockRecord
+	if s.lock != nil {
+		prev = s.lock.prev
+	}
+	startNewHistory := func(why string) {
+		// A new lineage tells proxies this is another history; the revision goes on
+		// from the highest one recorded so that it still only grows.
+		old := l.lineage
+		l.lineage = newLineage()
+		l.revision = max(l.revision, prev.Revision)
+		l.hist = newHistory(l.revision, s.historyRevs)
+		s.log.Warn(why, "data", path, "old_lineage", old, "new_lineage", l.lineage, "revision", l.revision, "servers", l.tree.Len())
+	}
+	switch {
+	case !l.dataExists && prev.Lineage != "" && !s.init:
+		return nil, fmt.Errorf("the data file %s is missing, but registrar data existed there (lineage %s, revision %d, recorded in %s): it was deleted or moved. Restore it from a backup, or start a new, empty history with -init (REGISTRAR_INIT=1); proxies will then take the new, empty table", path, prev.Lineage, prev.Revision, lockPath(path))
+	case !l.dataExists && prev.Lineage != "":
+		startNewHistory("-init: STARTING A NEW, EMPTY HISTORY although data existed here; every proxy will take the empty table")
+		if err := s.createData(l.revision, l.lineage); err != nil {
+			return nil, err
+		}
+		l.dataExists = true
+	case !l.dataExists:
+		s.log.Warn("no data file: starting a new, empty table (it is created by the first write)", "data", path)
+	case prev.Lineage == l.lineage && prev.Revision > l.revision:
+		startNewHistory(fmt.Sprintf("THE DATA WENT BACK IN TIME (a restored backup?): it is at revision %d but revision %d was reached; serving it as a new history so proxies take it", l.revision, prev.Revision))
+		t := &Table{revision: l.revision, tree: l.tree}
+		n, err := writeSnapshot(path, l.lineage, t)
+		if err != nil {
+			return nil, fmt.Errorf("record the new history of %s: %w", path, err)
+		}
+		l.snapBytes = n
 	}
 	s.hist = l.hist
 	if l.torn != nil {
@@ -181,9 +240,37 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 		}
 		s.seg, s.segSize = f, st.Size()
 	}
+	if s.lock != nil && s.dataExists {
+		if err := s.lock.record(lockRecord{os.Getpid(), s.lineage, first.revision}, true); err != nil {
+			return nil, fmt.Errorf("write the lock file %s: %w", lockPath(path), err)
+		}
+	}
 	s.cur.Store(first)
+	ok = true
 	go s.writer()
 	return s, nil
+}
+
+// createData writes the data file of an empty table at rev with lineage, and
+// records it in the lock file: from here on, the data has existed.
+func (s *Embedded) createData(rev uint64, lineage string) error {
+	if err := mkdirAllDurable(filepath.Dir(s.path)); err != nil {
+		return err
+	}
+	if s.lock == nil {
+		l, err := acquireLock(s.path)
+		if err != nil {
+			return err
+		}
+		s.lock = l
+	}
+	n, err := writeSnapshot(s.path, lineage, &Table{revision: rev, tree: newTree()})
+	if err != nil {
+		return err
+	}
+	s.snapBytes.Store(n)
+	s.dataExists = true
+	return s.lock.record(lockRecord{os.Getpid(), lineage, rev}, true)
 }
 
 // check is what every loaded server must pass: the name and address rules of a
@@ -308,11 +395,24 @@ func (s *Embedded) Write(changes ...Change) Outcome {
 func (s *Embedded) Close() error {
 	s.once.Do(func() { close(s.quit) })
 	<-s.stopped
+	s.closeOnce.Do(s.release)
+	return nil
+}
+
+// release closes the log and the lock once the writer has stopped.
+func (s *Embedded) release() {
 	s.compacting.Wait()
 	if s.seg != nil {
 		s.seg.Close()
+		s.seg = nil
 	}
-	return nil
+	if s.lock != nil {
+		if s.dataExists {
+			s.lock.record(lockRecord{os.Getpid(), s.lineage, s.cur.Load().revision}, true)
+		}
+		s.lock.release()
+		s.lock = nil
+	}
 }
 
 func (s *Embedded) writer() {
@@ -358,7 +458,7 @@ func (s *Embedded) commit(batch []writeOp) {
 	var changed []revChanges
 	size := cur.size
 	for i, op := range batch {
-		results[i] = apply(next, op.changes, now)
+		results[i] = apply(next, op.changes, now, s.maxServers)
 		if results[i].Err == nil && results[i].Changed {
 			rev++
 			ops := logOps(op.changes, results[i])
@@ -390,7 +490,7 @@ func (s *Embedded) commit(batch []writeOp) {
 		if err != nil {
 			for i := range results {
 				if results[i].Err == nil {
-					results[i] = Outcome{Err: fmt.Errorf("%w: %v", ErrNotSaved, err)}
+					results[i] = Outcome{Err: fmt.Errorf("%w: %w", ErrNotSaved, err)}
 				}
 			}
 		} else {
@@ -406,6 +506,9 @@ func (s *Embedded) commit(batch []writeOp) {
 			s.hist.mu.Unlock()
 			s.pins.recent(t)
 			close(cur.changed)
+			// The highest revision reached, for noticing a restored backup at the next
+			// start; not fsynced (best effort, see lock.go).
+			s.lock.record(lockRecord{os.Getpid(), s.lineage, rev}, false)
 			if s.onCommit != nil {
 				s.onCommit(Commit{Table: t, Writes: len(batch), Took: time.Since(start)})
 			}
@@ -441,15 +544,12 @@ func (s *Embedded) appendLog(cur *Table, records []byte) error {
 		return s.broken
 	}
 	if !s.dataExists {
-		if err := mkdirAllDurable(filepath.Dir(s.path)); err != nil {
+		if cur.Len() != 0 {
+			return errors.New("no data file but a table that is not empty") // cannot happen: the data file exists once anything was written
+		}
+		if err := s.createData(cur.revision, s.lineage); err != nil {
 			return err
 		}
-		n, err := writeSnapshot(s.path, s.lineage, cur)
-		if err != nil {
-			return err
-		}
-		s.dataExists = true
-		s.snapBytes.Store(n)
 	}
 	if s.seg == nil {
 		if err := s.newSegment(cur.revision + 1); err != nil {
@@ -547,15 +647,31 @@ func truncateDurable(path string, size int64) error {
 	return f.Sync()
 }
 
-// apply performs one write's changes on m, or none of them when one fails.
-func apply(m *btree.BTreeG[Server], changes []Change, now time.Time) Outcome {
+// apply performs one write's changes on m, or none of them when one fails: a
+// removal with MustExist of an absent name, or more than maxServers servers after a
+// write that adds some (maxServers 0: no limit).
+func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers int) Outcome {
 	var out Outcome
+	present := map[string]bool{} // names the write touches, as the write goes on
+	count := m.Len()
 	for _, c := range changes {
-		if c.Server == nil && c.MustExist {
-			if _, ok := m.Get(Server{Host: c.Host}); !ok {
-				return Outcome{Err: ErrNotFound}
-			}
+		had, seen := present[c.Host]
+		if !seen {
+			_, had = m.Get(Server{Host: c.Host})
 		}
+		if c.Server == nil && c.MustExist && !had {
+			return Outcome{Err: ErrNotFound}
+		}
+		switch {
+		case c.Server == nil && had:
+			count--
+		case c.Server != nil && !had:
+			count++
+		}
+		present[c.Host] = c.Server != nil
+	}
+	if maxServers > 0 && count > maxServers && count > m.Len() {
+		return Outcome{Err: ErrTableFull}
 	}
 	for _, c := range changes {
 		old, had := m.Get(Server{Host: c.Host})

@@ -71,6 +71,8 @@ var (
 	ErrNotSaved = errors.New("could not save the data, nothing was changed")
 	// ErrClosed: the store is closed (the registrar is shutting down).
 	ErrClosed = errors.New("the registrar is shutting down; retry against the new instance")
+	// ErrTableFull: the write would take the table past its maximum of servers.
+	ErrTableFull = errors.New("the table is full")
 	// ErrSnapshotGone: Page was asked for a revision the store no longer holds.
 	ErrSnapshotGone = errors.New("snapshot_gone")
 )

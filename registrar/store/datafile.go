@@ -2,13 +2,13 @@ package store
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/google/btree"
 )
@@ -94,11 +94,11 @@ func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) 
 				return nil, bad("servers is %s, not an array", describe(tok))
 			}
 			for i := 0; dec.More(); i++ {
-				var raw json.RawMessage
+				var raw *rawServer
 				if err := dec.Decode(&raw); err != nil {
 					return nil, bad("servers[%d]: %v", i, jsonErr(err))
 				}
-				sv, err := decodeServer(raw)
+				sv, err := raw.server()
 				if err != nil {
 					return nil, bad("servers[%d]: %v", i, err)
 				}
@@ -130,23 +130,31 @@ func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) 
 	return out, nil
 }
 
-// decodeServer reads one server object strictly: host, ipAddress and serviceName
-// present and not null, updatedAt optional, nothing else.
-func decodeServer(raw []byte) (Server, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+// rawServer is one entry of the data file as decoded (the decoder refuses unknown
+// fields): host, ipAddress and serviceName must be present and not null, updatedAt
+// is optional.
+type rawServer struct {
+	Host        *string    `json:"host"`
+	IPAddress   *string    `json:"ipAddress"`
+	ServiceName *string    `json:"serviceName"`
+	UpdatedAt   *time.Time `json:"updatedAt"`
+}
+
+func (r *rawServer) server() (Server, error) {
+	if r == nil {
 		return Server{}, errors.New("not a JSON object")
 	}
-	for _, k := range []string{"host", "ipAddress", "serviceName"} {
-		if v, ok := fields[k]; !ok || bytes.Equal(v, []byte("null")) {
-			return Server{}, fmt.Errorf("%q is missing", k)
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"host", r.Host}, {"ipAddress", r.IPAddress}, {"serviceName", r.ServiceName}} {
+		if f.v == nil {
+			return Server{}, fmt.Errorf("%q is missing", f.name)
 		}
 	}
-	var sv Server
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sv); err != nil {
-		return Server{}, jsonErr(err)
+	sv := Server{Host: *r.Host, IPAddress: *r.IPAddress, ServiceName: *r.ServiceName}
+	if r.UpdatedAt != nil {
+		sv.UpdatedAt = *r.UpdatedAt
 	}
 	return sv, nil
 }

@@ -1,7 +1,9 @@
 // Package store is the registrar's table of servers and the seam between the HTTP
 // server and where the table is kept: the Store interface says what the server needs,
-// Embedded keeps the table in a local data file (the default), and other
-// implementations (etcd) keep it elsewhere with the same promises.
+// Embedded keeps the table in a local data file and its write-ahead log (the
+// default; its doc says why that design, with the measurements), and other
+// implementations (etcd) keep it elsewhere with the same promises. Table is the
+// immutable view of one revision every implementation hands out.
 package store
 
 import (

@@ -8,21 +8,6 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-// Proxy-Wasm statuses (WasmResult) returned by the env.proxy_* imports.
-const (
-	statusOK                  = 0
-	statusNotFound            = 1
-	statusBadArgument         = 2
-	statusSerializationFailed = 3
-	statusParseFailure        = 4
-	statusInvalidMemoryAccess = 6
-	statusEmpty               = 7
-	statusCasMismatch         = 8
-	statusInternalFailure     = 10
-	statusBrokenConnection    = 11
-	statusUnimplemented       = 12
-)
-
 // WASI errnos used by the host's wasi_snapshot_preview1.
 const (
 	errnoSuccess  = 0

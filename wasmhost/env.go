@@ -1,7 +1,8 @@
 package wasmhost
 
 import (
-	"encoding/binary"
+	"switchyard/internal/abi"
+
 	"strings"
 	"unsafe"
 
@@ -17,118 +18,118 @@ func (h *Host) defineEnv() {
 		h.def("env", name, params, results, flags, fn)
 	}
 	e("proxy_log", ps(3), r32, everyWhen, func(vm *VM, s []uint64) {
-		level := uint32(s[0])
-		if level > uint32(Critical) {
-			s[0] = statusBadArgument
+		level := abi.LogLevel(s[0])
+		if level > abi.LogCritical {
+			s[0] = uint64(abi.StatusBadArgument)
 			return
 		}
 		msg, ok := vm.mem.Read(uint32(s[1]), uint32(s[2]))
 		if !ok {
-			s[0] = statusInvalidMemoryAccess
+			s[0] = uint64(abi.StatusInvalidMemoryAccess)
 			return
 		}
 		vm.host.log(vm, LogLevel(level), string(msg))
-		s[0] = statusOK
+		s[0] = uint64(abi.StatusOK)
 	})
 	e("proxy_get_log_level", ps(1), r32, old|abi021Only, func(vm *VM, s []uint64) {
-		s[0] = status(vm.putU32(uint32(s[0]), uint32(vm.host.LogLevel())))
+		s[0] = uint64(status(vm.putU32(uint32(s[0]), uint32(vm.host.LogLevel()))))
 	})
 	e("proxy_get_status", ps(3), r32, old, func(vm *VM, s []uint64) {
-		if !vm.putU32(uint32(s[0]), vm.statusCode) {
-			s[0] = statusInvalidMemoryAccess
+		if !vm.putU32(uint32(s[0]), uint32(vm.statusCode)) {
+			s[0] = uint64(abi.StatusInvalidMemoryAccess)
 			return
 		}
-		s[0] = vm.copyOut([]byte(vm.statusMsg), uint32(s[1]), uint32(s[2]))
+		s[0] = uint64(vm.copyOut([]byte(vm.statusMsg), uint32(s[1]), uint32(s[2])))
 	})
-	e("proxy_set_property", ps(4), r32, old, func(vm *VM, s []uint64) { s[0] = vm.setProperty(s) })
-	e("proxy_get_property", ps(4), r32, old, func(vm *VM, s []uint64) { s[0] = vm.getProperty(s) })
-	e("proxy_send_local_response", ps(8), r32, old, func(vm *VM, s []uint64) { s[0] = vm.sendLocalResponse(s) })
-	e("proxy_get_shared_data", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = vm.getSharedData(s) })
-	e("proxy_set_shared_data", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = vm.setSharedData(s) })
-	e("proxy_register_shared_queue", ps(3), r32, old, func(vm *VM, s []uint64) { s[0] = vm.registerQueue(s) })
-	e("proxy_resolve_shared_queue", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = vm.resolveQueue(s) })
-	e("proxy_dequeue_shared_queue", ps(3), r32, old, func(vm *VM, s []uint64) { s[0] = vm.dequeue(s) })
-	e("proxy_enqueue_shared_queue", ps(3), r32, old, func(vm *VM, s []uint64) { s[0] = vm.enqueue(s) })
+	e("proxy_set_property", ps(4), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.setProperty(s)) })
+	e("proxy_get_property", ps(4), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.getProperty(s)) })
+	e("proxy_send_local_response", ps(8), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.sendLocalResponse(s)) })
+	e("proxy_get_shared_data", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.getSharedData(s)) })
+	e("proxy_set_shared_data", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.setSharedData(s)) })
+	e("proxy_register_shared_queue", ps(3), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.registerQueue(s)) })
+	e("proxy_resolve_shared_queue", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.resolveQueue(s)) })
+	e("proxy_dequeue_shared_queue", ps(3), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.dequeue(s)) })
+	e("proxy_enqueue_shared_queue", ps(3), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.enqueue(s)) })
 	e("proxy_get_header_map_value", ps(5), r32, old, func(vm *VM, s []uint64) {
-		m, st := vm.headerMap(uint32(s[0]), false)
-		if st != statusOK {
-			s[0] = st
+		m, st := vm.headerMap(abi.MapType(s[0]), false)
+		if st != abi.StatusOK {
+			s[0] = uint64(st)
 			return
 		}
 		key, ok := vm.mem.Read(uint32(s[1]), uint32(s[2]))
 		if !ok {
-			s[0] = statusInvalidMemoryAccess
+			s[0] = uint64(abi.StatusInvalidMemoryAccess)
 			return
 		}
 		v, found := m.getBytes(key)
 		if !found {
-			s[0] = statusNotFound
+			s[0] = uint64(abi.StatusNotFound)
 			return
 		}
-		s[0] = vm.copyOutString(v, uint32(s[3]), uint32(s[4]))
+		s[0] = uint64(vm.copyOutString(v, uint32(s[3]), uint32(s[4])))
 	})
-	e("proxy_add_header_map_value", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = vm.editHeader(s, editAdd) })
-	e("proxy_replace_header_map_value", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = vm.editHeader(s, editReplace) })
-	e("proxy_remove_header_map_value", ps(3), r32, old, func(vm *VM, s []uint64) { s[0] = vm.editHeader(s, editRemove) })
+	e("proxy_add_header_map_value", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.editHeader(s, editAdd)) })
+	e("proxy_replace_header_map_value", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.editHeader(s, editReplace)) })
+	e("proxy_remove_header_map_value", ps(3), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.editHeader(s, editRemove)) })
 	e("proxy_get_header_map_pairs", ps(3), r32, old, func(vm *VM, s []uint64) {
-		m, st := vm.headerMap(uint32(s[0]), false)
-		if st == statusBadArgument && uint32(s[0]) > 7 {
-			s[0] = st
+		m, st := vm.headerMap(abi.MapType(s[0]), false)
+		if st == abi.StatusBadArgument && abi.MapType(s[0]) > abi.MapHttpCallResponseTrailers {
+			s[0] = uint64(st)
 			return
 		}
 		var data []byte
-		if st == statusOK { // an unavailable map reads as an empty one
-			data = m.appendPairs(vm.scratch[:0])
+		if st == abi.StatusOK { // an unavailable map reads as an empty one
+			data = abi.AppendPairs(vm.scratch[:0], *m)
 			vm.scratch = data[:0]
 		}
-		s[0] = vm.copyOut(data, uint32(s[1]), uint32(s[2]))
+		s[0] = uint64(vm.copyOut(data, uint32(s[1]), uint32(s[2])))
 	})
 	e("proxy_set_header_map_pairs", ps(3), r32, old, func(vm *VM, s []uint64) {
-		m, st := vm.headerMap(uint32(s[0]), true)
-		if st != statusOK {
-			s[0] = st
+		m, st := vm.headerMap(abi.MapType(s[0]), true)
+		if st != abi.StatusOK {
+			s[0] = uint64(st)
 			return
 		}
 		data, ok := vm.mem.Read(uint32(s[1]), uint32(s[2]))
 		if !ok {
-			s[0] = statusInvalidMemoryAccess
+			s[0] = uint64(abi.StatusInvalidMemoryAccess)
 			return
 		}
-		pairs, ok := parsePairs(data)
-		if !ok {
-			s[0] = statusBadArgument
+		pairs, st := decodePairs(data)
+		if st != abi.StatusOK {
+			s[0] = uint64(st)
 			return
 		}
 		*m = (*m)[:0]
 		for _, kv := range pairs {
 			m.add(kv[0], kv[1])
 		}
-		s[0] = statusOK
+		s[0] = uint64(abi.StatusOK)
 	})
 	e("proxy_get_header_map_size", ps(2), r32, old, func(vm *VM, s []uint64) {
-		m, st := vm.headerMap(uint32(s[0]), false)
-		if st != statusOK {
-			s[0] = st
+		m, st := vm.headerMap(abi.MapType(s[0]), false)
+		if st != abi.StatusOK {
+			s[0] = uint64(st)
 			return
 		}
-		s[0] = status(vm.putU32(uint32(s[1]), uint32(m.byteSize())))
+		s[0] = uint64(status(vm.putU32(uint32(s[1]), uint32(m.byteSize()))))
 	})
 	e("proxy_get_buffer_status", ps(3), r32, old, func(vm *VM, s []uint64) {
-		b, st := vm.buffer(uint32(s[0]))
-		if st != statusOK {
-			s[0] = st
+		b, st := vm.buffer(abi.BufferType(s[0]))
+		if st != abi.StatusOK {
+			s[0] = uint64(st)
 			return
 		}
 		if !vm.putU32(uint32(s[1]), uint32(len(*b))) || !vm.putU32(uint32(s[2]), 0) {
-			s[0] = statusInvalidMemoryAccess
+			s[0] = uint64(abi.StatusInvalidMemoryAccess)
 			return
 		}
-		s[0] = statusOK
+		s[0] = uint64(abi.StatusOK)
 	})
 	e("proxy_get_buffer_bytes", ps(5), r32, old, func(vm *VM, s []uint64) {
-		b, st := vm.buffer(uint32(s[0]))
-		if st != statusOK {
-			s[0] = st
+		b, st := vm.buffer(abi.BufferType(s[0]))
+		if st != abi.StatusOK {
+			s[0] = uint64(st)
 			return
 		}
 		start, max := uint64(uint32(s[1])), uint64(uint32(s[2]))
@@ -140,72 +141,72 @@ func (h *Host) defineEnv() {
 		if end > n {
 			end = n
 		}
-		s[0] = vm.copyOut((*b)[start:end], uint32(s[3]), uint32(s[4]))
+		s[0] = uint64(vm.copyOut((*b)[start:end], uint32(s[3]), uint32(s[4])))
 	})
-	e("proxy_set_buffer_bytes", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = vm.setBufferBytes(s) })
-	e("proxy_continue_stream", ps(1), r32, old, func(vm *VM, s []uint64) { s[0] = vm.continueStream(uint32(s[0]), false) })
-	e("proxy_close_stream", ps(1), r32, old, func(vm *VM, s []uint64) { s[0] = vm.continueStream(uint32(s[0]), true) })
-	e("proxy_http_call", ps(10), r32, old, func(vm *VM, s []uint64) { s[0] = vm.httpCall(s) })
+	e("proxy_set_buffer_bytes", ps(5), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.setBufferBytes(s)) })
+	e("proxy_continue_stream", ps(1), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.continueStream(uint32(s[0]), false)) })
+	e("proxy_close_stream", ps(1), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.continueStream(uint32(s[0]), true)) })
+	e("proxy_http_call", ps(10), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.httpCall(s)) })
 	// gRPC: the wasmhost has no gRPC clusters, so every service is unknown, which Envoy
 	// answers with ParseFailure; tokens never exist.
 	grpcUnknown := func(vm *VM, s []uint64) {
 		vm.host.log(vm, Warn, "host: proxy_grpc_* called, but the wasmhost has no gRPC clusters")
-		s[0] = statusParseFailure
+		s[0] = uint64(abi.StatusParseFailure)
 	}
 	e("proxy_grpc_call", ps(12), r32, old, grpcUnknown)
 	e("proxy_grpc_stream", ps(9), r32, old, grpcUnknown)
-	e("proxy_grpc_send", ps(4), r32, old, func(vm *VM, s []uint64) { s[0] = statusNotFound })
-	e("proxy_grpc_cancel", ps(1), r32, old, func(vm *VM, s []uint64) { s[0] = statusNotFound })
-	e("proxy_grpc_close", ps(1), r32, old, func(vm *VM, s []uint64) { s[0] = statusNotFound })
+	e("proxy_grpc_send", ps(4), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(abi.StatusNotFound) })
+	e("proxy_grpc_cancel", ps(1), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(abi.StatusNotFound) })
+	e("proxy_grpc_close", ps(1), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(abi.StatusNotFound) })
 	e("proxy_set_tick_period_milliseconds", ps(1), r32, old, func(vm *VM, s []uint64) {
 		vm.setTickPeriod(uint32(s[0]))
-		s[0] = statusOK
+		s[0] = uint64(abi.StatusOK)
 	})
 	e("proxy_get_current_time_nanoseconds", ps(1), r32, old, func(vm *VM, s []uint64) {
-		s[0] = status(vm.mem.WriteUint64Le(uint32(s[0]), uint64(vm.host.clock.Now().UnixNano())))
+		s[0] = uint64(status(vm.mem.WriteUint64Le(uint32(s[0]), uint64(vm.host.clock.Now().UnixNano()))))
 	})
-	e("proxy_define_metric", ps(4), r32, old, func(vm *VM, s []uint64) { s[0] = vm.defineMetric(s) })
+	e("proxy_define_metric", ps(4), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.defineMetric(s)) })
 	e("proxy_increment_metric", []api.ValueType{i32, i64}, r32, old, func(vm *VM, s []uint64) {
-		s[0] = vm.incrementMetric(uint32(s[0]), int64(s[1]))
+		s[0] = uint64(vm.incrementMetric(uint32(s[0]), int64(s[1])))
 	})
 	e("proxy_record_metric", []api.ValueType{i32, i64}, r32, old, func(vm *VM, s []uint64) {
-		s[0] = vm.recordMetric(uint32(s[0]), s[1])
+		s[0] = uint64(vm.recordMetric(uint32(s[0]), s[1]))
 	})
-	e("proxy_get_metric", ps(2), r32, old, func(vm *VM, s []uint64) { s[0] = vm.getMetric(uint32(s[0]), uint32(s[1])) })
+	e("proxy_get_metric", ps(2), r32, old, func(vm *VM, s []uint64) { s[0] = uint64(vm.getMetric(uint32(s[0]), uint32(s[1]))) })
 	e("proxy_set_effective_context", ps(1), r32, old, func(vm *VM, s []uint64) {
 		id := uint32(s[0])
 		if id == vm.rootID {
 			vm.effective, vm.effStream = id, nil
-			s[0] = statusOK
+			s[0] = uint64(abi.StatusOK)
 			return
 		}
 		st, ok := vm.streams[id]
 		if !ok {
-			s[0] = statusBadArgument
+			s[0] = uint64(abi.StatusBadArgument)
 			return
 		}
 		vm.effective, vm.effStream = id, st
-		s[0] = statusOK
+		s[0] = uint64(abi.StatusOK)
 	})
-	e("proxy_done", nil, r32, old, func(vm *VM, s []uint64) { s[0] = statusNotFound })
+	e("proxy_done", nil, r32, old, func(vm *VM, s []uint64) { s[0] = uint64(abi.StatusNotFound) })
 	e("proxy_call_foreign_function", ps(6), r32, old, func(vm *VM, s []uint64) {
 		name, ok := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 		if !ok {
-			s[0] = statusInvalidMemoryAccess
+			s[0] = uint64(abi.StatusInvalidMemoryAccess)
 			return
 		}
 		switch string(name) {
 		case "clear_route_cache":
 			// Route selection is the embedder's business here; nothing is cached.
-			s[0] = vm.copyOut(nil, uint32(s[4]), uint32(s[5]))
+			s[0] = uint64(vm.copyOut(nil, uint32(s[4]), uint32(s[5])))
 		default:
 			vm.host.log(vm, Warn, "host: foreign function "+string(name)+" is not provided by the wasmhost")
-			s[0] = statusNotFound
+			s[0] = uint64(abi.StatusNotFound)
 		}
 	})
 	e("envoy_resolve_dns", ps(3), r32, old, func(vm *VM, s []uint64) {
 		vm.host.log(vm, Warn, "host: envoy_resolve_dns is not provided by the wasmhost")
-		s[0] = statusUnimplemented
+		s[0] = uint64(abi.StatusUnimplemented)
 	})
 	e("pthread_equal", ps(2), r32, old, func(vm *VM, s []uint64) {
 		s[0] = boolU64(uint32(s[0]) == uint32(s[1]))
@@ -213,11 +214,11 @@ func (h *Host) defineEnv() {
 	e("emscripten_notify_memory_growth", ps(1), nil, initBoth, func(vm *VM, s []uint64) {})
 }
 
-func status(ok bool) uint64 {
+func status(ok bool) abi.Status {
 	if ok {
-		return statusOK
+		return abi.StatusOK
 	}
-	return statusInvalidMemoryAccess
+	return abi.StatusInvalidMemoryAccess
 }
 
 func boolU64(b bool) uint64 {
@@ -256,23 +257,23 @@ func (vm *VM) putU32(ptr, v uint32) bool { return vm.mem.WriteUint32Le(ptr, v) }
 // copyOut hands data to the guest as cpp-host does: one call of the guest's allocator
 // for the whole value (never two per hostcall: P4), then the pointer and size written
 // to the out-parameters. Empty data allocates nothing and writes (0, 0).
-func (vm *VM) copyOut(data []byte, ptrPtr, sizePtr uint32) uint64 {
+func (vm *VM) copyOut(data []byte, ptrPtr, sizePtr uint32) abi.Status {
 	var ptr uint32
 	if len(data) > 0 {
 		var ok bool
 		ptr, ok = vm.alloc(uint32(len(data)))
 		if !ok || !vm.mem.Write(ptr, data) {
-			return statusInvalidMemoryAccess
+			return abi.StatusInvalidMemoryAccess
 		}
 	}
 	if !vm.putU32(ptrPtr, ptr) || !vm.putU32(sizePtr, uint32(len(data))) {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
-	return statusOK
+	return abi.StatusOK
 }
 
 // copyOutString is copyOut for a string (a header value), without converting it.
-func (vm *VM) copyOutString(data string, ptrPtr, sizePtr uint32) uint64 {
+func (vm *VM) copyOutString(data string, ptrPtr, sizePtr uint32) abi.Status {
 	return vm.copyOut(unsafe.Slice(unsafe.StringData(data), len(data)), ptrPtr, sizePtr)
 }
 
@@ -292,55 +293,24 @@ func (vm *VM) alloc(size uint32) (uint32, bool) {
 	return ptr, ptr != 0
 }
 
-// Serialized maps (pairs): u32 count, count×(u32 key_len, u32 val_len), then each key
-// and value followed by a NUL. Host limits from cpp-host limits.h.
+// Host limits on a header map the guest hands over in the pairs format (cpp-host
+// limits.h): more bytes or pairs than this is refused with BadArgument before anything
+// is copied.
 const (
 	maxPairsBytes = 1 << 20
 	maxPairs      = 1024
 )
 
-func parsePairs(b []byte) ([][2]string, bool) {
-	if len(b) == 0 || (len(b) == 1 && b[0] == 0) {
-		return nil, true
+// decodePairs reads a header map from guest memory under the host's limits.
+func decodePairs(b []byte) ([][2]string, abi.Status) {
+	if len(b) > maxPairsBytes {
+		return nil, abi.StatusBadArgument
 	}
-	if len(b) < 4 || len(b) > maxPairsBytes {
-		return nil, false
+	pairs, err := abi.DecodePairs(b, maxPairs)
+	if err != nil {
+		return nil, abi.StatusBadArgument
 	}
-	n := binary.LittleEndian.Uint32(b)
-	if n > maxPairs || uint64(len(b)) < 4+8*uint64(n) {
-		return nil, false
-	}
-	out := make([][2]string, 0, n)
-	data := b[4+8*n:]
-	for i := uint32(0); i < n; i++ {
-		kl := uint64(binary.LittleEndian.Uint32(b[4+8*i:]))
-		vl := uint64(binary.LittleEndian.Uint32(b[8+8*i:]))
-		if uint64(len(data)) < kl+1+vl+1 || data[kl] != 0 || data[kl+1+vl] != 0 {
-			return nil, false
-		}
-		out = append(out, [2]string{string(data[:kl]), string(data[kl+1 : kl+1+vl])})
-		data = data[kl+1+vl+1:]
-	}
-	return out, true
-}
-
-// appendPairs serializes h in the pairs format; an empty map is zero bytes.
-func (h Headers) appendPairs(dst []byte) []byte {
-	if len(h) == 0 {
-		return dst
-	}
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(h)))
-	for _, kv := range h {
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(kv[0])))
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(kv[1])))
-	}
-	for _, kv := range h {
-		dst = append(dst, kv[0]...)
-		dst = append(dst, 0)
-		dst = append(dst, kv[1]...)
-		dst = append(dst, 0)
-	}
-	return dst
+	return pairs, abi.StatusOK
 }
 
 // lower is strings.ToLower(string(b)) for a header name read from guest memory. The

@@ -2,36 +2,34 @@ package wasmhost
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"switchyard/internal/abi"
 )
 
-// The pairs format round-trips, and malformed input is refused instead of read past.
-func TestPairsSerialization(t *testing.T) {
+// Header maps from the guest are decoded by abi.DecodePairs under the host's limits
+// (1024 pairs, 1 MiB, as cpp-host's limits.h): over them, or malformed, is BadArgument.
+func TestDecodePairsLimits(t *testing.T) {
+	many := make([][2]string, maxPairs+1)
+	for i := range many {
+		many[i] = [2]string{"k", "v"}
+	}
 	cases := []struct {
 		name string
-		in   Headers
+		data string
+		want abi.Status
 	}{
-		{"empty", nil},
-		{"one", Headers{{":path", "/sys"}}},
-		{"empty value and repeats", Headers{{"a", ""}, {"a", "2"}, {"x-long", "value with spaces"}}},
+		{"empty", "", abi.StatusOK},
+		{"at the pair limit", abi.EncodePairs(many[:maxPairs]), abi.StatusOK},
+		{"over the pair limit", abi.EncodePairs(many), abi.StatusBadArgument},
+		{"over the byte limit", abi.EncodePairs([][2]string{{"k", strings.Repeat("v", maxPairsBytes)}}), abi.StatusBadArgument},
+		{"malformed", "\x05\x00\x00\x00", abi.StatusBadArgument},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := parsePairs(tc.in.appendPairs(nil))
-			if !ok || !slices.Equal(Headers(got), tc.in) {
-				t.Fatalf("round trip of %v = %v, %v", tc.in, got, ok)
-			}
-		})
-	}
-	bad := map[string][]byte{
-		"count beyond data": {5, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0},
-		"missing NUL":       append(Headers{{"k", "v"}}.appendPairs(nil)[:14], 'x', 'x'),
-		"too short":         {1, 0},
-	}
-	for name, b := range bad {
-		t.Run(name, func(t *testing.T) {
-			if _, ok := parsePairs(b); ok {
-				t.Fatalf("parsePairs accepted %v", b)
+			if _, st := decodePairs([]byte(tc.data)); st != tc.want {
+				t.Fatalf("decodePairs = %v, want %v", st, tc.want)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/contract"
 	"switchyard/internal/testbin"
 )
 
@@ -42,7 +43,7 @@ func startProbe(t testing.TB, h *Host, pc PluginConfig) *VM {
 		pc.Name = "probe"
 	}
 	if pc.RootID == "" {
-		pc.RootID = "router"
+		pc.RootID = contract.RootRouter
 	}
 	if pc.VMID == "" {
 		pc.VMID = "v1"

@@ -1,6 +1,8 @@
 package wasmhost
 
 import (
+	"switchyard/internal/abi"
+
 	"bytes"
 	"context"
 	"io"
@@ -47,26 +49,26 @@ func (c *httpCall) abandon() {
 	}
 }
 
-func (vm *VM) httpCall(s []uint64) uint64 {
+func (vm *VM) httpCall(s []uint64) abi.Status {
 	upstream, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	hdrBytes, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))
 	body, ok3 := vm.mem.Read(uint32(s[4]), uint32(s[5]))
 	trlBytes, ok4 := vm.mem.Read(uint32(s[6]), uint32(s[7]))
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	timeoutMS, tokenPtr := uint32(s[8]), uint32(s[9])
-	hdrs, ok := parsePairs(hdrBytes)
-	if !ok {
-		return statusBadArgument
+	hdrs, st := decodePairs(hdrBytes)
+	if st != abi.StatusOK {
+		return st
 	}
-	if _, ok := parsePairs(trlBytes); !ok {
-		return statusBadArgument
+	if _, st := decodePairs(trlBytes); st != abi.StatusOK {
+		return st
 	}
 	base, ok := vm.host.cluster(string(upstream))
 	if !ok {
 		vm.host.log(vm, Debug, "host: proxy_http_call to unknown cluster "+string(upstream))
-		return statusBadArgument
+		return abi.StatusBadArgument
 	}
 	var method, path, authority string
 	req := Headers{}
@@ -85,17 +87,17 @@ func (vm *VM) httpCall(s []uint64) uint64 {
 		req = append(req, [2]string{k, kv[1]})
 	}
 	if method == "" || path == "" || authority == "" {
-		return statusBadArgument
+		return abi.StatusBadArgument
 	}
 	if timeoutMS >= 1<<31 {
-		return statusBadArgument
+		return abi.StatusBadArgument
 	}
 
 	ctx, cancel := context.WithCancel(vm.host.ctx)
 	hreq, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, bytes.NewReader(append([]byte(nil), body...)))
 	if err != nil {
 		cancel()
-		return statusBadArgument
+		return abi.StatusBadArgument
 	}
 	hreq.Host = authority
 	for _, kv := range req {
@@ -109,7 +111,7 @@ func (vm *VM) httpCall(s []uint64) uint64 {
 	c := &httpCall{vm: vm, token: vm.nextToken, cancel: cancel}
 	if !vm.putU32(tokenPtr, c.token) {
 		cancel()
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	vm.calls[c.token] = c
 	if timeoutMS > 0 { // 0: no timeout
@@ -121,7 +123,7 @@ func (vm *VM) httpCall(s []uint64) uint64 {
 		})
 	}
 	go vm.host.doHTTP(c, hreq)
-	return statusOK
+	return abi.StatusOK
 }
 
 // doHTTP performs the request and delivers the outcome unless the call was claimed.
@@ -183,9 +185,9 @@ func (vm *VM) deliver(c *httpCall, r *httpResponse) {
 	}
 	delete(vm.calls, c.token)
 	if r.failed {
-		vm.statusCode, vm.statusMsg = statusBrokenConnection, "reset"
+		vm.statusCode, vm.statusMsg = abi.StatusBrokenConnection, "reset"
 	} else {
-		vm.statusCode, vm.statusMsg = statusOK, ""
+		vm.statusCode, vm.statusMsg = abi.StatusOK, ""
 	}
 	if !r.failed { // after a failure there is no response to read
 		vm.httpResp = r

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"switchyard/internal/contract"
 	"testing"
 )
 
@@ -12,7 +13,7 @@ import (
 // configuration and the plugin_* properties available.
 func TestLifecycleOrder(t *testing.T) {
 	h := newHost(t, Options{})
-	vm := startProbe(t, h, PluginConfig{Name: "p1", RootID: "sync", VMID: "vm-a",
+	vm := startProbe(t, h, PluginConfig{Name: "p1", RootID: contract.RootSync, VMID: "vm-a",
 		VMConfig: []byte("VMC"), Configuration: []byte("CFG")})
 	s, _ := mustRequest(t, vm, "/")
 	if err := s.Close(); err != nil {
@@ -29,7 +30,7 @@ func TestLifecycleOrder(t *testing.T) {
 		"probe init",
 		"context_create 1 0",
 		"vm_start 1 vm_config=VMC",
-		"configure 1 status=0 config=CFG root_id=sync name=p1 vm_id=vm-a log_level=2",
+		"configure 1 status=0 config=CFG root_id=" + contract.RootSync + " name=p1 vm_id=vm-a log_level=2",
 		"context_create 2 1",
 		"on_log 2", "on_done 2", "on_delete 2",
 		"on_done 1", "on_delete 1",
@@ -60,7 +61,7 @@ func TestProperties(t *testing.T) {
 	vm := startProbe(t, h, PluginConfig{VMID: "vm-p"})
 	cases := []struct{ name, want string }{
 		{"plugin_vm_id", "plugin_vm_id=vm-p status=0"},
-		{"plugin_root_id", "plugin_root_id=router status=0"},
+		{"plugin_root_id", "plugin_root_id=" + contract.RootRouter + " status=0"},
 		{"request.path", "request.path=/prop?name=request.path status=0"},
 		{"request.url_path", "request.url_path=/prop status=0"},
 		{"request.method", "request.method=GET status=0"},

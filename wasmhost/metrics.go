@@ -1,24 +1,22 @@
 package wasmhost
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"switchyard/internal/abi"
+)
 
 // Metrics with Envoy's rules (proxy-wasm-host-reference.md §3f): the guest's names are
 // kept as they are (Envoy's /stats shows the bare name), one metric per (type, name)
 // across every VM of the Host, ids per VM with the type in the low 2 bits.
 
-const (
-	metricCounter   = 0
-	metricGauge     = 1
-	metricHistogram = 2
-)
-
 type metricKey struct {
-	typ  uint32
+	typ  abi.MetricType
 	name string
 }
 
 type metric struct {
-	typ   uint32
+	typ   abi.MetricType
 	name  string
 	value atomic.Int64 // counter total, gauge value, histogram: number of recorded values
 }
@@ -29,7 +27,7 @@ type metric struct {
 func (h *Host) Metric(name string) (value int64, ok bool) {
 	h.metricMu.Lock()
 	defer h.metricMu.Unlock()
-	for typ := uint32(0); typ <= metricHistogram; typ++ {
+	for typ := abi.MetricCounter; typ <= abi.MetricHistogram; typ++ {
 		if m, ok := h.metrics[metricKey{typ, name}]; ok {
 			return m.value.Load(), true
 		}
@@ -44,21 +42,21 @@ func (h *Host) Metrics() map[string]int64 {
 	defer h.metricMu.Unlock()
 	out := make(map[string]int64, len(h.metrics))
 	for k, m := range h.metrics {
-		if _, dup := out[k.name]; !dup || k.typ == metricCounter {
+		if _, dup := out[k.name]; !dup || k.typ == abi.MetricCounter {
 			out[k.name] = m.value.Load()
 		}
 	}
 	return out
 }
 
-func (vm *VM) defineMetric(s []uint64) uint64 {
-	typ := uint32(s[0])
-	if typ > metricHistogram {
-		return statusBadArgument
+func (vm *VM) defineMetric(s []uint64) abi.Status {
+	typ := abi.MetricType(s[0])
+	if typ > abi.MetricHistogram {
+		return abi.StatusBadArgument
 	}
 	name, ok := vm.mem.Read(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	h := vm.host
 	key := metricKey{typ, string(name)}
@@ -75,53 +73,53 @@ func (vm *VM) defineMetric(s []uint64) uint64 {
 		}
 	}
 	vm.nextMetric++
-	id := vm.nextMetric<<2 | typ
+	id := vm.nextMetric<<2 | uint32(typ)
 	vm.metricIDs[id] = m
 	return status(vm.putU32(uint32(s[3]), id))
 }
 
-func (vm *VM) incrementMetric(id uint32, offset int64) uint64 {
+func (vm *VM) incrementMetric(id uint32, offset int64) abi.Status {
 	m, ok := vm.metricIDs[id]
 	if !ok {
-		return statusNotFound
+		return abi.StatusNotFound
 	}
 	switch m.typ {
-	case metricCounter:
+	case abi.MetricCounter:
 		if offset <= 0 {
-			return statusBadArgument
+			return abi.StatusBadArgument
 		}
 		m.value.Add(offset)
-	case metricGauge:
+	case abi.MetricGauge:
 		m.value.Add(offset)
 	default:
-		return statusBadArgument
+		return abi.StatusBadArgument
 	}
-	return statusOK
+	return abi.StatusOK
 }
 
-func (vm *VM) recordMetric(id uint32, value uint64) uint64 {
+func (vm *VM) recordMetric(id uint32, value uint64) abi.Status {
 	m, ok := vm.metricIDs[id]
 	if !ok {
-		return statusNotFound
+		return abi.StatusNotFound
 	}
 	switch m.typ {
-	case metricCounter:
+	case abi.MetricCounter:
 		m.value.Add(int64(value))
-	case metricGauge:
+	case abi.MetricGauge:
 		m.value.Store(int64(value))
 	default:
 		m.value.Add(1)
 	}
-	return statusOK
+	return abi.StatusOK
 }
 
-func (vm *VM) getMetric(id, ptr uint32) uint64 {
+func (vm *VM) getMetric(id, ptr uint32) abi.Status {
 	m, ok := vm.metricIDs[id]
 	if !ok {
-		return statusNotFound
+		return abi.StatusNotFound
 	}
-	if m.typ == metricHistogram {
-		return statusBadArgument
+	if m.typ == abi.MetricHistogram {
+		return abi.StatusBadArgument
 	}
 	return status(vm.mem.WriteUint64Le(ptr, uint64(m.value.Load())))
 }

@@ -1,6 +1,8 @@
 package wasmhost
 
 import (
+	"switchyard/internal/abi"
+
 	"encoding/binary"
 	"net"
 	"strconv"
@@ -12,24 +14,24 @@ import (
 // an unknown top-level name falls back to what proxy_set_property stored; anything
 // else is NotFound.
 
-func (vm *VM) getProperty(s []uint64) uint64 {
+func (vm *VM) getProperty(s []uint64) abi.Status {
 	raw, ok := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	if !ok {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	path := strings.TrimSuffix(string(raw), "\x00")
 	v, found := vm.property(path)
 	if !found {
-		return statusNotFound
+		return abi.StatusNotFound
 	}
 	return vm.copyOut(v, uint32(s[2]), uint32(s[3]))
 }
 
-func (vm *VM) setProperty(s []uint64) uint64 {
+func (vm *VM) setProperty(s []uint64) abi.Status {
 	path, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	val, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	// Envoy keeps it as filter state of the stream (or of the root for the root).
 	props := &vm.rootProps
@@ -40,7 +42,7 @@ func (vm *VM) setProperty(s []uint64) uint64 {
 		*props = map[string][]byte{}
 	}
 	(*props)[string(path)] = append([]byte(nil), val...)
-	return statusOK
+	return abi.StatusOK
 }
 
 func u64le(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }

@@ -1,5 +1,7 @@
 package wasmhost
 
+import "switchyard/internal/abi"
+
 // Shared data and shared queues: one store per vm_id string, shared by every VM of the
 // Host with that vm_id (a sync root and the router roots of all workers), gone with
 // the last such VM (proxy-wasm-host-reference.md §3c).
@@ -33,10 +35,10 @@ func (h *Host) SharedData(vmID, key string) (value []byte, cas uint32, ok bool) 
 	return append([]byte(nil), e.value...), e.cas, true
 }
 
-func (vm *VM) getSharedData(s []uint64) uint64 {
+func (vm *VM) getSharedData(s []uint64) abi.Status {
 	key, ok := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	if !ok {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	h := vm.host
 	h.sharedMu.Lock()
@@ -48,9 +50,9 @@ func (vm *VM) getSharedData(s []uint64) uint64 {
 	}
 	h.sharedMu.Unlock()
 	if !found {
-		return statusNotFound
+		return abi.StatusNotFound
 	}
-	if st := vm.copyOut(value, uint32(s[2]), uint32(s[3])); st != statusOK {
+	if st := vm.copyOut(value, uint32(s[2]), uint32(s[3])); st != abi.StatusOK {
 		return st
 	}
 	return status(vm.putU32(uint32(s[4]), cas))
@@ -58,11 +60,11 @@ func (vm *VM) getSharedData(s []uint64) uint64 {
 
 // setSharedData applies cpp-host's CAS rule: cas 0 writes unconditionally; a non-zero
 // cas must match the stored one (CasMismatch otherwise), and creates an absent key.
-func (vm *VM) setSharedData(s []uint64) uint64 {
+func (vm *VM) setSharedData(s []uint64) abi.Status {
 	key, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	val, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	cas := uint32(s[4])
 	h := vm.host
@@ -74,10 +76,10 @@ func (vm *VM) setSharedData(s []uint64) uint64 {
 		h.shared[vm.pc.VMID] = space
 	}
 	if e, ok := space[string(key)]; ok && cas != 0 && e.cas != cas {
-		return statusCasMismatch
+		return abi.StatusCasMismatch
 	}
 	space[string(key)] = sharedEntry{value: append([]byte(nil), val...), cas: h.nextCAS()}
-	return statusOK
+	return abi.StatusOK
 }
 
 // queue is a shared queue; on_queue_ready goes to the root context that registered it.
@@ -89,10 +91,10 @@ type queue struct {
 	gone  bool
 }
 
-func (vm *VM) registerQueue(s []uint64) uint64 {
+func (vm *VM) registerQueue(s []uint64) abi.Status {
 	name, ok := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	if !ok {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	h := vm.host
 	h.sharedMu.Lock()
@@ -108,11 +110,11 @@ func (vm *VM) registerQueue(s []uint64) uint64 {
 	return status(vm.putU32(uint32(s[2]), q.id))
 }
 
-func (vm *VM) resolveQueue(s []uint64) uint64 {
+func (vm *VM) resolveQueue(s []uint64) abi.Status {
 	vmID, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	name, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	id := string(vmID)
 	if id == "" {
@@ -123,7 +125,7 @@ func (vm *VM) resolveQueue(s []uint64) uint64 {
 	q, ok := h.queues[id+"\x00"+string(name)]
 	h.sharedMu.Unlock()
 	if !ok {
-		return statusNotFound
+		return abi.StatusNotFound
 	}
 	return status(vm.putU32(uint32(s[4]), q.id))
 }
@@ -136,17 +138,17 @@ func (h *Host) queueByID(id uint32) *queue {
 	return h.queueIDs[i]
 }
 
-func (vm *VM) dequeue(s []uint64) uint64 {
+func (vm *VM) dequeue(s []uint64) abi.Status {
 	h := vm.host
 	h.sharedMu.Lock()
 	q := h.queueByID(uint32(s[0]))
 	if q == nil {
 		h.sharedMu.Unlock()
-		return statusNotFound
+		return abi.StatusNotFound
 	}
 	if len(q.items) == 0 {
 		h.sharedMu.Unlock()
-		return statusEmpty
+		return abi.StatusEmpty
 	}
 	item := q.items[0]
 	q.items = q.items[1:]
@@ -154,24 +156,24 @@ func (vm *VM) dequeue(s []uint64) uint64 {
 	return vm.copyOut(item, uint32(s[1]), uint32(s[2]))
 }
 
-func (vm *VM) enqueue(s []uint64) uint64 {
+func (vm *VM) enqueue(s []uint64) abi.Status {
 	data, ok := vm.mem.Read(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	h := vm.host
 	h.sharedMu.Lock()
 	q := h.queueByID(uint32(s[0]))
 	if q == nil {
 		h.sharedMu.Unlock()
-		return statusNotFound
+		return abi.StatusNotFound
 	}
 	q.items = append(q.items, append([]byte(nil), data...))
 	owner, id := q.owner, q.id
 	h.sharedMu.Unlock()
 	// Posted to the owner's "dispatcher": delivered after the current call, never inside it.
 	go owner.queueReady(id)
-	return statusOK
+	return abi.StatusOK
 }
 
 func (vm *VM) queueReady(id uint32) {

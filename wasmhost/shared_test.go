@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"switchyard/internal/contract"
 	"testing"
 )
 
@@ -53,9 +54,9 @@ func TestSharedDataCAS(t *testing.T) {
 // router root) share it, another vm_id does not see it, and it goes with the last VM.
 func TestSharedDataScope(t *testing.T) {
 	h := newHost(t, Options{})
-	sync := startProbe(t, h, PluginConfig{RootID: "sync", VMID: "shared"})
-	router := startProbe(t, h, PluginConfig{RootID: "router", VMID: "shared"})
-	other := startProbe(t, h, PluginConfig{RootID: "router", VMID: "elsewhere"})
+	sync := startProbe(t, h, PluginConfig{RootID: contract.RootSync, VMID: "shared"})
+	router := startProbe(t, h, PluginConfig{RootID: contract.RootRouter, VMID: "shared"})
+	other := startProbe(t, h, PluginConfig{RootID: contract.RootRouter, VMID: "elsewhere"})
 
 	mustRequest(t, sync, "/shared/set?key=routes&value=web-1&cas=0")
 	mustRequest(t, router, "/shared/get?key=routes")

@@ -1,6 +1,8 @@
 package wasmhost
 
 import (
+	"switchyard/internal/abi"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -321,11 +323,15 @@ func (s *Stream) run(ex export, a1, a2 uint64, _ actionRule) (Action, error) {
 	if err != nil {
 		return Stop, err
 	}
-	if uint32(ret) != 0 || local {
+	if abi.Action(ret) != abi.ActionContinue || local {
 		return Stop, nil
 	}
 	return Continue, nil
 }
+
+// dataStopIterationAndBuffer is the body callbacks' result 1 (FilterDataStatus): Envoy
+// holds the body and hands the guest the whole buffered size next time.
+const dataStopIterationAndBuffer = abi.ActionPause
 
 // runBody reports, besides the action, whether Envoy keeps buffering the body
 // (result 1, StopIterationAndBuffer, without a local response).
@@ -342,9 +348,9 @@ func (s *Stream) runBody(ex export, size int, eos bool) (Action, bool, error) {
 	switch {
 	case local:
 		return Stop, false, nil
-	case uint32(ret) == 0:
+	case abi.Action(ret) == abi.ActionContinue:
 		return Continue, false, nil
-	case uint32(ret) == 1:
+	case abi.Action(ret) == dataStopIterationAndBuffer:
 		return Stop, true, nil
 	}
 	return Stop, false, nil
@@ -374,26 +380,26 @@ func (s *Stream) applyDeferred() {
 
 // The map and buffer lookups of the env imports, by the effective context.
 
-func (vm *VM) headerMap(mt uint32, forWrite bool) (*Headers, uint64) {
+func (vm *VM) headerMap(mt abi.MapType, forWrite bool) (*Headers, abi.Status) {
 	switch mt {
-	case 6, 7:
+	case abi.MapHttpCallResponseHeaders, abi.MapHttpCallResponseTrailers:
 		if vm.httpResp == nil {
-			return nil, statusNotFound
+			return nil, abi.StatusNotFound
 		}
 		if forWrite {
-			return nil, statusBadArgument
+			return nil, abi.StatusBadArgument
 		}
-		if mt == 6 {
-			return &vm.httpResp.headers, statusOK
+		if mt == abi.MapHttpCallResponseHeaders {
+			return &vm.httpResp.headers, abi.StatusOK
 		}
-		return &vm.httpResp.trailers, statusOK
-	case 0, 1, 2, 3:
+		return &vm.httpResp.trailers, abi.StatusOK
+	case abi.MapRequestHeaders, abi.MapRequestTrailers, abi.MapResponseHeaders, abi.MapResponseTrailers:
 	default:
-		return nil, statusBadArgument
+		return nil, abi.StatusBadArgument
 	}
 	s := vm.effStream
 	if s == nil {
-		return nil, statusBadArgument
+		return nil, abi.StatusBadArgument
 	}
 	var (
 		m    *Headers
@@ -401,25 +407,25 @@ func (vm *VM) headerMap(mt uint32, forWrite bool) (*Headers, uint64) {
 		done bool
 	)
 	switch mt {
-	case 0:
+	case abi.MapRequestHeaders:
 		m, have, done = &s.req, s.haveReq, s.reqDone
-	case 1:
+	case abi.MapRequestTrailers:
 		m, have, done = &s.reqTrailers, s.haveReqTrailers, s.reqDone
-	case 2:
+	case abi.MapResponseHeaders:
 		m, have, done = &s.resp, s.haveResp, s.respDone
-	case 3:
+	case abi.MapResponseTrailers:
 		m, have, done = &s.respTrailers, s.haveRespTrailers, s.respDone
 	}
 	if !have {
 		if s.ending {
-			return nil, statusNotFound
+			return nil, abi.StatusNotFound
 		}
-		return nil, statusBadArgument
+		return nil, abi.StatusBadArgument
 	}
 	if forWrite && (done || s.ending) {
-		return nil, statusBadArgument
+		return nil, abi.StatusBadArgument
 	}
-	return m, statusOK
+	return m, abi.StatusOK
 }
 
 type headerEdit int
@@ -430,19 +436,19 @@ const (
 	editRemove
 )
 
-func (vm *VM) editHeader(s []uint64, op headerEdit) uint64 {
-	m, st := vm.headerMap(uint32(s[0]), true)
-	if st != statusOK {
+func (vm *VM) editHeader(s []uint64, op headerEdit) abi.Status {
+	m, st := vm.headerMap(abi.MapType(s[0]), true)
+	if st != abi.StatusOK {
 		return st
 	}
 	key, ok := vm.mem.Read(uint32(s[1]), uint32(s[2]))
 	if !ok {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	var val []byte
 	if op != editRemove {
 		if val, ok = vm.mem.Read(uint32(s[3]), uint32(s[4])); !ok {
-			return statusInvalidMemoryAccess
+			return abi.StatusInvalidMemoryAccess
 		}
 	}
 	// A key the map already holds is reused, so the common edit (replace an existing
@@ -456,7 +462,7 @@ func (vm *VM) editHeader(s []uint64, op headerEdit) uint64 {
 	}
 	switch {
 	case op == editRemove && !found:
-		return statusOK
+		return abi.StatusOK
 	case !found:
 		k = lower(key)
 	}
@@ -468,61 +474,58 @@ func (vm *VM) editHeader(s []uint64, op headerEdit) uint64 {
 	default:
 		m.replace(k, string(val))
 	}
-	return statusOK
+	return abi.StatusOK
 }
 
 // buffer returns the buffer of type bt for the effective context.
-func (vm *VM) buffer(bt uint32) (*[]byte, uint64) {
+func (vm *VM) buffer(bt abi.BufferType) (*[]byte, abi.Status) {
 	switch bt {
-	case 0, 1:
+	case abi.BufferHttpRequestBody, abi.BufferHttpResponseBody:
 		s := vm.effStream
 		if s == nil {
-			return nil, statusNotFound
+			return nil, abi.StatusNotFound
 		}
-		if bt == 0 && s.haveReqBody {
-			return &s.reqBody, statusOK
+		if bt == abi.BufferHttpRequestBody && s.haveReqBody {
+			return &s.reqBody, abi.StatusOK
 		}
-		if bt == 1 && s.haveRespBody {
-			return &s.respBody, statusOK
+		if bt == abi.BufferHttpResponseBody && s.haveRespBody {
+			return &s.respBody, abi.StatusOK
 		}
-		return nil, statusNotFound
-	case 4:
+		return nil, abi.StatusNotFound
+	case abi.BufferHttpCallResponseBody:
 		if vm.httpResp == nil {
-			return nil, statusNotFound
+			return nil, abi.StatusNotFound
 		}
-		return &vm.httpResp.body, statusOK
-	case 6:
-		return &vm.vmConfig, statusOK
-	case 7:
+		return &vm.httpResp.body, abi.StatusOK
+	case abi.BufferVmConfiguration:
+		return &vm.vmConfig, abi.StatusOK
+	case abi.BufferPluginConfiguration:
 		// Envoy hands the plugin configuration out only while on_configure runs.
 		if !vm.configuring {
-			return nil, statusNotFound
+			return nil, abi.StatusNotFound
 		}
-		return &vm.pluginConfig, statusOK
-	case 2, 3, 5, 8:
-		return nil, statusNotFound
+		return &vm.pluginConfig, abi.StatusOK
+	case abi.BufferDownstreamData, abi.BufferUpstreamData, abi.BufferGrpcReceive, abi.BufferCallData:
+		return nil, abi.StatusNotFound
 	}
-	return nil, statusBadArgument
+	return nil, abi.StatusBadArgument
 }
 
-func (vm *VM) setBufferBytes(s []uint64) uint64 {
-	bt := uint32(s[0])
-	if bt != 0 && bt != 1 {
-		if bt > 8 {
-			return statusBadArgument
-		}
-		if _, st := vm.buffer(bt); st != statusOK {
+func (vm *VM) setBufferBytes(s []uint64) abi.Status {
+	bt := abi.BufferType(s[0])
+	if bt != abi.BufferHttpRequestBody && bt != abi.BufferHttpResponseBody {
+		if _, st := vm.buffer(bt); st != abi.StatusOK {
 			return st
 		}
-		return statusBadArgument // immutable here
+		return abi.StatusBadArgument // immutable here
 	}
 	b, st := vm.buffer(bt)
-	if st != statusOK {
+	if st != abi.StatusOK {
 		return st
 	}
 	data, ok := vm.mem.Read(uint32(s[3]), uint32(s[4]))
 	if !ok {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	start, size := uint64(uint32(s[1])), uint64(uint32(s[2]))
 	n := uint64(len(*b))
@@ -535,20 +538,20 @@ func (vm *VM) setBufferBytes(s []uint64) uint64 {
 	case start >= n:
 		*b = append(*b, data...)
 	default:
-		return statusBadArgument
+		return abi.StatusBadArgument
 	}
-	return statusOK
+	return abi.StatusOK
 }
 
-func (vm *VM) continueStream(st uint32, closeIt bool) uint64 {
+func (vm *VM) continueStream(st uint32, closeIt bool) abi.Status {
 	s := vm.effStream
 	switch {
 	case st == 3:
-		return statusUnimplemented
+		return abi.StatusUnimplemented
 	case st > 3:
-		return statusBadArgument
+		return abi.StatusBadArgument
 	case s == nil || st == 2:
-		return statusBadArgument
+		return abi.StatusBadArgument
 	}
 	if closeIt {
 		vm.host.log(vm, Debug, fmt.Sprintf("host: stream %d closed by the guest (wasm_close_stream)", s.id))
@@ -560,24 +563,24 @@ func (vm *VM) continueStream(st uint32, closeIt bool) uint64 {
 		s.pendingResume[st] = true
 	}
 	vm.deferred = append(vm.deferred, s)
-	return statusOK
+	return abi.StatusOK
 }
 
-func (vm *VM) sendLocalResponse(s []uint64) uint64 {
+func (vm *VM) sendLocalResponse(s []uint64) abi.Status {
 	details, ok1 := vm.mem.Read(uint32(s[1]), uint32(s[2]))
 	body, ok2 := vm.mem.Read(uint32(s[3]), uint32(s[4]))
 	hdrs, ok3 := vm.mem.Read(uint32(s[5]), uint32(s[6]))
 	if !ok1 || !ok2 || !ok3 {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
-	pairs, ok := parsePairs(hdrs)
-	if !ok {
-		return statusBadArgument
+	pairs, st := decodePairs(hdrs)
+	if st != abi.StatusOK {
+		return st
 	}
-	st := vm.effStream
-	if st == nil {
+	stream := vm.effStream
+	if stream == nil {
 		// Envoy acts only with decoder callbacks (an HTTP stream); elsewhere it is a no-op.
-		return statusOK
+		return abi.StatusOK
 	}
 	lr := &LocalResponse{
 		Status:     int(uint32(s[0])),
@@ -591,9 +594,9 @@ func (vm *VM) sendLocalResponse(s []uint64) uint64 {
 	for _, kv := range pairs {
 		lr.Headers.add(kv[0], kv[1])
 	}
-	if st.pendingLocal == nil {
-		st.pendingLocal = lr
-		vm.deferred = append(vm.deferred, st)
+	if stream.pendingLocal == nil {
+		stream.pendingLocal = lr
+		vm.deferred = append(vm.deferred, stream)
 	}
-	return statusOK
+	return abi.StatusOK
 }

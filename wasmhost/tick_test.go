@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"switchyard/internal/contract"
 	"testing"
 	"time"
 )
@@ -13,21 +14,21 @@ import (
 func TestTicksPerRootContext(t *testing.T) {
 	clock := NewManualClock(time.Unix(1_700_000_000, 0))
 	h := newHost(t, Options{Clock: clock})
-	a := startProbe(t, h, PluginConfig{RootID: "sync", Configuration: []byte("tick=1000")})
-	b := startProbe(t, h, PluginConfig{RootID: "router", Configuration: []byte("tick=500")})
+	a := startProbe(t, h, PluginConfig{RootID: contract.RootSync, Configuration: []byte("tick=1000")})
+	b := startProbe(t, h, PluginConfig{RootID: contract.RootRouter, Configuration: []byte("tick=500")})
 	if a.TickPeriod() != time.Second || b.TickPeriod() != 500*time.Millisecond {
 		t.Fatalf("TickPeriod = %v, %v", a.TickPeriod(), b.TickPeriod())
 	}
 	count := func(root string) int { return len(logLines(h, "tick 1 root_id="+root+" ")) }
 
 	clock.Advance(3 * time.Second)
-	if count("sync") != 3 || count("router") != 6 {
-		t.Fatalf("after 3s: sync %d ticks (want 3), router %d (want 6)", count("sync"), count("router"))
+	if count(contract.RootSync) != 3 || count(contract.RootRouter) != 6 {
+		t.Fatalf("after 3s: sync %d ticks (want 3), router %d (want 6)", count(contract.RootSync), count(contract.RootRouter))
 	}
 	mustRequest(t, b, "/tick?ms=0") // from a stream context: applies to its root
 	clock.Advance(2 * time.Second)
-	if count("sync") != 5 || count("router") != 6 {
-		t.Errorf("after stopping router: sync %d (want 5), router %d (want 6)", count("sync"), count("router"))
+	if count(contract.RootSync) != 5 || count(contract.RootRouter) != 6 {
+		t.Errorf("after stopping router: sync %d (want 5), router %d (want 6)", count(contract.RootSync), count(contract.RootRouter))
 	}
 	if b.TickPeriod() != 0 {
 		t.Errorf("router TickPeriod = %v after period 0", b.TickPeriod())

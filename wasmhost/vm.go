@@ -12,6 +12,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"switchyard/internal/abi"
 )
 
 // ErrVMDead is returned (wrapped, with the cause) by every call on a VM that trapped,
@@ -96,7 +98,7 @@ type VM struct {
 	streams   map[uint32]*Stream
 	deferred  []*Stream
 
-	statusCode uint32
+	statusCode abi.Status
 	statusMsg  string
 	httpResp   *httpResponse
 	calls      map[uint32]*httpCall

@@ -1,8 +1,6 @@
 package wasmhost
 
 import (
-	"switchyard/internal/abi"
-
 	"bytes"
 	"context"
 	"io"
@@ -10,14 +8,113 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"switchyard/internal/abi"
 )
 
-// proxy_http_call: real HTTP to a named cluster, off the VM's goroutine, answered into
-// the root context that owns the call (proxy-wasm-host-reference.md §3b).
+// HTTP calls: docs/proxy-wasm-host.md, HTTP calls. Real HTTP to a named cluster, off
+// the VM's goroutine, answered into the root context that owns the call.
 
-// maxHTTPCallBody bounds a response body; a larger one fails the call like Envoy's
-// buffer limit does (callback (root, token, 0, 0, 0), status 11 "reset"). Envoy's
-// default is 32 MiB (runtime key http.async_response_buffer_limit, async_client_impl).
+var httpCallImports = []*hostFunc{
+	proxyHTTPCall, proxyGrpcCall, proxyGrpcStream, proxyGrpcSend, proxyGrpcCancel, proxyGrpcClose,
+}
+
+// proxyHTTPCall is env.proxy_http_call: an HTTP request to a cluster (Options.Clusters,
+// Host.SetCluster), answered later by proxy_on_http_call_response(root, token, ...) in
+// the root context, even when a stream dispatched it; the stream's end does not cancel
+// it. What the answer looks like for a timeout, a broken connection or a body over
+// 32 MiB is the table in the doc section. timeout_ms 0 means no timeout. Tokens are 4,
+// 8, 12, ...
+//
+//	proxy_http_call(upstream_ptr, upstream_size, headers_ptr, headers_size, body_ptr, body_size,
+//	                trailers_ptr, trailers_size, timeout_ms, ret_token_ptr) -> status
+//
+// Statuses:
+//   - Ok: dispatched; the token was written.
+//   - BadArgument: unknown cluster; :method, :path or :authority missing; timeout_ms
+//     at or above 2^31 (negative in Envoy); headers or trailers malformed or over
+//     1024 pairs / 1 MiB. No callback follows.
+//   - InvalidMemoryAccess: arguments outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxyHTTPCall = &hostFunc{
+	module: moduleEnv, name: "proxy_http_call",
+	params: ps(10), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.httpCall(s)) },
+}
+
+// The host has no gRPC clusters, so every service is unknown, which Envoy answers with
+// ParseFailure, and no gRPC token ever exists.
+
+// grpcUnknownService answers proxy_grpc_call and proxy_grpc_stream.
+func grpcUnknownService(vm *VM, s []uint64) {
+	vm.host.log(vm, Warn, "host: proxy_grpc_* called, but the wasmhost has no gRPC clusters")
+	s[0] = uint64(abi.StatusParseFailure)
+}
+
+// grpcUnknownToken answers proxy_grpc_send, _cancel and _close.
+func grpcUnknownToken(vm *VM, s []uint64) { s[0] = uint64(abi.StatusNotFound) }
+
+// proxyGrpcCall is env.proxy_grpc_call.
+//
+//	proxy_grpc_call(service_ptr, service_size, service_name_ptr, service_name_size, method_ptr,
+//	                method_size, metadata_ptr, metadata_size, message_ptr, message_size,
+//	                timeout_ms, ret_token_ptr) -> status
+//
+// Statuses: ParseFailure (no such service), always. Linked everywhere; callbacks only.
+var proxyGrpcCall = &hostFunc{
+	module: moduleEnv, name: "proxy_grpc_call",
+	params: ps(12), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: grpcUnknownService,
+}
+
+// proxyGrpcStream is env.proxy_grpc_stream.
+//
+//	proxy_grpc_stream(service_ptr, service_size, service_name_ptr, service_name_size, method_ptr,
+//	                  method_size, metadata_ptr, metadata_size, ret_token_ptr) -> status
+//
+// Statuses: ParseFailure (no such service), always. Linked everywhere; callbacks only.
+var proxyGrpcStream = &hostFunc{
+	module: moduleEnv, name: "proxy_grpc_stream",
+	params: ps(9), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: grpcUnknownService,
+}
+
+// proxyGrpcSend is env.proxy_grpc_send.
+//
+//	proxy_grpc_send(token, message_ptr, message_size, end_stream) -> status
+//
+// Statuses: NotFound (no such token), always. Linked everywhere; callbacks only.
+var proxyGrpcSend = &hostFunc{
+	module: moduleEnv, name: "proxy_grpc_send",
+	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: grpcUnknownToken,
+}
+
+// proxyGrpcCancel is env.proxy_grpc_cancel.
+//
+//	proxy_grpc_cancel(token) -> status
+//
+// Statuses: NotFound (no such token), always. Linked everywhere; callbacks only.
+var proxyGrpcCancel = &hostFunc{
+	module: moduleEnv, name: "proxy_grpc_cancel",
+	params: ps(1), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: grpcUnknownToken,
+}
+
+// proxyGrpcClose is env.proxy_grpc_close.
+//
+//	proxy_grpc_close(token) -> status
+//
+// Statuses: NotFound (no such token), always. Linked everywhere; callbacks only.
+var proxyGrpcClose = &hostFunc{
+	module: moduleEnv, name: "proxy_grpc_close",
+	params: ps(1), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: grpcUnknownToken,
+}
+
+// maxHTTPCallBody bounds an answer's body as Envoy's async client does (its default for
+// the runtime key http.async_response_buffer_limit); a larger body fails the call.
 const maxHTTPCallBody = 32 << 20
 
 // httpResponse is what proxy_on_http_call_response may read (map types 6 and 7, buffer
@@ -49,6 +146,7 @@ func (c *httpCall) abandon() {
 	}
 }
 
+// httpCall checks and dispatches a proxy_http_call (see its doc).
 func (vm *VM) httpCall(s []uint64) abi.Status {
 	upstream, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	hdrBytes, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))

@@ -6,9 +6,78 @@ import (
 	"switchyard/internal/abi"
 )
 
-// Metrics with Envoy's rules (proxy-wasm-host-reference.md §3f): the guest's names are
-// kept as they are (Envoy's /stats shows the bare name), one metric per (type, name)
-// across every VM of the Host, ids per VM with the type in the low 2 bits.
+// Metrics: docs/proxy-wasm-host.md, Metrics. The guest's names are kept as they are
+// (Envoy's /stats shows the bare name), one metric per (type, name) across every VM of
+// the Host, ids per VM with the type in the low 2 bits.
+
+var metricImports = []*hostFunc{proxyDefineMetric, proxyIncrementMetric, proxyRecordMetric, proxyGetMetric}
+
+// proxyDefineMetric is env.proxy_define_metric: the VM's id for the metric of that
+// type and name (the same id when defined again).
+//
+//	proxy_define_metric(type, name_ptr, name_size, ret_id_ptr) -> status
+//
+// Statuses:
+//   - Ok: the id was written.
+//   - BadArgument: type above 2 (0 counter, 1 gauge, 2 histogram).
+//   - InvalidMemoryAccess: name or ret_id_ptr outside guest memory.
+//
+// Linked everywhere; callbacks only (so not from a Go guest's init()).
+var proxyDefineMetric = &hostFunc{
+	module: moduleEnv, name: "proxy_define_metric",
+	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.defineMetric(s)) },
+}
+
+// proxyIncrementMetric is env.proxy_increment_metric: a counter adds a positive offset,
+// a gauge adds any offset.
+//
+//	proxy_increment_metric(metric_id, offset i64) -> status
+//
+// Statuses:
+//   - Ok: applied.
+//   - NotFound: the VM defined no such id.
+//   - BadArgument: a counter with offset <= 0, or a histogram.
+//
+// Linked everywhere; callbacks only.
+var proxyIncrementMetric = &hostFunc{
+	module: moduleEnv, name: "proxy_increment_metric",
+	params: types(i32, i64), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.incrementMetric(uint32(s[0]), int64(s[1]))) },
+}
+
+// proxyRecordMetric is env.proxy_record_metric: a counter adds the value, a gauge is
+// set to it, a histogram records it (Host.Metric counts recorded values).
+//
+//	proxy_record_metric(metric_id, value u64) -> status
+//
+// Statuses:
+//   - Ok: applied.
+//   - NotFound: the VM defined no such id.
+//
+// Linked everywhere; callbacks only.
+var proxyRecordMetric = &hostFunc{
+	module: moduleEnv, name: "proxy_record_metric",
+	params: types(i32, i64), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.recordMetric(uint32(s[0]), s[1])) },
+}
+
+// proxyGetMetric is env.proxy_get_metric: a counter's total or a gauge's value.
+//
+//	proxy_get_metric(metric_id, ret_value_ptr) -> status
+//
+// Statuses:
+//   - Ok: the value (u64) was written.
+//   - NotFound: the VM defined no such id.
+//   - BadArgument: a histogram.
+//   - InvalidMemoryAccess: ret_value_ptr outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxyGetMetric = &hostFunc{
+	module: moduleEnv, name: "proxy_get_metric",
+	params: ps(2), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.getMetric(uint32(s[0]), uint32(s[1]))) },
+}
 
 type metricKey struct {
 	typ  abi.MetricType

@@ -2,9 +2,118 @@ package wasmhost
 
 import "switchyard/internal/abi"
 
-// Shared data and shared queues: one store per vm_id string, shared by every VM of the
-// Host with that vm_id (a sync root and the router roots of all workers), gone with
-// the last such VM (proxy-wasm-host-reference.md §3c).
+// Shared data and shared queues: docs/proxy-wasm-host.md, Shared data and queues. One
+// store per vm_id string, shared by every VM of the Host with that vm_id (a sync root
+// and the router roots of all workers), gone with the last such VM.
+
+var sharedDataImports = []*hostFunc{
+	proxyGetSharedData, proxySetSharedData, proxyRegisterSharedQueue,
+	proxyResolveSharedQueue, proxyDequeueSharedQueue, proxyEnqueueSharedQueue,
+}
+
+// proxyGetSharedData is env.proxy_get_shared_data: a value of the VM's vm_id store and
+// its cas (never 0).
+//
+//	proxy_get_shared_data(key_ptr, key_size, ret_value_ptr, ret_value_size, ret_cas_ptr) -> status
+//
+// Statuses:
+//   - Ok: value and cas were copied out.
+//   - NotFound: no such key.
+//   - InvalidMemoryAccess: key or out-parameters outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxyGetSharedData = &hostFunc{
+	module: moduleEnv, name: "proxy_get_shared_data",
+	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.getSharedData(s)) },
+}
+
+// proxySetSharedData is env.proxy_set_shared_data with cpp-host's CAS rule: cas 0
+// writes unconditionally; a non-zero cas must equal the stored one, and creates an
+// absent key. Every write gets a new cas. ABI 0.2.1 has no delete.
+//
+//	proxy_set_shared_data(key_ptr, key_size, value_ptr, value_size, cas) -> status
+//
+// Statuses:
+//   - Ok: written.
+//   - CasMismatch: cas is non-zero and not the stored one.
+//   - InvalidMemoryAccess: key or value outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxySetSharedData = &hostFunc{
+	module: moduleEnv, name: "proxy_set_shared_data",
+	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.setSharedData(s)) },
+}
+
+// proxyRegisterSharedQueue is env.proxy_register_shared_queue: creates (or takes over)
+// the named queue of the VM's vm_id; proxy_on_queue_ready then goes to this VM's root
+// context.
+//
+//	proxy_register_shared_queue(name_ptr, name_size, ret_token_ptr) -> status
+//
+// Statuses:
+//   - Ok: the token was written.
+//   - InvalidMemoryAccess: name or ret_token_ptr outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxyRegisterSharedQueue = &hostFunc{
+	module: moduleEnv, name: "proxy_register_shared_queue",
+	params: ps(3), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.registerQueue(s)) },
+}
+
+// proxyResolveSharedQueue is env.proxy_resolve_shared_queue: the token of a queue some
+// VM registered; an empty vm_id means the caller's.
+//
+//	proxy_resolve_shared_queue(vm_id_ptr, vm_id_size, name_ptr, name_size, ret_token_ptr) -> status
+//
+// Statuses:
+//   - Ok: the token was written.
+//   - NotFound: no such queue.
+//   - InvalidMemoryAccess: arguments outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxyResolveSharedQueue = &hostFunc{
+	module: moduleEnv, name: "proxy_resolve_shared_queue",
+	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.resolveQueue(s)) },
+}
+
+// proxyDequeueSharedQueue is env.proxy_dequeue_shared_queue: the oldest item.
+//
+//	proxy_dequeue_shared_queue(token, ret_data_ptr, ret_data_size) -> status
+//
+// Statuses:
+//   - Ok: the item was copied out.
+//   - Empty: the queue holds nothing.
+//   - NotFound: unknown token, or its vm_id's last VM is gone.
+//   - InvalidMemoryAccess: out-parameters outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxyDequeueSharedQueue = &hostFunc{
+	module: moduleEnv, name: "proxy_dequeue_shared_queue",
+	params: ps(3), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.dequeue(s)) },
+}
+
+// proxyEnqueueSharedQueue is env.proxy_enqueue_shared_queue: adds an item; the
+// registering root context gets proxy_on_queue_ready after the current call, never
+// inside it.
+//
+//	proxy_enqueue_shared_queue(token, data_ptr, data_size) -> status
+//
+// Statuses:
+//   - Ok: queued.
+//   - NotFound: unknown token.
+//   - InvalidMemoryAccess: data outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxyEnqueueSharedQueue = &hostFunc{
+	module: moduleEnv, name: "proxy_enqueue_shared_queue",
+	params: ps(3), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.enqueue(s)) },
+}
 
 // sharedEntry is stored by value: a lookup in a large table (100,000 route keys)
 // then costs one fewer dependent memory load.
@@ -58,8 +167,7 @@ func (vm *VM) getSharedData(s []uint64) abi.Status {
 	return status(vm.putU32(uint32(s[4]), cas))
 }
 
-// setSharedData applies cpp-host's CAS rule: cas 0 writes unconditionally; a non-zero
-// cas must match the stored one (CasMismatch otherwise), and creates an absent key.
+// setSharedData applies the CAS rule of proxy_set_shared_data.
 func (vm *VM) setSharedData(s []uint64) abi.Status {
 	key, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	val, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))

@@ -66,7 +66,6 @@ type Host struct {
 	cancel  context.CancelFunc
 	client  *http.Client
 
-	funcs  []*hostFunc
 	byName map[string]*hostFunc
 	counts []atomic.Int64
 
@@ -142,19 +141,17 @@ func New(opts Options) *Host {
 	cfg = cfg.WithCompilationCache(compilationCache).WithMemoryLimitPages(1 << 14)
 	h.runtime = wazero.NewRuntimeWithConfig(h.ctx, cfg)
 
-	h.defineEnv()
-	h.defineWASI()
-	h.counts = make([]atomic.Int64, len(h.funcs))
+	h.counts = make([]atomic.Int64, len(importTable))
 	builders := map[string]wazero.HostModuleBuilder{
 		"env":                    h.runtime.NewHostModuleBuilder("env"),
 		"wasi_snapshot_preview1": h.runtime.NewHostModuleBuilder("wasi_snapshot_preview1"),
 		"wasi_unstable":          h.runtime.NewHostModuleBuilder("wasi_unstable"),
 	}
-	for _, f := range h.funcs {
+	for i, f := range importTable {
 		h.byName[f.module+"."+f.name] = f
-		fn := h.goFunc(f)
+		fn := h.goFunc(i, f)
 		targets := []string{"env"}
-		if f.module == "wasi" {
+		if f.module == moduleWASI {
 			targets = []string{"wasi_snapshot_preview1", "wasi_unstable"}
 		}
 		for _, t := range targets {
@@ -211,7 +208,7 @@ func (h *Host) PollOneoffCalls() int64 { return h.pollCalls.Load() }
 // atomics, always on.
 func (h *Host) HostcallCounts() map[string]int64 {
 	out := map[string]int64{}
-	for i, f := range h.funcs {
+	for i, f := range importTable {
 		if n := h.counts[i].Load(); n > 0 {
 			out[f.name] = n
 		}

@@ -8,20 +8,73 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-// WASI errnos used by the host's wasi_snapshot_preview1.
+// The host's import table: every function a module may import, with where Envoy links
+// it and which restricted windows allow it. Each group has its own file, each function
+// its own doc block naming what it returns and which Envoy behaviour it follows:
+//
+//	env_log.go          proxy_log, proxy_get_log_level
+//	env_headers.go      proxy_{get,add,replace,remove}_header_map_value, _pairs, _size
+//	env_buffers.go      proxy_get_buffer_status, proxy_{get,set}_buffer_bytes
+//	env_stream.go       proxy_send_local_response, proxy_continue_stream, proxy_close_stream
+//	env_properties.go   proxy_get_property, proxy_set_property
+//	env_shared_data.go  proxy_{get,set}_shared_data, the shared queues
+//	env_http_call.go    proxy_http_call, proxy_grpc_*
+//	env_metrics.go      proxy_define_metric, proxy_{increment,record,get}_metric
+//	env_timer.go        proxy_set_tick_period_milliseconds, proxy_get_current_time_nanoseconds
+//	env_context.go      proxy_set_effective_context, proxy_get_status, proxy_done, foreign
+//	                    functions and Envoy's extra env imports
+//	wasi_*.go           wasi_snapshot_preview1 (also linked as wasi_unstable)
+//
+// The facts are in docs/proxy-wasm-host.md. Every i32 argument is read as
+// uint32(stack[i]): wazero may leave garbage in the upper half of a stack slot
+// (docs/proxy-wasm-host.md, Limits and host mechanics).
+
+// hostFunc is one import the host links, with its behaviour.
+type hostFunc struct {
+	module  string // moduleEnv or moduleWASI
+	name    string
+	params  []api.ValueType
+	results []api.ValueType
+	link    link
+	allowed allowed
+	fn      func(vm *VM, stack []uint64)
+}
+
 const (
-	errnoSuccess  = 0
-	errnoBadf     = 8
-	errnoNotdir   = 20
-	errnoInval    = 28
-	errnoNoent    = 44
-	errnoNosys    = 52
-	errnoNotsup   = 58
-	errnoNotcapab = 76
+	moduleEnv  = "env"
+	moduleWASI = "wasi" // linked as wasi_snapshot_preview1 and wasi_unstable
 )
 
-// Windows: the kind of guest call running. Outside windowNormal only the imports
-// Envoy allows there may be called; any other traps the VM (CPH "restricted_callback").
+// link says where Envoy links an import (docs/proxy-wasm-host.md, Profiles); a module
+// importing one its profile does not link is refused at load.
+type link uint8
+
+const (
+	linkedEverywhere link = iota // both profiles
+	linkedCurrent                // cpp-host #533 and later only (the Current profile)
+	linkedABI021                 // both profiles, only for modules exporting proxy_abi_version_0_2_1
+)
+
+// allowed says which restricted windows allow an import, per profile
+// (docs/proxy-wasm-host.md, Restricted windows). Every import may be called from a
+// callback.
+type allowed uint8
+
+const (
+	initCurrent allowed = 1 << iota
+	initLegacy
+	allocCurrent
+	allocLegacy
+
+	callbacksOnly      allowed = 0
+	inInit                     = initCurrent | initLegacy
+	inInitCurrent              = initCurrent // the #533 stubs
+	inInitAndAlloc             = inInit | allocCurrent | allocLegacy
+	inInitAllocCurrent         = initCurrent | allocCurrent // poll_oneoff
+)
+
+// window is the kind of guest call running. Outside windowNormal only the imports
+// Envoy allows there may be called; any other traps the VM.
 type window uint8
 
 const (
@@ -41,41 +94,20 @@ func (w window) String() string {
 	return "a callback"
 }
 
-// Flags of an import: where it is linked and which restricted windows allow it.
-// Everything is linked in the current profile (cpp-host after PR #533).
-const (
-	linkLegacy   = 1 << iota // also linked by Envoy 1.33–1.37 (cpp-host #427, before #533)
-	initCurrent              // allowed during _initialize (current)
-	initLegacy               // allowed during _initialize (legacy)
-	allocCurrent             // allowed inside the allocator (current)
-	allocLegacy              // allowed inside the allocator (legacy)
-	abi021Only               // linked only for modules exporting proxy_abi_version_0_2_1
+// importTable lists every import the host links, env first.
+var importTable = concat(
+	logImports, headerImports, bufferImports, streamImports, propertyImports,
+	sharedDataImports, httpCallImports, metricImports, timerImports, contextImports,
+	wasiFSImports, wasiEnvironImports, wasiClockImports, wasiPollImports,
+	wasiProcImports, wasiRandomImports, wasiSockImports,
 )
 
-// Common flag sets.
-const (
-	old       = linkLegacy                              // linked everywhere, never in a window
-	initBoth  = linkLegacy | initCurrent | initLegacy   // linked everywhere, allowed in _initialize
-	stub533   = initCurrent                             // #533 stubs: current only, allowed in _initialize
-	everyWhen = initBoth | allocCurrent | allocLegacy   // proxy_log, fd_write, clock_time_get
-	wasiCurr  = 0                                       // linked only in current, no window
-	poll      = linkLegacy | initCurrent | allocCurrent // poll_oneoff
-)
-
-var (
-	i32 = api.ValueTypeI32
-	i64 = api.ValueTypeI64
-)
-
-// hostFunc is one import the host links, with its behaviour.
-type hostFunc struct {
-	idx     int
-	module  string // "env" or "wasi" (linked as wasi_snapshot_preview1 and wasi_unstable)
-	name    string
-	params  []api.ValueType
-	results []api.ValueType
-	flags   int
-	fn      func(vm *VM, stack []uint64)
+func concat(groups ...[]*hostFunc) []*hostFunc {
+	var out []*hostFunc
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
 }
 
 // vmKey is the context key under which each guest call carries its *VM: a host
@@ -88,36 +120,34 @@ type trap struct{ msg string }
 
 func (t *trap) Error() string { return t.msg }
 
-// def adds an import to the host's table.
-func (h *Host) def(module, name string, params, results []api.ValueType, flags int, fn func(vm *VM, stack []uint64)) {
-	h.funcs = append(h.funcs, &hostFunc{idx: len(h.funcs), module: module, name: name,
-		params: params, results: results, flags: flags, fn: fn})
+// qualified is the import's name as Envoy's messages spell it.
+func (f *hostFunc) qualified() string {
+	if f.module == moduleEnv {
+		return "env." + f.name
+	}
+	return "wasi_snapshot_preview1." + f.name
 }
 
-// goFunc wraps a hostFunc for wazero: find the VM, count the call, enforce the window.
-func (h *Host) goFunc(f *hostFunc) api.GoModuleFunc {
-	counter := &h.counts[f.idx]
-	allowed := [windowCount]bool{windowNormal: true}
+// goFunc wraps the i-th import for wazero: find the VM, count the call, enforce the
+// window.
+func (h *Host) goFunc(i int, f *hostFunc) api.GoModuleFunc {
+	counter := &h.counts[i]
+	allowedIn := [windowCount]bool{windowNormal: true}
 	if h.opts.Profile == Legacy {
-		allowed[windowInit] = f.flags&initLegacy != 0
-		allowed[windowAlloc] = f.flags&allocLegacy != 0
+		allowedIn[windowInit] = f.allowed&initLegacy != 0
+		allowedIn[windowAlloc] = f.allowed&allocLegacy != 0
 	} else {
-		allowed[windowInit] = f.flags&initCurrent != 0
-		allowed[windowAlloc] = f.flags&allocCurrent != 0
+		allowedIn[windowInit] = f.allowed&initCurrent != 0
+		allowedIn[windowAlloc] = f.allowed&allocCurrent != 0
 	}
-	qualified := f.name
-	if f.module == "env" {
-		qualified = "env." + f.name
-	} else {
-		qualified = "wasi_snapshot_preview1." + f.name
-	}
+	qualified := f.qualified()
 	return func(ctx context.Context, _ api.Module, stack []uint64) {
 		vm, _ := ctx.Value(vmKey{}).(*VM)
 		if vm == nil {
 			panic(&trap{msg: "host: " + qualified + " called outside a host-driven call"})
 		}
 		counter.Add(1)
-		if !allowed[vm.window] {
+		if !allowedIn[vm.window] {
 			panic(&trap{msg: fmt.Sprintf("restricted_callback: %s may not be called during %s (Envoy traps here and the VM fails)", qualified, vm.window)})
 		}
 		f.fn(vm, stack)
@@ -128,17 +158,17 @@ func (h *Host) goFunc(f *hostFunc) api.GoModuleFunc {
 // under its profile, and the function if so.
 func (h *Host) linked(module, name string, abi string) (*hostFunc, bool) {
 	if module == "wasi_snapshot_preview1" || module == "wasi_unstable" {
-		module = "wasi"
+		module = moduleWASI
 	}
 	f, ok := h.byName[module+"."+name]
 	if !ok {
 		return nil, false
 	}
-	if h.opts.Profile == Legacy && f.flags&linkLegacy == 0 {
-		return nil, false
-	}
-	if f.flags&abi021Only != 0 && abi != abi021 {
-		return nil, false
+	switch f.link {
+	case linkedCurrent:
+		return f, h.opts.Profile == Current
+	case linkedABI021:
+		return f, abi == abi021
 	}
 	return f, true
 }
@@ -166,6 +196,11 @@ func sameTypes(a, b []api.ValueType) bool {
 	return true
 }
 
+var (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
 // ps builds a parameter list of n i32s.
 func ps(n int) []api.ValueType {
 	s := make([]api.ValueType, n)
@@ -174,5 +209,8 @@ func ps(n int) []api.ValueType {
 	}
 	return s
 }
+
+// types spells out a parameter list with i64s in it.
+func types(ts ...api.ValueType) []api.ValueType { return ts }
 
 var r32 = []api.ValueType{api.ValueTypeI32}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -370,10 +369,6 @@ func (vm *VM) MemoryBytes() uint64 {
 	return uint64(vm.mem.Size())
 }
 
-// TickPeriod returns the period the root context set with
-// proxy_set_tick_period_milliseconds (0: no ticks).
-func (vm *VM) TickPeriod() time.Duration { return time.Duration(vm.tickPeriod.Load()) }
-
 // NewStream creates a stream context: proxy_on_context_create(stream, root). Ids come
 // from the VM's counter and are never reused.
 func (vm *VM) NewStream(attrs StreamAttributes) (*Stream, error) {
@@ -391,43 +386,4 @@ func (vm *VM) NewStream(attrs StreamAttributes) (*Stream, error) {
 	}
 	vm.finishCallback()
 	return s, nil
-}
-
-// setTickPeriod arms (or, with 0, stops) the root context's tick timer. Envoy keeps one
-// timer per root context, whichever context asked.
-func (vm *VM) setTickPeriod(ms uint32) {
-	d := time.Duration(ms) * time.Millisecond
-	if time.Duration(vm.tickPeriod.Load()) == d {
-		return
-	}
-	vm.tickPeriod.Store(int64(d))
-	if vm.tickStop != nil {
-		vm.tickStop()
-		vm.tickStop = nil
-	}
-	vm.tickGen++
-	if d > 0 {
-		vm.armTick(vm.tickGen, d)
-	}
-}
-
-func (vm *VM) armTick(gen uint64, d time.Duration) {
-	vm.tickStop = vm.host.clock.AfterFunc(d, func() { vm.tick(gen) })
-}
-
-// tick delivers proxy_on_tick(root) under the VM's lock and re-arms the timer, unless
-// the period changed meanwhile or the VM is gone.
-func (vm *VM) tick(gen uint64) {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
-	if gen != vm.tickGen || vm.aliveErr() != nil {
-		return
-	}
-	vm.tickStop = nil
-	_, _, err := vm.call(exTick, nil, vm.rootID, uint64(vm.rootID))
-	vm.finishCallback()
-	if err != nil || gen != vm.tickGen {
-		return
-	}
-	vm.armTick(gen, time.Duration(vm.tickPeriod.Load()))
 }

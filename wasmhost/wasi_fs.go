@@ -1,53 +1,121 @@
 package wasmhost
 
-import (
-	"crypto/rand"
-	"encoding/binary"
-	"time"
+import "encoding/binary"
 
-	"github.com/tetratelabs/wazero/api"
-)
+// Files: docs/proxy-wasm-host.md, WASI. Envoy has no file system for a plugin: fd 1
+// and 2 are its log, nothing is preopened, and every other file call fails or does
+// nothing.
 
-// The host's own wasi_snapshot_preview1 (also linked as wasi_unstable), reproducing
-// cpp-host's table (proxy-wasm-host-reference.md §2.1) instead of wazero's full WASI:
-// wazero's would let a guest sleep, read files and see the process environment, none
-// of which Envoy allows. Results follow CPH exports.cc; the Legacy profile links only
-// the pre-#533 list and answers poll_oneoff with ENOSYS.
-
-// wasiStub returns a function that answers fd 1/2 with okForStdio (when non-negative)
-// and everything else with errno.
-func wasiStub(errno uint64, okForStdio bool) func(vm *VM, s []uint64) {
-	return func(vm *VM, s []uint64) {
-		if fd := uint32(s[0]); okForStdio && (fd == 1 || fd == 2) {
-			s[0] = errnoSuccess
-			return
-		}
-		s[0] = errno
-	}
+var wasiFSImports = []*hostFunc{
+	fdWrite, fdRead, fdSeek, fdClose, fdFdstatGet, fdFdstatSetFlags, fdPrestatGet,
+	fdPrestatDirName, pathOpen,
+	// cpp-host #533 additions (Current profile only)
+	fdPwrite, fdFilestatGet, pathFilestatGet,
+	stub533("fd_advise", types(i32, i64, i64, i32), wasiStub(errnoBadf, true)),
+	stub533("fd_allocate", types(i32, i64, i64), wasiStub(errnoBadf, false)),
+	stub533("fd_datasync", ps(1), wasiStub(errnoBadf, true)),
+	stub533("fd_fdstat_set_rights", types(i32, i64, i64), wasiStub(errnoBadf, false)),
+	stub533("fd_filestat_set_size", types(i32, i64), wasiStub(errnoBadf, false)),
+	stub533("fd_filestat_set_times", types(i32, i64, i64, i32), wasiStub(errnoBadf, false)),
+	stub533("fd_sync", ps(1), wasiStub(errnoBadf, true)),
+	stub533("fd_tell", ps(2), wasiStub(errnoBadf, false)),
+	stub533("fd_renumber", ps(2), wasiStub(errnoBadf, false)),
+	stub533("fd_readdir", types(i32, i32, i32, i64, i32), wasiStub(errnoNotdir, false)),
+	stub533("fd_pread", types(i32, i32, i32, i64, i32), wasiStub(errnoBadf, false)),
+	stub533("path_create_directory", ps(3), wasiConst(errnoNotsup)),
+	stub533("path_filestat_set_times", types(i32, i32, i32, i32, i64, i64, i32), wasiConst(errnoNotsup)),
+	stub533("path_link", ps(7), wasiConst(errnoNotsup)),
+	stub533("path_readlink", ps(6), wasiConst(errnoNotsup)),
+	stub533("path_remove_directory", ps(3), wasiConst(errnoNotsup)),
+	stub533("path_rename", ps(6), wasiConst(errnoNotsup)),
+	stub533("path_symlink", ps(5), wasiConst(errnoNotsup)),
+	stub533("path_unlink_file", ps(3), wasiConst(errnoNotsup)),
 }
 
-func wasiConst(errno uint64) func(vm *VM, s []uint64) {
-	return func(vm *VM, s []uint64) { s[0] = errno }
+// fdWrite is wasi fd_write: fd 1 becomes one Info log line per call, fd 2 one Error
+// line (the iovecs joined, one trailing newline removed), as cpp-host does. What a
+// guest writes to fd 2 is also kept for the report of its VM's death (a Go panic's
+// text).
+//
+//	fd_write(fd, iovs, iovs_len, ret_nwritten) -> errno
+//
+// Errnos:
+//   - SUCCESS: logged; the byte count was written.
+//   - BADF: any fd but 1 and 2.
+//   - INVAL: iovecs or ret_nwritten outside guest memory.
+//
+// Linked everywhere; allowed in every window.
+var fdWrite = &hostFunc{
+	module: moduleWASI, name: "fd_write",
+	params: ps(4), results: r32, link: linkedEverywhere, allowed: inInitAndAlloc,
+	fn: func(vm *VM, s []uint64) { s[0] = vm.fdWrite(s) },
 }
 
-func (h *Host) defineWASI() {
-	w := func(name string, params []api.ValueType, results []api.ValueType, flags int, fn func(vm *VM, s []uint64)) {
-		h.def("wasi", name, params, results, flags, fn)
-	}
-	p := func(ts ...api.ValueType) []api.ValueType { return ts }
+// fdPwrite is wasi fd_pwrite: fd_write with the offset ignored (cpp-host #533).
+//
+//	fd_pwrite(fd, iovs, iovs_len, offset i64, ret_nwritten) -> errno
+//
+// Errnos: as fd_write. Linked in the Current profile only; allowed during _initialize.
+var fdPwrite = stub533("fd_pwrite", types(i32, i32, i32, i64, i32), func(vm *VM, s []uint64) {
+	s[3] = s[4] // drop the offset: fdWrite reads ret_nwritten from s[3]
+	s[0] = vm.fdWrite(s)
+})
 
-	// Present before #427 ("old").
-	w("fd_write", ps(4), r32, everyWhen, func(vm *VM, s []uint64) { s[0] = vm.fdWrite(s) })
-	w("fd_read", ps(4), r32, old, wasiConst(errnoNosys))
-	w("fd_seek", p(i32, i64, i32, i32), r32, old, func(vm *VM, s []uint64) {
+// fdRead is wasi fd_read: there is nothing to read.
+//
+//	fd_read(fd, iovs, iovs_len, ret_nread) -> errno
+//
+// Errnos: NOSYS, always. Linked everywhere; callbacks only.
+var fdRead = &hostFunc{
+	module: moduleWASI, name: "fd_read",
+	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: wasiConst(errnoNosys),
+}
+
+// fdSeek is wasi fd_seek: cpp-host logs the call at trace and claims success without
+// writing the new offset.
+//
+//	fd_seek(fd, offset i64, whence, ret_offset) -> errno
+//
+// Errnos: SUCCESS, always. Linked everywhere; callbacks only.
+var fdSeek = &hostFunc{
+	module: moduleWASI, name: "fd_seek",
+	params: types(i32, i64, i32, i32), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) {
 		vm.host.log(vm, Trace, "wasi_unstable fd_seek")
 		s[0] = errnoSuccess
-	})
-	w("fd_close", ps(1), r32, old, func(vm *VM, s []uint64) {
+	},
+}
+
+// fdClose is wasi fd_close: cpp-host logs the call at trace and claims success.
+//
+//	fd_close(fd) -> errno
+//
+// Errnos: SUCCESS, always. Linked everywhere; callbacks only.
+var fdClose = &hostFunc{
+	module: moduleWASI, name: "fd_close",
+	params: ps(1), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) {
 		vm.host.log(vm, Trace, "wasi_unstable fd_close")
 		s[0] = errnoSuccess
-	})
-	w("fd_fdstat_get", ps(2), r32, initBoth, func(vm *VM, s []uint64) {
+	},
+}
+
+// fdFdstatGet is wasi fd_fdstat_get: fd 1 and 2 are character devices the guest may
+// write (flags 0, so Go's os package keeps them blocking and arms no poller).
+//
+//	fd_fdstat_get(fd, ret_fdstat) -> errno
+//
+// Errnos:
+//   - SUCCESS: the 24-byte fdstat was written.
+//   - BADF: any fd but 1 and 2.
+//   - INVAL: ret_fdstat outside guest memory.
+//
+// Linked everywhere; allowed during _initialize.
+var fdFdstatGet = &hostFunc{
+	module: moduleWASI, name: "fd_fdstat_get",
+	params: ps(2), results: r32, link: linkedEverywhere, allowed: inInit,
+	fn: func(vm *VM, s []uint64) {
 		fd, ptr := uint32(s[0]), uint32(s[1])
 		if fd != 1 && fd != 2 {
 			s[0] = errnoBadf
@@ -61,142 +129,77 @@ func (h *Host) defineWASI() {
 			return
 		}
 		s[0] = errnoSuccess
-	})
-	w("fd_prestat_get", ps(2), r32, initBoth, wasiConst(errnoBadf))
-	w("fd_prestat_dir_name", ps(3), r32, initBoth, wasiConst(errnoNosys))
-	w("path_open", p(i32, i32, i32, i32, i32, i64, i64, i32, i32), r32, old, wasiConst(errnoNoent))
-	w("environ_sizes_get", ps(2), r32, initBoth, func(vm *VM, s []uint64) {
-		n, size := 0, 0
-		for _, kv := range vm.environ {
-			n++
-			size += len(kv) + 1
-		}
-		if !vm.putU32(uint32(s[0]), uint32(n)) || !vm.putU32(uint32(s[1]), uint32(size)) {
-			s[0] = errnoInval
-			return
-		}
-		s[0] = errnoSuccess
-	})
-	w("environ_get", ps(2), r32, initBoth, func(vm *VM, s []uint64) {
-		ptrs, buf := uint32(s[0]), uint32(s[1])
-		for i, kv := range vm.environ {
-			if !vm.putU32(ptrs+uint32(4*i), buf) || !vm.mem.Write(buf, append([]byte(kv), 0)) {
-				s[0] = errnoInval
-				return
-			}
-			buf += uint32(len(kv) + 1)
-		}
-		s[0] = errnoSuccess
-	})
-	w("args_sizes_get", ps(2), r32, initBoth, func(vm *VM, s []uint64) {
-		if !vm.putU32(uint32(s[0]), 0) || !vm.putU32(uint32(s[1]), 0) {
-			s[0] = errnoInval
-			return
-		}
-		s[0] = errnoSuccess
-	})
-	w("args_get", ps(2), r32, initBoth, wasiConst(errnoSuccess))
-	w("clock_time_get", p(i32, i64, i32), r32, everyWhen, func(vm *VM, s []uint64) {
-		var t uint64
-		switch uint32(s[0]) {
-		case 0:
-			t = uint64(vm.host.clock.Now().UnixNano())
-		case 1:
-			t = uint64(time.Since(processStart))
-		default:
-			s[0] = errnoNotsup
-			return
-		}
-		if !vm.mem.WriteUint64Le(uint32(s[2]), t) {
-			s[0] = errnoInval
-			return
-		}
-		s[0] = errnoSuccess
-	})
-	w("random_get", ps(2), r32, initBoth, func(vm *VM, s []uint64) {
-		ptr, n := uint32(s[0]), uint32(s[1])
-		if n > 64<<10 {
-			s[0] = errnoInval
-			return
-		}
-		buf, ok := vm.mem.Read(ptr, n)
-		if !ok {
-			s[0] = errnoInval
-			return
-		}
-		_, _ = rand.Read(buf) // crypto/rand.Read never fails (Go ≥ 1.24)
-		s[0] = errnoSuccess
-	})
-	w("proc_exit", ps(1), nil, old, func(vm *VM, s []uint64) {
-		// Envoy logs and returns; it does not end the VM.
-		vm.host.log(vm, Error, "wasi proc_exit called with code "+itoa(int64(uint32(s[0]))))
-	})
-
-	// Added by cpp-host #427 (Envoy 1.33): linked in both profiles.
-	w("fd_fdstat_set_flags", ps(2), r32, initBoth, wasiConst(errnoNosys))
-	w("sched_yield", nil, r32, linkLegacy, wasiConst(errnoSuccess))
-	w("poll_oneoff", ps(4), r32, poll, func(vm *VM, s []uint64) {
-		vm.host.pollCalls.Add(1)
-		if vm.host.opts.Profile == Legacy {
-			s[0] = errnoNosys // cpp-host between #427 and #533: the Go runtime throws
-			return
-		}
-		// cpp-host #533: no events, at once; the guest never sleeps.
-		if !vm.putU32(uint32(s[3]), 0) {
-			s[0] = errnoInval
-			return
-		}
-		s[0] = errnoSuccess
-	})
-
-	// Added by cpp-host #533 (current profile only); stubs allowed during _initialize.
-	w("fd_pwrite", p(i32, i32, i32, i64, i32), r32, stub533, func(vm *VM, s []uint64) {
-		s[3] = s[4] // same as fd_write, offset ignored
-		s[0] = vm.fdWrite(s)
-	})
-	w("fd_filestat_get", ps(2), r32, stub533, wasiConst(errnoBadf))
-	w("path_filestat_get", ps(5), r32, stub533, wasiConst(errnoNotsup))
-	w("clock_res_get", ps(2), r32, stub533, func(vm *VM, s []uint64) {
-		if id := uint32(s[0]); id != 0 && id != 1 {
-			s[0] = errnoNotsup
-			return
-		}
-		if !vm.mem.WriteUint64Le(uint32(s[1]), 1) {
-			s[0] = errnoInval
-			return
-		}
-		s[0] = errnoSuccess
-	})
-	w("fd_advise", p(i32, i64, i64, i32), r32, stub533, wasiStub(errnoBadf, true))
-	w("fd_allocate", p(i32, i64, i64), r32, stub533, wasiStub(errnoBadf, false))
-	w("fd_datasync", ps(1), r32, stub533, wasiStub(errnoBadf, true))
-	w("fd_fdstat_set_rights", p(i32, i64, i64), r32, stub533, wasiStub(errnoBadf, false))
-	w("fd_filestat_set_size", p(i32, i64), r32, stub533, wasiStub(errnoBadf, false))
-	w("fd_filestat_set_times", p(i32, i64, i64, i32), r32, stub533, wasiStub(errnoBadf, false))
-	w("fd_sync", ps(1), r32, stub533, wasiStub(errnoBadf, true))
-	w("fd_tell", ps(2), r32, stub533, wasiStub(errnoBadf, false))
-	w("fd_renumber", ps(2), r32, stub533, wasiStub(errnoBadf, false))
-	w("fd_readdir", p(i32, i32, i32, i64, i32), r32, stub533, wasiStub(errnoNotdir, false))
-	w("fd_pread", p(i32, i32, i32, i64, i32), r32, stub533, wasiStub(errnoBadf, false))
-	w("path_create_directory", ps(3), r32, stub533, wasiConst(errnoNotsup))
-	w("path_filestat_set_times", p(i32, i32, i32, i32, i64, i64, i32), r32, stub533, wasiConst(errnoNotsup))
-	w("path_link", ps(7), r32, stub533, wasiConst(errnoNotsup))
-	w("path_readlink", ps(6), r32, stub533, wasiConst(errnoNotsup))
-	w("path_remove_directory", ps(3), r32, stub533, wasiConst(errnoNotsup))
-	w("path_rename", ps(6), r32, stub533, wasiConst(errnoNotsup))
-	w("path_symlink", ps(5), r32, stub533, wasiConst(errnoNotsup))
-	w("path_unlink_file", ps(3), r32, stub533, wasiConst(errnoNotsup))
-	w("sock_accept", ps(3), r32, stub533, wasiConst(errnoNosys))
-	w("sock_recv", ps(6), r32, stub533, wasiConst(errnoNosys))
-	w("sock_send", ps(5), r32, stub533, wasiConst(errnoNosys))
-	w("sock_shutdown", ps(2), r32, stub533, wasiConst(errnoNosys))
+	},
 }
 
-var processStart = time.Now()
+// fdFdstatSetFlags is wasi fd_fdstat_set_flags (cpp-host #427).
+//
+//	fd_fdstat_set_flags(fd, flags) -> errno
+//
+// Errnos: NOSYS, always. Linked everywhere; allowed during _initialize.
+var fdFdstatSetFlags = &hostFunc{
+	module: moduleWASI, name: "fd_fdstat_set_flags",
+	params: ps(2), results: r32, link: linkedEverywhere, allowed: inInit,
+	fn: wasiConst(errnoNosys),
+}
 
-// fdWrite implements fd_write (and fd_pwrite, whose offset the caller dropped): fd 1
-// becomes an Info line, fd 2 an Error line; the iovecs of one call are joined and one
-// trailing newline removed, as CPH does. Stderr is also kept for the VM's death report.
+// fdPrestatGet is wasi fd_prestat_get: no directory is preopened, so a guest's os
+// package finds none and stops probing at fd 3.
+//
+//	fd_prestat_get(fd, ret_prestat) -> errno
+//
+// Errnos: BADF, always. Linked everywhere; allowed during _initialize.
+var fdPrestatGet = &hostFunc{
+	module: moduleWASI, name: "fd_prestat_get",
+	params: ps(2), results: r32, link: linkedEverywhere, allowed: inInit,
+	fn: wasiConst(errnoBadf),
+}
+
+// fdPrestatDirName is wasi fd_prestat_dir_name.
+//
+//	fd_prestat_dir_name(fd, path, path_len) -> errno
+//
+// Errnos: NOSYS, always. Linked everywhere; allowed during _initialize.
+var fdPrestatDirName = &hostFunc{
+	module: moduleWASI, name: "fd_prestat_dir_name",
+	params: ps(3), results: r32, link: linkedEverywhere, allowed: inInit,
+	fn: wasiConst(errnoNosys),
+}
+
+// fdFilestatGet is wasi fd_filestat_get (cpp-host #533).
+//
+//	fd_filestat_get(fd, ret_filestat) -> errno
+//
+// Errnos: BADF, always. Linked in the Current profile only; allowed during _initialize.
+var fdFilestatGet = stub533("fd_filestat_get", ps(2), wasiConst(errnoBadf))
+
+// pathOpen is wasi path_open: there are no files.
+//
+//	path_open(dirfd, dirflags, path, path_len, oflags, rights_base i64, rights_inheriting i64,
+//	          fdflags, ret_fd) -> errno
+//
+// Errnos: NOENT, always. Linked everywhere; callbacks only.
+var pathOpen = &hostFunc{
+	module: moduleWASI, name: "path_open",
+	params: types(i32, i32, i32, i32, i32, i64, i64, i32, i32), results: r32,
+	link: linkedEverywhere, allowed: callbacksOnly,
+	fn: wasiConst(errnoNoent),
+}
+
+// pathFilestatGet is wasi path_filestat_get (cpp-host #533).
+//
+//	path_filestat_get(dirfd, flags, path, path_len, ret_filestat) -> errno
+//
+// Errnos: NOTSUP, always. Linked in the Current profile only; allowed during
+// _initialize.
+var pathFilestatGet = stub533("path_filestat_get", ps(5), wasiConst(errnoNotsup))
+
+// The remaining cpp-host #533 stubs (in wasiFSImports) answer SUCCESS for fd 1/2 where
+// that makes sense (fd_advise, fd_datasync, fd_sync) and otherwise BADF (fd_*),
+// NOTDIR (fd_readdir) or NOTSUP (path_*); Current profile only, allowed during
+// _initialize.
+
+// fdWrite implements fd_write and fd_pwrite (whose offset the caller dropped).
 func (vm *VM) fdWrite(s []uint64) uint64 {
 	fd, iovs, n, nwritten := uint32(s[0]), uint32(s[1]), uint32(s[2]), uint32(s[3])
 	if fd != 1 && fd != 2 {

@@ -16,12 +16,14 @@
 //
 // WASI is the host's own table, not wazero's (docs/proxy-wasm-host.md, WASI): fd 1/2
 // writes become Info/Error log lines, clocks and random work, poll_oneoff returns no
-// events at once, proc_exit returns, the rest are Envoy's stubs. The Legacy profile reproduces Envoy 1.33–1.37:
-// poll_oneoff fails with ENOSYS (52), which crashes a Go guest that armed a runtime
-// timer at its next GC, and only the pre-#533 WASI list is linked.
+// events at once, proc_exit returns, the rest are Envoy's stubs. The Legacy profile
+// reproduces Envoy 1.33–1.37: poll_oneoff fails with ENOSYS (52), which crashes a Go
+// guest that armed a runtime timer at its next GC, and only the pre-#533 WASI list is
+// linked.
 //
-// Restricted windows: during _initialize and inside the allocator only the imports
-// Envoy allows there may be called; any other call traps the VM. So a Go guest must not
+// Restricted windows (docs/proxy-wasm-host.md, Restricted windows): during _initialize
+// and inside the allocator only the imports Envoy allows there may be called; any
+// other call traps the VM. So a Go guest must not
 // call proxy_* (other than proxy_log) from init().
 //
 // Lifecycle (Module.NewVM, VM.NewStream, Stream methods, Stream.Close, VM.Close):

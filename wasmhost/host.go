@@ -100,7 +100,8 @@ type Host struct {
 }
 
 // compilationCache is shared by every Host of the process: the filter compiles once
-// (≈1.4 s), and every later Host loads it in ≈50 ms (P10).
+// (≈1.4 s), and every later Host loads it in ≈50 ms (docs/proxy-wasm-host.md, Limits and
+// host mechanics).
 var compilationCache = wazero.NewCompilationCache()
 
 // New creates a Host. It panics only if wazero cannot link the host modules, which is
@@ -200,7 +201,7 @@ func (h *Host) cluster(name string) (string, bool) {
 }
 
 // PollOneoffCalls returns how many times guests of this host called poll_oneoff. A Go
-// guest calls it only once a runtime timer was armed (go-wasm-notes §6).
+// guest calls it only once a runtime timer was armed (docs/proxy-wasm-host.md, WASI).
 func (h *Host) PollOneoffCalls() int64 { return h.pollCalls.Load() }
 
 // HostcallCounts returns, per import name ("proxy_log", "fd_write", ...), how many

@@ -66,8 +66,10 @@ var exportNames = [exportCount]string{
 
 // VM is one instance of a Module with one root context, as one Envoy worker (or the
 // main thread, for a singleton service) holds it. Every call into it takes its mutex:
-// one goroutine at a time is inside a VM (P8). A VM that traps or panics is dead for
-// good: Err reports why, Dead is closed, and every later call fails with ErrVMDead.
+// one goroutine at a time is inside a VM (a Go guest called from two goroutines at once
+// corrupts its heap: docs/proxy-wasm-host.md, Start sequence and stream order). A VM
+// that traps or panics is dead for good: Err reports why, Dead is closed, and every
+// later call fails with ErrVMDead.
 type VM struct {
 	host   *Host
 	module *Module
@@ -230,7 +232,7 @@ func (vm *VM) start() error {
 // call runs export ex for context ctxID (stream s, or nil for the root or VM context)
 // with args on the VM's cached stack. It reports whether the export exists; a missing
 // callback behaves as if it returned Continue/true. The effective context is ctxID for
-// the call and restored after it (CPH SaveRestoreContext). Any error kills the VM.
+// the call and restored after it, as cpp-host does. Any error kills the VM.
 // Called with vm.mu held.
 func (vm *VM) call(ex export, s *Stream, ctxID uint32, args ...uint64) (uint64, bool, error) {
 	if err := vm.aliveErr(); err != nil {

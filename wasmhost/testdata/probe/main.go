@@ -64,10 +64,12 @@ func proxyGetStatus(code, retPtr, retSize *uint32) uint32
 //go:wasmimport env proxy_get_log_level
 func proxyGetLogLevel(level *uint32) uint32
 
-// Out-parameters are globals: they never move when the allocator grows the stack (P3).
+// Out-parameters are globals: they never move when the re-entrant allocator grows the
+// goroutine stack (docs/proxy-wasm-host.md, Limits and host mechanics).
 var outPtr, outSize, outAux uint32
 
-// pending roots every buffer the host asked for until the guest takes it (P4).
+// pending roots every buffer the host asked for until the guest takes it, so a GC in
+// between cannot free it.
 var pending = map[uint32][]byte{}
 
 // allocTrap makes the allocator call an import Envoy forbids there.

@@ -133,6 +133,9 @@ type httpCall struct {
 	cancel  context.CancelFunc
 	stop    func() bool
 	claimed atomic.Bool
+	// answering is set once the answer's headers arrived: a timeout after that resets
+	// the call instead of answering 504, as Envoy's router does.
+	answering atomic.Bool
 }
 
 func (c *httpCall) claim() bool { return c.claimed.CompareAndSwap(false, true) }
@@ -216,7 +219,7 @@ func (vm *VM) httpCall(s []uint64) abi.Status {
 		c.stop = vm.host.clock.AfterFunc(time.Duration(timeoutMS)*time.Millisecond, func() {
 			if c.claim() {
 				cancel()
-				vm.deliver(c, timeoutResponse())
+				vm.deliver(c, timeoutResponse(c.answering.Load()))
 			}
 		})
 	}
@@ -227,17 +230,24 @@ func (vm *VM) httpCall(s []uint64) abi.Status {
 // doHTTP performs the request and delivers the outcome unless the call was claimed.
 func (h *Host) doHTTP(c *httpCall, req *http.Request) {
 	resp, err := h.client.Do(req)
+	if err == nil {
+		c.answering.Store(true)
+	}
 	var r *httpResponse
 	if err != nil {
 		// Envoy's router answers a connection failure with a local 503.
+		body := "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 		r = &httpResponse{
-			headers: Headers{{":status", "503"}, {"content-type", "text/plain"}},
-			body:    []byte("upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
+			headers: Headers{{":status", "503"}, {"content-length", itoa(int64(len(body)))}, {"content-type", "text/plain"}},
+			body:    []byte(body),
 		}
 	} else {
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxHTTPCallBody+1))
+		limit := h.httpCallBodyLimit
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 		resp.Body.Close()
-		if rerr != nil || len(body) > maxHTTPCallBody {
+		if rerr != nil || int64(len(body)) > limit {
+			// A broken connection, or Envoy's ExceedResponseBufferLimit: both reach the
+			// guest as a reset, so it cannot tell them apart.
 			r = &httpResponse{failed: true}
 		} else {
 			r = &httpResponse{headers: Headers{{":status", itoa(int64(resp.StatusCode))}}, body: body}
@@ -263,9 +273,15 @@ func (h *Host) doHTTP(c *httpCall, req *http.Request) {
 	c.vm.deliver(c, r)
 }
 
-// timeoutResponse is what Envoy's async client hands back when the call's timeout
-// expires: its router's local 504 reply, through the success callback.
-func timeoutResponse() *httpResponse {
+// timeoutResponse is what Envoy hands back when the call's timeout expires. Before
+// the answer's headers arrived, its router answers with a local 504 ("upstream request
+// timeout"), which the async client delivers as an ordinary answer; after them, the
+// router can only reset the stream, which the async client delivers as a failure
+// (callback (root, token, 0, 0, 0), proxy_get_status (11, "reset")).
+func timeoutResponse(afterHeaders bool) *httpResponse {
+	if afterHeaders {
+		return &httpResponse{failed: true}
+	}
 	return &httpResponse{
 		headers: Headers{{":status", "504"}, {"content-length", "24"}, {"content-type", "text/plain"}},
 		body:    []byte("upstream request timeout"),

@@ -66,6 +66,10 @@ type Host struct {
 	cancel  context.CancelFunc
 	client  *http.Client
 
+	// httpCallBodyLimit is the largest http-call answer body (maxHTTPCallBody; tests
+	// lower it to reach the limit cheaply).
+	httpCallBodyLimit int64
+
 	byName map[string]*hostFunc
 	counts []atomic.Int64
 
@@ -120,6 +124,8 @@ func New(opts Options) *Host {
 		queues:    map[string]*queue{},
 		metrics:   map[metricKey]*metric{},
 		client:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+
+		httpCallBodyLimit: maxHTTPCallBody,
 	}
 	if h.clock == nil {
 		h.clock = RealClock()

@@ -6,9 +6,10 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"switchyard/internal/testbin"
 	"testing"
 	"time"
+
+	"switchyard/internal/testbin"
 )
 
 // Synchronous refusals of proxy_http_call: BadArgument (2), no callback.

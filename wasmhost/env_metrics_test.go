@@ -1,8 +1,9 @@
 package wasmhost
 
 import (
-	"switchyard/internal/abi"
 	"testing"
+
+	"switchyard/internal/abi"
 )
 
 // Metrics are keyed by the guest's name across VMs; a counter refuses offset 0.

@@ -1,9 +1,10 @@
 package wasmhost
 
 import (
+	"testing"
+
 	"switchyard/internal/abi"
 	"switchyard/internal/contract"
-	"testing"
 )
 
 // Properties the filter reads: plugin_* everywhere, request attributes from the

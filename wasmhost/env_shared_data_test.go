@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"testing"
+
 	"switchyard/internal/abi"
 	"switchyard/internal/contract"
-	"testing"
 )
 
 // sharedCAS returns the cas the probe logged for its last shared_get of key.

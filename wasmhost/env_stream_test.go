@@ -2,8 +2,9 @@ package wasmhost
 
 import (
 	"strings"
-	"switchyard/internal/abi"
 	"testing"
+
+	"switchyard/internal/abi"
 )
 
 // A local response is applied when the callback returns (so the guest's later edits

@@ -1,10 +1,11 @@
 package wasmhost
 
 import (
-	"switchyard/internal/abi"
-	"switchyard/internal/contract"
 	"testing"
 	"time"
+
+	"switchyard/internal/abi"
+	"switchyard/internal/contract"
 )
 
 // Ticks run per root context on the driven clock: each VM ticks on its own, and a

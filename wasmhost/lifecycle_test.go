@@ -5,8 +5,9 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"switchyard/internal/contract"
 	"testing"
+
+	"switchyard/internal/contract"
 )
 
 // The start sequence and the stream end run in Envoy's order, with the VM and plugin

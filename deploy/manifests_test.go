@@ -109,17 +109,25 @@ type crdSchema struct {
 	Schema map[string]any `json:"schema"`
 }
 
-// crdValidators compiles every vendored CRD schema, keyed by "apiVersion kind".
+// crdValidator is one vendored CRD schema, compiled.
+type crdValidator struct {
+	source string // "github.com/istio/istio 1.25.0"
+	schema *jsonschema.Schema
+}
+
+// crdValidators compiles every vendored CRD schema, keyed by "apiVersion kind"; each
+// kind has the schema of the oldest release the manifests are meant for and of a
+// current one (testdata/crds/README.md).
 // Each schema is made strict first (strictSchema): the API server drops unknown fields
 // silently (or refuses them, with kubectl's strict field validation), and either way
 // a misspelt field must fail here.
-func crdValidators(t *testing.T) map[string]*jsonschema.Schema {
+func crdValidators(t *testing.T) map[string][]crdValidator {
 	t.Helper()
 	files, err := filepath.Glob("testdata/crds/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no vendored CRD schemas in testdata/crds: %v", err)
 	}
-	out := map[string]*jsonschema.Schema{}
+	out := map[string][]crdValidator{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -146,7 +154,9 @@ func crdValidators(t *testing.T) map[string]*jsonschema.Schema {
 			t.Fatal(err)
 		}
 		comp := jsonschema.NewCompiler()
-		comp.DefaultDraft(jsonschema.Draft2020)
+		// Kubernetes schemas are OpenAPI 3.0 schemas: JSON Schema draft 4 keywords
+		// (exclusiveMaximum is a boolean beside maximum), plus x-kubernetes-*.
+		comp.DefaultDraft(jsonschema.Draft4)
 		url := "file:///crds/" + filepath.Base(f)
 		if err := comp.AddResource(url, doc); err != nil {
 			t.Fatalf("%s: %v", f, err)
@@ -155,7 +165,8 @@ func crdValidators(t *testing.T) map[string]*jsonschema.Schema {
 		if err != nil {
 			t.Fatalf("%s does not compile as a JSON Schema: %v", f, err)
 		}
-		out[c.Source.Group+"/"+c.Source.Version+" "+c.Source.Kind] = s
+		key := c.Source.Group + "/" + c.Source.Version + " " + c.Source.Kind
+		out[key] = append(out[key], crdValidator{c.Source.Repository + " " + c.Source.Tag, s})
 	}
 	return out
 }
@@ -229,16 +240,17 @@ func TestManifestsMatchPublishedSchemas(t *testing.T) {
 			}
 			continue
 		}
-		s, ok := validators[o.apiVersion()+" "+o.kind()]
-		if !ok {
-			t.Errorf("%s: no vendored schema for %s %s (add its CRD to testdata/crds)", o, o.apiVersion(), o.kind())
-			continue
+		vs := validators[o.apiVersion()+" "+o.kind()]
+		if len(vs) < 2 {
+			t.Errorf("%s: %d vendored schemas for %s %s; want the oldest supported release's and a current one (testdata/crds)", o, len(vs), o.apiVersion(), o.kind())
 		}
 		if o.namespace() == "" {
 			t.Errorf("%s: custom resources here are namespaced; give metadata.namespace", o)
 		}
-		if err := validateObject(s, o); err != nil {
-			t.Errorf("%s does not match its CRD schema:\n%v", o, err)
+		for _, v := range vs {
+			if err := validateObject(v.schema, o); err != nil {
+				t.Errorf("%s does not match the CRD schema of %s:\n%v", o, v.source, err)
+			}
 		}
 		for _, p := range celRules(o) {
 			t.Errorf("%s: %s", o, p)
@@ -293,8 +305,10 @@ func TestSchemaValidationCanFail(t *testing.T) {
 		}
 		c.edit(m)
 		broken := object{file: o.file, raw: mustJSON(t, m), m: m}
-		if err := validateObject(validators[o.apiVersion()+" "+o.kind()], broken); err == nil {
-			t.Errorf("%s with %s passed the schema", c.kind, c.what)
+		for _, v := range validators[o.apiVersion()+" "+o.kind()] {
+			if err := validateObject(v.schema, broken); err == nil {
+				t.Errorf("%s with %s passed the schema of %s", c.kind, c.what, v.source)
+			}
 		}
 	}
 }

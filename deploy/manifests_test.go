@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"sigs.k8s.io/yaml"
 
+	"switchyard/internal/contract"
 	"switchyard/internal/pluginconfig"
 )
 
@@ -483,7 +484,7 @@ func TestEnvoyGatewayWiring(t *testing.T) {
 		t.Fatalf("want one wasm extension, have %d", len(wasm))
 	}
 	w := wasm[0].(map[string]any)
-	if w["rootID"] != "router" {
+	if w["rootID"] != contract.RootRouter {
 		t.Errorf("rootID %v: Envoy Gateway can run only the router root (no singleton)", w["rootID"])
 	}
 	if dig(w, "code", "type") != "Image" || !strings.Contains(str(w, "code", "image", "url"), "/") {
@@ -598,7 +599,7 @@ func TestIstioWiring(t *testing.T) {
 	}
 	wp := objs[0]
 	spec, _ := wp.m["spec"].(map[string]any)
-	if spec["pluginName"] != "router" {
+	if spec["pluginName"] != contract.RootRouter {
 		t.Errorf("pluginName %v: Istio can run only the router root (no singleton)", spec["pluginName"])
 	}
 	if t2, _ := spec["type"].(string); t2 != "HTTP" {

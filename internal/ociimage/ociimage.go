@@ -27,6 +27,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"switchyard/internal/contract"
 )
 
 // The names the Wasm image specifications and their fetchers (istio/istio
@@ -85,7 +87,8 @@ func FilterCompat(wasm []byte) (v1.Image, error) {
 // RuntimeConfig is the runtime configuration of the two-layer form (the Wasm image
 // specification's "runtime-config.json"). The fetchers do not read it; tools that
 // list Wasm images show the root ids.
-var RuntimeConfig = []byte(`{"type":"envoy_proxy","abiVersions":["v0.2.0"],"config":{"rootIds":["sync","router"]}}`)
+var RuntimeConfig = []byte(`{"type":"envoy_proxy","abiVersions":["v0.2.0"],"config":{"rootIds":["` +
+	contract.RootSync + `","` + contract.RootRouter + `"]}}`)
 
 // FilterArtifact is the filter in the two-layer "oci" form: the manifest's config and
 // first layer are RuntimeConfig (application/vnd.module.wasm.config.v1+json), its

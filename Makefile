@@ -23,7 +23,7 @@ test: build
 # `make fuzz FUZZTIME=10m`). An input that fails is written to the package's
 # testdata/fuzz/ folder; commit it and it runs in every `go test` as a regression case.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := FuzzServerName:./internal/validate/ FuzzParseAddress:./internal/validate/ \
+FUZZ_TARGETS := FuzzServerName:./internal/validate/ FuzzParseAddress:./internal/validate/ FuzzServiceName:./internal/validate/ \
                 FuzzWrite:./registrar/ FuzzSnapshot:./filter/ FuzzConfig:./internal/pluginconfig/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

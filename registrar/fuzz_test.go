@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"switchyard/internal/targetpolicy"
 	"switchyard/internal/validate"
 )
 
@@ -171,18 +172,18 @@ func checkRegistration(t *testing.T, host, addr, service string) {
 	if err != nil {
 		t.Fatalf("accepted ipAddress %q: %v", addr, err)
 	}
-	if a.IsIP() && specialKind(a.IP.Unmap()) != "" {
+	if a.IsIP() && targetpolicy.Special(a.IP) != "" {
 		t.Fatalf("accepted the special address %q with no -allow-cidr", addr)
 	}
-	if h := strings.ToLower(a.Host); h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		t.Fatalf("accepted the loopback name %q with no -allow-cidr", addr)
+	if _, special := targetpolicy.NameStandsFor(a.Host); special || strings.HasSuffix(strings.ToLower(a.Host), ".localhost") {
+		t.Fatalf("accepted the loopback or metadata name %q with no -allow-cidr", addr)
 	}
 	n := utf8.RuneCountInString(service)
 	if n < 1 || n > 100 || strings.TrimSpace(service) == "" {
 		t.Fatalf("accepted serviceName %q (%d characters)", service, n)
 	}
 	for _, r := range service {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
 			t.Fatalf("accepted serviceName %q holding %U", service, r)
 		}
 	}

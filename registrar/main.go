@@ -41,12 +41,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	allow, err := ParseAllowCIDRs(cfg.AllowCIDR)
+	policy, err := policyFrom(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "registrar:", err)
 		return 2
 	}
-	policy := Policy{Allow: allow}
 
 	store, removed, err := OpenStore(cfg.Data)
 	for _, f := range removed {

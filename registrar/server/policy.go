@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"errors"
@@ -15,9 +15,9 @@ type Policy = targetpolicy.Policy
 // ParseAllowCIDRs reads the -allow-cidr list (see targetpolicy.ParseAllow).
 func ParseAllowCIDRs(list string) ([]netip.Prefix, error) { return targetpolicy.ParseAllow(list) }
 
-// policyFrom builds the policy from the -allow-cidr, -dns-targets and
-// -allow-dns-suffix settings.
-func policyFrom(c config) (Policy, error) {
+// PolicyFrom builds the target policy from the -allow-cidr, -dns-targets and
+// -allow-dns-suffix settings; its error names the flag at fault.
+func PolicyFrom(c Config) (Policy, error) {
 	var p Policy
 	var err error
 	if p.Allow, err = ParseAllowCIDRs(c.AllowCIDR); err != nil {

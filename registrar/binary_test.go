@@ -5,6 +5,7 @@ package main
 
 import (
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,6 +196,8 @@ func TestBinaryCommandLine(t *testing.T) {
 		{"bad dns suffix", []string{"-allow-dns-suffix", "10.0.0.1"}, 2, "-allow-dns-suffix"},
 		{"dns deny with suffixes", []string{"-dns-targets", "deny", "-allow-dns-suffix", ".internal.example.com"}, 2, "give one or the other"},
 		{"allow-cidr in NAT64 form", []string{"-allow-cidr", "64:ff9b::/96"}, 2, "list that IPv4 range instead"},
+		{"bad allow-host", []string{"-allow-host", "http://reg.example"}, 2, "-allow-host"},
+		{"bad allow-origin", []string{"-allow-origin", "https://cms.example.com/page"}, 2, "-allow-origin"},
 		{"port taken", []string{"-listen", taken.Addr().String(), "-data", filepath.Join(t.TempDir(), "servers.json")}, 1, "cannot listen"},
 	}
 	for _, c := range cases {
@@ -247,5 +250,50 @@ func TestBinaryTargetPolicy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// -allow-host and -allow-origin (flag or environment) widen the browser guards as an
+// operator would: a listed name is answered without a token, a listed origin's page
+// may write; others are still refused.
+func TestBinaryBrowserGuards(t *testing.T) {
+	p := startBinary(t, []string{"REGISTRAR_ALLOW_HOST=reg.example"}, "-data", filepath.Join(t.TempDir(), "servers.json"),
+		"-allow-origin", "https://cms.example.com")
+	send := func(method, path, host, origin, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, p.URL()+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	own := strings.TrimPrefix(p.URL(), "http://")
+	for _, c := range []struct {
+		name, method, host, origin string
+		want                       int
+	}{
+		{"listed host", "GET", "reg.example", "", 200},
+		{"listed host in capitals, with port", "GET", "REG.example:9000", "", 200},
+		{"unlisted host", "GET", "other.example", "", 421},
+		{"listed origin writes", "POST", own, "https://cms.example.com", 200},
+		{"unlisted origin", "POST", own, "https://other.example", 403},
+	} {
+		body := ""
+		if c.method == "POST" {
+			body = regBody("web-1", "10.1.2.3", "logs")
+		}
+		if got := send(c.method, "/api/servers"+map[bool]string{true: "/register"}[c.method == "POST"], c.host, c.origin, body); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
 	}
 }

@@ -20,7 +20,11 @@ type Config struct {
 	// names targets may be; see targetpolicy.
 	DNSTargets     string
 	AllowDNSSuffix string
-	Import         string
+	// AllowHost and AllowOrigin (comma lists) widen what browsers may do; see
+	// guardOptions.
+	AllowHost   string
+	AllowOrigin string
+	Import      string
 }
 
 const usageHead = `registrar: the durable, validated, authenticated service a CMS registers servers with.
@@ -39,6 +43,12 @@ validated like a registration, with -allow-cidr applied; serviceName "imported";
 entries already registered with the same address are left as they are), prints
 what it did and exits (0 on success) without serving. Run it once, then start the
 registrar without -import.
+
+Browsers: every write with a body must be Content-Type: application/json, and a
+write whose Origin is not the registrar's own (or an -allow-origin one) is refused.
+Without a token the registrar answers only for IP addresses, localhost, the -listen
+host and -allow-host names (421 otherwise), so a page whose DNS name was re-pointed
+here cannot use it; /v1/, /healthz and /metrics answer any name.
 
 Targets refused unless -allow-cidr names their range explicitly (with a range
 inside it, e.g. 127.0.0.0/8 or 127.0.0.1/32; 0.0.0.0/0 does not count): loopback
@@ -73,6 +83,8 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.AllowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, metadata, unspecified or multicast targets, by a range inside theirs (env REGISTRAR_ALLOW_CIDR)")
 	fs.StringVar(&c.DNSTargets, "dns-targets", env("REGISTRAR_DNS_TARGETS", "allow"), "allow: targets may be DNS names (the proxy checks what they resolve to); deny: IP addresses only (env REGISTRAR_DNS_TARGETS)")
 	fs.StringVar(&c.AllowDNSSuffix, "allow-dns-suffix", env("REGISTRAR_ALLOW_DNS_SUFFIX", ""), "comma-separated DNS suffixes (e.g. .internal.example.com); when set, DNS-name targets must be under one of them (env REGISTRAR_ALLOW_DNS_SUFFIX)")
+	fs.StringVar(&c.AllowHost, "allow-host", env("REGISTRAR_ALLOW_HOST", ""), "comma-separated names the registrar answers for without a token, besides IP addresses, localhost and the -listen host (a guard against DNS rebinding) (env REGISTRAR_ALLOW_HOST)")
+	fs.StringVar(&c.AllowOrigin, "allow-origin", env("REGISTRAR_ALLOW_ORIGIN", ""), "comma-separated origins (https://cms.example.com) whose pages may write besides the registrar's own page (env REGISTRAR_ALLOW_ORIGIN)")
 	fs.StringVar(&c.Import, "import", "", "load a seed server_mapping.json once, then exit (see below)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -108,6 +120,9 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	if c.Data == "" {
 		return c, errors.New("-data must name a file")
+	}
+	if _, err := guardOptions(c); err != nil {
+		return c, err
 	}
 	return c, nil
 }

@@ -30,6 +30,7 @@ FUZZTIME ?= 1m
 FUZZ_TARGETS := \
 	FuzzServerName:./internal/validate/ \
 	FuzzParseAddress:./internal/validate/ \
+	FuzzServiceName:./internal/validate/ \
 	FuzzWrite:./registrar/server/ \
 	FuzzSnapshot:./filter/ \
 	FuzzConfig:./internal/pluginconfig/ \

@@ -63,7 +63,11 @@ func BenchmarkRegistrarScale(b *testing.B) {
 			Concurrency: clients, Duration: 2 * time.Minute, MaxRequests: parallel, Client: client,
 			Request: func(i int) (*http.Request, error) {
 				sent[i] = time.Now()
-				return http.NewRequest("POST", reg.URL+"/api/servers/register", strings.NewReader(regBody(fmt.Sprintf("scale-new-%d-%d", iter, i), apitest.ScaleTarget(i), "scale")))
+				req, err := http.NewRequest("POST", reg.URL+"/api/servers/register", strings.NewReader(regBody(fmt.Sprintf("scale-new-%d-%d", iter, i), apitest.ScaleTarget(i), "scale")))
+				if err == nil {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				return req, err
 			},
 			Check: func(i int, resp *http.Response, body []byte) error {
 				lat[i] = time.Since(sent[i])

@@ -53,11 +53,14 @@ type Server struct {
 	policy    Policy
 	metrics   *metrics
 	log       *slog.Logger
-	release   chan struct{} // closed by Close: waiting long-polls answer at once
-	observe   func(SyncRequest)
+	release   chan struct{}     // closed by Close: waiting long-polls answer at once
+	observe   func(SyncRequest) // WithSyncObserver's
 	health    writeHealth
 	handler   http.Handler
 	released  sync.Once
+	proxies   *proxyRegistry
+	stop      chan struct{} // closed by Close: stops following the store's revisions
+	stopped   sync.Once
 }
 
 // New checks cfg, opens the store (the embedded one at cfg.Data unless WithStore) and
@@ -82,8 +85,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if cfg.History == 0 {
 		cfg.History = DefaultHistory
 	}
-	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{}), observe: o.observe}
+	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{})}
 	s.metrics = newMetrics()
+	s.observe = o.observe
 	s.store = o.store
 	if s.store == nil {
 		if cfg.Data == "" {
@@ -97,6 +101,11 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.store, s.ownsStore = st, true
 	}
 	s.metrics.observeStore(s.store)
+	s.proxies = newProxyRegistry(int(cfg.MaxProxies), 0, nil)
+	s.proxies.setReplica(cmp.Or(cfg.ReplicaName, cfg.Listen))
+	s.metrics.observeProxies(s.proxies, s.store)
+	s.stop = make(chan struct{})
+	go s.proxies.followRevisions(s.store, s.stop)
 	warnStoredTargets(s.log, s.store.Current(), s.policy)
 	s.handler = s.newHandler(g)
 	return s, nil
@@ -115,6 +124,7 @@ func (s *Server) Store() store.Store { return s.store }
 // opened it. Requests still running see writes fail with store.ErrClosed.
 func (s *Server) Close() error {
 	s.releaseWaiters()
+	s.stopped.Do(func() { close(s.stop) })
 	if s.ownsStore {
 		return s.store.Close()
 	}
@@ -137,6 +147,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv.RegisterOnShutdown(s.releaseWaiters)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if s.cfg.ReplicaName == "" {
+		s.proxies.setReplica(ln.Addr().String()) // the address it really listens on (port 0 resolved)
+	}
 	t := s.store.Current()
 	s.log.Info("listening", "addr", ln.Addr().String(), "data", s.cfg.Data, "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "")
 
@@ -176,7 +189,7 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observe}))
+	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))
@@ -273,4 +286,13 @@ func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
 		}
 		return true
 	})
+}
+
+// observeSync records a version-2 poll in the proxy registry, then tells the
+// WithSyncObserver function.
+func (s *Server) observeSync(req SyncRequest) {
+	s.proxies.report(req)
+	if s.observe != nil {
+		s.observe(req)
+	}
 }

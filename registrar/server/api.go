@@ -19,6 +19,16 @@ type result struct {
 	Changed  *bool           `json:"changed,omitempty"`
 	Server   *store.Server   `json:"server,omitempty"`
 	Servers  *[]store.Server `json:"servers,omitempty"`
+
+	// GET /api/proxies (proxies_api.go).
+	Lineage string        `json:"lineage,omitempty"`
+	Replica string        `json:"replica,omitempty"`
+	Summary *ProxySummary `json:"summary,omitempty"`
+	Proxies *[]ProxyView  `json:"proxies,omitempty"`
+	// A write with wait=applied.
+	Applied   *bool        `json:"applied,omitempty"`
+	AppliedBy *int         `json:"appliedBy,omitempty"`
+	Pending   *[]ProxyView `json:"pending,omitempty"`
 }
 
 func writeResult(w http.ResponseWriter, code int, res result) {
@@ -46,6 +56,7 @@ type api struct {
 	log        *slog.Logger
 	health     *writeHealth
 	maxServers int64
+	proxies    *proxyRegistry
 }
 
 // register is the seed-compatible POST /api/servers/register: create or update.

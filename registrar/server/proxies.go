@@ -110,6 +110,12 @@ func (r *proxyRegistry) setReplica(name string) {
 	r.mu.Unlock()
 }
 
+func (r *proxyRegistry) replicaName() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.replica
+}
+
 // report records one version-2 poll.
 func (r *proxyRegistry) report(req SyncRequest) {
 	if req.Proxy == "" {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,7 +103,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.metrics.observeStore(s.store)
 	s.proxies = newProxyRegistry(int(cfg.MaxProxies), 0, nil)
-	s.proxies.setReplica(cmp.Or(cfg.ReplicaName, cfg.Listen))
+	host, _ := os.Hostname()
+	s.proxies.setReplica(cmp.Or(cfg.ReplicaName, cfg.Listen, host, "registrar"))
 	s.metrics.observeProxies(s.proxies, s.store)
 	s.stop = make(chan struct{})
 	go s.proxies.followRevisions(s.store, s.stop)
@@ -181,13 +183,14 @@ func (s *Server) closeStore() {
 }
 
 func (s *Server) newHandler(g guard.Options) http.Handler {
-	a := &api{store: s.store, policy: s.policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers)}
+	a := &api{store: s.store, policy: s.policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers), proxies: s.proxies}
 	auth := newBearer(s.cfg.Token)
 	page := web.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers/register", auth.wrap(http.HandlerFunc(a.register)))
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
+	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
 	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // proxiesAnswer is GET /api/proxies decoded.
@@ -112,5 +113,122 @@ func TestAPIProxiesHostileIdentity(t *testing.T) {
 	p := a.Result.Proxies[0]
 	if p.Proxy != "%3Cscript%3Ealert(%27x%27)%3C/script%3E%E2%80%AE%20%00" || len(p.Cluster) != maxIdentity || p.Version != "a%22b" {
 		t.Errorf("recorded %+v", p)
+	}
+}
+
+// writeAnswer is a write's answer with the wait=applied fields.
+type writeAnswer struct {
+	Result struct {
+		Success   bool        `json:"success"`
+		Error     string      `json:"error"`
+		Revision  uint64      `json:"revision"`
+		Applied   *bool       `json:"applied"`
+		AppliedBy *int        `json:"appliedBy"`
+		Pending   []ProxyView `json:"pending"`
+	} `json:"result"`
+}
+
+func decodeWrite(t *testing.T, r reply) writeAnswer {
+	t.Helper()
+	var a writeAnswer
+	if err := json.Unmarshal(r.Body, &a); err != nil {
+		t.Fatalf("%d %s: %v", r.Code, r.Body, err)
+	}
+	return a
+}
+
+func TestWriteWaitApplied(t *testing.T) {
+	reg := startRegistrar(t, regOptions{})
+	rev := put(t, reg, "web-0", "10.0.0.9")
+	lin := reg.Store.Lineage()
+	pollAs(t, reg, "edge-a", rev, lin)
+	pollAs(t, reg, "edge-b", rev, lin)
+
+	t.Run("answers once both proxies report the revision", func(t *testing.T) {
+		done := make(chan reply, 1)
+		go func() {
+			done <- call(t, "POST", reg.URL+"/api/servers/register?wait=applied&timeout=20s", regBody("web-1", "10.0.0.1", "logs"))
+		}()
+		waitFor(t, "the write", func() bool { return reg.Store.Current().Revision() > rev })
+		next := reg.Store.Current().Revision()
+		pollAs(t, reg, "edge-a", next, lin)
+		select {
+		case r := <-done:
+			t.Fatalf("answered before edge-b applied it: %d %s", r.Code, r.Body)
+		case <-time.After(200 * time.Millisecond):
+		}
+		pollAs(t, reg, "edge-b", next, lin)
+		select {
+		case r := <-done:
+			a := decodeWrite(t, r)
+			if r.Code != 200 || !a.Result.Success || a.Result.Revision != next || a.Result.Applied == nil || !*a.Result.Applied || *a.Result.AppliedBy != 2 || a.Result.Pending != nil {
+				t.Errorf("answer %d %s, want applied by 2 at %d", r.Code, r.Body, next)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer 10 s after both proxies applied the write")
+		}
+	})
+	t.Run("at the timeout it names the proxies that have not", func(t *testing.T) {
+		cur := reg.Store.Current().Revision()
+		pollAs(t, reg, "edge-a", cur, lin)
+		pollAs(t, reg, "edge-b", cur, lin)
+		start := time.Now()
+		r := call(t, "DELETE", reg.URL+"/api/servers/web-1?wait=applied&timeout=300ms", "")
+		a := decodeWrite(t, r)
+		if took := time.Since(start); took < 300*time.Millisecond || took > 5*time.Second {
+			t.Errorf("answered after %v, want the 300 ms timeout", took)
+		}
+		if r.Code != 200 || !a.Result.Success || *a.Result.Applied || *a.Result.AppliedBy != 0 || len(a.Result.Pending) != 2 ||
+			a.Result.Pending[0].Proxy != "edge-a" || a.Result.Pending[1].RevisionsBehind != 1 {
+			t.Errorf("answer %d %s, want applied false naming edge-a and edge-b, 1 behind", r.Code, r.Body)
+		}
+		if _, ok := reg.Store.Current().Get("web-1"); ok {
+			t.Error("the delete did not happen")
+		}
+	})
+	t.Run("PUT waits too", func(t *testing.T) {
+		r := call(t, "PUT", reg.URL+"/api/servers/web-2?wait=applied&timeout=0.2", `{"ipAddress":"10.0.0.2","serviceName":"logs"}`)
+		if a := decodeWrite(t, r); r.Code != 200 || a.Result.Applied == nil || *a.Result.Applied || len(a.Result.Pending) != 2 {
+			t.Errorf("answer %d %s", r.Code, r.Body)
+		}
+	})
+	t.Run("without wait=applied a write does not wait and says nothing of proxies", func(t *testing.T) {
+		r := call(t, "POST", reg.URL+"/api/servers/register", regBody("web-3", "10.0.0.3", "logs"))
+		if a := decodeWrite(t, r); r.Code != 200 || a.Result.Applied != nil || a.Result.AppliedBy != nil || strings.Contains(string(r.Body), "pending") {
+			t.Errorf("answer %d %s", r.Code, r.Body)
+		}
+	})
+	t.Run("bad values are refused before anything is written", func(t *testing.T) {
+		before := reg.Store.Current().Revision()
+		for _, c := range []struct{ method, path, field string }{
+			{"POST", "/api/servers/register?wait=yes", "wait:"},
+			{"POST", "/api/servers/register?timeout=5s", "timeout:"},
+			{"POST", "/api/servers/register?wait=applied&timeout=61s", "timeout:"},
+			{"POST", "/api/servers/register?wait=applied&timeout=0", "timeout:"},
+			{"POST", "/api/servers/register?wait=applied&timeout=-1s", "timeout:"},
+			{"POST", "/api/servers/register?wait=applied&timeout=soon", "timeout:"},
+			{"PUT", "/api/servers/web-4?wait=applied&timeout=NaN", "timeout:"},
+			{"DELETE", "/api/servers/web-3?wait=later", "wait:"},
+		} {
+			r := call(t, c.method, reg.URL+c.path, regBody("web-4", "10.0.0.4", "logs"))
+			if res := r.Result(t); r.Code != 400 || !strings.HasPrefix(res.Error, c.field) {
+				t.Errorf("%s %s: %d %q, want 400 naming %s", c.method, c.path, r.Code, res.Error, c.field)
+			}
+		}
+		if got := reg.Store.Current().Revision(); got != before {
+			t.Errorf("revision moved from %d to %d", before, got)
+		}
+	})
+}
+
+// waitFor polls cond (a test-side check of state the test cannot be told about) for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -49,7 +49,7 @@ func setupBench(b *testing.B) *benchSetup {
 		"-data", filepath.Join(b.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
 	register(b, reg.URL(), "bench", up.Listener.Addr().String())
 	p, err := New(context.Background(), Config{
-		Wasm: testbin.Read(b, "filter.wasm"), RegistrarURL: reg.URL(), UpstreamURL: up.URL, Workers: 2,
+		Wasm: testbin.Read(b, "filter.wasm"), Envoy: repoEnvoy(b), Registrar: []string{reg.URL()}, Upstream: up.URL, Workers: 2,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -113,7 +113,7 @@ func benchServe(b *testing.B, e *benchSetup, path string) {
 	})
 }
 
-func register(b *testing.B, regURL, name, addr string) {
+func register(b testing.TB, regURL, name, addr string) {
 	b.Helper()
 	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"bench"}`, name, addr)
 	resp, err := http.Post(regURL+"/api/servers/register", "application/json", strings.NewReader(body))

@@ -63,9 +63,10 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 		})
 	}
 
-	// /system is not under /sys: it is not routed (no upstream configured → 404 no_route).
-	if got := get(t, px.url()+"/system", "X-Server-Name", "web-1"); got.errorCode() != "no_route" {
-		t.Errorf("/system: %d %q, want the proxy's own no_route", got.status, got.body)
+	// /system is not under /sys: the filter does not route it; envoy.yaml sends it to
+	// the SPA frontend, which has no address here (503 no_healthy_upstream).
+	if got := get(t, px.url()+"/system", "X-Server-Name", "web-1"); got.errorCode() != "no_healthy_upstream" {
+		t.Errorf("/system: %d %q, want the proxy's own no_healthy_upstream for the frontend cluster", got.status, got.body)
 	}
 
 	// Change, add and delete reach the routers without a restart.
@@ -201,7 +202,7 @@ func TestDevproxyRefusesModuleEnvoyWouldRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out := testbin.Run(t, "devproxy", testbin.Config{Args: []string{
-		"-listen", "127.0.0.1:0", "-admin", "", "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
+		"-listen", "127.0.0.1:0", "-admin", "", "-config", repoEnvoy(t), "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
 	if code == 0 {
 		t.Fatalf("devproxy started with a module that has no ABI marker; output:\n%s", out)
 	}

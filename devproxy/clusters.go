@@ -243,4 +243,3 @@ func newTransport(responseHeader, connect, idle time.Duration) *http.Transport {
 	}
 	return t
 }
-

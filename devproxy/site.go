@@ -110,9 +110,9 @@ type clusterSpec struct {
 }
 
 type healthCheck struct {
-	interval, timeout    time.Duration
-	unhealthy, healthy   int
-	httpPath, httpHost   string // "" path: a TCP connect check
+	interval, timeout  time.Duration
+	unhealthy, healthy int
+	httpPath, httpHost string // "" path: a TCP connect check
 }
 
 // Envoy's defaults for what the file leaves unset.
@@ -667,4 +667,3 @@ func (s *site) routeFor(host, path string) *route {
 // LoadEnvoyConfig reads an Envoy bootstrap file the way the offline checker does
 // (strict: an unknown field or @type is an error).
 func LoadEnvoyConfig(path string) (*bootstrapv3.Bootstrap, error) { return envoyconfig.Load(path) }
-

@@ -47,11 +47,11 @@ func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
 	}))
 	t.Cleanup(reg.Close)
 	p, err := New(t.Context(), Config{
-		Wasm:         testbin.Guest(t, "testdata/trapguest"),
+		Wasm:      testbin.Guest(t, "testdata/trapguest"),
 		Envoy:     repoEnvoy(t),
 		Registrar: []string{reg.URL},
-		Workers:      1, // one router VM: every request goes to the same slot
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Workers:   1, // one router VM: every request goes to the same slot
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)

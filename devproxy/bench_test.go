@@ -16,8 +16,7 @@ import (
 	"switchyard/internal/testbin"
 )
 
-// In-process benchmarks of the dev proxy, for profiling its own cost per request (issue
-// #7): the real filter.wasm on the real host, the real registrar binary feeding the
+// In-process benchmarks of the dev proxy, for profiling its own cost per request: the real filter.wasm on the real host, the real registrar binary feeding the
 // table, real HTTP on loopback. Unlike e2e's BenchmarkDevproxyThroughput (the built
 // binary, measured from outside), these run the proxy in the test process, so
 // -cpuprofile and -memprofile show where its time and garbage go:

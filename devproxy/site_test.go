@@ -2,9 +2,15 @@ package devproxy
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"switchyard/internal/testbin"
 )
 
 // The dev proxy serves the repo's envoy.yaml: the seed's nginx behaviour (CORS
@@ -168,6 +174,70 @@ func TestRouteMatching(t *testing.T) {
 		u, _ := url.Parse(path)
 		if r := s.routeFor("proxy:8080", u.Path); r == nil || r.cluster != cluster {
 			t.Errorf("%s → %v, want cluster %s", path, r, cluster)
+		}
+	}
+}
+
+// A failed upstream is reported by the server's name; its address stays in the log
+// (the seed's rule: IPs are never shown to the browser).
+func TestErrorsNameTheServerNotTheTarget(t *testing.T) {
+	w := startWorld(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	register(t, w.reg.URL(), "gone-1", dead)
+	_, port, _ := net.SplitHostPort(dead)
+	testbin.Eventually(t, 10*time.Second, func() string {
+		a := w.do(t, "GET", "/sys/x", "X-Server-Name", "gone-1")
+		if a.status != 503 || !strings.Contains(a.body, "gone-1") {
+			return fmt.Sprintf("gone-1: %d %q, want 503 naming the server", a.status, a.body)
+		}
+		if strings.Contains(a.body, port) || strings.Contains(a.body, "127.0.0.1") {
+			t.Fatalf("the client's error shows the target's address: %q", a.body)
+		}
+		return ""
+	})
+}
+
+// A client's Forwarded and X-Forwarded-Proto are not passed on: at the edge
+// (use_remote_address) the proxy says what it saw, and nothing vouches for the rest.
+func TestClientForwardedHeadersAreNotPassedOn(t *testing.T) {
+	w := startWorld(t)
+	for _, c := range []struct {
+		path string
+		rec  func() http.Header
+	}{
+		{"/sys/x", w.target.lastHeader},
+		{"/api/servers", nil},
+		{"/stomp/info", nil},
+	} {
+		a := w.do(t, "GET", c.path, "X-Server-Name", "web-1", "Forwarded", "for=203.0.113.9;proto=https",
+			"X-Forwarded-Proto", "https", "X-Forwarded-For", "203.0.113.9")
+		if a.status != 200 {
+			t.Fatalf("%s: %d %q", c.path, a.status, a.body)
+		}
+		if c.rec == nil {
+			continue
+		}
+		h := c.rec()
+		if v := h.Values("Forwarded"); len(v) != 0 {
+			t.Errorf("%s: upstream got Forwarded %q", c.path, v)
+		}
+		if v := h.Values("X-Forwarded-Proto"); len(v) != 1 || v[0] != "http" {
+			t.Errorf("%s: upstream got X-Forwarded-Proto %q, want the proxy's own http", c.path, v)
+		}
+		if v := h.Get("X-Forwarded-For"); v != "203.0.113.9, 127.0.0.1" {
+			t.Errorf("%s: upstream got X-Forwarded-For %q, want the client's list with the peer appended", c.path, v)
+		}
+	}
+	// The same on a route without the filter.
+	w.do(t, "GET", "/stomp/info", "Forwarded", "for=203.0.113.9", "X-Forwarded-Proto", "https")
+	for _, rec := range []*recorder{w.blue, w.green} {
+		if h := rec.lastHeader(); h != nil && (h.Get("Forwarded") != "" || h.Get("X-Forwarded-Proto") != "http") {
+			t.Errorf("/stomp: %s got Forwarded %q, X-Forwarded-Proto %q", rec.name, h.Get("Forwarded"), h.Get("X-Forwarded-Proto"))
 		}
 	}
 }

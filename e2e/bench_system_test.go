@@ -14,7 +14,7 @@ import (
 	"switchyard/internal/testbin"
 )
 
-// System benchmarks for issue #7: the built registrar and dev proxy binaries, running
+// System benchmarks of propagation and proxy throughput: the built registrar and dev proxy binaries, running
 // the real filter.wasm, over real HTTP on loopback. Binaries rather than the dev proxy
 // in-process, so what is measured is what `make run` users run, and the load
 // generator's own goroutines and GC are not charged to the proxy's process.

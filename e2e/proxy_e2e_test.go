@@ -210,3 +210,13 @@ func TestDevproxyRefusesModuleEnvoyWouldRefuse(t *testing.T) {
 		t.Errorf("the error does not name the missing ABI version:\n%s", out)
 	}
 }
+
+// The registrar the tests start ignores the REGISTRAR_* settings of whoever runs them:
+// with REGISTRAR_TOKEN set here, a token-less write still succeeds, as every test
+// expects of its own registrar.
+func TestRegistrarIgnoresCallersEnvironment(t *testing.T) {
+	t.Setenv("REGISTRAR_TOKEN", "from-the-callers-shell")
+	t.Setenv("REGISTRAR_ALLOW_CIDR", "10.0.0.0/8")
+	reg := startRegistrar(t)
+	register(t, reg.url(), "web-1", upstream(t, "alpha")) // fails on a 401 or a refused 127.0.0.1
+}

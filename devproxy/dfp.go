@@ -79,13 +79,9 @@ func (p *Proxy) guardedDial(timeout time.Duration) func(context.Context, string,
 	}
 }
 
-// checkTarget is the policy on a resolved target address: the resolved_address_filter
-// of the Envoy config's DNS cache drops what it matches.
+// checkTarget applies the target policy (targetpolicy.go) to one resolved address.
 func (p *Proxy) checkTarget(ip netip.Addr) error {
-	if p.site.dnsFilter.matches(ip) {
-		return &targetRefusedError{reason: "its address is in the DNS cache's resolved_address_filter"}
-	}
-	return nil
+	return TargetPolicy{Allow: p.cfg.AllowCIDR}.check(ip, p.site.dnsFilter)
 }
 
 // idleConn closes the connection after the route's idle timeout passes with no byte

@@ -95,8 +95,8 @@ var features = map[string]string{
 	"envoy.extensions.common.dynamic_forward_proxy.v3.DnsCacheConfig.resolved_address_filter":         "",
 	"envoy.type.matcher.v3.AddressMatcher.ranges":                                                     "",
 	"envoy.type.matcher.v3.AddressMatcher.invert_match":                                               "",
-	"envoy.config.core.v3.CidrRange.address_prefix":                                                   "",
-	"envoy.config.core.v3.CidrRange.prefix_len":                                                       "",
+	"xds.core.v3.CidrRange.address_prefix":                                                            "",
+	"xds.core.v3.CidrRange.prefix_len":                                                                "",
 	"envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig.dns_cache_config":               "",
 	"envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig.allow_insecure_cluster_options": "",
 
@@ -186,10 +186,10 @@ const (
 )
 
 // checkFeatures walks every set field of m (inside every typed_config too) and returns
-// the fields the dev proxy does not know, and the notes of those it accepts without
-// reproducing them, each once.
+// the fields the dev proxy does not know (each field once, where it first occurs),
+// and the notes of those it accepts without reproducing them, each once.
 func checkFeatures(m proto.Message) (unknown []string, notes []string) {
-	seenNote := map[string]bool{}
+	seenNote, seenUnknown := map[string]bool{}, map[string]bool{}
 	var walk func(m protoreflect.Message, path string)
 	walk = func(m protoreflect.Message, path string) {
 		if a, ok := m.Interface().(*anypb.Any); ok {
@@ -210,7 +210,10 @@ func checkFeatures(m proto.Message) (unknown []string, notes []string) {
 			fpath := path + "." + string(fd.Name())
 			note, ok := features[key]
 			if !ok {
-				unknown = append(unknown, fmt.Sprintf("%s (%s)", strings.TrimPrefix(fpath, "."), key))
+				if !seenUnknown[key] {
+					seenUnknown[key] = true
+					unknown = append(unknown, fmt.Sprintf("%s (%s)", strings.TrimPrefix(fpath, "."), key))
+				}
 				return true
 			}
 			if note != "" && !seenNote[note] {

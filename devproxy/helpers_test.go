@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,14 @@ type world struct {
 }
 
 // startWorld starts it; extra edits the config first (replacement pairs for repoEnvoy).
+// Targets on loopback are allowed.
 func startWorld(t *testing.T, extra ...string) *world {
+	t.Helper()
+	return startWorldAllow(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, extra...)
+}
+
+// startWorldAllow is startWorld with the dev proxy's -allow-cidr ranges given.
+func startWorldAllow(t *testing.T, allow []netip.Prefix, extra ...string) *world {
 	t.Helper()
 	w := &world{
 		target: newRecorder(t, "target"), blue: newRecorder(t, "blue"), green: newRecorder(t, "green"),
@@ -83,8 +91,9 @@ func startWorld(t *testing.T, extra ...string) *world {
 			"app":      {"http://" + w.blue.addr, "http://" + w.green.addr},
 			"frontend": {"http://" + w.frontend.addr},
 		},
-		Workers: 2,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AllowCIDR: allow,
+		Workers:   2,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatalf("New on envoy.yaml: %v", err)

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"runtime"
 	"sort"
 	"strings"
@@ -52,10 +53,13 @@ type Config struct {
 	// Clusters gives the endpoints of named clusters; it overrides Registrar and
 	// Upstream. A static cluster left without an address answers 503.
 	Clusters map[string][]string
-	Workers  int              // router VMs; 0 means runtime.NumCPU()
-	Profile  wasmhost.Profile // Envoy behaviour the host reproduces
-	Clock    wasmhost.Clock   // nil: real time
-	Logger   *slog.Logger     // nil: slog.Default()
+	// AllowCIDR are the ranges the dynamic forward proxy may connect to beyond the
+	// default policy (TargetPolicy): loopback targets need 127.0.0.0/8 here.
+	AllowCIDR []netip.Prefix
+	Workers   int              // router VMs; 0 means runtime.NumCPU()
+	Profile   wasmhost.Profile // Envoy behaviour the host reproduces
+	Clock     wasmhost.Clock   // nil: real time
+	Logger    *slog.Logger     // nil: slog.Default()
 	// HostLogOutput, when set, receives every log line the VMs write, Envoy-style.
 	HostLogOutput io.Writer
 }

@@ -34,9 +34,11 @@ type forward struct {
 // then the route's cluster.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := &p.site.hcm
-	if n := headerCount(r.Header); n > h.maxHeaders {
-		writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, "too_many_headers",
-			"the request has more than the limit of "+strconv.Itoa(h.maxHeaders)+" headers")
+	// Envoy's header limits (max_headers_count, max_request_headers_kb): 431. The
+	// command's http.Server also caps the bytes before a handler runs.
+	if n, size := headerSize(r.Header); n > h.maxHeaders || size > h.maxHeaderBytes {
+		writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+			"the request has more than "+strconv.Itoa(h.maxHeaders)+" headers or "+strconv.Itoa(h.maxHeaderBytes>>10)+" KiB of them")
 		return
 	}
 	if !p.underscores(w, r) {
@@ -112,13 +114,16 @@ func pathOnly(p string) string {
 	return p
 }
 
-// headerCount is the number of header lines, the unit of Envoy's max_headers_count.
-func headerCount(h http.Header) int {
-	n := 0
-	for _, vs := range h {
+// headerSize is the number of header lines (the unit of Envoy's max_headers_count)
+// and their bytes, names and values.
+func headerSize(h http.Header) (n, size int) {
+	for k, vs := range h {
 		n += len(vs)
+		for _, v := range vs {
+			size += len(k) + len(v)
+		}
 	}
-	return n
+	return n, size
 }
 
 // underscores applies headers_with_underscores_action; false when it answered.

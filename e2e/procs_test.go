@@ -30,10 +30,11 @@ func startRegistrar(t testing.TB, extra ...string) *proc {
 }
 
 // startDevproxy runs the real dev proxy with the real filter on the repo's envoy.yaml
-// against registrarURL (several comma-separated for a cluster of replicas).
+// against registrarURL (several comma-separated for a cluster of replicas); loopback
+// targets are allowed, since the tests' upstreams are on this machine.
 func startDevproxy(t testing.TB, registrarURL string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", repoEnvoy(t),
+	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", repoEnvoy(t), "-allow-cidr", "127.0.0.0/8",
 		"-wasm", testbin.Path(t, "filter.wasm"), "-registrar", registrarURL}, extra...)
 	return &proc{testbin.Start(t, "devproxy", args...)}
 }

@@ -4,6 +4,7 @@
 //
 //	devproxy -listen 127.0.0.1:8080 -wasm bin/filter.wasm -registrar http://127.0.0.1:9000 \
 //	         [-config envoy.yaml] [-workers N] [-upstream URL] [-cluster NAME=URL[,URL]]... \
+//	         [-allow-cidr 127.0.0.0/8] \
 //	         [-admin 127.0.0.1:9901] [-profile current|legacy]
 //
 // The file's listener address and cluster addresses are placeholders for production:
@@ -77,6 +78,7 @@ func run() error {
 	flag.Var(&registrars, "registrar", "registrar base URL, e.g. http://127.0.0.1:9000; several (repeated or comma-separated) make a cluster of replicas that requests fail over between (default http://127.0.0.1:9000)")
 	upstream := flag.String("upstream", "", "base URL of every static cluster other than the registrar's not given by -cluster (empty: they answer 503)")
 	flag.Var(clusters, "cluster", "NAME=URL[,URL]: the endpoints of a cluster of the Envoy config (repeatable)")
+	allowCIDR := flag.String("allow-cidr", "", "comma-separated CIDR ranges /sys targets may be in, as the registrar's -allow-cidr: the only way to allow loopback, link-local, metadata, unspecified or multicast targets (e.g. 127.0.0.0/8 for targets on this machine)")
 	workers := flag.Int("workers", runtime.NumCPU(), "router VMs, one per worker as in Envoy")
 	profile := flag.String("profile", "current", "Envoy behaviour to reproduce: current (cpp-host with #533) or legacy (Envoy 1.33-1.37)")
 	flag.Parse()
@@ -85,6 +87,10 @@ func run() error {
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	allow, err := devproxy.ParseAllowCIDRs(*allowCIDR)
+	if err != nil {
+		return err
+	}
 	bs, err := devproxy.LoadEnvoyConfig(*configPath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -109,7 +115,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p, err := devproxy.New(ctx, devproxy.Config{
-		Wasm: wasm, Envoy: bs, Registrar: registrars, Upstream: *upstream, Clusters: clusters,
+		Wasm: wasm, Envoy: bs, Registrar: registrars, Upstream: *upstream, Clusters: clusters, AllowCIDR: allow,
 		Workers: *workers, Profile: prof, Logger: log, HostLogOutput: os.Stderr,
 	})
 	if err != nil {

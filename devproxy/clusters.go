@@ -18,8 +18,11 @@ import (
 // a host: round robin over the endpoints that are healthy. An endpoint is unhealthy
 // while its active health check fails (health_checks) or, for ejectFor after a
 // connection to it failed (passive, like outlier detection). A request whose
-// connection could not be made is tried on the next endpoint: nothing reached the
-// failed one, so this is safe for every method.
+// connection could not be made is tried on the next endpoint when its route's
+// retry_policy allows (retry_on connect-failure; nothing reached the failed one, so
+// this is safe for every method). The wasm filter's http calls get no retry, as in
+// Envoy: the sync retries a failed poll itself, and by then the endpoint that failed
+// is ejected.
 type clusterTransport struct {
 	clusters map[string]*endpointPool
 }
@@ -68,6 +71,10 @@ func (p *endpointPool) order(now time.Time) []*endpoint {
 	return out
 }
 
+// retriesKey carries a request's retries on connect failure (its route's
+// retry_policy num_retries); absent: none.
+type retriesKey struct{}
+
 func (t *clusterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	pool, ok := t.clusters[req.URL.Host]
 	if !ok || len(pool.endpoints) == 0 {
@@ -82,8 +89,12 @@ func (t *clusterTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		body = &onceBody{rc: req.Body}
 		defer body.rc.Close()
 	}
+	retries, _ := req.Context().Value(retriesKey{}).(int)
 	var lastErr error
-	for _, e := range pool.order(time.Now()) {
+	for i, e := range pool.order(time.Now()) {
+		if i > retries {
+			break
+		}
 		out := req.Clone(req.Context())
 		out.URL.Scheme, out.URL.Host = e.url.Scheme, e.url.Host
 		if body != nil {
@@ -98,10 +109,13 @@ func (t *clusterTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			return resp, nil
 		}
 		lastErr = err
-		if !isConnectFailure(err) || (body != nil && body.read.Load()) || req.Context().Err() != nil {
+		if !isConnectFailure(err) {
 			break
 		}
 		e.ejectedUntil.Store(time.Now().Add(ejectFor).UnixNano())
+		if (body != nil && body.read.Load()) || req.Context().Err() != nil {
+			break
+		}
 	}
 	return nil, lastErr
 }

@@ -88,6 +88,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithValue(r.Context(), forwardKey{}, f)
+	if rt.retries > 0 {
+		ctx = context.WithValue(ctx, retriesKey{}, rt.retries)
+	}
 	if f.upgrade {
 		idle := h.streamIdleTimeout
 		if rt.idleSet {

@@ -220,3 +220,38 @@ func TestRegistrarIgnoresCallersEnvironment(t *testing.T) {
 	reg := startRegistrar(t)
 	register(t, reg.url(), "web-1", upstream(t, "alpha")) // fails on a 401 or a refused 127.0.0.1
 }
+
+// With several registrar addresses, the dev proxy uses a live one: here the first is
+// a stopped replica, and both the table (the sync's long-poll) and /api writes
+// through the proxy reach the second.
+func TestDevproxyFailsOverBetweenRegistrarReplicas(t *testing.T) {
+	stopped := startRegistrar(t)
+	stopped.Stop()
+	live := startRegistrar(t)
+	a := upstream(t, "alpha")
+	register(t, live.url(), "web-1", a)
+	px := startDevproxy(t, stopped.url()+","+live.url())
+
+	// The sync's first poll may go to the stopped replica; its retry (backoff from
+	// 1 s) goes to the live one, which is the only healthy one left.
+	testbin.Eventually(t, propagation+2*time.Second, func() string {
+		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); g.status != 200 || !strings.HasPrefix(g.body, "alpha") {
+			return fmt.Sprintf("web-1: %d %q", g.status, g.body)
+		}
+		return ""
+	})
+	// Writes through the proxy's /api route reach the live replica, whichever comes
+	// first in the round robin (a refused connection is retried on the other).
+	for i := 0; i < 4; i++ {
+		register(t, px.url(), fmt.Sprintf("web-%d", i+2), a)
+	}
+	if n := len(readTable(t, live.url()).Servers); n != 5 {
+		t.Fatalf("the live replica holds %d servers, want 5", n)
+	}
+	testbin.Eventually(t, propagation, func() string {
+		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-5"); g.status != 200 {
+			return fmt.Sprintf("web-5: %d %q", g.status, g.body)
+		}
+		return ""
+	})
+}

@@ -84,10 +84,11 @@ func (t *clusterTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, fmt.Errorf("cluster %s: %w", req.URL.Host, errNoEndpoint)
 	}
 	// The body is read once; a retry is possible only while nothing of it was read.
+	// On success the body is left open: the transport may still be sending it, and
+	// its owner (net/http's server, or the host's call) closes it when done.
 	var body *onceBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &onceBody{rc: req.Body}
-		defer body.rc.Close()
 	}
 	retries, _ := req.Context().Value(retriesKey{}).(int)
 	var lastErr error
@@ -117,11 +118,14 @@ func (t *clusterTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			break
 		}
 	}
+	if body != nil {
+		body.rc.Close()
+	}
 	return nil, lastErr
 }
 
 // onceBody passes reads through and ignores Close, so a body nothing was read from
-// can be offered to the next endpoint; the transport closes the real body at the end.
+// can be offered to the next endpoint.
 type onceBody struct {
 	rc   io.ReadCloser
 	read atomic.Bool

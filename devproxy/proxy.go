@@ -5,7 +5,8 @@
 // CORS policy, header removal, upgrade configs and timeouts, the wasm filter's
 // settings and the clusters, and refuses at start, by name, any part of the file it
 // does not implement (features.go, site.go). Cluster addresses come from the caller,
-// not the file, so the same file runs in production and on loopback.
+// not the file, so the same file runs in production and on loopback. docs/devproxy.md
+// says what is read from the file and how targets are checked.
 //
 // What it promises, beyond Envoy's behaviour that the host reproduces:
 //   - a request is never left hanging on a broken VM: a router VM that traps answers

@@ -288,3 +288,39 @@ func TestTargetPolicy(t *testing.T) {
 		t.Errorf("an IPv4-mapped range wider than /96 was accepted")
 	}
 }
+
+// An upgraded tunnel with no byte either way for the route's idle_timeout is closed.
+func TestIdleTunnelIsClosed(t *testing.T) {
+	w := startWorld(t, "# Overrides the HCM's 300 s; STOMP heart-beats must stay well below it.\n                  idle_timeout: 3600s",
+		"idle_timeout: 1s")
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(w.proxy.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	conn.SetDeadline(start.Add(20 * time.Second))
+	io.WriteString(conn, "GET /stomp/ws HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// Traffic keeps it open past the idle timeout...
+	for i := 0; i < 3; i++ {
+		time.Sleep(600 * time.Millisecond)
+		io.WriteString(conn, "hb")
+		buf := make([]byte, 2)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			t.Fatalf("heart-beat %d after %v: %v", i, time.Since(start), err)
+		}
+	}
+	// ...silence closes it.
+	quiet := time.Now()
+	if _, err := io.Copy(io.Discard, br); isTimeout(err) {
+		t.Fatalf("the silent tunnel was still open after 20 s")
+	}
+	if took := time.Since(quiet); took > 5*time.Second {
+		t.Errorf("the silent tunnel closed after %v, want about 1 s", took)
+	}
+}

@@ -310,16 +310,16 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	if f.server != "" {
 		who = "server " + f.server
 	}
-	status, code, what := http.StatusServiceUnavailable, "upstream_unavailable", "could not be reached or reset the connection"
+	status, code, what := http.StatusServiceUnavailable, CodeUpstreamDown, "could not be reached or reset the connection"
 	var ne interface{ Timeout() bool }
 	var refused *targetRefusedError
 	switch {
 	case context.Cause(r.Context()) == errRouteTimeout || errors.As(err, &ne) && ne.Timeout():
-		status, code, what = http.StatusGatewayTimeout, "upstream_timeout", "did not answer in time"
+		status, code, what = http.StatusGatewayTimeout, CodeUpstreamTimeout, "did not answer in time"
 	case errors.As(err, &refused):
-		status, code, what = http.StatusForbidden, "target_refused", "has a target this proxy may not connect to ("+refused.reason+")"
+		status, code, what = http.StatusForbidden, CodeTargetRefused, "has a target this proxy may not connect to ("+refused.reason+")"
 	case errors.Is(err, errNoEndpoint):
-		code, what = "no_healthy_upstream", "has no address; start the dev proxy with -cluster "+f.route.cluster+"=URL or -upstream URL"
+		code, what = CodeNoHealthyUpstream, "has no address; start the dev proxy with -cluster "+f.route.cluster+"=URL or -upstream URL"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		what = "refused the connection"
 	}

@@ -28,12 +28,12 @@ func (p *Proxy) runRouter(w http.ResponseWriter, r *http.Request) *routedRequest
 	worker := p.routers[int(p.next.Add(1)%uint64(len(p.routers)))]
 	vm := worker.current()
 	if vm == nil {
-		writeJSON(w, http.StatusServiceUnavailable, "filter_unavailable", "the routing filter is restarting; retry")
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterUnavailable, "the routing filter is restarting; retry")
 		return nil
 	}
 	st, err := vm.NewStream(wasmhost.StreamAttributes{SourceAddress: r.RemoteAddr})
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, "filter_unavailable", "the routing filter failed: "+err.Error())
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterUnavailable, "the routing filter failed: "+err.Error())
 		return nil
 	}
 	// The authority goes in as a copy of its own, so that a value the filter writes
@@ -43,7 +43,7 @@ func (p *Proxy) runRouter(w http.ResponseWriter, r *http.Request) *routedRequest
 	action, err := st.RequestHeaders(requestHeaders(r, authority), endOfStream)
 	if err != nil {
 		st.Close()
-		writeJSON(w, http.StatusServiceUnavailable, "filter_unavailable", "the routing filter failed: "+err.Error())
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterUnavailable, "the routing filter failed: "+err.Error())
 		return nil
 	}
 	if lr := st.LocalResponse(); lr != nil {
@@ -55,7 +55,7 @@ func (p *Proxy) runRouter(w http.ResponseWriter, r *http.Request) *routedRequest
 		// Envoy would hold the request until the filter resumes it; the router never
 		// pauses without a reply, so this is a filter bug: fail closed.
 		st.Close()
-		writeJSON(w, http.StatusServiceUnavailable, "filter_stopped", "the routing filter stopped the request without an answer")
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterStopped, "the routing filter stopped the request without an answer")
 		return nil
 	}
 	rr := &routedRequest{stream: st, headers: st.RequestHeaderMap()}

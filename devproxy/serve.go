@@ -37,7 +37,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Envoy's header limits (max_headers_count, max_request_headers_kb): 431. The
 	// command's http.Server also caps the bytes before a handler runs.
 	if n, size := headerSize(r.Header); n > h.maxHeaders || size > h.maxHeaderBytes {
-		writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+		writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge,
 			"the request has more than "+strconv.Itoa(h.maxHeaders)+" headers or "+strconv.Itoa(h.maxHeaderBytes>>10)+" KiB of them")
 		return
 	}
@@ -50,13 +50,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := p.site.routeFor(r.Host, path)
 	if rt == nil {
-		writeJSON(w, http.StatusNotFound, "no_route", "no route for "+path)
+		writeJSON(w, http.StatusNotFound, CodeNoRoute, "no route for "+path)
 		return
 	}
 	f := &forward{route: rt, upgrade: r.Header.Get("Upgrade") != ""}
 	if f.upgrade && (!rt.websocket || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket")) {
 		// Envoy answers an upgrade its route does not enable with 403.
-		writeJSON(w, http.StatusForbidden, "upgrade_refused", "this route does not accept an upgrade to "+r.Header.Get("Upgrade"))
+		writeJSON(w, http.StatusForbidden, CodeUpgradeRefused, "this route does not accept an upgrade to "+r.Header.Get("Upgrade"))
 		return
 	}
 	if rt.cors != nil && h.corsFilter != "" && p.cors(w, r, rt, f) {
@@ -75,7 +75,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fpath, _ := f.routed.headers.Get(":path")
 		fauth, _ := f.routed.headers.Get(":authority")
 		if rt = p.site.routeFor(fauth, pathOnly(fpath)); rt == nil {
-			writeJSON(w, http.StatusNotFound, "no_route", "no route for "+pathOnly(fpath))
+			writeJSON(w, http.StatusNotFound, CodeNoRoute, "no route for "+pathOnly(fpath))
 			return
 		}
 		f.route = rt
@@ -84,7 +84,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.cluster.dfp && (f.routed == nil || !f.routed.authorityChosen) {
 		// Fail closed (envoy.yaml's failure policy): only a filter-chosen authority
 		// may reach the dynamic forward proxy, which connects wherever it says.
-		writeJSON(w, http.StatusServiceUnavailable, "filter_no_target", "the routing filter chose no target")
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterNoTarget, "the routing filter chose no target")
 		return
 	}
 	ctx := context.WithValue(r.Context(), forwardKey{}, f)
@@ -140,7 +140,7 @@ func (p *Proxy) underscores(w http.ResponseWriter, r *http.Request) bool {
 			continue
 		}
 		if act == 1 { // REJECT_REQUEST
-			writeJSON(w, http.StatusBadRequest, "header_with_underscore",
+			writeJSON(w, http.StatusBadRequest, CodeUnderscoreHeader,
 				"header names with underscores are refused here; use '-' instead of '_'")
 			return false
 		}
@@ -372,7 +372,7 @@ func (p *Proxy) normalise(w http.ResponseWriter, r *http.Request) (string, bool)
 	if hasEscapedSlash(path) {
 		switch h.escapedSlashes {
 		case 2: // REJECT_REQUEST
-			writeJSON(w, http.StatusBadRequest, "escaped_slash", "the path holds an escaped slash (%2F or %5C), which is refused here")
+			writeJSON(w, http.StatusBadRequest, CodeEscapedSlash, "the path holds an escaped slash (%2F or %5C), which is refused here")
 			return "", false
 		case 3, 4: // UNESCAPE_AND_REDIRECT, UNESCAPE_AND_FORWARD
 			path, unescaped = unescapeSlashes(path), true
@@ -392,7 +392,7 @@ func (p *Proxy) normalise(w http.ResponseWriter, r *http.Request) (string, bool)
 	if path != raw || !strings.HasPrefix(r.RequestURI, "/") {
 		u, err := url.ParseRequestURI(path + query)
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, "bad_path", "the request path cannot be read")
+			writeJSON(w, http.StatusBadRequest, CodeBadPath, "the request path cannot be read")
 			return "", false
 		}
 		r.URL.Path, r.URL.RawPath, r.URL.RawQuery = u.Path, u.RawPath, u.RawQuery

@@ -66,7 +66,7 @@ func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
 		}
 	}
 	got := get(t, srv.URL+"/sys/trap")
-	if got.status != 503 || got.errorCode() != "filter_unavailable" {
+	if got.status != 503 || got.errorCode() != CodeFilterUnavailable {
 		t.Fatalf("the trapping request got %d %q, want 503 filter_unavailable", got.status, got.body)
 	}
 	if !strings.Contains(got.body, "trap requested") {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/devproxy"
 	"switchyard/internal/testbin"
 )
 
@@ -65,7 +66,7 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 
 	// /system is not under /sys: the filter does not route it; envoy.yaml sends it to
 	// the SPA frontend, which has no address here (503 no_healthy_upstream).
-	if got := get(t, px.url()+"/system", "X-Server-Name", "web-1"); got.errorCode() != "no_healthy_upstream" {
+	if got := get(t, px.url()+"/system", "X-Server-Name", "web-1"); got.errorCode() != devproxy.CodeNoHealthyUpstream {
 		t.Errorf("/system: %d %q, want the proxy's own no_healthy_upstream for the frontend cluster", got.status, got.body)
 	}
 

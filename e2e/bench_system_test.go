@@ -342,24 +342,3 @@ func procCPU(b *testing.B, p *proc) time.Duration {
 	}
 	return time.Duration(utime+stime) * clockTick
 }
-
-// medianRatio is the median over rounds of num[i]/den[i].
-func medianRatio(num, den []float64) float64 {
-	rs := make([]float64, len(num))
-	for i := range num {
-		rs[i] = num[i] / den[i]
-	}
-	slices.Sort(rs)
-	if n := len(rs); n%2 == 0 {
-		return (rs[n/2-1] + rs[n/2]) / 2
-	}
-	return rs[len(rs)/2]
-}
-
-func rounded(fs []float64) []int {
-	out := make([]int, len(fs))
-	for i, f := range fs {
-		out[i] = int(f + 0.5)
-	}
-	return out
-}

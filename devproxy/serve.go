@@ -53,7 +53,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, CodeNoRoute, "no route for "+path)
 		return
 	}
-	f := &forward{route: rt, upgrade: r.Header.Get("Upgrade") != ""}
+	// An upgrade is asked for with both Upgrade and Connection: upgrade; an Upgrade
+	// header alone is a hop-by-hop header like any other and is dropped.
+	f := &forward{route: rt, upgrade: r.Header.Get("Upgrade") != "" && connectionNominated(r.Header)["upgrade"]}
 	if f.upgrade && (!rt.websocket || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket")) {
 		// Envoy answers an upgrade its route does not enable with 403.
 		writeJSON(w, http.StatusForbidden, CodeUpgradeRefused, "this route does not accept an upgrade to "+r.Header.Get("Upgrade"))

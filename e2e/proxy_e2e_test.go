@@ -256,3 +256,85 @@ func TestDevproxyFailsOverBetweenRegistrarReplicas(t *testing.T) {
 		return ""
 	})
 }
+
+// The built dev proxy on the repo's envoy.yaml, with the app and SPA clusters given on
+// the command line, does what seed 2 asked of nginx: CORS preflights answered at the
+// proxy, WebSocket on /stomp, the SPA for every other page.
+func TestDevproxyServesSeedRoutes(t *testing.T) {
+	reg := startRegistrar(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			fmt.Fprint(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			rw.Flush()
+			io.Copy(conn, rw)
+			return
+		}
+		fmt.Fprintf(w, "app %s", r.URL.Path)
+	}))
+	t.Cleanup(app.Close)
+	spa := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<title>index.html</title>") // every page is the SPA's index
+	}))
+	t.Cleanup(spa.Close)
+	px := startDevproxy(t, reg.url(), "-cluster", "app="+app.URL, "-cluster", "frontend="+spa.URL)
+
+	req, _ := http.NewRequest("OPTIONS", px.url()+"/api/servers/register", nil)
+	req.Header.Set("Origin", "https://cms.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://cms.example.com" ||
+		resp.Header.Get("Access-Control-Allow-Methods") != "GET, POST, DELETE, PATCH, OPTIONS" {
+		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	if g := get(t, px.url()+"/stores/7/menu"); g.status != 200 || !strings.Contains(g.body, "index.html") {
+		t.Errorf("SPA page: %d %q", g.status, g.body)
+	}
+	if g := get(t, px.url()+"/stomp/info"); g.body != "app /stomp/info" {
+		t.Errorf("/stomp: %d %q", g.status, g.body)
+	}
+
+	conn, err := net.DialTimeout("tcp", px.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(conn, "GET /stomp/ws HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	wsResp, err := http.ReadResponse(br, nil)
+	if err != nil || wsResp.StatusCode != 101 {
+		t.Fatalf("/stomp upgrade: %v %v", wsResp, err)
+	}
+	io.WriteString(conn, "CONNECT\n\n\x00")
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "CONNECT\n\n\x00" {
+		t.Fatalf("STOMP frame through the tunnel: %q %v", buf, err)
+	}
+}
+
+// A part of envoy.yaml the dev proxy does not implement stops the binary, named.
+func TestDevproxyRefusesUnimplementedConfig(t *testing.T) {
+	src, err := os.ReadFile(repoEnvoy(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(src), "use_remote_address: true", "use_remote_address: true\n          xff_num_trusted_hops: 1", 1)
+	path := filepath.Join(t.TempDir(), "envoy.yaml")
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := testbin.Run(t, "devproxy", testbin.Config{Args: []string{
+		"-listen", "127.0.0.1:0", "-admin", "", "-config", path, "-wasm", testbin.Path(t, "filter.wasm"), "-registrar", "http://127.0.0.1:1"}})
+	if code == 0 || !strings.Contains(out, "xff_num_trusted_hops") {
+		t.Fatalf("exit %d; want a refusal naming xff_num_trusted_hops:\n%s", code, out)
+	}
+}

@@ -289,10 +289,11 @@ func TestTargetPolicy(t *testing.T) {
 	}
 }
 
-// An upgraded tunnel with no byte either way for the route's idle_timeout is closed.
+// An upgraded tunnel with no byte either way for the route's idle_timeout (2 s here)
+// is closed; heart-beats every 500 ms keep it open past that.
 func TestIdleTunnelIsClosed(t *testing.T) {
 	w := startWorld(t, "# Overrides the HCM's 300 s; STOMP heart-beats must stay well below it.\n                  idle_timeout: 3600s",
-		"idle_timeout: 1s")
+		"idle_timeout: 2s")
 	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(w.proxy.URL, "http://"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -307,8 +308,8 @@ func TestIdleTunnelIsClosed(t *testing.T) {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
 	// Traffic keeps it open past the idle timeout...
-	for i := 0; i < 3; i++ {
-		time.Sleep(600 * time.Millisecond)
+	for i := 0; i < 6; i++ {
+		time.Sleep(500 * time.Millisecond)
 		io.WriteString(conn, "hb")
 		buf := make([]byte, 2)
 		if _, err := io.ReadFull(br, buf); err != nil {
@@ -320,7 +321,22 @@ func TestIdleTunnelIsClosed(t *testing.T) {
 	if _, err := io.Copy(io.Discard, br); isTimeout(err) {
 		t.Fatalf("the silent tunnel was still open after 20 s")
 	}
-	if took := time.Since(quiet); took > 5*time.Second {
-		t.Errorf("the silent tunnel closed after %v, want about 1 s", took)
+	if took := time.Since(quiet); took > 8*time.Second {
+		t.Errorf("the silent tunnel closed after %v, want about 2 s", took)
+	}
+}
+
+// A route without a timeout (/stomp: timeout 0s) still does not wait for ever for an
+// answer: the idle timeout ends the wait with 504.
+func TestUnansweredRequestEndsAtTheIdleTimeout(t *testing.T) {
+	w := startWorld(t, "# Overrides the HCM's 300 s; STOMP heart-beats must stay well below it.\n                  idle_timeout: 3600s",
+		"idle_timeout: 1s")
+	start := time.Now()
+	a := w.do(t, "GET", "/stomp/hang")
+	if took := time.Since(start); a.status != 504 || took > 5*time.Second {
+		t.Fatalf("an upstream that never answers: %d %q after %v, want 504 after about 1 s", a.status, a.body, took)
+	}
+	if strings.Contains(a.body, "127.0.0.1") {
+		t.Errorf("the 504 shows an address: %q", a.body)
 	}
 }

@@ -140,7 +140,8 @@ func (w *world) do(t *testing.T, method, path string, header ...string) reply {
 
 // recorder is an upstream that answers "<name> <method> <uri>", keeps the last
 // request's headers, serves an SPA's index.html for every GET of a path without a
-// file extension, and accepts WebSocket upgrades (then echoes bytes).
+// file extension, accepts WebSocket upgrades (then echoes bytes), and never answers
+// a path ending in /hang.
 type recorder struct {
 	name, addr string
 	mu         sync.Mutex
@@ -163,6 +164,10 @@ func newRecorder(t *testing.T, name string) *recorder {
 			fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\nX-Upstream: %s\r\n\r\n", name)
 			rw.Flush()
 			io.Copy(conn, rw)
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/hang") { // never answers
+			<-r.Context().Done()
 			return
 		}
 		w.Header().Set("X-Upstream", name)

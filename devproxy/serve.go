@@ -25,7 +25,9 @@ type forward struct {
 	origin   string         // an Origin the route's CORS policy allows, "" otherwise
 	upgrade  bool
 	cancel   context.CancelCauseFunc
-	timer    *time.Timer
+	timer    *time.Timer // the route timeout
+	idle     *time.Timer // the idle timeout while no answer has come; nil: none
+	idleFor  time.Duration
 	deadline *bodyDeadline
 }
 
@@ -107,7 +109,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.timer = time.AfterFunc(rt.timeout, func() { f.cancel(errRouteTimeout) })
 		defer f.timer.Stop()
 	}
+	// Waiting for the answer is bounded by the idle timeout too (Envoy's
+	// stream_idle_timeout, or the route's idle_timeout): with a route timeout of 0
+	// it is the only bound. Each byte of the request body restarts it.
+	f.idleFor = h.streamIdleTimeout
+	if rt.idleSet {
+		f.idleFor = rt.idleTimeout
+	}
+	if f.idleFor > 0 {
+		f.idle = time.AfterFunc(f.idleFor, func() { f.cancel(errRouteTimeout) })
+		defer f.idle.Stop()
+	}
 	f.deadline = p.watchBody(w, r, rt)
+	f.deadline.activity = f.bodyActivity
 	p.proxy.ServeHTTP(w, r.WithContext(ctx))
 	f.deadline.finish()
 }
@@ -239,6 +253,11 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode == http.StatusSwitchingProtocols && f.timer != nil {
 		f.timer.Stop() // the upgrade is answered; the tunnel has its idle timeout
 	}
+	if f.idle != nil {
+		// The answer has begun; a stalled body is the copy's business from here
+		// (the route timeout, and for tunnels the connection's idle deadline).
+		f.idle.Stop()
+	}
 	if f.routed != nil {
 		if err := responseThroughFilter(resp, f.routed); err != nil {
 			return err
@@ -286,16 +305,24 @@ type upgradeKey struct{}
 // bodyDeadline bounds how long a client may take to send its request, as Envoy's
 // request_timeout (the whole request) and stream_idle_timeout (no byte for that
 // long) do: each read of the body moves the connection's read deadline to the
-// nearer of the two. Once the body is read (or there is none) the deadline goes,
-// so a slow upstream answer is bounded by the route timeout alone. A body the
-// upstream did not wait for is not drained after the answer (see finish).
+// nearer of the two. Once the body is read (or there is none) the deadline goes;
+// the wait for the answer has its own idle timer (ServeHTTP). A body the upstream
+// did not wait for is not drained after the answer (see finish).
 type bodyDeadline struct {
 	rc       *http.ResponseController
 	idle     time.Duration
 	whole    time.Time // zero: no request_timeout
 	done     atomic.Bool
 	hasBody  bool
+	activity func() // called on each read of the body
 	original io.ReadCloser
+}
+
+// bodyActivity restarts the idle timer while a request body is being sent.
+func (f *forward) bodyActivity() {
+	if f.idle != nil {
+		f.idle.Reset(f.idleFor)
+	}
 }
 
 func (p *Proxy) watchBody(w http.ResponseWriter, r *http.Request, rt *route) *bodyDeadline {
@@ -347,6 +374,9 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	}
 	b.d.extend()
 	n, err := b.d.original.Read(p)
+	if n > 0 && b.d.activity != nil {
+		b.d.activity()
+	}
 	if err == io.EOF && !b.d.done.Swap(true) {
 		b.d.rc.SetReadDeadline(time.Time{})
 	}

@@ -19,7 +19,8 @@
 //     Maintenance.Status);
 //   - it is the etcd an operator on Debian runs.
 //
-// .ci/run installs the package (InstallCommand). A test that needs etcd and finds no
+// `make test` installs the package when missing (scripts/test-deps, which CI's .ci/run
+// runs through make test; InstallCommand by hand). A test that needs etcd and finds no
 // binary fails with that command; a developer who cannot install it can set
 // SWITCHYARD_SKIP_ETCD=1 to skip those tests instead, which is refused when CI is set,
 // so CI always runs them. SWITCHYARD_ETCD_BIN names another etcd binary.

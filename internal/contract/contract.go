@@ -1,0 +1,48 @@
+// Package contract holds Switchyard's own names that several parts must agree on:
+// the filter's root ids, its metric names, its shared-data keys, the error codes of
+// its local replies and the sync's poll timing. The filter (compiled for wasip1), the
+// dev proxy, the envoy.yaml checker and the tests import them from here instead of
+// retyping them. Pure constants: no dependencies, safe in the filter.
+package contract
+
+// Root ids of the one filter.wasm (the plugin's root_id in Envoy's configuration).
+const (
+	RootSync   = "sync"   // the singleton service that keeps the table in shared data
+	RootRouter = "router" // the HTTP filter on every worker
+)
+
+// Metric names, defined by the filter with proxy_define_metric. Envoy shows them
+// under its wasm stats prefix; the dev proxy's /stats shows them as they are.
+const (
+	MetricRouted        = "switchyard.routed"         // counter: requests sent on to a target
+	MetricRejectedBase  = "switchyard.rejected."      // counter per error code, e.g. switchyard.rejected.unknown_server
+	MetricSyncSuccess   = "switchyard.sync.success"   // counter: polls answered and applied (200) or unchanged (304)
+	MetricSyncFailure   = "switchyard.sync.failure"   // counter: polls that failed or whose answer was refused
+	MetricTableSize     = "switchyard.table.size"     // gauge: servers in the live table
+	MetricTableRevision = "switchyard.table.revision" // gauge: revision of the live table
+)
+
+// Shared-data keys. Every key the filter writes starts with KeyPrefix, since other
+// plugins may share the namespace (Istio leaves vm_id empty).
+const (
+	KeyPrefix      = "switchyard/"
+	RouteKeyPrefix = "switchyard/route/" // + server name → target ("" once removed)
+	RevisionKey    = "switchyard/revision"
+)
+
+// Error codes of the router's local replies (the "error" field of the JSON body) and
+// their HTTP statuses.
+const (
+	CodeMissingServerName = "missing_server_name" // 400: the server-name header is absent or empty
+	CodeInvalidServerName = "invalid_server_name" // 400: the name breaks the naming rules
+	CodeRoutesNotLoaded   = "routes_not_loaded"   // 503 with retry-after: no table yet
+	CodeUnknownServer     = "unknown_server"      // 404: the name is not registered
+)
+
+// Poll timing of the sync: the registrar holds a long-poll for wait_seconds, so the
+// http call's timeout is that plus PollTimeoutMarginSeconds; a call the host never
+// answers is given up PollLostMarginSeconds after its timeout.
+const (
+	PollTimeoutMarginSeconds = 10
+	PollLostMarginSeconds    = 5
+)

@@ -1,0 +1,561 @@
+// Package etcdstore keeps the registrar's table of servers in etcd, so that several
+// registrar replicas share one table that survives the loss of a machine.
+//
+// What is stored where, under the prefix P (-etcd-prefix, default /switchyard/servers/):
+//
+//   - P + NAME: one key per server, its value the server as JSON
+//     ({"host","ipAddress","serviceName","updatedAt"}), NAME equal to "host";
+//   - P + "@lineage": created once (random hex) by the first registrar that finds it
+//     missing; with etcd's cluster id it makes the table's lineage;
+//   - P + "@last-write": put in the same transaction as every write the registrar
+//     makes, so that a fresh read of the prefix knows the revision of the last change,
+//     deletions included (the largest mod revision under P).
+//
+// Promises:
+//
+//   - A write is acknowledged once etcd has committed it (a transaction that compares
+//     the mod revision of every key it changes, retried when another replica got there
+//     first), and once this replica's table shows it, so a read after a write through
+//     the same replica sees it. A write that changes nothing writes nothing and does
+//     not move the revision, as in the embedded store.
+//   - The table's revision is etcd's revision of the last change under P, the same on
+//     every replica for the same table.
+//   - One watch per replica follows P and feeds the in-memory table; long-polls wake
+//     from it. A watch that is cancelled, times out or loses its leader is opened
+//     again from the last revision it delivered: the revision never advances without
+//     the events that made it.
+//   - A compacted start revision, a revision that went backwards (etcd restored) or a
+//     changed @lineage mean a fresh full read of P, paged at one pinned revision:
+//     never skipped events.
+//   - A key under P that is not a valid server is skipped with a log line naming it
+//     and counted (InvalidKeys); it is never served and never fatal.
+//   - When etcd cannot be reached, reads keep serving the last table and writes fail
+//     with an error naming etcd (ErrUnavailable); the watch resumes when it returns.
+package etcdstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"switchyard/internal/validate"
+)
+
+// Meta keys under the prefix. "@" cannot start a server name, so they never collide.
+const (
+	lineageKey   = "@lineage"
+	lastWriteKey = "@last-write"
+)
+
+// Options says how to reach etcd and where the table lives.
+type Options struct {
+	Endpoints   []string
+	Prefix      string        // default DefaultPrefix
+	CACert      string        // PEM file of the CA that signed etcd's certificate (https endpoints)
+	Cert, Key   string        // client certificate and key (etcd's --client-cert-auth)
+	Username    string        // etcd auth
+	Password    string        //
+	DialTimeout time.Duration // default 5 s; also bounds each request to etcd
+	Log         *slog.Logger
+}
+
+// DefaultPrefix is where the table lives unless -etcd-prefix says otherwise.
+const DefaultPrefix = "/switchyard/servers/"
+
+// ErrUnavailable is wrapped by every error of a write that etcd did not confirm.
+var ErrUnavailable = errors.New("etcd unavailable")
+
+// Server is one registered server as stored under the prefix.
+type Server struct {
+	Host        string    `json:"host"`
+	IPAddress   string    `json:"ipAddress"`
+	ServiceName string    `json:"serviceName"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// entry is a server with the etcd mod revision of its key.
+type entry struct {
+	server Server
+	mod    int64
+}
+
+// Table is an immutable view of the table at one revision. Changed is closed when a
+// newer table replaces it.
+type Table struct {
+	Revision uint64
+	Lineage  string
+	Servers  map[string]Server
+	mods     map[string]int64
+	Changed  chan struct{}
+}
+
+// Event is one change of the table, as the watch delivered it: Server nil is a removal.
+type Event struct {
+	Revision uint64
+	Host     string
+	Server   *Server
+}
+
+// Store is the table kept in etcd, followed by one watch.
+type Store struct {
+	cli     *clientv3.Client
+	prefix  string
+	timeout time.Duration
+	log     *slog.Logger
+
+	cur       atomic.Pointer[Table]
+	reachable atomic.Bool
+	invalid   atomic.Int64 // keys under the prefix currently skipped
+	// OnPublish, when set before Start, is called after each new table is published
+	// with the events that led to it (nil after a full read).
+	OnPublish func(t *Table, events []Event, full bool)
+
+	mu      sync.Mutex
+	applied int64 // the etcd revision the table is known current at (events or a full read)
+	badSeen map[string]int64
+
+	resync chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open connects to etcd, reads the whole table (creating the lineage key when it is
+// missing) and starts following it. It fails when etcd cannot be reached within the
+// dial timeout: a replica that never saw the table has nothing to serve.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if len(o.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints")
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	cfg := clientv3.Config{
+		Endpoints:   o.Endpoints,
+		DialTimeout: o.DialTimeout,
+		Username:    o.Username,
+		Password:    o.Password,
+		Logger:      zap.NewNop(), // its retries would flood the log; the store logs what matters
+		// Keepalives notice a member gone silent (a partition, a killed machine) so the
+		// client moves to another endpoint instead of waiting on a dead connection.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: o.DialTimeout,
+	}
+	if o.CACert != "" || o.Cert != "" || o.Key != "" {
+		if (o.Cert == "") != (o.Key == "") {
+			return nil, errors.New("etcd: give both -etcd-cert and -etcd-key, or neither")
+		}
+		info := transport.TLSInfo{TrustedCAFile: o.CACert, CertFile: o.Cert, KeyFile: o.Key}
+		tc, err := info.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("etcd: TLS settings: %v", err)
+		}
+		tc.MinVersion = tls.VersionTLS12
+		cfg.TLS = tc
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd %s: %v", strings.Join(o.Endpoints, ","), err)
+	}
+	s := &Store{
+		cli:     cli,
+		prefix:  o.Prefix,
+		timeout: o.DialTimeout,
+		log:     o.Log,
+		badSeen: map[string]int64{},
+		resync:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	if err := s.load(ctx); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("etcd %s: reading the table under %q: %w", strings.Join(o.Endpoints, ","), o.Prefix, err)
+	}
+	s.reachable.Store(true)
+	return s, nil
+}
+
+// Start begins following the table (the watch and the health check). OnPublish must
+// be set before.
+func (s *Store) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.follow(ctx)
+}
+
+// Close stops following and closes the client.
+func (s *Store) Close() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	s.cli.Close()
+}
+
+// Table returns the current table.
+func (s *Store) Table() *Table { return s.cur.Load() }
+
+// Reachable says whether the last request to etcd went through.
+func (s *Store) Reachable() bool { return s.reachable.Load() }
+
+// InvalidKeys is how many keys under the prefix are skipped as not valid servers.
+func (s *Store) InvalidKeys() int64 { return s.invalid.Load() }
+
+// Prefix is where the table lives.
+func (s *Store) Prefix() string { return s.prefix }
+
+func (s *Store) rctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, s.timeout)
+}
+
+// lineage reads (creating it once when missing) the lineage key and derives the
+// lineage from it and etcd's cluster id.
+func (s *Store) lineage(ctx context.Context) (string, error) {
+	key := s.prefix + lineageKey
+	c, cancel := s.rctx(ctx)
+	defer cancel()
+	var raw [16]byte
+	rand.Read(raw[:])
+	fresh := hex.EncodeToString(raw[:])
+	// Create it only if absent; either way read what is there.
+	r, err := s.cli.Txn(c).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, fresh), clientv3.OpGet(key)).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return "", err
+	}
+	var kv *struct {
+		v   []byte
+		rev int64
+	}
+	for _, op := range r.Responses {
+		if g := op.GetResponseRange(); g != nil && len(g.Kvs) == 1 {
+			kv = &struct {
+				v   []byte
+				rev int64
+			}{g.Kvs[0].Value, g.Kvs[0].CreateRevision}
+		}
+	}
+	if kv == nil {
+		return "", fmt.Errorf("the lineage key %s vanished while it was read", key)
+	}
+	h := sha256.New()
+	binary.Write(h, binary.BigEndian, r.Header.ClusterId)
+	binary.Write(h, binary.BigEndian, kv.rev)
+	h.Write(kv.v)
+	return hex.EncodeToString(h.Sum(nil)[:16]), nil
+}
+
+// pageSize is how many keys one request of a full read asks for.
+const pageSize = 1000
+
+// load reads the whole prefix at one pinned revision and publishes it.
+func (s *Store) load(ctx context.Context) error {
+	lin, err := s.lineage(ctx)
+	if err != nil {
+		return err
+	}
+	end := clientv3.GetPrefixRangeEnd(s.prefix)
+	from := s.prefix
+	var pinned, maxMod int64
+	entries := map[string]entry{}
+	bad := map[string]int64{}
+	for {
+		// The first page is a linearizable read: the table is at least as new as any
+		// write acknowledged before the read began. The others are pinned to its
+		// revision, so the pages make one table even while writes go on.
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
+		if pinned != 0 {
+			opts = append(opts, clientv3.WithRev(pinned))
+		}
+		c, cancel := s.rctx(ctx)
+		r, err := s.cli.Get(c, from, opts...)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if pinned == 0 {
+			pinned = r.Header.Revision
+		}
+		for _, kv := range r.Kvs {
+			maxMod = max(maxMod, kv.ModRevision)
+			name := string(kv.Key[len(s.prefix):])
+			if name == lineageKey || name == lastWriteKey {
+				continue
+			}
+			sv, err := decode(name, kv.Value)
+			if err != nil {
+				bad[string(kv.Key)] = kv.ModRevision
+				s.skip(string(kv.Key), kv.ModRevision, err)
+				continue
+			}
+			entries[name] = entry{server: sv, mod: kv.ModRevision}
+		}
+		if !r.More || len(r.Kvs) == 0 {
+			break
+		}
+		from = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
+	}
+	t := &Table{Revision: uint64(maxMod), Lineage: lin, Servers: make(map[string]Server, len(entries)), mods: make(map[string]int64, len(entries)), Changed: make(chan struct{})}
+	for k, e := range entries {
+		t.Servers[k] = e.server
+		t.mods[k] = e.mod
+	}
+	s.mu.Lock()
+	s.applied = pinned
+	s.badSeen = bad
+	s.invalid.Store(int64(len(bad)))
+	old := s.cur.Load()
+	s.cur.Store(t)
+	s.mu.Unlock()
+	if old != nil {
+		close(old.Changed)
+	}
+	if s.OnPublish != nil {
+		s.OnPublish(t, nil, true)
+	}
+	return nil
+}
+
+// skip logs a key that is not a valid server, once per version of the key.
+func (s *Store) skip(key string, mod int64, err error) {
+	s.log.Warn("skipping an etcd key under the prefix that is not a valid server; fix or delete it", "key", key, "modRevision", mod, "err", err)
+}
+
+// decode checks one stored value as the registrar would check a registration.
+func decode(name string, value []byte) (Server, error) {
+	var sv Server
+	if err := validate.ServerName(name); err != nil {
+		return sv, fmt.Errorf("the name %q after the prefix %v", name, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(value)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sv); err != nil {
+		return sv, fmt.Errorf("the value is not a server as JSON: %v", err)
+	}
+	if sv.Host != name {
+		return sv, fmt.Errorf("the value's host %q is not the key's name %q", sv.Host, name)
+	}
+	if _, err := validate.ParseAddress(sv.IPAddress); err != nil {
+		return sv, fmt.Errorf("ipAddress: %v", err)
+	}
+	return sv, nil
+}
+
+// follow keeps the table current until ctx ends: watch from the revision after the
+// last one applied; start over with a full read when that is no longer possible.
+func (s *Store) follow(ctx context.Context) {
+	defer close(s.done)
+	go s.health(ctx)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.watch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, errResync) {
+			if lerr := s.load(ctx); lerr != nil {
+				s.reachable.Store(false)
+				s.log.Warn("etcd: full read of the table failed; serving the last table and retrying", "err", lerr)
+				sleep(ctx, backoff)
+				backoff = min(2*backoff, 5*time.Second)
+				// The resync is still owed: try again.
+				select {
+				case s.resync <- struct{}{}:
+				default:
+				}
+				continue
+			}
+			s.log.Info("etcd: read the whole table afresh", "reason", err, "revision", s.Table().Revision, "servers", len(s.Table().Servers))
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		if err != nil {
+			s.log.Warn("etcd: the watch ended; opening it again from the last revision applied", "err", err)
+		}
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+var errResync = errors.New("a full read is needed")
+
+// watch follows the prefix from the revision after the last applied until an error;
+// errResync wrapped means the history cannot be followed.
+func (s *Store) watch(ctx context.Context) error {
+	select {
+	case <-s.resync:
+		return fmt.Errorf("%w: asked for", errResync)
+	default:
+	}
+	s.mu.Lock()
+	from := s.applied + 1
+	s.mu.Unlock()
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
+	for {
+		var resp clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.resync:
+			return fmt.Errorf("%w: asked for", errResync)
+		case resp, ok = <-wch:
+		}
+		if !ok {
+			return errors.New("watch channel closed")
+		}
+		if resp.CompactRevision != 0 {
+			return fmt.Errorf("%w: history compacted up to revision %d, past revision %d this replica needs", errResync, resp.CompactRevision, from)
+		}
+		if err := resp.Err(); err != nil {
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				return fmt.Errorf("%w: %v", errResync, err)
+			}
+			return err
+		}
+		s.reachable.Store(true)
+		s.mu.Lock()
+		applied := s.applied
+		s.mu.Unlock()
+		if resp.Header.Revision < applied {
+			return fmt.Errorf("%w: etcd's revision %d is behind the %d already applied (etcd restored?)", errResync, resp.Header.Revision, applied)
+		}
+		if resp.IsProgressNotify() || len(resp.Events) == 0 {
+			// Nothing changed up to the header revision; the table's revision stays.
+			continue
+		}
+		s.apply(resp.Events)
+	}
+}
+
+// apply publishes the table after a watch response's events.
+func (s *Store) apply(evs []*clientv3.Event) {
+	s.mu.Lock()
+	old := s.cur.Load()
+	t := &Table{Lineage: old.Lineage, Revision: old.Revision, Servers: maps.Clone(old.Servers), mods: maps.Clone(old.mods), Changed: make(chan struct{})}
+	var out []Event
+	for _, ev := range evs {
+		rev := ev.Kv.ModRevision
+		key := string(ev.Kv.Key)
+		t.Revision = uint64(max(int64(t.Revision), rev))
+		s.applied = max(s.applied, rev)
+		name := key[len(s.prefix):]
+		if name == lineageKey {
+			if ev.Type == clientv3.EventTypeDelete || ev.Kv.Version > 1 {
+				// Someone replaced the lineage: a new history.
+				select {
+				case s.resync <- struct{}{}:
+				default:
+				}
+			}
+			continue
+		}
+		if name == lastWriteKey {
+			continue
+		}
+		if _, was := s.badSeen[key]; was {
+			delete(s.badSeen, key)
+		}
+		if ev.Type == clientv3.EventTypeDelete {
+			if _, had := t.Servers[name]; had {
+				delete(t.Servers, name)
+				delete(t.mods, name)
+				out = append(out, Event{Revision: uint64(rev), Host: name})
+			}
+			continue
+		}
+		sv, err := decode(name, ev.Kv.Value)
+		if err != nil {
+			s.badSeen[key] = rev
+			s.skip(key, rev, err)
+			// A valid server replaced by an invalid value is no longer served.
+			if _, had := t.Servers[name]; had {
+				delete(t.Servers, name)
+				delete(t.mods, name)
+				out = append(out, Event{Revision: uint64(rev), Host: name})
+			}
+			continue
+		}
+		t.Servers[name] = sv
+		t.mods[name] = rev
+		svc := sv
+		out = append(out, Event{Revision: uint64(rev), Host: name, Server: &svc})
+	}
+	s.invalid.Store(int64(len(s.badSeen)))
+	s.cur.Store(t)
+	s.mu.Unlock()
+	close(old.Changed)
+	if s.OnPublish != nil {
+		s.OnPublish(t, out, false)
+	}
+}
+
+// health checks etcd every second with a linearizable read of the lineage key: it
+// keeps Reachable current, and notices etcd restored from an older backup (its
+// revision behind the one applied) or a replaced lineage while no events flow.
+func (s *Store) health(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		c, cancel := s.rctx(ctx)
+		r, err := s.cli.Get(c, s.prefix+lineageKey)
+		cancel()
+		if err != nil {
+			if s.reachable.Swap(false) {
+				s.log.Warn("etcd unreachable; serving the last table, writes fail until it returns", "err", err)
+			}
+			continue
+		}
+		if !s.reachable.Swap(true) {
+			s.log.Info("etcd reachable again", "revision", r.Header.Revision)
+		}
+		s.mu.Lock()
+		behind := r.Header.Revision < s.applied
+		s.mu.Unlock()
+		if behind || len(r.Kvs) == 0 {
+			select {
+			case s.resync <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,256 @@
+package etcdstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"switchyard/internal/etcdtest"
+)
+
+// syncBuffer is a log sink a test can read while the store writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func open(t *testing.T, endpoints []string, log *syncBuffer) *Store {
+	t.Helper()
+	o := Options{Endpoints: endpoints, Prefix: "/t/servers/", DialTimeout: 2 * time.Second}
+	if log != nil {
+		o.Log = slog.New(slog.NewTextHandler(log, nil))
+	}
+	s, err := Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func put(t *testing.T, s *Store, host, addr string) Outcome {
+	t.Helper()
+	out := s.Write(context.Background(), time.Now().UTC(), Change{Host: host, Server: &Server{IPAddress: addr, ServiceName: "svc"}})
+	if out.Err != nil {
+		t.Fatalf("write %s: %v", host, out.Err)
+	}
+	return out
+}
+
+func eventually(t *testing.T, within time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func same(a, b *Table) string {
+	if a.Revision != b.Revision || a.Lineage != b.Lineage || len(a.Servers) != len(b.Servers) {
+		return fmt.Sprintf("tables differ: revision %d/%d, lineage %s/%s, %d/%d servers", a.Revision, b.Revision, a.Lineage, b.Lineage, len(a.Servers), len(b.Servers))
+	}
+	for k, v := range a.Servers {
+		if b.Servers[k] != v {
+			return fmt.Sprintf("server %s: %+v vs %+v", k, v, b.Servers[k])
+		}
+	}
+	return ""
+}
+
+// Two replicas on one etcd: a write through either is in both, at the same revision,
+// with the same lineage; a write that changes nothing moves nothing; a removal of a
+// missing server is refused.
+func TestReplicasAgree(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := open(t, c.Endpoints(), nil)
+	b := open(t, c.Endpoints(), nil)
+	if a.Table().Lineage == "" || a.Table().Lineage != b.Table().Lineage {
+		t.Fatalf("lineages %q and %q: want one, not empty", a.Table().Lineage, b.Table().Lineage)
+	}
+	o1 := put(t, a, "web-1", "10.0.0.1:80")
+	if got := a.Table(); got.Revision != o1.Revision || got.Servers["web-1"].IPAddress != "10.0.0.1:80" {
+		t.Fatalf("after the acknowledged write, replica a has revision %d %v, want %d with web-1", got.Revision, got.Servers, o1.Revision)
+	}
+	o2 := put(t, b, "web-2", "10.0.0.2:80")
+	if o2.Revision <= o1.Revision {
+		t.Fatalf("revision %d after %d", o2.Revision, o1.Revision)
+	}
+	eventually(t, 5*time.Second, func() string { return same(a.Table(), b.Table()) })
+
+	// Same content again: no change, no new revision, updatedAt kept.
+	again := put(t, a, "web-1", "10.0.0.1:80")
+	if again.Changed || again.Revision != o2.Revision {
+		t.Fatalf("unchanged write: changed %v revision %d, want false %d", again.Changed, again.Revision, o2.Revision)
+	}
+	if c.Revision() != int64(o2.Revision) {
+		t.Fatalf("etcd's revision moved to %d on a write that changed nothing (want %d)", c.Revision(), o2.Revision)
+	}
+
+	del := b.Write(context.Background(), time.Now(), Change{Host: "web-1", MustExist: true})
+	if del.Err != nil || !del.Changed {
+		t.Fatalf("delete: %+v", del)
+	}
+	eventually(t, 5*time.Second, func() string { return same(a.Table(), b.Table()) })
+	if _, ok := a.Table().Servers["web-1"]; ok {
+		t.Fatal("web-1 still served after its deletion")
+	}
+	if gone := a.Write(context.Background(), time.Now(), Change{Host: "web-1", MustExist: true}); !errors.Is(gone.Err, ErrNotFound) {
+		t.Fatalf("deleting a missing server: %v, want ErrNotFound", gone.Err)
+	}
+
+	// A replica opened afresh agrees on the revision, deletions included.
+	fresh := open(t, c.Endpoints(), nil)
+	if msg := same(a.Table(), fresh.Table()); msg != "" {
+		t.Fatalf("fresh replica: %s", msg)
+	}
+}
+
+// Keys written by hand that are not valid servers are skipped, logged by key and
+// counted; the valid ones are served.
+func TestInvalidKeys(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli := c.Client(t)
+	ctx := context.Background()
+	for k, v := range map[string]string{
+		"/t/servers/bad name":  `{"host":"bad name","ipAddress":"10.0.0.1:80"}`,
+		"/t/servers/not-json":  `{"host":`,
+		"/t/servers/mismatch":  `{"host":"other","ipAddress":"10.0.0.1:80"}`,
+		"/t/servers/bad-addr":  `{"host":"bad-addr","ipAddress":"not an address"}`,
+		"/t/servers/good-1":    `{"host":"good-1","ipAddress":"10.0.0.1:80","serviceName":"s"}`,
+		"/t/servers/@whatever": `x`,
+	} {
+		if _, err := cli.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log syncBuffer
+	s := open(t, c.Endpoints(), &log)
+	if got := s.Table().Servers; len(got) != 1 || got["good-1"].IPAddress != "10.0.0.1:80" {
+		t.Fatalf("served %v, want only good-1", got)
+	}
+	if s.InvalidKeys() != 5 {
+		t.Fatalf("InvalidKeys %d, want 5", s.InvalidKeys())
+	}
+	for _, k := range []string{"bad name", "not-json", "mismatch", "bad-addr", "@whatever"} {
+		if !bytes.Contains([]byte(log.String()), []byte("/t/servers/"+k)) {
+			t.Errorf("no log line names key %s; log:\n%s", k, log.String())
+		}
+	}
+	// Through the watch: one more bad key counted, a fixed one served.
+	if _, err := cli.Put(ctx, "/t/servers/late", `{}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "/t/servers/bad-addr", `{"host":"bad-addr","ipAddress":"10.0.0.9:80"}`); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() string {
+		if n := s.InvalidKeys(); n != 5 {
+			return fmt.Sprintf("InvalidKeys %d, want 5", n)
+		}
+		if _, ok := s.Table().Servers["bad-addr"]; !ok {
+			return "bad-addr, fixed, is not served"
+		}
+		return ""
+	})
+}
+
+// Every member stopped: writes fail naming etcd within the timeout, the last table is
+// still served; members back: writes go through and the table follows again.
+func TestUnreachable(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	s := open(t, c.Endpoints(), nil)
+	o := put(t, s, "web-1", "10.0.0.1:80")
+	c.Stop()
+	start := time.Now()
+	out := s.Write(context.Background(), time.Now(), Change{Host: "web-2", Server: &Server{IPAddress: "10.0.0.2:80"}})
+	if !errors.Is(out.Err, ErrUnavailable) || !bytes.Contains([]byte(out.Err.Error()), []byte("etcd")) {
+		t.Fatalf("write with etcd stopped: %v, want ErrUnavailable naming etcd", out.Err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the failing write took %v", took)
+	}
+	if got := s.Table(); got.Revision != o.Revision || len(got.Servers) != 1 {
+		t.Fatalf("table while etcd is down: revision %d, %d servers; want the last one (%d, 1)", got.Revision, len(got.Servers), o.Revision)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if s.Reachable() {
+			return "Reachable() still true with every member stopped"
+		}
+		return ""
+	})
+	c.Restart()
+	eventually(t, 30*time.Second, func() string {
+		out := s.Write(context.Background(), time.Now(), Change{Host: "web-2", Server: &Server{IPAddress: "10.0.0.2:80"}})
+		if out.Err != nil {
+			return out.Err.Error()
+		}
+		if _, ok := s.Table().Servers["web-2"]; !ok {
+			return "web-2 acknowledged but not in the table"
+		}
+		return ""
+	})
+}
+
+// A replica whose watch falls behind a compaction reads the table afresh and
+// converges; it never skips the compacted events.
+func TestCompactionPastReplica(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	lag := c.Members[0]
+	// This replica talks to one member only; with that member down it sees nothing.
+	var log syncBuffer
+	s := open(t, []string{lag.ClientURL}, &log)
+	w := open(t, c.Endpoints()[1:], nil)
+	put(t, w, "web-1", "10.0.0.1:80")
+	eventually(t, 5*time.Second, func() string { return same(w.Table(), s.Table()) })
+
+	lag.Kill()
+	c.WaitHealthy()
+	put(t, w, "web-2", "10.0.0.2:80")
+	del := w.Write(context.Background(), time.Now(), Change{Host: "web-1", MustExist: true})
+	if del.Err != nil {
+		t.Fatal(del.Err)
+	}
+	last := put(t, w, "web-3", "10.0.0.3:80")
+	// Compact through the other members' client.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints()[1:], DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Compact(context.Background(), int64(last.Revision), clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	lag.Start()
+	c.WaitHealthy()
+	eventually(t, 30*time.Second, func() string { return same(w.Table(), s.Table()) })
+	if !bytes.Contains([]byte(log.String()), []byte("compacted")) {
+		t.Fatalf("the lagging replica converged without a full read after compaction; log:\n%s", log.String())
+	}
+}

@@ -106,6 +106,30 @@ func TestCluster(t *testing.T) {
 	}
 }
 
+// A restored backup brings etcd back at the older revision and data.
+func TestBackupRestore(t *testing.T) {
+	c := Start(t, 3)
+	cli := c.Client(t)
+	if _, err := cli.Put(ctx(t), "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	before := c.Revision()
+	b := c.Backup()
+	for i := 0; i < 5; i++ {
+		if _, err := cli.Put(ctx(t), "k", fmt.Sprint("new", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.RestoreBackup(b)
+	r, err := cli.Get(ctx(t), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Header.Revision != before || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "old" {
+		t.Fatalf("after restore: revision %d, k=%v; want %d, old", r.Header.Revision, r.Kvs, before)
+	}
+}
+
 // The clean-up a test gets: every member's process gone and its ports free.
 func TestCleanupEndsMembers(t *testing.T) {
 	var c *Cluster

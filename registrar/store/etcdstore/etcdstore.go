@@ -122,6 +122,7 @@ type Store struct {
 
 	cur       atomic.Pointer[Table]
 	reachable atomic.Bool
+	restored  atomic.Bool  // etcd's revision went behind the one applied: a new history
 	invalid   atomic.Int64 // keys under the prefix currently skipped
 	// OnPublish, when set before Start, is called after each new table is published
 	// with the events that led to it (nil after a full read).
@@ -261,6 +262,29 @@ func (s *Store) lineage(ctx context.Context) (string, error) {
 	if kv == nil {
 		return "", fmt.Errorf("the lineage key %s vanished while it was read", key)
 	}
+	if s.restored.Load() && !r.Succeeded {
+		// etcd went back to an older revision (a restored backup): its history is not
+		// the one proxies hold, so the lineage changes. The swap compares the value
+		// read, so of several replicas noticing at once one replaces it.
+		c2, cancel2 := s.rctx(ctx)
+		defer cancel2()
+		r2, err := s.cli.Txn(c2).
+			If(clientv3.Compare(clientv3.Value(key), "=", string(kv.v))).
+			Then(clientv3.OpPut(key, fresh), clientv3.OpGet(key)).
+			Else(clientv3.OpGet(key)).Commit()
+		if err != nil {
+			return "", err
+		}
+		for _, op := range r2.Responses {
+			if g := op.GetResponseRange(); g != nil && len(g.Kvs) == 1 {
+				kv.v, kv.rev = g.Kvs[0].Value, g.Kvs[0].CreateRevision
+			}
+		}
+		if r2.Succeeded {
+			s.log.Warn("etcd's revision went back (restored from a backup?): the table has a new lineage; proxies take it whole", "revision", r2.Header.Revision)
+		}
+	}
+	s.restored.Store(false)
 	h := sha256.New()
 	binary.Write(h, binary.BigEndian, r.Header.ClusterId)
 	binary.Write(h, binary.BigEndian, kv.rev)
@@ -443,6 +467,7 @@ func (s *Store) watch(ctx context.Context) error {
 		applied := s.applied
 		s.mu.Unlock()
 		if resp.Header.Revision < applied {
+			s.restored.Store(true)
 			return fmt.Errorf("%w: etcd's revision %d is behind the %d already applied (etcd restored?)", errResync, resp.Header.Revision, applied)
 		}
 		if resp.IsProgressNotify() || len(resp.Events) == 0 {
@@ -542,6 +567,9 @@ func (s *Store) health(ctx context.Context) {
 		s.mu.Lock()
 		behind := r.Header.Revision < s.applied
 		s.mu.Unlock()
+		if behind {
+			s.restored.Store(true)
+		}
 		if behind || len(r.Kvs) == 0 {
 			select {
 			case s.resync <- struct{}{}:

@@ -124,6 +124,7 @@ type Store struct {
 	reachable atomic.Bool
 	restored  atomic.Bool  // etcd's revision went behind the one applied: a new history
 	invalid   atomic.Int64 // keys under the prefix currently skipped
+	fullReads atomic.Int64
 	// OnPublish, when set before Start, is called after each new table is published
 	// with the events that led to it (nil after a full read).
 	OnPublish func(t *Table, events []Event, full bool)
@@ -347,6 +348,7 @@ func (s *Store) load(ctx context.Context) error {
 		t.Servers[k] = e.server
 		t.mods[k] = e.mod
 	}
+	s.fullReads.Add(1)
 	s.mu.Lock()
 	s.applied = pinned
 	s.badSeen = bad
@@ -556,6 +558,9 @@ func (s *Store) health(ctx context.Context) {
 		r, err := s.cli.Get(c, s.prefix+lineageKey)
 		cancel()
 		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			if s.reachable.Swap(false) {
 				s.log.Warn("etcd unreachable; serving the last table, writes fail until it returns", "err", err)
 			}

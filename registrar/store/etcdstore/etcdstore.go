@@ -122,7 +122,9 @@ type Store struct {
 
 	cur       atomic.Pointer[Table]
 	reachable atomic.Bool
-	restored  atomic.Bool  // etcd's revision went behind the one applied: a new history
+	// restoredAt is etcd's revision when it was seen behind the one applied (etcd
+	// restored from a backup: a new history); 0 when not.
+	restoredAt atomic.Int64
 	invalid   atomic.Int64 // keys under the prefix currently skipped
 	fullReads atomic.Int64
 	// OnPublish, when set before Start, is called after each new table is published
@@ -248,25 +250,25 @@ func (s *Store) lineage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var kv *struct {
-		v   []byte
-		rev int64
+	type lin struct {
+		v        []byte
+		rev, mod int64
 	}
+	var kv *lin
 	for _, op := range r.Responses {
 		if g := op.GetResponseRange(); g != nil && len(g.Kvs) == 1 {
-			kv = &struct {
-				v   []byte
-				rev int64
-			}{g.Kvs[0].Value, g.Kvs[0].CreateRevision}
+			kv = &lin{g.Kvs[0].Value, g.Kvs[0].CreateRevision, g.Kvs[0].ModRevision}
 		}
 	}
 	if kv == nil {
 		return "", fmt.Errorf("the lineage key %s vanished while it was read", key)
 	}
-	if s.restored.Load() && !r.Succeeded {
+	if at := s.restoredAt.Load(); at != 0 && !r.Succeeded && kv.mod <= at {
 		// etcd went back to an older revision (a restored backup): its history is not
-		// the one proxies hold, so the lineage changes. The swap compares the value
-		// read, so of several replicas noticing at once one replaces it.
+		// the one proxies hold, so the lineage changes. Only a lineage key older than
+		// the restore is replaced (another replica may have replaced it since), and
+		// the swap compares the value read, so of several replicas noticing at once
+		// one replaces it.
 		c2, cancel2 := s.rctx(ctx)
 		defer cancel2()
 		r2, err := s.cli.Txn(c2).
@@ -285,7 +287,7 @@ func (s *Store) lineage(ctx context.Context) (string, error) {
 			s.log.Warn("etcd's revision went back (restored from a backup?): the table has a new lineage; proxies take it whole", "revision", r2.Header.Revision)
 		}
 	}
-	s.restored.Store(false)
+	s.restoredAt.Store(0)
 	h := sha256.New()
 	binary.Write(h, binary.BigEndian, r.Header.ClusterId)
 	binary.Write(h, binary.BigEndian, kv.rev)
@@ -343,7 +345,11 @@ func (s *Store) load(ctx context.Context) error {
 		}
 		from = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
 	}
-	t := &Table{Revision: uint64(maxMod), Lineage: lin, Servers: make(map[string]Server, len(entries)), mods: make(map[string]int64, len(entries)), Changed: make(chan struct{})}
+	last, err := s.lastRemoval(ctx, maxMod, pinned)
+	if err != nil {
+		return err
+	}
+	t := &Table{Revision: uint64(max(maxMod, last)), Lineage: lin, Servers: make(map[string]Server, len(entries)), mods: make(map[string]int64, len(entries)), Changed: make(chan struct{})}
 	for k, e := range entries {
 		t.Servers[k] = e.server
 		t.mods[k] = e.mod
@@ -363,6 +369,59 @@ func (s *Store) load(ctx context.Context) error {
 		s.OnPublish(t, nil, true)
 	}
 	return nil
+}
+
+// lastRemoval finds the revision of the last removal under the prefix after mod and
+// up to pinned: the keys read carry the revision of the last put, not of a deletion
+// made after it (by hand with etcdctl: the registrar's own writes also put
+// @last-write), and every replica must answer the same revision for the same table.
+//
+// It replays the history (mod, pinned] with a short watch over the whole key space:
+// pinned is the revision of some change, so the replay ends at an event, not at a
+// progress notification (which etcd 3.4 may send before the events it covers). When
+// that history is compacted, the compaction revision stands for the removals it hid
+// (every replica reading afterwards finds the same). When the replay is not allowed
+// (etcd auth limits this user to the prefix) or too long, mod is kept and a replica
+// reading afresh may answer an older revision than one that followed, until the
+// next write.
+func (s *Store) lastRemoval(ctx context.Context, mod, pinned int64) (int64, error) {
+	const maxReplay = 100000
+	if mod >= pinned || pinned-mod > maxReplay {
+		return mod, nil
+	}
+	wctx, cancel := s.rctx(ctx)
+	defer cancel()
+	wch := s.cli.Watch(clientv3.WithRequireLeader(wctx), "\x00", clientv3.WithFromKey(), clientv3.WithRev(mod+1))
+	last := mod
+	for resp := range wch {
+		if resp.CompactRevision != 0 {
+			if resp.CompactRevision >= pinned {
+				return pinned, nil
+			}
+			cancel()
+			return s.lastRemoval(ctx, max(last, resp.CompactRevision), pinned)
+		}
+		if err := resp.Err(); err != nil {
+			if errors.Is(err, rpctypes.ErrPermissionDenied) {
+				s.log.Warn("etcd: this user may not watch outside the prefix, so the revision of a deletion made by hand is not known until the next write", "err", err)
+				return mod, nil
+			}
+			return 0, fmt.Errorf("replaying the history after revision %d: %v", mod, err)
+		}
+		// The events of one revision come in one response: read it whole.
+		done := false
+		for _, ev := range resp.Events {
+			rev := ev.Kv.ModRevision
+			done = done || rev >= pinned
+			if rev <= pinned && strings.HasPrefix(string(ev.Kv.Key), s.prefix) {
+				last = max(last, rev)
+			}
+		}
+		if done {
+			return last, nil
+		}
+	}
+	return 0, fmt.Errorf("replaying the history after revision %d: %w", mod, wctx.Err())
 }
 
 // skip logs a key that is not a valid server, once per version of the key.
@@ -469,7 +528,7 @@ func (s *Store) watch(ctx context.Context) error {
 		applied := s.applied
 		s.mu.Unlock()
 		if resp.Header.Revision < applied {
-			s.restored.Store(true)
+			s.restoredAt.Store(resp.Header.Revision)
 			return fmt.Errorf("%w: etcd's revision %d is behind the %d already applied (etcd restored?)", errResync, resp.Header.Revision, applied)
 		}
 		if resp.IsProgressNotify() || len(resp.Events) == 0 {
@@ -573,7 +632,7 @@ func (s *Store) health(ctx context.Context) {
 		behind := r.Header.Revision < s.applied
 		s.mu.Unlock()
 		if behind {
-			s.restored.Store(true)
+			s.restoredAt.Store(r.Header.Revision)
 		}
 		if behind || len(r.Kvs) == 0 {
 			select {

@@ -27,8 +27,13 @@ test: test-deps build
 # `make fuzz FUZZTIME=10m`). An input that fails is written to the package's
 # testdata/fuzz/ folder; commit it and it runs in every `go test` as a regression case.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := FuzzServerName:./internal/validate/ FuzzParseAddress:./internal/validate/ \
-                FuzzWrite:./registrar/ FuzzSnapshot:./filter/ FuzzConfig:./internal/pluginconfig/ FuzzPairs:./internal/abi/
+FUZZ_TARGETS := \
+	FuzzServerName:./internal/validate/ \
+	FuzzParseAddress:./internal/validate/ \
+	FuzzWrite:./registrar/server/ \
+	FuzzSnapshot:./filter/ \
+	FuzzConfig:./internal/pluginconfig/ \
+	FuzzPairs:./internal/abi/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
@@ -48,7 +53,7 @@ bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkFilter(Routed|404)' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
-	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout' -benchtime 1x -timeout 10m ./registrar/
+	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout' -benchtime 1x -timeout 10m ./registrar/server/
 
 clean:
 	rm -rf $(BIN)

@@ -44,7 +44,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,7 @@ import (
 	"go.uber.org/zap"
 
 	"switchyard/internal/validate"
+	"switchyard/registrar/store"
 )
 
 // Meta keys under the prefix. "@" cannot start a server name, so they never collide.
@@ -74,76 +76,77 @@ type Options struct {
 	Password    string        //
 	DialTimeout time.Duration // default 5 s; also bounds each request to etcd
 	Log         *slog.Logger
+	// OnCommit, when set, is called after each write etcd committed (Writes 1).
+	OnCommit func(store.Commit)
 }
 
 // DefaultPrefix is where the table lives unless -etcd-prefix says otherwise.
 const DefaultPrefix = "/switchyard/servers/"
 
-// ErrUnavailable is wrapped by every error of a write that etcd did not confirm.
-var ErrUnavailable = errors.New("etcd unavailable")
-
-// Server is one registered server as stored under the prefix.
-type Server struct {
-	Host        string    `json:"host"`
-	IPAddress   string    `json:"ipAddress"`
-	ServiceName string    `json:"serviceName"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+// view is what one published table comes with: the etcd revision it is current at
+// (applied: at or past the table's revision, the last change under the prefix) and
+// the lineage.
+type view struct {
+	table   *store.Table
+	applied int64
+	lineage string
 }
 
-// entry is a server with the etcd mod revision of its key.
-type entry struct {
-	server Server
-	mod    int64
+// event is one change of the table as the watch delivered it (server nil: removed),
+// with whether the name was in the table just before.
+type event struct {
+	rev    uint64
+	host   string
+	server *store.Server
+	had    bool
 }
 
-// Table is an immutable view of the table at one revision. Changed is closed when a
-// newer table replaces it.
-type Table struct {
-	Revision uint64
-	Lineage  string
-	Servers  map[string]Server
-	mods     map[string]int64
-	Changed  chan struct{}
-}
-
-// Event is one change of the table, as the watch delivered it: Server nil is a removal.
-type Event struct {
-	Revision uint64
-	Host     string
-	Server   *Server
-}
-
-// Store is the table kept in etcd, followed by one watch.
+// Store is the table kept in etcd, followed by one watch. It implements store.Store.
 type Store struct {
-	cli     *clientv3.Client
-	prefix  string
-	timeout time.Duration
-	log     *slog.Logger
+	cli      *clientv3.Client
+	prefix   string
+	timeout  time.Duration
+	log      *slog.Logger
+	onCommit func(store.Commit)
 
-	cur       atomic.Pointer[Table]
-	reachable atomic.Bool
-	// restoredAt is etcd's revision when it was seen behind the one applied (etcd
-	// restored from a backup: a new history); 0 when not.
-	restoredAt atomic.Int64
-	invalid   atomic.Int64 // keys under the prefix currently skipped
-	fullReads atomic.Int64
-	// OnPublish, when set before Start, is called after each new table is published
-	// with the events that led to it (nil after a full read).
-	OnPublish func(t *Table, events []Event, full bool)
+	cur        atomic.Pointer[view]
+	reachable  atomic.Bool
+	restoredAt atomic.Int64 // etcd's revision when seen behind the one applied (restored); 0: not
+	invalid    atomic.Int64 // keys under the prefix currently skipped
+	fullReads  atomic.Int64
+	closed     atomic.Bool
+	pins       store.Pins
 
-	mu      sync.Mutex
-	applied int64 // the etcd revision the table is known current at (events or a full read)
+	mu      sync.Mutex // held by the one goroutine publishing; guards what follows
 	badSeen map[string]int64
+	// history holds the changes since base (a full read), oldest first, for Delta.
+	history []event
+	base    uint64
 
 	resync chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
+var _ store.Store = (*Store)(nil)
+
+// historyLimit bounds the changes kept for deltas (the protocol's -history default);
+// a proxy further behind gets the full table.
+const historyLimit = 100000
+
 // Open connects to etcd, reads the whole table (creating the lineage key when it is
 // missing) and starts following it. It fails when etcd cannot be reached within the
 // dial timeout: a replica that never saw the table has nothing to serve.
 func Open(ctx context.Context, o Options) (*Store, error) {
+	s, err := open(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s.start()
+	return s, nil
+}
+
+func open(ctx context.Context, o Options) (*Store, error) {
 	if len(o.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints")
 	}
@@ -184,13 +187,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("etcd %s: %v", strings.Join(o.Endpoints, ","), err)
 	}
 	s := &Store{
-		cli:     cli,
-		prefix:  o.Prefix,
-		timeout: o.DialTimeout,
-		log:     o.Log,
-		badSeen: map[string]int64{},
-		resync:  make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		cli:      cli,
+		prefix:   o.Prefix,
+		timeout:  o.DialTimeout,
+		log:      o.Log,
+		onCommit: o.OnCommit,
+		badSeen:  map[string]int64{},
+		resync:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 	if err := s.load(ctx); err != nil {
 		cli.Close()
@@ -200,25 +204,30 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-// Start begins following the table (the watch and the health check). OnPublish must
-// be set before.
-func (s *Store) Start() {
+// start begins following the table (the watch and the health check).
+func (s *Store) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go s.follow(ctx)
 }
 
-// Close stops following and closes the client.
-func (s *Store) Close() {
+// Close stops following and closes the client. Writes after it fail with
+// store.ErrClosed; tables already obtained stay readable.
+func (s *Store) Close() error {
+	s.closed.Store(true)
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
 	}
-	s.cli.Close()
+	return s.cli.Close()
 }
 
-// Table returns the current table.
-func (s *Store) Table() *Table { return s.cur.Load() }
+// Current returns the current table.
+func (s *Store) Current() *store.Table { return s.cur.Load().table }
+
+// Lineage is derived from etcd's cluster id and the @lineage key; it changes when
+// that key is replaced (etcd restored from an older backup).
+func (s *Store) Lineage() string { return s.cur.Load().lineage }
 
 // Reachable says whether the last request to etcd went through.
 func (s *Store) Reachable() bool { return s.reachable.Load() }
@@ -228,6 +237,62 @@ func (s *Store) InvalidKeys() int64 { return s.invalid.Load() }
 
 // Prefix is where the table lives.
 func (s *Store) Prefix() string { return s.prefix }
+
+// Page serves a page of the table at rev: the current table, or one an earlier page
+// pinned. Pages are cut from this replica's copy, which is the table etcd held at
+// rev, read at one pinned revision or followed event by event.
+func (s *Store) Page(rev uint64, start string, maxBytes int) (store.Page, error) {
+	t := s.pins.Get(rev, s.Current())
+	if t == nil {
+		return store.Page{}, store.ErrSnapshotGone
+	}
+	return store.PageOf(t, start, maxBytes), nil
+}
+
+// Delta compacts the changes after revision after from the history this replica
+// followed since its last full read; ok is false before that or when it does not fit.
+func (s *Store) Delta(after uint64, maxBytes int) (store.Delta, bool) {
+	v := s.cur.Load()
+	cur := v.table.Revision()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if after < s.base || after >= cur {
+		return store.Delta{}, false
+	}
+	// Start at the first change after `after` (the history is in revision order).
+	i := sort.Search(len(s.history), func(i int) bool { return s.history[i].rev > after })
+	type state struct {
+		first, last *event
+	}
+	names := map[string]*state{}
+	for j := i; j < len(s.history) && s.history[j].rev <= cur; j++ {
+		e := &s.history[j]
+		st := names[e.host]
+		if st == nil {
+			st = &state{first: e}
+			names[e.host] = st
+		}
+		st.last = e
+	}
+	d := store.Delta{From: after, Revision: cur}
+	size := 0
+	for host, st := range names {
+		switch {
+		case st.last.server != nil:
+			size += store.EncodedSize(host, st.last.server.IPAddress)
+			d.Upserts = append(d.Upserts, store.Route{Name: host, Target: st.last.server.IPAddress})
+		case st.first.had:
+			size += len(host) + 3
+			d.Removals = append(d.Removals, host)
+		}
+		if size > maxBytes {
+			return store.Delta{}, false
+		}
+	}
+	slices.SortFunc(d.Upserts, func(a, b store.Route) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(d.Removals)
+	return d, true
+}
 
 func (s *Store) rctx(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(parent, s.timeout)
@@ -307,7 +372,7 @@ func (s *Store) load(ctx context.Context) error {
 	end := clientv3.GetPrefixRangeEnd(s.prefix)
 	from := s.prefix
 	var pinned, maxMod int64
-	entries := map[string]entry{}
+	var servers []store.Server
 	bad := map[string]int64{}
 	for {
 		// The first page is a linearizable read: the table is at least as new as any
@@ -338,7 +403,7 @@ func (s *Store) load(ctx context.Context) error {
 				s.skip(string(kv.Key), kv.ModRevision, err)
 				continue
 			}
-			entries[name] = entry{server: sv, mod: kv.ModRevision}
+			servers = append(servers, sv)
 		}
 		if !r.More || len(r.Kvs) == 0 {
 			break
@@ -349,24 +414,23 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	t := &Table{Revision: uint64(max(maxMod, last)), Lineage: lin, Servers: make(map[string]Server, len(entries)), mods: make(map[string]int64, len(entries)), Changed: make(chan struct{})}
-	for k, e := range entries {
-		t.Servers[k] = e.server
-		t.mods[k] = e.mod
-	}
+	rev := uint64(max(maxMod, last))
 	s.fullReads.Add(1)
 	s.mu.Lock()
-	s.applied = pinned
+	defer s.mu.Unlock()
 	s.badSeen = bad
 	s.invalid.Store(int64(len(bad)))
 	old := s.cur.Load()
-	s.cur.Store(t)
-	s.mu.Unlock()
-	if old != nil {
-		close(old.Changed)
+	if old != nil && old.lineage == lin && old.table.Revision() == rev {
+		// The same table (one lineage, one revision): keep it, so no long-poll wakes
+		// to be handed the revision it already has.
+		s.cur.Store(&view{table: old.table, applied: pinned, lineage: lin})
+		return nil
 	}
-	if s.OnPublish != nil {
-		s.OnPublish(t, nil, true)
+	s.cur.Store(&view{table: store.NewTable(rev, servers), applied: pinned, lineage: lin})
+	s.history, s.base = nil, rev
+	if old != nil {
+		old.table.Supersede()
 	}
 	return nil
 }
@@ -430,8 +494,8 @@ func (s *Store) skip(key string, mod int64, err error) {
 }
 
 // decode checks one stored value as the registrar would check a registration.
-func decode(name string, value []byte) (Server, error) {
-	var sv Server
+func decode(name string, value []byte) (store.Server, error) {
+	var sv store.Server
 	if err := validate.ServerName(name); err != nil {
 		return sv, fmt.Errorf("the name %q after the prefix %v", name, err)
 	}
@@ -473,7 +537,7 @@ func (s *Store) follow(ctx context.Context) {
 				}
 				continue
 			}
-			s.log.Info("etcd: read the whole table afresh", "reason", err, "revision", s.Table().Revision, "servers", len(s.Table().Servers))
+			s.log.Info("etcd: read the whole table afresh", "reason", err, "revision", s.Current().Revision(), "servers", s.Current().Len())
 			backoff = 100 * time.Millisecond
 			continue
 		}
@@ -495,9 +559,7 @@ func (s *Store) watch(ctx context.Context) error {
 		return fmt.Errorf("%w: asked for", errResync)
 	default:
 	}
-	s.mu.Lock()
-	from := s.applied + 1
-	s.mu.Unlock()
+	from := s.cur.Load().applied + 1
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	wch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithProgressNotify())
@@ -524,10 +586,7 @@ func (s *Store) watch(ctx context.Context) error {
 			return err
 		}
 		s.reachable.Store(true)
-		s.mu.Lock()
-		applied := s.applied
-		s.mu.Unlock()
-		if resp.Header.Revision < applied {
+		if applied := s.cur.Load().applied; resp.Header.Revision < applied {
 			s.restoredAt.Store(resp.Header.Revision)
 			return fmt.Errorf("%w: etcd's revision %d is behind the %d already applied (etcd restored?)", errResync, resp.Header.Revision, applied)
 		}
@@ -539,17 +598,27 @@ func (s *Store) watch(ctx context.Context) error {
 	}
 }
 
-// apply publishes the table after a watch response's events.
+// apply publishes the table after a watch response's events (all the events of a
+// revision come in one response, so a table never shows half a transaction).
 func (s *Store) apply(evs []*clientv3.Event) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	old := s.cur.Load()
-	t := &Table{Lineage: old.Lineage, Revision: old.Revision, Servers: maps.Clone(old.Servers), mods: maps.Clone(old.mods), Changed: make(chan struct{})}
-	var out []Event
+	rev, applied := old.table.Revision(), old.applied
+	// final is each changed name's state after the events (nil: removed).
+	final := map[string]*store.Server{}
+	present := func(name string) bool {
+		if sv, ok := final[name]; ok {
+			return sv != nil
+		}
+		_, ok := old.table.Get(name)
+		return ok
+	}
 	for _, ev := range evs {
-		rev := ev.Kv.ModRevision
+		r := ev.Kv.ModRevision
 		key := string(ev.Kv.Key)
-		t.Revision = uint64(max(int64(t.Revision), rev))
-		s.applied = max(s.applied, rev)
+		rev = max(rev, uint64(r))
+		applied = max(applied, r)
 		name := key[len(s.prefix):]
 		if name == lineageKey {
 			if ev.Type == clientv3.EventTypeDelete || ev.Kv.Version > 1 {
@@ -564,41 +633,58 @@ func (s *Store) apply(evs []*clientv3.Event) {
 		if name == lastWriteKey {
 			continue
 		}
-		if _, was := s.badSeen[key]; was {
-			delete(s.badSeen, key)
-		}
-		if ev.Type == clientv3.EventTypeDelete {
-			if _, had := t.Servers[name]; had {
-				delete(t.Servers, name)
-				delete(t.mods, name)
-				out = append(out, Event{Revision: uint64(rev), Host: name})
+		delete(s.badSeen, key)
+		var sv *store.Server
+		if ev.Type != clientv3.EventTypeDelete {
+			v, err := decode(name, ev.Kv.Value)
+			if err != nil {
+				// Skipped; a valid server replaced by an invalid value is no longer
+				// served.
+				s.badSeen[key] = r
+				s.skip(key, r, err)
+			} else {
+				sv = &v
 			}
+		}
+		had := present(name)
+		if sv == nil && !had {
 			continue
 		}
-		sv, err := decode(name, ev.Kv.Value)
-		if err != nil {
-			s.badSeen[key] = rev
-			s.skip(key, rev, err)
-			// A valid server replaced by an invalid value is no longer served.
-			if _, had := t.Servers[name]; had {
-				delete(t.Servers, name)
-				delete(t.mods, name)
-				out = append(out, Event{Revision: uint64(rev), Host: name})
-			}
-			continue
-		}
-		t.Servers[name] = sv
-		t.mods[name] = rev
-		svc := sv
-		out = append(out, Event{Revision: uint64(rev), Host: name, Server: &svc})
+		final[name] = sv
+		s.history = append(s.history, event{rev: uint64(r), host: name, server: sv, had: had})
 	}
 	s.invalid.Store(int64(len(s.badSeen)))
-	s.cur.Store(t)
-	s.mu.Unlock()
-	close(old.Changed)
-	if s.OnPublish != nil {
-		s.OnPublish(t, out, false)
+	s.trimHistory()
+	var upserts []store.Server
+	var removals []string
+	for name, sv := range final {
+		if sv != nil {
+			upserts = append(upserts, *sv)
+		} else {
+			removals = append(removals, name)
+		}
 	}
+	if rev == old.table.Revision() {
+		s.cur.Store(&view{table: old.table, applied: applied, lineage: old.lineage})
+		return
+	}
+	s.cur.Store(&view{table: old.table.Next(rev, upserts, removals), applied: applied, lineage: old.lineage})
+	old.table.Supersede()
+}
+
+// trimHistory drops the oldest revisions beyond historyLimit changes; base moves to
+// the last revision dropped (deltas from before it are no longer held).
+func (s *Store) trimHistory() {
+	if len(s.history) <= historyLimit {
+		return
+	}
+	cut := len(s.history) - historyLimit
+	// Never split a revision: drop its other changes too.
+	for cut < len(s.history) && s.history[cut].rev == s.history[cut-1].rev {
+		cut++
+	}
+	s.base = s.history[cut-1].rev
+	s.history = slices.Clone(s.history[cut:])
 }
 
 // health checks etcd every second with a linearizable read of the lineage key: it
@@ -628,9 +714,7 @@ func (s *Store) health(ctx context.Context) {
 		if !s.reachable.Swap(true) {
 			s.log.Info("etcd reachable again", "revision", r.Header.Revision)
 		}
-		s.mu.Lock()
-		behind := r.Header.Revision < s.applied
-		s.mu.Unlock()
+		behind := r.Header.Revision < s.cur.Load().applied
 		if behind {
 			s.restoredAt.Store(r.Header.Revision)
 		}

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"switchyard/internal/etcdtest"
+	"switchyard/registrar/store"
 )
 
 // syncBuffer is a log sink a test can read while the store writes to it.
@@ -33,7 +34,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func open(t *testing.T, endpoints []string, log *syncBuffer) *Store {
+func openStore(t *testing.T, endpoints []string, log *syncBuffer) *Store {
 	t.Helper()
 	o := Options{Endpoints: endpoints, Prefix: "/t/servers/", DialTimeout: 2 * time.Second}
 	if log != nil {
@@ -43,14 +44,13 @@ func open(t *testing.T, endpoints []string, log *syncBuffer) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Start()
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
-func put(t *testing.T, s *Store, host, addr string) Outcome {
+func put(t *testing.T, s *Store, host, addr string) store.Outcome {
 	t.Helper()
-	out := s.Write(context.Background(), time.Now().UTC(), Change{Host: host, Server: &Server{IPAddress: addr, ServiceName: "svc"}})
+	out := s.Write(store.Change{Host: host, Server: &store.Server{IPAddress: addr, ServiceName: "svc"}})
 	if out.Err != nil {
 		t.Fatalf("write %s: %v", host, out.Err)
 	}
@@ -72,16 +72,25 @@ func eventually(t *testing.T, within time.Duration, check func() string) {
 	}
 }
 
-func same(a, b *Table) string {
-	if a.Revision != b.Revision || a.Lineage != b.Lineage || len(a.Servers) != len(b.Servers) {
-		return fmt.Sprintf("tables differ: revision %d/%d, lineage %s/%s, %d/%d servers", a.Revision, b.Revision, a.Lineage, b.Lineage, len(a.Servers), len(b.Servers))
+func same(a, b *Store) string {
+	ta, tb := a.Current(), b.Current()
+	if ta.Revision() != tb.Revision() || a.Lineage() != b.Lineage() || ta.Len() != tb.Len() {
+		return fmt.Sprintf("tables differ: revision %d/%d, lineage %s/%s, %d/%d servers", ta.Revision(), tb.Revision(), a.Lineage(), b.Lineage(), ta.Len(), tb.Len())
 	}
-	for k, v := range a.Servers {
-		if b.Servers[k] != v {
-			return fmt.Sprintf("server %s: %+v vs %+v", k, v, b.Servers[k])
+	msg := ""
+	ta.Ascend("", func(sv store.Server) bool {
+		if o, _ := tb.Get(sv.Host); o != sv {
+			msg = fmt.Sprintf("server %s: %+v vs %+v", sv.Host, sv, o)
+			return false
 		}
-	}
-	return ""
+		return true
+	})
+	return msg
+}
+
+func ip(s *Store, host string) string {
+	sv, _ := s.Current().Get(host)
+	return sv.IPAddress
 }
 
 // Two replicas on one etcd: a write through either is in both, at the same revision,
@@ -89,20 +98,20 @@ func same(a, b *Table) string {
 // missing server is refused.
 func TestReplicasAgree(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	a := open(t, c.Endpoints(), nil)
-	b := open(t, c.Endpoints(), nil)
-	if a.Table().Lineage == "" || a.Table().Lineage != b.Table().Lineage {
-		t.Fatalf("lineages %q and %q: want one, not empty", a.Table().Lineage, b.Table().Lineage)
+	a := openStore(t, c.Endpoints(), nil)
+	b := openStore(t, c.Endpoints(), nil)
+	if a.Lineage() == "" || a.Lineage() != b.Lineage() {
+		t.Fatalf("lineages %q and %q: want one, not empty", a.Lineage(), b.Lineage())
 	}
 	o1 := put(t, a, "web-1", "10.0.0.1:80")
-	if got := a.Table(); got.Revision != o1.Revision || got.Servers["web-1"].IPAddress != "10.0.0.1:80" {
-		t.Fatalf("after the acknowledged write, replica a has revision %d %v, want %d with web-1", got.Revision, got.Servers, o1.Revision)
+	if got := a.Current(); got.Revision() != o1.Revision || ip(a, "web-1") != "10.0.0.1:80" {
+		t.Fatalf("after the acknowledged write, replica a has revision %d web-1=%q, want %d with web-1", got.Revision(), ip(a, "web-1"), o1.Revision)
 	}
 	o2 := put(t, b, "web-2", "10.0.0.2:80")
 	if o2.Revision <= o1.Revision {
 		t.Fatalf("revision %d after %d", o2.Revision, o1.Revision)
 	}
-	eventually(t, 5*time.Second, func() string { return same(a.Table(), b.Table()) })
+	eventually(t, 5*time.Second, func() string { return same(a, b) })
 
 	// Same content again: no change, no new revision, updatedAt kept.
 	again := put(t, a, "web-1", "10.0.0.1:80")
@@ -113,21 +122,21 @@ func TestReplicasAgree(t *testing.T) {
 		t.Fatalf("etcd's revision moved to %d on a write that changed nothing (want %d)", c.Revision(), o2.Revision)
 	}
 
-	del := b.Write(context.Background(), time.Now(), Change{Host: "web-1", MustExist: true})
+	del := b.Write(store.Change{Host: "web-1", MustExist: true})
 	if del.Err != nil || !del.Changed {
 		t.Fatalf("delete: %+v", del)
 	}
-	eventually(t, 5*time.Second, func() string { return same(a.Table(), b.Table()) })
-	if _, ok := a.Table().Servers["web-1"]; ok {
+	eventually(t, 5*time.Second, func() string { return same(a, b) })
+	if ip(a, "web-1") != "" {
 		t.Fatal("web-1 still served after its deletion")
 	}
-	if gone := a.Write(context.Background(), time.Now(), Change{Host: "web-1", MustExist: true}); !errors.Is(gone.Err, ErrNotFound) {
-		t.Fatalf("deleting a missing server: %v, want ErrNotFound", gone.Err)
+	if gone := a.Write(store.Change{Host: "web-1", MustExist: true}); !errors.Is(gone.Err, store.ErrNotFound) {
+		t.Fatalf("deleting a missing server: %v, want store.ErrNotFound", gone.Err)
 	}
 
 	// A replica opened afresh agrees on the revision, deletions included.
-	fresh := open(t, c.Endpoints(), nil)
-	if msg := same(a.Table(), fresh.Table()); msg != "" {
+	fresh := openStore(t, c.Endpoints(), nil)
+	if msg := same(a, fresh); msg != "" {
 		t.Fatalf("fresh replica: %s", msg)
 	}
 }
@@ -151,9 +160,9 @@ func TestInvalidKeys(t *testing.T) {
 		}
 	}
 	var log syncBuffer
-	s := open(t, c.Endpoints(), &log)
-	if got := s.Table().Servers; len(got) != 1 || got["good-1"].IPAddress != "10.0.0.1:80" {
-		t.Fatalf("served %v, want only good-1", got)
+	s := openStore(t, c.Endpoints(), &log)
+	if got := s.Current(); got.Len() != 1 || ip(s, "good-1") != "10.0.0.1:80" {
+		t.Fatalf("served %d servers, want only good-1", got.Len())
 	}
 	if s.InvalidKeys() != 5 {
 		t.Fatalf("InvalidKeys %d, want 5", s.InvalidKeys())
@@ -174,7 +183,7 @@ func TestInvalidKeys(t *testing.T) {
 		if n := s.InvalidKeys(); n != 5 {
 			return fmt.Sprintf("InvalidKeys %d, want 5", n)
 		}
-		if _, ok := s.Table().Servers["bad-addr"]; !ok {
+		if ip(s, "bad-addr") == "" {
 			return "bad-addr, fixed, is not served"
 		}
 		return ""
@@ -185,19 +194,19 @@ func TestInvalidKeys(t *testing.T) {
 // still served; members back: writes go through and the table follows again.
 func TestUnreachable(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	s := open(t, c.Endpoints(), nil)
+	s := openStore(t, c.Endpoints(), nil)
 	o := put(t, s, "web-1", "10.0.0.1:80")
 	c.Stop()
 	start := time.Now()
-	out := s.Write(context.Background(), time.Now(), Change{Host: "web-2", Server: &Server{IPAddress: "10.0.0.2:80"}})
-	if !errors.Is(out.Err, ErrUnavailable) || !bytes.Contains([]byte(out.Err.Error()), []byte("etcd")) {
-		t.Fatalf("write with etcd stopped: %v, want ErrUnavailable naming etcd", out.Err)
+	out := s.Write(store.Change{Host: "web-2", Server: &store.Server{IPAddress: "10.0.0.2:80"}})
+	if !errors.Is(out.Err, store.ErrUnavailable) || !bytes.Contains([]byte(out.Err.Error()), []byte("etcd")) {
+		t.Fatalf("write with etcd stopped: %v, want store.ErrUnavailable naming etcd", out.Err)
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("the failing write took %v", took)
 	}
-	if got := s.Table(); got.Revision != o.Revision || len(got.Servers) != 1 {
-		t.Fatalf("table while etcd is down: revision %d, %d servers; want the last one (%d, 1)", got.Revision, len(got.Servers), o.Revision)
+	if got := s.Current(); got.Revision() != o.Revision || got.Len() != 1 {
+		t.Fatalf("table while etcd is down: revision %d, %d servers; want the last one (%d, 1)", got.Revision(), got.Len(), o.Revision)
 	}
 	eventually(t, 10*time.Second, func() string {
 		if s.Reachable() {
@@ -207,11 +216,11 @@ func TestUnreachable(t *testing.T) {
 	})
 	c.Restart()
 	eventually(t, 30*time.Second, func() string {
-		out := s.Write(context.Background(), time.Now(), Change{Host: "web-2", Server: &Server{IPAddress: "10.0.0.2:80"}})
+		out := s.Write(store.Change{Host: "web-2", Server: &store.Server{IPAddress: "10.0.0.2:80"}})
 		if out.Err != nil {
 			return out.Err.Error()
 		}
-		if _, ok := s.Table().Servers["web-2"]; !ok {
+		if ip(s, "web-2") == "" {
 			return "web-2 acknowledged but not in the table"
 		}
 		return ""
@@ -225,15 +234,15 @@ func TestCompactionPastReplica(t *testing.T) {
 	lag := c.Members[0]
 	// This replica talks to one member only; with that member down it sees nothing.
 	var log syncBuffer
-	s := open(t, []string{lag.ClientURL}, &log)
-	w := open(t, c.Endpoints()[1:], nil)
+	s := openStore(t, []string{lag.ClientURL}, &log)
+	w := openStore(t, c.Endpoints()[1:], nil)
 	put(t, w, "web-1", "10.0.0.1:80")
-	eventually(t, 5*time.Second, func() string { return same(w.Table(), s.Table()) })
+	eventually(t, 5*time.Second, func() string { return same(w, s) })
 
 	lag.Kill()
 	c.WaitHealthy()
 	put(t, w, "web-2", "10.0.0.2:80")
-	del := w.Write(context.Background(), time.Now(), Change{Host: "web-1", MustExist: true})
+	del := w.Write(store.Change{Host: "web-1", MustExist: true})
 	if del.Err != nil {
 		t.Fatal(del.Err)
 	}
@@ -249,7 +258,7 @@ func TestCompactionPastReplica(t *testing.T) {
 	}
 	lag.Start()
 	c.WaitHealthy()
-	eventually(t, 30*time.Second, func() string { return same(w.Table(), s.Table()) })
+	eventually(t, 30*time.Second, func() string { return same(w, s) })
 	if !bytes.Contains([]byte(log.String()), []byte("compacted")) {
 		t.Fatalf("the lagging replica converged without a full read after compaction; log:\n%s", log.String())
 	}
@@ -259,13 +268,13 @@ func TestCompactionPastReplica(t *testing.T) {
 // read the table afresh, take a new lineage and agree again.
 func TestRestoredBackup(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	a := open(t, c.Endpoints(), nil)
-	b := open(t, c.Endpoints(), nil)
+	a := openStore(t, c.Endpoints(), nil)
+	b := openStore(t, c.Endpoints(), nil)
 	put(t, a, "web-1", "10.0.0.1:80")
-	lineage := a.Table().Lineage
+	lineage := a.Lineage()
 	backup := c.Backup()
 	eventually(t, 30*time.Second, func() string {
-		out := a.Write(context.Background(), time.Now(), Change{Host: "web-2", Server: &Server{IPAddress: "10.0.0.2:80"}})
+		out := a.Write(store.Change{Host: "web-2", Server: &store.Server{IPAddress: "10.0.0.2:80"}})
 		if out.Err != nil {
 			return out.Err.Error()
 		}
@@ -275,15 +284,14 @@ func TestRestoredBackup(t *testing.T) {
 	c.RestoreBackup(backup)
 	eventually(t, 30*time.Second, func() string {
 		for _, s := range []*Store{a, b} {
-			t := s.Table()
-			if t.Lineage == lineage {
+			if s.Lineage() == lineage {
 				return "lineage unchanged after the restore"
 			}
-			if _, ok := t.Servers["web-3"]; ok || len(t.Servers) != 1 {
-				return fmt.Sprintf("servers %v, want web-1 only", t.Servers)
+			if ip(s, "web-3") != "" || s.Current().Len() != 1 {
+				return fmt.Sprintf("%d servers, want web-1 only", s.Current().Len())
 			}
 		}
-		return same(a.Table(), b.Table())
+		return same(a, b)
 	})
 }
 
@@ -291,7 +299,7 @@ func TestRestoredBackup(t *testing.T) {
 // the table afresh afterwards answer the same revision, the deletion's.
 func TestHandRemovalSameRevision(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	a := open(t, c.Endpoints(), nil)
+	a := openStore(t, c.Endpoints(), nil)
 	put(t, a, "web-1", "10.0.0.1:80")
 	put(t, a, "web-2", "10.0.0.2:80")
 	cli := c.Client(t)
@@ -304,19 +312,71 @@ func TestHandRemovalSameRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() string {
-		if a.Table().Revision != uint64(r.Header.Revision) {
-			return fmt.Sprintf("following replica at %d, want the deletion's %d", a.Table().Revision, r.Header.Revision)
+		if a.Current().Revision() != uint64(r.Header.Revision) {
+			return fmt.Sprintf("following replica at %d, want the deletion's %d", a.Current().Revision(), r.Header.Revision)
 		}
 		return ""
 	})
-	fresh := open(t, c.Endpoints(), nil)
-	if msg := same(a.Table(), fresh.Table()); msg != "" {
+	fresh := openStore(t, c.Endpoints(), nil)
+	if msg := same(a, fresh); msg != "" {
 		t.Fatalf("replica reading afresh: %s", msg)
 	}
 	// Even with that history compacted, replicas reading afresh agree with each other.
 	c.Compact(c.Revision())
-	f1, f2 := open(t, c.Endpoints(), nil), open(t, c.Endpoints(), nil)
-	if msg := same(f1.Table(), f2.Table()); msg != "" {
+	f1, f2 := openStore(t, c.Endpoints(), nil), openStore(t, c.Endpoints(), nil)
+	if msg := same(f1, f2); msg != "" {
 		t.Fatalf("after compaction: %s", msg)
+	}
+}
+
+// Deltas come from the changes the watch delivered; pages from the table at a
+// revision, kept while pages of it are asked for.
+func TestDeltaAndPage(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := openStore(t, c.Endpoints(), nil)
+	b := openStore(t, c.Endpoints(), nil)
+	put(t, a, "web-1", "10.0.0.1:80")
+	put(t, a, "web-2", "10.0.0.2:80")
+	from := put(t, a, "gone", "10.0.0.9:80").Revision
+	put(t, a, "web-1", "10.0.0.11:80")
+	put(t, a, "temp", "10.0.0.8:80")
+	if out := a.Write(store.Change{Host: "temp", MustExist: true}); out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	if out := a.Write(store.Change{Host: "gone", MustExist: true}); out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	eventually(t, 5*time.Second, func() string { return same(a, b) })
+	for _, s := range []*Store{a, b} {
+		d, ok := s.Delta(from, 1<<20)
+		if !ok {
+			t.Fatalf("no delta from %d (current %d)", from, s.Current().Revision())
+		}
+		want := fmt.Sprint(store.Delta{From: from, Revision: s.Current().Revision(),
+			Upserts: []store.Route{{Name: "web-1", Target: "10.0.0.11:80"}}, Removals: []string{"gone"}})
+		if got := fmt.Sprint(d); got != want {
+			t.Fatalf("delta %s, want %s", got, want)
+		}
+		if _, ok := s.Delta(from, 5); ok {
+			t.Fatal("a delta larger than maxBytes was given")
+		}
+	}
+	// A replica opened now holds no history from before its full read.
+	fresh := openStore(t, c.Endpoints(), nil)
+	if _, ok := fresh.Delta(from, 1<<20); ok {
+		t.Fatal("a replica that read the table afresh answered a delta from before its read")
+	}
+	rev := a.Current().Revision()
+	p1, err := a.Page(rev, "", store.EncodedSize("web-1", "10.0.0.11:80"))
+	if err != nil || len(p1.Routes) != 1 || p1.Routes[0].Name != "web-1" || p1.Next != "web-2" {
+		t.Fatalf("first page: %+v %v", p1, err)
+	}
+	put(t, a, "web-3", "10.0.0.3:80")
+	p2, err := a.Page(rev, p1.Next, 1<<20)
+	if err != nil || p2.Revision != rev || len(p2.Routes) != 1 || p2.Routes[0].Name != "web-2" || p2.Next != "" {
+		t.Fatalf("second page of the pinned revision after a write: %+v %v", p2, err)
+	}
+	if _, err := a.Page(rev-1, "", 100); !errors.Is(err, store.ErrSnapshotGone) {
+		t.Fatalf("page of a revision never handed out: %v, want ErrSnapshotGone", err)
 	}
 }

@@ -197,6 +197,9 @@ func (a *api) writeStoreError(w http.ResponseWriter, host string, err error) {
 		writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
 	case errors.Is(err, store.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		a.log.Warn("write failed: the store is unavailable", "host", host, "err", err)
+		writeFailure(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		a.log.Error("write failed", "host", host, "err", err)
 		writeFailure(w, http.StatusInternalServerError, err.Error()+"; check the registrar's disk and logs, then retry")

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"switchyard/registrar/store/etcdstore"
 )
 
 // Config is the registrar's settings. Each flag may also come from an environment
@@ -17,6 +19,10 @@ type Config struct {
 	Token     string // resolved from -token, -token-file, REGISTRAR_TOKEN or REGISTRAR_TOKEN_FILE
 	AllowCIDR string
 	Import    string
+	// Etcd holds the -etcd-* settings; UseEtcd is true when -etcd-endpoints is set,
+	// and then the table is kept in etcd (Data is not used).
+	Etcd    etcdstore.Options
+	UseEtcd bool
 }
 
 const usageHead = `registrar: the durable, validated, authenticated service a CMS registers servers with.
@@ -29,8 +35,13 @@ on the command line wins over the variable.
 `
 
 const usageTail = `
+With -etcd-endpoints the table is kept in etcd under -etcd-prefix (one key per
+server, its value the server as JSON) instead of the -data file: run 2-3 registrars
+on the same etcd and prefix and they serve one table, at etcd's revisions. See the
+README, "etcd".
+
 -import FILE is a one-shot migration: it loads the seed's server_mapping.json
-({"name": "ip", ...}) into the data file as one all-or-nothing write (every entry is
+({"name": "ip", ...}) into the data file (or etcd) as one all-or-nothing write (every entry is
 validated like a registration, with -allow-cidr applied; serviceName "imported";
 entries already registered with the same address are left as they are), prints
 what it did and exits (0 on success) without serving. Run it once, then start the
@@ -62,6 +73,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed (env REGISTRAR_TOKEN_FILE)")
 	fs.StringVar(&c.AllowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, unspecified or multicast targets (env REGISTRAR_ALLOW_CIDR)")
 	fs.StringVar(&c.Import, "import", "", "load a seed server_mapping.json once, then exit (see below)")
+	etcdFlags := etcdstore.BindFlags(fs, getenv)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
@@ -93,6 +105,12 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	if err != nil {
 		return c, err
+	}
+	if c.Etcd, c.UseEtcd, err = etcdFlags.Options(); err != nil {
+		return c, err
+	}
+	if c.UseEtcd && set["data"] {
+		return c, errors.New("give either -data (the embedded store) or -etcd-endpoints (etcd), not both")
 	}
 	if c.Data == "" {
 		return c, errors.New("-data must name a file")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"switchyard/registrar/store"
@@ -69,6 +70,9 @@ func (s *Store) Write(changes ...store.Change) store.Outcome {
 		c, cancel := s.rctx(ctx)
 		r, err := s.cli.Txn(c).If(cmps...).Then(ops...).Commit()
 		cancel()
+		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+			return store.Outcome{Err: fmt.Errorf("%w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", store.ErrNotSaved, len(changes), err)}
+		}
 		if err != nil {
 			s.reachable.Store(false)
 			return store.Outcome{Err: s.unavailable(err)}

@@ -1,0 +1,444 @@
+package e2e
+
+// Registrar replicas on a real 3-member etcd cluster (internal/etcdtest): the built
+// registrar binary, over real HTTP, with etcd members killed, stopped and compacted.
+// Each test is bounded: its loops have counts and deadlines.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"switchyard/internal/etcdtest"
+	"switchyard/internal/testbin"
+)
+
+const etcdPrefix = "/switchyard-e2e/servers/"
+
+// startEtcdRegistrar runs the registrar binary as one replica on c.
+func startEtcdRegistrar(t testing.TB, c *etcdtest.Cluster, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"-listen", "127.0.0.1:0", "-allow-cidr", "127.0.0.0/8",
+		"-etcd-endpoints", c.EndpointList(), "-etcd-prefix", etcdPrefix, "-etcd-dial-timeout", "2s"}, extra...)
+	return &proc{testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})}
+}
+
+var client = &http.Client{Timeout: 20 * time.Second}
+
+// tryRegister is register for goroutines: it reports instead of failing the test.
+func tryRegister(base, name, addr string) (int, string, error) {
+	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"e2e"}`, name, addr)
+	resp, err := client.Post(base+"/api/servers/register", "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// routesAnswer is a GET /v1/routes answer (version 1).
+type routesAnswer struct {
+	status   int
+	Revision uint64            `json:"revision"`
+	Routes   map[string]string `json:"routes"`
+}
+
+func pollRoutes(base string, after uint64, wait int) (routesAnswer, error) {
+	url := base + "/v1/routes"
+	if after > 0 {
+		url += fmt.Sprintf("?after=%d&wait=%d", after, wait)
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		return routesAnswer{}, err
+	}
+	defer resp.Body.Close()
+	a := routesAnswer{status: resp.StatusCode}
+	if resp.StatusCode == 200 {
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+func mustRoutes(t testing.TB, base string) routesAnswer {
+	t.Helper()
+	a, err := pollRoutes(base, 0, 0)
+	if err != nil || a.status != 200 {
+		t.Fatalf("GET %s/v1/routes: %d %v", base, a.status, err)
+	}
+	return a
+}
+
+func sameRoutes(a, b routesAnswer) string {
+	if a.Revision != b.Revision || len(a.Routes) != len(b.Routes) {
+		return fmt.Sprintf("revision %d with %d routes vs revision %d with %d routes", a.Revision, len(a.Routes), b.Revision, len(b.Routes))
+	}
+	for k, v := range a.Routes {
+		if b.Routes[k] != v {
+			return fmt.Sprintf("%s: %q vs %q", k, v, b.Routes[k])
+		}
+	}
+	return ""
+}
+
+// Two replicas: a write through either is seen through both at the same revision,
+// and a dev proxy syncing through one routes a server registered through the other.
+func TestEtcdReplicasServeOneTable(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a, b := startEtcdRegistrar(t, c), startEtcdRegistrar(t, c)
+	up1, up2 := upstream(t, "alpha"), upstream(t, "beta")
+	register(t, a.url(), "web-1", up1)
+	register(t, b.url(), "web-2", up2)
+	testbin.Eventually(t, 10*time.Second, func() string {
+		ra, rb := mustRoutes(t, a.url()), mustRoutes(t, b.url())
+		if len(ra.Routes) != 2 {
+			return fmt.Sprintf("replica a serves %v", ra.Routes)
+		}
+		return sameRoutes(ra, rb)
+	})
+	for _, base := range []string{a.url(), b.url()} {
+		for name, want := range map[string]string{"web-1": up1, "web-2": up2} {
+			got := get(t, base+"/api/servers/"+name)
+			if got.status != 200 || !strings.Contains(got.body, want) {
+				t.Fatalf("GET %s/api/servers/%s: %d %s", base, name, got.status, got.body)
+			}
+		}
+	}
+	px := startDevproxy(t, b.url())
+	testbin.Eventually(t, 20*time.Second, func() string {
+		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); !strings.HasPrefix(g.body, "alpha") {
+			return fmt.Sprintf("web-1 (registered through a) via the proxy syncing through b: %d %q", g.status, g.body)
+		}
+		return ""
+	})
+	register(t, a.url(), "web-1", up2)
+	testbin.Eventually(t, 20*time.Second, func() string {
+		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); !strings.HasPrefix(g.body, "beta") {
+			return fmt.Sprintf("web-1 changed through a, proxy on b still routes: %d %q", g.status, g.body)
+		}
+		return ""
+	})
+}
+
+// writeLoad sends count registrations from clients goroutines, spread over the
+// replicas (a client whose replica fails moves on to the next), and returns the
+// names acknowledged (200) with the address each was given last. A write is retried
+// on the next replica until acknowledged or until the deadline.
+func writeLoad(t *testing.T, replicas func() []string, clients, count int, deadline time.Time, progress *atomic.Int64) map[string]string {
+	t.Helper()
+	var mu sync.Mutex
+	acked := map[string]string{}
+	var wg sync.WaitGroup
+	per := count / clients
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			next := c
+			for i := 0; i < per; i++ {
+				name := fmt.Sprintf("load-%d-%d", c, i)
+				addr := fmt.Sprintf("127.0.%d.%d:80", 1+c, 1+i%250)
+				for time.Now().Before(deadline) {
+					rs := replicas()
+					base := rs[next%len(rs)]
+					code, _, err := tryRegister(base, name, addr)
+					if err == nil && code == 200 {
+						mu.Lock()
+						acked[name] = addr
+						mu.Unlock()
+						progress.Add(1)
+						break
+					}
+					next++
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	return acked
+}
+
+func checkAcked(t *testing.T, base string, acked map[string]string) {
+	t.Helper()
+	r := mustRoutes(t, base)
+	missing := 0
+	for name, addr := range acked {
+		if r.Routes[name] != addr {
+			missing++
+			if missing < 5 {
+				t.Errorf("acknowledged %s → %s, but %s serves %q", name, addr, base, r.Routes[name])
+			}
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged writes missing at %s", missing, len(acked), base)
+	}
+}
+
+// kill -9 of one replica during 1,000 writes from several clients: every
+// acknowledged write is in the table the other replica serves, and in the one the
+// killed replica serves after its restart.
+func TestEtcdReplicaKilledDuringWrites(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a, b := startEtcdRegistrar(t, c), startEtcdRegistrar(t, c)
+	var killed atomic.Bool
+	replicas := func() []string {
+		if killed.Load() {
+			return []string{b.url()}
+		}
+		return []string{a.url(), b.url()}
+	}
+	var progress atomic.Int64
+	go func() {
+		for progress.Load() < 300 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		a.Kill() // SIGKILL: writes in flight through a are cut
+		killed.Store(true)
+	}()
+	acked := writeLoad(t, replicas, 8, 1000, time.Now().Add(90*time.Second), &progress)
+	if !killed.Load() {
+		t.Fatal("the replica was never killed: fewer than 300 writes acknowledged")
+	}
+	if len(acked) != 1000 {
+		t.Fatalf("%d of 1000 writes acknowledged within the deadline", len(acked))
+	}
+	testbin.Eventually(t, 10*time.Second, func() string {
+		if n := len(mustRoutes(t, b.url()).Routes); n != 1000 {
+			return fmt.Sprintf("replica b serves %d routes", n)
+		}
+		return ""
+	})
+	checkAcked(t, b.url(), acked)
+	a.Restart()
+	checkAcked(t, a.url(), acked)
+	if msg := sameRoutes(mustRoutes(t, a.url()), mustRoutes(t, b.url())); msg != "" {
+		t.Fatalf("after the restart the replicas differ: %s", msg)
+	}
+}
+
+// The etcd leader stopped during writes: writes resume after the election, nothing
+// acknowledged is lost, and a client long-polling the other replica sees revisions
+// that only increase, never repeated and never back.
+func TestEtcdLeaderStoppedDuringWrites(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a, b := startEtcdRegistrar(t, c), startEtcdRegistrar(t, c)
+
+	// The syncing client: long-polls b and records every revision it is given.
+	stop := make(chan struct{})
+	var seen []uint64
+	var pollErr error
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		var after uint64
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r, err := pollRoutes(b.url(), after, 2)
+			if err != nil {
+				pollErr = err
+				return
+			}
+			if r.status == 200 {
+				seen = append(seen, r.Revision)
+				after = r.Revision
+			}
+		}
+	}()
+
+	var progress atomic.Int64
+	var leaderStopped atomic.Int64 // writes acknowledged when the leader was stopped
+	var leader *etcdtest.Member
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for progress.Load() < 100 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		leader = c.Leader()
+		leaderStopped.Store(progress.Load())
+		leader.Stop()
+	}()
+	acked := writeLoad(t, func() []string { return []string{a.url(), b.url()} }, 4, 400, time.Now().Add(90*time.Second), &progress)
+	<-done
+	if len(acked) != 400 {
+		t.Fatalf("%d of 400 writes acknowledged within the deadline; writes did not resume after the election", len(acked))
+	}
+	if after := int64(len(acked)) - leaderStopped.Load(); after < 100 {
+		t.Fatalf("only %d writes acknowledged after the leader %s stopped", after, leader.Name)
+	}
+	testbin.Eventually(t, 10*time.Second, func() string {
+		if n := len(mustRoutes(t, b.url()).Routes); n != 400 {
+			return fmt.Sprintf("replica b serves %d routes", n)
+		}
+		return ""
+	})
+	close(stop)
+	<-polled
+	if pollErr != nil {
+		t.Fatalf("the syncing client's long-poll failed: %v", pollErr)
+	}
+	checkAcked(t, a.url(), acked)
+	checkAcked(t, b.url(), acked)
+	if len(seen) < 2 {
+		t.Fatalf("the syncing client saw %d tables", len(seen))
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] <= seen[i-1] {
+			t.Fatalf("the syncing client saw revision %d after %d (answers %v)", seen[i], seen[i-1], seen)
+		}
+	}
+	if last := seen[len(seen)-1]; last != mustRoutes(t, a.url()).Revision {
+		t.Fatalf("the syncing client ended at revision %d, the table is at %d", last, mustRoutes(t, a.url()).Revision)
+	}
+}
+
+// etcd unreachable: writes answer 503 naming etcd; reads, long-polls and routing go
+// on from the last table; when etcd returns, writes go through again and waiting
+// long-polls wake.
+func TestEtcdUnreachable(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := startEtcdRegistrar(t, c)
+	up := upstream(t, "alpha")
+	register(t, a.url(), "web-1", up)
+	px := startDevproxy(t, a.url())
+	testbin.Eventually(t, 20*time.Second, func() string {
+		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); !strings.HasPrefix(g.body, "alpha") {
+			return fmt.Sprintf("web-1: %d %q", g.status, g.body)
+		}
+		return ""
+	})
+	before := mustRoutes(t, a.url())
+
+	c.Stop()
+	code, body, err := tryRegister(a.url(), "web-2", up)
+	if err != nil || code != 503 || !strings.Contains(body, "etcd") {
+		t.Fatalf("write with etcd down: %d %s %v; want 503 naming etcd", code, body, err)
+	}
+	if got := mustRoutes(t, a.url()); sameRoutes(got, before) != "" {
+		t.Fatalf("table with etcd down: %s", sameRoutes(got, before))
+	}
+	if g := get(t, a.url()+"/api/servers/web-1"); g.status != 200 {
+		t.Fatalf("GET /api/servers/web-1 with etcd down: %d %s", g.status, g.body)
+	}
+	if r, err := pollRoutes(a.url(), before.Revision, 1); err != nil || r.status != 304 {
+		t.Fatalf("long-poll with etcd down: %d %v, want 304 after the wait", r.status, err)
+	}
+	if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); !strings.HasPrefix(g.body, "alpha") {
+		t.Fatalf("routing with etcd down: %d %q", g.status, g.body)
+	}
+
+	// A long-poll waiting while etcd comes back wakes with the first write after.
+	woke := make(chan routesAnswer, 1)
+	go func() {
+		r, _ := pollRoutes(a.url(), before.Revision, 60)
+		woke <- r
+	}()
+	c.Restart()
+	testbin.Eventually(t, 30*time.Second, func() string {
+		code, body, err := tryRegister(a.url(), "web-2", up)
+		if err != nil || code != 200 {
+			return fmt.Sprintf("write after etcd returned: %d %s %v", code, body, err)
+		}
+		return ""
+	})
+	select {
+	case r := <-woke:
+		if r.status != 200 || r.Routes["web-2"] != up {
+			t.Fatalf("the waiting long-poll got %d %v", r.status, r.Routes)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiting long-poll did not wake after etcd returned and a write went through")
+	}
+}
+
+// A replica whose watch fell behind an etcd compaction (its only member was down)
+// reads the table afresh; a client long-polling it from the old revision gets the
+// current table and converges with the other replica.
+func TestEtcdCompactionPastLaggingReplica(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	lag := c.Members[0]
+	a := startEtcdRegistrar(t, c)
+	args := []string{"-listen", "127.0.0.1:0", "-allow-cidr", "127.0.0.0/8",
+		"-etcd-endpoints", lag.ClientURL, "-etcd-prefix", etcdPrefix, "-etcd-dial-timeout", "2s"}
+	b := &proc{testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})}
+	up := upstream(t, "alpha")
+	register(t, a.url(), "web-1", up)
+	var old routesAnswer
+	testbin.Eventually(t, 10*time.Second, func() string {
+		old = mustRoutes(t, b.url())
+		return sameRoutes(old, mustRoutes(t, a.url()))
+	})
+
+	lag.Kill()
+	c.WaitHealthy()
+	register(t, a.url(), "web-2", up)
+	deleteServer(t, a.url(), "web-1")
+	register(t, a.url(), "web-3", up)
+	c.Compact(c.Revision())
+	lag.Start()
+	c.WaitHealthy()
+
+	r, err := pollRoutes(b.url(), old.Revision, 30)
+	if err != nil || r.status != 200 {
+		t.Fatalf("lagging client's long-poll: %d %v", r.status, err)
+	}
+	testbin.Eventually(t, 30*time.Second, func() string {
+		r, err := pollRoutes(b.url(), 0, 0)
+		if err != nil {
+			return err.Error()
+		}
+		return sameRoutes(r, mustRoutes(t, a.url()))
+	})
+	final := mustRoutes(t, b.url())
+	if _, ok := final.Routes["web-1"]; ok || final.Routes["web-3"] != up {
+		t.Fatalf("after the full read, b serves %v", final.Routes)
+	}
+	if !strings.Contains(b.Output(), "compacted") {
+		t.Fatalf("replica b converged without reading the table afresh after the compaction; output:\n%s", b.Output())
+	}
+}
+
+// -import of a seed file into an empty etcd: the servers are in etcd and every
+// replica started afterwards serves them.
+func TestEtcdImportIntoEmptyEtcd(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	seed := filepath.Join(t.TempDir(), "server_mapping.json")
+	if err := os.WriteFile(seed, []byte(`{"seed-1": "127.0.0.1:8001", "seed-2": "127.0.0.1:8002"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-allow-cidr", "127.0.0.0/8", "-etcd-endpoints", c.EndpointList(), "-etcd-prefix", etcdPrefix, "-import", seed}
+	code, out := testbin.Run(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})
+	if code != 0 {
+		t.Fatalf("registrar -import: exit %d\n%s", code, out)
+	}
+	a := startEtcdRegistrar(t, c)
+	r := mustRoutes(t, a.url())
+	if len(r.Routes) != 2 || r.Routes["seed-1"] != "127.0.0.1:8001" || r.Routes["seed-2"] != "127.0.0.1:8002" {
+		t.Fatalf("after the import, the replica serves %v", r.Routes)
+	}
+	// Importing the same seed again changes nothing: same revision.
+	code, out = testbin.Run(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})
+	if code != 0 {
+		t.Fatalf("second import: exit %d\n%s", code, out)
+	}
+	if again := mustRoutes(t, a.url()); again.Revision != r.Revision {
+		t.Fatalf("a second import of the same seed moved the revision %d → %d", r.Revision, again.Revision)
+	}
+}

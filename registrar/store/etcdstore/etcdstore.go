@@ -30,7 +30,22 @@
 //   - A key under P that is not a valid server is skipped with a log line naming it
 //     and counted (InvalidKeys); it is never served and never fatal.
 //   - When etcd cannot be reached, reads keep serving the last table and writes fail
-//     with an error naming etcd (ErrUnavailable); the watch resumes when it returns.
+//     with an error naming etcd (store.ErrUnavailable: the registrar answers 503);
+//     the watch resumes when it returns.
+//   - Deltas come from the changes this replica's watch delivered since its last full
+//     read (at most historyLimit of them); a proxy asking from before that gets the
+//     full table. Pages are cut from this replica's copy of the table at the revision
+//     asked for, pinned as in the embedded store.
+//   - The lineage is a hash of etcd's cluster id and the @lineage key; a replica that
+//     sees etcd's revision go behind the one it applied replaces @lineage (once, by
+//     compare-and-swap), so every replica changes lineage with it.
+//
+// Where it differs from the embedded store, because etcd works so: a write is one
+// etcd transaction, limited by etcd's --max-txn-ops (default 128 operations) and
+// --max-request-bytes (1.5 MiB), so a larger -import is refused with an error saying
+// so; writes are not grouped by the store (etcd batches them itself); and "Current
+// is at the write's revision after Write returns" holds unless this replica's watch
+// lags by more than the request timeout (the write is committed either way).
 package etcdstore
 
 import (

@@ -115,20 +115,23 @@ func TestEtcdReplicasServeOneTable(t *testing.T) {
 			}
 		}
 	}
-	px := startDevproxy(t, b.url())
-	testbin.Eventually(t, 20*time.Second, func() string {
-		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); !strings.HasPrefix(g.body, "alpha") {
-			return fmt.Sprintf("web-1 (registered through a) via the proxy syncing through b: %d %q", g.status, g.body)
+	// One dev proxy syncing through each replica; each routes what was registered
+	// through the other.
+	pxA, pxB := startDevproxy(t, a.url()), startDevproxy(t, b.url())
+	routes := func(px *proc, name, want string) func() string {
+		return func() string {
+			if g := get(t, px.url()+"/sys/x", "X-Server-Name", name); !strings.HasPrefix(g.body, want) {
+				return fmt.Sprintf("%s via the proxy at %s: %d %q, want %s", name, px.url(), g.status, g.body, want)
+			}
+			return ""
 		}
-		return ""
-	})
+	}
+	testbin.Eventually(t, 20*time.Second, routes(pxB, "web-1", "alpha"))
+	testbin.Eventually(t, 20*time.Second, routes(pxA, "web-2", "beta"))
 	register(t, a.url(), "web-1", up2)
-	testbin.Eventually(t, 20*time.Second, func() string {
-		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); !strings.HasPrefix(g.body, "beta") {
-			return fmt.Sprintf("web-1 changed through a, proxy on b still routes: %d %q", g.status, g.body)
-		}
-		return ""
-	})
+	register(t, b.url(), "web-2", up1)
+	testbin.Eventually(t, 20*time.Second, routes(pxB, "web-1", "beta"))
+	testbin.Eventually(t, 20*time.Second, routes(pxA, "web-2", "alpha"))
 }
 
 // writeLoad sends count registrations from clients goroutines, spread over the

@@ -5,16 +5,21 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"switchyard/registrar/guard"
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"
 	"switchyard/registrar/web"
@@ -26,9 +31,15 @@ import (
 type Option func(*options)
 
 type options struct {
-	log   *slog.Logger
-	store store.Store
+	log     *slog.Logger
+	store   store.Store
+	observe func(SyncRequest)
 }
+
+// WithSyncObserver calls fn for every version-2 /v1/routes request, with who asked
+// (proxy, cluster, version) and where its table stood. fn runs on the request's
+// goroutine and must return quickly.
+func WithSyncObserver(fn func(SyncRequest)) Option { return func(o *options) { o.observe = fn } }
 
 // WithLogger sets the logger (audit lines, failures, start-up reports). Default:
 // discard.
@@ -47,6 +58,8 @@ type Server struct {
 	metrics   *metrics
 	log       *slog.Logger
 	release   chan struct{} // closed by Close: waiting long-polls answer at once
+	observe   func(SyncRequest)
+	health    writeHealth
 	handler   http.Handler
 	released  sync.Once
 }
@@ -58,16 +71,28 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	allow, err := ParseAllowCIDRs(cfg.AllowCIDR)
+	policy, err := PolicyFrom(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, policy: Policy{Allow: allow}, log: o.log, release: make(chan struct{})}
+	g, err := guardOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.PageBytes = cmp.Or(cfg.PageBytes, DefaultPageBytes)
+	if cfg.PageBytes < MinPageBytes {
+		return nil, fmt.Errorf("-page-bytes must be at least %d", MinPageBytes)
+	}
+	if cfg.History == 0 {
+		cfg.History = DefaultHistory
+	}
+	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{}), observe: o.observe}
 	s.metrics = newMetrics()
 	s.store = o.store
 	if s.store == nil && cfg.UseEtcd {
 		eo := cfg.Etcd
-		eo.Log, eo.OnCommit = o.log, s.metrics.observeCommit
+		eo.Log, eo.OnCommit, eo.EntryCheck = o.log, s.metrics.observeCommit, checkLoaded
+		eo.History, eo.MaxServers = int(cfg.History), int(cmp.Or(cfg.MaxServers, DefaultMaxServers))
 		st, err := etcdstore.Open(context.Background(), eo)
 		if err != nil {
 			return nil, err
@@ -78,7 +103,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if cfg.Data == "" {
 			return nil, errors.New("-data must name a file")
 		}
-		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit))
+		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)), store.WithHistory(int(cfg.History)),
+			store.WithMaxServers(int(cmp.Or(cfg.MaxServers, DefaultMaxServers))), store.WithInit(cfg.Init))
 		if err != nil {
 			return nil, err
 		}
@@ -89,12 +115,13 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.metrics.reg.MustRegister(c.Collectors()...) // the etcd store's own (reachable, invalid keys)
 	}
 	warnStoredTargets(s.log, s.store.Current(), s.policy)
-	s.handler = s.newHandler()
+	s.handler = s.newHandler(g)
 	return s, nil
 }
 
 // Handler serves every route. /api/ and /v1/ need the token when one is set;
-// /, /healthz and /metrics stay open (they show no targets).
+// /, /healthz and /metrics stay open (they show no targets). Every request passes
+// the browser guards first (package guard, guardOptions).
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Store is the store the server serves; writes made on it directly (tests, tools)
@@ -161,8 +188,8 @@ func (s *Server) closeStore() {
 	}
 }
 
-func (s *Server) newHandler() http.Handler {
-	a := &api{store: s.store, policy: s.policy, log: s.log}
+func (s *Server) newHandler(g guard.Options) http.Handler {
+	a := &api{store: s.store, policy: s.policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers)}
 	auth := newBearer(s.cfg.Token)
 	page := web.Handler()
 	mux := http.NewServeMux()
@@ -170,7 +197,7 @@ func (s *Server) newHandler() http.Handler {
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics}))
+	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observe}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))
@@ -178,7 +205,12 @@ func (s *Server) newHandler() http.Handler {
 		t := s.store.Current()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "revision": t.Revision(), "servers": t.Len()})
+		body := map[string]any{"status": "ok", "revision": t.Revision(), "servers": t.Len()}
+		if f := s.health.failing(); f != nil {
+			body["status"], body["reason"], body["since"] = "failing", f.reason, f.since
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -188,21 +220,68 @@ func (s *Server) newHandler() http.Handler {
 		}
 		page.ServeHTTP(w, r)
 	}))
-	return s.metrics.count(mux)
+	return s.metrics.count(guard.Wrap(mux, g))
 }
 
 // newHTTPServer sets the timeouts: headers and bodies must arrive promptly, while
-// answers may take as long as the longest long-poll (60 s) plus slack.
+// answers may take as long as the longest long-poll (60 s) plus slack. An idle
+// connection is closed after 30 s, so clients that hold connections open without
+// using them (a 401 answer closes its connection at once) cannot use up the file
+// descriptors; proxies poll back to back, so their connections are rarely idle.
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      maxWait + 15*time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// writeHealth remembers a failed write until a write succeeds again, for /healthz.
+type writeHealth struct {
+	last atomic.Pointer[saveError]
+}
+
+type saveError struct {
+	reason string
+	since  time.Time
+}
+
+func (h *writeHealth) failing() *saveError { return h.last.Load() }
+
+// observe records the result of a write that reached the store.
+func (h *writeHealth) observe(err error) {
+	switch {
+	case err == nil:
+		h.last.Store(nil)
+	case errors.Is(err, store.ErrNotSaved):
+		if h.last.Load() == nil {
+			h.last.Store(&saveError{reason: "writes fail: " + saveFailure(err), since: time.Now().UTC()})
+		}
+	}
+}
+
+// saveFailure says why data could not be saved without naming any path (the cause
+// the operating system gave, e.g. "no space left on device").
+func saveFailure(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "the data could not be saved (" + pe.Op + ": " + pe.Err.Error() + ")"
+	}
+	return "the data could not be saved"
+}
+
+// checkLoaded applies the write rules the store does not know (reserved names,
+// serviceName) to a server loaded from the data: data a write could not have made is
+// refused at start rather than served.
+func checkLoaded(sv store.Server) error {
+	if err := checkHost(sv.Host); err != nil {
+		return err
+	}
+	return checkServiceName(sv.ServiceName)
 }
 
 // warnStoredTargets flags stored targets the current policy would refuse (the

@@ -93,6 +93,15 @@ type Options struct {
 	Log         *slog.Logger
 	// OnCommit, when set, is called after each write etcd committed (Writes 1).
 	OnCommit func(store.Commit)
+	// EntryCheck, when set, applies the registrar's own rules to each stored server
+	// beyond what decoding checks (reserved names, serviceName); a server it refuses
+	// is skipped like any invalid key.
+	EntryCheck func(store.Server) error
+	// History is how many changes are kept for deltas (default 100,000).
+	History int
+	// MaxServers refuses writes that would take the table past it (store.ErrTableFull);
+	// 0: no limit.
+	MaxServers int
 }
 
 // DefaultPrefix is where the table lives unless -etcd-prefix says otherwise.
@@ -118,11 +127,14 @@ type event struct {
 
 // Store is the table kept in etcd, followed by one watch. It implements store.Store.
 type Store struct {
-	cli      *clientv3.Client
-	prefix   string
-	timeout  time.Duration
-	log      *slog.Logger
-	onCommit func(store.Commit)
+	cli        *clientv3.Client
+	prefix     string
+	timeout    time.Duration
+	log        *slog.Logger
+	onCommit   func(store.Commit)
+	check      func(store.Server) error
+	historyMax int
+	maxSrv     int
 
 	cur        atomic.Pointer[view]
 	reachable  atomic.Bool
@@ -145,9 +157,16 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// historyLimit bounds the changes kept for deltas (the protocol's -history default);
-// a proxy further behind gets the full table.
+// historyLimit is the default bound of the changes kept for deltas (the protocol's
+// -history default); a proxy further behind gets the full table.
 const historyLimit = 100000
+
+func cmpOr(a, b int) int {
+	if a > 0 {
+		return a
+	}
+	return b
+}
 
 // Open connects to etcd, reads the whole table (creating the lineage key when it is
 // missing) and starts following it. It fails when etcd cannot be reached within the
@@ -202,14 +221,17 @@ func open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("etcd %s: %v", strings.Join(o.Endpoints, ","), err)
 	}
 	s := &Store{
-		cli:      cli,
-		prefix:   o.Prefix,
-		timeout:  o.DialTimeout,
-		log:      o.Log,
-		onCommit: o.OnCommit,
-		badSeen:  map[string]int64{},
-		resync:   make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		cli:        cli,
+		prefix:     o.Prefix,
+		timeout:    o.DialTimeout,
+		log:        o.Log,
+		onCommit:   o.OnCommit,
+		check:      o.EntryCheck,
+		historyMax: cmpOr(o.History, historyLimit),
+		maxSrv:     o.MaxServers,
+		badSeen:    map[string]int64{},
+		resync:     make(chan struct{}, 1),
+		done:       make(chan struct{}),
 	}
 	if err := s.load(ctx); err != nil {
 		cli.Close()
@@ -412,7 +434,7 @@ func (s *Store) load(ctx context.Context) error {
 			if name == lineageKey || name == lastWriteKey {
 				continue
 			}
-			sv, err := decode(name, kv.Value)
+			sv, err := s.decode(name, kv.Value)
 			if err != nil {
 				bad[string(kv.Key)] = kv.ModRevision
 				s.skip(string(kv.Key), kv.ModRevision, err)
@@ -508,7 +530,17 @@ func (s *Store) skip(key string, mod int64, err error) {
 	s.log.Warn("skipping an etcd key under the prefix that is not a valid server; fix or delete it", "key", key, "modRevision", mod, "err", err)
 }
 
-// decode checks one stored value as the registrar would check a registration.
+// decode checks one stored value as the registrar would check a registration,
+// with the registrar's own rules (EntryCheck) last.
+func (s *Store) decode(name string, value []byte) (store.Server, error) {
+	sv, err := decode(name, value)
+	if err == nil && s.check != nil {
+		err = s.check(sv)
+	}
+	return sv, err
+}
+
+// decode checks one stored value's form: name, JSON, host, address.
 func decode(name string, value []byte) (store.Server, error) {
 	var sv store.Server
 	if err := validate.ServerName(name); err != nil {
@@ -651,7 +683,7 @@ func (s *Store) apply(evs []*clientv3.Event) {
 		delete(s.badSeen, key)
 		var sv *store.Server
 		if ev.Type != clientv3.EventTypeDelete {
-			v, err := decode(name, ev.Kv.Value)
+			v, err := s.decode(name, ev.Kv.Value)
 			if err != nil {
 				// Skipped; a valid server replaced by an invalid value is no longer
 				// served.
@@ -690,10 +722,10 @@ func (s *Store) apply(evs []*clientv3.Event) {
 // trimHistory drops the oldest revisions beyond historyLimit changes; base moves to
 // the last revision dropped (deltas from before it are no longer held).
 func (s *Store) trimHistory() {
-	if len(s.history) <= historyLimit {
+	if len(s.history) <= s.historyMax {
 		return
 	}
-	cut := len(s.history) - historyLimit
+	cut := len(s.history) - s.historyMax
 	// Never split a revision: drop its other changes too.
 	for cut < len(s.history) && s.history[cut].rev == s.history[cut-1].rev {
 		cut++

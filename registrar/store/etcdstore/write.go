@@ -13,6 +13,10 @@ import (
 	"switchyard/registrar/store"
 )
 
+// ErrTransactionTooLarge: etcd refused a write as one transaction (too many
+// operations or bytes); nothing was changed.
+var ErrTransactionTooLarge = errors.New("the write is too large for one etcd transaction")
+
 // maxTries bounds how often a write is retried when another replica changed one of
 // its keys between this replica's view and the commit.
 const maxTries = 20
@@ -62,6 +66,20 @@ func (s *Store) Write(changes ...store.Change) store.Outcome {
 		if out.Err != nil {
 			return out
 		}
+		if s.maxSrv > 0 && out.Changed {
+			n := s.Current().Len()
+			for i := range changes {
+				switch {
+				case out.Old[i] == nil && out.New[i] != nil:
+					n++
+				case out.Old[i] != nil && out.New[i] == nil:
+					n--
+				}
+			}
+			if n > s.maxSrv && n > s.Current().Len() {
+				return store.Outcome{Err: store.ErrTableFull}
+			}
+		}
 		if !out.Changed {
 			out.Revision = s.Current().Revision()
 			return out
@@ -71,7 +89,7 @@ func (s *Store) Write(changes ...store.Change) store.Outcome {
 		r, err := s.cli.Txn(c).If(cmps...).Then(ops...).Commit()
 		cancel()
 		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
-			return store.Outcome{Err: fmt.Errorf("%w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", store.ErrNotSaved, len(changes), err)}
+			return store.Outcome{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", ErrTransactionTooLarge, store.ErrNotSaved, len(changes), err)}
 		}
 		if err != nil {
 			s.reachable.Store(false)
@@ -124,7 +142,7 @@ func (s *Store) refresh(ctx context.Context, view map[string]known, changes []st
 			k.mod = kv.ModRevision
 			// An invalid value is not served: the write treats the name as not
 			// registered, and replaces exactly that value.
-			if sv, err := decode(host, kv.Value); err == nil {
+			if sv, err := s.decode(host, kv.Value); err == nil {
 				k.server = &sv
 			}
 		}

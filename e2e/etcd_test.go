@@ -71,6 +71,102 @@ func pollRoutes(base string, after uint64, wait int) (routesAnswer, error) {
 	return a, nil
 }
 
+// v2Client syncs a table through GET /v1/routes?v=2 as the filter does: deltas
+// applied on top of the table it holds, full tables assembled from their pages.
+type v2Client struct {
+	mu      sync.Mutex // step (one goroutine) against same (another)
+	base    string
+	table   map[string]string
+	rev     uint64
+	lineage string
+	kinds   []string // kind of every answer applied, in order
+	revs    []uint64 // revision of every answer applied, in order
+}
+
+type v2Answer struct {
+	Kind     string            `json:"kind"`
+	Lineage  string            `json:"lineage"`
+	From     uint64            `json:"from"`
+	Revision uint64            `json:"revision"`
+	Upserts  map[string]string `json:"upserts"`
+	Removals []string          `json:"removals"`
+	Routes   map[string]string `json:"routes"`
+	Next     string            `json:"next"`
+}
+
+func getV2(url string) (int, v2Answer, error) {
+	var a v2Answer
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, a, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == 200 {
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			return resp.StatusCode, a, err
+		}
+	}
+	return resp.StatusCode, a, nil
+}
+
+// step asks once (waiting up to wait seconds) and applies the answer; it reports an
+// answer that breaks the protocol: a delta from another revision, a revision that
+// does not increase within one lineage.
+func (c *v2Client) step(wait int) error {
+	c.mu.Lock()
+	rev, lineage := c.rev, c.lineage
+	c.mu.Unlock()
+	code, a, err := getV2(fmt.Sprintf("%s/v1/routes?v=2&after=%d&lineage=%s&wait=%d", c.base, rev, lineage, wait))
+	if err != nil || code == 304 {
+		return err
+	}
+	if code != 200 {
+		return fmt.Errorf("v2 poll answered %d", code)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a.Lineage == c.lineage && a.Revision <= c.rev {
+		return fmt.Errorf("%s answer at revision %d after revision %d of the same lineage", a.Kind, a.Revision, c.rev)
+	}
+	switch a.Kind {
+	case "delta":
+		if a.From != c.rev || a.Lineage != c.lineage {
+			return fmt.Errorf("delta from %d (%s) given to a client at %d (%s)", a.From, a.Lineage, c.rev, c.lineage)
+		}
+		for k, v := range a.Upserts {
+			c.table[k] = v
+		}
+		for _, k := range a.Removals {
+			delete(c.table, k)
+		}
+	case "full":
+		table := a.Routes
+		for next := a.Next; next != ""; {
+			code, p, err := getV2(fmt.Sprintf("%s/v1/routes?v=2&snapshot=%d&start=%s", c.base, a.Revision, next))
+			if err != nil || code != 200 || p.Revision != a.Revision {
+				return fmt.Errorf("page %s of revision %d: %d revision %d %v", next, a.Revision, code, p.Revision, err)
+			}
+			for k, v := range p.Routes {
+				table[k] = v
+			}
+			next = p.Next
+		}
+		c.table = table
+	default:
+		return fmt.Errorf("answer of kind %q", a.Kind)
+	}
+	c.rev, c.lineage = a.Revision, a.Lineage
+	c.kinds = append(c.kinds, a.Kind)
+	c.revs = append(c.revs, a.Revision)
+	return nil
+}
+
+func (c *v2Client) same(r routesAnswer) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return sameRoutes(routesAnswer{Revision: c.rev, Routes: c.table}, r)
+}
+
 func mustRoutes(t testing.TB, base string) routesAnswer {
 	t.Helper()
 	a, err := pollRoutes(base, 0, 0)
@@ -239,28 +335,22 @@ func TestEtcdLeaderStoppedDuringWrites(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	a, b := startEtcdRegistrar(t, c), startEtcdRegistrar(t, c)
 
-	// The syncing client: long-polls b and records every revision it is given.
+	// The syncing client: long-polls b with sync protocol version 2 (deltas), as a
+	// proxy does; step fails on a repeated or reordered revision.
 	stop := make(chan struct{})
-	var seen []uint64
+	sync2 := &v2Client{base: b.url()}
 	var pollErr error
 	polled := make(chan struct{})
 	go func() {
 		defer close(polled)
-		var after uint64
 		for {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			r, err := pollRoutes(b.url(), after, 2)
-			if err != nil {
-				pollErr = err
+			if pollErr = sync2.step(2); pollErr != nil {
 				return
-			}
-			if r.status == 200 {
-				seen = append(seen, r.Revision)
-				after = r.Revision
 			}
 		}
 	}()
@@ -292,23 +382,30 @@ func TestEtcdLeaderStoppedDuringWrites(t *testing.T) {
 		}
 		return ""
 	})
+	testbin.Eventually(t, 10*time.Second, func() string {
+		if pollErr != nil {
+			return ""
+		}
+		return sync2.same(mustRoutes(t, a.url()))
+	})
 	close(stop)
 	<-polled
 	if pollErr != nil {
-		t.Fatalf("the syncing client's long-poll failed: %v", pollErr)
+		t.Fatalf("the syncing client: %v (answers so far: %v at %v)", pollErr, sync2.kinds, sync2.revs)
 	}
 	checkAcked(t, a.url(), acked)
 	checkAcked(t, b.url(), acked)
-	if len(seen) < 2 {
-		t.Fatalf("the syncing client saw %d tables", len(seen))
-	}
-	for i := 1; i < len(seen); i++ {
-		if seen[i] <= seen[i-1] {
-			t.Fatalf("the syncing client saw revision %d after %d (answers %v)", seen[i], seen[i-1], seen)
+	deltas := 0
+	for _, k := range sync2.kinds {
+		if k == "delta" {
+			deltas++
 		}
 	}
-	if last := seen[len(seen)-1]; last != mustRoutes(t, a.url()).Revision {
-		t.Fatalf("the syncing client ended at revision %d, the table is at %d", last, mustRoutes(t, a.url()).Revision)
+	if len(sync2.revs) < 2 || deltas == 0 {
+		t.Fatalf("the syncing client applied %v: want several answers, deltas among them", sync2.kinds)
+	}
+	if msg := sync2.same(mustRoutes(t, a.url())); msg != "" {
+		t.Fatalf("the table the syncing client built from deltas differs from the replicas': %s", msg)
 	}
 }
 
@@ -383,11 +480,14 @@ func TestEtcdCompactionPastLaggingReplica(t *testing.T) {
 	b := &proc{testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})}
 	up := upstream(t, "alpha")
 	register(t, a.url(), "web-1", up)
-	var old routesAnswer
 	testbin.Eventually(t, 10*time.Second, func() string {
-		old = mustRoutes(t, b.url())
-		return sameRoutes(old, mustRoutes(t, a.url()))
+		return sameRoutes(mustRoutes(t, b.url()), mustRoutes(t, a.url()))
 	})
+	// The lagging client: a proxy synced through b, holding the table at this revision.
+	lagging := &v2Client{base: b.url()}
+	if err := lagging.step(0); err != nil || len(lagging.revs) != 1 {
+		t.Fatalf("first sync through b: %v (%v)", err, lagging.kinds)
+	}
 
 	lag.Kill()
 	c.WaitHealthy()
@@ -398,17 +498,17 @@ func TestEtcdCompactionPastLaggingReplica(t *testing.T) {
 	lag.Start()
 	c.WaitHealthy()
 
-	r, err := pollRoutes(b.url(), old.Revision, 30)
-	if err != nil || r.status != 200 {
-		t.Fatalf("lagging client's long-poll: %d %v", r.status, err)
-	}
+	// b reads the table afresh; the client, behind b's new history, is given the
+	// full table and converges on what a serves.
 	testbin.Eventually(t, 30*time.Second, func() string {
-		r, err := pollRoutes(b.url(), 0, 0)
-		if err != nil {
-			return err.Error()
+		if err := lagging.step(1); err != nil {
+			t.Fatalf("lagging client: %v", err)
 		}
-		return sameRoutes(r, mustRoutes(t, a.url()))
+		return lagging.same(mustRoutes(t, a.url()))
 	})
+	if kinds := lagging.kinds; kinds[len(kinds)-1] != "full" {
+		t.Fatalf("the lagging client converged through %v, want a full table after the compaction", kinds)
+	}
 	final := mustRoutes(t, b.url())
 	if _, ok := final.Routes["web-1"]; ok || final.Routes["web-3"] != up {
 		t.Fatalf("after the full read, b serves %v", final.Routes)

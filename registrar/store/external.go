@@ -12,10 +12,14 @@ var ErrUnavailable = errors.New("the store is unavailable")
 // NewTable returns a table at rev holding servers (by Host; a later duplicate wins).
 func NewTable(rev uint64, servers []Server) *Table {
 	tree := newTree()
+	var size int64
 	for _, sv := range servers {
-		tree.ReplaceOrInsert(sv)
+		if old, had := tree.ReplaceOrInsert(sv); had {
+			size -= int64(EncodedSize(old.Host, old.IPAddress))
+		}
+		size += int64(EncodedSize(sv.Host, sv.IPAddress))
 	}
-	return &Table{revision: rev, tree: tree, changed: make(chan struct{})}
+	return &Table{revision: rev, tree: tree, changed: make(chan struct{}), size: size}
 }
 
 // Next returns the table at rev that is t with upserts set and removals deleted. It
@@ -23,13 +27,19 @@ func NewTable(rev uint64, servers []Server) *Table {
 // is not closed (see Supersede). Calls of Next on one table must not run at once.
 func (t *Table) Next(rev uint64, upserts []Server, removals []string) *Table {
 	tree := t.tree.Clone()
+	size := t.size
 	for _, sv := range upserts {
-		tree.ReplaceOrInsert(sv)
+		if old, had := tree.ReplaceOrInsert(sv); had {
+			size -= int64(EncodedSize(old.Host, old.IPAddress))
+		}
+		size += int64(EncodedSize(sv.Host, sv.IPAddress))
 	}
 	for _, h := range removals {
-		tree.Delete(Server{Host: h})
+		if old, had := tree.Delete(Server{Host: h}); had {
+			size -= int64(EncodedSize(old.Host, old.IPAddress))
+		}
 	}
-	return &Table{revision: rev, tree: tree, changed: make(chan struct{})}
+	return &Table{revision: rev, tree: tree, changed: make(chan struct{}), size: size}
 }
 
 // Supersede closes t's Changed, waking its waiters: call it once, after the table

@@ -171,9 +171,11 @@ func TestPage(t *testing.T) {
 		}},
 		{"the API panel shows this registrar's curl lines", func(t *testing.T, r *registrar, p *page) {
 			for sel, want := range map[string]string{
-				"#curl-register": "-X POST " + r.URL + "/api/servers/register",
-				"#curl-list":     "curl -sS " + r.URL + "/api/servers",
-				"#curl-delete":   "-X DELETE " + r.URL + "/api/servers/web-1",
+				"#curl-register":      "-X POST " + r.URL + "/api/servers/register",
+				"#curl-list":          "curl -sS " + r.URL + "/api/servers",
+				"#curl-delete":        "-X DELETE " + r.URL + "/api/servers/web-1",
+				"#curl-register-wait": "-X POST '" + r.URL + "/api/servers/register?wait=applied&timeout=5s'",
+				"#curl-proxies":       "curl -sS " + r.URL + "/api/proxies",
 			} {
 				if got := p.text(sel); !strings.Contains(got, want) {
 					t.Errorf("%s reads %q, want it to contain %q", sel, got, want)

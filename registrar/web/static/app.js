@@ -423,7 +423,12 @@
       "curl -sS -X POST " + base + "/api/servers/register" + auth + " \\\n" +
       "  -H 'Content-Type: application/json' \\\n" +
       "  -d '{\"host\":\"web-1\",\"ipAddress\":\"10.1.2.3:8080\",\"serviceName\":\"logs\"}'";
+    $("curl-register-wait").textContent =
+      "curl -sS -X POST '" + base + "/api/servers/register?wait=applied&timeout=5s'" + auth + " \\\n" +
+      "  -H 'Content-Type: application/json' \\\n" +
+      "  -d '{\"host\":\"web-1\",\"ipAddress\":\"10.1.2.3:8080\",\"serviceName\":\"logs\"}'";
     $("curl-list").textContent = "curl -sS " + base + "/api/servers" + auth;
+    $("curl-proxies").textContent = "curl -sS " + base + "/api/proxies" + auth;
     $("curl-delete").textContent = "curl -sS -X DELETE " + base + "/api/servers/web-1" + auth;
     $("curl-token-note").textContent = auth
       ? "Set REGISTRAR_TOKEN in your shell to the registrar's token first."

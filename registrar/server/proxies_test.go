@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -278,4 +279,30 @@ func TestWaitApplied(t *testing.T) {
 			t.Errorf("got %+v", res)
 		}
 	})
+}
+
+// BenchmarkProxyRegistryFlood reports what the registry holds at its cap when a flood
+// of ids of the largest size arrives: bytes per proxy and in all, and the cost of one
+// report (which evicts one entry).
+func BenchmarkProxyRegistryFlood(b *testing.B) {
+	const cap = DefaultMaxProxies
+	pad := strings.Repeat("x", maxIdentity-12)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := newProxyRegistry(cap, 0, nil)
+	for i := range cap {
+		r.report(SyncRequest{Proxy: fmt.Sprintf("%s%012d", pad, i), Cluster: pad + "cluster-----", Version: pad + "version-----", Lineage: pad + "lineage-----", After: 1, HasWait: true, Wait: 30 * time.Second})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := float64(after.HeapAlloc - before.HeapAlloc)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.report(SyncRequest{Proxy: fmt.Sprintf("flood-%d", i), After: 1})
+	}
+	b.StopTimer()
+	b.ReportMetric(held/cap, "bytes/proxy")
+	b.ReportMetric(held/(1<<20), "MiB-at-cap")
+	runtime.KeepAlive(r)
 }

@@ -255,6 +255,10 @@ func TestPageWithToken(t *testing.T) {
 			if got := p.text("#token-state"); !strings.Contains(got, "needed") {
 				t.Errorf("token state %q, want it to say a token is needed", got)
 			}
+			p.waitFor("the proxies strip", `document.body.dataset.proxies === "failed"`)
+			if got := p.text("#proxy-summary"); got != "Proxies: enter the token to see them." {
+				t.Errorf("without a token the proxies strip reads %q", got)
+			}
 			if got := p.text("#curl-list"); !strings.Contains(got, "Authorization: Bearer $REGISTRAR_TOKEN") {
 				t.Errorf("curl line %q lacks the Authorization header", got)
 			}
@@ -287,6 +291,10 @@ func TestPageWithToken(t *testing.T) {
 			p.waitFor("tok-2 in the list", `document.querySelector('`+rowSel("tok-2")+`')`)
 			if _, servers := r.servers(t); servers["tok-2"].IPAddress != "10.9.9.9:8080" {
 				t.Errorf("GET /api/servers has %v, want tok-2 → 10.9.9.9:8080", servers["tok-2"])
+			}
+			p.waitFor("the proxies strip to load with the token", `document.body.dataset.proxies === "loaded"`)
+			if got := p.text("#proxy-summary"); got != "No proxy has polled this registrar yet." {
+				t.Errorf("with the token the proxies strip reads %q", got)
 			}
 			if got := eval[bool](p, `Object.values(sessionStorage).includes(`+jsString(token)+`)`); !got {
 				t.Error("the token is not in sessionStorage")

@@ -144,6 +144,7 @@
     const ok = await loadServers();
     if (ok) {
       say("ok", "Token accepted for this browser session. Writes will send it.");
+      loadProxies();
     } else if (!currentToken()) {
       err.textContent = "The registrar rejected this token (401). Check it and try again.";
       err.hidden = false;

@@ -3,7 +3,6 @@ package inhost
 import (
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -152,17 +151,6 @@ func perRequest(b *testing.B, e *fEnv, vm *wasmhost.VM, wantLocal bool, next fun
 	med := batches[len(batches)/2]
 	b.ReportMetric(med, "ns/req-median")
 	return med
-}
-
-// cpuTime is the CPU time the process has used (user and system, all threads), in ns.
-// Per request it is a steadier figure than wall time when other processes share
-// the machine, though it also counts the host's GC.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // reportHostcalls reports host calls per request, in total and for the calls a

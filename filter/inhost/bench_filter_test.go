@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/contract"
 	"switchyard/wasmhost"
 )
 
-// Benchmarks of the real filter.wasm in the wasmhost (compiler engine), for issue #7:
+// Benchmarks of the real filter.wasm in the wasmhost (compiler engine):
 //
 //   - BenchmarkFilterRouted / BenchmarkFilter404: the filter's cost per request over the
 //     full stream lifecycle Envoy drives (on_context_create, on_request_headers,
@@ -52,8 +53,8 @@ func benchTarget(i int) string {
 func benchRouter(b *testing.B, n int, env map[string]string) (*fEnv, *wasmhost.VM) {
 	b.Helper()
 	e := newFEnv(b, wasmhost.Options{}, benchRoutes(n))
-	syncVM := e.vm("sync", filterConfig(""))
-	r := e.vmWith(wasmhost.PluginConfig{Name: "switchyard", RootID: "router", VMID: "switchyard", Configuration: filterConfig(""), Env: env})
+	syncVM := e.vm(contract.RootSync, filterConfig(""))
+	r := e.vmWith(wasmhost.PluginConfig{Name: "switchyard", RootID: contract.RootRouter, VMID: "switchyard", Configuration: filterConfig(""), Env: env})
 	e.waitLog("sync: table at revision 1: "+strconv.Itoa(n)+" servers", 60*time.Second)
 	if err := syncVM.Close(); err != nil {
 		b.Fatalf("closing the sync VM: %v", err)
@@ -100,7 +101,7 @@ func checkAnswer(b *testing.B, vm *wasmhost.VM, name, want string) {
 	b.Helper()
 	got := fRequestHeaders(b, vm, benchRequest(name))
 	if want == "" {
-		if got.status() != 404 || got.errorCode() != "unknown_server" {
+		if got.status() != 404 || got.errorCode() != contract.CodeUnknownServer {
 			b.Fatalf("%s: status %d %q, want 404 unknown_server", name, got.status(), got.errorCode())
 		}
 		return

@@ -83,7 +83,7 @@ func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
 		incrementMetric(r.metrics.routed, 1)
 		return types.ActionContinue
 	}
-	return r.reject(&d)
+	return r.reject(d)
 }
 
 // replyBody holds UnknownServer's body while the host copies it: one buffer, reused.

@@ -152,6 +152,8 @@ type Router struct {
 	// authority holds a target with the default port added: Decide builds it here so
 	// that it allocates nothing.
 	authority []byte
+	// decision is the one Decide fills and hands out.
+	decision Decision
 }
 
 // New gives the Router of a (parsed, valid) configuration.
@@ -161,7 +163,7 @@ func New(cfg pluginconfig.Config) *Router {
 		prefixes:    cfg.PathPrefixes,
 		defaultPort: strconv.Itoa(cfg.DefaultPort),
 		stripHeader: cfg.StripHeader,
-		authority:   make([]byte, 0, validate.MaxLen+len(":65535")),
+		authority:   make([]byte, validate.MaxLen+len(":65535")),
 	}
 }
 
@@ -184,16 +186,17 @@ func (r *Router) Header() string { return r.header }
 //
 // A header that repeats counts by its first value, as proxy_get_header_map_value
 // gives it. The error is abi.ErrMalformedPairs for headers not in the pairs format
-// (the host's fault).
-func (r *Router) Decide(headers string, t Table) (Decision, error) {
+// (the host's fault). The Decision is the Router's own, valid until the next Decide:
+// handing it out by pointer spares copying it, and in a Go wasm module, where this
+// code runs about ten times slower than natively, copies count.
+func (r *Router) Decide(headers string, t Table) (*Decision, error) {
+	d := &r.decision
+	d.Outcome, d.ServerName, d.nEdits = Pass, "", 0
 	req, err := readRequest(headers, r.header)
-	if err != nil {
-		return Decision{}, err
+	if err != nil || !req.hasPath || !pluginconfig.MatchesPrefix(req.path, r.prefixes) {
+		return d, err
 	}
-	if !req.hasPath || !pluginconfig.MatchesPrefix(req.path, r.prefixes) {
-		return Decision{Outcome: Pass}, nil
-	}
-	d := Decision{ServerName: req.serverName}
+	d.ServerName = req.serverName
 	if req.serverName == "" {
 		d.Outcome = MissingServerName
 		return d, nil
@@ -230,14 +233,21 @@ func (r *Router) withPort(target string) string {
 	if hasPort(target) {
 		return target
 	}
-	r.authority = append(append(append(r.authority[:0], target...), ':'), r.defaultPort...)
-	return unsafe.String(unsafe.SliceData(r.authority), len(r.authority))
+	need := len(target) + 1 + len(r.defaultPort)
+	if need > cap(r.authority) { // not a target the sync accepts; still answer right
+		return target + ":" + r.defaultPort
+	}
+	b := r.authority[:need]
+	n := copy(b, target)
+	b[n] = ':'
+	copy(b[n+1:], r.defaultPort)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // hasPort works on validated targets only: host, host:port, [v6] or [v6]:port.
 func hasPort(target string) bool {
-	if strings.HasPrefix(target, "[") {
-		return !strings.HasSuffix(target, "]")
+	if target != "" && target[0] == '[' {
+		return target[len(target)-1] != ']'
 	}
 	return strings.IndexByte(target, ':') >= 0
 }
@@ -249,7 +259,9 @@ type request struct {
 }
 
 // readRequest picks :path, :authority and the server-name header out of the pairs,
-// stopping once it has all three.
+// stopping once it has all three. The server-name header is a token, so it never
+// starts with ':': a pseudo-header is compared with the two pseudo-header names only,
+// any other with the server-name header only.
 func readRequest(headers, serverNameHeader string) (request, error) {
 	pr, err := abi.NewPairsReader(headers)
 	if err != nil {
@@ -259,12 +271,23 @@ func readRequest(headers, serverNameHeader string) (request, error) {
 	var hasServerName, hasAuthority bool
 	for key, value, ok := pr.Next(); ok; key, value, ok = pr.Next() {
 		switch {
-		case key == ":path" && !req.hasPath:
-			req.path, req.hasPath = value, true
-		case key == ":authority" && !hasAuthority:
-			req.authority, hasAuthority = value, true
-		case key == serverNameHeader && !hasServerName:
+		case len(key) == 0:
+			continue
+		case key[0] != ':':
+			if hasServerName || key != serverNameHeader {
+				continue
+			}
 			req.serverName, hasServerName = value, true
+		case key == ":path":
+			if req.hasPath {
+				continue
+			}
+			req.path, req.hasPath = value, true
+		case key == ":authority":
+			if hasAuthority {
+				continue
+			}
+			req.authority, hasAuthority = value, true
 		default:
 			continue
 		}

@@ -36,6 +36,7 @@ var loaded = map[string]string{
 	"v6port": "[2001:db8::1]:9000",
 	"dns":    "logs.internal",
 	"gone":   "",
+	"long":   strings.Repeat("a", 120), // longer than the sync accepts: still answered right
 }
 
 // get is a client's GET of path with the given extra headers, as a host lists them.
@@ -97,6 +98,7 @@ func TestDecide(t *testing.T) {
 		{"IPv6 default port", defaults, get("/sys/x", name("v6")), loaded, Routed, routedEdits("[2001:db8::1]:80")},
 		{"IPv6 with port", defaults, get("/sys/x", name("v6port")), loaded, Routed, routedEdits("[2001:db8::1]:9000")},
 		{"DNS target", defaults, get("/sys/x", name("dns")), loaded, Routed, routedEdits("logs.internal:80")},
+		{"target past the buffer gets its port", defaults, get("/sys/x", name("long")), loaded, Routed, routedEdits(strings.Repeat("a", 120) + ":80")},
 		{"client x-forwarded-host replaced", defaults, get("/sys/x", name("web-1"), [2]string{"x-forwarded-host", "evil.example"}), loaded, Routed,
 			routedEdits("10.1.2.3:8080")},
 		{"no authority: x-forwarded-host removed", defaults, [][2]string{{":path", "/sys/x"}, name("web-1")}, loaded, Routed,
@@ -195,7 +197,7 @@ func TestDecideAllocatesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			last = d
+			last = *d
 		})
 		if allocs != 0 {
 			t.Errorf("%q: %v allocations per decision (%v), want 0", serverName, allocs, last.Outcome)

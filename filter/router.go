@@ -19,7 +19,7 @@ import (
 // context.
 type router struct {
 	types.DefaultPluginContext
-	decide  *routing.Router
+	rules   *routing.Router
 	metrics routerMetrics
 	// The local replies' bodies and headers (pairs format), built once at configure
 	// time; UnknownServer's body names the server and is built per request.
@@ -29,10 +29,10 @@ type router struct {
 }
 
 func newRouter(cfg pluginconfig.Config) *router {
-	r := &router{decide: routing.New(cfg), metrics: defineRouterMetrics()}
+	r := &router{rules: routing.New(cfg), metrics: defineRouterMetrics()}
 	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
 		if o.Rejected() {
-			r.replyBodies[o] = string(r.decide.AppendReplyBody(nil, &routing.Decision{Outcome: o}))
+			r.replyBodies[o] = string(r.rules.AppendReplyBody(nil, &routing.Decision{Outcome: o}))
 			r.replyHeaders[o] = abi.EncodePairs(o.ReplyHeaders())
 		}
 	}
@@ -62,7 +62,7 @@ func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
 	if st != abi.StatusOK {
 		return r.fail("reading the request headers", st)
 	}
-	d, err := r.decide.Decide(headers, sharedTable{})
+	d, err := r.rules.Decide(headers, sharedTable{})
 	if err != nil {
 		return r.fail("reading the request headers", abi.StatusParseFailure)
 	}
@@ -92,7 +92,7 @@ var replyBody = make([]byte, 0, 256)
 func (r *router) reject(d *routing.Decision) types.Action {
 	body := r.replyBodies[d.Outcome]
 	if d.Outcome == routing.UnknownServer {
-		replyBody = r.decide.AppendReplyBody(replyBody[:0], d)
+		replyBody = r.rules.AppendReplyBody(replyBody[:0], d)
 		body = unsafe.String(unsafe.SliceData(replyBody), len(replyBody))
 	}
 	sendLocalResponse(d.Outcome.Status(), d.Outcome.Code(), body, r.replyHeaders[d.Outcome])

@@ -4,7 +4,7 @@ SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 
-.PHONY: build test run bench fuzz clean
+.PHONY: build test test-deps run bench fuzz clean
 
 build:
 	@mkdir -p $(BIN)
@@ -12,8 +12,12 @@ build:
 	$(GO) build -trimpath -o $(BIN)/registrar ./registrar
 	$(GO) build -trimpath -o $(BIN)/devproxy ./cmd/devproxy
 
+# What the tests need beyond Go (Chromium for the page test), installed when missing.
+test-deps:
+	@scripts/test-deps
+
 # Tests use the binaries just built (SWITCHYARD_BIN), never stale ones.
-test: build
+test: test-deps build
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./filter
 	SWITCHYARD_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
@@ -23,9 +27,15 @@ test: build
 # `make fuzz FUZZTIME=10m`). An input that fails is written to the package's
 # testdata/fuzz/ folder; commit it and it runs in every `go test` as a regression case.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := FuzzServerName:./internal/validate/ FuzzParseAddress:./internal/validate/ \
-                FuzzWrite:./registrar/ FuzzSnapshot:./filter/ FuzzConfig:./internal/pluginconfig/ FuzzPairs:./internal/abi/ \
-                FuzzDecide:./filter/routing/
+FUZZ_TARGETS := \
+	FuzzServerName:./internal/validate/ \
+	FuzzParseAddress:./internal/validate/ \
+	FuzzServiceName:./internal/validate/ \
+	FuzzWrite:./registrar/server/ \
+	FuzzSnapshot:./filter/ \
+	FuzzConfig:./internal/pluginconfig/ \
+	FuzzPairs:./internal/abi/ \
+	FuzzDecide:./filter/routing/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
@@ -46,7 +56,20 @@ bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
-	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout' -benchtime 1x -timeout 10m ./registrar/
+	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout|BenchmarkRegistrarScale' -benchtime 1x -timeout 10m ./registrar/server/
+	$(GO) test -run '^$$' -bench 'BenchmarkCommit|BenchmarkRewriteWholeFile' -benchtime 200x -timeout 10m ./registrar/store/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStart1M' -benchtime 1x -timeout 10m ./registrar/
+	$(GO) test -run '^$$' -bench 'BenchmarkRewriteManyHeaders' -benchtime 20x ./devproxy/
 
 clean:
 	rm -rf $(BIN)
+
+# OCI image layouts, no Docker needed (internal/ociimage, deploy/): bin/oci/filter (compat
+# Wasm image), bin/oci/filter-wasm (two-layer Wasm artifact), bin/oci/registrar (static
+# registrar for linux/OCI_ARCH, user 65532, volume /data). Prints each manifest digest, the
+# `sha256:` to pin. Push with `crane push bin/oci/filter REGISTRY/REPO:TAG` (README).
+OCI_ARCH ?= amd64
+.PHONY: oci
+oci: build
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(OCI_ARCH) $(GO) build -trimpath -o $(BIN)/oci/registrar-linux-$(OCI_ARCH) ./registrar
+	$(GO) run ./cmd/ociimage -filter $(BIN)/filter.wasm -registrar $(BIN)/oci/registrar-linux-$(OCI_ARCH) -arch $(OCI_ARCH) -out $(BIN)/oci

@@ -3,51 +3,107 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
+
+	"switchyard/internal/testbin"
+	"switchyard/registrar/internal/apitest"
 )
 
-// BenchmarkRegister50Clients sends b.N registrations (distinct names) from 50
-// concurrent clients over real HTTP to the real handler and data file; group commit
-// lets one fsync'd replacement carry many of them. Reports registrations per second
-// and writes per durable replacement.
-func BenchmarkRegister50Clients(b *testing.B) {
-	const clients = 50
-	reg := startRegistrarB(b)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	var next atomic.Int64
+// BenchmarkRegistrarStart1M measures the built registrar on a data file of 1,000,000
+// names (issue 12.5): start-up time (process start until it listens, the table
+// loaded; testbin allows 30 s), resident memory after start-up and after one full v2 table has been paged
+// out, and the size of the data file. It checks the answer first: every name is in
+// the paged table at one revision, and a registration is acknowledged. Run with
+// -benchtime 1x:
+//
+//	make build && SWITCHYARD_BIN=$PWD/bin go test -run '^$' -bench BenchmarkRegistrarStart1M -benchtime 1x ./registrar/
+func BenchmarkRegistrarStart1M(b *testing.B) {
+	const names = 1_000_000
+	data := filepath.Join(b.TempDir(), "servers.json")
+	size := apitest.WriteData(b, data, names)
+	var startup []time.Duration
+	var rssStart, rssPaged float64
 	b.ResetTimer()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(b.N) {
-					return
-				}
-				body := regBody(fmt.Sprintf("bench-%d", i), fmt.Sprintf("10.%d.%d.%d", i/62500%250, i/250%250, i%250+1), "bench")
-				resp, err := client.Post(reg.URL+"/api/servers/register", "application/json", strings.NewReader(body))
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-			}
-		}()
+	for range b.N {
+		began := time.Now()
+		p := testbin.StartConfig(b, "registrar", testbin.Config{
+			Args:  []string{"-listen", "127.0.0.1:0", "-data", data},
+			Clear: []string{"REGISTRAR_"},
+		})
+		startup = append(startup, time.Since(began))
+		b.StopTimer()
+		rssStart = rssMiB(b, p.Pid())
+		got := pageAll(b, p.URL())
+		if got != names {
+			b.Fatalf("the paged table holds %d names, want %d", got, names)
+		}
+		rssPaged = rssMiB(b, p.Pid())
+		register(b, p.URL(), "after-start", "10.9.9.9:80", "bench")
+		if err := p.Stop(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
-	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "registrations/s")
-	var m dtoCounter
-	if c := m.readB(b, reg); c > 0 {
-		b.ReportMetric(float64(b.N)/c, "writes/commit")
+	var sum time.Duration
+	for _, d := range startup {
+		sum += d
 	}
+	b.ReportMetric((sum / time.Duration(len(startup))).Seconds(), "startup-s")
+	b.ReportMetric(rssStart, "rss-start-MiB")
+	b.ReportMetric(rssPaged, "rss-paged-MiB")
+	b.ReportMetric(float64(size)/(1<<20), "data-MiB")
+}
+
+// pageAll fetches the full v2 table page by page and returns how many names it holds,
+// requiring one revision throughout.
+func pageAll(b *testing.B, base string) int {
+	b.Helper()
+	url := base + "/v1/routes?v=2"
+	n, pages := 0, 0
+	var rev string
+	for {
+		r := call(b, "GET", url, "")
+		if r.Code != http.StatusOK {
+			b.Fatalf("page %d: %d %.300s", pages, r.Code, r.Body)
+		}
+		body := string(r.Body)
+		n += strings.Count(body, `":"10.`)
+		pages++
+		i := strings.Index(body, `"revision":`)
+		j := strings.Index(body[i:], ",")
+		if rev == "" {
+			rev = body[i+11 : i+j]
+		} else if body[i+11:i+j] != rev {
+			b.Fatalf("page %d is at revision %s, the first at %s", pages, body[i+11:i+j], rev)
+		}
+		k := strings.Index(body, `"next":"`)
+		if k < 0 {
+			return n
+		}
+		next := body[k+8 : k+8+strings.IndexByte(body[k+8:], '"')]
+		url = fmt.Sprintf("%s/v1/routes?v=2&snapshot=%s&start=%s", base, rev, next)
+	}
+}
+
+// rssMiB reads the resident set size of pid from /proc.
+func rssMiB(b *testing.B, pid int) float64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	b.Fatal("no VmRSS in /proc status")
+	return 0
 }

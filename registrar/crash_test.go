@@ -1,19 +1,20 @@
 package main
 
 // Crash safety of the built registrar: a write acknowledged with 200 and a revision
-// survives a SIGKILL at any moment, the data file is always whole, temporary files an
-// interrupted replacement leaves are removed at the next start, and the revision never
-// goes back (design.md: "A write is acknowledged only after it is durable").
+// survives a SIGKILL at any moment, the data (data file and write-ahead log) always
+// loads, temporary files an interrupted compaction leaves are removed at the next
+// start, and the revision never goes back (design.md: "A write is acknowledged only
+// after it is durable"). The log is compacted every ~150 writes (-compact-bytes), so
+// kills land before, during and after compactions.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,13 +22,15 @@ import (
 	"time"
 
 	"switchyard/internal/testbin"
-	"switchyard/internal/validate"
+	"switchyard/registrar/store"
 )
 
 const (
 	crashRounds      = 5
 	crashWrites      = 1000 // planned per round; the kill cuts the round short
 	crashConcurrency = 16
+	// crashCompactBytes makes the log compact every ~150 writes.
+	crashCompactBytes = 30000
 )
 
 // ack is one acknowledged registration.
@@ -46,10 +49,13 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	acked := map[string]ack{} // every acknowledged write of every round so far
 	var highest uint64        // the highest revision ever acknowledged or seen on disk
 	tempsSeen := 0
-	p := startBinary(t, nil, "-data", data)
+	args := []string{"-data", data, "-compact-bytes", strconv.Itoa(crashCompactBytes)}
+	compactions := 0
+	p := startBinary(t, nil, args...)
 	for round := 1; round <= crashRounds; round++ {
 		killAt := 1 + rng.IntN(crashWrites-1) // acknowledgements before the kill
 		got := registerUntilKilled(t, p, round, killAt)
+		compactions += strings.Count(p.Output(), "compacted the log")
 		if len(got) < killAt {
 			t.Fatalf("round %d: only %d acknowledgements before the kill, want at least %d:\n%s", round, len(got), killAt, p.Output())
 		}
@@ -68,7 +74,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		highest = rev
 		t.Logf("round %d: killed after %d acknowledgements (planned at %d); file at revision %d; %d temporary file(s) left", round, len(got), killAt, rev, len(temps))
 
-		p = startBinary(t, nil, "-data", data)
+		p = startBinary(t, nil, args...)
 		checkRecovered(t, p, data, acked, highest)
 		for _, tmp := range temps {
 			if !strings.Contains(p.Output(), filepath.Base(tmp)) {
@@ -77,7 +83,11 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		}
 	}
 	stop(t, p)
-	t.Logf("%d acknowledged writes survived %d kills; %d temporary file(s) were left by kills and cleaned at restart", len(acked), crashRounds, tempsSeen)
+	compactions += strings.Count(p.Output(), "compacted the log")
+	if compactions == 0 {
+		t.Fatalf("no compaction ran in %d rounds; the test did not cover kills after compaction", crashRounds)
+	}
+	t.Logf("%d acknowledged writes survived %d kills and %d compactions; %d temporary file(s) were left by kills and cleaned at restart", len(acked), crashRounds, compactions, tempsSeen)
 }
 
 // registerUntilKilled runs crashWrites registrations of fresh names (unique per
@@ -164,40 +174,28 @@ func registerOnce(c *http.Client, base, name, addr string) (uint64, bool) {
 // tempFiles lists the data file's temporary files.
 func tempFiles(t *testing.T, data string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(filepath.Dir(data), tempPattern(data)))
+	m, err := store.StaleTemps(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-// readDataFile parses the data file strictly, requires every acknowledged write in
-// it with its acknowledged address, and returns its revision.
+// readDataFile reads the data strictly (store.ReadData refuses anything that is not
+// whole, valid registrar data), requires every acknowledged write in it with its
+// acknowledged address, and returns its revision.
 func readDataFile(t *testing.T, data string, acked map[string]ack) uint64 {
 	t.Helper()
-	raw, err := os.ReadFile(data)
+	rev, stored, err := store.ReadData(data)
 	if err != nil {
-		t.Fatalf("read the data file after the kill: %v", err)
-	}
-	var f dataFile
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		t.Fatalf("the data file does not parse after the kill: %v\n%.400s", err, raw)
-	}
-	stored := map[string]string{}
-	for _, s := range f.Servers {
-		if _, err := validate.ParseAddress(s.IPAddress); err != nil || !validate.IsServerName(s.Host) {
-			t.Fatalf("the data file holds an invalid entry %+v", s)
-		}
-		stored[s.Host] = s.IPAddress
+		t.Fatalf("the data does not load after the kill: %v", err)
 	}
 	for name, a := range acked {
-		if stored[name] != a.addr {
-			t.Fatalf("acknowledged %s → %s (revision %d) is not in the data file (it holds %q)", name, a.addr, a.revision, stored[name])
+		if stored[name].IPAddress != a.addr {
+			t.Fatalf("acknowledged %s → %s (revision %d) is not in the data (it holds %q)", name, a.addr, a.revision, stored[name].IPAddress)
 		}
 	}
-	return f.Revision
+	return rev
 }
 
 // checkRecovered requires a restarted registrar to have removed every temporary file
@@ -211,7 +209,7 @@ func checkRecovered(t *testing.T, p *testbin.Proc, data string, acked map[string
 	if r.Code != http.StatusOK {
 		t.Fatalf("list after restart: %d %s", r.Code, r.Body)
 	}
-	res := r.result(t)
+	res := r.Result(t)
 	if res.Revision == nil || *res.Revision < highest {
 		t.Fatalf("the revision went back to %v after the restart; %d had been acknowledged or stored", res.Revision, highest)
 	}

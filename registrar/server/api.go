@@ -1,0 +1,233 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"switchyard/registrar/store"
+)
+
+// result is the body of every /api/ answer, in the seed's shape
+// {"result": {"success": ..., "error": ..., ...}}.
+type result struct {
+	Success  bool            `json:"success"`
+	Error    string          `json:"error,omitempty"`
+	Revision *uint64         `json:"revision,omitempty"`
+	Changed  *bool           `json:"changed,omitempty"`
+	Server   *store.Server   `json:"server,omitempty"`
+	Servers  *[]store.Server `json:"servers,omitempty"`
+}
+
+func writeResult(w http.ResponseWriter, code int, res result) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(struct {
+		Result result `json:"result"`
+	}{res})
+}
+
+func writeFailure(w http.ResponseWriter, code int, msg string) {
+	writeResult(w, code, result{Error: msg})
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	writeFailure(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+allow)
+}
+
+// api holds what the /api/ handlers share.
+type api struct {
+	store      store.Store
+	policy     Policy
+	log        *slog.Logger
+	health     *writeHealth
+	maxServers int64
+}
+
+// register is the seed-compatible POST /api/servers/register: create or update.
+func (a *api) register(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	fields, ok := a.readFields(w, r, "host", "ipAddress", "serviceName")
+	if !ok {
+		return
+	}
+	if err := a.check(fields["host"], fields["ipAddress"], fields["serviceName"]); err != nil {
+		writeFailure(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	a.put(w, r, fields["host"], fields["ipAddress"], fields["serviceName"])
+}
+
+// list is GET /api/servers: the whole table, sorted by host, with its revision.
+func (a *api) list(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	t := a.store.Current()
+	servers := make([]store.Server, 0, t.Len())
+	t.Ascend("", func(sv store.Server) bool {
+		servers = append(servers, sv)
+		return true
+	})
+	rev := t.Revision()
+	writeResult(w, http.StatusOK, result{Success: true, Revision: &rev, Servers: &servers})
+}
+
+// server is GET, PUT and DELETE /api/servers/{host}.
+func (a *api) server(w http.ResponseWriter, r *http.Request) {
+	host := r.PathValue("host")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
+	default:
+		methodNotAllowed(w, r, "GET, PUT, DELETE")
+		return
+	}
+	if err := checkHost(host); err != nil {
+		writeFailure(w, http.StatusBadRequest, err.Error()+" (in the path)")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		t := a.store.Current()
+		sv, ok := t.Get(host)
+		if !ok {
+			writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
+			return
+		}
+		rev := t.Revision()
+		writeResult(w, http.StatusOK, result{Success: true, Revision: &rev, Server: &sv})
+	case http.MethodPut:
+		// "host" may be repeated in the body (a form may send the whole record), but
+		// only with the name the path gives.
+		fields, ok := a.readFields(w, r, "ipAddress", "serviceName", "host")
+		if !ok {
+			return
+		}
+		if h, given := fields["host"]; given && h != host {
+			writeFailure(w, http.StatusBadRequest, "host: the body says '"+truncate(h)+"' but the path says '"+host+"'; rename by deleting and registering again")
+			return
+		}
+		fields["host"] = host
+		if err := a.check(host, fields["ipAddress"], fields["serviceName"]); err != nil {
+			writeFailure(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		a.put(w, r, host, fields["ipAddress"], fields["serviceName"])
+	case http.MethodDelete:
+		out := a.store.Write(store.Change{Host: host, MustExist: true})
+		a.health.observe(out.Err)
+		if out.Err != nil {
+			a.writeStoreError(w, host, out.Err)
+			return
+		}
+		a.audit(r, "delete", host, out.Old[0], nil, out.Revision)
+		writeResult(w, http.StatusOK, result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.Old[0]})
+	}
+}
+
+// notFound answers every other /api/ path in the result shape.
+func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
+	writeFailure(w, http.StatusNotFound, "no such endpoint "+r.Method+" "+r.URL.Path+"; see /api/servers and /api/servers/register")
+}
+
+// readFields reads the body as a JSON object of the given string fields; it answers
+// the client itself and returns false when the body is refused. Every field but a
+// trailing optional "host" of PUT is required.
+func (a *api) readFields(w http.ResponseWriter, r *http.Request, fields ...string) (map[string]string, bool) {
+	body, err := readBody(w, r)
+	if errors.Is(err, errTooLarge) {
+		writeFailure(w, http.StatusRequestEntityTooLarge, err.Error()+"; a registration is a few hundred bytes")
+		return nil, false
+	}
+	if err != nil {
+		writeFailure(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	got, err := decodeStringObject(body, fields...)
+	if err != nil {
+		writeFailure(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	required := fields
+	if r.Method == http.MethodPut {
+		required = fields[:2]
+	}
+	var missing []string
+	for _, f := range required {
+		if _, ok := got[f]; !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		writeFailure(w, http.StatusBadRequest, "missing field(s): "+strings.Join(missing, ", ")+"; "+strings.Join(required, ", ")+" are required")
+		return nil, false
+	}
+	return got, true
+}
+
+func (a *api) check(host, addr, service string) error {
+	if err := checkHost(host); err != nil {
+		return err
+	}
+	if err := checkAddress(addr, a.policy); err != nil {
+		return err
+	}
+	return checkServiceName(service)
+}
+
+func (a *api) put(w http.ResponseWriter, r *http.Request, host, addr, service string) {
+	out := a.store.Write(store.Change{Host: host, Server: &store.Server{Host: host, IPAddress: addr, ServiceName: service}})
+	a.health.observe(out.Err)
+	if out.Err != nil {
+		a.writeStoreError(w, host, out.Err)
+		return
+	}
+	if out.Changed {
+		a.audit(r, "set", host, out.Old[0], out.New[0], out.Revision)
+	}
+	writeResult(w, http.StatusOK, result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.New[0]})
+}
+
+func (a *api) writeStoreError(w http.ResponseWriter, host string, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
+	case errors.Is(err, store.ErrClosed):
+		writeFailure(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, store.ErrTableFull):
+		writeFailure(w, http.StatusInsufficientStorage, "the registrar holds its maximum of "+strconv.FormatInt(a.maxServers, 10)+
+			" servers (-max-servers); nothing was changed: delete servers no longer used, or raise -max-servers")
+	default:
+		// The cause (with the data path) goes to the log only.
+		a.log.Error("write failed", "host", host, "err", err)
+		writeFailure(w, http.StatusInternalServerError, saveFailure(err)+", nothing was changed; check the registrar's disk and logs, then retry")
+	}
+}
+
+// audit writes one log line per change: what changed and who asked for it.
+// X-Forwarded-For is logged as the client's claim, next to the real peer address.
+func (a *api) audit(r *http.Request, action, host string, old, cur *store.Server, rev uint64) {
+	attrs := []any{"action", action, "host", host, "revision", rev, "remote", r.RemoteAddr}
+	if old != nil {
+		attrs = append(attrs, "old", old.IPAddress, "oldServiceName", old.ServiceName)
+	} else {
+		attrs = append(attrs, "old", "")
+	}
+	if cur != nil {
+		attrs = append(attrs, "new", cur.IPAddress, "serviceName", cur.ServiceName)
+	} else {
+		attrs = append(attrs, "new", "")
+	}
+	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+		attrs = append(attrs, "forwardedFor", xff)
+	}
+	a.log.Info("audit", attrs...)
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+
+	"switchyard/internal/validate"
+)
+
+// reservedName cannot be a server name: /api/servers/register is the seed's
+// registration endpoint, so a server of that name could be created but never read,
+// replaced or deleted by its own path.
+const reservedName = "register"
+
+// fieldError is a refusal that names the field at fault.
+type fieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *fieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+func fieldErr(field string, err error) error { return &fieldError{field, err} }
+
+// checkHost applies the name rules of design.md.
+func checkHost(host string) error {
+	if err := validate.ServerName(host); err != nil {
+		return fieldErr("host", fmt.Errorf("%q %v", truncate(host), err))
+	}
+	if host == reservedName {
+		return fieldErr("host", errors.New(`"register" is reserved (it is the path of the registration endpoint); choose another name`))
+	}
+	if host == "." || host == ".." {
+		// HTTP servers and clients clean "/api/servers/.." to "/api/", so such a
+		// server could be created but never read, replaced or deleted by its path.
+		return fieldErr("host", fmt.Errorf("%q is reserved (it is a path segment that URLs resolve away); choose another name", host))
+	}
+	return nil
+}
+
+// checkAddress applies the address rules of design.md and then the SSRF policy.
+func checkAddress(addr string, p Policy) error {
+	a, err := validate.ParseAddress(addr)
+	if err != nil {
+		// validate's message already quotes the part at fault, or names a byte that
+		// must not be echoed; quoting the value again would only repeat it.
+		return fieldErr("ipAddress", err)
+	}
+	if err := p.Check(a); err != nil {
+		return fieldErr("ipAddress", fmt.Errorf("refused: %v", err))
+	}
+	return nil
+}
+
+// checkServiceName applies validate.ServiceName (no control or format characters,
+// 1–100 characters, not blank).
+func checkServiceName(s string) error {
+	if err := validate.ServiceName(s); err != nil {
+		return fieldErr("serviceName", err)
+	}
+	return nil
+}
+
+// truncate keeps echoed input short in error messages.
+func truncate(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	return s[:37] + "..."
+}

@@ -1,0 +1,191 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"switchyard/internal/targetpolicy"
+	"switchyard/internal/validate"
+	"switchyard/registrar/store"
+)
+
+// FuzzWrite sends arbitrary bodies to the two writes that take a registration,
+// POST /api/servers/register and PUT /api/servers/{host}, through the real handler
+// and a real store. Nothing may panic; a refusal is a 4xx in the result shape that
+// says what was wrong and changes nothing; an acceptance must be a registration
+// design.md allows, stored exactly as sent. Run it for longer with:
+//
+//	go test -run '^$' -fuzz '^FuzzWrite$' -fuzztime 30s ./registrar/server/
+//
+// Inputs the fuzzer found are kept in testdata/fuzz/FuzzWrite/ and run by every
+// `go test` as regression cases.
+func FuzzWrite(f *testing.F) {
+	seeds := []struct {
+		put  bool
+		host string
+		body string
+	}{
+		{false, "", regBody("web-1", "10.1.2.3:8080", "logs")},
+		{false, "", regBody("v6", "[2001:db8::1]:9000", "로그")},
+		{false, "", `{"host":"a","ipAddress":"h","serviceName":"s","host":"b"}`},
+		{false, "", `{"host":"a","ipAddress":"999.1.1.1","serviceName":"s"}`},
+		{false, "", `{"host":"a","ipAddress":"10.1.2.3:080","serviceName":"s"}`},
+		{false, "", `{"host":"a\r\n","ipAddress":"10.1.2.3","serviceName":"s"}`},
+		{false, "", `{"host":"ａ","ipAddress":"10.1.2.3","serviceName":"s"}`},
+		{false, "", `{"host":"a","ipAddress":"169.254.169.254","serviceName":"s"}`},
+		{false, "", `{"host":"a","ipAddress":"0x7f000001","serviceName":"s"}`},
+		{false, "", `{"host":"a","ipAddress":"10.1.2.3","serviceName":"\u2028"}`},
+		{false, "", `{"host":"a","ipAddress":"10.1.2.3","serviceName":"s"} x`},
+		{false, "", "{\"host\":\"\xff\",\"ipAddress\":\"10.1.2.3\",\"serviceName\":\"s\"}"},
+		{false, "", `[{"host":"a"}]`},
+		{false, "", `{"host":1}`},
+		{false, "", ``},
+		{true, "web-2", `{"ipAddress":"10.1.2.4","serviceName":"logs"}`},
+		{true, "web-2", `{"host":"web-3","ipAddress":"10.1.2.4","serviceName":"logs"}`},
+		{true, "register", `{"ipAddress":"10.1.2.4","serviceName":"logs"}`},
+		{true, "..", `{"ipAddress":"10.1.2.4","serviceName":"logs"}`},
+		{false, "", `{"host":"..","ipAddress":"10.1.2.3","serviceName":"s"}`},
+		{true, "a/b", `{"ipAddress":"10.1.2.4","serviceName":"logs"}`},
+		{true, "web\x00", `{"ipAddress":"10.1.2.4","serviceName":"logs"}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.put, s.host, []byte(s.body))
+	}
+	srv, err := New(Config{Data: filepath.Join(f.TempDir(), "servers.json")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { srv.Close() })
+	h, st := srv.Handler(), srv.Store()
+
+	f.Fuzz(func(t *testing.T, put bool, pathHost string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/api/servers/register", strings.NewReader(string(body)))
+		if put {
+			req = httptest.NewRequest(http.MethodPut, "/api/servers/"+url.PathEscape(pathHost), strings.NewReader(string(body)))
+		}
+		// As the page and API clients send it (the browser guards are tested apart).
+		req.Host = "127.0.0.1:9000"
+		req.Header.Set("Content-Type", "application/json")
+		before := st.Current()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		after := st.Current()
+
+		if loc := rec.Header().Get("Location"); rec.Code/100 == 3 && loc != "" {
+			// A path with "." or ".." segments or "//": the mux redirects to the
+			// cleaned path before any handler runs, which must change nothing.
+			if after.Revision() != before.Revision() {
+				t.Fatalf("a redirected request moved the revision from %d to %d", before.Revision(), after.Revision())
+			}
+			return
+		}
+		var env struct {
+			Result *struct {
+				Success bool
+				Error   string
+				Server  *store.Server
+			}
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.Result == nil {
+			t.Fatalf("answer %d is not in the result shape: %v: %s", rec.Code, err, rec.Body)
+		}
+		res := env.Result
+		if rec.Code != http.StatusOK {
+			if rec.Code < 400 || rec.Code > 499 || res.Success {
+				t.Fatalf("refusal answered %d success=%v: %s", rec.Code, res.Success, rec.Body)
+			}
+			if !refusalSaysWhat.MatchString(res.Error) {
+				t.Fatalf("refusal %q does not say which field or what about the body was wrong", res.Error)
+			}
+			if after.Revision() != before.Revision() {
+				t.Fatalf("a refused write moved the revision from %d to %d", before.Revision(), after.Revision())
+			}
+			return
+		}
+		fields := acceptedFields(t, body, put)
+		host := fields["host"]
+		if put {
+			host = req.PathValue("host")
+			if h, ok := fields["host"]; ok && h != host {
+				t.Fatalf("PUT %q accepted a body naming host %q", host, h)
+			}
+		}
+		checkRegistration(t, host, fields["ipAddress"], fields["serviceName"])
+		got, ok := after.Get(host)
+		if !ok || got.IPAddress != fields["ipAddress"] || got.ServiceName != fields["serviceName"] {
+			t.Fatalf("accepted %s for %q but the table holds %+v", body, host, got)
+		}
+	})
+}
+
+// refusalSaysWhat matches a message that names the field at fault or the problem with
+// the body as a whole.
+var refusalSaysWhat = regexp.MustCompile(`^(host|ipAddress|serviceName): |field|request body|invalid JSON|JSON object|` +
+	`not allowed here; use POST|no such endpoint`) // PUT /api/servers/register and PUT /api/servers/
+
+// acceptedFields decodes an accepted body with encoding/json, independently of
+// decodeStringObject, and requires exactly the fields the write takes, each a string.
+func acceptedFields(t *testing.T, body []byte, put bool) map[string]string {
+	t.Helper()
+	if !utf8.Valid(body) || !json.Valid(body) {
+		t.Fatalf("accepted a body that is not valid UTF-8 JSON: %q", body)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatalf("accepted a body that is not a JSON object: %q: %v", body, err)
+	}
+	want := map[string]bool{"host": !put, "ipAddress": true, "serviceName": true} // name → required
+	out := map[string]string{}
+	for k, v := range raw {
+		if _, known := want[k]; !known {
+			t.Fatalf("accepted unknown field %q in %q", k, body)
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			t.Fatalf("accepted non-string field %q = %s", k, v)
+		}
+		out[k] = s
+	}
+	for k, required := range want {
+		if _, ok := out[k]; required && !ok {
+			t.Fatalf("accepted %q without the required field %q", body, k)
+		}
+	}
+	return out
+}
+
+// checkRegistration holds an accepted registration to design.md's rules, written
+// here without the registrar's own checks.
+func checkRegistration(t *testing.T, host, addr, service string) {
+	t.Helper()
+	if !regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`).MatchString(host) || host == reservedName || host == "." || host == ".." {
+		t.Fatalf("accepted host %q", host)
+	}
+	a, err := validate.ParseAddress(addr)
+	if err != nil {
+		t.Fatalf("accepted ipAddress %q: %v", addr, err)
+	}
+	if a.IsIP() && targetpolicy.Special(a.IP) != "" {
+		t.Fatalf("accepted the special address %q with no -allow-cidr", addr)
+	}
+	if _, special := targetpolicy.NameStandsFor(a.Host); special || strings.HasSuffix(strings.ToLower(a.Host), ".localhost") {
+		t.Fatalf("accepted the loopback or metadata name %q with no -allow-cidr", addr)
+	}
+	n := utf8.RuneCountInString(service)
+	if n < 1 || n > 100 || strings.TrimSpace(service) == "" {
+		t.Fatalf("accepted serviceName %q (%d characters)", service, n)
+	}
+	for _, r := range service {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
+			t.Fatalf("accepted serviceName %q holding %U", service, r)
+		}
+	}
+}

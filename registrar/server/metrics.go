@@ -1,0 +1,114 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"switchyard/registrar/store"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics live on their own registry so that only what is defined here (plus the Go
+// runtime and process collectors) appears on /metrics.
+type metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	watchers   prometheus.Gauge
+	commits    prometheus.Counter
+	commitSecs prometheus.Histogram
+	batchSize  prometheus.Histogram
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "registrar_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "registrar_long_poll_watchers",
+			Help: "GET /v1/routes requests currently waiting for a change.",
+		}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "registrar_store_commits_total",
+			Help: "Durable replacements of the data file.",
+		}),
+		commitSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "registrar_store_commit_seconds",
+			Help:    "Time to apply and durably write one batch of writes.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "registrar_store_commit_batch_writes",
+			Help:    "Writes carried by one durable replacement (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.watchers, m.commits, m.commitSecs, m.batchSize,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observeStore adds the table gauges, read from st's current table at each scrape
+// (so they hold for any store, whoever wrote to it).
+func (m *metrics) observeStore(st store.Store) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "registrar_servers",
+			Help: "Servers registered in the current table.",
+		}, func() float64 { return float64(st.Current().Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "registrar_revision",
+			Help: "Revision of the current table.",
+		}, func() float64 { return float64(st.Current().Revision()) }),
+	)
+}
+
+// observeCommit is the embedded store's commit observer.
+func (m *metrics) observeCommit(c store.Commit) {
+	m.commits.Inc()
+	m.batchSize.Observe(float64(c.Writes))
+	m.commitSecs.Observe(c.Took.Seconds())
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// count wraps the whole mux: after it has served, r.Pattern holds the pattern that
+// matched, which keeps the route label to a fixed set (never the raw path).
+func (m *metrics) count(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

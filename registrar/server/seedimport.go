@@ -1,0 +1,116 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"switchyard/registrar/store"
+	"unicode/utf8"
+)
+
+// importedServiceName marks servers that came from the seed's mapping file, which
+// had no service names.
+const importedServiceName = "imported"
+
+// ImportReport says what an import did.
+type ImportReport struct {
+	Entries  int    // entries in the file
+	Changed  bool   // whether the table changed
+	Revision uint64 // revision after the import
+}
+
+// Import is the one-shot -import: it loads the seed's server_mapping.json at path
+// into the store as one all-or-nothing write, with the server's -allow-cidr policy.
+func (s *Server) Import(path string) (ImportReport, error) {
+	return importSeed(s.store, path, s.policy)
+}
+
+// importSeed loads the seed's server_mapping.json ({"name": "ip", ...}) into store as
+// one all-or-nothing write. Every entry is validated like a registration (name,
+// address, policy); the first bad entry is named and nothing is written. Entries
+// already registered with the same address keep their service name and updatedAt.
+func importSeed(st store.Store, path string, policy Policy) (ImportReport, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return ImportReport{}, fmt.Errorf("-import: %v", err)
+	}
+	entries, err := parseSeedMapping(raw)
+	if err != nil {
+		return ImportReport{}, fmt.Errorf("-import %s: %v; nothing was imported", path, err)
+	}
+	cur := st.Current()
+	var changes []store.Change
+	for _, e := range entries {
+		if err := checkHost(e.name); err != nil {
+			return ImportReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
+		}
+		if err := checkAddress(e.addr, policy); err != nil {
+			return ImportReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
+		}
+		service := importedServiceName
+		if old, ok := cur.Get(e.name); ok && old.IPAddress == e.addr {
+			service = old.ServiceName
+		}
+		changes = append(changes, store.Change{Host: e.name, Server: &store.Server{Host: e.name, IPAddress: e.addr, ServiceName: service}})
+	}
+	rep := ImportReport{Entries: len(entries), Revision: cur.Revision()}
+	if len(changes) == 0 {
+		return rep, nil
+	}
+	out := st.Write(changes...)
+	if out.Err != nil {
+		return ImportReport{}, fmt.Errorf("-import %s: %v", path, out.Err)
+	}
+	rep.Changed, rep.Revision = out.Changed, out.Revision
+	return rep, nil
+}
+
+type seedEntry struct{ name, addr string }
+
+// parseSeedMapping reads a flat JSON object of string values, in file order,
+// refusing duplicate names (the seed's Lua would have kept only the last one,
+// silently).
+func parseSeedMapping(raw []byte) ([]seedEntry, error) {
+	if !utf8.Valid(raw) {
+		return nil, errors.New("the file is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, invalidJSON(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New(`the file must be a JSON object of names to addresses, e.g. {"web-1": "10.1.2.3:8080"}`)
+	}
+	var out []seedEntry
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, invalidJSON(err)
+		}
+		name := tok.(string)
+		if seen[name] {
+			return nil, fmt.Errorf("entry %q appears more than once", name)
+		}
+		seen[name] = true
+		tok, err = dec.Token()
+		if err != nil {
+			return nil, invalidJSON(err)
+		}
+		addr, ok := tok.(string)
+		if !ok {
+			return nil, fmt.Errorf("entry %q: the address must be a JSON string", name)
+		}
+		out = append(out, seedEntry{name, addr})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, invalidJSON(err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, errors.New("invalid JSON: unexpected data after the object")
+	}
+	return out, nil
+}

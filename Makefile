@@ -24,7 +24,7 @@ test: build
 # testdata/fuzz/ folder; commit it and it runs in every `go test` as a regression case.
 FUZZTIME ?= 1m
 FUZZ_TARGETS := FuzzServerName:./internal/validate/ FuzzParseAddress:./internal/validate/ \
-                FuzzWrite:./registrar/ FuzzSnapshot:./filter/ FuzzConfig:./internal/pluginconfig/ FuzzPairs:./internal/abi/
+                FuzzWrite:./registrar/ FuzzAnswer:./filter/syncing/ FuzzConfig:./internal/pluginconfig/ FuzzPairs:./internal/abi/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \

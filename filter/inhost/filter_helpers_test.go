@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,24 +22,48 @@ import (
 // (filter_e2e_test.go). Names start with "f" or "filter" to stay clear of the
 // process-level helpers in procs_test.go.
 
-// fRegistrar plays the registrar's /v1/routes long-poll on 127.0.0.1: 200 with the
-// whole table as soon as its revision is past ?after (at once without after), else
-// 304 after ?wait seconds. Its mode turns it into the faults the sync must survive.
+// fRegistrar plays the registrar's /v1/routes on 127.0.0.1, both versions of
+// docs/sync-protocol.md, until the real registrar handler can be imported (issue 11):
+//
+//   - version 1 (no v=2): 200 with the whole table as soon as its revision is past
+//     ?after (at once without after), else 304 after ?wait seconds;
+//   - version 2: as soon as the proxy's (after, lineage) differs from the registrar's,
+//     a delta when the retained history covers it (compacted: the latest state of each
+//     name changed since after) and it has at most pageNames entries, else a full
+//     table in pages of pageNames names (0: one page) from a snapshot kept for paging;
+//     snapshot=R&start=K serves a page of snapshot R, 410 snapshot_gone when it is not
+//     kept.
+//
+// Its mode turns it into the faults the sync must survive.
 type fRegistrar struct {
 	t   testing.TB
 	srv *httptest.Server
 
-	mu       sync.Mutex
-	revision uint64
-	routes   map[string]string
-	mode     string        // "", "500", "garbage", "invalid", "reset", "hang"
-	changed  chan struct{} // closed and replaced on every change, to wake waiting polls
-	polls    int
-	lastReq  *http.Request
+	mu        sync.Mutex
+	revision  uint64
+	lineage   string
+	routes    map[string]string
+	history   []fChange // changes after oldest, in order
+	oldest    uint64    // history holds every change after this revision
+	retain    int       // changes kept in history (0: all)
+	pageNames int       // names per page and largest delta (0: unbounded)
+	snapshots map[uint64]map[string]string
+	pageHook  func(start string) // called (unlocked) before a page request is served
+	mode      string             // "", "500", "garbage", "invalid", "reset", "hang", "baddelta"
+	changed   chan struct{}      // closed and replaced on every change, to wake waiting polls
+	polls     int
+	lastReq   *http.Request
+	queries   []url.Values
+}
+
+type fChange struct {
+	revision     uint64
+	name, target string // target "" = removed
 }
 
 func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
-	r := &fRegistrar{t: t, revision: 1, routes: routes, changed: make(chan struct{})}
+	r := &fRegistrar{t: t, revision: 1, lineage: "lineage-1", routes: routes, oldest: 1,
+		snapshots: map[uint64]map[string]string{}, changed: make(chan struct{})}
 	if r.routes == nil {
 		r.routes = map[string]string{}
 	}
@@ -72,8 +98,23 @@ func (r *fRegistrar) put(name, target string) uint64 {
 		}
 		r.revision++
 		rev = r.revision
+		r.history = append(r.history, fChange{rev, name, target})
+		if r.retain > 0 && len(r.history) > r.retain {
+			drop := len(r.history) - r.retain
+			r.oldest = r.history[drop-1].revision
+			r.history = append([]fChange(nil), r.history[drop:]...)
+		}
 	})
 	return rev
+}
+
+// replace starts a new history (a data file deleted and started anew, a backup
+// restored): a new lineage, revision 1, routes, no retained changes.
+func (r *fRegistrar) replace(lineage string, routes map[string]string) {
+	r.set(func() {
+		r.lineage, r.revision, r.routes, r.history, r.oldest = lineage, 1, routes, nil, 1
+		r.snapshots = map[uint64]map[string]string{}
+	})
 }
 
 func (r *fRegistrar) setMode(m string) { r.set(func() { r.mode = m }) }
@@ -84,21 +125,46 @@ func (r *fRegistrar) stats() (polls int, last *http.Request) {
 	return r.polls, r.lastReq
 }
 
+// seen gives the queries of every poll so far.
+func (r *fRegistrar) seen() []url.Values {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]url.Values(nil), r.queries...)
+}
+
 func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
-	after, hasAfter := uint64(0), req.URL.Query().Has("after")
+	q := req.URL.Query()
+	v2 := q.Get("v") == "2"
+	after, hasAfter := uint64(0), q.Has("after")
 	if hasAfter {
-		after, _ = strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
+		after, _ = strconv.ParseUint(q.Get("after"), 10, 64)
 	}
-	wait, _ := strconv.Atoi(req.URL.Query().Get("wait"))
+	if v2 && after == 0 {
+		hasAfter = false
+	}
+	if v2 && q.Has("snapshot") {
+		if r.pageHook != nil {
+			r.pageHook(q.Get("start"))
+		}
+	}
+	wait, _ := strconv.Atoi(q.Get("wait"))
 	deadline := time.After(time.Duration(wait) * time.Second)
 	r.mu.Lock()
 	r.polls++
 	r.lastReq = req
+	r.queries = append(r.queries, q)
 	for {
-		if r.mode != "" && r.mode != "hang" {
+		if r.mode != "" && r.mode != "hang" && r.mode != "baddelta" {
 			break
 		}
-		if r.mode == "" && (!hasAfter || r.revision > after) {
+		if v2 && q.Has("snapshot") && r.mode != "hang" {
+			break
+		}
+		current := hasAfter && r.revision == after && (!v2 || q.Get("lineage") == r.lineage)
+		if !v2 && hasAfter && r.revision <= after {
+			current = true // version 1 as first served: wait while not newer
+		}
+		if r.mode != "hang" && !current {
 			break
 		}
 		ch := r.changed
@@ -120,7 +186,21 @@ func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 	}
 	mode := r.mode
-	body, _ := json.Marshal(map[string]any{"revision": r.revision, "routes": r.routes})
+	var body []byte
+	status := http.StatusOK
+	switch {
+	case !v2:
+		body, _ = json.Marshal(map[string]any{"revision": r.revision, "routes": r.routes})
+	case q.Has("snapshot"):
+		rev, _ := strconv.ParseUint(q.Get("snapshot"), 10, 64)
+		if snap, ok := r.snapshots[rev]; ok {
+			body = r.page(rev, snap, q.Get("start"))
+		} else {
+			status, body = http.StatusGone, []byte(`{"error":"snapshot_gone","message":"revision `+strconv.FormatUint(rev, 10)+` is no longer kept; ask for a full table again"}`)
+		}
+	default:
+		body = r.deltaOrFull(hasAfter, after, q.Get("lineage"), mode == "baddelta")
+	}
 	r.mu.Unlock()
 	switch mode {
 	case "500":
@@ -140,8 +220,76 @@ func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
 		}
 	default:
 		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
 		w.Write(body)
 	}
+}
+
+// deltaOrFull answers a version-2 poll (under r.mu). bad makes a delta that does not
+// start at after, which the sync must refuse.
+func (r *fRegistrar) deltaOrFull(hasAfter bool, after uint64, lineage string, bad bool) []byte {
+	last := r.oldest
+	if n := len(r.history); n > 0 {
+		last = r.history[n-1].revision
+	}
+	if hasAfter && lineage == r.lineage && after >= r.oldest && after < r.revision && last == r.revision {
+		latest := map[string]string{}
+		for _, c := range r.history {
+			if c.revision > after {
+				latest[c.name] = c.target
+			}
+		}
+		if r.pageNames == 0 || len(latest) <= r.pageNames {
+			ups, rms := map[string]string{}, []string{}
+			for n, t := range latest {
+				if t == "" {
+					rms = append(rms, n)
+				} else {
+					ups[n] = t
+				}
+			}
+			from := after
+			if bad {
+				from = after - 1
+			}
+			b, _ := json.Marshal(map[string]any{"kind": "delta", "lineage": r.lineage, "from": from,
+				"revision": r.revision, "upserts": ups, "removals": rms})
+			return b
+		}
+	}
+	snap := make(map[string]string, len(r.routes))
+	for n, t := range r.routes {
+		snap[n] = t
+	}
+	r.snapshots[r.revision] = snap
+	return r.page(r.revision, snap, "")
+}
+
+// page gives the page of snap (at rev) that starts at start.
+func (r *fRegistrar) page(rev uint64, snap map[string]string, start string) []byte {
+	names := make([]string, 0, len(snap))
+	for n := range snap {
+		if n >= start {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	next := ""
+	if r.pageNames > 0 && len(names) > r.pageNames {
+		next = names[r.pageNames]
+		names = names[:r.pageNames]
+	}
+	// encoding/json sorts map keys, which is the byte order a page needs.
+	routes := make(map[string]string, len(names))
+	for _, n := range names {
+		routes[n] = snap[n]
+	}
+	m := map[string]any{"kind": "full", "lineage": r.lineage, "revision": rev, "routes": routes}
+	if next != "" {
+		m["next"] = next
+	}
+	b, _ := json.Marshal(m)
+	return b
 }
 
 // filterConfig is the plugin configuration used by these tests: a short long-poll

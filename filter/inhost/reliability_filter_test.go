@@ -130,7 +130,7 @@ func TestReliabilityRegistrarFaultsAreCounted(t *testing.T) {
 		{"50 MiB body", func(_ *faultRegistrar, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(huge)
-		}, "the registrar could not be reached"},
+		}, "or the answer was larger than the proxy's buffer limit for http calls"},
 		{"reset before headers", func(_ *faultRegistrar, w http.ResponseWriter, r *http.Request) {
 			resetConn(w)
 		}, "keeping the table at revision 1"},

@@ -143,7 +143,7 @@ func (ix *index) appendNames(st Store, names []string) error {
 }
 
 // compact makes the index list exactly names, in the other generation (see above).
-func (ix *index) compact(st Store, names []string) error {
+func (ix *index) compact(st Store, names func(yield func(string) bool)) error {
 	old, oldSegs, legacy := ix.gen, ix.segs, ix.legacy
 	next := byte('a')
 	if old == 'a' {
@@ -152,7 +152,9 @@ func (ix *index) compact(st Store, names []string) error {
 	n := &index{gen: next}
 	var segs []string
 	var tail []byte
-	for _, name := range names {
+	listed := 0
+	for name := range names {
+		listed++
 		if len(tail) > 0 && len(tail)+len(name)+1 > SegmentBytes {
 			segs = append(segs, string(tail))
 			tail = nil
@@ -168,7 +170,7 @@ func (ix *index) compact(st Store, names []string) error {
 	if err := st.Set(HeadKey, string(next)+" "+strconv.Itoa(len(segs))); err != nil {
 		return err
 	}
-	n.segs, n.tail, n.listed = len(segs), tail, len(names)
+	n.segs, n.tail, n.listed = len(segs), tail, listed
 	*ix = *n
 	// The old generation is out of force: empty it to give its memory back.
 	if old != 0 {

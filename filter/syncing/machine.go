@@ -60,10 +60,15 @@ type Reply struct {
 	Body   []byte       // the whole body; the Machine keeps no view into it
 }
 
-// entry is the Machine's record of one name the index lists.
+// entry is the Machine's record of one name: what its route key holds, and, while a
+// full table is assembled, what the table being assembled gives it. Keeping the
+// assembly in the live table's own entries (instead of a second map) is what bounds a
+// full load to the table plus one page.
 type entry struct {
-	target string // what the route key holds; "" removed; uncertain: unknown after a failed write
-	mark   uint32 // the assembly that last saw the name in a page
+	target  string // what the route key holds; "" removed; uncertain: unknown after a failed write
+	pending string // the assembled table's target when it differs (valid when mark is the assembly's)
+	mark    uint32 // the assembly that last saw the name in a page
+	indexed bool   // the index in shared data lists the name
 }
 
 // uncertain is a target no answer holds: a name whose route key an apply that then
@@ -76,7 +81,6 @@ type assembly struct {
 	revision uint64
 	start    string // the first name of the page asked for next
 	mark     uint32
-	changes  map[string]string // names whose target differs from the live table
 	pages    int
 	received int // names received
 }
@@ -116,7 +120,7 @@ func New(cfg pluginconfig.RegistrarConfig, id Identity, host Host, now int64) *M
 	rec := Recover(host)
 	m.live = make(map[string]entry, len(rec.Live))
 	for name, target := range rec.Live {
-		m.live[name] = entry{target: target}
+		m.live[name] = entry{target: target, indexed: true}
 		if target != "" {
 			m.size++
 		}
@@ -323,7 +327,12 @@ func (m *Machine) onPage(now int64, a Answer) {
 			return
 		}
 		m.mark++
-		m.asm = &assembly{lineage: a.Lineage, revision: a.Revision, mark: m.mark, changes: map[string]string{}}
+		if len(m.live) == 0 {
+			// A first table: size the map once rather than through every doubling,
+			// whose old tables would linger as garbage the VM's memory never returns.
+			m.live = make(map[string]entry, len(a.Routes))
+		}
+		m.asm = &assembly{lineage: a.Lineage, revision: a.Revision, mark: m.mark}
 	} else if a.V1 || a.Lineage != m.asm.lineage || a.Revision != m.asm.revision {
 		m.refusePage(now, "a page of the full table is of revision "+strconv.FormatUint(a.Revision, 10)+" lineage "+lineageText(a.Lineage)+
 			", the pages before of revision "+strconv.FormatUint(m.asm.revision, 10)+" lineage "+lineageText(m.asm.lineage))
@@ -336,13 +345,14 @@ func (m *Machine) onPage(now int64, a Answer) {
 	for _, r := range a.Routes {
 		name, target := r[0], r[1]
 		e, ok := m.live[name]
-		if ok {
-			e.mark = asm.mark
-			m.live[name] = e
+		if !ok {
+			name = strings.Clone(name) // the key outlives the body
 		}
-		if !ok || e.target != target {
-			asm.changes[strings.Clone(name)] = strings.Clone(target)
+		e.mark, e.pending = asm.mark, ""
+		if !e.indexed || e.target != target {
+			e.pending = strings.Clone(target)
 		}
+		m.live[name] = e
 	}
 	asm.pages++
 	asm.received += len(a.Routes)
@@ -404,7 +414,7 @@ func (m *Machine) applyDelta(a Answer) (added, changed, removed int, err error) 
 	}
 	var fresh []string
 	for _, r := range a.Routes {
-		if _, ok := m.live[r[0]]; !ok {
+		if e, ok := m.live[r[0]]; !ok || !e.indexed {
 			fresh = append(fresh, strings.Clone(r[0]))
 		}
 	}
@@ -412,7 +422,9 @@ func (m *Machine) applyDelta(a Answer) (added, changed, removed int, err error) 
 		return
 	}
 	for _, name := range fresh {
-		m.live[name] = entry{}
+		e := m.live[name]
+		e.indexed = true
+		m.live[name] = e
 	}
 	for _, r := range a.Routes {
 		name, target := r[0], r[1]
@@ -451,7 +463,7 @@ func (m *Machine) applyDelta(a Answer) (added, changed, removed int, err error) 
 // compact rewrites the index to the live names and forgets the removed ones, which it
 // no longer lists (a name that comes back is listed again before it is written).
 func (m *Machine) compact() error {
-	if err := m.index.compact(m.host, m.liveNames()); err != nil {
+	if err := m.index.compact(m.host, m.liveNames); err != nil {
 		return err
 	}
 	for name, e := range m.live {
@@ -470,29 +482,41 @@ func (m *Machine) applyFull(asm *assembly) (added, changed, removed int, err err
 		return
 	}
 	var fresh []string
-	for name := range asm.changes {
-		if _, ok := m.live[name]; !ok {
+	for name, e := range m.live {
+		switch {
+		case e.mark == asm.mark && !e.indexed:
 			fresh = append(fresh, name)
+		case e.mark != asm.mark && !e.indexed:
+			delete(m.live, name) // left over from an abandoned assembly
 		}
 	}
 	if err = m.index.appendNames(m.host, fresh); err != nil {
 		return
 	}
 	for _, name := range fresh {
-		m.live[name] = entry{mark: asm.mark}
-	}
-	for name, target := range asm.changes {
-		if m.live[name].target == "" {
-			added++
-		} else {
-			changed++
-		}
-		if err = m.setRoute(name, target); err != nil {
-			return
-		}
+		e := m.live[name]
+		e.indexed = true
+		m.live[name] = e
 	}
 	for name, e := range m.live {
-		if e.mark == asm.mark || e.target == "" {
+		if e.mark == asm.mark {
+			if e.pending == "" {
+				continue
+			}
+			if e.target == "" {
+				added++
+			} else {
+				changed++
+			}
+			target := e.pending
+			e.pending = ""
+			m.live[name] = e
+			if err = m.setRoute(name, target); err != nil {
+				return
+			}
+			continue
+		}
+		if e.target == "" {
 			continue
 		}
 		if e.target != uncertain {
@@ -531,16 +555,14 @@ func (m *Machine) commit(lineage string, revision uint64) error {
 	return nil
 }
 
-// liveNames lists the names with a target (an uncertain one included: its route key
+// liveNames yields the names with a target (an uncertain one included: its route key
 // may hold one).
-func (m *Machine) liveNames() []string {
-	names := make([]string, 0, m.size)
+func (m *Machine) liveNames(yield func(string) bool) {
 	for name, e := range m.live {
-		if e.target != "" {
-			names = append(names, name)
+		if e.target != "" && !yield(name) {
+			return
 		}
 	}
-	return names
 }
 
 func (m *Machine) succeed() {

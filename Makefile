@@ -4,7 +4,7 @@ SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 
-.PHONY: build test run bench fuzz clean
+.PHONY: build test test-deps run bench fuzz clean
 
 build:
 	@mkdir -p $(BIN)
@@ -12,8 +12,12 @@ build:
 	$(GO) build -trimpath -o $(BIN)/registrar ./registrar
 	$(GO) build -trimpath -o $(BIN)/devproxy ./cmd/devproxy
 
+# What the tests need beyond Go (Chromium for the page test), installed when missing.
+test-deps:
+	@scripts/test-deps
+
 # Tests use the binaries just built (SWITCHYARD_BIN), never stale ones.
-test: build
+test: test-deps build
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./filter
 	SWITCHYARD_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
@@ -23,8 +27,13 @@ test: build
 # `make fuzz FUZZTIME=10m`). An input that fails is written to the package's
 # testdata/fuzz/ folder; commit it and it runs in every `go test` as a regression case.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := FuzzServerName:./internal/validate/ FuzzParseAddress:./internal/validate/ \
-                FuzzWrite:./registrar/ FuzzAnswer:./filter/syncing/ FuzzConfig:./internal/pluginconfig/ FuzzPairs:./internal/abi/
+FUZZ_TARGETS := \
+	FuzzServerName:./internal/validate/ \
+	FuzzParseAddress:./internal/validate/ \
+	FuzzWrite:./registrar/server/ \
+	FuzzAnswer:./filter/syncing/ \
+	FuzzConfig:./internal/pluginconfig/ \
+	FuzzPairs:./internal/abi/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
@@ -44,7 +53,7 @@ bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkFilter(Routed|404)' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
-	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout' -benchtime 1x -timeout 10m ./registrar/
+	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout' -benchtime 1x -timeout 10m ./registrar/server/
 
 clean:
 	rm -rf $(BIN)

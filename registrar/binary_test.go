@@ -56,7 +56,7 @@ func TestBinaryRestartKeepsDataAndCleansTemps(t *testing.T) {
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("stale temporary file survived the start (stat: %v)", err)
 	}
-	table := call(t, "GET", p.URL()+"/v1/routes", "").routes(t)
+	table := call(t, "GET", p.URL()+"/v1/routes", "").Routes(t)
 	if table.Revision != 2 || table.Routes["web-1"] != "10.1.2.3:8080" || table.Routes["web-2"] != "10.1.2.4:8080" {
 		t.Fatalf("after restart: %+v", table)
 	}
@@ -166,7 +166,7 @@ func TestBinaryImport(t *testing.T) {
 		t.Fatalf("bad import exit %d:\n%s", code, out)
 	}
 	p := startBinary(t, nil, "-data", data)
-	table := call(t, "GET", p.URL()+"/v1/routes", "").routes(t)
+	table := call(t, "GET", p.URL()+"/v1/routes", "").Routes(t)
 	if table.Revision != 1 || len(table.Routes) != 2 || table.Routes["payment-service"] != "payment-pod-xyz" {
 		t.Fatalf("after import: %+v", table)
 	}

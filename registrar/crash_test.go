@@ -6,13 +6,11 @@ package main
 // goes back (design.md: "A write is acknowledged only after it is durable").
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,7 +19,7 @@ import (
 	"time"
 
 	"switchyard/internal/testbin"
-	"switchyard/internal/validate"
+	"switchyard/registrar/store"
 )
 
 const (
@@ -164,40 +162,28 @@ func registerOnce(c *http.Client, base, name, addr string) (uint64, bool) {
 // tempFiles lists the data file's temporary files.
 func tempFiles(t *testing.T, data string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(filepath.Dir(data), tempPattern(data)))
+	m, err := store.StaleTemps(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-// readDataFile parses the data file strictly, requires every acknowledged write in
-// it with its acknowledged address, and returns its revision.
+// readDataFile reads the data strictly (store.ReadData refuses anything that is not
+// whole, valid registrar data), requires every acknowledged write in it with its
+// acknowledged address, and returns its revision.
 func readDataFile(t *testing.T, data string, acked map[string]ack) uint64 {
 	t.Helper()
-	raw, err := os.ReadFile(data)
+	rev, stored, err := store.ReadData(data)
 	if err != nil {
-		t.Fatalf("read the data file after the kill: %v", err)
-	}
-	var f dataFile
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		t.Fatalf("the data file does not parse after the kill: %v\n%.400s", err, raw)
-	}
-	stored := map[string]string{}
-	for _, s := range f.Servers {
-		if _, err := validate.ParseAddress(s.IPAddress); err != nil || !validate.IsServerName(s.Host) {
-			t.Fatalf("the data file holds an invalid entry %+v", s)
-		}
-		stored[s.Host] = s.IPAddress
+		t.Fatalf("the data does not load after the kill: %v", err)
 	}
 	for name, a := range acked {
-		if stored[name] != a.addr {
-			t.Fatalf("acknowledged %s → %s (revision %d) is not in the data file (it holds %q)", name, a.addr, a.revision, stored[name])
+		if stored[name].IPAddress != a.addr {
+			t.Fatalf("acknowledged %s → %s (revision %d) is not in the data (it holds %q)", name, a.addr, a.revision, stored[name].IPAddress)
 		}
 	}
-	return f.Revision
+	return rev
 }
 
 // checkRecovered requires a restarted registrar to have removed every temporary file
@@ -211,7 +197,7 @@ func checkRecovered(t *testing.T, p *testbin.Proc, data string, acked map[string
 	if r.Code != http.StatusOK {
 		t.Fatalf("list after restart: %d %s", r.Code, r.Body)
 	}
-	res := r.result(t)
+	res := r.Result(t)
 	if res.Revision == nil || *res.Revision < highest {
 		t.Fatalf("the revision went back to %v after the restart; %d had been acknowledged or stored", res.Revision, highest)
 	}

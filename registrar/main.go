@@ -1,7 +1,8 @@
 // Command registrar is the service a CMS registers servers with: it keeps the table
-// of server names and targets in a durable data file, validates and authenticates
-// every write, and serves the table to the proxy's filter through a long-poll
-// (GET /v1/routes). See design.md, "Registrar", for the contract and -help for flags.
+// of server names and targets in a durable store, validates and authenticates every
+// write, and serves the table to the proxies' filter through a long-poll
+// (GET /v1/routes). The logic is in switchyard/registrar/server and .../store; this
+// is flags → config → construct → run. See -help for flags.
 package main
 
 import (
@@ -12,11 +13,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
+
+	"switchyard/registrar/server"
 )
 
 func main() {
@@ -25,14 +26,11 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
 }
 
-// shutdownGrace bounds how long a shutdown waits for requests in flight.
-const shutdownGrace = 10 * time.Second
-
-// run is the whole program; it returns the exit code. It serves until ctx is done
-// (SIGINT/SIGTERM), then stops accepting, answers waiting long-polls, lets writes in
-// flight finish and returns 0.
+// run is the whole program; it returns the exit code: 0 after a clean stop
+// (SIGINT/SIGTERM) or a successful -import, 1 when it could not start or serve, 2 for
+// a bad command line.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := server.ParseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -40,27 +38,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintln(stderr, "registrar:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	allow, err := ParseAllowCIDRs(cfg.AllowCIDR)
-	if err != nil {
+	if _, err := server.ParseAllowCIDRs(cfg.AllowCIDR); err != nil {
 		fmt.Fprintln(stderr, "registrar:", err)
 		return 2
 	}
-	policy := Policy{Allow: allow}
-
-	store, removed, err := OpenStore(cfg.Data)
-	for _, f := range removed {
-		log.Info("removed a stale temporary file left by an interrupted write", "file", f)
-	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	srv, err := server.New(cfg, server.WithLogger(log))
 	if err != nil {
-		log.Error("cannot open the data file", "err", err)
+		log.Error("cannot open the data", "err", err)
 		return 1
 	}
-	defer store.Close()
-	warnStoredTargets(log, store.Snapshot(), policy)
+	defer srv.Close()
 
 	if cfg.Import != "" {
-		rep, err := importSeed(store, cfg.Import, policy)
+		rep, err := srv.Import(cfg.Import)
 		if err != nil {
 			log.Error("import failed", "err", err)
 			return 1
@@ -69,55 +60,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 0
 	}
 
-	m := newMetrics()
-	m.observeSnapshot(store.Snapshot())
-	store.onCommit = m.observeCommit // set before any write can reach the writer
-
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		log.Error("cannot listen; choose another -listen address or stop what uses it", "addr", cfg.Listen, "err", err)
 		return 1
 	}
-	if cfg.Token == "" {
-		log.Warn("no token configured: anyone who can reach this address can change routes; set -token-file or REGISTRAR_TOKEN", "addr", ln.Addr().String())
-	}
-	release := make(chan struct{})
-	srv := newHTTPServer(newHandler(store, policy, cfg.Token, m, log, release), log)
-	srv.RegisterOnShutdown(func() { close(release) })
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	s := store.Snapshot()
-	log.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data, "revision", s.revision, "servers", len(s.servers), "auth", cfg.Token != "")
-
-	select {
-	case err := <-served:
+	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1
-	case <-ctx.Done():
 	}
-	log.Info("shutting down: no new connections, finishing requests in flight")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	code := 0
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Error("requests still running at the end of the grace period were cut", "err", err)
-		code = 1
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		log.Error("server stopped", "err", err)
-	}
-	store.Close()
-	log.Info("stopped", "revision", store.Snapshot().revision)
-	return code
-}
-
-// warnStoredTargets flags stored targets the current policy would refuse (the
-// -allow-cidr list may have narrowed since they were written). They are kept and
-// served, since dropping routes at start would be worse; the operator decides.
-func warnStoredTargets(log *slog.Logger, s *snapshot, p Policy) {
-	for _, sv := range s.sorted {
-		if err := checkAddress(sv.IPAddress, p); err != nil {
-			log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Host, "err", err)
-		}
-	}
+	return 0
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"strings"
@@ -90,7 +90,7 @@ func TestAllowCIDROverHTTP(t *testing.T) {
 		if r.Code != c.code {
 			t.Errorf("%s: %d, want %d: %s", c.addr, r.Code, c.code, r.Body)
 		}
-		if c.code == 400 && !strings.Contains(r.result(t).Error, "ipAddress") {
+		if c.code == 400 && !strings.Contains(r.Result(t).Error, "ipAddress") {
 			t.Errorf("%s: error does not name ipAddress: %s", c.addr, r.Body)
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"net/http"
@@ -67,13 +67,13 @@ func TestRegisterRefusals(t *testing.T) {
 			if r.Code != c.code {
 				t.Fatalf("status %d, want %d: %s", r.Code, c.code, r.Body)
 			}
-			res := r.result(t)
+			res := r.Result(t)
 			if res.Success || !strings.Contains(res.Error, c.want) {
 				t.Fatalf("error %q, want success=false and mention of %q", res.Error, c.want)
 			}
 		})
 	}
-	if rev := reg.Store.Snapshot().revision; rev != 0 {
+	if rev := reg.Store.Current().Revision(); rev != 0 {
 		t.Errorf("refused writes moved the revision to %d", rev)
 	}
 	if _, err := os.Stat(reg.Data); !os.IsNotExist(err) {
@@ -120,7 +120,7 @@ func TestMethodNotAllowed(t *testing.T) {
 			if r.Code != http.StatusMethodNotAllowed || r.Header.Get("Allow") != c.allow {
 				t.Fatalf("status %d Allow %q, want 405 Allow %q", r.Code, r.Header.Get("Allow"), c.allow)
 			}
-			if res := r.result(t); res.Success || res.Error == "" {
+			if res := r.Result(t); res.Success || res.Error == "" {
 				t.Fatalf("body %s", r.Body)
 			}
 		})
@@ -159,7 +159,7 @@ func TestServersLifecycle(t *testing.T) {
 		if r.Code != s.code {
 			t.Fatalf("%s: status %d, want %d: %s", s.name, r.Code, s.code, r.Body)
 		}
-		res := r.result(t)
+		res := r.Result(t)
 		if res.Success != (s.code == 200) {
 			t.Fatalf("%s: success=%v: %s", s.name, res.Success, r.Body)
 		}
@@ -175,7 +175,7 @@ func TestServersLifecycle(t *testing.T) {
 	}
 
 	register(t, reg.URL, "a-first", "10.0.0.3", "logs")
-	list := call(t, "GET", reg.URL+"/api/servers", "").result(t)
+	list := call(t, "GET", reg.URL+"/api/servers", "").Result(t)
 	var hosts []string
 	for _, s := range list.Servers {
 		hosts = append(hosts, s.Host)

@@ -1,9 +1,10 @@
-package main
+package server
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
+	"switchyard/registrar/store"
 	"testing"
 )
 
@@ -31,32 +32,32 @@ func TestImportSeed(t *testing.T) {
 			dir := t.TempDir()
 			seed := filepath.Join(dir, "server_mapping.json")
 			os.WriteFile(seed, []byte(c.file), 0o600)
-			s, _, err := OpenStore(filepath.Join(dir, "servers.json"))
+			s, err := store.Open(filepath.Join(dir, "servers.json"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			s.Write(change{Host: "kept", Server: &Server{IPAddress: "10.9.9.9", ServiceName: "cms"}})
+			s.Write(store.Change{Host: "kept", Server: &store.Server{IPAddress: "10.9.9.9", ServiceName: "cms"}})
 			allow, _ := ParseAllowCIDRs(c.allow)
 			_, err = importSeed(s, seed, Policy{Allow: allow})
-			snap := s.Snapshot()
+			snap := s.Current()
 			if c.want == nil {
 				if err == nil || !strings.Contains(err.Error(), c.errHas) || !strings.Contains(err.Error(), "nothing was imported") {
 					t.Fatalf("import = %v, want an error with %q", err, c.errHas)
 				}
-				if snap.revision != 1 || len(snap.servers) != 1 {
-					t.Fatalf("a refused import changed the table: %v", snap.servers)
+				if snap.Revision() != 1 || snap.Len() != 1 {
+					t.Fatalf("a refused import changed the table: revision %d, %d servers", snap.Revision(), snap.Len())
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(snap.servers) != len(c.want) {
-				t.Fatalf("table %v, want %v", snap.servers, c.want)
+			if snap.Len() != len(c.want) {
+				t.Fatalf("table of %d servers, want %v", snap.Len(), c.want)
 			}
 			for h, a := range c.want {
-				sv := snap.servers[h]
+				sv, _ := snap.Get(h)
 				wantService := importedServiceName
 				if h == "kept" {
 					wantService = "cms"
@@ -74,7 +75,7 @@ func TestImportSeedIsIdempotent(t *testing.T) {
 	dir := t.TempDir()
 	seed := filepath.Join(dir, "server_mapping.json")
 	os.WriteFile(seed, []byte(`{"a": "10.0.0.1", "b": "10.0.0.2"}`), 0o600)
-	s, _, err := OpenStore(filepath.Join(dir, "servers.json"))
+	s, err := store.Open(filepath.Join(dir, "servers.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

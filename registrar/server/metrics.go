@@ -1,9 +1,9 @@
-package main
+package server
 
 import (
 	"net/http"
 	"strconv"
-	"time"
+	"switchyard/registrar/store"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -15,8 +15,6 @@ import (
 type metrics struct {
 	reg        *prometheus.Registry
 	requests   *prometheus.CounterVec
-	servers    prometheus.Gauge
-	revision   prometheus.Gauge
 	watchers   prometheus.Gauge
 	commits    prometheus.Counter
 	commitSecs prometheus.Histogram
@@ -30,14 +28,6 @@ func newMetrics() *metrics {
 			Name: "registrar_http_requests_total",
 			Help: "HTTP requests answered, by route pattern and status code.",
 		}, []string{"route", "code"}),
-		servers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "registrar_servers",
-			Help: "Servers registered in the current table.",
-		}),
-		revision: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "registrar_revision",
-			Help: "Revision of the current table.",
-		}),
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "registrar_long_poll_watchers",
 			Help: "GET /v1/routes requests currently waiting for a change.",
@@ -57,22 +47,31 @@ func newMetrics() *metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.servers, m.revision, m.watchers, m.commits, m.commitSecs, m.batchSize,
+	m.reg.MustRegister(m.requests, m.watchers, m.commits, m.commitSecs, m.batchSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// observeSnapshot sets the table gauges.
-func (m *metrics) observeSnapshot(s *snapshot) {
-	m.servers.Set(float64(len(s.servers)))
-	m.revision.Set(float64(s.revision))
+// observeStore adds the table gauges, read from st's current table at each scrape
+// (so they hold for any store, whoever wrote to it).
+func (m *metrics) observeStore(st store.Store) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "registrar_servers",
+			Help: "Servers registered in the current table.",
+		}, func() float64 { return float64(st.Current().Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "registrar_revision",
+			Help: "Revision of the current table.",
+		}, func() float64 { return float64(st.Current().Revision()) }),
+	)
 }
 
-func (m *metrics) observeCommit(s *snapshot, batch int, took time.Duration) {
-	m.observeSnapshot(s)
+// observeCommit is the embedded store's commit observer.
+func (m *metrics) observeCommit(c store.Commit) {
 	m.commits.Inc()
-	m.batchSize.Observe(float64(batch))
-	m.commitSecs.Observe(took.Seconds())
+	m.batchSize.Observe(float64(c.Writes))
+	m.commitSecs.Observe(c.Took.Seconds())
 }
 
 func (m *metrics) handler() http.Handler {

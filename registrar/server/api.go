@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"encoding/json"
@@ -6,17 +6,18 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"switchyard/registrar/store"
 )
 
 // result is the body of every /api/ answer, in the seed's shape
 // {"result": {"success": ..., "error": ..., ...}}.
 type result struct {
-	Success  bool      `json:"success"`
-	Error    string    `json:"error,omitempty"`
-	Revision *uint64   `json:"revision,omitempty"`
-	Changed  *bool     `json:"changed,omitempty"`
-	Server   *Server   `json:"server,omitempty"`
-	Servers  *[]Server `json:"servers,omitempty"`
+	Success  bool            `json:"success"`
+	Error    string          `json:"error,omitempty"`
+	Revision *uint64         `json:"revision,omitempty"`
+	Changed  *bool           `json:"changed,omitempty"`
+	Server   *store.Server   `json:"server,omitempty"`
+	Servers  *[]store.Server `json:"servers,omitempty"`
 }
 
 func writeResult(w http.ResponseWriter, code int, res result) {
@@ -39,7 +40,7 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 
 // api holds what the /api/ handlers share.
 type api struct {
-	store  *Store
+	store  store.Store
 	policy Policy
 	log    *slog.Logger
 }
@@ -67,12 +68,13 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r, http.MethodGet)
 		return
 	}
-	s := a.store.Snapshot()
-	servers := s.sorted
-	if servers == nil {
-		servers = []Server{}
-	}
-	rev := s.revision
+	t := a.store.Current()
+	servers := make([]store.Server, 0, t.Len())
+	t.Ascend("", func(sv store.Server) bool {
+		servers = append(servers, sv)
+		return true
+	})
+	rev := t.Revision()
 	writeResult(w, http.StatusOK, result{Success: true, Revision: &rev, Servers: &servers})
 }
 
@@ -91,13 +93,13 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		s := a.store.Snapshot()
-		sv, ok := s.servers[host]
+		t := a.store.Current()
+		sv, ok := t.Get(host)
 		if !ok {
 			writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
 			return
 		}
-		rev := s.revision
+		rev := t.Revision()
 		writeResult(w, http.StatusOK, result{Success: true, Revision: &rev, Server: &sv})
 	case http.MethodPut:
 		// "host" may be repeated in the body (a form may send the whole record), but
@@ -117,7 +119,7 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 		}
 		a.put(w, r, host, fields["ipAddress"], fields["serviceName"])
 	case http.MethodDelete:
-		out := a.store.Write(change{Host: host, MustExist: true})
+		out := a.store.Write(store.Change{Host: host, MustExist: true})
 		if out.Err != nil {
 			a.writeStoreError(w, host, out.Err)
 			return
@@ -178,7 +180,7 @@ func (a *api) check(host, addr, service string) error {
 }
 
 func (a *api) put(w http.ResponseWriter, r *http.Request, host, addr, service string) {
-	out := a.store.Write(change{Host: host, Server: &Server{Host: host, IPAddress: addr, ServiceName: service}})
+	out := a.store.Write(store.Change{Host: host, Server: &store.Server{Host: host, IPAddress: addr, ServiceName: service}})
 	if out.Err != nil {
 		a.writeStoreError(w, host, out.Err)
 		return
@@ -191,9 +193,9 @@ func (a *api) put(w http.ResponseWriter, r *http.Request, host, addr, service st
 
 func (a *api) writeStoreError(w http.ResponseWriter, host string, err error) {
 	switch {
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, store.ErrNotFound):
 		writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
-	case errors.Is(err, errClosed):
+	case errors.Is(err, store.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		a.log.Error("write failed", "host", host, "err", err)
@@ -203,7 +205,7 @@ func (a *api) writeStoreError(w http.ResponseWriter, host string, err error) {
 
 // audit writes one log line per change: what changed and who asked for it.
 // X-Forwarded-For is logged as the client's claim, next to the real peer address.
-func (a *api) audit(r *http.Request, action, host string, old, cur *Server, rev uint64) {
+func (a *api) audit(r *http.Request, action, host string, old, cur *store.Server, rev uint64) {
 	attrs := []any{"action", action, "host", host, "revision", rev, "remote", r.RemoteAddr}
 	if old != nil {
 		attrs = append(attrs, "old", old.IPAddress, "oldServiceName", old.ServiceName)

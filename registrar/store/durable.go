@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"errors"
@@ -111,4 +111,10 @@ func cleanStaleTemps(dataPath string) ([]string, error) {
 		removed = append(removed, m)
 	}
 	return removed, nil
+}
+
+// StaleTemps lists the temporary files a replacement of the data file at dataPath
+// has left (none once a store has opened it).
+func StaleTemps(dataPath string) ([]string, error) {
+	return filepath.Glob(filepath.Join(filepath.Dir(dataPath), tempPattern(dataPath)))
 }

@@ -1,9 +1,12 @@
-package main
+package server
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
 	"strconv"
+	"switchyard/registrar/store"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,9 +27,16 @@ const maxWait = 60 * time.Second
 // Waiting costs no polling: each snapshot carries a channel that is closed when the
 // next one is published, so one commit wakes every waiter at once.
 type routes struct {
-	store   *Store
+	store   store.Store
 	release <-chan struct{}
 	metrics *metrics
+	v1      atomic.Pointer[v1Body] // the version-1 answer of the latest table asked for
+}
+
+// v1Body is the version-1 answer for one table, encoded once.
+type v1Body struct {
+	table *store.Table
+	body  []byte
 }
 
 func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -55,9 +65,9 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(time.Duration(sec*float64(time.Second)), maxWait)
 	}
-	s := h.store.Snapshot()
-	if !hasAfter || s.revision != after {
-		writeTable(w, s)
+	t := h.store.Current()
+	if !hasAfter || t.Revision() != after {
+		h.writeTable(w, t)
 		return
 	}
 	if wait <= 0 {
@@ -69,8 +79,8 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
-	case <-s.changed:
-		writeTable(w, h.store.Snapshot())
+	case <-t.Changed():
+		h.writeTable(w, h.store.Current())
 	case <-timer.C:
 		w.WriteHeader(http.StatusNotModified)
 	case <-h.release:
@@ -80,10 +90,51 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func writeTable(w http.ResponseWriter, s *snapshot) {
+// writeTable answers with the whole table t in the version-1 shape
+// {"revision": R, "routes": {"name": "target", ...}}, names in byte order. The body is
+// encoded once per table, however many proxies ask for it.
+func (h *routes) writeTable(w http.ResponseWriter, t *store.Table) {
+	b := h.v1.Load()
+	if b == nil || b.table != t {
+		b = &v1Body{table: t, body: encodeV1(t)}
+		h.v1.Store(b)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(s.routes)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(b.body)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(s.routes)
+	w.Write(b.body)
+}
+
+func encodeV1(t *store.Table) []byte {
+	b := make([]byte, 0, 64+t.Len()*48)
+	b = append(b, `{"revision":`...)
+	b = strconv.AppendUint(b, t.Revision(), 10)
+	b = append(b, `,"routes":{`...)
+	first := true
+	t.Ascend("", func(sv store.Server) bool {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, sv.Host)
+		b = append(b, ':')
+		b = appendString(b, sv.IPAddress)
+		return true
+	})
+	return append(b, "}}\n"...)
+}
+
+// appendString appends s as a JSON string. Names and targets are validated to plain
+// ASCII that needs no escaping; anything else goes through encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

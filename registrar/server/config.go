@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"errors"
@@ -9,9 +9,9 @@ import (
 	"strings"
 )
 
-// config is the registrar's settings. Each flag may also come from an environment
+// Config is the registrar's settings. Each flag may also come from an environment
 // variable; a flag given on the command line wins over its variable.
-type config struct {
+type Config struct {
 	Listen    string
 	Data      string
 	Token     string // resolved from -token, -token-file, REGISTRAR_TOKEN or REGISTRAR_TOKEN_FILE
@@ -43,10 +43,10 @@ targets outside every range are refused too. Other DNS names are accepted: the
 proxy resolves them.
 `
 
-// parseConfig reads args (without the program name) and the environment.
-// It returns flag.ErrHelp after printing usage for -h/-help.
-func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
-	var c config
+// ParseConfig reads args (without the program name) and the environment (getenv).
+// It returns flag.ErrHelp after printing usage for -h/-help to out.
+func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var c Config
 	var token, tokenFile string
 	fs := flag.NewFlagSet("registrar", flag.ContinueOnError)
 	fs.SetOutput(out)

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"net/http"
@@ -43,14 +43,14 @@ func TestBearerToken(t *testing.T) {
 				if r.Header.Get("WWW-Authenticate") != "Bearer" {
 					t.Errorf("WWW-Authenticate = %q, want Bearer", r.Header.Get("WWW-Authenticate"))
 				}
-				if res := r.result(t); res.Success || res.Error == "" {
+				if res := r.Result(t); res.Success || res.Error == "" {
 					t.Errorf("401 body %s", r.Body)
 				}
 			}
 		})
 	}
 	// Only the one authorized registration got through.
-	if rev := reg.Store.Snapshot().revision; rev != 1 {
+	if rev := reg.Store.Current().Revision(); rev != 1 {
 		t.Errorf("revision %d after one authorized write, want 1", rev)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"encoding/json"
@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"switchyard/internal/load"
+	"switchyard/registrar/store"
 )
 
 // System benchmarks of the registrar for issue #7, on the real handler and store over
@@ -96,12 +97,12 @@ func writeTarget(i int) string {
 // and in the data file as read back from disk, with its target.
 func checkAllRegistered(b *testing.B, reg *testRegistrar, iter int) {
 	b.Helper()
-	res := call(b, "GET", reg.URL+"/api/servers", "").result(b)
+	res := call(b, "GET", reg.URL+"/api/servers", "").Result(b)
 	served := map[string]string{}
 	for _, s := range res.Servers {
 		served[s.Host] = s.IPAddress
 	}
-	rev, onDisk, err := loadDataFile(reg.Data)
+	rev, onDisk, err := store.ReadData(reg.Data)
 	if err != nil {
 		b.Fatalf("reading the data file back: %v", err)
 	}
@@ -125,7 +126,7 @@ func BenchmarkRegistrarFanout(b *testing.B) {
 	b.ResetTimer()
 	for iter := range b.N {
 		b.StopTimer()
-		rev := reg.Store.Snapshot().revision
+		rev := reg.Store.Current().Revision()
 		name := fmt.Sprintf("fan-%d", iter+1)
 		woken := make([]time.Duration, watcherCount)
 		errs := make(chan error, watcherCount)

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"switchyard/registrar/store"
 	"unicode/utf8"
 )
 
@@ -13,48 +14,54 @@ import (
 // had no service names.
 const importedServiceName = "imported"
 
-// importReport says what an import did.
-type importReport struct {
+// ImportReport says what an import did.
+type ImportReport struct {
 	Entries  int    // entries in the file
 	Changed  bool   // whether the table changed
 	Revision uint64 // revision after the import
+}
+
+// Import is the one-shot -import: it loads the seed's server_mapping.json at path
+// into the store as one all-or-nothing write, with the server's -allow-cidr policy.
+func (s *Server) Import(path string) (ImportReport, error) {
+	return importSeed(s.store, path, s.policy)
 }
 
 // importSeed loads the seed's server_mapping.json ({"name": "ip", ...}) into store as
 // one all-or-nothing write. Every entry is validated like a registration (name,
 // address, policy); the first bad entry is named and nothing is written. Entries
 // already registered with the same address keep their service name and updatedAt.
-func importSeed(store *Store, path string, policy Policy) (importReport, error) {
+func importSeed(st store.Store, path string, policy Policy) (ImportReport, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return importReport{}, fmt.Errorf("-import: %v", err)
+		return ImportReport{}, fmt.Errorf("-import: %v", err)
 	}
 	entries, err := parseSeedMapping(raw)
 	if err != nil {
-		return importReport{}, fmt.Errorf("-import %s: %v; nothing was imported", path, err)
+		return ImportReport{}, fmt.Errorf("-import %s: %v; nothing was imported", path, err)
 	}
-	cur := store.Snapshot()
-	var changes []change
+	cur := st.Current()
+	var changes []store.Change
 	for _, e := range entries {
 		if err := checkHost(e.name); err != nil {
-			return importReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
+			return ImportReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
 		}
 		if err := checkAddress(e.addr, policy); err != nil {
-			return importReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
+			return ImportReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
 		}
 		service := importedServiceName
-		if old, ok := cur.servers[e.name]; ok && old.IPAddress == e.addr {
+		if old, ok := cur.Get(e.name); ok && old.IPAddress == e.addr {
 			service = old.ServiceName
 		}
-		changes = append(changes, change{Host: e.name, Server: &Server{Host: e.name, IPAddress: e.addr, ServiceName: service}})
+		changes = append(changes, store.Change{Host: e.name, Server: &store.Server{Host: e.name, IPAddress: e.addr, ServiceName: service}})
 	}
-	rep := importReport{Entries: len(entries), Revision: cur.revision}
+	rep := ImportReport{Entries: len(entries), Revision: cur.Revision()}
 	if len(changes) == 0 {
 		return rep, nil
 	}
-	out := store.Write(changes...)
+	out := st.Write(changes...)
 	if out.Err != nil {
-		return importReport{}, fmt.Errorf("-import %s: %v", path, out.Err)
+		return ImportReport{}, fmt.Errorf("-import %s: %v", path, out.Err)
 	}
 	rep.Changed, rep.Revision = out.Changed, out.Revision
 	return rep, nil

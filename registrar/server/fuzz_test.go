@@ -1,9 +1,7 @@
-package main
+package server
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"switchyard/internal/validate"
+	"switchyard/registrar/store"
 )
 
 // FuzzWrite sends arbitrary bodies to the two writes that take a registration,
@@ -23,7 +22,7 @@ import (
 // says what was wrong and changes nothing; an acceptance must be a registration
 // design.md allows, stored exactly as sent. Run it for longer with:
 //
-//	go test -run '^$' -fuzz '^FuzzWrite$' -fuzztime 30s ./registrar/
+//	go test -run '^$' -fuzz '^FuzzWrite$' -fuzztime 30s ./registrar/server/
 //
 // Inputs the fuzzer found are kept in testdata/fuzz/FuzzWrite/ and run by every
 // `go test` as regression cases.
@@ -59,29 +58,28 @@ func FuzzWrite(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.put, s.host, []byte(s.body))
 	}
-	store, _, err := OpenStore(filepath.Join(f.TempDir(), "servers.json"))
+	srv, err := New(Config{Data: filepath.Join(f.TempDir(), "servers.json")})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(store.Close)
-	release := make(chan struct{})
-	h := newHandler(store, Policy{}, "", newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)), release)
+	f.Cleanup(func() { srv.Close() })
+	h, st := srv.Handler(), srv.Store()
 
 	f.Fuzz(func(t *testing.T, put bool, pathHost string, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/api/servers/register", strings.NewReader(string(body)))
 		if put {
 			req = httptest.NewRequest(http.MethodPut, "/api/servers/"+url.PathEscape(pathHost), strings.NewReader(string(body)))
 		}
-		before := store.Snapshot()
+		before := st.Current()
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		after := store.Snapshot()
+		after := st.Current()
 
 		if loc := rec.Header().Get("Location"); rec.Code/100 == 3 && loc != "" {
 			// A path with "." or ".." segments or "//": the mux redirects to the
 			// cleaned path before any handler runs, which must change nothing.
-			if after.revision != before.revision {
-				t.Fatalf("a redirected request moved the revision from %d to %d", before.revision, after.revision)
+			if after.Revision() != before.Revision() {
+				t.Fatalf("a redirected request moved the revision from %d to %d", before.Revision(), after.Revision())
 			}
 			return
 		}
@@ -89,7 +87,7 @@ func FuzzWrite(f *testing.F) {
 			Result *struct {
 				Success bool
 				Error   string
-				Server  *Server
+				Server  *store.Server
 			}
 		}
 		if err := json.Unmarshal(rec.Body.Bytes(), &env); err != nil || env.Result == nil {
@@ -103,8 +101,8 @@ func FuzzWrite(f *testing.F) {
 			if !refusalSaysWhat.MatchString(res.Error) {
 				t.Fatalf("refusal %q does not say which field or what about the body was wrong", res.Error)
 			}
-			if after.revision != before.revision {
-				t.Fatalf("a refused write moved the revision from %d to %d", before.revision, after.revision)
+			if after.Revision() != before.Revision() {
+				t.Fatalf("a refused write moved the revision from %d to %d", before.Revision(), after.Revision())
 			}
 			return
 		}
@@ -117,7 +115,7 @@ func FuzzWrite(f *testing.F) {
 			}
 		}
 		checkRegistration(t, host, fields["ipAddress"], fields["serviceName"])
-		got, ok := after.servers[host]
+		got, ok := after.Get(host)
 		if !ok || got.IPAddress != fields["ipAddress"] || got.ServiceName != fields["serviceName"] {
 			t.Fatalf("accepted %s for %q but the table holds %+v", body, host, got)
 		}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"io"
@@ -36,7 +36,7 @@ func TestRoutesAnswersAtOnce(t *testing.T) {
 			if r.Code != 200 || time.Since(start) > 2*time.Second {
 				t.Fatalf("status %d after %v, want 200 at once: %s", r.Code, time.Since(start), r.Body)
 			}
-			b := r.routes(t)
+			b := r.Routes(t)
 			if b.Revision != 2 || b.Routes["web-1"] != "10.1.2.3:8080" || b.Routes["web-2"] != "10.1.2.4" || len(b.Routes) != 2 {
 				t.Fatalf("table %+v", b)
 			}
@@ -62,7 +62,7 @@ func TestRoutesBadParameters(t *testing.T) {
 			if r.Code != 400 {
 				t.Fatalf("status %d, want 400", r.Code)
 			}
-			if res := r.result(t); res.Success || len(res.Error) < len(c.field) || res.Error[:len(c.field)] != c.field {
+			if res := r.Result(t); res.Success || len(res.Error) < len(c.field) || res.Error[:len(c.field)] != c.field {
 				t.Fatalf("error %q does not start with %q", res.Error, c.field)
 			}
 		})
@@ -102,7 +102,7 @@ func TestRoutesWakeOnChange(t *testing.T) {
 		if r.Code != 200 {
 			t.Fatalf("status %d: %s", r.Code, r.Body)
 		}
-		if b := r.routes(t); b.Revision != 1 || b.Routes["web-1"] != "10.1.2.3:8080" {
+		if b := r.Routes(t); b.Revision != 1 || b.Routes["web-1"] != "10.1.2.3:8080" {
 			t.Fatalf("table %+v", b)
 		}
 	case <-time.After(5 * time.Second):

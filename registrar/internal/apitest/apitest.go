@@ -1,0 +1,108 @@
+// Package apitest holds the HTTP helpers the registrar's tests share: one request
+// and its whole answer, the decoded /api/ result and /v1/routes table, a registration
+// that must succeed.
+package apitest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"switchyard/registrar/store"
+)
+
+// Reply is one HTTP answer, read completely.
+type Reply struct {
+	Code   int
+	Header http.Header
+	Body   []byte
+}
+
+// Call sends one request; hdr is name/value pairs.
+func Call(t testing.TB, method, url, body string, hdr ...string) Reply {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Reply{resp.StatusCode, resp.Header, b}
+}
+
+// Result is the decoded {"result": {...}} of an /api/ answer.
+type Result struct {
+	Success  bool           `json:"success"`
+	Error    string         `json:"error"`
+	Revision *uint64        `json:"revision"`
+	Changed  *bool          `json:"changed"`
+	Server   *store.Server  `json:"server"`
+	Servers  []store.Server `json:"servers"`
+}
+
+// Result decodes an /api/ answer, failing the test when it lacks the result shape.
+func (r Reply) Result(t testing.TB) Result {
+	t.Helper()
+	var env struct {
+		Result *Result `json:"result"`
+	}
+	if err := json.Unmarshal(r.Body, &env); err != nil || env.Result == nil {
+		t.Fatalf("answer %d is not in the {\"result\": ...} shape: %v: %s", r.Code, err, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	return *env.Result
+}
+
+// Routes is the decoded version-1 /v1/routes answer.
+type Routes struct {
+	Revision uint64            `json:"revision"`
+	Routes   map[string]string `json:"routes"`
+}
+
+// Routes decodes a version-1 /v1/routes answer, failing the test when it is not one.
+func (r Reply) Routes(t testing.TB) Routes {
+	t.Helper()
+	var b Routes
+	if err := json.Unmarshal(r.Body, &b); err != nil || b.Routes == nil {
+		t.Fatalf("answer %d is not a route table: %v: %s", r.Code, err, r.Body)
+	}
+	return b
+}
+
+// Register posts a registration and requires success.
+func Register(t testing.TB, base, host, addr, service string, hdr ...string) Result {
+	t.Helper()
+	r := Call(t, "POST", base+"/api/servers/register", RegBody(host, addr, service), hdr...)
+	if r.Code != http.StatusOK {
+		t.Fatalf("register %s → %s: %d %s", host, addr, r.Code, r.Body)
+	}
+	res := r.Result(t)
+	if !res.Success || res.Revision == nil {
+		t.Fatalf("register %s: %s", host, r.Body)
+	}
+	return res
+}
+
+// RegBody is the JSON body of a registration.
+func RegBody(host, addr, service string) string {
+	b, _ := json.Marshal(map[string]string{"host": host, "ipAddress": addr, "serviceName": service})
+	return string(b)
+}

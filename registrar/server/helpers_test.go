@@ -1,0 +1,62 @@
+package server
+
+import (
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"switchyard/registrar/internal/apitest"
+	"switchyard/registrar/store"
+)
+
+// testRegistrar is the real server (New) over a real data file in a temporary folder,
+// served by httptest on 127.0.0.1.
+type testRegistrar struct {
+	URL     string
+	Data    string
+	Server  *Server
+	Store   store.Store
+	Metrics *metrics
+}
+
+type regOptions struct {
+	token string
+	allow string // -allow-cidr
+	data  string // data file; default <tmp>/data/servers.json
+}
+
+func startRegistrar(t *testing.T, o regOptions) *testRegistrar { return startRegistrarTB(t, o) }
+
+// startRegistrarB is startRegistrar for benchmarks.
+func startRegistrarB(b *testing.B) *testRegistrar { return startRegistrarTB(b, regOptions{}) }
+
+func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
+	t.Helper()
+	if o.data == "" {
+		o.data = filepath.Join(t.TempDir(), "data", "servers.json")
+	}
+	s, err := New(Config{Data: o.data, Token: o.token, AllowCIDR: o.allow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		s.releaseWaiters()
+		srv.Close()
+		s.Close()
+	})
+	return &testRegistrar{URL: srv.URL, Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+}
+
+// The shared HTTP helpers (apitest) under the names these tests use.
+type (
+	reply      = apitest.Reply
+	apiResult  = apitest.Result
+	routesBody = apitest.Routes
+)
+
+var (
+	call     = apitest.Call
+	register = apitest.Register
+	regBody  = apitest.RegBody
+)

@@ -1,0 +1,198 @@
+// Package server is the registrar's HTTP side: the /api/ writes and reads, the
+// /v1/routes sync the proxies poll, /healthz, /metrics and the page, over a
+// store.Store. New builds it from a Config; the registrar command and the tests share
+// that one constructor.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"switchyard/registrar/store"
+	"switchyard/registrar/web"
+)
+
+// Option adjusts what New builds.
+type Option func(*options)
+
+type options struct {
+	log   *slog.Logger
+	store store.Store
+}
+
+// WithLogger sets the logger (audit lines, failures, start-up reports). Default:
+// discard.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithStore serves st instead of opening the embedded store at Config.Data. The
+// caller keeps ownership: Close does not close st.
+func WithStore(st store.Store) Option { return func(o *options) { o.store = st } }
+
+// Server is one registrar: its store, policy, token and handler.
+type Server struct {
+	cfg       Config
+	store     store.Store
+	ownsStore bool
+	policy    Policy
+	metrics   *metrics
+	log       *slog.Logger
+	release   chan struct{} // closed by Close: waiting long-polls answer at once
+	handler   http.Handler
+	released  sync.Once
+}
+
+// New checks cfg, opens the store (the embedded one at cfg.Data unless WithStore) and
+// builds the handler. It does not listen; see Serve and Handler.
+func New(cfg Config, opts ...Option) (*Server, error) {
+	o := options{log: slog.New(slog.DiscardHandler)}
+	for _, f := range opts {
+		f(&o)
+	}
+	allow, err := ParseAllowCIDRs(cfg.AllowCIDR)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, policy: Policy{Allow: allow}, log: o.log, release: make(chan struct{})}
+	s.metrics = newMetrics()
+	s.store = o.store
+	if s.store == nil {
+		if cfg.Data == "" {
+			return nil, errors.New("-data must name a file")
+		}
+		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit))
+		if err != nil {
+			return nil, err
+		}
+		s.store, s.ownsStore = st, true
+	}
+	s.metrics.observeStore(s.store)
+	warnStoredTargets(s.log, s.store.Current(), s.policy)
+	s.handler = s.newHandler()
+	return s, nil
+}
+
+// Handler serves every route. /api/ and /v1/ need the token when one is set;
+// /, /healthz and /metrics stay open (they show no targets).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Store is the store the server serves; writes made on it directly (tests, tools)
+// are served like writes through the API, without the API's checks.
+func (s *Server) Store() store.Store { return s.store }
+
+// Close answers waiting long-polls at once (304) and closes the store when New
+// opened it. Requests still running see writes fail with store.ErrClosed.
+func (s *Server) Close() error {
+	s.releaseWaiters()
+	if s.ownsStore {
+		return s.store.Close()
+	}
+	return nil
+}
+
+func (s *Server) releaseWaiters() { s.released.Do(func() { close(s.release) }) }
+
+// shutdownGrace bounds how long a shutdown waits for requests in flight.
+const shutdownGrace = 10 * time.Second
+
+// Serve answers on ln until ctx is done, then stops accepting, answers waiting
+// long-polls, lets requests in flight finish (up to 10 s) and closes the server. It
+// logs "listening" with the address once it accepts.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.Token == "" {
+		s.log.Warn("no token configured: anyone who can reach this address can change routes; set -token-file or REGISTRAR_TOKEN", "addr", ln.Addr().String())
+	}
+	srv := newHTTPServer(s.handler, s.log)
+	srv.RegisterOnShutdown(s.releaseWaiters)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t := s.store.Current()
+	s.log.Info("listening", "addr", ln.Addr().String(), "data", s.cfg.Data, "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "")
+
+	select {
+	case err := <-served:
+		s.closeStore()
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: no new connections, finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	shutErr := srv.Shutdown(sctx)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error("server stopped", "err", err)
+	}
+	s.closeStore()
+	s.log.Info("stopped", "revision", s.store.Current().Revision())
+	if shutErr != nil {
+		return errors.Join(errors.New("requests still running at the end of the grace period were cut"), shutErr)
+	}
+	return nil
+}
+
+func (s *Server) closeStore() {
+	if s.ownsStore {
+		s.store.Close()
+	}
+}
+
+func (s *Server) newHandler() http.Handler {
+	a := &api{store: s.store, policy: s.policy, log: s.log}
+	auth := newBearer(s.cfg.Token)
+	page := web.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/api/servers/register", auth.wrap(http.HandlerFunc(a.register)))
+	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
+	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
+	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
+	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics}))
+	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
+	})))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		t := s.store.Current()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "revision": t.Revision(), "servers": t.Len()})
+	})
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, r, http.MethodGet)
+			return
+		}
+		page.ServeHTTP(w, r)
+	}))
+	return s.metrics.count(mux)
+}
+
+// newHTTPServer sets the timeouts: headers and bodies must arrive promptly, while
+// answers may take as long as the longest long-poll (60 s) plus slack.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      maxWait + 15*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// warnStoredTargets flags stored targets the current policy would refuse (the
+// -allow-cidr list may have narrowed since they were written). They are kept and
+// served, since dropping routes at start would be worse; the operator decides.
+func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
+	t.Ascend("", func(sv store.Server) bool {
+		if err := checkAddress(sv.IPAddress, p); err != nil {
+			log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Host, "err", err)
+		}
+		return true
+	})
+}

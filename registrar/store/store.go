@@ -1,0 +1,120 @@
+// Package store is the registrar's table of servers and the seam between the HTTP
+// server and where the table is kept: the Store interface says what the server needs,
+// Embedded keeps the table in a local data file (the default), and other
+// implementations (etcd) keep it elsewhere with the same promises.
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Server is one registered server: the name clients put in X-Server-Name (Host) and
+// the target the proxy sends them to (IPAddress). The JSON names are the seed's.
+type Server struct {
+	Host        string    `json:"host"`
+	IPAddress   string    `json:"ipAddress"`
+	ServiceName string    `json:"serviceName"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// Change sets (Server != nil) or removes (Server == nil) one server name.
+type Change struct {
+	Host   string
+	Server *Server
+	// MustExist makes a removal of an absent name fail with ErrNotFound.
+	MustExist bool
+}
+
+// Outcome is what a committed write reports back.
+type Outcome struct {
+	// Revision is the revision at which the write's effect is visible (the current
+	// one for a write that changed nothing).
+	Revision uint64
+	// Changed says whether any change in the write altered the table.
+	Changed bool
+	// Old holds, per change, the server it replaced or removed (nil when none).
+	Old []*Server
+	// New holds, per change, the server as it now stands (nil after a removal).
+	New []*Server
+	Err error
+}
+
+// Route is one entry of the table as the proxies see it: a server name and its target.
+type Route struct {
+	Name   string
+	Target string
+}
+
+// Page is one page of the full table at one revision.
+type Page struct {
+	Revision uint64
+	// Routes are in byte order of the name.
+	Routes []Route
+	// Next is the name the next page starts at; empty on the last page.
+	Next string
+}
+
+// Delta is the change of the table from revision From to revision Revision,
+// compacted: a name appears at most once, in Upserts (its state at Revision) or in
+// Removals (absent at Revision but present at From).
+type Delta struct {
+	From, Revision uint64
+	Upserts        []Route
+	Removals       []string
+}
+
+var (
+	// ErrNotFound: a removal with MustExist of a name that is not registered.
+	ErrNotFound = errors.New("not registered")
+	// ErrNotSaved: the write could not be made durable; nothing was changed.
+	ErrNotSaved = errors.New("could not save the data, nothing was changed")
+	// ErrClosed: the store is closed (the registrar is shutting down).
+	ErrClosed = errors.New("the registrar is shutting down; retry against the new instance")
+	// ErrSnapshotGone: Page was asked for a revision the store no longer holds.
+	ErrSnapshotGone = errors.New("snapshot_gone")
+)
+
+// SnapshotKeep is how long a store keeps a revision it has served a page of, counted
+// from the last page request of that revision.
+const SnapshotKeep = 60 * time.Second
+
+// Store is what the registrar's HTTP server needs of the place the table is kept.
+// Every implementation promises:
+//
+//   - Revisions are the store's own (an embedded store counts its commits; an etcd
+//     store uses etcd's revision). They only grow, across restarts too, within one
+//     lineage; a write that changes nothing does not move it.
+//   - Current returns the table at the current revision without blocking, never nil.
+//     The Table is immutable; its Changed channel is closed once a newer table is
+//     current, so any number of waiters wake with one close.
+//   - Write applies its changes as one all-or-nothing write and returns only after
+//     the write is durable (or failed, and then nothing changed). Writes handed to
+//     Write concurrently may be committed together (group commit) but each gets its
+//     own revision when it changes something. After Write returns, Current is at the
+//     write's revision or later.
+//   - Page returns, from the table exactly as it was at revision rev, the routes with
+//     names >= start in byte order, as many as fit in maxBytes by EncodedSize (at
+//     least one). rev must be a revision the store handed out as current: the store
+//     keeps it readable for at least SnapshotKeep after the last Page call for it, and
+//     answers ErrSnapshotGone once it cannot.
+//   - Delta returns the compacted change from revision after to the current revision
+//     when the store still holds every change in between and the delta's routes fit
+//     in maxBytes (by EncodedSize); ok is false otherwise ("not held"), and the
+//     caller serves the full table instead. after must be below the current revision.
+//   - Lineage names this history of the table; it changes whenever the history is
+//     replaced (a new data store, a restored backup).
+//   - Close finishes writes in flight and releases the store; later writes fail with
+//     ErrClosed. Reads of tables already obtained keep working.
+type Store interface {
+	Current() *Table
+	Write(changes ...Change) Outcome
+	Page(rev uint64, start string, maxBytes int) (Page, error)
+	Delta(after uint64, maxBytes int) (d Delta, ok bool)
+	Lineage() string
+	Close() error
+}
+
+// EncodedSize is the size a route takes in a JSON object of routes: "name":"target",
+// (names and targets are validated, so nothing in them needs escaping).
+func EncodedSize(name, target string) int { return len(name) + len(target) + 6 }

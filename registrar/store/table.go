@@ -1,0 +1,41 @@
+package store
+
+import (
+	"github.com/google/btree"
+)
+
+// Table is an immutable view of the table at one revision. Reading it never blocks
+// and never sees a later write: it is a copy-on-write clone of the writer's B-tree
+// (github.com/google/btree), so taking one costs O(1) and a write after it copies
+// only the O(log n) nodes it touches.
+type Table struct {
+	revision uint64
+	tree     *btree.BTreeG[Server] // never modified once the Table is published
+	changed  chan struct{}         // closed when a newer Table is current
+}
+
+// btreeDegree: nodes of up to 63 servers keep the tree shallow (3 levels at 100,000
+// names) while a write copies little (a few nodes of 63 entries).
+const btreeDegree = 32
+
+func byHost(a, b Server) bool { return a.Host < b.Host }
+
+func newTree() *btree.BTreeG[Server] { return btree.NewG(btreeDegree, byHost) }
+
+// Revision is the revision this table is at.
+func (t *Table) Revision() uint64 { return t.revision }
+
+// Len is the number of servers in the table.
+func (t *Table) Len() int { return t.tree.Len() }
+
+// Get returns the server registered under host.
+func (t *Table) Get(host string) (Server, bool) { return t.tree.Get(Server{Host: host}) }
+
+// Ascend calls fn for each server with a name >= start, in byte order of the name,
+// until fn returns false.
+func (t *Table) Ascend(start string, fn func(Server) bool) {
+	t.tree.AscendGreaterOrEqual(Server{Host: start}, fn)
+}
+
+// Changed is closed once a newer table is current.
+func (t *Table) Changed() <-chan struct{} { return t.changed }

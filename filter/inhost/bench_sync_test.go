@@ -21,13 +21,13 @@ func BenchmarkSyncMemory(b *testing.B) {
 	for _, page := range []int{0, 5000} {
 		b.Run("pages-of-"+strconv.Itoa(page), func(b *testing.B) {
 			for b.Loop() {
-				e := newFEnv(b, wasmhost.Options{}, benchRoutes(names))
-				e.reg.set(func() { e.reg.pageNames = page })
+				e := newFEnvV2(b, wasmhost.Options{}, benchRoutes(names))
+				e.v2.set(func() { e.v2.pageNames = page })
 				syncVM := e.vm("sync", filterConfig(""))
 				e.waitLog("sync: table at revision 1: "+strconv.Itoa(names)+" servers", 120*time.Second)
 				loaded := syncVM.MemoryBytes()
 				for i := 0; i < 1000; i++ {
-					e.reg.put("name-"+strconv.Itoa(i), "10.9."+strconv.Itoa(i>>8)+"."+strconv.Itoa(i&255))
+					e.v2.put("name-"+strconv.Itoa(i), "10.9."+strconv.Itoa(i>>8)+"."+strconv.Itoa(i&255))
 				}
 				e.waitLog("sync: table at revision 1001:", 120*time.Second)
 				after := syncVM.MemoryBytes()
@@ -42,18 +42,18 @@ func BenchmarkSyncMemory(b *testing.B) {
 // changes (deltas) do not grow the sync VM's memory by more than 2 MiB: an update
 // holds its answer and its changes, never a copy of the table.
 func TestSyncMemoryFlatOverDeltas(t *testing.T) {
-	e := newFEnv(t, wasmhost.Options{}, benchRoutes(20_000))
+	e := newFEnvV2(t, wasmhost.Options{}, benchRoutes(20_000))
 	syncVM := e.vm("sync", filterConfig(""))
 	e.waitLog("sync: table at revision 1: 20000 servers", 60*time.Second)
 	for i := 0; i < 200; i++ { // let the heap reach its working size first
-		e.reg.put("name-"+strconv.Itoa(i), "10.8.0."+strconv.Itoa(i&255))
+		e.v2.put("name-"+strconv.Itoa(i), "10.8.0."+strconv.Itoa(i&255))
 	}
 	e.waitLog("sync: table at revision 201:", 60*time.Second)
 	before := syncVM.MemoryBytes()
 	for i := 0; i < 2000; i++ {
-		e.reg.put("name-"+strconv.Itoa(i%500), "10.9."+strconv.Itoa(i>>8)+"."+strconv.Itoa(i&255))
+		e.v2.put("name-"+strconv.Itoa(i%500), "10.9."+strconv.Itoa(i>>8)+"."+strconv.Itoa(i&255))
 		if i%3 == 0 {
-			e.reg.put("extra-"+strconv.Itoa(i), "10.7.0.1") // new names: the index grows by appends
+			e.v2.put("extra-"+strconv.Itoa(i), "10.7.0.1") // new names: the index grows by appends
 		}
 	}
 	e.waitLog("sync: table at revision 2868:", 60*time.Second)

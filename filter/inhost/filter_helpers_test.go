@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"switchyard/internal/testbin"
+	"switchyard/registrar/server"
+	"switchyard/registrar/store"
 	"switchyard/wasmhost"
 )
 
@@ -22,8 +25,159 @@ import (
 // (filter_e2e_test.go). Names start with "f" or "filter" to stay clear of the
 // process-level helpers in procs_test.go.
 
-// fRegistrar plays the registrar's /v1/routes on 127.0.0.1, both versions of
-// docs/sync-protocol.md, until the real registrar handler can be imported (issue 11):
+// fRegistrar is the real registrar (registrar/server over an embedded store in a
+// temporary folder) on 127.0.0.1, behind a wrapper that injects faults into its
+// /v1/routes answers: mode "500", "garbage", "invalid", "reset" or "hang" replaces the
+// answer the registrar gave (checked when it answers, so a long-poll that is waiting
+// sees the mode once it ends), and fault, when set, may answer a poll itself.
+type fRegistrar struct {
+	t      testing.TB
+	srv    *httptest.Server
+	server *server.Server
+
+	mu      sync.Mutex
+	mode    string
+	changed chan struct{} // closed and replaced on every mode change, to free hanging polls
+	polls   int
+	lastReq *http.Request
+	fault   func(w http.ResponseWriter, r *http.Request) bool // true: the poll was answered
+}
+
+func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
+	t.Helper()
+	s, err := server.New(server.Config{Data: filepath.Join(t.TempDir(), "servers.json")})
+	if err != nil {
+		t.Fatalf("starting the registrar: %v", err)
+	}
+	if len(routes) > 0 {
+		// One write, as -import does: a table of 100,000 names costs one fsync.
+		changes := make([]store.Change, 0, len(routes))
+		for name, target := range routes {
+			changes = append(changes, store.Change{Host: name, Server: &store.Server{Host: name, IPAddress: target, ServiceName: "test"}})
+		}
+		if out := s.Store().Write(changes...); out.Err != nil {
+			t.Fatalf("loading %d routes into the registrar: %v", len(routes), out.Err)
+		}
+	}
+	r := &fRegistrar{t: t, server: s, changed: make(chan struct{})}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(func() {
+		r.setMode("")    // free hanging polls
+		r.server.Close() // answers waiting long-polls at once
+		r.srv.CloseClientConnections()
+		r.srv.Close()
+	})
+	return r
+}
+
+func (r *fRegistrar) url() string { return r.srv.URL }
+
+func (r *fRegistrar) setMode(m string) {
+	r.mu.Lock()
+	r.mode = m
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *fRegistrar) stats() (polls int, last *http.Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.polls, r.lastReq
+}
+
+// put registers (or changes; target "" removes) a name through the registrar's API
+// and gives the write's revision.
+func (r *fRegistrar) put(name, target string) uint64 {
+	method, body := http.MethodPut, `{"ipAddress":"`+target+`","serviceName":"test"}`
+	if target == "" {
+		method, body = http.MethodDelete, ""
+	}
+	req, _ := http.NewRequest(method, r.srv.URL+"/api/servers/"+name, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Errorf("%s %s: %v", method, name, err)
+		return 0
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Result struct {
+			Revision uint64
+			Error    string
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusOK {
+		r.t.Errorf("%s %s → %s: %s", method, name, resp.Status, out.Result.Error)
+	}
+	return out.Result.Revision
+}
+
+func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != "/v1/routes" {
+		r.server.Handler().ServeHTTP(w, req)
+		return
+	}
+	r.mu.Lock()
+	r.polls++
+	r.lastReq = req
+	fault := r.fault
+	r.mu.Unlock()
+	if fault != nil && fault(w, req) {
+		return
+	}
+	rec := httptest.NewRecorder()
+	r.server.Handler().ServeHTTP(rec, req)
+	var mode string
+	for {
+		r.mu.Lock()
+		mode, ch := r.mode, r.changed
+		r.mu.Unlock()
+		if mode != "hang" {
+			break
+		}
+		select { // no answer: hang until the mode changes or the poll is cut off
+		case <-ch:
+		case <-req.Context().Done():
+			return
+		}
+	}
+	r.mu.Lock()
+	mode = r.mode
+	r.mu.Unlock()
+	switch mode {
+	case "500":
+		http.Error(w, "database is locked", http.StatusInternalServerError)
+	case "garbage":
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"revision": 9999, "routes": {"web-1": "10.9.9.9"`)) // cut short
+	case "invalid":
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"revision": 9999, "routes": {"web-1": "10.9.9.9", "bad name": "10.9.9.10"}}`))
+	case "reset":
+		resetConn(w)
+	default:
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}
+}
+
+// resetConn closes the connection with a TCP RST.
+func resetConn(w http.ResponseWriter) {
+	if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}
+}
+
+// v2Registrar is a test double of the registrar's /v1/routes on 127.0.0.1 that speaks
+// both versions of docs/sync-protocol.md. It stands in for the real registrar only in
+// the version-2 tests, until the registrar on main serves version 2; every other test
+// runs against the real registrar (fRegistrar).
 //
 //   - version 1 (no v=2): 200 with the whole table as soon as its revision is past
 //     ?after (at once without after), else 304 after ?wait seconds;
@@ -35,7 +189,7 @@ import (
 //     kept.
 //
 // Its mode turns it into the faults the sync must survive.
-type fRegistrar struct {
+type v2Registrar struct {
 	t   testing.TB
 	srv *httptest.Server
 
@@ -61,8 +215,8 @@ type fChange struct {
 	name, target string // target "" = removed
 }
 
-func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
-	r := &fRegistrar{t: t, revision: 1, lineage: "lineage-1", routes: routes, oldest: 1,
+func newV2Registrar(t testing.TB, routes map[string]string) *v2Registrar {
+	r := &v2Registrar{t: t, revision: 1, lineage: "lineage-1", routes: routes, oldest: 1,
 		snapshots: map[uint64]map[string]string{}, changed: make(chan struct{})}
 	if r.routes == nil {
 		r.routes = map[string]string{}
@@ -76,10 +230,10 @@ func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
 	return r
 }
 
-func (r *fRegistrar) url() string { return r.srv.URL }
+func (r *v2Registrar) url() string { return r.srv.URL }
 
 // set changes the registrar under its lock and wakes every waiting poll.
-func (r *fRegistrar) set(f func()) {
+func (r *v2Registrar) set(f func()) {
 	r.mu.Lock()
 	f()
 	close(r.changed)
@@ -88,7 +242,7 @@ func (r *fRegistrar) set(f func()) {
 }
 
 // put registers (or changes, with target "" removes) a name as a new revision.
-func (r *fRegistrar) put(name, target string) uint64 {
+func (r *v2Registrar) put(name, target string) uint64 {
 	var rev uint64
 	r.set(func() {
 		if target == "" {
@@ -110,29 +264,29 @@ func (r *fRegistrar) put(name, target string) uint64 {
 
 // replace starts a new history (a data file deleted and started anew, a backup
 // restored): a new lineage, revision 1, routes, no retained changes.
-func (r *fRegistrar) replace(lineage string, routes map[string]string) {
+func (r *v2Registrar) replace(lineage string, routes map[string]string) {
 	r.set(func() {
 		r.lineage, r.revision, r.routes, r.history, r.oldest = lineage, 1, routes, nil, 1
 		r.snapshots = map[uint64]map[string]string{}
 	})
 }
 
-func (r *fRegistrar) setMode(m string) { r.set(func() { r.mode = m }) }
+func (r *v2Registrar) setMode(m string) { r.set(func() { r.mode = m }) }
 
-func (r *fRegistrar) stats() (polls int, last *http.Request) {
+func (r *v2Registrar) stats() (polls int, last *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.polls, r.lastReq
 }
 
 // seen gives the queries of every poll so far.
-func (r *fRegistrar) seen() []url.Values {
+func (r *v2Registrar) seen() []url.Values {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]url.Values(nil), r.queries...)
 }
 
-func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
+func (r *v2Registrar) serve(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	v2 := q.Get("v") == "2"
 	after, hasAfter := uint64(0), q.Has("after")
@@ -227,7 +381,7 @@ func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
 
 // deltaOrFull answers a version-2 poll (under r.mu). bad makes a delta that does not
 // start at after, which the sync must refuse.
-func (r *fRegistrar) deltaOrFull(hasAfter bool, after uint64, lineage string, bad bool) []byte {
+func (r *v2Registrar) deltaOrFull(hasAfter bool, after uint64, lineage string, bad bool) []byte {
 	last := r.oldest
 	if n := len(r.history); n > 0 {
 		last = r.history[n-1].revision
@@ -266,7 +420,7 @@ func (r *fRegistrar) deltaOrFull(hasAfter bool, after uint64, lineage string, ba
 }
 
 // page gives the page of snap (at rev) that starts at start.
-func (r *fRegistrar) page(rev uint64, snap map[string]string, start string) []byte {
+func (r *v2Registrar) page(rev uint64, snap map[string]string, start string) []byte {
 	names := make([]string, 0, len(snap))
 	for n := range snap {
 		if n >= start {
@@ -302,29 +456,46 @@ func filterConfig(extra string) []byte {
 	return []byte(c + "}")
 }
 
-// fEnv is a host with the real filter.wasm loaded and a fake registrar behind the
-// cluster "registrar".
+// fEnv is a host with the real filter.wasm loaded and a registrar behind the cluster
+// "registrar": the real one (reg), or the version-2 double (v2).
 type fEnv struct {
 	t   testing.TB
 	h   *wasmhost.Host
 	reg *fRegistrar
+	v2  *v2Registrar
 	mod *wasmhost.Module
 }
 
 func newFEnv(t testing.TB, opts wasmhost.Options, routes map[string]string) *fEnv {
 	t.Helper()
 	reg := newFRegistrar(t, routes)
+	e := newFEnvAt(t, opts, reg.url())
+	e.reg = reg
+	return e
+}
+
+// newFEnvV2 is newFEnv with the version-2 double as the registrar.
+func newFEnvV2(t testing.TB, opts wasmhost.Options, routes map[string]string) *fEnv {
+	t.Helper()
+	reg := newV2Registrar(t, routes)
+	e := newFEnvAt(t, opts, reg.url())
+	e.v2 = reg
+	return e
+}
+
+func newFEnvAt(t testing.TB, opts wasmhost.Options, registrarURL string) *fEnv {
+	t.Helper()
 	if opts.Clusters == nil {
 		opts.Clusters = map[string]string{}
 	}
-	opts.Clusters["registrar"] = reg.url()
+	opts.Clusters["registrar"] = registrarURL
 	h := wasmhost.New(opts)
 	t.Cleanup(func() { h.Close() })
 	m, err := h.Load(context.Background(), testbin.Read(t, "filter.wasm"))
 	if err != nil {
 		t.Fatalf("loading filter.wasm: %v", err)
 	}
-	return &fEnv{t: t, h: h, reg: reg, mod: m}
+	return &fEnv{t: t, h: h, mod: m}
 }
 
 // vm starts one root ("sync" or "router") of the filter with vm_id "switchyard".

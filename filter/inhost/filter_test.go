@@ -230,7 +230,8 @@ func TestFilterKeepsTableWhenRegistrarFails(t *testing.T) {
 			}
 			waitRouted(t, r, "web-1", "10.0.0.1:8080", time.Second)
 
-			e.reg.set(func() { e.reg.mode = ""; e.reg.routes["web-1"] = "10.0.0.2"; e.reg.revision = 50 })
+			e.reg.setMode("")
+			e.reg.put("web-1", "10.0.0.2")
 			waitRouted(t, r, "web-1", "10.0.0.2:8080", 3*syncWithin)
 			e.waitLog("sync: the registrar answers again", time.Second)
 		})

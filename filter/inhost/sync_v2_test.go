@@ -16,7 +16,7 @@ import (
 // wasmhost: deltas, paged full tables, lineage, identity (issues 12, 15, 16).
 
 // waitQuery waits (bounded) until the registrar has seen a poll for which match holds.
-func waitQuery(t *testing.T, reg *fRegistrar, what string, match func(q map[string][]string) bool) {
+func waitQuery(t *testing.T, reg *v2Registrar, what string, match func(q map[string][]string) bool) {
 	t.Helper()
 	testbin.Eventually(t, syncWithin, func() string {
 		for _, q := range reg.seen() {
@@ -41,21 +41,21 @@ func get(q map[string][]string, k string) string {
 // the revision and lineage it finds, asks for the changes since, and the removed name
 // stops routing.
 func TestSyncRestartedOnDeltaBuiltTableForgetsRemovedNames(t *testing.T) {
-	e := newFEnv(t, wasmhost.Options{}, map[string]string{"a": "10.0.0.1"})
+	e := newFEnvV2(t, wasmhost.Options{}, map[string]string{"a": "10.0.0.1"})
 	syncA := e.vm("sync", filterConfig(""))
 	r := e.vm("router", filterConfig(""))
 	e.waitLog("sync: table at revision 1: 1 servers (1 added, 0 changed, 0 removed) from a full table", syncWithin)
-	e.reg.put("b", "10.0.0.2")
+	e.v2.put("b", "10.0.0.2")
 	e.waitLog("sync: table at revision 2: 2 servers (1 added, 0 changed, 0 removed) from a delta", syncWithin)
-	e.reg.put("c", "10.0.0.3")
+	e.v2.put("c", "10.0.0.3")
 	e.waitLog("sync: table at revision 3: 3 servers (1 added, 0 changed, 0 removed) from a delta", syncWithin)
 	waitRouted(t, r, "b", "10.0.0.2:8080", time.Second)
 
 	if err := syncA.Close(); err != nil {
 		t.Fatalf("closing sync VM A: %v", err)
 	}
-	e.reg.put("b", "")         // revision 4: b removed while no sync runs
-	e.reg.put("d", "10.0.0.4") // revision 5: d added
+	e.v2.put("b", "")         // revision 4: b removed while no sync runs
+	e.v2.put("d", "10.0.0.4") // revision 5: d added
 	if got := fRequest(t, r, "/sys/x", "b"); got.header(":authority") != "10.0.0.2:8080" {
 		t.Fatalf("with no sync running, b should still route from shared data; got %d %q", got.status(), got.header(":authority"))
 	}
@@ -66,7 +66,7 @@ func TestSyncRestartedOnDeltaBuiltTableForgetsRemovedNames(t *testing.T) {
 	waitRouted(t, r, "d", "10.0.0.4:8080", time.Second)
 	waitRouted(t, r, "c", "10.0.0.3:8080", time.Second)
 	e.waitLog("sync: table at revision 5: 3 servers (1 added, 0 changed, 1 removed) from a delta", time.Second)
-	waitQuery(t, e.reg, "of the new sync for the changes since revision 3", func(q map[string][]string) bool {
+	waitQuery(t, e.v2, "of the new sync for the changes since revision 3", func(q map[string][]string) bool {
 		return get(q, "after") == "3" && get(q, "lineage") == "lineage-1" && get(q, "v") == "2"
 	})
 }
@@ -78,22 +78,22 @@ func TestSyncBehindRetainedHistoryGetsFullTable(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		routes["n"+strconv.Itoa(i)] = "10.0.0." + strconv.Itoa(i+1)
 	}
-	e := newFEnv(t, wasmhost.Options{}, routes)
-	e.reg.set(func() { e.reg.retain, e.reg.pageNames = 3, 4 })
+	e := newFEnvV2(t, wasmhost.Options{}, routes)
+	e.v2.set(func() { e.v2.retain, e.v2.pageNames = 3, 4 })
 	r := startSynced(t, e, 1, filterConfig(""))[0]
-	e.reg.setMode("500") // the proxy loses the registrar ...
+	e.v2.setMode("500") // the proxy loses the registrar ...
 	e.waitLog("answered HTTP 500", syncWithin)
 	for i := 0; i < 6; i++ { // ... while more changes happen than it retains
-		e.reg.put("n"+strconv.Itoa(i), "10.0.1."+strconv.Itoa(i+1))
+		e.v2.put("n"+strconv.Itoa(i), "10.0.1."+strconv.Itoa(i+1))
 	}
-	e.reg.put("n9", "")
-	e.reg.setMode("")
+	e.v2.put("n9", "")
+	e.v2.setMode("")
 	e.waitLog("sync: table at revision 8: 9 servers (0 added, 6 changed, 1 removed) from a full table in 3 pages", 3*syncWithin)
 	waitRouted(t, r, "n5", "10.0.1.6:8080", time.Second)
 	waitRouted(t, r, "n9", "", time.Second)
 	waitRouted(t, r, "n7", "10.0.0.8:8080", time.Second)
 	// Back in the retained history: the next change comes as a delta.
-	e.reg.put("n7", "10.0.2.8")
+	e.v2.put("n7", "10.0.2.8")
 	e.waitLog("sync: table at revision 9: 9 servers (0 added, 1 changed, 0 removed) from a delta", syncWithin)
 	waitRouted(t, r, "n7", "10.0.2.8:8080", time.Second)
 }
@@ -107,7 +107,7 @@ func TestSyncPagesInterleavedWithWrites(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		old["n"+strconv.Itoa(i)] = "10.0.0." + strconv.Itoa(i+1)
 	}
-	e := newFEnv(t, wasmhost.Options{}, copyRoutes(old))
+	e := newFEnvV2(t, wasmhost.Options{}, copyRoutes(old))
 	r := startSynced(t, e, 1, filterConfig(""))[0]
 	waitRouted(t, r, "n9", "10.0.0.10:8080", time.Second)
 
@@ -138,17 +138,17 @@ func TestSyncPagesInterleavedWithWrites(t *testing.T) {
 		return v
 	}
 	writes := 0
-	e.reg.set(func() {
-		e.reg.pageNames = 3
-		e.reg.pageHook = func(start string) {
+	e.v2.set(func() {
+		e.v2.pageNames = 3
+		e.v2.pageHook = func(start string) {
 			mu.Lock()
 			views = append(views, look())
 			mu.Unlock()
 			writes++
-			e.reg.put("w"+strconv.Itoa(writes), "10.0.8."+strconv.Itoa(writes)) // a write between pages
+			e.v2.put("w"+strconv.Itoa(writes), "10.0.8."+strconv.Itoa(writes)) // a write between pages
 		}
 	})
-	e.reg.replace("lineage-2", copyRoutes(next))
+	e.v2.replace("lineage-2", copyRoutes(next))
 	e.waitLog("sync: table at revision 1: 10 servers (0 added, 10 changed, 0 removed) from a full table in 4 pages", 3*syncWithin)
 	for name, target := range next {
 		waitRouted(t, r, name, target+":8080", time.Second)
@@ -173,7 +173,7 @@ func TestSyncPagesInterleavedWithWrites(t *testing.T) {
 	}
 	// Every page was asked from the snapshot of the first.
 	pages := 0
-	for _, q := range e.reg.seen() {
+	for _, q := range e.v2.seen() {
 		if get(q, "snapshot") != "" {
 			pages++
 			if get(q, "snapshot") != "1" {
@@ -190,10 +190,10 @@ func TestSyncPagesInterleavedWithWrites(t *testing.T) {
 // revision is refused whole (nothing of it applied, counted as a failure, logged),
 // and the sync asks for a full table, which brings the change.
 func TestSyncRefusedDeltaFallsBackToFull(t *testing.T) {
-	e := newFEnv(t, wasmhost.Options{}, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2"})
+	e := newFEnvV2(t, wasmhost.Options{}, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2"})
 	r := startSynced(t, e, 1, filterConfig(""))[0]
-	e.reg.setMode("baddelta")
-	e.reg.put("a", "10.0.0.9")
+	e.v2.setMode("baddelta")
+	e.v2.put("a", "10.0.0.9")
 	e.waitLog("refused a delta to revision 2 because it starts at revision 0, the live table is at 1; asking for a full table", syncWithin)
 	if f := e.metric("switchyard.sync.failure"); f != 1 {
 		t.Errorf("switchyard.sync.failure = %d after one refused delta, want 1", f)
@@ -203,7 +203,7 @@ func TestSyncRefusedDeltaFallsBackToFull(t *testing.T) {
 	}
 	e.waitLog("sync: table at revision 2: 2 servers (0 added, 1 changed, 0 removed) from a full table", 3*syncWithin)
 	waitRouted(t, r, "a", "10.0.0.9:8080", time.Second)
-	waitQuery(t, e.reg, "for a full table after the refusal", func(q map[string][]string) bool {
+	waitQuery(t, e.v2, "for a full table after the refusal", func(q map[string][]string) bool {
 		return get(q, "v") == "2" && get(q, "after") == "" && get(q, "lineage") == "" && get(q, "snapshot") == ""
 	})
 }
@@ -212,20 +212,20 @@ func TestSyncRefusedDeltaFallsBackToFull(t *testing.T) {
 // back to 1, other names): the sync takes the new full table although its revision is
 // lower than the live one, logs it loudly, and follows the new history's changes.
 func TestSyncTakesNewLineage(t *testing.T) {
-	e := newFEnv(t, wasmhost.Options{}, map[string]string{"a": "10.0.0.1"})
+	e := newFEnvV2(t, wasmhost.Options{}, map[string]string{"a": "10.0.0.1"})
 	r := startSynced(t, e, 1, filterConfig(""))[0]
 	for i := 0; i < 4; i++ {
-		e.reg.put("a", "10.0.0."+strconv.Itoa(i+2))
+		e.v2.put("a", "10.0.0."+strconv.Itoa(i+2))
 	}
 	e.waitLog("sync: table at revision 5", syncWithin)
-	e.reg.replace("lineage-2", map[string]string{"b": "10.0.1.1"})
+	e.v2.replace("lineage-2", map[string]string{"b": "10.0.1.1"})
 	l := e.waitLog("the registrar's history changed (lineage lineage-1 at revision 5 → lineage lineage-2 at revision 1)", syncWithin)
 	if l.Level < wasmhost.Warn {
 		t.Errorf("the lineage change was logged at level %v, want warn or above", l.Level)
 	}
 	waitRouted(t, r, "a", "", syncWithin)
 	waitRouted(t, r, "b", "10.0.1.1:8080", time.Second)
-	e.reg.put("c", "10.0.1.2")
+	e.v2.put("c", "10.0.1.2")
 	e.waitLog("sync: table at revision 2: 2 servers (1 added, 0 changed, 0 removed) from a delta", syncWithin)
 	waitRouted(t, r, "c", "10.0.1.2:8080", time.Second)
 	if v, _, _ := e.h.SharedData("switchyard", "switchyard/revision"); string(v) != "2" {
@@ -236,11 +236,11 @@ func TestSyncTakesNewLineage(t *testing.T) {
 // TestSyncSendsIdentity: every poll names the proxy (proxy_id when configured), and
 // the filter's build version.
 func TestSyncSendsIdentity(t *testing.T) {
-	e := newFEnv(t, wasmhost.Options{}, nil)
+	e := newFEnvV2(t, wasmhost.Options{}, nil)
 	e.vm("sync", filterConfig(`"proxy_id": "edge-eu-1"`))
 	e.waitLog("sync: table at revision", syncWithin)
-	waitQuery(t, e.reg, "with the identity", func(q map[string][]string) bool {
+	waitQuery(t, e.v2, "with the identity", func(q map[string][]string) bool {
 		return get(q, "proxy") == "edge-eu-1" && get(q, "version") != "" && !strings.ContainsAny(get(q, "version"), " \n")
 	})
-	t.Logf("the filter reports version %q", get(e.reg.seen()[0], "version"))
+	t.Logf("the filter reports version %q", get(e.v2.seen()[0], "version"))
 }

@@ -293,9 +293,6 @@ func (r *v2Registrar) serve(w http.ResponseWriter, req *http.Request) {
 	if hasAfter {
 		after, _ = strconv.ParseUint(q.Get("after"), 10, 64)
 	}
-	if v2 && after == 0 {
-		hasAfter = false
-	}
 	if v2 && q.Has("snapshot") {
 		if r.pageHook != nil {
 			r.pageHook(q.Get("start"))

@@ -272,7 +272,7 @@ func (m *Machine) Answer(now int64, r Reply) {
 		m.fail(now, "http_"+r.Status, "the registrar refused the poll with HTTP "+r.Status+"; check registrar.token")
 	default:
 		msg := "the registrar answered HTTP " + r.Status + " instead of 200 or 304"
-		if len(r.Body) > 0 && r.Status >= "400" && r.Status < "500" {
+		if len(r.Body) > 0 {
 			msg += " (" + quote(string(r.Body)) + ")"
 		}
 		m.fail(now, "http_"+r.Status, msg)

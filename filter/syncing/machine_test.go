@@ -461,3 +461,18 @@ func TestDispatchRefused(t *testing.T) {
 		t.Errorf("failures %d logs:\n%s", h.fail, strings.Join(h.logs, "\n"))
 	}
 }
+
+// TestEmptyTableAtRevisionZero: a new registrar's empty table (revision 0) is a table
+// like any other: the next poll asks for what is newer than revision 0 of its lineage
+// (the registrar holds it), not for a full table, which would loop without pause.
+func TestEmptyTableAtRevisionZero(t *testing.T) {
+	h := newFakeHost()
+	m := started(t, h)
+	m.Answer(0, full("L", 0, nil, ""))
+	if !m.Loaded() || h.kv[RevisionKey] != "0" {
+		t.Fatalf("loaded %v, revision key %q", m.Loaded(), h.kv[RevisionKey])
+	}
+	if q := h.lastQuery(t); q.Get("after") != "0" || q.Get("lineage") != "L" || q.Get("wait") != "30" {
+		t.Errorf("poll after the empty table: %q", h.sent[len(h.sent)-1])
+	}
+}

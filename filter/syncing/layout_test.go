@@ -245,3 +245,22 @@ func TestCompactionBoundsTheIndex(t *testing.T) {
 		t.Errorf("a name that came back is not listed (routes %v)", h.routes())
 	}
 }
+
+// TestFullTableCompactsOnlyWhenNeeded: a full table that removes names compacts the
+// index to the table; one that only adds does not rewrite it.
+func TestFullTableCompactsOnlyWhenNeeded(t *testing.T) {
+	h := &countingHost{fakeHost: newFakeHost()}
+	m := New(testCfg, Identity{}, h, 1)
+	m.Tick(0)
+	m.Answer(0, full("L", 1, table(3000, "n"), ""))
+	if head := h.kv[HeadKey]; head[0] != 'a' {
+		t.Fatalf("head %q after the first table, want generation a (no compaction)", head)
+	}
+	m.Answer(0, full("L", 2, table(2000, "n"), ""))
+	if head := h.kv[HeadKey]; head[0] != 'b' || len(indexNames(h.fakeHost)) != 2000 {
+		t.Errorf("head %q, index of %d names after 1,000 removals, want generation b with 2000", head, len(indexNames(h.fakeHost)))
+	}
+	if seg := h.kv[SegmentPrefix+"a/0"]; seg != "" {
+		t.Errorf("the old generation's segment still holds %d bytes", len(seg))
+	}
+}

@@ -476,7 +476,7 @@ func (m *Machine) compact() error {
 
 // applyFull writes an assembled full table: new names listed, changes written, every
 // name the table does not hold emptied, the table and revision keys, then the index
-// compacted to the live names.
+// compacted to the live names when it lists others.
 func (m *Machine) applyFull(asm *assembly) (added, changed, removed int, err error) {
 	if err = m.markDirty(); err != nil {
 		return
@@ -529,7 +529,9 @@ func (m *Machine) applyFull(asm *assembly) (added, changed, removed int, err err
 	if err = m.commit(asm.lineage, asm.revision); err != nil {
 		return
 	}
-	err = m.compact()
+	if m.index.listed > m.size || m.index.legacy {
+		err = m.compact() // the index lists removed names: list only the table's
+	}
 	return
 }
 

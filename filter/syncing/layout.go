@@ -3,6 +3,7 @@ package syncing
 import (
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"switchyard/internal/contract"
 	"switchyard/internal/validate"
@@ -70,7 +71,8 @@ const (
 )
 
 // Store is shared data: Get is proxy_get_shared_data, Set proxy_set_shared_data with
-// cas 0 (unconditional).
+// cas 0 (unconditional). Set must copy key and value if it keeps them: the sync
+// passes views of buffers it reuses.
 type Store interface {
 	Get(key string) ([]byte, bool)
 	Set(key, value string) error
@@ -88,6 +90,16 @@ func tableValue(revision uint64, lineage string, dirty bool) string {
 // RouteKey gives the shared-data key of a server name.
 func RouteKey(name string) string { return RouteKeyPrefix + name }
 
+// routeKeyBuf holds the key of the route being written: Set copies what it keeps (the
+// host copies keys and values into shared data), so one buffer serves every write and
+// a table of 100,000 names costs no 100,000 key strings.
+var routeKeyBuf = make([]byte, 0, len(RouteKeyPrefix)+128)
+
+func routeKeyView(name string) string {
+	routeKeyBuf = append(append(routeKeyBuf[:0], RouteKeyPrefix...), name...)
+	return unsafe.String(unsafe.SliceData(routeKeyBuf), len(routeKeyBuf))
+}
+
 func segmentKey(gen byte, n int) string {
 	return SegmentPrefix + string(gen) + "/" + strconv.Itoa(n)
 }
@@ -104,27 +116,34 @@ type index struct {
 // appendNames lists names in the index, writing the last segment (and new segments,
 // then the head) through st. The caller writes the names' route keys only after it
 // returns nil.
-func (ix *index) appendNames(st Store, names []string) error {
-	if len(names) == 0 {
-		return nil
+func (ix *index) appendNames(st Store, names func(yield func(string) bool)) error {
+	gen := ix.gen
+	if gen == 0 {
+		gen = 'a'
 	}
-	if ix.gen == 0 {
-		ix.gen = 'a'
-	}
-	segs, tail := ix.segs, ix.tail
+	segs := ix.segs
 	dirtyFrom := segs - 1 // first segment to (re)write
 	if segs == 0 {
 		segs, dirtyFrom = 1, 0
 	}
+	// The tail is built in a buffer of a segment's size, so a long append costs the
+	// segments it writes, not a doubling of each.
+	tail := append(make([]byte, 0, SegmentBytes), ix.tail...)
 	var full []string // finished segments from dirtyFrom on, before the current tail
-	for _, n := range names {
+	added := 0
+	for n := range names {
 		if len(tail) > 0 && len(tail)+len(n)+1 > SegmentBytes {
 			full = append(full, string(tail))
-			tail = nil
+			tail = tail[:0]
 			segs++
 		}
 		tail = append(append(tail, n...), '\n')
+		added++
 	}
+	if added == 0 {
+		return nil
+	}
+	ix.gen = gen
 	for i, s := range full {
 		if err := st.Set(segmentKey(ix.gen, dirtyFrom+i), s); err != nil {
 			return err
@@ -138,7 +157,7 @@ func (ix *index) appendNames(st Store, names []string) error {
 			return err
 		}
 	}
-	ix.segs, ix.tail, ix.listed = segs, tail, ix.listed+len(names)
+	ix.segs, ix.tail, ix.listed = segs, tail, ix.listed+added
 	return nil
 }
 

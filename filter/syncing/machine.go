@@ -18,6 +18,7 @@ package syncing
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -395,7 +396,7 @@ func (m *Machine) setRoute(name, target string) error {
 	if had {
 		m.size--
 	}
-	if err := m.host.Set(RouteKey(name), target); err != nil {
+	if err := m.host.Set(routeKeyView(name), target); err != nil {
 		return err
 	}
 	e.target = target
@@ -418,7 +419,7 @@ func (m *Machine) applyDelta(a Answer) (added, changed, removed int, err error) 
 			fresh = append(fresh, strings.Clone(r[0]))
 		}
 	}
-	if err = m.index.appendNames(m.host, fresh); err != nil {
+	if err = m.index.appendNames(m.host, slices.Values(fresh)); err != nil {
 		return
 	}
 	for _, name := range fresh {
@@ -481,22 +482,26 @@ func (m *Machine) applyFull(asm *assembly) (added, changed, removed int, err err
 	if err = m.markDirty(); err != nil {
 		return
 	}
-	var fresh []string
+	fresh := func(yield func(string) bool) {
+		for name, e := range m.live {
+			if e.mark == asm.mark && !e.indexed && !yield(name) {
+				return
+			}
+		}
+	}
 	for name, e := range m.live {
-		switch {
-		case e.mark == asm.mark && !e.indexed:
-			fresh = append(fresh, name)
-		case e.mark != asm.mark && !e.indexed:
+		if e.mark != asm.mark && !e.indexed {
 			delete(m.live, name) // left over from an abandoned assembly
 		}
 	}
 	if err = m.index.appendNames(m.host, fresh); err != nil {
 		return
 	}
-	for _, name := range fresh {
-		e := m.live[name]
-		e.indexed = true
-		m.live[name] = e
+	for name, e := range m.live {
+		if e.mark == asm.mark && !e.indexed {
+			e.indexed = true
+			m.live[name] = e
+		}
 	}
 	for name, e := range m.live {
 		if e.mark == asm.mark {

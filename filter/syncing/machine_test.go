@@ -43,7 +43,7 @@ func (h *fakeHost) Set(key, value string) error {
 	if h.budget > 0 {
 		h.budget--
 	}
-	h.kv[key] = value
+	h.kv[strings.Clone(key)] = strings.Clone(value) // the Machine passes views of reused buffers
 	return nil
 }
 

@@ -30,6 +30,7 @@ FUZZTIME ?= 1m
 FUZZ_TARGETS := \
 	FuzzServerName:./internal/validate/ \
 	FuzzParseAddress:./internal/validate/ \
+	FuzzServiceName:./internal/validate/ \
 	FuzzWrite:./registrar/server/ \
 	FuzzAnswer:./filter/syncing/ \
 	FuzzConfig:./internal/pluginconfig/ \
@@ -57,3 +58,13 @@ bench: build
 
 clean:
 	rm -rf $(BIN)
+
+# OCI image layouts, no Docker needed (internal/ociimage, deploy/): bin/oci/filter (compat
+# Wasm image), bin/oci/filter-wasm (two-layer Wasm artifact), bin/oci/registrar (static
+# registrar for linux/OCI_ARCH, user 65532, volume /data). Prints each manifest digest, the
+# `sha256:` to pin. Push with `crane push bin/oci/filter REGISTRY/REPO:TAG` (README).
+OCI_ARCH ?= amd64
+.PHONY: oci
+oci: build
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(OCI_ARCH) $(GO) build -trimpath -o $(BIN)/oci/registrar-linux-$(OCI_ARCH) ./registrar
+	$(GO) run ./cmd/ociimage -filter $(BIN)/filter.wasm -registrar $(BIN)/oci/registrar-linux-$(OCI_ARCH) -arch $(OCI_ARCH) -out $(BIN)/oci

@@ -5,6 +5,7 @@ package main
 
 import (
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,6 +192,12 @@ func TestBinaryCommandLine(t *testing.T) {
 		{"empty token", []string{"-token", ""}, 2, "token is empty"},
 		{"missing token file", []string{"-token-file", "/nonexistent/token"}, 2, "cannot read the token file"},
 		{"stray argument", []string{"serve"}, 2, "unexpected argument"},
+		{"bad dns-targets", []string{"-dns-targets", "maybe"}, 2, "-dns-targets"},
+		{"bad dns suffix", []string{"-allow-dns-suffix", "10.0.0.1"}, 2, "-allow-dns-suffix"},
+		{"dns deny with suffixes", []string{"-dns-targets", "deny", "-allow-dns-suffix", ".internal.example.com"}, 2, "give one or the other"},
+		{"allow-cidr in NAT64 form", []string{"-allow-cidr", "64:ff9b::/96"}, 2, "list that IPv4 range instead"},
+		{"bad allow-host", []string{"-allow-host", "http://reg.example"}, 2, "-allow-host"},
+		{"bad allow-origin", []string{"-allow-origin", "https://cms.example.com/page"}, 2, "-allow-origin"},
 		{"port taken", []string{"-listen", taken.Addr().String(), "-data", filepath.Join(t.TempDir(), "servers.json")}, 1, "cannot listen"},
 	}
 	for _, c := range cases {
@@ -200,5 +207,93 @@ func TestBinaryCommandLine(t *testing.T) {
 				t.Fatalf("exit %d, want %d with %q:\n%s", code, c.code, c.want, out)
 			}
 		})
+	}
+}
+
+// The target policy's settings, from flags and environment, as an operator runs it:
+// a wide -allow-cidr does not open the special ranges, an IPv4-mapped range is read
+// as IPv4, and DNS names follow -dns-targets and -allow-dns-suffix.
+func TestBinaryTargetPolicy(t *testing.T) {
+	try := func(p *testbin.Proc, addr string) int {
+		t.Helper()
+		return call(t, "POST", p.URL()+"/api/servers/register", regBody("web-1", addr, "logs")).Code
+	}
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want map[string]int // target -> status
+	}{
+		{"0.0.0.0/0 and ::/0 do not name special ranges", nil, []string{"-allow-cidr", "0.0.0.0/0,::/0"}, map[string]int{
+			"10.1.2.3": 200, "[2001:db8::1]": 200, "127.0.0.1": 400, "[::1]": 400, "169.254.169.254": 400,
+			"100.100.100.200": 400, "[fd00:ec2::254]": 400, "[64:ff9b::7f00:1]": 400,
+		}},
+		{"an IPv4-mapped range is its IPv4 range", []string{"REGISTRAR_ALLOW_CIDR=::ffff:10.0.0.0/104"}, nil, map[string]int{
+			"10.1.2.3": 200, "[::ffff:10.1.2.3]": 200, "11.1.2.3": 400,
+		}},
+		{"DNS names denied", nil, []string{"-dns-targets", "deny"}, map[string]int{
+			"10.1.2.3": 200, "db.internal.example.com": 400, "localhost": 400,
+		}},
+		{"DNS suffixes from the environment", []string{"REGISTRAR_ALLOW_DNS_SUFFIX=.internal.example.com"}, nil, map[string]int{
+			"db.internal.example.com": 200, "db.example.com": 400, "10.1.2.3": 200,
+		}},
+		{"DNS names by default, but not loopback or metadata names", nil, nil, map[string]int{
+			"db.example.com": 200, "ip6-localhost": 400, "localhost.localdomain": 400, "metadata.google.internal": 400,
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := startBinary(t, c.env, append([]string{"-data", filepath.Join(t.TempDir(), "servers.json")}, c.args...)...)
+			for addr, want := range c.want {
+				if got := try(p, addr); got != want {
+					t.Errorf("register %s: %d, want %d", addr, got, want)
+				}
+			}
+		})
+	}
+}
+
+// -allow-host and -allow-origin (flag or environment) widen the browser guards as an
+// operator would: a listed name is answered without a token, a listed origin's page
+// may write; others are still refused.
+func TestBinaryBrowserGuards(t *testing.T) {
+	p := startBinary(t, []string{"REGISTRAR_ALLOW_HOST=reg.example"}, "-data", filepath.Join(t.TempDir(), "servers.json"),
+		"-allow-origin", "https://cms.example.com")
+	send := func(method, path, host, origin, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, p.URL()+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	own := strings.TrimPrefix(p.URL(), "http://")
+	for _, c := range []struct {
+		name, method, host, origin string
+		want                       int
+	}{
+		{"listed host", "GET", "reg.example", "", 200},
+		{"listed host in capitals, with port", "GET", "REG.example:9000", "", 200},
+		{"unlisted host", "GET", "other.example", "", 421},
+		{"listed origin writes", "POST", own, "https://cms.example.com", 200},
+		{"unlisted origin", "POST", own, "https://other.example", 403},
+	} {
+		body := ""
+		if c.method == "POST" {
+			body = regBody("web-1", "10.1.2.3", "logs")
+		}
+		if got := send(c.method, "/api/servers"+map[bool]string{true: "/register"}[c.method == "POST"], c.host, c.origin, body); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
 	}
 }

@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintln(stderr, "registrar:", err)
 		return 2
 	}
-	if _, err := server.ParseAllowCIDRs(cfg.AllowCIDR); err != nil {
+	if _, err := server.PolicyFrom(cfg); err != nil {
 		fmt.Fprintln(stderr, "registrar:", err)
 		return 2
 	}

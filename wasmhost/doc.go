@@ -1,9 +1,10 @@
-// Package host runs proxy-wasm modules (the real filter.wasm) on wazero the way Envoy
-// runs them, so that a filter that passes here also loads and runs in Envoy. No Envoy
-// binary can run on the project's machines; this host is the stand-in for it in every
-// end-to-end test, in the dev proxy and in the benchmarks. Where Envoy is strict, the
-// host is strict too. The facts it reproduces, with their sources, are in
-// docs/proxy-wasm-host-reference.md and docs/go-wasm-notes.md.
+// Package wasmhost runs proxy-wasm modules (the real filter.wasm) on wazero the way
+// Envoy runs them, so that a filter that passes here also loads and runs in Envoy. No
+// Envoy binary can run on the project's machines; this host is the stand-in for it in
+// every end-to-end test, in the dev proxy and in the benchmarks. Where Envoy is strict,
+// the host is strict too. The facts it reproduces are in docs/proxy-wasm-host.md; the
+// import table is laid out one file per group of host functions (imports.go lists
+// them), each function with a doc block naming what it returns.
 //
 // # What it reproduces
 //
@@ -13,14 +14,16 @@
 // proxy_get_log_level without the proxy_abi_version_0_2_1 marker, no ABI marker, no
 // allocator (malloc, then proxy_on_memory_allocate), callbacks with the wrong types.
 //
-// WASI is the host's own table, not wazero's: fd 1/2 writes become Info/Error log
-// lines, clocks and random work, poll_oneoff returns no events at once, proc_exit
-// returns, the rest are Envoy's stubs. The Legacy profile reproduces Envoy 1.33–1.37:
-// poll_oneoff fails with ENOSYS (52), which crashes a Go guest that armed a runtime
-// timer at its next GC, and only the pre-#533 WASI list is linked.
+// WASI is the host's own table, not wazero's (docs/proxy-wasm-host.md, WASI): fd 1/2
+// writes become Info/Error log lines, clocks and random work, poll_oneoff returns no
+// events at once, proc_exit returns, the rest are Envoy's stubs. The Legacy profile
+// reproduces Envoy 1.33–1.37: poll_oneoff fails with ENOSYS (52), which crashes a Go
+// guest that armed a runtime timer at its next GC, and only the pre-#533 WASI list is
+// linked.
 //
-// Restricted windows: during _initialize and inside the allocator only the imports
-// Envoy allows there may be called; any other call traps the VM. So a Go guest must not
+// Restricted windows (docs/proxy-wasm-host.md, Restricted windows): during _initialize
+// and inside the allocator only the imports Envoy allows there may be called; any
+// other call traps the VM. So a Go guest must not
 // call proxy_* (other than proxy_log) from init().
 //
 // Lifecycle (Module.NewVM, VM.NewStream, Stream methods, Stream.Close, VM.Close):
@@ -43,38 +46,7 @@
 // ManualClock and call Advance, which fires due timers synchronously; the dev proxy
 // uses real time.
 //
-// # Example
-//
-//	h := host.New(host.Options{
-//		Clusters: map[string]string{"registrar": "http://127.0.0.1:9000"},
-//	})
-//	defer h.Close()
-//	m, err := h.Load(ctx, wasmBytes) // refused like Envoy would refuse it
-//	if err != nil {
-//		return err
-//	}
-//	vm, err := m.NewVM(ctx, host.PluginConfig{
-//		Name: "switchyard", RootID: "router", VMID: "sys-proxy",
-//		Configuration: []byte(`{"header":"x-server-name"}`),
-//	})
-//	if err != nil {
-//		return err // trap text, "proxy_on_configure returned false", ...
-//	}
-//	defer vm.Close()
-//	s, err := vm.NewStream(host.StreamAttributes{SourceAddress: "10.0.0.1:5000"})
-//	if err != nil {
-//		return err
-//	}
-//	defer s.Close() // on_log → on_done → on_delete
-//	action, err := s.RequestHeaders(host.Headers{
-//		{":method", "GET"}, {":path", "/sys/logs"}, {":authority", "proxy"},
-//		{"x-server-name", "web-1"},
-//	}, true)
-//	switch {
-//	case err != nil: // the VM died: fail closed
-//	case s.LocalResponse() != nil: // answer with it
-//	case action == host.Continue: // forward with s.RequestHeaderMap()
-//	}
+// Example (example_test.go) runs filter.wasm through this API.
 //
 // Tests read what happened through Host.Logs, Host.WaitLog, Host.Metric,
 // Host.SharedData, Host.PollOneoffCalls and Host.HostcallCounts.

@@ -1,45 +1,11 @@
 package wasmhost
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
 )
-
-// Restricted windows: during _initialize and inside the allocator only the imports
-// Envoy allows there may be called; anything else traps the VM.
-func TestRestrictedWindowsTrap(t *testing.T) {
-	t.Run("proxy call from init()", func(t *testing.T) {
-		h := newHost(t, Options{})
-		_, err := loadProbe(t, h).NewVM(context.Background(), PluginConfig{Env: map[string]string{"PROBE_INIT_CALL": "1"}})
-		if err == nil {
-			t.Fatal("NewVM succeeded though init() called proxy_set_tick_period_milliseconds")
-		}
-		for _, want := range []string{"restricted_callback", "env.proxy_set_tick_period_milliseconds", "_initialize"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not mention %q", err, want)
-			}
-		}
-		if len(logLines(h, "probe init")) != 1 {
-			t.Error("proxy_log from init() must be allowed")
-		}
-	})
-	t.Run("proxy call from the allocator", func(t *testing.T) {
-		h := newHost(t, Options{})
-		vm := startProbe(t, h, PluginConfig{})
-		_, a, err := request(t, vm, "/alloc-trap")
-		if !errors.Is(err, ErrVMDead) || a != Stop {
-			t.Fatalf("request = %v, %v; want Stop and ErrVMDead", a, err)
-		}
-		for _, want := range []string{"restricted_callback", "env.proxy_set_tick_period_milliseconds", "allocator"} {
-			if !strings.Contains(vm.Err().Error(), want) {
-				t.Errorf("Err() %q does not mention %q", vm.Err(), want)
-			}
-		}
-	})
-}
 
 // A VM that traps or panics is dead: reported, its stderr kept, never called again.
 func TestDeadVMIsNeverReused(t *testing.T) {

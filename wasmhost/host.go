@@ -66,7 +66,10 @@ type Host struct {
 	cancel  context.CancelFunc
 	client  *http.Client
 
-	funcs  []*hostFunc
+	// httpCallBodyLimit is the largest http-call answer body (maxHTTPCallBody; tests
+	// lower it to reach the limit cheaply).
+	httpCallBodyLimit int64
+
 	byName map[string]*hostFunc
 	counts []atomic.Int64
 
@@ -101,7 +104,8 @@ type Host struct {
 }
 
 // compilationCache is shared by every Host of the process: the filter compiles once
-// (≈1.4 s), and every later Host loads it in ≈50 ms (P10).
+// (≈1.4 s), and every later Host loads it in ≈50 ms (docs/proxy-wasm-host.md, Limits and
+// host mechanics).
 var compilationCache = wazero.NewCompilationCache()
 
 // New creates a Host. It panics only if wazero cannot link the host modules, which is
@@ -120,6 +124,8 @@ func New(opts Options) *Host {
 		queues:    map[string]*queue{},
 		metrics:   map[metricKey]*metric{},
 		client:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+
+		httpCallBodyLimit: maxHTTPCallBody,
 	}
 	if h.clock == nil {
 		h.clock = RealClock()
@@ -142,19 +148,17 @@ func New(opts Options) *Host {
 	cfg = cfg.WithCompilationCache(compilationCache).WithMemoryLimitPages(1 << 14)
 	h.runtime = wazero.NewRuntimeWithConfig(h.ctx, cfg)
 
-	h.defineEnv()
-	h.defineWASI()
-	h.counts = make([]atomic.Int64, len(h.funcs))
+	h.counts = make([]atomic.Int64, len(importTable))
 	builders := map[string]wazero.HostModuleBuilder{
 		"env":                    h.runtime.NewHostModuleBuilder("env"),
 		"wasi_snapshot_preview1": h.runtime.NewHostModuleBuilder("wasi_snapshot_preview1"),
 		"wasi_unstable":          h.runtime.NewHostModuleBuilder("wasi_unstable"),
 	}
-	for _, f := range h.funcs {
+	for i, f := range importTable {
 		h.byName[f.module+"."+f.name] = f
-		fn := h.goFunc(f)
+		fn := h.goFunc(i, f)
 		targets := []string{"env"}
-		if f.module == "wasi" {
+		if f.module == moduleWASI {
 			targets = []string{"wasi_snapshot_preview1", "wasi_unstable"}
 		}
 		for _, t := range targets {
@@ -203,7 +207,7 @@ func (h *Host) cluster(name string) (string, bool) {
 }
 
 // PollOneoffCalls returns how many times guests of this host called poll_oneoff. A Go
-// guest calls it only once a runtime timer was armed (go-wasm-notes §6).
+// guest calls it only once a runtime timer was armed (docs/proxy-wasm-host.md, WASI).
 func (h *Host) PollOneoffCalls() int64 { return h.pollCalls.Load() }
 
 // HostcallCounts returns, per import name ("proxy_log", "fd_write", ...), how many
@@ -211,7 +215,7 @@ func (h *Host) PollOneoffCalls() int64 { return h.pollCalls.Load() }
 // atomics, always on.
 func (h *Host) HostcallCounts() map[string]int64 {
 	out := map[string]int64{}
-	for i, f := range h.funcs {
+	for i, f := range importTable {
 		if n := h.counts[i].Load(); n > 0 {
 			out[f.name] = n
 		}

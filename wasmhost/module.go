@@ -28,7 +28,7 @@ type Module struct {
 
 // Load compiles wasm (through the process-wide compilation cache, so the same bytes
 // compile once per process) and checks it as Envoy does before linking, in Envoy's
-// order:
+// order (docs/proxy-wasm-host.md, Loading and linking):
 //   - an ABI marker export (proxy_abi_version_0_2_1 or _0_2_0), else "Missing or
 //     unknown Proxy-Wasm ABI version";
 //   - every import is one the host links for that ABI under its profile, with the

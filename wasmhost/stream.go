@@ -2,112 +2,10 @@ package wasmhost
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 	"sync/atomic"
+
+	"switchyard/internal/abi"
 )
-
-// Headers is an ordered list of (key, value) pairs, as Envoy's header maps are. The
-// host lower-cases keys on the way in; pseudo-headers (":path", ":authority",
-// ":method", ":scheme", ":status") are ordinary entries.
-type Headers [][2]string
-
-// Get returns the first value of key (matched case-insensitively), as
-// proxy_get_header_map_value does.
-func (h Headers) Get(key string) (string, bool) {
-	for _, kv := range h {
-		if strings.EqualFold(kv[0], key) {
-			return kv[1], true
-		}
-	}
-	return "", false
-}
-
-// getBytes is Get for a key read from guest memory, without copying the key.
-func (h Headers) getBytes(key []byte) (string, bool) {
-	for _, kv := range h {
-		if equalFoldBytes(kv[0], key) {
-			return kv[1], true
-		}
-	}
-	return "", false
-}
-
-// equalFoldBytes is strings.EqualFold(s, string(b)) for ASCII, which header names
-// are, with no conversion.
-func equalFoldBytes(s string, b []byte) bool {
-	if len(s) != len(b) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c, d := s[i], b[i]
-		if c == d {
-			continue
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if 'A' <= d && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
-}
-
-func (h *Headers) add(key, value string) { *h = append(*h, [2]string{strings.ToLower(key), value}) }
-
-// replace sets key to the single value: the first entry keeps its place, the others go
-// (Envoy setCopy).
-func (h *Headers) replace(key, value string) {
-	key = strings.ToLower(key)
-	out := (*h)[:0]
-	done := false
-	for _, kv := range *h {
-		if kv[0] == key {
-			if done {
-				continue
-			}
-			kv[1], done = value, true
-		}
-		out = append(out, kv)
-	}
-	if !done {
-		out = append(out, [2]string{key, value})
-	}
-	*h = out
-}
-
-func (h *Headers) remove(key string) {
-	key = strings.ToLower(key)
-	out := (*h)[:0]
-	for _, kv := range *h {
-		if kv[0] != key {
-			out = append(out, kv)
-		}
-	}
-	*h = out
-}
-
-// byteSize is what Envoy's proxy_get_header_map_size reports: HeaderMap::byteSize(),
-// the sum of key and value lengths, not the entry count.
-func (h Headers) byteSize() int {
-	n := 0
-	for _, kv := range h {
-		n += len(kv[0]) + len(kv[1])
-	}
-	return n
-}
-
-func lowerCopy(in Headers) Headers {
-	out := make(Headers, len(in))
-	for i, kv := range in {
-		out[i] = [2]string{strings.ToLower(kv[0]), kv[1]}
-	}
-	return out
-}
 
 // Action is what Envoy does after a stream callback.
 type Action int
@@ -180,7 +78,7 @@ func (s *Stream) RequestHeaders(h Headers, endOfStream bool) (Action, error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	s.req, s.haveReq = lowerCopy(h), true
-	return s.run(exRequestHeaders, uint64(len(s.req)), boolU64(endOfStream), headersAction)
+	return s.run(exRequestHeaders, uint64(len(s.req)), boolU64(endOfStream))
 }
 
 // RequestBody runs proxy_on_request_body with b. When the previous body callback
@@ -205,7 +103,7 @@ func (s *Stream) RequestTrailers(h Headers) (Action, error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	s.reqTrailers, s.haveReqTrailers = lowerCopy(h), true
-	return s.run(exRequestTrailers, uint64(len(s.reqTrailers)), 0, trailersAction)
+	return s.run(exRequestTrailers, uint64(len(s.reqTrailers)), 0)
 }
 
 // ResponseHeaders runs proxy_on_response_headers with h as the response header map.
@@ -214,7 +112,7 @@ func (s *Stream) ResponseHeaders(h Headers, endOfStream bool) (Action, error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	s.resp, s.haveResp = lowerCopy(h), true
-	return s.run(exResponseHeaders, uint64(len(s.resp)), boolU64(endOfStream), headersAction)
+	return s.run(exResponseHeaders, uint64(len(s.resp)), boolU64(endOfStream))
 }
 
 // ResponseBody runs proxy_on_response_body, buffering like RequestBody.
@@ -292,17 +190,10 @@ func (s *Stream) Close() error {
 	return nil
 }
 
-// How Envoy turns a callback's result into what it does next (CPH
-// convertVmCallResultTo*): any non-zero result, or a local response sent during the
-// callback, stops the stream.
-type actionRule int
-
-const (
-	headersAction actionRule = iota
-	trailersAction
-)
-
-func (s *Stream) run(ex export, a1, a2 uint64, _ actionRule) (Action, error) {
+// run calls a headers or trailers callback and turns its result into what Envoy does
+// next (docs/proxy-wasm-host.md, Callback results): any non-zero result, or a local
+// response sent during the callback, stops the stream.
+func (s *Stream) run(ex export, a1, a2 uint64) (Action, error) {
 	vm := s.vm
 	if s.closed {
 		return Stop, errors.New("host: stream callback after Stream.Close")
@@ -321,11 +212,15 @@ func (s *Stream) run(ex export, a1, a2 uint64, _ actionRule) (Action, error) {
 	if err != nil {
 		return Stop, err
 	}
-	if uint32(ret) != 0 || local {
+	if abi.Action(ret) != abi.ActionContinue || local {
 		return Stop, nil
 	}
 	return Continue, nil
 }
+
+// dataStopIterationAndBuffer is the body callbacks' result 1 (FilterDataStatus): Envoy
+// holds the body and hands the guest the whole buffered size next time.
+const dataStopIterationAndBuffer = abi.ActionPause
 
 // runBody reports, besides the action, whether Envoy keeps buffering the body
 // (result 1, StopIterationAndBuffer, without a local response).
@@ -342,9 +237,9 @@ func (s *Stream) runBody(ex export, size int, eos bool) (Action, bool, error) {
 	switch {
 	case local:
 		return Stop, false, nil
-	case uint32(ret) == 0:
+	case abi.Action(ret) == abi.ActionContinue:
 		return Continue, false, nil
-	case uint32(ret) == 1:
+	case abi.Action(ret) == dataStopIterationAndBuffer:
 		return Stop, true, nil
 	}
 	return Stop, false, nil
@@ -370,230 +265,4 @@ func (s *Stream) applyDeferred() {
 			}
 		}
 	}
-}
-
-// The map and buffer lookups of the env imports, by the effective context.
-
-func (vm *VM) headerMap(mt uint32, forWrite bool) (*Headers, uint64) {
-	switch mt {
-	case 6, 7:
-		if vm.httpResp == nil {
-			return nil, statusNotFound
-		}
-		if forWrite {
-			return nil, statusBadArgument
-		}
-		if mt == 6 {
-			return &vm.httpResp.headers, statusOK
-		}
-		return &vm.httpResp.trailers, statusOK
-	case 0, 1, 2, 3:
-	default:
-		return nil, statusBadArgument
-	}
-	s := vm.effStream
-	if s == nil {
-		return nil, statusBadArgument
-	}
-	var (
-		m    *Headers
-		have bool
-		done bool
-	)
-	switch mt {
-	case 0:
-		m, have, done = &s.req, s.haveReq, s.reqDone
-	case 1:
-		m, have, done = &s.reqTrailers, s.haveReqTrailers, s.reqDone
-	case 2:
-		m, have, done = &s.resp, s.haveResp, s.respDone
-	case 3:
-		m, have, done = &s.respTrailers, s.haveRespTrailers, s.respDone
-	}
-	if !have {
-		if s.ending {
-			return nil, statusNotFound
-		}
-		return nil, statusBadArgument
-	}
-	if forWrite && (done || s.ending) {
-		return nil, statusBadArgument
-	}
-	return m, statusOK
-}
-
-type headerEdit int
-
-const (
-	editAdd headerEdit = iota
-	editReplace
-	editRemove
-)
-
-func (vm *VM) editHeader(s []uint64, op headerEdit) uint64 {
-	m, st := vm.headerMap(uint32(s[0]), true)
-	if st != statusOK {
-		return st
-	}
-	key, ok := vm.mem.Read(uint32(s[1]), uint32(s[2]))
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	var val []byte
-	if op != editRemove {
-		if val, ok = vm.mem.Read(uint32(s[3]), uint32(s[4])); !ok {
-			return statusInvalidMemoryAccess
-		}
-	}
-	// A key the map already holds is reused, so the common edit (replace an existing
-	// header) copies only the value. Keys in the map are lower-case.
-	k, found := "", false
-	for _, kv := range *m {
-		if equalFoldBytes(kv[0], key) {
-			k, found = kv[0], true
-			break
-		}
-	}
-	switch {
-	case op == editRemove && !found:
-		return statusOK
-	case !found:
-		k = lower(key)
-	}
-	switch op {
-	case editRemove:
-		m.remove(k)
-	case editAdd:
-		m.add(k, string(val))
-	default:
-		m.replace(k, string(val))
-	}
-	return statusOK
-}
-
-// buffer returns the buffer of type bt for the effective context.
-func (vm *VM) buffer(bt uint32) (*[]byte, uint64) {
-	switch bt {
-	case 0, 1:
-		s := vm.effStream
-		if s == nil {
-			return nil, statusNotFound
-		}
-		if bt == 0 && s.haveReqBody {
-			return &s.reqBody, statusOK
-		}
-		if bt == 1 && s.haveRespBody {
-			return &s.respBody, statusOK
-		}
-		return nil, statusNotFound
-	case 4:
-		if vm.httpResp == nil {
-			return nil, statusNotFound
-		}
-		return &vm.httpResp.body, statusOK
-	case 6:
-		return &vm.vmConfig, statusOK
-	case 7:
-		// Envoy hands the plugin configuration out only while on_configure runs.
-		if !vm.configuring {
-			return nil, statusNotFound
-		}
-		return &vm.pluginConfig, statusOK
-	case 2, 3, 5, 8:
-		return nil, statusNotFound
-	}
-	return nil, statusBadArgument
-}
-
-func (vm *VM) setBufferBytes(s []uint64) uint64 {
-	bt := uint32(s[0])
-	if bt != 0 && bt != 1 {
-		if bt > 8 {
-			return statusBadArgument
-		}
-		if _, st := vm.buffer(bt); st != statusOK {
-			return st
-		}
-		return statusBadArgument // immutable here
-	}
-	b, st := vm.buffer(bt)
-	if st != statusOK {
-		return st
-	}
-	data, ok := vm.mem.Read(uint32(s[3]), uint32(s[4]))
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	start, size := uint64(uint32(s[1])), uint64(uint32(s[2]))
-	n := uint64(len(*b))
-	switch {
-	case start == 0: // drain size bytes, then prepend
-		if size > n {
-			size = n
-		}
-		*b = append(append([]byte(nil), data...), (*b)[size:]...)
-	case start >= n:
-		*b = append(*b, data...)
-	default:
-		return statusBadArgument
-	}
-	return statusOK
-}
-
-func (vm *VM) continueStream(st uint32, closeIt bool) uint64 {
-	s := vm.effStream
-	switch {
-	case st == 3:
-		return statusUnimplemented
-	case st > 3:
-		return statusBadArgument
-	case s == nil || st == 2:
-		return statusBadArgument
-	}
-	if closeIt {
-		vm.host.log(vm, Debug, fmt.Sprintf("host: stream %d closed by the guest (wasm_close_stream)", s.id))
-		if s.pendingLocal == nil {
-			// Envoy resets the stream; it is reported as a local response with no status.
-			s.pendingLocal = &LocalResponse{Details: "wasm_close_stream", GRPCStatus: -1}
-		}
-	} else {
-		s.pendingResume[st] = true
-	}
-	vm.deferred = append(vm.deferred, s)
-	return statusOK
-}
-
-func (vm *VM) sendLocalResponse(s []uint64) uint64 {
-	details, ok1 := vm.mem.Read(uint32(s[1]), uint32(s[2]))
-	body, ok2 := vm.mem.Read(uint32(s[3]), uint32(s[4]))
-	hdrs, ok3 := vm.mem.Read(uint32(s[5]), uint32(s[6]))
-	if !ok1 || !ok2 || !ok3 {
-		return statusInvalidMemoryAccess
-	}
-	pairs, ok := parsePairs(hdrs)
-	if !ok {
-		return statusBadArgument
-	}
-	st := vm.effStream
-	if st == nil {
-		// Envoy acts only with decoder callbacks (an HTTP stream); elsewhere it is a no-op.
-		return statusOK
-	}
-	lr := &LocalResponse{
-		Status:     int(uint32(s[0])),
-		Details:    strings.ReplaceAll(string(details), " ", "_"),
-		Body:       append([]byte(nil), body...),
-		GRPCStatus: int32(uint32(s[7])),
-	}
-	if lr.GRPCStatus < 0 || lr.GRPCStatus > 16 {
-		lr.GRPCStatus = -1
-	}
-	for _, kv := range pairs {
-		lr.Headers.add(kv[0], kv[1])
-	}
-	if st.pendingLocal == nil {
-		st.pendingLocal = lr
-		vm.deferred = append(vm.deferred, st)
-	}
-	return statusOK
 }

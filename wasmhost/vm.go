@@ -8,10 +8,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"switchyard/internal/abi"
 )
 
 // ErrVMDead is returned (wrapped, with the cause) by every call on a VM that trapped,
@@ -65,8 +66,10 @@ var exportNames = [exportCount]string{
 
 // VM is one instance of a Module with one root context, as one Envoy worker (or the
 // main thread, for a singleton service) holds it. Every call into it takes its mutex:
-// one goroutine at a time is inside a VM (P8). A VM that traps or panics is dead for
-// good: Err reports why, Dead is closed, and every later call fails with ErrVMDead.
+// one goroutine at a time is inside a VM (a Go guest called from two goroutines at once
+// corrupts its heap: docs/proxy-wasm-host.md, Start sequence and stream order). A VM
+// that traps or panics is dead for good: Err reports why, Dead is closed, and every
+// later call fails with ErrVMDead.
 type VM struct {
 	host   *Host
 	module *Module
@@ -96,7 +99,7 @@ type VM struct {
 	streams   map[uint32]*Stream
 	deferred  []*Stream
 
-	statusCode uint32
+	statusCode abi.Status
 	statusMsg  string
 	httpResp   *httpResponse
 	calls      map[uint32]*httpCall
@@ -229,7 +232,7 @@ func (vm *VM) start() error {
 // call runs export ex for context ctxID (stream s, or nil for the root or VM context)
 // with args on the VM's cached stack. It reports whether the export exists; a missing
 // callback behaves as if it returned Continue/true. The effective context is ctxID for
-// the call and restored after it (CPH SaveRestoreContext). Any error kills the VM.
+// the call and restored after it, as cpp-host does. Any error kills the VM.
 // Called with vm.mu held.
 func (vm *VM) call(ex export, s *Stream, ctxID uint32, args ...uint64) (uint64, bool, error) {
 	if err := vm.aliveErr(); err != nil {
@@ -368,10 +371,6 @@ func (vm *VM) MemoryBytes() uint64 {
 	return uint64(vm.mem.Size())
 }
 
-// TickPeriod returns the period the root context set with
-// proxy_set_tick_period_milliseconds (0: no ticks).
-func (vm *VM) TickPeriod() time.Duration { return time.Duration(vm.tickPeriod.Load()) }
-
 // NewStream creates a stream context: proxy_on_context_create(stream, root). Ids come
 // from the VM's counter and are never reused.
 func (vm *VM) NewStream(attrs StreamAttributes) (*Stream, error) {
@@ -389,43 +388,4 @@ func (vm *VM) NewStream(attrs StreamAttributes) (*Stream, error) {
 	}
 	vm.finishCallback()
 	return s, nil
-}
-
-// setTickPeriod arms (or, with 0, stops) the root context's tick timer. Envoy keeps one
-// timer per root context, whichever context asked.
-func (vm *VM) setTickPeriod(ms uint32) {
-	d := time.Duration(ms) * time.Millisecond
-	if time.Duration(vm.tickPeriod.Load()) == d {
-		return
-	}
-	vm.tickPeriod.Store(int64(d))
-	if vm.tickStop != nil {
-		vm.tickStop()
-		vm.tickStop = nil
-	}
-	vm.tickGen++
-	if d > 0 {
-		vm.armTick(vm.tickGen, d)
-	}
-}
-
-func (vm *VM) armTick(gen uint64, d time.Duration) {
-	vm.tickStop = vm.host.clock.AfterFunc(d, func() { vm.tick(gen) })
-}
-
-// tick delivers proxy_on_tick(root) under the VM's lock and re-arms the timer, unless
-// the period changed meanwhile or the VM is gone.
-func (vm *VM) tick(gen uint64) {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
-	if gen != vm.tickGen || vm.aliveErr() != nil {
-		return
-	}
-	vm.tickStop = nil
-	_, _, err := vm.call(exTick, nil, vm.rootID, uint64(vm.rootID))
-	vm.finishCallback()
-	if err != nil || gen != vm.tickGen {
-		return
-	}
-	vm.armTick(gen, time.Duration(vm.tickPeriod.Load()))
 }

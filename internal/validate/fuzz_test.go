@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // The fuzz targets hold the two rules to the text of design.md ("Names", "Addresses")
@@ -73,6 +75,34 @@ func FuzzParseAddress(f *testing.F) {
 		again, err := ParseAddress(a.String())
 		if err != nil || again != a {
 			t.Fatalf("ParseAddress(%q) = %+v, but its String() %q parses to %+v, %v", s, a, a.String(), again, err)
+		}
+	})
+}
+
+// FuzzServiceName holds ServiceName to its rule, written here with the unicode
+// package's categories rather than the code's own checks.
+func FuzzServiceName(f *testing.F) {
+	for _, s := range []string{
+		"logs", "결제 서비스", "", " ", strings.Repeat("ü", 100), strings.Repeat("ü", 101), "a\r\nb",
+		"billing \u202e10.0.0.1 :kcatta", "a\u200db", "\ufeff", "a\ufffd", "a\xffb", "\xed\xa0\x80",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := ServiceName(s)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("ServiceName(%q) refused it without a reason", s)
+			}
+			return
+		}
+		if !utf8.ValidString(s) || strings.TrimSpace(s) == "" || utf8.RuneCountInString(s) > 100 {
+			t.Fatalf("ServiceName accepted %q", s)
+		}
+		for _, r := range s {
+			if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Cs) || r == utf8.RuneError {
+				t.Fatalf("ServiceName accepted %q holding %U", s, r)
+			}
 		}
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxLen is the longest server name or address accepted, in bytes (the seed's limit).
@@ -47,6 +49,54 @@ func IsServerName(s string) bool {
 func nameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		c == '.' || c == '_' || c == '-'
+}
+
+// MaxServiceName is the serviceName limit in characters (Unicode code points, so a
+// Korean service name gets the same 100 characters as an English one; the seed
+// counted bytes).
+const MaxServiceName = 100
+
+// ServiceName reports why s is not a valid serviceName, or nil. A serviceName is free
+// text shown on the page and in logs: 1–100 characters, not blank, valid UTF-8, and
+// free of characters that would let it forge or disguise what is shown:
+//   - control characters (CR/LF in particular, which would forge lines in logs) and
+//     the line and paragraph separators U+2028, U+2029;
+//   - format characters (Unicode category Cf): bidirectional overrides and isolates
+//     such as U+202E, which make "billing \u202e10.0.0.1 :kcatta" read as
+//     "billing attack: 1.0.0.01", zero-width spaces and joiners (U+200B..U+200F),
+//     invisible operators (U+2060..U+2064) and the byte-order mark U+FEFF;
+//   - U+FFFD, the replacement character, which is what a lone surrogate escape
+//     ("\ud800") or an invalid UTF-8 sequence becomes when JSON is decoded, so the
+//     text is not what the client sent.
+func ServiceName(s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return errors.New("is not valid UTF-8")
+	case strings.TrimSpace(s) == "":
+		return errors.New("must not be empty")
+	case utf8.RuneCountInString(s) > MaxServiceName:
+		return errors.New("must be at most 100 characters (got " + strconv.Itoa(utf8.RuneCountInString(s)) + ")")
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			return errors.New("must not contain control characters (found " + codePoint(r) + ")")
+		case unicode.Is(unicode.Cf, r):
+			return errors.New("must not contain invisible format characters such as direction overrides or zero-width spaces (found " + codePoint(r) + ")")
+		case r == utf8.RuneError:
+			return errors.New("must not contain U+FFFD, the replacement character (a lone surrogate such as \\ud800 or invalid UTF-8 decodes to it); send the text as valid UTF-8")
+		}
+	}
+	return nil
+}
+
+// codePoint writes r as U+XXXX (at least four hex digits), without fmt.
+func codePoint(r rune) string {
+	h := strings.ToUpper(strconv.FormatInt(int64(r), 16))
+	for len(h) < 4 {
+		h = "0" + h
+	}
+	return "U+" + h
 }
 
 // Address is a parsed target address.

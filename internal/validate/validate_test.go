@@ -59,3 +59,42 @@ func TestParseAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceName(t *testing.T) {
+	good := []string{"logs", "billing service", "결제 서비스", "Zahlungsdienst ü", strings.Repeat("ü", 100), "a\u0301", "😀 emoji"}
+	for _, s := range good {
+		if err := ServiceName(s); err != nil {
+			t.Errorf("ServiceName(%q) = %v, want ok", s, err)
+		}
+	}
+	bad := map[string]string{ // input -> a piece of the refusal
+		"":                               "empty",
+		"   ":                            "empty",
+		strings.Repeat("ü", 101):         "at most 100 characters (got 101)",
+		"logs\r\nX-Evil: 1":              "control characters (found U+000D)",
+		"a\x00b":                         "control characters (found U+0000)",
+		"a\u2028b":                       "control characters (found U+2028)",
+		"billing \u202e10.0.0.1 :kcatta": "format characters",
+		"a\u202eb":                       "U+202E",
+		"a\u202ab":                       "U+202A",
+		"a\u2066b":                       "U+2066",
+		"a\u200bb":                       "U+200B",
+		"a\u200cb":                       "U+200C",
+		"a\u200db":                       "U+200D",
+		"a\u200eb":                       "U+200E",
+		"a\u200fb":                       "U+200F",
+		"a\u2060b":                       "U+2060",
+		"a\u2064b":                       "U+2064",
+		"\ufefflogs":                     "U+FEFF",
+		"a\u00adb":                       "U+00AD",
+		"a\ufffdb":                       "replacement character",
+		"a\xffb":                         "not valid UTF-8",
+		"a\xed\xa0\x80b":                 "not valid UTF-8", // a surrogate encoded as UTF-8 (CESU)
+	}
+	for s, want := range bad {
+		err := ServiceName(s)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ServiceName(%q) = %v, want an error saying %q", s, err, want)
+		}
+	}
+}

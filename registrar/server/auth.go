@@ -43,6 +43,8 @@ func (b bearer) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !b.ok(r) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
+			// A client without the token gets no kept-alive connection to hold.
+			w.Header().Set("Connection", "close")
 			msg := "missing or wrong token: send the header 'Authorization: Bearer <token>' with the registrar's token"
 			if r.Header.Get("Authorization") == "" {
 				msg = "authorization required: send the header 'Authorization: Bearer <token>' with the registrar's token"

@@ -16,7 +16,15 @@ type Config struct {
 	Data      string
 	Token     string // resolved from -token, -token-file, REGISTRAR_TOKEN or REGISTRAR_TOKEN_FILE
 	AllowCIDR string
-	Import    string
+	// DNSTargets ("allow" or "deny") and AllowDNSSuffix (comma list) say which DNS
+	// names targets may be; see targetpolicy.
+	DNSTargets     string
+	AllowDNSSuffix string
+	// AllowHost and AllowOrigin (comma lists) widen what browsers may do; see
+	// guardOptions.
+	AllowHost   string
+	AllowOrigin string
+	Import      string
 }
 
 const usageHead = `registrar: the durable, validated, authenticated service a CMS registers servers with.
@@ -36,11 +44,23 @@ entries already registered with the same address are left as they are), prints
 what it did and exits (0 on success) without serving. Run it once, then start the
 registrar without -import.
 
-Targets refused unless -allow-cidr covers them: loopback (and the DNS name
-localhost), link-local (169.254.0.0/16, incl. cloud metadata, and fe80::/10),
-unspecified (0.0.0.0/8, ::), multicast and broadcast. With -allow-cidr set, IP
-targets outside every range are refused too. Other DNS names are accepted: the
-proxy resolves them.
+Browsers: every write with a body must be Content-Type: application/json, and a
+write whose Origin is not the registrar's own (or an -allow-origin one) is refused.
+Without a token the registrar answers only for IP addresses, localhost, the -listen
+host and -allow-host names (421 otherwise), so a page whose DNS name was re-pointed
+here cannot use it; /v1/, /healthz and /metrics answer any name.
+
+Targets refused unless -allow-cidr names their range explicitly (with a range
+inside it, e.g. 127.0.0.0/8 or 127.0.0.1/32; 0.0.0.0/0 does not count): loopback
+(and the names localhost, *.localhost, localhost.localdomain, ip6-localhost...),
+link-local (169.254.0.0/16, fe80::/10), cloud metadata and platform addresses
+(169.254.169.254, fd00:ec2::254, 100.100.100.200, 168.63.129.16, ... and names
+such as metadata.google.internal; each only by its own address), unspecified
+(0.0.0.0/8, ::), multicast and broadcast. IPv6 forms that carry an IPv4 address
+(::ffff:a.b.c.d, ::a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo) are judged
+as that IPv4 address. With -allow-cidr set, IP targets outside every range are
+refused too. DNS names are accepted unless -dns-targets=deny or -allow-dns-suffix
+says otherwise: the proxy checks the addresses they resolve to when it connects.
 `
 
 // ParseConfig reads args (without the program name) and the environment (getenv).
@@ -60,7 +80,11 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write (env REGISTRAR_DATA)")
 	fs.StringVar(&token, "token", "", "bearer token every /api/ and /v1/ request must carry (env REGISTRAR_TOKEN); prefer -token-file, since flags show in ps")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed (env REGISTRAR_TOKEN_FILE)")
-	fs.StringVar(&c.AllowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, unspecified or multicast targets (env REGISTRAR_ALLOW_CIDR)")
+	fs.StringVar(&c.AllowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, metadata, unspecified or multicast targets, by a range inside theirs (env REGISTRAR_ALLOW_CIDR)")
+	fs.StringVar(&c.DNSTargets, "dns-targets", env("REGISTRAR_DNS_TARGETS", "allow"), "allow: targets may be DNS names (the proxy checks what they resolve to); deny: IP addresses only (env REGISTRAR_DNS_TARGETS)")
+	fs.StringVar(&c.AllowDNSSuffix, "allow-dns-suffix", env("REGISTRAR_ALLOW_DNS_SUFFIX", ""), "comma-separated DNS suffixes (e.g. .internal.example.com); when set, DNS-name targets must be under one of them (env REGISTRAR_ALLOW_DNS_SUFFIX)")
+	fs.StringVar(&c.AllowHost, "allow-host", env("REGISTRAR_ALLOW_HOST", ""), "comma-separated names the registrar answers for without a token, besides IP addresses, localhost and the -listen host (a guard against DNS rebinding) (env REGISTRAR_ALLOW_HOST)")
+	fs.StringVar(&c.AllowOrigin, "allow-origin", env("REGISTRAR_ALLOW_ORIGIN", ""), "comma-separated origins (https://cms.example.com) whose pages may write besides the registrar's own page (env REGISTRAR_ALLOW_ORIGIN)")
 	fs.StringVar(&c.Import, "import", "", "load a seed server_mapping.json once, then exit (see below)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
@@ -96,6 +120,9 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	if c.Data == "" {
 		return c, errors.New("-data must name a file")
+	}
+	if _, err := guardOptions(c); err != nil {
+		return c, err
 	}
 	return c, nil
 }

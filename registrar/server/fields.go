@@ -3,9 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"switchyard/internal/validate"
 )
@@ -55,24 +52,11 @@ func checkAddress(addr string, p Policy) error {
 	return nil
 }
 
-// maxServiceName is the serviceName limit in characters (Unicode code points, so a
-// Korean service name gets the same 100 characters as an English one; the seed
-// counted bytes).
-const maxServiceName = 100
-
-// checkServiceName: 1–100 characters, not blank, no control characters (CR/LF in
-// particular, which would forge lines in logs and in the page).
+// checkServiceName applies validate.ServiceName (no control or format characters,
+// 1–100 characters, not blank).
 func checkServiceName(s string) error {
-	switch {
-	case strings.TrimSpace(s) == "":
-		return fieldErr("serviceName", errors.New("must not be empty"))
-	case utf8.RuneCountInString(s) > maxServiceName:
-		return fieldErr("serviceName", fmt.Errorf("must be at most %d characters (got %d)", maxServiceName, utf8.RuneCountInString(s)))
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return fieldErr("serviceName", fmt.Errorf("must not contain control characters (found %U)", r))
-		}
+	if err := validate.ServiceName(s); err != nil {
+		return fieldErr("serviceName", err)
 	}
 	return nil
 }

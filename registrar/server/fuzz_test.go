@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"switchyard/internal/targetpolicy"
 	"switchyard/internal/validate"
 	"switchyard/registrar/store"
 )
@@ -70,6 +71,9 @@ func FuzzWrite(f *testing.F) {
 		if put {
 			req = httptest.NewRequest(http.MethodPut, "/api/servers/"+url.PathEscape(pathHost), strings.NewReader(string(body)))
 		}
+		// As the page and API clients send it (the browser guards are tested apart).
+		req.Host = "127.0.0.1:9000"
+		req.Header.Set("Content-Type", "application/json")
 		before := st.Current()
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -169,18 +173,18 @@ func checkRegistration(t *testing.T, host, addr, service string) {
 	if err != nil {
 		t.Fatalf("accepted ipAddress %q: %v", addr, err)
 	}
-	if a.IsIP() && specialKind(a.IP.Unmap()) != "" {
+	if a.IsIP() && targetpolicy.Special(a.IP) != "" {
 		t.Fatalf("accepted the special address %q with no -allow-cidr", addr)
 	}
-	if h := strings.ToLower(a.Host); h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		t.Fatalf("accepted the loopback name %q with no -allow-cidr", addr)
+	if _, special := targetpolicy.NameStandsFor(a.Host); special || strings.HasSuffix(strings.ToLower(a.Host), ".localhost") {
+		t.Fatalf("accepted the loopback or metadata name %q with no -allow-cidr", addr)
 	}
 	n := utf8.RuneCountInString(service)
 	if n < 1 || n > 100 || strings.TrimSpace(service) == "" {
 		t.Fatalf("accepted serviceName %q (%d characters)", service, n)
 	}
 	for _, r := range service {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError {
 			t.Fatalf("accepted serviceName %q holding %U", service, r)
 		}
 	}

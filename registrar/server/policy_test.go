@@ -84,6 +84,11 @@ func TestAllowCIDROverHTTP(t *testing.T) {
 		{"10.1.2.3", 200},
 		{"10.2.0.1", 400},
 		{"169.254.169.254", 400},
+		{"[::ffff:10.1.2.3]", 200},
+		{"[64:ff9b::a01:203]", 200},
+		{"[fd00:ec2::254]", 400},
+		{"[::ffff:100.100.100.200]", 400},
+		{"[::169.254.169.254]", 400},
 	}
 	for _, c := range cases {
 		r := call(t, "POST", reg.URL+"/api/servers/register", regBody("web-1", c.addr, "logs"))

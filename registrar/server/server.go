@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"switchyard/registrar/guard"
 	"switchyard/registrar/store"
 	"switchyard/registrar/web"
 )
@@ -54,11 +55,15 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	allow, err := ParseAllowCIDRs(cfg.AllowCIDR)
+	policy, err := PolicyFrom(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, policy: Policy{Allow: allow}, log: o.log, release: make(chan struct{})}
+	g, err := guardOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{})}
 	s.metrics = newMetrics()
 	s.store = o.store
 	if s.store == nil {
@@ -73,12 +78,13 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.metrics.observeStore(s.store)
 	warnStoredTargets(s.log, s.store.Current(), s.policy)
-	s.handler = s.newHandler()
+	s.handler = s.newHandler(g)
 	return s, nil
 }
 
 // Handler serves every route. /api/ and /v1/ need the token when one is set;
-// /, /healthz and /metrics stay open (they show no targets).
+// /, /healthz and /metrics stay open (they show no targets). Every request passes
+// the browser guards first (package guard, guardOptions).
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Store is the store the server serves; writes made on it directly (tests, tools)
@@ -141,7 +147,7 @@ func (s *Server) closeStore() {
 	}
 }
 
-func (s *Server) newHandler() http.Handler {
+func (s *Server) newHandler(g guard.Options) http.Handler {
 	a := &api{store: s.store, policy: s.policy, log: s.log}
 	auth := newBearer(s.cfg.Token)
 	page := web.Handler()
@@ -168,18 +174,21 @@ func (s *Server) newHandler() http.Handler {
 		}
 		page.ServeHTTP(w, r)
 	}))
-	return s.metrics.count(mux)
+	return s.metrics.count(guard.Wrap(mux, g))
 }
 
 // newHTTPServer sets the timeouts: headers and bodies must arrive promptly, while
-// answers may take as long as the longest long-poll (60 s) plus slack.
+// answers may take as long as the longest long-poll (60 s) plus slack. An idle
+// connection is closed after 30 s, so clients that hold connections open without
+// using them (a 401 answer closes its connection at once) cannot use up the file
+// descriptors; proxies poll back to back, so their connections are rarely idle.
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      maxWait + 15*time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

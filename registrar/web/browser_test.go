@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -62,15 +64,42 @@ type page struct {
 }
 
 // openPage opens url in a new tab and waits until the page's first list load ended
-// (loaded, or failed with the reason on screen).
+// (loaded, or failed with the reason on screen). Every Content-Security-Policy
+// violation in the tab is recorded from the first byte of the page on, and the test
+// fails at its end if there was any: the page must work under the registrar's CSP.
 func openPage(t *testing.T, browser context.Context, url string) *page {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
 	p := &page{t: t, ctx: ctx}
-	p.do(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url))
+	p.do(recordCSPViolations(), chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url))
+	t.Cleanup(func() { // runs before cancel: cleanups run last-in first-out
+		if v := p.cspViolations(); len(v) > 0 {
+			t.Errorf("the page broke its Content-Security-Policy: %q", v)
+		}
+	})
 	p.waitFor("the first list load", `document.body.dataset.list`)
 	return p
+}
+
+// recordCSPViolations installs, in every document the tab loads and before any of its
+// own scripts, a listener that keeps each securitypolicyviolation event in
+// window.__cspViolations.
+func recordCSPViolations() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", e => window.__cspViolations.push(
+  e.effectiveDirective + " refused " + (e.blockedURI || "(inline)") + " at " + e.sourceFile + ":" + e.lineNumber));`,
+		})
+		return err
+	})
+}
+
+// cspViolations returns and clears what recordCSPViolations recorded.
+func (p *page) cspViolations() []string {
+	p.t.Helper()
+	return eval[[]string](p, `(() => { const v = window.__cspViolations || ["(the recorder is missing)"]; window.__cspViolations = []; return v; })()`)
 }
 
 func (p *page) do(actions ...chromedp.Action[chromedp.Void]) {

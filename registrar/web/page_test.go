@@ -183,6 +183,29 @@ func TestPage(t *testing.T) {
 				t.Errorf("token state %q, want \"not needed\" on a registrar without -token", got)
 			}
 		}},
+		{"the page runs under a CSP that blocks injected inline code and framing", func(t *testing.T, r *registrar, p *page) {
+			// The registrar sends the policy: an inline script added to the page does
+			// not run, and the violation is reported (so the recorder that checks every
+			// case can see one).
+			p.do(chromedp.Evaluate[chromedp.Void](`(() => { const s = document.createElement("script");
+				s.textContent = "window.__injected = true"; document.head.appendChild(s); })()`))
+			p.waitFor("the violation report", `window.__cspViolations.length > 0`)
+			if eval[bool](p, `window.__injected === true`) {
+				t.Error("an injected inline script ran")
+			}
+			if v := p.cspViolations(); len(v) != 1 || !strings.HasPrefix(v[0], "script-src") {
+				t.Errorf("violations %q, want the one inline script", v)
+			}
+			// A frame of the page stays empty: frame-ancestors 'none'.
+			p.do(chromedp.Evaluate[chromedp.Void](`(() => { const f = document.createElement("iframe");
+				f.id = "framed"; f.onload = () => { window.__frameLoaded = true; };
+				f.src = "/"; document.body.appendChild(f); })()`))
+			p.waitFor("the frame's load event (fired for a refused frame too)", `window.__frameLoaded === true`)
+			if eval[bool](p, `(() => { try { return !!document.getElementById("framed").contentDocument?.getElementById("servers"); } catch (e) { return false; } })()`) {
+				t.Error("the page loaded inside a frame")
+			}
+			p.cspViolations() // the frame's refusal is the browser's, not the page's fault
+		}},
 		{"a phone-width screen needs no sideways scrolling", func(t *testing.T, r *registrar, p *page) {
 			r.register(t, "a-rather-long-server-name-for-a-phone.example", "long-dns-name.internal.example.com:65535", "logs")
 			p.click(`#refresh`)

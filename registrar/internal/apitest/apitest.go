@@ -20,7 +20,8 @@ type Reply struct {
 	Body   []byte
 }
 
-// Call sends one request; hdr is name/value pairs.
+// Call sends one request; hdr is name/value pairs. A body goes as
+// application/json unless hdr names another Content-Type.
 func Call(t testing.TB, method, url, body string, hdr ...string) Reply {
 	t.Helper()
 	var rd io.Reader
@@ -30,6 +31,9 @@ func Call(t testing.TB, method, url, body string, hdr ...string) Reply {
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])

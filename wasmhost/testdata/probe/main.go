@@ -6,7 +6,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"switchyard/internal/abi"
 )
 
 func main() {}
@@ -63,10 +64,12 @@ func proxyGetStatus(code, retPtr, retSize *uint32) uint32
 //go:wasmimport env proxy_get_log_level
 func proxyGetLogLevel(level *uint32) uint32
 
-// Out-parameters are globals: they never move when the allocator grows the stack (P3).
+// Out-parameters are globals: they never move when the re-entrant allocator grows the
+// goroutine stack (docs/proxy-wasm-host.md, Limits and host mechanics).
 var outPtr, outSize, outAux uint32
 
-// pending roots every buffer the host asked for until the guest takes it (P4).
+// pending roots every buffer the host asked for until the guest takes it, so a GC in
+// between cannot free it.
 var pending = map[uint32][]byte{}
 
 // allocTrap makes the allocator call an import Envoy forbids there.
@@ -160,17 +163,13 @@ func header(name string) (string, uint32) {
 	return take(), st
 }
 
-// pairs serializes headers in the proxy-wasm pairs format.
+// pairs serializes headers (key, value, key, value, ...) in the pairs format.
 func pairs(kv ...string) string {
-	var b []byte
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(kv)/2))
-	for _, s := range kv {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	p := make([][2]string, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		p = append(p, [2]string{kv[i], kv[i+1]})
 	}
-	for _, s := range kv {
-		b = append(append(b, s...), 0)
-	}
-	return string(b)
+	return abi.EncodePairs(p)
 }
 
 //go:wasmexport proxy_on_request_headers

@@ -5,19 +5,21 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"switchyard/internal/abi"
 )
 
 // LogLevel is a proxy-wasm log level (the values of proxy_log's first argument).
 type LogLevel int
 
-// The proxy-wasm log levels.
+// The proxy-wasm log levels (abi.LogLevel's numbers).
 const (
-	Trace LogLevel = iota
-	Debug
-	Info
-	Warn
-	Error
-	Critical
+	Trace    = LogLevel(abi.LogTrace)
+	Debug    = LogLevel(abi.LogDebug)
+	Info     = LogLevel(abi.LogInfo)
+	Warn     = LogLevel(abi.LogWarn)
+	Error    = LogLevel(abi.LogError)
+	Critical = LogLevel(abi.LogCritical)
 )
 
 var levelNames = [...]string{"trace", "debug", "info", "warning", "error", "critical"}

@@ -5,31 +5,71 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"switchyard/internal/abi"
 )
 
-// Properties (proxy-wasm-host-reference.md §3g): NUL-separated paths; the plugin_*
-// properties everywhere, the request.* and source.* attributes in a stream context;
-// an unknown top-level name falls back to what proxy_set_property stored; anything
-// else is NotFound.
+// Properties: docs/proxy-wasm-host.md, Properties. Paths are NUL-separated segments;
+// the plugin_* properties exist everywhere, the request.*, response.code and source.*
+// attributes in a stream context; an unknown name falls back to what
+// proxy_set_property stored; anything else is NotFound.
 
-func (vm *VM) getProperty(s []uint64) uint64 {
+var propertyImports = []*hostFunc{proxyGetProperty, proxySetProperty}
+
+// proxyGetProperty is env.proxy_get_property: an attribute of the plugin or of the
+// effective stream, serialized as Envoy does (strings raw, integers 8 bytes
+// little-endian).
+//
+//	proxy_get_property(path_ptr, path_size, ret_value_ptr, ret_value_size) -> status
+//
+// Statuses:
+//   - Ok: the value was copied out.
+//   - NotFound: no such property here (unknown, only in a stream, or one Envoy 1.33
+//     removed such as the top-level "node").
+//   - InvalidMemoryAccess: path or out-parameters outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxyGetProperty = &hostFunc{
+	module: moduleEnv, name: "proxy_get_property",
+	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.getProperty(s)) },
+}
+
+// proxySetProperty is env.proxy_set_property: Envoy keeps the value as filter state of
+// the effective stream (or of the root context), readable later by proxy_get_property
+// of the same path.
+//
+//	proxy_set_property(path_ptr, path_size, value_ptr, value_size) -> status
+//
+// Statuses:
+//   - Ok: stored.
+//   - InvalidMemoryAccess: path or value outside guest memory.
+//
+// Linked everywhere; callbacks only.
+var proxySetProperty = &hostFunc{
+	module: moduleEnv, name: "proxy_set_property",
+	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.setProperty(s)) },
+}
+
+func (vm *VM) getProperty(s []uint64) abi.Status {
 	raw, ok := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	if !ok {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	path := strings.TrimSuffix(string(raw), "\x00")
 	v, found := vm.property(path)
 	if !found {
-		return statusNotFound
+		return abi.StatusNotFound
 	}
 	return vm.copyOut(v, uint32(s[2]), uint32(s[3]))
 }
 
-func (vm *VM) setProperty(s []uint64) uint64 {
+func (vm *VM) setProperty(s []uint64) abi.Status {
 	path, ok1 := vm.mem.Read(uint32(s[0]), uint32(s[1]))
 	val, ok2 := vm.mem.Read(uint32(s[2]), uint32(s[3]))
 	if !ok1 || !ok2 {
-		return statusInvalidMemoryAccess
+		return abi.StatusInvalidMemoryAccess
 	}
 	// Envoy keeps it as filter state of the stream (or of the root for the root).
 	props := &vm.rootProps
@@ -40,7 +80,7 @@ func (vm *VM) setProperty(s []uint64) uint64 {
 		*props = map[string][]byte{}
 	}
 	(*props)[string(path)] = append([]byte(nil), val...)
-	return statusOK
+	return abi.StatusOK
 }
 
 func u64le(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }

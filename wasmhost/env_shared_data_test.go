@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"switchyard/internal/abi"
+	"switchyard/internal/contract"
 )
 
 // sharedCAS returns the cas the probe logged for its last shared_get of key.
@@ -53,9 +56,9 @@ func TestSharedDataCAS(t *testing.T) {
 // router root) share it, another vm_id does not see it, and it goes with the last VM.
 func TestSharedDataScope(t *testing.T) {
 	h := newHost(t, Options{})
-	sync := startProbe(t, h, PluginConfig{RootID: "sync", VMID: "shared"})
-	router := startProbe(t, h, PluginConfig{RootID: "router", VMID: "shared"})
-	other := startProbe(t, h, PluginConfig{RootID: "router", VMID: "elsewhere"})
+	sync := startProbe(t, h, PluginConfig{RootID: contract.RootSync, VMID: "shared"})
+	router := startProbe(t, h, PluginConfig{RootID: contract.RootRouter, VMID: "shared"})
+	other := startProbe(t, h, PluginConfig{RootID: contract.RootRouter, VMID: "elsewhere"})
 
 	mustRequest(t, sync, "/shared/set?key=routes&value=web-1&cas=0")
 	mustRequest(t, router, "/shared/get?key=routes")
@@ -74,5 +77,51 @@ func TestSharedDataScope(t *testing.T) {
 	router.Close()
 	if _, _, ok := h.SharedData("shared", "routes"); ok {
 		t.Error("data kept after the last VM with its vm_id closed")
+	}
+}
+
+// Shared queues: register, resolve (empty vm_id: the caller's), Empty, enqueue and
+// dequeue, NotFound for unknown names and tokens.
+func TestSharedQueueStatuses(t *testing.T) {
+	h := newHost(t, Options{})
+	vm := startProbe(t, h, PluginConfig{VMID: "q"})
+	name, nameLen := guestData(t, vm, "work")
+	unknown, unknownLen := guestData(t, vm, "nobody")
+	vmID, vmIDLen := guestData(t, vm, "q")
+	item, itemLen := guestData(t, vm, "job-1")
+	tok, tok2 := guestBuf(t, vm, 4), guestBuf(t, vm, 4)
+	outP, outS := outParams(t, vm)
+	call := func(fn string, args ...uint64) abi.Status {
+		return statusOf(hostcall(t, vm, nil, "env", fn, args...))
+	}
+	if st := call("proxy_register_shared_queue", name, nameLen, tok); st != abi.StatusOK {
+		t.Fatal(st)
+	}
+	token := uint64(readU32(t, vm, tok))
+	steps := []struct {
+		name string
+		fn   string
+		args []uint64
+		want abi.Status
+	}{
+		{"resolve by own vm_id", "proxy_resolve_shared_queue", []uint64{0, 0, name, nameLen, tok2}, abi.StatusOK},
+		{"resolve by vm_id", "proxy_resolve_shared_queue", []uint64{vmID, vmIDLen, name, nameLen, tok2}, abi.StatusOK},
+		{"resolve unknown", "proxy_resolve_shared_queue", []uint64{0, 0, unknown, unknownLen, tok2}, abi.StatusNotFound},
+		{"dequeue empty", "proxy_dequeue_shared_queue", []uint64{token, outP, outS}, abi.StatusEmpty},
+		{"enqueue", "proxy_enqueue_shared_queue", []uint64{token, item, itemLen}, abi.StatusOK},
+		{"dequeue", "proxy_dequeue_shared_queue", []uint64{token, outP, outS}, abi.StatusOK},
+		{"dequeue unknown token", "proxy_dequeue_shared_queue", []uint64{token + 2, outP, outS}, abi.StatusNotFound},
+		{"enqueue unknown token", "proxy_enqueue_shared_queue", []uint64{token + 2, item, itemLen}, abi.StatusNotFound},
+	}
+	for _, st := range steps {
+		if got := call(st.fn, st.args...); got != st.want {
+			t.Fatalf("%s: %v, want %v", st.name, got, st.want)
+		}
+	}
+	if got := readOut(t, vm, outP, outS); got != "job-1" {
+		t.Errorf("dequeued %q", got)
+	}
+	if got := uint64(readU32(t, vm, tok2)); got != token {
+		t.Errorf("resolve gave token %d, register %d", got, token)
 	}
 }

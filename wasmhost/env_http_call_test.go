@@ -4,9 +4,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/internal/testbin"
 )
 
 // Synchronous refusals of proxy_http_call: BadArgument (2), no callback.
@@ -140,6 +143,85 @@ func TestHTTPCallFailures(t *testing.T) {
 			mustRequest(t, vm, "/call?cluster=c&authority=c&path=/&timeout=5000")
 			if e := waitLog(t, h, "http_response"); !strings.Contains(e.Message, tc.want) {
 				t.Fatalf("callback %q does not contain %q", e.Message, tc.want)
+			}
+		})
+	}
+}
+
+// A timeout after the answer's headers arrived is a reset, not a 504: Envoy's router
+// can no longer answer locally, so the guest gets (root, token, 0, 0, 0) and status
+// (11, "reset").
+func TestHTTPCallTimeoutAfterHeadersIsReset(t *testing.T) {
+	headersSent := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(200)
+		w.Write([]byte("partial"))
+		w.(http.Flusher).Flush()
+		close(headersSent)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	clock := NewManualClock(time.Unix(1_700_000_000, 0))
+	h := newHost(t, Options{Clock: clock, Clusters: map[string]string{"slow": srv.URL}})
+	vm := startProbe(t, h, PluginConfig{})
+
+	mustRequest(t, vm, "/call?cluster=slow&authority=slow&path=/body&timeout=500")
+	select {
+	case <-headersSent:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream never answered")
+	}
+	// The host's goroutine must have seen the headers before the clock moves.
+	testbin.Eventually(t, 5*time.Second, func() string {
+		vm.mu.Lock()
+		defer vm.mu.Unlock()
+		for _, c := range vm.calls {
+			if !c.answering.Load() {
+				return "the answer's headers have not reached the host"
+			}
+		}
+		return ""
+	})
+	clock.Advance(500 * time.Millisecond)
+	got := logLines(h, "http_response")
+	want := "headers=0 body_size=0 status= body= body_status=1 code=11 msg=reset"
+	if len(got) != 1 || !strings.HasSuffix(got[0], want) {
+		t.Fatalf("callbacks %q, want one ending %q", got, want)
+	}
+}
+
+// An answer body over the limit (Envoy: 32 MiB, http.async_response_buffer_limit)
+// fails the call like a reset; one at the limit is an answer.
+func TestHTTPCallBodyLimit(t *testing.T) {
+	if maxHTTPCallBody != 32<<20 {
+		t.Fatalf("maxHTTPCallBody = %d, want Envoy's 32 MiB", maxHTTPCallBody)
+	}
+	const limit = 1024
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Write([]byte(strings.Repeat("x", n)))
+	}))
+	t.Cleanup(srv.Close)
+	cases := []struct {
+		n    int
+		want string
+	}{
+		{limit, "body_size=1024 status=200 body=" + strings.Repeat("x", limit) + " body_status=0 code=0 msg="},
+		{limit + 1, "headers=0 body_size=0 status= body= body_status=1 code=11 msg=reset"},
+	}
+	for _, tc := range cases {
+		t.Run(strconv.Itoa(tc.n), func(t *testing.T) {
+			h := newHost(t, Options{Clusters: map[string]string{"c": srv.URL}})
+			h.httpCallBodyLimit = limit
+			vm := startProbe(t, h, PluginConfig{})
+			mustRequest(t, vm, "/call?cluster=c&authority=c&path=/?n="+strconv.Itoa(tc.n)+"&timeout=5000")
+			if e := waitLog(t, h, "http_response"); !strings.HasSuffix(e.Message, tc.want) {
+				t.Fatalf("callback %q, want it to end %q", e.Message, tc.want)
 			}
 		})
 	}

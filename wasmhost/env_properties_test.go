@@ -1,0 +1,78 @@
+package wasmhost
+
+import (
+	"testing"
+
+	"switchyard/internal/abi"
+	"switchyard/internal/contract"
+)
+
+// Properties the filter reads: plugin_* everywhere, request attributes from the
+// request headers and stream attributes, NotFound (1) for anything unknown.
+func TestProperties(t *testing.T) {
+	h := newHost(t, Options{})
+	vm := startProbe(t, h, PluginConfig{VMID: "vm-p"})
+	cases := []struct{ name, want string }{
+		{"plugin_vm_id", "plugin_vm_id=vm-p status=0"},
+		{"plugin_root_id", "plugin_root_id=" + contract.RootRouter + " status=0"},
+		{"request.path", "request.path=/prop?name=request.path status=0"},
+		{"request.url_path", "request.url_path=/prop status=0"},
+		{"request.method", "request.method=GET status=0"},
+		{"request.host", "request.host=Example.test status=0"},
+		{"request.scheme", "request.scheme=http status=0"},
+		{"request.id", "request.id=req-1 status=0"},
+		{"source.address", "source.address=10.0.0.7:41000 status=0"},
+		{"node", "node= status=1"}, // removed in Envoy 1.33
+		{"no.such.thing", "no.such.thing= status=1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mustRequest(t, vm, "/prop?name="+tc.name)
+			got := logLines(h, "prop "+tc.name+"=")
+			if len(got) != 1 || got[0] != "prop "+tc.want {
+				t.Fatalf("got %q, want %q", got, "prop "+tc.want)
+			}
+		})
+	}
+}
+
+// proxy_set_property stores a value the same context reads back; a stream's values
+// are its own, the root context's are seen from streams as a fallback.
+func TestSetProperty(t *testing.T) {
+	h := newHost(t, Options{})
+	vm := startProbe(t, h, PluginConfig{})
+	s := streamWith(t, vm, Headers{{":path", "/x"}})
+	other := streamWith(t, vm, Headers{{":path", "/y"}})
+	key, keyLen := guestData(t, vm, "my_key")
+	sv, svLen := guestData(t, vm, "stream value")
+	rv, rvLen := guestData(t, vm, "root value")
+	outP, outS := outParams(t, vm)
+	get := func(s *Stream) (abi.Status, string) {
+		st := statusOf(hostcall(t, vm, s, "env", "proxy_get_property", key, keyLen, outP, outS))
+		if st != abi.StatusOK {
+			return st, ""
+		}
+		return st, readOut(t, vm, outP, outS)
+	}
+	if st, _ := get(s); st != abi.StatusNotFound {
+		t.Fatalf("before any set: %v, want NotFound", st)
+	}
+	if st := statusOf(hostcall(t, vm, s, "env", "proxy_set_property", key, keyLen, sv, svLen)); st != abi.StatusOK {
+		t.Fatal(st)
+	}
+	if st := statusOf(hostcall(t, vm, nil, "env", "proxy_set_property", key, keyLen, rv, rvLen)); st != abi.StatusOK {
+		t.Fatal(st)
+	}
+	for _, c := range []struct {
+		name   string
+		stream *Stream
+		want   string
+	}{{"own stream", s, "stream value"}, {"other stream", other, "root value"}, {"root", nil, "root value"}} {
+		if st, v := get(c.stream); st != abi.StatusOK || v != c.want {
+			t.Errorf("%s: %v %q, want %q", c.name, st, v, c.want)
+		}
+	}
+	if st := statusOf(hostcall(t, vm, s, "env", "proxy_set_property", outside, 4, sv, svLen)); st != abi.StatusInvalidMemoryAccess {
+		t.Errorf("path outside memory: %v", st)
+	}
+}

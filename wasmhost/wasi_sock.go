@@ -1,0 +1,17 @@
+package wasmhost
+
+// Sockets: docs/proxy-wasm-host.md, WASI. A plugin has none; cpp-host #533 added
+// stubs so that modules importing them load.
+
+// The socket stubs: NOSYS, always; Current profile only, allowed during _initialize.
+//
+//	sock_accept(fd, flags, ret_fd) -> errno
+//	sock_recv(fd, ri_data, ri_data_len, ri_flags, ret_ro_datalen, ret_ro_flags) -> errno
+//	sock_send(fd, si_data, si_data_len, si_flags, ret_so_datalen) -> errno
+//	sock_shutdown(fd, how) -> errno
+var wasiSockImports = []*hostFunc{
+	stub533("sock_accept", ps(3), wasiConst(errnoNosys)),
+	stub533("sock_recv", ps(6), wasiConst(errnoNosys)),
+	stub533("sock_send", ps(5), wasiConst(errnoNosys)),
+	stub533("sock_shutdown", ps(2), wasiConst(errnoNosys)),
+}

@@ -24,8 +24,8 @@ type Config struct {
 	DefaultPort int
 	// StripHeader removes Header from a routed request before it goes upstream.
 	StripHeader bool
-	// ProxyID is the identity the sync sends in its polls (proxy=); "" means Envoy's
-	// node.id, read from the host's properties.
+	// ProxyID is the identity the sync sends in its polls (proxy=); "" (the default)
+	// means Envoy's node.id, read from the host's properties.
 	ProxyID   string
 	Registrar RegistrarConfig
 }
@@ -114,9 +114,9 @@ func Parse(data []byte) (Config, error) {
 			if err != nil {
 				return err
 			}
-			if !isProxyID(s) {
-				return errors.New("key \"proxy_id\": " + strconv.Quote(s) + " must be 1 to " + strconv.Itoa(MaxProxyIDLength) +
-					" characters of visible ASCII without spaces, e.g. \"edge-eu-1\" (leave it out to send Envoy's node.id)")
+			if s != "" && !isProxyID(s) {
+				return errors.New("key \"proxy_id\": " + strconv.Quote(s) + " must be at most " + strconv.Itoa(MaxProxyIDLength) +
+					" characters of visible ASCII without spaces, e.g. \"edge-eu-1\" (empty or left out: Envoy's node.id is sent)")
 			}
 			c.ProxyID = s
 		case "registrar":

@@ -318,6 +318,7 @@ func TestFilterRefusesBadConfiguration(t *testing.T) {
 		{"wrong type", "router", `{"default_port": "80"}`, `key "default_port" must be an integer`},
 		{"bad value", "sync", `{"registrar": {"wait_seconds": 0}}`, `key "registrar.wait_seconds": 0 is out of range`},
 		{"not JSON", "router", `{"header": `, "not valid JSON"},
+		{"bad proxy id", "sync", `{"proxy_id": "edge 1"}`, `key "proxy_id": "edge 1" must be at most 200 characters`},
 		{"unknown root id", "filter", `{}`, `unknown root_id "filter"`},
 	}
 	for _, tt := range tests {

@@ -190,7 +190,7 @@ func TestReliabilitySlowBodyTimesOut(t *testing.T) {
 	e.waitLog("sync: table at revision 1", syncWithin)
 
 	waitFaults(t, reg, 1)
-	clk.Advance(12 * time.Second) // past the poll's timeout of wait + 10 s
+	clk.Advance(12 * time.Second)                               // past the poll's timeout of wait + 10 s
 	e.waitLog("the registrar could not be reached", syncWithin) // Envoy resets a call whose body outlives the timeout
 	if f := e.metric("switchyard.sync.failure"); f != 1 {
 		t.Errorf("switchyard.sync.failure = %d after one timed-out poll, want 1", f)

@@ -54,7 +54,10 @@ bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkFilter(Routed|404)' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
-	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout' -benchtime 1x -timeout 10m ./registrar/server/
+	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout|BenchmarkRegistrarScale' -benchtime 1x -timeout 10m ./registrar/server/
+	$(GO) test -run '^$$' -bench 'BenchmarkCommit|BenchmarkRewriteWholeFile' -benchtime 200x -timeout 10m ./registrar/store/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStart1M' -benchtime 1x -timeout 10m ./registrar/
+	$(GO) test -run '^$$' -bench 'BenchmarkRewriteManyHeaders' -benchtime 20x ./devproxy/
 
 clean:
 	rm -rf $(BIN)

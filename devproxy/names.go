@@ -48,18 +48,44 @@ func lowerName(name string) string {
 	return strings.ToLower(name)
 }
 
-// canonicalName is textproto.CanonicalMIMEHeaderKey(name) for a header name of the
-// filter's map, the key http.Header.Add would file it under. Besides the common names,
-// it looks for the name among the inbound request's keys (in, canonical already when
-// net/http parsed them), so a header the client sent needs no new string either.
-func canonicalName(name string, in http.Header) string {
+// nameIndex finds the canonical form (the key http.Header.Add would file a name
+// under) of the lower-case header names of the filter's map. Besides the common
+// names, it looks for the name among the inbound request's keys, canonical already
+// when net/http parsed them, so a header the client sent needs no new string either.
+// The cost is linear in the number of headers: a few keys are scanned, more are
+// indexed once per request.
+type nameIndex struct {
+	in      http.Header
+	byLower map[string]string
+}
+
+// scanLimit is the inbound key count up to which a lookup scans instead of indexing.
+const scanLimit = 16
+
+func canonicalNames(in http.Header) *nameIndex { return &nameIndex{in: in} }
+
+func (n *nameIndex) canonical(name string) string {
 	if c, ok := canonicalOf[name]; ok {
 		return c
 	}
-	for k := range in {
-		if len(k) == len(name) && strings.EqualFold(k, name) && plainName(k) && textproto.CanonicalMIMEHeaderKey(k) == k {
-			return k
+	if len(n.in) <= scanLimit {
+		for k := range n.in {
+			if len(k) == len(name) && strings.EqualFold(k, name) && plainName(k) && textproto.CanonicalMIMEHeaderKey(k) == k {
+				return k
+			}
 		}
+		return textproto.CanonicalMIMEHeaderKey(name)
+	}
+	if n.byLower == nil {
+		n.byLower = make(map[string]string, len(n.in))
+		for k := range n.in {
+			if plainName(k) && textproto.CanonicalMIMEHeaderKey(k) == k {
+				n.byLower[strings.ToLower(k)] = k
+			}
+		}
+	}
+	if k, ok := n.byLower[name]; ok {
+		return k
 	}
 	return textproto.CanonicalMIMEHeaderKey(name)
 }

@@ -29,8 +29,16 @@ func TestNamesMatchTheStandardLibrary(t *testing.T) {
 			if got := lowerName(c.name); got != lower {
 				t.Errorf("lowerName(%q) = %q, want %q", c.name, got, lower)
 			}
-			if got, want := canonicalName(lower, in), textproto.CanonicalMIMEHeaderKey(lower); got != want {
-				t.Errorf("canonicalName(%q) = %q, want %q", lower, got, want)
+			// Both ways of finding the name: scanning a few inbound keys, and the
+			// index built when there are many.
+			many := in.Clone()
+			for i := 0; i <= scanLimit; i++ {
+				many.Set("X-Filler-"+strconv.Itoa(i), "v")
+			}
+			for _, hdr := range []http.Header{in, many} {
+				if got, want := canonicalNames(hdr).canonical(lower), textproto.CanonicalMIMEHeaderKey(lower); got != want {
+					t.Errorf("canonical(%q) with %d inbound keys = %q, want %q", lower, len(hdr), got, want)
+				}
 			}
 		})
 	}

@@ -1,15 +1,19 @@
-// Package devproxy is the Envoy stand-in for development and tests: it runs the real
-// filter.wasm on the wasmhost the way Envoy does (one `sync` VM for the process, one
-// `router` VM per worker, all on one vm_id) and forwards HTTP like the routes in
-// envoy.yaml: path_prefixes (default /sys) through the router and then to the target it
-// chose, /api/ and /v1/ to the registrar, everything else to the upstream or 404.
+// Package devproxy is the Envoy stand-in for development and tests: it serves an Envoy
+// bootstrap (the project's envoy.yaml) with the real filter.wasm on the wasmhost, the
+// way Envoy does (one `sync` VM for the process, one `router` VM per worker, all on one
+// vm_id). It reads the file's listener settings, its routes in order, each route's
+// CORS policy, header removal, upgrade configs and timeouts, the wasm filter's
+// settings and the clusters, and refuses at start, by name, any part of the file it
+// does not implement (features.go, site.go). Cluster addresses come from the caller,
+// not the file, so the same file runs in production and on loopback. docs/devproxy.md
+// says what is read from the file and how targets are checked.
 //
 // What it promises, beyond Envoy's behaviour that the host reproduces:
 //   - a request is never left hanging on a broken VM: a router VM that traps answers
 //     503 for the request that found it dead and is replaced in the background;
 //   - the sync VM is replaced the same way, so the table keeps following the registrar;
-//   - WebSocket upgrades pass through on routed paths;
-//   - local replies from the filter go out as the filter wrote them.
+//   - local replies from the filter go out as the filter wrote them;
+//   - a target's address never reaches the client: errors name the server or cluster.
 package devproxy
 
 import (
@@ -21,61 +25,75 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
+	"net/netip"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"switchyard/internal/pluginconfig"
 	"switchyard/wasmhost"
 )
 
-// Config is what New needs. Wasm and RegistrarURL are required.
+// Config is what New needs. Wasm and Envoy are required.
 type Config struct {
-	Wasm         []byte           // the filter module
-	PluginConfig []byte           // the filter's JSON configuration; empty means its defaults
-	RegistrarURL string           // base URL of the registrar, e.g. http://127.0.0.1:9000
-	UpstreamURL  string           // where paths outside the filter and the registrar go; empty: 404
-	Workers      int              // router VMs; 0 means runtime.NumCPU()
-	Profile      wasmhost.Profile // Envoy behaviour the host reproduces
-	Clock        wasmhost.Clock   // nil: real time
-	Logger       *slog.Logger     // nil: slog.Default()
+	Wasm  []byte                 // the filter module
+	Envoy *bootstrapv3.Bootstrap // what to serve (LoadEnvoyConfig)
+	// Registrar lists the base URLs of the registrar cluster's endpoints (the cluster
+	// the plugin configuration's registrar.cluster names), e.g. http://127.0.0.1:9000;
+	// with several, a request goes to a healthy one and fails over on a refused
+	// connection.
+	Registrar []string
+	// Upstream is the base URL of every other static cluster not named in Clusters.
+	Upstream string
+	// Clusters gives the endpoints of named clusters; it overrides Registrar and
+	// Upstream. A static cluster left without an address answers 503.
+	Clusters map[string][]string
+	// AllowCIDR are the ranges the dynamic forward proxy may connect to beyond the
+	// default policy (TargetPolicy): loopback targets need 127.0.0.0/8 here.
+	AllowCIDR []netip.Prefix
+	Workers   int              // router VMs; 0 means runtime.NumCPU()
+	Profile   wasmhost.Profile // Envoy behaviour the host reproduces
+	Clock     wasmhost.Clock   // nil: real time
+	Logger    *slog.Logger     // nil: slog.Default()
 	// HostLogOutput, when set, receives every log line the VMs write, Envoy-style.
 	HostLogOutput io.Writer
-	// VMID is the vm_id both roots share; default "switchyard".
-	VMID string
 }
 
 // Proxy is an http.Handler. Close releases its VMs.
 type Proxy struct {
-	cfg       Config
-	log       *slog.Logger
-	host      *wasmhost.Host
-	module    *wasmhost.Module
-	prefixes  []string
-	sync      *slot
-	routers   []*slot
-	next      atomic.Uint64
-	registrar *httputil.ReverseProxy
-	upstream  *httputil.ReverseProxy
-	routed    *httputil.ReverseProxy
-	closeOnce sync.Once
-	closed    chan struct{}
+	cfg        Config
+	log        *slog.Logger
+	site       *site
+	plugin     pluginconfig.Config // the router's plugin configuration
+	host       *wasmhost.Host
+	module     *wasmhost.Module
+	sync       *slot
+	routers    []*slot
+	next       atomic.Uint64
+	clusters   *clusterTransport
+	proxy      *httputil.ReverseProxy
+	stopChecks context.CancelFunc
+	closeOnce  sync.Once
+	closed     chan struct{}
 }
 
-// New loads the module and starts the sync VM and the router VMs. Any refusal Envoy
-// would make (an import it does not link, no ABI marker, a trap or a false from
-// on_configure while starting) is returned with the host's words.
+// New reads the Envoy config, loads the module and starts the sync VM and the router
+// VMs. A part of the config the dev proxy does not implement is refused, named. Any
+// refusal Envoy would make of the module (an import it does not link, no ABI marker,
+// a trap or a false from on_configure while starting) is returned with the host's words.
 func New(ctx context.Context, cfg Config) (*Proxy, error) {
-	if len(cfg.Wasm) == 0 {
-		return nil, errors.New("devproxy: no wasm module given")
+	if cfg.Envoy == nil {
+		return nil, errors.New("devproxy: no Envoy config given")
 	}
-	regURL, err := parseBaseURL("registrar", cfg.RegistrarURL)
+	s, err := readSite(cfg.Envoy)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("devproxy: %w", err)
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.NumCPU()
@@ -83,90 +101,119 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.VMID == "" {
-		cfg.VMID = "switchyard"
+	p := &Proxy{cfg: cfg, log: cfg.Logger, site: s, closed: make(chan struct{})}
+	if len(s.notes) > 0 {
+		p.log.Info("accepted from the Envoy config without reproducing it", "settings", strings.Join(s.notes, "; "))
 	}
-	// The filter's own parser: a configuration the filter would refuse is refused here,
-	// with the same words, before any VM starts.
-	st, err := pluginconfig.Parse(cfg.PluginConfig)
+	if s.wasm != nil {
+		if len(cfg.Wasm) == 0 {
+			return nil, errors.New("devproxy: the Envoy config runs a wasm filter, but no wasm module was given")
+		}
+		// The filter's own parser: a configuration the filter would refuse is refused
+		// here, with the same words, before any VM starts.
+		if p.plugin, err = pluginconfig.Parse(s.wasm.routerConfig); err != nil {
+			return nil, fmt.Errorf("devproxy: plugin configuration: %w", err)
+		}
+		if _, err := pluginconfig.Parse(s.wasm.syncConfig); err != nil {
+			return nil, fmt.Errorf("devproxy: plugin configuration of the sync: %w", err)
+		}
+	}
+	addrs, err := p.clusterAddresses()
 	if err != nil {
-		return nil, fmt.Errorf("devproxy: plugin configuration: %w", err)
+		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, prefixes: st.PathPrefixes, closed: make(chan struct{})}
+	if p.clusters, err = newClusterTransport(s.clusters, addrs); err != nil {
+		return nil, err
+	}
+	checkCtx, stop := context.WithCancel(context.Background())
+	p.stopChecks = stop
+	p.clusters.healthChecks(checkCtx, s.clusters, p.log)
+
+	hostClusters := map[string]string{}
+	for name := range p.clusters.clusters {
+		hostClusters[name] = "http://" + name // the cluster transport picks the endpoint
+	}
 	p.host = wasmhost.New(wasmhost.Options{
 		Profile:   cfg.Profile,
 		Clock:     cfg.Clock,
-		Clusters:  map[string]string{st.Registrar.Cluster: regURL.String()},
+		Clusters:  hostClusters,
+		Transport: p.clusters,
 		LogOutput: cfg.HostLogOutput,
 	})
-	p.module, err = p.host.Load(ctx, cfg.Wasm)
-	if err != nil {
-		p.host.Close()
-		return nil, err
-	}
-	plugin := func(root string) wasmhost.PluginConfig {
-		return wasmhost.PluginConfig{Name: "switchyard", RootID: root, VMID: cfg.VMID, Configuration: cfg.PluginConfig}
-	}
-	if p.sync, err = p.newSlot(ctx, "sync", plugin("sync")); err != nil {
-		p.host.Close()
-		return nil, err
-	}
-	for i := 0; i < cfg.Workers; i++ {
-		s, err := p.newSlot(ctx, fmt.Sprintf("router-%d", i), plugin("router"))
-		if err != nil {
+	if s.wasm != nil {
+		if err := p.startVMs(ctx); err != nil {
 			p.Close()
 			return nil, err
 		}
-		p.routers = append(p.routers, s)
 	}
-	p.registrar = &httputil.ReverseProxy{
-		Rewrite:      func(pr *httputil.ProxyRequest) { pr.SetURL(regURL); pr.SetXForwarded() },
-		Transport:    newTransport(0), // long-polls hold for up to a minute
-		ErrorHandler: p.upstreamError,
-		BufferPool:   copyBuffers,
-	}
-	if cfg.UpstreamURL != "" {
-		upURL, err := parseBaseURL("upstream", cfg.UpstreamURL)
-		if err != nil {
-			p.Close()
-			return nil, err
-		}
-		p.upstream = &httputil.ReverseProxy{
-			Rewrite:      func(pr *httputil.ProxyRequest) { pr.SetURL(upURL); pr.Out.Host = pr.In.Host; pr.SetXForwarded() },
-			Transport:    newTransport(60 * time.Second),
-			ErrorHandler: p.upstreamError,
-			BufferPool:   copyBuffers,
-		}
-	}
-	p.routed = &httputil.ReverseProxy{
-		Rewrite:        rewriteRouted,
-		ModifyResponse: responseThroughFilter,
-		Transport:      newTransport(60 * time.Second),
+	p.proxy = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		Transport:      &routeTransport{clusters: p.clusters, dfp: p.newDFPTransport(), upgrades: p.newUpgradeTransport()},
 		ErrorHandler:   p.upstreamError,
 		BufferPool:     copyBuffers,
 	}
 	return p, nil
 }
 
-func parseBaseURL(what, raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("devproxy: %s URL %q must look like http://127.0.0.1:9000", what, raw)
+// clusterAddresses decides each static cluster's endpoints from Config.
+func (p *Proxy) clusterAddresses() (map[string][]string, error) {
+	regCluster := p.plugin.Registrar.Cluster
+	if regCluster == "" && p.site.wasm != nil {
+		regCluster = pluginconfig.Default().Registrar.Cluster
 	}
-	return u, nil
+	out := map[string][]string{}
+	for name, spec := range p.site.clusters {
+		if spec.dfp {
+			continue
+		}
+		switch {
+		case len(p.cfg.Clusters[name]) > 0:
+			out[name] = p.cfg.Clusters[name]
+		case name == regCluster && len(p.cfg.Registrar) > 0:
+			out[name] = p.cfg.Registrar
+		case name != regCluster && p.cfg.Upstream != "":
+			out[name] = []string{p.cfg.Upstream}
+		}
+	}
+	for name := range p.cfg.Clusters {
+		if _, ok := p.site.clusters[name]; !ok {
+			return nil, fmt.Errorf("devproxy: -cluster %s: the Envoy config has no cluster of that name", name)
+		}
+	}
+	if regCluster != "" && len(out[regCluster]) == 0 {
+		return nil, fmt.Errorf("devproxy: no address for the registrar cluster %q; give -registrar", regCluster)
+	}
+	return out, nil
 }
 
-// newTransport is the upstream connection pool; responseHeader 0 means no limit on
-// the wait for response headers (long-polls).
-func newTransport(responseHeader time.Duration) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Proxy = nil // never an outside proxy: targets are what the filter chose
-	t.MaxIdleConnsPerHost = 256
-	t.ResponseHeaderTimeout = responseHeader
-	return t
+func (p *Proxy) startVMs(ctx context.Context) error {
+	w := p.site.wasm
+	var err error
+	p.module, err = p.host.Load(ctx, p.cfg.Wasm)
+	if err != nil {
+		return err
+	}
+	plugin := func(name, root string, conf []byte) wasmhost.PluginConfig {
+		return wasmhost.PluginConfig{Name: name, RootID: root, VMID: w.vmID, Configuration: conf}
+	}
+	if p.sync, err = p.newSlot(ctx, "sync", plugin(w.syncPluginName, w.syncRoot, w.syncConfig)); err != nil {
+		return err
+	}
+	if p.site.hcm.wasmFilter == "" {
+		return nil
+	}
+	for i := 0; i < p.cfg.Workers; i++ {
+		s, err := p.newSlot(ctx, fmt.Sprintf("router-%d", i), plugin(w.routerPluginName, w.routerRoot, w.routerConfig))
+		if err != nil {
+			return err
+		}
+		p.routers = append(p.routers, s)
+	}
+	return nil
 }
 
-// copyBuffers lends the reverse proxies the buffers they copy bodies through. Without
+// copyBuffers lends the reverse proxy the buffers it copies bodies through. Without
 // it each response allocates (and clears) a fresh 32 KiB buffer, which under load was
 // the largest single source of garbage in the proxy.
 var copyBuffers = &bufferPool{}
@@ -182,17 +229,23 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-// Close stops every VM and the host. In-flight requests on a closed VM get 503.
+// Close stops every VM, the health checks and the host. In-flight requests on a
+// closed VM get 503.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		close(p.closed)
+		if p.stopChecks != nil {
+			p.stopChecks()
+		}
 		if p.sync != nil {
 			p.sync.close()
 		}
 		for _, s := range p.routers {
 			s.close()
 		}
-		p.host.Close()
+		if p.host != nil {
+			p.host.Close()
+		}
 	})
 	return nil
 }
@@ -202,7 +255,7 @@ func (p *Proxy) Host() *wasmhost.Host { return p.host }
 
 // Ready reports whether the sync VM and every router VM are alive.
 func (p *Proxy) Ready() bool {
-	if p.sync.current() == nil {
+	if p.sync != nil && p.sync.current() == nil {
 		return false
 	}
 	for _, s := range p.routers {
@@ -213,21 +266,23 @@ func (p *Proxy) Ready() bool {
 	return true
 }
 
-// Routed reports whether path goes through the router: path_prefixes matched by
-// whole segments, exactly as the filter matches them (/sys, /sys/..., /sys?..., not
-// /system).
-func (p *Proxy) Routed(path string) bool { return pluginconfig.MatchesPrefix(path, p.prefixes) }
+// ListenerSettings are the HTTP server limits the Envoy config sets for its listener;
+// the command applies them to its http.Server.
+type ListenerSettings struct {
+	ReadHeaderTimeout time.Duration // request_headers_timeout (0: none)
+	IdleTimeout       time.Duration // common_http_protocol_options.idle_timeout
+	MaxHeaderBytes    int           // max_request_headers_kb
+	MaxConnections    int           // the overload manager's downstream connection cap (0: none)
+}
 
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch path := r.URL.Path; {
-	case p.Routed(r.RequestURI) || p.Routed(path):
-		p.serveRouted(w, r)
-	case strings.HasPrefix(path, "/api/") || path == "/api" || strings.HasPrefix(path, "/v1/"):
-		p.registrar.ServeHTTP(w, r)
-	case p.upstream != nil:
-		p.upstream.ServeHTTP(w, r)
-	default:
-		writeJSON(w, http.StatusNotFound, "no_route", "no route for "+path)
+// Listener returns the listener settings of the Envoy config.
+func (p *Proxy) Listener() ListenerSettings {
+	h := p.site.hcm
+	return ListenerSettings{
+		ReadHeaderTimeout: h.requestHeadersTimeout,
+		IdleTimeout:       h.connectionIdleTimeout,
+		MaxHeaderBytes:    h.maxHeaderBytes,
+		MaxConnections:    p.site.maxConnections,
 	}
 }
 
@@ -239,19 +294,37 @@ func writeJSON(w http.ResponseWriter, status int, code, msg string) {
 	w.Write(append(b, '\n'))
 }
 
+// errRouteTimeout ends a request whose route timeout passed.
+var errRouteTimeout = errors.New("route timeout")
+
 // upstreamError answers as Envoy does when the chosen upstream fails: 504 on a
-// timeout, 503 when it cannot be reached or reset the connection.
+// timeout, 503 when it cannot be reached or reset the connection. The answer names
+// the server (routed requests) or the cluster, never an address: the error itself,
+// which carries the address, goes to the log only.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(r.Context().Err(), context.Canceled) {
+	f, _ := r.Context().Value(forwardKey{}).(*forward)
+	if errors.Is(r.Context().Err(), context.Canceled) && context.Cause(r.Context()) != errRouteTimeout {
 		return // the client went away; nobody to answer
 	}
-	status, code := http.StatusServiceUnavailable, "upstream_unavailable"
-	var ne interface{ Timeout() bool }
-	if errors.As(err, &ne) && ne.Timeout() {
-		status, code = http.StatusGatewayTimeout, "upstream_timeout"
+	who := "cluster " + f.route.cluster
+	if f.server != "" {
+		who = "server " + f.server
 	}
-	p.log.Warn("upstream failed", "path", r.URL.Path, "host", r.URL.Host, "err", err)
-	writeJSON(w, status, code, "upstream "+r.URL.Host+" failed: "+err.Error())
+	status, code, what := http.StatusServiceUnavailable, CodeUpstreamDown, "could not be reached or reset the connection"
+	var ne interface{ Timeout() bool }
+	var refused *targetRefusedError
+	switch {
+	case context.Cause(r.Context()) == errRouteTimeout || errors.As(err, &ne) && ne.Timeout():
+		status, code, what = http.StatusGatewayTimeout, CodeUpstreamTimeout, "did not answer in time"
+	case errors.As(err, &refused):
+		status, code, what = http.StatusForbidden, CodeTargetRefused, "has a target this proxy may not connect to ("+refused.reason+")"
+	case errors.Is(err, errNoEndpoint):
+		code, what = CodeNoHealthyUpstream, "has no address; start the dev proxy with -cluster "+f.route.cluster+"=URL or -upstream URL"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		what = "refused the connection"
+	}
+	p.log.Warn("upstream failed", "path", r.URL.Path, "who", who, "err", err)
+	writeJSON(w, status, code, "the upstream of "+who+" "+what)
 }
 
 // Stats renders the filter's metrics the way Envoy's admin /stats does: "name: value",

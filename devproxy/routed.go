@@ -1,76 +1,108 @@
 package devproxy
 
 import (
-	"context"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"switchyard/wasmhost"
 )
 
-// A routed request carries its stream through the reverse proxy's hooks.
-type routedKey struct{}
-
+// routedRequest is a request the wasm router ran on.
 type routedRequest struct {
 	stream  *wasmhost.Stream
 	headers wasmhost.Headers // request headers after the filter's edits
+	// authorityChosen: the filter wrote :authority. Only then may the request reach
+	// the dynamic forward proxy; comparing the value with the client's Host would
+	// refuse a client whose Host happens to be its target's address.
+	authorityChosen bool
 }
 
-// serveRouted runs the request through a router VM (as Envoy runs the wasm filter on the
-// /sys route) and forwards it to the :authority the filter chose.
-func (p *Proxy) serveRouted(w http.ResponseWriter, r *http.Request) {
+// runRouter runs the request through a router VM, as Envoy runs the wasm filter on a
+// route where it is enabled. It returns nil when it answered (a local reply from the
+// filter, or 503 when the filter could not run); otherwise the caller closes the
+// stream once the answer is sent.
+func (p *Proxy) runRouter(w http.ResponseWriter, r *http.Request) *routedRequest {
 	worker := p.routers[int(p.next.Add(1)%uint64(len(p.routers)))]
 	vm := worker.current()
 	if vm == nil {
-		writeJSON(w, http.StatusServiceUnavailable, "filter_unavailable", "the routing filter is restarting; retry")
-		return
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterUnavailable, "the routing filter is restarting; retry")
+		return nil
 	}
 	st, err := vm.NewStream(wasmhost.StreamAttributes{SourceAddress: r.RemoteAddr})
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, "filter_unavailable", "the routing filter failed: "+err.Error())
-		return
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterUnavailable, "the routing filter failed: "+err.Error())
+		return nil
 	}
-	defer st.Close()
+	// The authority goes in as a copy of its own, so that a value the filter writes
+	// (always a new string, even with the same text) can be told from it.
+	authority := strings.Clone(r.Host)
 	endOfStream := r.ContentLength == 0 && len(r.TransferEncoding) == 0
-	action, err := st.RequestHeaders(requestHeaders(r), endOfStream)
+	action, err := st.RequestHeaders(requestHeaders(r, authority), endOfStream)
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, "filter_unavailable", "the routing filter failed: "+err.Error())
-		return
+		st.Close()
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterUnavailable, "the routing filter failed: "+err.Error())
+		return nil
 	}
 	if lr := st.LocalResponse(); lr != nil {
+		st.Close()
 		writeLocal(w, lr)
-		return
+		return nil
 	}
 	if action != wasmhost.Continue {
 		// Envoy would hold the request until the filter resumes it; the router never
 		// pauses without a reply, so this is a filter bug: fail closed.
-		writeJSON(w, http.StatusServiceUnavailable, "filter_stopped", "the routing filter stopped the request without an answer")
-		return
+		st.Close()
+		writeJSON(w, http.StatusServiceUnavailable, CodeFilterStopped, "the routing filter stopped the request without an answer")
+		return nil
 	}
 	rr := &routedRequest{stream: st, headers: st.RequestHeaderMap()}
-	if auth, _ := rr.headers.Get(":authority"); auth == "" || auth == r.Host {
-		// Fail closed (envoy.yaml's failure policy): only a filter-chosen authority may
-		// leave through the routed path.
-		writeJSON(w, http.StatusServiceUnavailable, "filter_no_target", "the routing filter chose no target")
-		return
-	}
-	p.routed.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routedKey{}, rr)))
+	auth, _ := rr.headers.Get(":authority")
+	rr.authorityChosen = auth != "" && (authority == "" || unsafe.StringData(auth) != unsafe.StringData(authority))
+	return rr
 }
 
 // requestHeaders is the request as Envoy hands it to a filter: pseudo-headers first,
-// then the headers.
-func requestHeaders(r *http.Request) wasmhost.Headers {
+// then the headers, without the hop-by-hop ones (Connection, Upgrade, ... and every
+// header Connection names), which belong to the client's connection only.
+func requestHeaders(r *http.Request, authority string) wasmhost.Headers {
 	h := make(wasmhost.Headers, 0, 4+len(r.Header))
 	h = append(h,
-		[2]string{":authority", r.Host},
+		[2]string{":authority", authority},
 		[2]string{":path", r.RequestURI},
 		[2]string{":method", r.Method},
 		[2]string{":scheme", "http"},
 	)
-	return appendHeaders(h, r.Header)
+	nominated := connectionNominated(r.Header)
+	for k, vs := range r.Header {
+		lk := lowerName(k)
+		if hopByHop[lk] || nominated[lk] {
+			continue
+		}
+		for _, v := range vs {
+			h = append(h, [2]string{lk, v})
+		}
+	}
+	return h
+}
+
+// connectionNominated is the set of (lower-case) header names the Connection header
+// lists; nil when it lists none.
+func connectionNominated(h http.Header) map[string]bool {
+	var m map[string]bool
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.ToLower(strings.TrimSpace(name)); name != "" {
+				if m == nil {
+					m = map[string]bool{}
+				}
+				m[name] = true
+			}
+		}
+	}
+	return m
 }
 
 // appendHeaders adds every header of hdr to h as a proxy-wasm host hands them to a
@@ -101,15 +133,10 @@ var hopByHop = map[string]bool{
 	"proxy-authenticate": true, "proxy-authorization": true,
 }
 
-// rewriteRouted sends the request where the filter said: its :authority and :path, and
-// its header edits (removed, replaced and added headers).
-func rewriteRouted(pr *httputil.ProxyRequest) {
-	rr := pr.In.Context().Value(routedKey{}).(*routedRequest)
-	auth, _ := rr.headers.Get(":authority")
+// rewriteRouted sends the request with the filter's :path and header edits (removed,
+// replaced and added headers); the caller sets where it goes.
+func rewriteRouted(pr *httputil.ProxyRequest, rr *routedRequest) {
 	path, _ := rr.headers.Get(":path")
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = auth
-	pr.Out.Host = auth
 	// Out.URL was parsed from the request line already; only a :path the filter
 	// rewrote needs parsing again.
 	if path != pr.In.RequestURI {
@@ -125,12 +152,13 @@ func rewriteRouted(pr *httputil.ProxyRequest) {
 	// those belong to the hop, not to the filter's map, so carry them over.
 	conn, upgrade := out["Connection"], out["Upgrade"]
 	clear(out)
+	names := canonicalNames(pr.In.Header)
 	vals := make([]string, len(rr.headers))
 	for i, kv := range rr.headers {
 		if kv[0] == "" || kv[0][0] == ':' || hopByHop[kv[0]] {
 			continue
 		}
-		k := canonicalName(kv[0], pr.In.Header)
+		k := names.canonical(kv[0])
 		vals[i] = kv[1]
 		if prev, ok := out[k]; ok {
 			out[k] = append(prev, kv[1])
@@ -144,23 +172,11 @@ func rewriteRouted(pr *httputil.ProxyRequest) {
 	if len(upgrade) > 0 {
 		out["Upgrade"] = upgrade
 	}
-	// X-Forwarded-For as Envoy's use_remote_address appends it; the filter owns
-	// X-Forwarded-Host, so keep its value.
-	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		out.Set("X-Forwarded-For", ip)
-	}
 }
 
 // responseThroughFilter gives the router VM the response headers (Envoy calls
 // on_response_headers) and applies its edits.
-func responseThroughFilter(resp *http.Response) error {
-	rr, ok := resp.Request.Context().Value(routedKey{}).(*routedRequest)
-	if !ok {
-		return nil
-	}
+func responseThroughFilter(resp *http.Response, rr *routedRequest) error {
 	h := make(wasmhost.Headers, 0, 1+len(resp.Header))
 	h = appendHeaders(append(h, [2]string{":status", statusText(resp.StatusCode)}), resp.Header)
 	eos := resp.ContentLength == 0

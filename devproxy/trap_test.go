@@ -47,10 +47,11 @@ func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
 	}))
 	t.Cleanup(reg.Close)
 	p, err := New(t.Context(), Config{
-		Wasm:         testbin.Guest(t, "testdata/trapguest"),
-		RegistrarURL: reg.URL,
-		Workers:      1, // one router VM: every request goes to the same slot
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Wasm:      testbin.Guest(t, "testdata/trapguest"),
+		Envoy:     repoEnvoy(t),
+		Registrar: []string{reg.URL},
+		Workers:   1, // one router VM: every request goes to the same slot
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -65,7 +66,7 @@ func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
 		}
 	}
 	got := get(t, srv.URL+"/sys/trap")
-	if got.status != 503 || got.errorCode() != "filter_unavailable" {
+	if got.status != 503 || got.errorCode() != CodeFilterUnavailable {
 		t.Fatalf("the trapping request got %d %q, want 503 filter_unavailable", got.status, got.body)
 	}
 	if !strings.Contains(got.body, "trap requested") {

@@ -14,7 +14,7 @@ import (
 	"switchyard/internal/testbin"
 )
 
-// System benchmarks for issue #7: the built registrar and dev proxy binaries, running
+// System benchmarks of propagation and proxy throughput: the built registrar and dev proxy binaries, running
 // the real filter.wasm, over real HTTP on loopback. Binaries rather than the dev proxy
 // in-process, so what is measured is what `make run` users run, and the load
 // generator's own goroutines and GC are not charged to the proxy's process.
@@ -341,25 +341,4 @@ func procCPU(b *testing.B, p *proc) time.Duration {
 		b.Fatalf("unexpected /proc stat line %q", raw)
 	}
 	return time.Duration(utime+stime) * clockTick
-}
-
-// medianRatio is the median over rounds of num[i]/den[i].
-func medianRatio(num, den []float64) float64 {
-	rs := make([]float64, len(num))
-	for i := range num {
-		rs[i] = num[i] / den[i]
-	}
-	slices.Sort(rs)
-	if n := len(rs); n%2 == 0 {
-		return (rs[n/2-1] + rs[n/2]) / 2
-	}
-	return rs[len(rs)/2]
-}
-
-func rounded(fs []float64) []int {
-	out := make([]int, len(fs))
-	for i, f := range fs {
-		out[i] = int(f + 0.5)
-	}
-	return out
 }

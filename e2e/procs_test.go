@@ -20,20 +20,33 @@ type proc struct{ *testbin.Proc }
 func (p proc) url() string { return p.URL() }
 
 // startRegistrar starts the real registrar on a free port with a data file in a temp dir;
-// loopback targets are allowed so tests can route to their own upstreams.
+// loopback targets are allowed so tests can route to their own upstreams. The
+// REGISTRAR_* settings of whoever runs the tests do not reach it.
 func startRegistrar(t testing.TB, extra ...string) *proc {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "servers.json")
 	args := append([]string{"-listen", "127.0.0.1:0", "-data", data, "-allow-cidr", "127.0.0.0/8"}, extra...)
-	return &proc{testbin.Start(t, "registrar", args...)}
+	return &proc{testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})}
 }
 
-// startDevproxy runs the real dev proxy with the real filter against registrarURL.
+// startDevproxy runs the real dev proxy with the real filter on the repo's envoy.yaml
+// against registrarURL (several comma-separated for a cluster of replicas); loopback
+// targets are allowed, since the tests' upstreams are on this machine.
 func startDevproxy(t testing.TB, registrarURL string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2",
+	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", repoEnvoy(t), "-allow-cidr", "127.0.0.0/8",
 		"-wasm", testbin.Path(t, "filter.wasm"), "-registrar", registrarURL}, extra...)
 	return &proc{testbin.Start(t, "devproxy", args...)}
+}
+
+// repoEnvoy is the path of the repo's envoy.yaml.
+func repoEnvoy(t testing.TB) string {
+	t.Helper()
+	root, err := testbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "envoy.yaml")
 }
 
 // register puts name → addr through the registrar's seed-compatible endpoint.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/devproxy"
 	"switchyard/internal/testbin"
 )
 
@@ -63,9 +64,10 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 		})
 	}
 
-	// /system is not under /sys: it is not routed (no upstream configured → 404 no_route).
-	if got := get(t, px.url()+"/system", "X-Server-Name", "web-1"); got.errorCode() != "no_route" {
-		t.Errorf("/system: %d %q, want the proxy's own no_route", got.status, got.body)
+	// /system is not under /sys: the filter does not route it; envoy.yaml sends it to
+	// the SPA frontend, which has no address here (503 no_healthy_upstream).
+	if got := get(t, px.url()+"/system", "X-Server-Name", "web-1"); got.errorCode() != devproxy.CodeNoHealthyUpstream {
+		t.Errorf("/system: %d %q, want the proxy's own no_healthy_upstream for the frontend cluster", got.status, got.body)
 	}
 
 	// Change, add and delete reach the routers without a restart.
@@ -201,11 +203,138 @@ func TestDevproxyRefusesModuleEnvoyWouldRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out := testbin.Run(t, "devproxy", testbin.Config{Args: []string{
-		"-listen", "127.0.0.1:0", "-admin", "", "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
+		"-listen", "127.0.0.1:0", "-admin", "", "-config", repoEnvoy(t), "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
 	if code == 0 {
 		t.Fatalf("devproxy started with a module that has no ABI marker; output:\n%s", out)
 	}
 	if !strings.Contains(strings.ToLower(out), "abi") {
 		t.Errorf("the error does not name the missing ABI version:\n%s", out)
+	}
+}
+
+// The registrar the tests start ignores the REGISTRAR_* settings of whoever runs them:
+// with REGISTRAR_TOKEN set here, a token-less write still succeeds, as every test
+// expects of its own registrar.
+func TestRegistrarIgnoresCallersEnvironment(t *testing.T) {
+	t.Setenv("REGISTRAR_TOKEN", "from-the-callers-shell")
+	t.Setenv("REGISTRAR_ALLOW_CIDR", "10.0.0.0/8")
+	reg := startRegistrar(t)
+	register(t, reg.url(), "web-1", upstream(t, "alpha")) // fails on a 401 or a refused 127.0.0.1
+}
+
+// With several registrar addresses, the dev proxy uses a live one: here the first is
+// a stopped replica, and both the table (the sync's long-poll) and /api writes
+// through the proxy reach the second.
+func TestDevproxyFailsOverBetweenRegistrarReplicas(t *testing.T) {
+	stopped := startRegistrar(t)
+	stopped.Stop()
+	live := startRegistrar(t)
+	a := upstream(t, "alpha")
+	register(t, live.url(), "web-1", a)
+	px := startDevproxy(t, stopped.url()+","+live.url())
+
+	// The sync's first poll may go to the stopped replica; its retry (backoff from
+	// 1 s) goes to the live one, which is the only healthy one left.
+	testbin.Eventually(t, propagation+2*time.Second, func() string {
+		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); g.status != 200 || !strings.HasPrefix(g.body, "alpha") {
+			return fmt.Sprintf("web-1: %d %q", g.status, g.body)
+		}
+		return ""
+	})
+	// Writes through the proxy's /api route reach the live replica, whichever comes
+	// first in the round robin (a refused connection is retried on the other).
+	for i := 0; i < 4; i++ {
+		register(t, px.url(), fmt.Sprintf("web-%d", i+2), a)
+	}
+	if n := len(readTable(t, live.url()).Servers); n != 5 {
+		t.Fatalf("the live replica holds %d servers, want 5", n)
+	}
+	testbin.Eventually(t, propagation, func() string {
+		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-5"); g.status != 200 {
+			return fmt.Sprintf("web-5: %d %q", g.status, g.body)
+		}
+		return ""
+	})
+}
+
+// The built dev proxy on the repo's envoy.yaml, with the app and SPA clusters given on
+// the command line, does what seed 2 asked of nginx: CORS preflights answered at the
+// proxy, WebSocket on /stomp, the SPA for every other page.
+func TestDevproxyServesSeedRoutes(t *testing.T) {
+	reg := startRegistrar(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			fmt.Fprint(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			rw.Flush()
+			io.Copy(conn, rw)
+			return
+		}
+		fmt.Fprintf(w, "app %s", r.URL.Path)
+	}))
+	t.Cleanup(app.Close)
+	spa := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<title>index.html</title>") // every page is the SPA's index
+	}))
+	t.Cleanup(spa.Close)
+	px := startDevproxy(t, reg.url(), "-cluster", "app="+app.URL, "-cluster", "frontend="+spa.URL)
+
+	req, _ := http.NewRequest("OPTIONS", px.url()+"/api/servers/register", nil)
+	req.Header.Set("Origin", "https://cms.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://cms.example.com" ||
+		resp.Header.Get("Access-Control-Allow-Methods") != "GET, POST, DELETE, PATCH, OPTIONS" {
+		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	if g := get(t, px.url()+"/stores/7/menu"); g.status != 200 || !strings.Contains(g.body, "index.html") {
+		t.Errorf("SPA page: %d %q", g.status, g.body)
+	}
+	if g := get(t, px.url()+"/stomp/info"); g.body != "app /stomp/info" {
+		t.Errorf("/stomp: %d %q", g.status, g.body)
+	}
+
+	conn, err := net.DialTimeout("tcp", px.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(conn, "GET /stomp/ws HTTP/1.1\r\nHost: proxy\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	wsResp, err := http.ReadResponse(br, nil)
+	if err != nil || wsResp.StatusCode != 101 {
+		t.Fatalf("/stomp upgrade: %v %v", wsResp, err)
+	}
+	io.WriteString(conn, "CONNECT\n\n\x00")
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "CONNECT\n\n\x00" {
+		t.Fatalf("STOMP frame through the tunnel: %q %v", buf, err)
+	}
+}
+
+// A part of envoy.yaml the dev proxy does not implement stops the binary, named.
+func TestDevproxyRefusesUnimplementedConfig(t *testing.T) {
+	src, err := os.ReadFile(repoEnvoy(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(src), "use_remote_address: true", "use_remote_address: true\n          xff_num_trusted_hops: 1", 1)
+	path := filepath.Join(t.TempDir(), "envoy.yaml")
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := testbin.Run(t, "devproxy", testbin.Config{Args: []string{
+		"-listen", "127.0.0.1:0", "-admin", "", "-config", path, "-wasm", testbin.Path(t, "filter.wasm"), "-registrar", "http://127.0.0.1:1"}})
+	if code == 0 || !strings.Contains(out, "xff_num_trusted_hops") {
+		t.Fatalf("exit %d; want a refusal naming xff_num_trusted_hops:\n%s", code, out)
 	}
 }

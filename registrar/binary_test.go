@@ -4,6 +4,8 @@ package main
 // signals and the one-shot import, as an operator would run it.
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -208,6 +210,56 @@ func TestBinaryCommandLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A second registrar on the same -data is refused, naming the first one's pid.
+func TestBinarySecondInstanceRefused(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "servers.json")
+	p := startBinary(t, nil, "-data", data)
+	register(t, p.URL(), "web-1", "10.1.2.3", "logs")
+	code, out := runBinary(t, nil, "-listen", "127.0.0.1:0", "-data", data)
+	if want := fmt.Sprintf("in use by another registrar (pid %d", p.Pid()); code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("second instance: exit %d, want 1 with %q:\n%s", code, want, out)
+	}
+	stop(t, p)
+}
+
+// Data deleted after it existed stops the start, loudly, unless -init (or
+// REGISTRAR_INIT) asks for a new, empty history; that one gets a new lineage and a
+// revision that still grows.
+func TestBinaryMissingDataNeedsInit(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "servers.json")
+	p := startBinary(t, nil, "-data", data)
+	register(t, p.URL(), "web-1", "10.1.2.3", "logs")
+	register(t, p.URL(), "web-2", "10.1.2.4", "logs")
+	var before struct{ Lineage string }
+	json.Unmarshal(call(t, "GET", p.URL()+"/v1/routes?v=2", "").Body, &before)
+	stop(t, p)
+	files, _ := filepath.Glob(data + "*")
+	for _, f := range files {
+		if !strings.HasSuffix(f, ".lock") {
+			os.Remove(f)
+		}
+	}
+	code, out := runBinary(t, nil, "-listen", "127.0.0.1:0", "-data", data)
+	if code != 1 || !strings.Contains(out, "is missing") || !strings.Contains(out, "-init") {
+		t.Fatalf("start without the data: exit %d, want 1 pointing to -init:\n%s", code, out)
+	}
+	p = startBinary(t, []string{"REGISTRAR_INIT=1"}, "-data", data)
+	if !strings.Contains(p.Output(), "STARTING A NEW, EMPTY HISTORY") {
+		t.Errorf("-init did not say so loudly:\n%s", p.Output())
+	}
+	var after struct {
+		Lineage  string
+		Revision uint64
+		Routes   map[string]string
+	}
+	json.Unmarshal(call(t, "GET", p.URL()+"/v1/routes?v=2", "").Body, &after)
+	if after.Lineage == before.Lineage || after.Revision < 2 || len(after.Routes) != 0 {
+		t.Fatalf("after -init: %+v (lineage before %s)", after, before.Lineage)
+	}
+	stop(t, p)
 }
 
 // The target policy's settings, from flags and environment, as an operator runs it:

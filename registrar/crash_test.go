@@ -1,9 +1,11 @@
 package main
 
 // Crash safety of the built registrar: a write acknowledged with 200 and a revision
-// survives a SIGKILL at any moment, the data file is always whole, temporary files an
-// interrupted replacement leaves are removed at the next start, and the revision never
-// goes back (design.md: "A write is acknowledged only after it is durable").
+// survives a SIGKILL at any moment, the data (data file and write-ahead log) always
+// loads, temporary files an interrupted compaction leaves are removed at the next
+// start, and the revision never goes back (design.md: "A write is acknowledged only
+// after it is durable"). The log is compacted every ~150 writes (-compact-bytes), so
+// kills land before, during and after compactions.
 
 import (
 	"encoding/json"
@@ -12,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +29,8 @@ const (
 	crashRounds      = 5
 	crashWrites      = 1000 // planned per round; the kill cuts the round short
 	crashConcurrency = 16
+	// crashCompactBytes makes the log compact every ~150 writes.
+	crashCompactBytes = 30000
 )
 
 // ack is one acknowledged registration.
@@ -44,10 +49,13 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	acked := map[string]ack{} // every acknowledged write of every round so far
 	var highest uint64        // the highest revision ever acknowledged or seen on disk
 	tempsSeen := 0
-	p := startBinary(t, nil, "-data", data)
+	args := []string{"-data", data, "-compact-bytes", strconv.Itoa(crashCompactBytes)}
+	compactions := 0
+	p := startBinary(t, nil, args...)
 	for round := 1; round <= crashRounds; round++ {
 		killAt := 1 + rng.IntN(crashWrites-1) // acknowledgements before the kill
 		got := registerUntilKilled(t, p, round, killAt)
+		compactions += strings.Count(p.Output(), "compacted the log")
 		if len(got) < killAt {
 			t.Fatalf("round %d: only %d acknowledgements before the kill, want at least %d:\n%s", round, len(got), killAt, p.Output())
 		}
@@ -66,7 +74,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		highest = rev
 		t.Logf("round %d: killed after %d acknowledgements (planned at %d); file at revision %d; %d temporary file(s) left", round, len(got), killAt, rev, len(temps))
 
-		p = startBinary(t, nil, "-data", data)
+		p = startBinary(t, nil, args...)
 		checkRecovered(t, p, data, acked, highest)
 		for _, tmp := range temps {
 			if !strings.Contains(p.Output(), filepath.Base(tmp)) {
@@ -75,7 +83,11 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		}
 	}
 	stop(t, p)
-	t.Logf("%d acknowledged writes survived %d kills; %d temporary file(s) were left by kills and cleaned at restart", len(acked), crashRounds, tempsSeen)
+	compactions += strings.Count(p.Output(), "compacted the log")
+	if compactions == 0 {
+		t.Fatalf("no compaction ran in %d rounds; the test did not cover kills after compaction", crashRounds)
+	}
+	t.Logf("%d acknowledged writes survived %d kills and %d compactions; %d temporary file(s) were left by kills and cleaned at restart", len(acked), crashRounds, compactions, tempsSeen)
 }
 
 // registerUntilKilled runs crashWrites registrations of fresh names (unique per

@@ -53,6 +53,9 @@ type Options struct {
 	Clusters  map[string]string // cluster name → base URL, e.g. "registrar" → "http://127.0.0.1:9000"
 	LogOutput io.Writer         // optional: each log line is also written here, Envoy-style text
 	LogLevel  LogLevel          // what proxy_get_log_level reports (zero value: Info); lower levels not kept; see SetLogLevel
+	// Transport, when set, carries proxy_http_call requests (e.g. one that picks among a
+	// cluster's endpoints); nil: a clone of http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // Host is one Envoy-like proxy-wasm host: a wazero runtime with the host's own env and
@@ -126,6 +129,9 @@ func New(opts Options) *Host {
 		client:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 
 		httpCallBodyLimit: maxHTTPCallBody,
+	}
+	if opts.Transport != nil {
+		h.client.Transport = opts.Transport
 	}
 	if h.clock == nil {
 		h.clock = RealClock()

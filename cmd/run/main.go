@@ -1,7 +1,8 @@
-// Command run is `make run`: it starts the registrar, the dev proxy (or Envoy with
-// envoy.yaml when an `envoy` binary is on PATH) and two demo upstream servers, all on
-// loopback, registers the first demo server, prints the curl lines to try, and stops
-// everything on Ctrl-C.
+// Command run is `make run`: it starts the registrar, the dev proxy on envoy.yaml (or
+// Envoy itself when an `envoy` binary is on PATH), two demo target servers and a demo
+// app/SPA server for envoy.yaml's other clusters, all on loopback, registers the first
+// demo server, prints the curl lines to try, and stops everything on Ctrl-C. It runs
+// from the repo's root (the Makefile does), where envoy.yaml is.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -29,15 +31,15 @@ func main() {
 	}
 }
 
-type ports struct{ proxy, admin, registrar, demoA, demoB string }
+type ports struct{ proxy, admin, registrar, demoA, demoB, app string }
 
 func run() error {
 	bin := flag.String("bin", "bin", "folder with filter.wasm, registrar and devproxy")
 	data := flag.String("data", "data/servers.json", "the registrar's data file (kept between runs)")
 	token := flag.String("token", "", "registrar token (empty: writes open, as a dev setup)")
 	flag.Parse()
-	p := ports{proxy: "127.0.0.1:8080", admin: "127.0.0.1:9901", registrar: "127.0.0.1:9000", demoA: "127.0.0.1:9101", demoB: "127.0.0.1:9102"}
-	for _, a := range []string{p.proxy, p.admin, p.registrar, p.demoA, p.demoB} {
+	p := ports{proxy: "127.0.0.1:8080", admin: "127.0.0.1:9901", registrar: "127.0.0.1:9000", demoA: "127.0.0.1:9101", demoB: "127.0.0.1:9102", app: "127.0.0.1:9103"}
+	for _, a := range []string{p.proxy, p.admin, p.registrar, p.demoA, p.demoB, p.app} {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("%s is taken (%v); stop whatever listens there and retry", a, err)
@@ -48,8 +50,8 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	for name, addr := range map[string]string{"demo-a": p.demoA, "demo-b": p.demoB} {
-		srv := &http.Server{Addr: addr, Handler: demoHandler(name), ReadHeaderTimeout: 5 * time.Second}
+	for addr, h := range map[string]http.Handler{p.demoA: demoHandler("demo-a"), p.demoB: demoHandler("demo-b"), p.app: appHandler()} {
+		srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go srv.ListenAndServe()
 		defer srv.Close()
 	}
@@ -92,8 +94,9 @@ func run() error {
 		if err := start(envoy, "-c", cfg, "--log-level", "info"); err != nil {
 			return err
 		}
-	} else if err := start(filepath.Join(*bin, "devproxy"), "-listen", p.proxy, "-admin", p.admin,
-		"-wasm", filepath.Join(*bin, "filter.wasm"), "-registrar", "http://"+p.registrar); err != nil {
+	} else if err := start(filepath.Join(*bin, "devproxy"), "-listen", p.proxy, "-admin", p.admin, "-config", "envoy.yaml",
+		"-wasm", filepath.Join(*bin, "filter.wasm"), "-registrar", "http://"+p.registrar, "-upstream", "http://"+p.app,
+		"-allow-cidr", "127.0.0.0/8"); err != nil { // the demo targets are on this machine
 		return err
 	}
 	if err := waitHTTP(ctx, "http://"+p.admin+"/ready"); err != nil {
@@ -121,6 +124,9 @@ Switchyard is up (%s on %s, registrar on %s). demo-a is registered; try:
   curl -i http://%[2]s/sys/hello -H 'X-Server-Name: demo-b'        # now routed to demo-b
   curl -i -X DELETE http://%[2]s/api/servers/demo-b
   curl http://%[5]s/stats                                             # the filter's metrics
+  curl -i -X OPTIONS http://%[2]s/api/servers -H 'Origin: https://cms.example.com' \
+       -H 'Access-Control-Request-Method: POST'                       # CORS preflight, answered by the proxy
+  curl -i http://%[2]s/some/page                                    # the SPA (index.html for any path)
 
 Server-management page: http://%[3]s/      Ctrl-C stops everything.
 `, proxyName, p.proxy, p.registrar, p.demoB, p.admin)
@@ -135,6 +141,19 @@ func demoHandler(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s: %s %s (Host: %s, X-Forwarded-Host: %s)\n",
 			name, r.Method, r.URL.RequestURI(), r.Host, r.Header.Get("X-Forwarded-Host"))
+	})
+}
+
+// appHandler stands in for envoy.yaml's app (/stomp) and frontend (SPA) clusters
+// when the dev proxy runs: index.html for every page, as the SPA's server must.
+func appHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/stomp") {
+			fmt.Fprintf(w, "demo app: %s %s\n", r.Method, r.URL.RequestURI())
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><title>demo SPA</title><p>index.html for %s</p>\n", html.EscapeString(r.URL.Path))
 	})
 }
 
@@ -156,7 +175,8 @@ func waitHTTP(ctx context.Context, url string) error {
 	return errors.New("no 200 from " + url + " within 30 s")
 }
 
-// envoyConfig writes envoy.yaml with the filter path pointing at the built module.
+// envoyConfig writes envoy.yaml with the filter path pointing at the built module and
+// loopback targets allowed.
 func envoyConfig(bin string) (string, error) {
 	src, err := os.ReadFile("envoy.yaml")
 	if err != nil {
@@ -167,7 +187,10 @@ func envoyConfig(bin string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(os.TempDir(), "switchyard-envoy.yaml")
-	return out, os.WriteFile(out, []byte(strings.ReplaceAll(string(src), "/etc/envoy/filter.wasm", abs)), 0o644)
+	text := strings.ReplaceAll(string(src), "/etc/envoy/filter.wasm", abs)
+	// The demo targets are on this machine: let the DNS cache keep loopback addresses.
+	text = strings.Replace(text, "- { address_prefix: 127.0.0.0, prefix_len: 8 }", "# (loopback allowed by make run)", 1)
+	return out, os.WriteFile(out, []byte(text), 0o644)
 }
 
 // prefixed writes a child's output line by line with its name in front.

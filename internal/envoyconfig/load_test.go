@@ -18,7 +18,7 @@ func TestRepoConfigHasNoProblems(t *testing.T) {
 	}
 }
 
-// Both roots receive exactly the configuration design.md specifies.
+// Both roots receive exactly the project's plugin configuration (keys: internal/pluginconfig).
 func TestPluginConfigurationsAreTheDesignOnes(t *testing.T) {
 	bs, err := Load(repoConfig)
 	if err != nil {

@@ -27,29 +27,30 @@ const (
 
 // Start-up and project rules, reported by CheckSemantics.
 const (
-	RuleAdminLoopback   Rule = "admin-loopback"    // admin listens only on loopback
-	RuleHTTPManager     Rule = "http-manager"      // a listener has an inline HTTP connection manager
-	RuleFilterOrder     Rule = "filter-order"      // HTTP filters are cors, wasm, dfp, router
-	RuleWasmService     Rule = "wasm-service"      // exactly one envoy.bootstrap.wasm WasmService
-	RuleSingleton       Rule = "wasm-singleton"    // the service is a singleton
-	RuleRootID          Rule = "wasm-root-id"      // root ids are sync (service) and router (filter)
-	RuleVMID            Rule = "wasm-vm-id"        // service and filter share a non-empty vm_id
-	RuleWasmCode        Rule = "wasm-code"         // service and filter load the same local file
-	RuleWasmRuntime     Rule = "wasm-runtime"      // both use the V8 runtime
-	RuleFailOpen        Rule = "wasm-fail-closed"  // neither fails open
-	RuleDNSCache        Rule = "dfp-dns-cache"     // DFP filter and cluster use an equal dns_cache_config
-	RuleDFPClusterType  Rule = "dfp-cluster-type"  // DFP cluster_type name is exact
-	RuleDFPLBPolicy     Rule = "dfp-lb-policy"     // DFP cluster uses CLUSTER_PROVIDED
-	RuleDFPInsecure     Rule = "dfp-insecure"      // allow_insecure_cluster_options is false
-	RuleDFPAutoSNI      Rule = "dfp-auto-sni"      // auto_sni and auto_san_validation with typed options
-	RuleRouteConfig     Rule = "route-config"      // the route configuration is inline
-	RuleRouteCluster    Rule = "route-cluster"     // every route's cluster exists
-	RulePerFilterConfig Rule = "per-filter-config" // typed_per_filter_config keys name filters in the chain
-	RuleDFPRoutes       Rule = "dfp-routes"        // only the plugin's path prefixes reach the DFP cluster
-	RuleWasmPerRoute    Rule = "wasm-per-route"    // wasm is disabled on every route but those
-	RuleRegistrarRoutes Rule = "registrar-routes"  // the registrar is public only under /api
-	RulePluginConfig    Rule = "plugin-config"     // the plugin JSON parses, known keys, same for both roots
-	RuleRegistrar       Rule = "registrar"         // the registrar cluster exists and allows the long-poll
+	RuleAdminLoopback   Rule = "admin-loopback"     // admin listens only on loopback
+	RuleHTTPManager     Rule = "http-manager"       // a listener has an inline HTTP connection manager
+	RuleFilterOrder     Rule = "filter-order"       // HTTP filters are cors, wasm, dfp, router
+	RuleWasmService     Rule = "wasm-service"       // exactly one envoy.bootstrap.wasm WasmService
+	RuleSingleton       Rule = "wasm-singleton"     // the service is a singleton
+	RuleRootID          Rule = "wasm-root-id"       // root ids are sync (service) and router (filter)
+	RuleVMID            Rule = "wasm-vm-id"         // service and filter share a non-empty vm_id
+	RuleWasmCode        Rule = "wasm-code"          // service and filter load the same local file
+	RuleWasmRuntime     Rule = "wasm-runtime"       // both use the V8 runtime
+	RuleFailOpen        Rule = "wasm-fail-closed"   // neither fails open
+	RuleDNSCache        Rule = "dfp-dns-cache"      // DFP filter and cluster use an equal dns_cache_config
+	RuleDFPClusterType  Rule = "dfp-cluster-type"   // DFP cluster_type name is exact
+	RuleDFPLBPolicy     Rule = "dfp-lb-policy"      // DFP cluster uses CLUSTER_PROVIDED
+	RuleDFPInsecure     Rule = "dfp-insecure"       // allow_insecure_cluster_options is false
+	RuleDFPAutoSNI      Rule = "dfp-auto-sni"       // auto_sni and auto_san_validation with typed options
+	RuleRouteConfig     Rule = "route-config"       // the route configuration is inline
+	RuleRouteCluster    Rule = "route-cluster"      // every route's cluster exists
+	RulePerFilterConfig Rule = "per-filter-config"  // typed_per_filter_config keys name filters in the chain
+	RuleDFPRoutes       Rule = "dfp-routes"         // only the plugin's path prefixes reach the DFP cluster
+	RuleWasmPerRoute    Rule = "wasm-per-route"     // wasm is disabled on every route but those
+	RuleRegistrarRoutes Rule = "registrar-routes"   // the registrar is public only under /api
+	RulePluginConfig    Rule = "plugin-config"      // the plugin JSON parses, known keys, same for both roots
+	RuleRegistrar       Rule = "registrar"          // the registrar cluster exists and allows the long-poll
+	RuleNameHeader      Rule = "server-name-header" // the DFP route drops the server-name header
 )
 
 // Problem is one thing wrong with a configuration.

@@ -66,6 +66,17 @@ func checkRoutes(m manager, v *view, dfp map[string]*commondfpv3.DnsCacheConfig,
 			wasmOff := wasmName != "" && wasmDisabled(v, r, vh, wasmName, rpath)
 			if toDFP {
 				checkDFPRoute(r.GetMatch(), prefixes, rpath, ps)
+				// The router reads the first server-name header; a client can send two.
+				// Only a header that never reaches the target keeps a target from
+				// reading another name than the one the request was routed by.
+				header := pc.Header
+				if header == "" {
+					header = pluginconfig.Default().Header
+				}
+				if !pc.StripHeader && !slices.ContainsFunc(r.GetRequestHeadersToRemove(), func(h string) bool { return strings.EqualFold(h, header) }) {
+					ps.add(RuleNameHeader, rpath+".request_headers_to_remove",
+						"add %s here (or set strip_header: true in the plugin configuration): with two %s headers the router routes by the first, and the target could read the other", header, header)
+				}
 				if wasmOff {
 					ps.add(RuleWasmPerRoute, rpath+".typed_per_filter_config",
 						"the wasm filter is disabled on a route to the DFP cluster; the DFP would forward to the client's own Host. Keep it enabled")

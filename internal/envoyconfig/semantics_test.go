@@ -85,6 +85,11 @@ func TestCheckSemanticsFinds(t *testing.T) {
 			want: RuleWasmService, where: "bootstrap_extensions",
 		},
 		{
+			name:    "server-name header reaches the target",
+			replace: []string{"request_headers_to_remove: [x-server-name]", "request_headers_to_remove: [x-other]"},
+			want:    RuleNameHeader, where: "request_headers_to_remove",
+		},
+		{
 			name:    "service not a singleton",
 			replace: []string{"singleton: true", "singleton: false"},
 			want:    RuleSingleton, where: "singleton",

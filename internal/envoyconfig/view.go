@@ -108,16 +108,6 @@ func (v *view) unpack(a *anypb.Any, path string) proto.Message {
 	return m
 }
 
-// filterNamed returns the filter of the chain with that name.
-func (m manager) filterNamed(name string) (httpFilter, bool) {
-	for _, f := range m.filters {
-		if f.name == name {
-			return f, true
-		}
-	}
-	return httpFilter{}, false
-}
-
 // elementLabel matches the walker's paths: a list element by name, else by index.
 func elementLabel(name string, i int) string {
 	if name != "" {

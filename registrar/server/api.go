@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"switchyard/registrar/store"
 )
@@ -40,9 +41,11 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 
 // api holds what the /api/ handlers share.
 type api struct {
-	store  store.Store
-	policy Policy
-	log    *slog.Logger
+	store      store.Store
+	policy     Policy
+	log        *slog.Logger
+	health     *writeHealth
+	maxServers int64
 }
 
 // register is the seed-compatible POST /api/servers/register: create or update.
@@ -120,6 +123,7 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 		a.put(w, r, host, fields["ipAddress"], fields["serviceName"])
 	case http.MethodDelete:
 		out := a.store.Write(store.Change{Host: host, MustExist: true})
+		a.health.observe(out.Err)
 		if out.Err != nil {
 			a.writeStoreError(w, host, out.Err)
 			return
@@ -181,6 +185,7 @@ func (a *api) check(host, addr, service string) error {
 
 func (a *api) put(w http.ResponseWriter, r *http.Request, host, addr, service string) {
 	out := a.store.Write(store.Change{Host: host, Server: &store.Server{Host: host, IPAddress: addr, ServiceName: service}})
+	a.health.observe(out.Err)
 	if out.Err != nil {
 		a.writeStoreError(w, host, out.Err)
 		return
@@ -197,9 +202,13 @@ func (a *api) writeStoreError(w http.ResponseWriter, host string, err error) {
 		writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
 	case errors.Is(err, store.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, store.ErrTableFull):
+		writeFailure(w, http.StatusInsufficientStorage, "the registrar holds its maximum of "+strconv.FormatInt(a.maxServers, 10)+
+			" servers (-max-servers); nothing was changed: delete servers no longer used, or raise -max-servers")
 	default:
+		// The cause (with the data path) goes to the log only.
 		a.log.Error("write failed", "host", host, "err", err)
-		writeFailure(w, http.StatusInternalServerError, err.Error()+"; check the registrar's disk and logs, then retry")
+		writeFailure(w, http.StatusInternalServerError, saveFailure(err)+", nothing was changed; check the registrar's disk and logs, then retry")
 	}
 }
 

@@ -55,7 +55,11 @@ func BenchmarkRegistrarWrites(b *testing.B) {
 			Concurrency: writeClients, Duration: 2 * time.Minute, MaxRequests: writeCount, Client: client,
 			Request: func(i int) (*http.Request, error) {
 				sent[i] = time.Now()
-				return http.NewRequest("POST", reg.URL+"/api/servers/register", strings.NewReader(regBody(writeName(iter, i), writeTarget(i), "bench")))
+				req, err := http.NewRequest("POST", reg.URL+"/api/servers/register", strings.NewReader(regBody(writeName(iter, i), writeTarget(i), "bench")))
+				if err == nil {
+					req.Header.Set("Content-Type", "application/json") // writes must say JSON (browser guard)
+				}
+				return req, err
 			},
 			Check: func(i int, resp *http.Response, body []byte) error {
 				lat[i] = time.Since(sent[i])

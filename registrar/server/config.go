@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"switchyard/registrar/store"
 )
 
 // Config is the registrar's settings. Each flag may also come from an environment
@@ -25,7 +27,33 @@ type Config struct {
 	AllowHost   string
 	AllowOrigin string
 	Import      string
+
+	// CompactBytes: the log is compacted into the data file once it holds this many
+	// bytes, or the data file's size when that is larger.
+	CompactBytes int64
+	// History is how many revisions of changes are kept for delta answers. In this
+	// struct and the one below, zero means the default.
+	History int64
+	// PageBytes is the largest /v1/routes answer: full tables are paged by it, a
+	// delta that would not fit is answered with a full table, a version-1 request for
+	// a larger table gets 507.
+	PageBytes int64
+	// MaxServers refuses writes that would take the table past it (507).
+	MaxServers int64
+	// Init allows starting a new, empty history when data existed at Data and is
+	// gone (see store.WithInit).
+	Init bool
 }
+
+// Defaults of the tuning flags.
+const (
+	DefaultCompactBytes = 8 << 20
+	DefaultHistory      = store.DefaultHistory
+	DefaultPageBytes    = 4 << 20
+	DefaultMaxServers   = 2_000_000
+	// MinPageBytes holds the answer's envelope and the longest route.
+	MinPageBytes = 4096
+)
 
 const usageHead = `registrar: the durable, validated, authenticated service a CMS registers servers with.
 
@@ -77,7 +105,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		return def
 	}
 	fs.StringVar(&c.Listen, "listen", env("REGISTRAR_LISTEN", "127.0.0.1:9000"), "address to listen on, host:port (env REGISTRAR_LISTEN); port 0 picks a free one")
-	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write (env REGISTRAR_DATA)")
+	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write; its write-ahead log is kept beside it as <data>.wal-<revision> (env REGISTRAR_DATA)")
 	fs.StringVar(&token, "token", "", "bearer token every /api/ and /v1/ request must carry (env REGISTRAR_TOKEN); prefer -token-file, since flags show in ps")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed (env REGISTRAR_TOKEN_FILE)")
 	fs.StringVar(&c.AllowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, metadata, unspecified or multicast targets, by a range inside theirs (env REGISTRAR_ALLOW_CIDR)")
@@ -86,6 +114,19 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.AllowHost, "allow-host", env("REGISTRAR_ALLOW_HOST", ""), "comma-separated names the registrar answers for without a token, besides IP addresses, localhost and the -listen host (a guard against DNS rebinding) (env REGISTRAR_ALLOW_HOST)")
 	fs.StringVar(&c.AllowOrigin, "allow-origin", env("REGISTRAR_ALLOW_ORIGIN", ""), "comma-separated origins (https://cms.example.com) whose pages may write besides the registrar's own page (env REGISTRAR_ALLOW_ORIGIN)")
 	fs.StringVar(&c.Import, "import", "", "load a seed server_mapping.json once, then exit (see below)")
+	var numErr error
+	envInt := func(name string, def int64) int64 {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil && numErr == nil {
+			numErr = fmt.Errorf("%s: %q is not a whole number", name, v)
+		}
+		return n
+	}
+	fs.Int64Var(&c.CompactBytes, "compact-bytes", envInt("REGISTRAR_COMPACT_BYTES", DefaultCompactBytes), "compact the write-ahead log into the data file once it holds this many bytes, or the data file's size when larger (env REGISTRAR_COMPACT_BYTES)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
 		fs.PrintDefaults()
@@ -93,6 +134,33 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	fs.Int64Var(&c.History, "history", envInt("REGISTRAR_HISTORY", DefaultHistory), "revisions of changes kept for delta answers to proxies (at most that many name changes; ~100 bytes each); a proxy further behind gets the full table (env REGISTRAR_HISTORY)")
+	fs.Int64Var(&c.PageBytes, "page-bytes", envInt("REGISTRAR_PAGE_BYTES", DefaultPageBytes), "largest /v1/routes answer in bytes: full tables are sent in pages of this size, well under Envoy's 32 MiB http-call limit (env REGISTRAR_PAGE_BYTES)")
+	fs.Int64Var(&c.MaxServers, "max-servers", envInt("REGISTRAR_MAX_SERVERS", DefaultMaxServers), "most servers the table may hold; writes that would add more are refused with 507 (env REGISTRAR_MAX_SERVERS)")
+	initDefault := false
+	if v := getenv("REGISTRAR_INIT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil && numErr == nil {
+			numErr = fmt.Errorf("REGISTRAR_INIT: %q is not true or false", v)
+		}
+		initDefault = b
+	}
+	fs.BoolVar(&c.Init, "init", initDefault, "start a new, empty history when the data file is missing although data existed there (the lock file beside it remembers); without it such a start is refused (env REGISTRAR_INIT=1)")
+	if numErr != nil {
+		return c, numErr
+	}
+	if c.MaxServers < 1 {
+		return c, errors.New("-max-servers must be at least 1")
+	}
+	if c.CompactBytes < 1 {
+		return c, errors.New("-compact-bytes must be at least 1")
+	}
+	if c.History < 1 || c.History > 1<<30 {
+		return c, errors.New("-history must be between 1 and 1073741824 revisions")
+	}
+	if c.PageBytes < MinPageBytes || c.PageBytes > 32<<20 {
+		return c, fmt.Errorf("-page-bytes must be between %d and %d (Envoy's http-call answer limit)", MinPageBytes, 32<<20)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: all settings are flags (see -help)", fs.Arg(0))

@@ -23,6 +23,11 @@ type regOptions struct {
 	token string
 	allow string // -allow-cidr
 	data  string // data file; default <tmp>/data/servers.json
+
+	history    int64 // -history; 0: the default
+	pageBytes  int64 // -page-bytes; 0: the default
+	maxServers int64 // -max-servers; 0: the default
+	observe    func(SyncRequest)
 }
 
 func startRegistrar(t *testing.T, o regOptions) *testRegistrar { return startRegistrarTB(t, o) }
@@ -35,7 +40,7 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if o.data == "" {
 		o.data = filepath.Join(t.TempDir(), "data", "servers.json")
 	}
-	s, err := New(Config{Data: o.data, Token: o.token, AllowCIDR: o.allow})
+	s, err := New(Config{Data: o.data, Token: o.token, AllowCIDR: o.allow, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers}, WithSyncObserver(o.observe))
 	if err != nil {
 		t.Fatal(err)
 	}

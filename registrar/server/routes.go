@@ -2,19 +2,23 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
-	"switchyard/registrar/store"
 	"sync/atomic"
 	"time"
+
+	"switchyard/registrar/store"
 )
 
 // maxWait caps the wait parameter of GET /v1/routes.
 const maxWait = 60 * time.Second
 
-// routes serves GET /v1/routes?after=N&wait=S, the long-poll the filter's sync uses.
+// routes serves GET /v1/routes, the long-poll the filter's sync uses, in the two
+// versions of docs/sync-protocol.md.
 //
+// Version 1 (no v): the whole table {"revision": R, "routes": {...}}.
 //   - after absent: the table at once (200).
 //   - after=N with N != current revision R: the table at once. N < R is the normal
 //     "you are behind"; N > R happens when the registrar's data was restored from an
@@ -22,22 +26,51 @@ const maxWait = 60 * time.Second
 //   - after=R: wait until the table changes (200 with the new table) or until wait
 //     seconds pass (304, no body). wait is a non-negative number of seconds, default
 //     0 (answer at once), capped at 60.
-//   - at shutdown, waiting requests are answered 304 right away so the server can stop.
+//   - a table larger than the page limit: 507, saying to upgrade the filter.
 //
-// Waiting costs no polling: each snapshot carries a channel that is closed when the
+// Version 2 (v=2): a delta from the retained history when the proxy's lineage is
+// current and its revision is held, else the full table in pages cut by size from a
+// pinned revision (snapshot=R&start=K for the next ones; 410 snapshot_gone once the
+// store no longer holds R); 304 after wait seconds when nothing changed. No answer
+// is larger than the page limit.
+//
+// At shutdown, waiting requests are answered 304 right away so the server can stop.
+// Waiting costs no polling: each table carries a channel that is closed when the
 // next one is published, so one commit wakes every waiter at once.
 type routes struct {
-	store   store.Store
-	release <-chan struct{}
-	metrics *metrics
-	v1      atomic.Pointer[v1Body] // the version-1 answer of the latest table asked for
+	store     store.Store
+	release   <-chan struct{}
+	metrics   *metrics
+	pageBytes int
+	observe   func(SyncRequest)
+	v1        atomic.Pointer[cachedBody] // the version-1 answer of the latest table asked for
+	delta     atomic.Pointer[cachedBody] // the latest delta answer (watchers woken together share it)
 }
 
-// v1Body is the version-1 answer for one table, encoded once.
-type v1Body struct {
-	table *store.Table
-	body  []byte
+// cachedBody is an encoded answer and what it answers.
+type cachedBody struct {
+	table   *store.Table
+	from    uint64
+	lineage string
+	body    []byte
 }
+
+// SyncRequest is who asked for the table and from where it stood; see
+// WithSyncObserver.
+type SyncRequest struct {
+	Proxy, Cluster, Version string // as the proxy sent them ("" when absent)
+	After                   uint64
+	Lineage                 string
+	Remote                  string // the peer address
+}
+
+// envelopeBytes is what a full page or delta answer takes besides its routes: kind,
+// lineage, revisions, next (a name of up to 100 bytes) and punctuation, with room
+// to spare.
+const envelopeBytes = 512
+
+// maxIdentity bounds proxy, cluster and version.
+const maxIdentity = 256
 
 func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -46,6 +79,15 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	version := 1
+	switch v := q.Get("v"); {
+	case !q.Has("v"):
+	case v == "2":
+		version = 2
+	default:
+		writeFailure(w, http.StatusBadRequest, "v: the protocol version must be 2, or absent for version 1 (got "+strconv.Quote(truncate(v))+")")
+		return
+	}
 	var after uint64
 	hasAfter := q.Has("after")
 	if hasAfter {
@@ -65,14 +107,64 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(time.Duration(sec*float64(time.Second)), maxWait)
 	}
-	t := h.store.Current()
-	if !hasAfter || t.Revision() != after {
-		h.writeTable(w, t)
+	if version == 1 {
+		h.serveV1(w, r, hasAfter, after, wait)
 		return
 	}
+	req := SyncRequest{After: after, Remote: r.RemoteAddr}
+	for _, p := range []struct {
+		name string
+		into *string
+	}{{"lineage", &req.Lineage}, {"proxy", &req.Proxy}, {"cluster", &req.Cluster}, {"version", &req.Version}} {
+		v := q.Get(p.name)
+		if err := checkIdentity(v); err != nil {
+			writeFailure(w, http.StatusBadRequest, p.name+": "+err.Error())
+			return
+		}
+		*p.into = v
+	}
+	if h.observe != nil {
+		h.observe(req)
+	}
+	if q.Has("snapshot") || q.Has("start") {
+		rev, err := strconv.ParseUint(q.Get("snapshot"), 10, 64)
+		if err != nil || rev == 0 {
+			writeFailure(w, http.StatusBadRequest, "snapshot: must be the revision of the full table being paged, from its first page (got "+strconv.Quote(truncate(q.Get("snapshot")))+")")
+			return
+		}
+		h.writePage(w, rev, q.Get("start"))
+		return
+	}
+	t := h.store.Current()
+	if after != t.Revision() || req.Lineage != h.store.Lineage() {
+		h.answerV2(w, t, after, req.Lineage)
+		return
+	}
+	if !h.wait(w, r, t, wait) {
+		return
+	}
+	h.answerV2(w, h.store.Current(), after, req.Lineage)
+}
+
+// checkIdentity: printable ASCII without spaces, at most maxIdentity bytes.
+func checkIdentity(v string) error {
+	if len(v) > maxIdentity {
+		return errors.New("must be at most 256 characters")
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] <= ' ' || v[i] >= 0x7f {
+			return errors.New("must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// wait parks the request until t is replaced (true) or answers 304 when wait passes
+// or the server shuts down (false).
+func (h *routes) wait(w http.ResponseWriter, r *http.Request, t *store.Table, wait time.Duration) bool {
 	if wait <= 0 {
 		w.WriteHeader(http.StatusNotModified)
-		return
+		return false
 	}
 	h.metrics.watchers.Inc()
 	defer h.metrics.watchers.Dec()
@@ -80,7 +172,7 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer timer.Stop()
 	select {
 	case <-t.Changed():
-		h.writeTable(w, h.store.Current())
+		return true
 	case <-timer.C:
 		w.WriteHeader(http.StatusNotModified)
 	case <-h.release:
@@ -88,26 +180,133 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 	case <-r.Context().Done():
 	}
+	return false
+}
+
+func (h *routes) serveV1(w http.ResponseWriter, r *http.Request, hasAfter bool, after uint64, wait time.Duration) {
+	t := h.store.Current()
+	if !hasAfter || t.Revision() != after {
+		h.writeTable(w, t)
+		return
+	}
+	if h.wait(w, r, t, wait) {
+		h.writeTable(w, h.store.Current())
+	}
+}
+
+// answerV2 answers a proxy at revision after of lineage with a delta when one is held
+// and fits, else with the first page of the full table t.
+func (h *routes) answerV2(w http.ResponseWriter, t *store.Table, after uint64, lineage string) {
+	cur := h.store.Lineage()
+	if after > 0 && after < t.Revision() && lineage == cur {
+		if c := h.delta.Load(); c != nil && c.from == after && c.table == t && c.lineage == cur {
+			writeJSON(w, c.body)
+			return
+		}
+		if d, ok := h.store.Delta(after, h.pageBytes-envelopeBytes); ok {
+			body := encodeDelta(cur, d)
+			if d.Revision == t.Revision() {
+				h.delta.Store(&cachedBody{table: t, from: after, lineage: cur, body: body})
+			}
+			writeJSON(w, body)
+			return
+		}
+	}
+	h.writePage(w, t.Revision(), "")
+}
+
+// writePage answers one page of the full table at rev from start.
+func (h *routes) writePage(w http.ResponseWriter, rev uint64, start string) {
+	p, err := h.store.Page(rev, start, h.pageBytes-envelopeBytes)
+	if errors.Is(err, store.ErrSnapshotGone) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusGone)
+		json.NewEncoder(w).Encode(map[string]string{"error": "snapshot_gone",
+			"message": "the registrar no longer holds revision " + strconv.FormatUint(rev, 10) + " (pages are kept 60 s after the last request); start over with a full table (v=2 without snapshot)"})
+		return
+	}
+	if err != nil {
+		writeFailure(w, http.StatusServiceUnavailable, "the table cannot be read now; retry")
+		return
+	}
+	writeJSON(w, encodePage(h.store.Lineage(), p))
+}
+
+func writeJSON(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+func encodeDelta(lineage string, d store.Delta) []byte {
+	b := make([]byte, 0, envelopeBytes+len(d.Upserts)*48+len(d.Removals)*24)
+	b = append(b, `{"kind":"delta","lineage":`...)
+	b = appendString(b, lineage)
+	b = append(b, `,"from":`...)
+	b = strconv.AppendUint(b, d.From, 10)
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendUint(b, d.Revision, 10)
+	b = append(b, `,"upserts":{`...)
+	for i, r := range d.Upserts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRoute(b, r.Name, r.Target)
+	}
+	b = append(b, `},"removals":[`...)
+	for i, n := range d.Removals {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, n)
+	}
+	return append(b, "]}\n"...)
+}
+
+func encodePage(lineage string, p store.Page) []byte {
+	b := make([]byte, 0, envelopeBytes+len(p.Routes)*48)
+	b = append(b, `{"kind":"full","lineage":`...)
+	b = appendString(b, lineage)
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendUint(b, p.Revision, 10)
+	b = append(b, `,"routes":{`...)
+	for i, r := range p.Routes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRoute(b, r.Name, r.Target)
+	}
+	b = append(b, '}')
+	if p.Next != "" {
+		b = append(b, `,"next":`...)
+		b = appendString(b, p.Next)
+	}
+	return append(b, "}\n"...)
 }
 
 // writeTable answers with the whole table t in the version-1 shape
 // {"revision": R, "routes": {"name": "target", ...}}, names in byte order. The body is
-// encoded once per table, however many proxies ask for it.
+// encoded once per table, however many proxies ask for it. A table larger than the
+// page limit is refused with 507: version 1 has no pages.
 func (h *routes) writeTable(w http.ResponseWriter, t *store.Table) {
+	if t.RoutesSize()+envelopeBytes > int64(h.pageBytes) {
+		writeFailure(w, http.StatusInsufficientStorage, "the table ("+strconv.Itoa(t.Len())+" servers, about "+strconv.FormatInt(t.RoutesSize()>>10, 10)+
+			" KiB) is larger than one answer may be (-page-bytes "+strconv.Itoa(h.pageBytes)+"); this filter asks with sync protocol version 1, which cannot page the table: upgrade the filter to one that sends v=2")
+		return
+	}
 	b := h.v1.Load()
 	if b == nil || b.table != t {
-		b = &v1Body{table: t, body: encodeV1(t)}
+		b = &cachedBody{table: t, body: encodeV1(t)}
 		h.v1.Store(b)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b.body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(b.body)
+	writeJSON(w, b.body)
 }
 
 func encodeV1(t *store.Table) []byte {
-	b := make([]byte, 0, 64+t.Len()*48)
+	b := make([]byte, 0, 64+t.RoutesSize())
 	b = append(b, `{"revision":`...)
 	b = strconv.AppendUint(b, t.Revision(), 10)
 	b = append(b, `,"routes":{`...)
@@ -117,12 +316,16 @@ func encodeV1(t *store.Table) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendString(b, sv.Host)
-		b = append(b, ':')
-		b = appendString(b, sv.IPAddress)
+		b = appendRoute(b, sv.Host, sv.IPAddress)
 		return true
 	})
 	return append(b, "}}\n"...)
+}
+
+func appendRoute(b []byte, name, target string) []byte {
+	b = appendString(b, name)
+	b = append(b, ':')
+	return appendString(b, target)
 }
 
 // appendString appends s as a JSON string. Names and targets are validated to plain

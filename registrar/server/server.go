@@ -5,13 +5,17 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"switchyard/registrar/guard"
@@ -23,9 +27,15 @@ import (
 type Option func(*options)
 
 type options struct {
-	log   *slog.Logger
-	store store.Store
+	log     *slog.Logger
+	store   store.Store
+	observe func(SyncRequest)
 }
+
+// WithSyncObserver calls fn for every version-2 /v1/routes request, with who asked
+// (proxy, cluster, version) and where its table stood. fn runs on the request's
+// goroutine and must return quickly.
+func WithSyncObserver(fn func(SyncRequest)) Option { return func(o *options) { o.observe = fn } }
 
 // WithLogger sets the logger (audit lines, failures, start-up reports). Default:
 // discard.
@@ -44,6 +54,8 @@ type Server struct {
 	metrics   *metrics
 	log       *slog.Logger
 	release   chan struct{} // closed by Close: waiting long-polls answer at once
+	observe   func(SyncRequest)
+	health    writeHealth
 	handler   http.Handler
 	released  sync.Once
 }
@@ -63,14 +75,22 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{})}
+	cfg.PageBytes = cmp.Or(cfg.PageBytes, DefaultPageBytes)
+	if cfg.PageBytes < MinPageBytes {
+		return nil, fmt.Errorf("-page-bytes must be at least %d", MinPageBytes)
+	}
+	if cfg.History == 0 {
+		cfg.History = DefaultHistory
+	}
+	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{}), observe: o.observe}
 	s.metrics = newMetrics()
 	s.store = o.store
 	if s.store == nil {
 		if cfg.Data == "" {
 			return nil, errors.New("-data must name a file")
 		}
-		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit))
+		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)), store.WithHistory(int(cfg.History)),
+			store.WithMaxServers(int(cmp.Or(cfg.MaxServers, DefaultMaxServers))), store.WithInit(cfg.Init))
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +168,7 @@ func (s *Server) closeStore() {
 }
 
 func (s *Server) newHandler(g guard.Options) http.Handler {
-	a := &api{store: s.store, policy: s.policy, log: s.log}
+	a := &api{store: s.store, policy: s.policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers)}
 	auth := newBearer(s.cfg.Token)
 	page := web.Handler()
 	mux := http.NewServeMux()
@@ -156,7 +176,7 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics}))
+	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observe}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))
@@ -164,7 +184,12 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 		t := s.store.Current()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "revision": t.Revision(), "servers": t.Len()})
+		body := map[string]any{"status": "ok", "revision": t.Revision(), "servers": t.Len()}
+		if f := s.health.failing(); f != nil {
+			body["status"], body["reason"], body["since"] = "failing", f.reason, f.since
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -192,6 +217,50 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// writeHealth remembers a failed write until a write succeeds again, for /healthz.
+type writeHealth struct {
+	last atomic.Pointer[saveError]
+}
+
+type saveError struct {
+	reason string
+	since  time.Time
+}
+
+func (h *writeHealth) failing() *saveError { return h.last.Load() }
+
+// observe records the result of a write that reached the store.
+func (h *writeHealth) observe(err error) {
+	switch {
+	case err == nil:
+		h.last.Store(nil)
+	case errors.Is(err, store.ErrNotSaved):
+		if h.last.Load() == nil {
+			h.last.Store(&saveError{reason: "writes fail: " + saveFailure(err), since: time.Now().UTC()})
+		}
+	}
+}
+
+// saveFailure says why data could not be saved without naming any path (the cause
+// the operating system gave, e.g. "no space left on device").
+func saveFailure(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "the data could not be saved (" + pe.Op + ": " + pe.Err.Error() + ")"
+	}
+	return "the data could not be saved"
+}
+
+// checkLoaded applies the write rules the store does not know (reserved names,
+// serviceName) to a server loaded from the data: data a write could not have made is
+// refused at start rather than served.
+func checkLoaded(sv store.Server) error {
+	if err := checkHost(sv.Host); err != nil {
+		return err
+	}
+	return checkServiceName(sv.ServiceName)
 }
 
 // warnStoredTargets flags stored targets the current policy would refuse (the

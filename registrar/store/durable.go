@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,7 +23,16 @@ func tempPattern(dataPath string) string {
 // directory is fsynced so the rename itself survives a power loss. Missing parent
 // directories are created (and made durable too). It returns only once all of that
 // has succeeded.
-func replaceFile(path string, data []byte) (err error) {
+func replaceFile(path string, data []byte) error {
+	return replaceFileWith(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// replaceFileWith is replaceFile with the content written by write (through a
+// buffer), so that a large file need not be held in memory.
+func replaceFileWith(path string, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := mkdirAllDurable(dir); err != nil {
 		return err
@@ -36,7 +47,11 @@ func replaceFile(path string, data []byte) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err = tmp.Write(data); err != nil {
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	if err = write(bw); err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err = tmp.Sync(); err != nil {

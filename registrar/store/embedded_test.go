@@ -95,6 +95,17 @@ func TestStoreRefusesBadDataFile(t *testing.T) {
 		{"bad name", `{"revision": 1, "servers": [{"host": "a b", "ipAddress": "10.0.0.1", "serviceName": "x"}]}`, `host "a b"`},
 		{"bad address", `{"revision": 1, "servers": [{"host": "a", "ipAddress": "10.0.0.300", "serviceName": "x"}]}`, "ipAddress"},
 		{"duplicate host", `{"revision": 1, "servers": [{"host": "a", "ipAddress": "10.0.0.1", "serviceName": "x"}, {"host": "a", "ipAddress": "10.0.0.2", "serviceName": "x"}]}`, "twice"},
+		{"null", `null`, "null, not a JSON object"},
+		{"empty object", `{}`, `"revision" is missing`},
+		{"no servers", `{"revision": 5}`, `"servers" is missing`},
+		{"servers null", `{"revision": 5, "servers": null}`, "servers is null, not an array"},
+		{"trailing data", `{"revision": 1, "servers": []} {"revision": 2, "servers": []}`, "more data after the object"},
+		{"revision as a string", `{"revision": "5", "servers": []}`, "revision"},
+		{"negative revision", `{"revision": -1, "servers": []}`, "whole number"},
+		{"server null", `{"revision": 1, "servers": [null]}`, "servers[0]: not a JSON object"},
+		{"server without address", `{"revision": 1, "servers": [{"host": "a", "serviceName": "x"}]}`, `servers[0]: "ipAddress" is missing`},
+		{"cut short", `{"revision": 1, "servers": [{"host": "a", "ipAddress": "10.0.0.1", "serviceName": "x"}`, "cut short"},
+		{"empty file", ``, "cut short"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,7 +1,9 @@
 // Package store is the registrar's table of servers and the seam between the HTTP
 // server and where the table is kept: the Store interface says what the server needs,
-// Embedded keeps the table in a local data file (the default), and other
-// implementations (etcd) keep it elsewhere with the same promises.
+// Embedded keeps the table in a local data file and its write-ahead log (the
+// default; its doc says why that design, with the measurements), and other
+// implementations (etcd) keep it elsewhere with the same promises. Table is the
+// immutable view of one revision every implementation hands out.
 package store
 
 import (
@@ -71,6 +73,8 @@ var (
 	ErrNotSaved = errors.New("could not save the data, nothing was changed")
 	// ErrClosed: the store is closed (the registrar is shutting down).
 	ErrClosed = errors.New("the registrar is shutting down; retry against the new instance")
+	// ErrTableFull: the write would take the table past its maximum of servers.
+	ErrTableFull = errors.New("the table is full")
 	// ErrSnapshotGone: Page was asked for a revision the store no longer holds.
 	ErrSnapshotGone = errors.New("snapshot_gone")
 )

@@ -12,6 +12,7 @@ type Table struct {
 	revision uint64
 	tree     *btree.BTreeG[Server] // never modified once the Table is published
 	changed  chan struct{}         // closed when a newer Table is current
+	size     int64                 // sum of EncodedSize over the routes
 }
 
 // btreeDegree: nodes of up to 63 servers keep the tree shallow (3 levels at 100,000
@@ -36,6 +37,11 @@ func (t *Table) Get(host string) (Server, bool) { return t.tree.Get(Server{Host:
 func (t *Table) Ascend(start string, fn func(Server) bool) {
 	t.tree.AscendGreaterOrEqual(Server{Host: start}, fn)
 }
+
+// RoutesSize is the size of the table's routes as members of a JSON object (the sum
+// of EncodedSize over them), kept up to date by the writer, so that an answer's size
+// is known before it is encoded.
+func (t *Table) RoutesSize() int64 { return t.size }
 
 // Changed is closed once a newer table is current.
 func (t *Table) Changed() <-chan struct{} { return t.changed }

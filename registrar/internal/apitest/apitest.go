@@ -4,9 +4,13 @@
 package apitest
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -109,4 +113,42 @@ func Register(t testing.TB, base, host, addr, service string, hdr ...string) Res
 func RegBody(host, addr, service string) string {
 	b, _ := json.Marshal(map[string]string{"host": host, "ipAddress": addr, "serviceName": service})
 	return string(b)
+}
+
+// ScaleName and ScaleTarget are the i-th server of a generated table.
+func ScaleName(i int) string { return fmt.Sprintf("server-%07d.pods.example", i) }
+
+func ScaleTarget(i int) string {
+	return fmt.Sprintf("10.%d.%d.%d:8080", i/62500%250, i/250%250, i%250+1)
+}
+
+// WriteData writes a data file of n servers (ScaleName/ScaleTarget) at revision n in
+// the registrar's current format, for benchmarks at scale, and returns its size.
+func WriteData(t testing.TB, path string, n int) int64 {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintf(w, `{"revision": %d, "lineage": "5c0a1e0f5c0a1e0f5c0a1e0f5c0a1e0f", "servers": [`, n)
+	// Names in byte order, as the registrar writes them.
+	for i := range n {
+		if i > 0 {
+			w.WriteByte(',')
+		}
+		fmt.Fprintf(w, "\n{\"host\":%q,\"ipAddress\":%q,\"serviceName\":\"scale\",\"updatedAt\":\"2026-11-29T00:00:00Z\"}", ScaleName(i), ScaleTarget(i))
+	}
+	w.WriteString("\n]}\n")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }

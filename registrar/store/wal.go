@@ -1,0 +1,180 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The write-ahead log: the changes after the data file's revision, in segment files
+// beside it named <data file>.wal-<first revision, 20 digits>. A commit appends one
+// record per revision it makes and fsyncs the segment once (group commit) before any
+// write in it is acknowledged, so a commit costs what it changes, not the table.
+//
+// A record is one line: 8 hex digits of the CRC-32C of the JSON that follows, a
+// space, the JSON {"rev": R, "ops": [{"host": "a", "server": {...}}, {"host": "b"}]}
+// (an op without "server" removes the name), and "\n". A crash can only cut the last
+// record of the last segment short; such a record fails its checksum (or lacks its
+// newline), was never acknowledged, and is dropped when the store opens. A bad record
+// anywhere else is damage, and the store refuses to open, naming file and offset.
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// logOp is one change in a record: Server nil removes Host.
+type logOp struct {
+	Host   string  `json:"host"`
+	Server *Server `json:"server,omitempty"`
+}
+
+type logRecord struct {
+	Rev uint64  `json:"rev"`
+	Ops []logOp `json:"ops"`
+}
+
+// appendRecord appends r as one line to b.
+func appendRecord(b []byte, r logRecord) ([]byte, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return b, err
+	}
+	b = fmt.Appendf(b, "%08x ", crc32.Checksum(body, castagnoli))
+	b = append(b, body...)
+	return append(b, '\n'), nil
+}
+
+const segmentInfix = ".wal-"
+
+func segmentName(dataPath string, first uint64) string {
+	return fmt.Sprintf("%s%s%020d", dataPath, segmentInfix, first)
+}
+
+// segment is one log file and the first revision it may hold.
+type segment struct {
+	path  string
+	first uint64
+}
+
+// listSegments returns the data file's log segments in revision order.
+func listSegments(dataPath string) ([]segment, error) {
+	matches, err := filepath.Glob(dataPath + segmentInfix + "*")
+	if err != nil {
+		return nil, err
+	}
+	var out []segment
+	for _, m := range matches {
+		n, err := strconv.ParseUint(strings.TrimPrefix(m, dataPath+segmentInfix), 10, 64)
+		if err != nil {
+			continue // not ours
+		}
+		out = append(out, segment{m, n})
+	}
+	slices.SortFunc(out, func(a, b segment) int {
+		switch {
+		case a.first < b.first:
+			return -1
+		case a.first > b.first:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// tornTail says where the last segment's intact records end, when a crash left a
+// record cut short after them.
+type tornTail struct {
+	path   string
+	offset int64
+	reason string
+}
+
+// replay reads every segment in order and calls apply for each record after rev,
+// requiring the revisions to follow each other without a gap. It returns the
+// revision reached, the byte size of the segments, and the torn tail of the last
+// segment (nil when it ends cleanly).
+func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, int64, *tornTail, error) {
+	var size int64
+	for i, sg := range segs {
+		last := i == len(segs)-1
+		f, err := os.Open(sg.path)
+		if err != nil {
+			return rev, size, nil, err
+		}
+		r := bufio.NewReaderSize(f, 1<<20)
+		var off int64
+		for {
+			line, err := r.ReadBytes('\n')
+			if err == io.EOF && len(line) == 0 {
+				break
+			}
+			rec, perr := parseRecord(line, err)
+			if perr != nil {
+				tail := last && isTail(r, err)
+				f.Close()
+				if tail {
+					return rev, size + off, &tornTail{sg.path, off, perr.Error()}, nil
+				}
+				return rev, size, nil, fmt.Errorf("log %s is damaged at byte %d (%v); restore the data from a backup", sg.path, off, perr)
+			}
+			off += int64(len(line))
+			if rec.Rev <= rev {
+				continue // already in the data file (a compaction finished before its segments were removed)
+			}
+			if rec.Rev != rev+1 {
+				f.Close()
+				return rev, size, nil, fmt.Errorf("log %s jumps from revision %d to %d at byte %d: revisions are missing; restore the data from a backup", sg.path, rev, rec.Rev, off-int64(len(line)))
+			}
+			if err := apply(rec); err != nil {
+				f.Close()
+				return rev, size, nil, fmt.Errorf("log %s, revision %d: %v", sg.path, rec.Rev, err)
+			}
+			rev = rec.Rev
+		}
+		f.Close()
+		size += off
+	}
+	return rev, size, nil, nil
+}
+
+// isTail says whether nothing but the record that failed is left in r.
+func isTail(r *bufio.Reader, readErr error) bool {
+	if readErr != nil {
+		return true // the line had no newline: it is the end of the file
+	}
+	_, err := r.Peek(1)
+	return err == io.EOF
+}
+
+func parseRecord(line []byte, readErr error) (logRecord, error) {
+	var rec logRecord
+	if readErr != nil {
+		return rec, errors.New("the record is cut short")
+	}
+	line = line[:len(line)-1]
+	if len(line) < 10 || line[8] != ' ' {
+		return rec, errors.New("not a log record")
+	}
+	sum, err := strconv.ParseUint(string(line[:8]), 16, 32)
+	if err != nil {
+		return rec, errors.New("not a log record")
+	}
+	body := line[9:]
+	if crc32.Checksum(body, castagnoli) != uint32(sum) {
+		return rec, errors.New("checksum mismatch")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return rec, fmt.Errorf("record does not parse: %v", err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,193 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func openT(t *testing.T, path string, opts ...Option) *Embedded {
+	t.Helper()
+	s, err := Open(path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func set(t *testing.T, s *Embedded, host, addr string) uint64 {
+	t.Helper()
+	out := s.Write(Change{Host: host, Server: &Server{IPAddress: addr, ServiceName: "svc"}})
+	if out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	return out.Revision
+}
+
+// wantTable requires the table at path (read from disk) to be exactly want at rev.
+func wantTable(t *testing.T, path string, rev uint64, want map[string]string) {
+	t.Helper()
+	gotRev, got, err := ReadData(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotRev != rev || len(got) != len(want) {
+		t.Fatalf("on disk: revision %d with %d servers, want %d with %d", gotRev, len(got), rev, len(want))
+	}
+	for h, a := range want {
+		if got[h].IPAddress != a {
+			t.Fatalf("on disk: %s → %q, want %q", h, got[h].IPAddress, a)
+		}
+	}
+}
+
+// A data file written by the registrar before the log existed loads as it is, is
+// rewritten with a lineage at once, and the lineage and revision then hold.
+func TestMigratesOldDataFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "servers.json")
+	old := `{
+  "revision": 7,
+  "servers": [
+    {"host": "web-1", "ipAddress": "10.1.2.3:8080", "serviceName": "logs", "updatedAt": "2026-11-01T10:00:00Z"},
+    {"host": "web-2", "ipAddress": "web-2.internal", "serviceName": "로그", "updatedAt": "2026-11-02T10:00:00Z"}
+  ]
+}
+`
+	if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s := openT(t, path, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	cur := s.Current()
+	if sv, _ := cur.Get("web-2"); cur.Revision() != 7 || cur.Len() != 2 || sv.ServiceName != "로그" || sv.UpdatedAt.Day() != 2 {
+		t.Fatalf("migrated table: revision %d, %d servers, web-2 %+v", cur.Revision(), cur.Len(), sv)
+	}
+	if !strings.Contains(logs.String(), "migrated the data file") {
+		t.Errorf("no migration reported:\n%s", logs.String())
+	}
+	lineage := s.Lineage()
+	if !validLineage(lineage) {
+		t.Fatalf("lineage %q", lineage)
+	}
+	var onDisk struct{ Lineage string }
+	raw, _ := os.ReadFile(path)
+	if json.Unmarshal(raw, &onDisk); onDisk.Lineage != lineage {
+		t.Fatalf("the data file holds lineage %q, the store %q:\n%s", onDisk.Lineage, lineage, raw)
+	}
+	if rev := set(t, s, "web-3", "10.1.2.5"); rev != 8 {
+		t.Fatalf("first write after migration at revision %d, want 8", rev)
+	}
+	s.Close()
+	s2 := openT(t, path)
+	if s2.Lineage() != lineage || s2.Current().Revision() != 8 || s2.Current().Len() != 3 {
+		t.Fatalf("reopened: lineage %s revision %d, %d servers; want %s, 8, 3", s2.Lineage(), s2.Current().Revision(), s2.Current().Len(), lineage)
+	}
+}
+
+// A record a crash cut short at the end of the log was never acknowledged: the open
+// drops it (and says so) and the revisions go on from the last whole record.
+func TestDropsTornLastRecord(t *testing.T) {
+	for _, tail := range []string{
+		`0badc0de {"rev":3,"ops":[{"host":"x"}]}` + "\n", // checksum mismatch
+		`1234abcd {"rev":3,"ops":[{"ho`,                  // cut short, no newline
+	} {
+		path := filepath.Join(t.TempDir(), "servers.json")
+		s := openT(t, path)
+		set(t, s, "a", "10.0.0.1")
+		set(t, s, "b", "10.0.0.2")
+		s.Close()
+		segs, _ := listSegments(path)
+		f, err := os.OpenFile(segs[len(segs)-1].path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(tail)
+		f.Close()
+		wantTable(t, path, 2, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2"})
+
+		var logs bytes.Buffer
+		s2 := openT(t, path, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		if !strings.Contains(logs.String(), "dropped the last log record") {
+			t.Errorf("the torn record was dropped silently:\n%s", logs.String())
+		}
+		if rev := set(t, s2, "c", "10.0.0.3"); rev != 3 {
+			t.Fatalf("write after the torn record at revision %d, want 3", rev)
+		}
+		s2.Close()
+		wantTable(t, path, 3, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3"})
+	}
+}
+
+// Damage before the end of the log is not a crash's doing: the open refuses, naming
+// the file and the offset.
+func TestRefusesDamagedLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "servers.json")
+	s := openT(t, path)
+	for i := range 3 {
+		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
+	}
+	s.Close()
+	segs, _ := listSegments(path)
+	raw, _ := os.ReadFile(segs[0].path)
+	raw[0] ^= 1 // the first record's checksum
+	os.WriteFile(segs[0].path, raw, 0o600)
+	_, err := Open(path)
+	if err == nil || !strings.Contains(err.Error(), segs[0].path) || !strings.Contains(err.Error(), "damaged at byte 0") {
+		t.Fatalf("Open = %v, want the damaged log named", err)
+	}
+}
+
+// When the log passes the compaction size, the table goes to the data file and the
+// old segments go; reopening gives the same table, also when a crash left the old
+// segments behind.
+func TestCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "servers.json")
+	var logs bytes.Buffer
+	s := openT(t, path, WithCompactAt(2000), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	want := map[string]string{}
+	for i := range 200 {
+		name, addr := fmt.Sprintf("n%03d", i%70), fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)
+		set(t, s, name, addr)
+		want[name] = addr
+	}
+	if out := s.Write(Change{Host: "n000", MustExist: true}); out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	delete(want, "n000")
+	s.Close()
+	if n := strings.Count(logs.String(), "compacted the log"); n < 3 {
+		t.Fatalf("%d compactions, want several:\n%s", n, logs.String())
+	}
+	segs, _ := listSegments(path)
+	if len(segs) > 2 {
+		t.Errorf("%d log segments left after compaction: %v", len(segs), segs)
+	}
+	snap, err := readSnapshot(path, func(Server) error { return nil })
+	if err != nil || snap.revision < 150 {
+		t.Fatalf("data file after compaction: %+v %v", snap, err)
+	}
+	wantTable(t, path, 201, want)
+	s2 := openT(t, path)
+	if s2.Current().Revision() != 201 || s2.Current().Len() != len(want) {
+		t.Fatalf("reopened at revision %d with %d servers", s2.Current().Revision(), s2.Current().Len())
+	}
+}
+
+// A data file removed while its log stays is refused: starting empty would send the
+// revision back to 0.
+func TestRefusesLogWithoutDataFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "servers.json")
+	s := openT(t, path)
+	set(t, s, "a", "10.0.0.1")
+	s.Close()
+	os.Remove(path)
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "is missing") {
+		t.Fatalf("Open = %v, want a refusal", err)
+	}
+}

@@ -1,6 +1,7 @@
 package inhost
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -8,8 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,25 +28,57 @@ import (
 // temporary folder) on 127.0.0.1, behind a wrapper that injects faults into its
 // /v1/routes answers: mode "500", "garbage", "invalid", "reset" or "hang" replaces the
 // answer the registrar gave (checked when it answers, so a long-poll that is waiting
-// sees the mode once it ends), and fault, when set, may answer a poll itself.
+// sees the mode once it ends), "baddelta" makes a delta start one revision early (so
+// the sync must refuse it), fault, when set, may answer a poll itself, and pageHook
+// runs before each page request (snapshot=) is served.
 type fRegistrar struct {
-	t      testing.TB
-	srv    *httptest.Server
-	server *server.Server
+	t   testing.TB
+	srv *httptest.Server
+	cfg server.Config
 
-	mu      sync.Mutex
-	mode    string
-	changed chan struct{} // closed and replaced on every mode change, to free hanging polls
-	polls   int
-	lastReq *http.Request
-	fault   func(w http.ResponseWriter, r *http.Request) bool // true: the poll was answered
+	mu       sync.Mutex
+	server   *server.Server
+	mode     string
+	changed  chan struct{} // closed and replaced on every mode change, to free hanging polls
+	polls    int
+	lastReq  *http.Request
+	queries  []url.Values
+	fault    func(w http.ResponseWriter, r *http.Request) bool // true: the poll was answered
+	pageHook func(start string)
 }
 
 func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
 	t.Helper()
-	s, err := server.New(server.Config{Data: filepath.Join(t.TempDir(), "servers.json")})
+	return newFRegistrarWith(t, server.Config{}, routes)
+}
+
+// newFRegistrarWith starts the registrar with cfg (Data is set here), e.g. a small
+// History or PageBytes.
+func newFRegistrarWith(t testing.TB, cfg server.Config, routes map[string]string) *fRegistrar {
+	t.Helper()
+	r := &fRegistrar{t: t, cfg: cfg, changed: make(chan struct{})}
+	r.server = r.start(routes)
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(func() {
+		r.setMode("") // free hanging polls
+		r.mu.Lock()
+		s := r.server
+		r.mu.Unlock()
+		s.Close() // answers waiting long-polls at once
+		r.srv.CloseClientConnections()
+		r.srv.Close()
+	})
+	return r
+}
+
+// start opens a registrar on a new data file holding routes.
+func (r *fRegistrar) start(routes map[string]string) *server.Server {
+	r.t.Helper()
+	cfg := r.cfg
+	cfg.Data = filepath.Join(r.t.TempDir(), "servers.json")
+	s, err := server.New(cfg)
 	if err != nil {
-		t.Fatalf("starting the registrar: %v", err)
+		r.t.Fatalf("starting the registrar: %v", err)
 	}
 	if len(routes) > 0 {
 		// One write, as -import does: a table of 100,000 names costs one fsync.
@@ -56,21 +87,38 @@ func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
 			changes = append(changes, store.Change{Host: name, Server: &store.Server{Host: name, IPAddress: target, ServiceName: "test"}})
 		}
 		if out := s.Store().Write(changes...); out.Err != nil {
-			t.Fatalf("loading %d routes into the registrar: %v", len(routes), out.Err)
+			r.t.Fatalf("loading %d routes into the registrar: %v", len(routes), out.Err)
 		}
 	}
-	r := &fRegistrar{t: t, server: s, changed: make(chan struct{})}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(func() {
-		r.setMode("")    // free hanging polls
-		r.server.Close() // answers waiting long-polls at once
-		r.srv.CloseClientConnections()
-		r.srv.Close()
-	})
-	return r
+	return s
+}
+
+// replace gives the registrar a new history, as when its data file is deleted and
+// started anew or an older backup is restored: a new data file (so a new lineage)
+// holding routes at revision 1. The old registrar answers its waiting polls and stops.
+func (r *fRegistrar) replace(routes map[string]string) {
+	s := r.start(routes)
+	r.mu.Lock()
+	old := r.server
+	r.server = s
+	r.mu.Unlock()
+	old.Close()
 }
 
 func (r *fRegistrar) url() string { return r.srv.URL }
+
+func (r *fRegistrar) handler() http.Handler {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.server.Handler()
+}
+
+// lineage is the registrar's current lineage.
+func (r *fRegistrar) lineage() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.server.Store().Lineage()
+}
 
 func (r *fRegistrar) setMode(m string) {
 	r.mu.Lock()
@@ -80,10 +128,23 @@ func (r *fRegistrar) setMode(m string) {
 	r.mu.Unlock()
 }
 
+func (r *fRegistrar) setPageHook(h func(start string)) {
+	r.mu.Lock()
+	r.pageHook = h
+	r.mu.Unlock()
+}
+
 func (r *fRegistrar) stats() (polls int, last *http.Request) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.polls, r.lastReq
+}
+
+// seen gives the queries of every poll so far.
+func (r *fRegistrar) seen() []url.Values {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]url.Values(nil), r.queries...)
 }
 
 // put registers (or changes; target "" removes) a name through the registrar's API
@@ -114,21 +175,42 @@ func (r *fRegistrar) put(name, target string) uint64 {
 	return out.Result.Revision
 }
 
+// putStore is put straight into the registrar's store (no API checks): for tests
+// that make thousands of changes.
+func (r *fRegistrar) putStore(name, target string) uint64 {
+	r.mu.Lock()
+	st := r.server.Store()
+	r.mu.Unlock()
+	c := store.Change{Host: name}
+	if target != "" {
+		c.Server = &store.Server{Host: name, IPAddress: target, ServiceName: "test"}
+	}
+	out := st.Write(c)
+	if out.Err != nil {
+		r.t.Errorf("writing %s: %v", name, out.Err)
+	}
+	return out.Revision
+}
+
 func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
 	if req.URL.Path != "/v1/routes" {
-		r.server.Handler().ServeHTTP(w, req)
+		r.handler().ServeHTTP(w, req)
 		return
 	}
 	r.mu.Lock()
 	r.polls++
 	r.lastReq = req
-	fault := r.fault
+	r.queries = append(r.queries, req.URL.Query())
+	fault, hook := r.fault, r.pageHook
 	r.mu.Unlock()
 	if fault != nil && fault(w, req) {
 		return
 	}
+	if hook != nil && req.URL.Query().Has("snapshot") {
+		hook(req.URL.Query().Get("start"))
+	}
 	rec := httptest.NewRecorder()
-	r.server.Handler().ServeHTTP(rec, req)
+	r.handler().ServeHTTP(rec, req)
 	var mode string
 	for {
 		r.mu.Lock()
@@ -158,11 +240,19 @@ func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
 	case "reset":
 		resetConn(w)
 	default:
+		body := rec.Body.Bytes()
+		if mode == "baddelta" && bytes.Contains(body, []byte(`"kind":"delta"`)) {
+			var d map[string]any
+			json.Unmarshal(body, &d)
+			d["from"] = d["from"].(float64) - 1
+			body, _ = json.Marshal(d)
+			rec.Header().Del("Content-Length")
+		}
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
 		}
 		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
+		w.Write(body)
 	}
 }
 
@@ -172,275 +262,6 @@ func resetConn(w http.ResponseWriter) {
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
 	}
-}
-
-// v2Registrar is a test double of the registrar's /v1/routes on 127.0.0.1 that speaks
-// both versions of docs/sync-protocol.md. It stands in for the real registrar only in
-// the version-2 tests, until the registrar on main serves version 2; every other test
-// runs against the real registrar (fRegistrar).
-//
-//   - version 1 (no v=2): 200 with the whole table as soon as its revision is past
-//     ?after (at once without after), else 304 after ?wait seconds;
-//   - version 2: as soon as the proxy's (after, lineage) differs from the registrar's,
-//     a delta when the retained history covers it (compacted: the latest state of each
-//     name changed since after) and it has at most pageNames entries, else a full
-//     table in pages of pageNames names (0: one page) from a snapshot kept for paging;
-//     snapshot=R&start=K serves a page of snapshot R, 410 snapshot_gone when it is not
-//     kept.
-//
-// Its mode turns it into the faults the sync must survive.
-type v2Registrar struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	mu        sync.Mutex
-	revision  uint64
-	lineage   string
-	routes    map[string]string
-	history   []fChange // changes after oldest, in order
-	oldest    uint64    // history holds every change after this revision
-	retain    int       // changes kept in history (0: all)
-	pageNames int       // names per page and largest delta (0: unbounded)
-	snapshots map[uint64]map[string]string
-	pageHook  func(start string) // called (unlocked) before a page request is served
-	mode      string             // "", "500", "garbage", "invalid", "reset", "hang", "baddelta"
-	changed   chan struct{}      // closed and replaced on every change, to wake waiting polls
-	polls     int
-	lastReq   *http.Request
-	queries   []url.Values
-}
-
-type fChange struct {
-	revision     uint64
-	name, target string // target "" = removed
-}
-
-func newV2Registrar(t testing.TB, routes map[string]string) *v2Registrar {
-	r := &v2Registrar{t: t, revision: 1, lineage: "lineage-1", routes: routes, oldest: 1,
-		snapshots: map[uint64]map[string]string{}, changed: make(chan struct{})}
-	if r.routes == nil {
-		r.routes = map[string]string{}
-	}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(func() {
-		r.set(func() { r.mode = "" }) // release waiting polls before Close waits for them
-		r.srv.CloseClientConnections()
-		r.srv.Close()
-	})
-	return r
-}
-
-func (r *v2Registrar) url() string { return r.srv.URL }
-
-// set changes the registrar under its lock and wakes every waiting poll.
-func (r *v2Registrar) set(f func()) {
-	r.mu.Lock()
-	f()
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
-}
-
-// put registers (or changes, with target "" removes) a name as a new revision.
-func (r *v2Registrar) put(name, target string) uint64 {
-	var rev uint64
-	r.set(func() {
-		if target == "" {
-			delete(r.routes, name)
-		} else {
-			r.routes[name] = target
-		}
-		r.revision++
-		rev = r.revision
-		r.history = append(r.history, fChange{rev, name, target})
-		if r.retain > 0 && len(r.history) > r.retain {
-			drop := len(r.history) - r.retain
-			r.oldest = r.history[drop-1].revision
-			r.history = append([]fChange(nil), r.history[drop:]...)
-		}
-	})
-	return rev
-}
-
-// replace starts a new history (a data file deleted and started anew, a backup
-// restored): a new lineage, revision 1, routes, no retained changes.
-func (r *v2Registrar) replace(lineage string, routes map[string]string) {
-	r.set(func() {
-		r.lineage, r.revision, r.routes, r.history, r.oldest = lineage, 1, routes, nil, 1
-		r.snapshots = map[uint64]map[string]string{}
-	})
-}
-
-func (r *v2Registrar) setMode(m string) { r.set(func() { r.mode = m }) }
-
-func (r *v2Registrar) stats() (polls int, last *http.Request) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.polls, r.lastReq
-}
-
-// seen gives the queries of every poll so far.
-func (r *v2Registrar) seen() []url.Values {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]url.Values(nil), r.queries...)
-}
-
-func (r *v2Registrar) serve(w http.ResponseWriter, req *http.Request) {
-	q := req.URL.Query()
-	v2 := q.Get("v") == "2"
-	after, hasAfter := uint64(0), q.Has("after")
-	if hasAfter {
-		after, _ = strconv.ParseUint(q.Get("after"), 10, 64)
-	}
-	if v2 && q.Has("snapshot") {
-		if r.pageHook != nil {
-			r.pageHook(q.Get("start"))
-		}
-	}
-	wait, _ := strconv.Atoi(q.Get("wait"))
-	deadline := time.After(time.Duration(wait) * time.Second)
-	r.mu.Lock()
-	r.polls++
-	r.lastReq = req
-	r.queries = append(r.queries, q)
-	for {
-		if r.mode != "" && r.mode != "hang" && r.mode != "baddelta" {
-			break
-		}
-		if v2 && q.Has("snapshot") && r.mode != "hang" {
-			break
-		}
-		current := hasAfter && r.revision == after && (!v2 || q.Get("lineage") == r.lineage)
-		if !v2 && hasAfter && r.revision <= after {
-			current = true // version 1 as first served: wait while not newer
-		}
-		if r.mode != "hang" && !current {
-			break
-		}
-		ch := r.changed
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline:
-			r.mu.Lock()
-			if r.mode == "hang" {
-				deadline = nil // no 304: hang until the mode changes or the poll is cut off
-				continue
-			}
-			r.mu.Unlock()
-			w.WriteHeader(http.StatusNotModified)
-			return
-		case <-req.Context().Done():
-			return
-		}
-		r.mu.Lock()
-	}
-	mode := r.mode
-	var body []byte
-	status := http.StatusOK
-	switch {
-	case !v2:
-		body, _ = json.Marshal(map[string]any{"revision": r.revision, "routes": r.routes})
-	case q.Has("snapshot"):
-		rev, _ := strconv.ParseUint(q.Get("snapshot"), 10, 64)
-		if snap, ok := r.snapshots[rev]; ok {
-			body = r.page(rev, snap, q.Get("start"))
-		} else {
-			status, body = http.StatusGone, []byte(`{"error":"snapshot_gone","message":"revision `+strconv.FormatUint(rev, 10)+` is no longer kept; ask for a full table again"}`)
-		}
-	default:
-		body = r.deltaOrFull(hasAfter, after, q.Get("lineage"), mode == "baddelta")
-	}
-	r.mu.Unlock()
-	switch mode {
-	case "500":
-		http.Error(w, "database is locked", http.StatusInternalServerError)
-	case "garbage":
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"revision": 9999, "routes": {"web-1": "10.9.9.9"`)) // cut short
-	case "invalid":
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"revision": 9999, "routes": {"web-1": "10.9.9.9", "bad name": "10.9.9.10"}}`))
-	case "reset":
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close()
-			}
-		}
-	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		w.Write(body)
-	}
-}
-
-// deltaOrFull answers a version-2 poll (under r.mu). bad makes a delta that does not
-// start at after, which the sync must refuse.
-func (r *v2Registrar) deltaOrFull(hasAfter bool, after uint64, lineage string, bad bool) []byte {
-	last := r.oldest
-	if n := len(r.history); n > 0 {
-		last = r.history[n-1].revision
-	}
-	if hasAfter && lineage == r.lineage && after >= r.oldest && after < r.revision && last == r.revision {
-		latest := map[string]string{}
-		for _, c := range r.history {
-			if c.revision > after {
-				latest[c.name] = c.target
-			}
-		}
-		if r.pageNames == 0 || len(latest) <= r.pageNames {
-			ups, rms := map[string]string{}, []string{}
-			for n, t := range latest {
-				if t == "" {
-					rms = append(rms, n)
-				} else {
-					ups[n] = t
-				}
-			}
-			from := after
-			if bad {
-				from = after - 1
-			}
-			b, _ := json.Marshal(map[string]any{"kind": "delta", "lineage": r.lineage, "from": from,
-				"revision": r.revision, "upserts": ups, "removals": rms})
-			return b
-		}
-	}
-	snap := make(map[string]string, len(r.routes))
-	for n, t := range r.routes {
-		snap[n] = t
-	}
-	r.snapshots[r.revision] = snap
-	return r.page(r.revision, snap, "")
-}
-
-// page gives the page of snap (at rev) that starts at start.
-func (r *v2Registrar) page(rev uint64, snap map[string]string, start string) []byte {
-	names := make([]string, 0, len(snap))
-	for n := range snap {
-		if n >= start {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	next := ""
-	if r.pageNames > 0 && len(names) > r.pageNames {
-		next = names[r.pageNames]
-		names = names[:r.pageNames]
-	}
-	// encoding/json sorts map keys, which is the byte order a page needs.
-	routes := make(map[string]string, len(names))
-	for _, n := range names {
-		routes[n] = snap[n]
-	}
-	m := map[string]any{"kind": "full", "lineage": r.lineage, "revision": rev, "routes": routes}
-	if next != "" {
-		m["next"] = next
-	}
-	b, _ := json.Marshal(m)
-	return b
 }
 
 // filterConfig is the plugin configuration used by these tests: a short long-poll
@@ -453,13 +274,12 @@ func filterConfig(extra string) []byte {
 	return []byte(c + "}")
 }
 
-// fEnv is a host with the real filter.wasm loaded and a registrar behind the cluster
-// "registrar": the real one (reg), or the version-2 double (v2).
+// fEnv is a host with the real filter.wasm loaded and the real registrar (wrapped to
+// inject faults) behind the cluster "registrar".
 type fEnv struct {
 	t   testing.TB
 	h   *wasmhost.Host
 	reg *fRegistrar
-	v2  *v2Registrar
 	mod *wasmhost.Module
 }
 
@@ -471,12 +291,13 @@ func newFEnv(t testing.TB, opts wasmhost.Options, routes map[string]string) *fEn
 	return e
 }
 
-// newFEnvV2 is newFEnv with the version-2 double as the registrar.
-func newFEnvV2(t testing.TB, opts wasmhost.Options, routes map[string]string) *fEnv {
+// newFEnvWith is newFEnv with the registrar started with cfg (e.g. a small History or
+// PageBytes).
+func newFEnvWith(t testing.TB, opts wasmhost.Options, cfg server.Config, routes map[string]string) *fEnv {
 	t.Helper()
-	reg := newV2Registrar(t, routes)
+	reg := newFRegistrarWith(t, cfg, routes)
 	e := newFEnvAt(t, opts, reg.url())
-	e.v2 = reg
+	e.reg = reg
 	return e
 }
 

@@ -58,6 +58,7 @@ bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkCommit|BenchmarkRewriteWholeFile' -benchtime 200x -timeout 10m ./registrar/store/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStart1M' -benchtime 1x -timeout 10m ./registrar/
 	$(GO) test -run '^$$' -bench 'BenchmarkRewriteManyHeaders' -benchtime 20x ./devproxy/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStores' -benchtime 1x -timeout 10m ./e2e/
 
 clean:
 	rm -rf $(BIN)

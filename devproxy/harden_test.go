@@ -284,8 +284,8 @@ func TestTargetPolicy(t *testing.T) {
 			t.Errorf("%s with -allow-cidr %q: err %v, want allowed=%v", c.ip, c.allow, err, c.ok)
 		}
 	}
-	if _, err := ParseAllowCIDRs("::ffff:0.0.0.0/90"); err == nil {
-		t.Errorf("an IPv4-mapped range wider than /96 was accepted")
+	if _, err := ParseAllowCIDRs("64:ff9b::/96"); err == nil {
+		t.Errorf("a NAT64 range, which could never match (its addresses are judged as IPv4), was accepted")
 	}
 }
 

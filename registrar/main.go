@@ -56,7 +56,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("import failed", "err", err)
 			return 1
 		}
-		log.Info("imported", "file", cfg.Import, "entries", rep.Entries, "changed", rep.Changed, "revision", rep.Revision, "data", cfg.Data)
+		into := []any{"data", cfg.Data}
+		if cfg.UseEtcd {
+			into = []any{"etcd", cfg.Etcd.Endpoints, "prefix", cfg.Etcd.Prefix}
+		}
+		log.Info("imported", append([]any{"file", cfg.Import, "entries", rep.Entries, "changed", rep.Changed, "revision", rep.Revision}, into...)...)
 		return 0
 	}
 

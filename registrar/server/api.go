@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"switchyard/registrar/store"
+	"switchyard/registrar/store/etcdstore"
 )
 
 // result is the body of every /api/ answer, in the seed's shape
@@ -201,6 +202,11 @@ func (a *api) writeStoreError(w http.ResponseWriter, host string, err error) {
 	case errors.Is(err, store.ErrNotFound):
 		writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
 	case errors.Is(err, store.ErrClosed):
+		writeFailure(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, etcdstore.ErrTransactionTooLarge):
+		writeFailure(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		a.log.Warn("write failed: the store is unavailable", "host", host, "err", err)
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, store.ErrTableFull):
 		writeFailure(w, http.StatusInsufficientStorage, "the registrar holds its maximum of "+strconv.FormatInt(a.maxServers, 10)+

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"switchyard/registrar/store"
+	"switchyard/registrar/store/etcdstore"
 )
 
 // Config is the registrar's settings. Each flag may also come from an environment
@@ -27,6 +28,11 @@ type Config struct {
 	AllowHost   string
 	AllowOrigin string
 	Import      string
+	// Etcd holds the -etcd-* settings; UseEtcd is true when -etcd-endpoints is set,
+	// and then the table is kept in etcd (Data and the data file's tuning are not
+	// used).
+	Etcd    etcdstore.Options
+	UseEtcd bool
 
 	// CompactBytes: the log is compacted into the data file once it holds this many
 	// bytes, or the data file's size when that is larger.
@@ -65,8 +71,13 @@ on the command line wins over the variable.
 `
 
 const usageTail = `
+With -etcd-endpoints the table is kept in etcd under -etcd-prefix (one key per
+server, its value the server as JSON) instead of the -data file: run 2-3 registrars
+on the same etcd and prefix and they serve one table, at etcd's revisions. See the
+README, "etcd".
+
 -import FILE is a one-shot migration: it loads the seed's server_mapping.json
-({"name": "ip", ...}) into the data file as one all-or-nothing write (every entry is
+({"name": "ip", ...}) into the data file (or etcd) as one all-or-nothing write (every entry is
 validated like a registration, with -allow-cidr applied; serviceName "imported";
 entries already registered with the same address are left as they are), prints
 what it did and exits (0 on success) without serving. Run it once, then start the
@@ -114,6 +125,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.AllowHost, "allow-host", env("REGISTRAR_ALLOW_HOST", ""), "comma-separated names the registrar answers for without a token, besides IP addresses, localhost and the -listen host (a guard against DNS rebinding) (env REGISTRAR_ALLOW_HOST)")
 	fs.StringVar(&c.AllowOrigin, "allow-origin", env("REGISTRAR_ALLOW_ORIGIN", ""), "comma-separated origins (https://cms.example.com) whose pages may write besides the registrar's own page (env REGISTRAR_ALLOW_ORIGIN)")
 	fs.StringVar(&c.Import, "import", "", "load a seed server_mapping.json once, then exit (see below)")
+	etcdFlags := etcdstore.BindFlags(fs, getenv)
 	var numErr error
 	envInt := func(name string, def int64) int64 {
 		v := getenv(name)
@@ -185,6 +197,12 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	if err != nil {
 		return c, err
+	}
+	if c.Etcd, c.UseEtcd, err = etcdFlags.Options(); err != nil {
+		return c, err
+	}
+	if c.UseEtcd && set["data"] {
+		return c, errors.New("give either -data (the embedded store) or -etcd-endpoints (etcd), not both")
 	}
 	if c.Data == "" {
 		return c, errors.New("-data must name a file")

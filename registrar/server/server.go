@@ -14,13 +14,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"switchyard/registrar/guard"
 	"switchyard/registrar/store"
+	"switchyard/registrar/store/etcdstore"
 	"switchyard/registrar/web"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Option adjusts what New builds.
@@ -85,6 +89,16 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{}), observe: o.observe}
 	s.metrics = newMetrics()
 	s.store = o.store
+	if s.store == nil && cfg.UseEtcd {
+		eo := cfg.Etcd
+		eo.Log, eo.OnCommit, eo.EntryCheck = o.log, s.metrics.observeCommit, checkLoaded
+		eo.History, eo.MaxServers = int(cfg.History), int(cmp.Or(cfg.MaxServers, DefaultMaxServers))
+		st, err := etcdstore.Open(context.Background(), eo)
+		if err != nil {
+			return nil, err
+		}
+		s.store, s.ownsStore = st, true
+	}
 	if s.store == nil {
 		if cfg.Data == "" {
 			return nil, errors.New("-data must name a file")
@@ -97,6 +111,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.store, s.ownsStore = st, true
 	}
 	s.metrics.observeStore(s.store)
+	if c, ok := s.store.(interface{ Collectors() []prometheus.Collector }); ok {
+		s.metrics.reg.MustRegister(c.Collectors()...) // the etcd store's own (reachable, invalid keys)
+	}
 	warnStoredTargets(s.log, s.store.Current(), s.policy)
 	s.handler = s.newHandler(g)
 	return s, nil
@@ -138,7 +155,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t := s.store.Current()
-	s.log.Info("listening", "addr", ln.Addr().String(), "data", s.cfg.Data, "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "")
+	where := []any{"data", s.cfg.Data}
+	if s.cfg.UseEtcd {
+		where = []any{"etcd", strings.Join(s.cfg.Etcd.Endpoints, ","), "prefix", s.cfg.Etcd.Prefix}
+	}
+	s.log.Info("listening", append([]any{"addr", ln.Addr().String()}, append(where, "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "")...)...)
 
 	select {
 	case err := <-served:

@@ -1,0 +1,58 @@
+package etcdstore
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) (Options, bool, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := BindFlags(fs, func(k string) string { return env[k] })
+	if err := fs.Parse(args); err != nil {
+		return Options{}, false, err
+	}
+	return f.Options()
+}
+
+func TestFlags(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte(" s3cret\n"), 0o600)
+
+	o, ok, err := parse(t, nil, nil)
+	if err != nil || ok {
+		t.Fatalf("no flags: ok %v err %v, want the embedded store", ok, err)
+	}
+	o, ok, err = parse(t, []string{"-etcd-endpoints", "http://127.0.0.1:1, http://127.0.0.1:2", "-etcd-username", "u", "-etcd-password-file", pwFile}, nil)
+	if err != nil || !ok || len(o.Endpoints) != 2 || o.Prefix != DefaultPrefix || o.Password != "s3cret" || o.DialTimeout != 5*time.Second {
+		t.Fatalf("flags: %+v %v %v", o, ok, err)
+	}
+	o, ok, err = parse(t, []string{"-etcd-prefix", "/x/"}, map[string]string{"REGISTRAR_ETCD_ENDPOINTS": "https://e:2379", "REGISTRAR_ETCD_DIAL_TIMEOUT": "2s", "REGISTRAR_ETCD_PREFIX": "/env/"})
+	if err != nil || !ok || o.Prefix != "/x/" || o.DialTimeout != 2*time.Second || o.Endpoints[0] != "https://e:2379" {
+		t.Fatalf("env + flag: %+v %v %v", o, ok, err)
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-etcd-prefix", "/x/"}, nil, "-etcd-endpoints is not"},
+		{[]string{"-etcd-endpoints", "127.0.0.1:2379"}, nil, "must be a URL"},
+		{[]string{"-etcd-endpoints", "http://e", "-etcd-prefix", "/x"}, nil, "must end with /"},
+		{[]string{"-etcd-endpoints", "http://e", "-etcd-cert", "c"}, nil, "both -etcd-cert and -etcd-key"},
+		{[]string{"-etcd-endpoints", "http://e", "-etcd-password", "p"}, nil, "-etcd-username is not"},
+		{[]string{"-etcd-endpoints", "http://e", "-etcd-password", "p", "-etcd-password-file", pwFile}, nil, "not both"},
+		{[]string{"-etcd-endpoints", "http://e"}, map[string]string{"REGISTRAR_ETCD_DIAL_TIMEOUT": "soon"}, "not a duration"},
+		{[]string{"-etcd-endpoints", "http://e", "-etcd-dial-timeout", "0s"}, nil, "must be positive"},
+	} {
+		if _, _, err := parse(t, c.args, c.env); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q %v: err %v, want one saying %q", c.args, c.env, err, c.want)
+		}
+	}
+}

@@ -231,7 +231,8 @@ func TestFilterKeepsTableWhenRegistrarFails(t *testing.T) {
 			}
 			waitRouted(t, r, "web-1", "10.0.0.1:8080", time.Second)
 
-			e.reg.set(func() { e.reg.mode = ""; e.reg.routes["web-1"] = "10.0.0.2"; e.reg.revision = 50 })
+			e.reg.setMode("")
+			e.reg.put("web-1", "10.0.0.2")
 			waitRouted(t, r, "web-1", "10.0.0.2:8080", 3*syncWithin)
 			e.waitLog("sync: the registrar answers again", time.Second)
 		})
@@ -288,7 +289,10 @@ func TestFilterHandles100kNames(t *testing.T) {
 		routes["name-"+strconv.Itoa(i)] = "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":8080"
 	}
 	e := newFEnv(t, wasmhost.Options{}, routes)
-	r := startSynced(t, e, 1, filterConfig(""))[0]
+	e.vm("sync", filterConfig(""))
+	r := e.vm("router", filterConfig(""))
+	// Parsing and writing 100,000 names takes a few seconds on a busy 2-core machine.
+	e.waitLog("sync: table at revision 1: 100000 servers", 60*time.Second)
 	if e.metric("switchyard.table.size") != 100_000 {
 		t.Fatalf("table size %d", e.metric("switchyard.table.size"))
 	}
@@ -315,6 +319,7 @@ func TestFilterRefusesBadConfiguration(t *testing.T) {
 		{"wrong type", "router", `{"default_port": "80"}`, `key "default_port" must be an integer`},
 		{"bad value", "sync", `{"registrar": {"wait_seconds": 0}}`, `key "registrar.wait_seconds": 0 is out of range`},
 		{"not JSON", "router", `{"header": `, "not valid JSON"},
+		{"bad proxy id", "sync", `{"proxy_id": "edge 1"}`, `key "proxy_id": "edge 1" must be at most 200 characters`},
 		{"unknown root id", "filter", `{}`, `unknown root_id "filter"`},
 	}
 	for _, tt := range tests {

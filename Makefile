@@ -19,7 +19,7 @@ test-deps:
 # Tests use the binaries just built (SWITCHYARD_BIN), never stale ones.
 test: test-deps build
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./filter
+	GOOS=wasip1 GOARCH=wasm $(GO) vet $$($(GO) list ./filter/... | grep -v /inhost)  # inhost: host-side tests
 	SWITCHYARD_BIN=$(BIN) $(GO) test -count=1 -timeout 25m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
@@ -32,9 +32,10 @@ FUZZ_TARGETS := \
 	FuzzParseAddress:./internal/validate/ \
 	FuzzServiceName:./internal/validate/ \
 	FuzzWrite:./registrar/server/ \
-	FuzzSnapshot:./filter/ \
+	FuzzAnswer:./filter/syncing/ \
 	FuzzConfig:./internal/pluginconfig/ \
-	FuzzPairs:./internal/abi/
+	FuzzPairs:./internal/abi/ \
+	FuzzDecide:./filter/routing/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \
@@ -45,13 +46,14 @@ run: build
 	$(GO) build -trimpath -o $(BIN)/run ./cmd/run
 	$(BIN)/run -bin $(BIN)
 
-# The figures users judge us by, each checked for the right answer before it is measured
-# (issue #7): filter cost per request (10 and 100,000 names), router VM memory at 1M/2M/5M
+# The figures users judge us by, each checked for the right answer before it is measured:
+# filter cost per request routed and 404 (10 and 1,000,000 names; beside a do-nothing
+# filter on the same SDK, ratio-to-floor), router VM memory at 1M/2M/5M
 # requests, propagation, dev proxy throughput routed vs bypass (10 and 10,000 names),
 # registrar durable writes and long-poll fan-out. Each benchmark prints its figures as
 # custom units (ns/req-median, MiB-at-5M, p99-ms, ratio, ...). About 3 minutes.
 bench: build
-	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkFilter(Routed|404)' -benchtime 200000x -timeout 20m ./filter/inhost/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout|BenchmarkRegistrarScale' -benchtime 1x -timeout 10m ./registrar/server/

@@ -544,4 +544,29 @@ func TestEtcdImportIntoEmptyEtcd(t *testing.T) {
 	if again := mustRoutes(t, a.url()); again.Revision != r.Revision {
 		t.Fatalf("a second import of the same seed moved the revision %d → %d", r.Revision, again.Revision)
 	}
+
+	// A seed larger than one etcd transaction (--max-txn-ops, 128 by default) is
+	// written in parts, and every entry arrives.
+	const many = 300
+	big := map[string]string{}
+	for i := 0; i < many; i++ {
+		big[fmt.Sprintf("bulk-%03d", i)] = fmt.Sprintf("127.0.0.1:%d", 10000+i)
+	}
+	raw, _ := json.Marshal(big)
+	if err := os.WriteFile(seed, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out = testbin.Run(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})
+	if code != 0 {
+		t.Fatalf("import of %d entries: exit %d\n%s", many, code, out)
+	}
+	testbin.Eventually(t, 10*time.Second, func() string {
+		got := mustRoutes(t, a.url()).Routes
+		for name, target := range big {
+			if got[name] != target {
+				return fmt.Sprintf("after importing %d entries the replica serves %d routes; %s → %q, want %q", many, len(got), name, got[name], target)
+			}
+		}
+		return ""
+	})
 }

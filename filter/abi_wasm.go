@@ -2,13 +2,20 @@
 
 package main
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"switchyard/internal/abi"
+)
 
 // The proxy-wasm host calls the SDK does not offer (or offers only in a form that
 // loses information), and the router's hot path, declared here against ABI 0.2.1 as
 // Envoy links them. Out-parameters are package globals: the host writes into them
-// while the call is in progress, and a global never moves (go-wasm-notes.md P3); the
-// SDK's locals escape to the heap instead, two allocations per call.
+// while the call is in progress, and a call may re-enter the module (malloc) and grow
+// the goroutine stack, which moves it — a host holding the address of a stack
+// variable would then write into the old stack. A global never moves. (The SDK's
+// locals escape to the heap instead: two allocations per call.) Each wrapper gives
+// the host's status as an abi.Status.
 
 //go:wasmimport env proxy_get_current_time_nanoseconds
 func proxyGetCurrentTimeNanoseconds(ret *uint64) uint32
@@ -37,7 +44,6 @@ func proxyIncrementMetric(id uint32, offset int64) uint32
 var (
 	nowOut                   uint64
 	outData, outSize, outCas uint32
-	mapRequestHeaders        uint32 = 0 // proxy-wasm MapType HttpRequestHeaders
 )
 
 // nowNanos is the host's clock (Envoy's dispatcher time; the wasmhost's driven clock).
@@ -51,54 +57,54 @@ func nowNanos() int64 {
 
 // sendLocalResponse answers the stream with details (Envoy's response code
 // details, shown in access logs), which the SDK's SendHttpResponse leaves empty.
-// headers is in proxy-wasm pairs format (see serializePairs).
-func sendLocalResponse(status uint32, details, body, headers string) uint32 {
-	return proxySendLocalResponse(status, details, body, headers, -1)
+// headers is in the pairs format (abi.EncodePairs).
+func sendLocalResponse(status uint32, details, body, headers string) abi.Status {
+	return abi.Status(proxySendLocalResponse(status, details, body, headers, -1))
 }
 
 // recordMetric sets a gauge (or adds to a counter) by id; the SDK can only add to a
 // gauge, which is wrong after another VM has set it.
-func recordMetric(id uint32, value uint64) uint32 {
-	return proxyRecordMetric(id, value)
+func recordMetric(id uint32, value uint64) abi.Status {
+	return abi.Status(proxyRecordMetric(id, value))
 }
 
 // incrementMetric adds offset to a counter by id.
-func incrementMetric(id uint32, offset int64) uint32 {
-	return proxyIncrementMetric(id, offset)
+func incrementMetric(id uint32, offset int64) abi.Status {
+	return abi.Status(proxyIncrementMetric(id, offset))
 }
 
 // requestHeaderPairs reads the whole request header map, in the pairs format, into
-// the request arena: one host call (and one allocation) instead of one per header.
-func requestHeaderPairs() (string, uint32) {
+// the request arena: one host call (and no allocation) instead of one per header.
+func requestHeaderPairs() (string, abi.Status) {
 	arenaOn = true
-	st := proxyGetHeaderMapPairs(mapRequestHeaders, &outData, &outSize)
+	st := abi.Status(proxyGetHeaderMapPairs(uint32(abi.MapRequestHeaders), &outData, &outSize))
 	arenaOn = false
-	if st != 0 {
+	if st != abi.StatusOK {
 		return "", st
 	}
-	return hostValue(), 0
+	return hostValue(), abi.StatusOK
 }
 
 // replaceRequestHeader sets a request header (the first of its name; Envoy setCopy).
-func replaceRequestHeader(key, value string) uint32 {
-	return proxyReplaceHeaderMapValue(mapRequestHeaders, key, value)
+func replaceRequestHeader(key, value string) abi.Status {
+	return abi.Status(proxyReplaceHeaderMapValue(uint32(abi.MapRequestHeaders), key, value))
 }
 
 // removeRequestHeader removes every request header of a name.
-func removeRequestHeader(key string) uint32 {
-	return proxyRemoveHeaderMapValue(mapRequestHeaders, key)
+func removeRequestHeader(key string) abi.Status {
+	return abi.Status(proxyRemoveHeaderMapValue(uint32(abi.MapRequestHeaders), key))
 }
 
 // sharedData reads one shared-data value into the request arena, like
 // requestHeaderPairs.
-func sharedData(key string) (string, uint32) {
+func sharedData(key string) (string, abi.Status) {
 	arenaOn = true
-	st := proxyGetSharedData(key, &outData, &outSize, &outCas)
+	st := abi.Status(proxyGetSharedData(key, &outData, &outSize, &outCas))
 	arenaOn = false
-	if st != 0 {
+	if st != abi.StatusOK {
 		return "", st
 	}
-	return hostValue(), 0
+	return hostValue(), abi.StatusOK
 }
 
 // hostValue gives the value a host call just returned through outData/outSize. The
@@ -122,8 +128,10 @@ func hostValue() string {
 // every request: the hot path then allocates nothing, and the Go heap, hence the VM's
 // memory, does not grow with the request count.
 //
-// lastAlloc roots the latest buffer until the next allocation, so a GC between the
-// allocation and the caller's read cannot free it (go-wasm-notes.md P4).
+// lastAlloc roots the latest buffer until the next allocation: the GC does not move
+// heap objects but frees unreachable ones, so a GC between the allocation and the
+// caller's read (another allocation in the same host call may trigger one) could
+// otherwise free the buffer the host just wrote into.
 var (
 	arena     [16 << 10]byte
 	arenaUsed int

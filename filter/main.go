@@ -1,14 +1,18 @@
-// Command filter is Switchyard's proxy-wasm plugin (design.md, "Data flow"). One
-// module holds two roots, chosen by the plugin_root_id property:
+// Command filter is Switchyard's proxy-wasm plugin: it routes requests under the
+// configured path prefixes to the target registered for the server name in their
+// header (README.md, "Filter configuration"). One module holds two roots, chosen by the
+// plugin_root_id property:
 //
 //   - "sync" (sync.go) runs once per proxy as a singleton service and long-polls the
-//     registrar, writing the route table into shared data (layout in table.go);
+//     registrar (docs/sync-protocol.md), writing the route table into shared data
+//     (layout in table.go);
 //   - "router" (router.go) is the HTTP filter on every worker; it reads one
 //     shared-data key per request and rewrites :authority or answers locally.
 //
 // Both must use the same vm_id, since shared data is kept per vm_id. The decisions
-// are plain functions (config.go, route.go, snapshot.go, backoff.go) tested natively;
-// the files named after a root are the ABI glue around them.
+// are plain Go tested natively (internal/pluginconfig, filter/routing, snapshot.go,
+// backoff.go); the files named after a root are the ABI glue around them, and
+// abi_wasm.go holds the module's own host calls.
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o bin/filter.wasm ./filter
 package main
@@ -17,6 +21,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"switchyard/internal/contract"
 	"switchyard/internal/pluginconfig"
 )
 
@@ -39,12 +44,12 @@ type plugin struct {
 func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	id, err := proxywasm.GetProperty([]string{"plugin_root_id"})
 	if err != nil {
-		proxywasm.LogCritical("cannot read the plugin_root_id property (" + err.Error() + "); set root_id to \"sync\" or \"router\"")
+		proxywasm.LogCritical("cannot read the plugin_root_id property (" + err.Error() + "); set root_id to \"" + contract.RootSync + "\" or \"" + contract.RootRouter + "\"")
 		return types.OnPluginStartStatusFailed
 	}
 	rootID := string(id)
-	if rootID != "sync" && rootID != "router" {
-		proxywasm.LogCritical("unknown root_id \"" + rootID + "\": use \"sync\" for the singleton service or \"router\" for the HTTP filter")
+	if rootID != contract.RootSync && rootID != contract.RootRouter {
+		proxywasm.LogCritical("unknown root_id \"" + rootID + "\": use \"" + contract.RootSync + "\" for the singleton service or \"" + contract.RootRouter + "\" for the HTTP filter")
 		return types.OnPluginStartStatusFailed
 	}
 	data, err := proxywasm.GetPluginConfiguration()
@@ -57,7 +62,7 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		proxywasm.LogCritical("invalid plugin configuration: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
-	if rootID == "router" {
+	if rootID == contract.RootRouter {
 		p.root = newRouter(cfg)
 		return types.OnPluginStartStatusOK
 	}

@@ -1,30 +1,29 @@
 package main
 
-import "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+import (
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 
-// Metric names. Envoy shows a proxy-wasm metric under its bare name in /stats and
-// Prometheus (dots become underscores there: switchyard_routed). They are defined in
-// on_configure, never in init(): Envoy traps a define_metric made while the module
-// initialises.
-const (
-	metricRouted        = "switchyard.routed"         // counter: requests sent on to a target
-	metricRejectedBase  = "switchyard.rejected."      // counter per Outcome.Code(), e.g. switchyard.rejected.unknown_server
-	metricSyncSuccess   = "switchyard.sync.success"   // counter: polls answered 200 (applied) or 304
-	metricSyncFailure   = "switchyard.sync.failure"   // counter: polls that failed (error, timeout, bad status, invalid snapshot)
-	metricTableSize     = "switchyard.table.size"     // gauge: servers in the live table
-	metricTableRevision = "switchyard.table.revision" // gauge: revision of the live table
+	"switchyard/filter/routing"
+	"switchyard/internal/contract"
 )
 
-// routerMetrics are the router's counters, one per Outcome.
+// The filter's metrics (names in internal/contract). Envoy shows a proxy-wasm metric
+// under its bare name in /stats and Prometheus (dots become underscores there:
+// switchyard_routed). They are defined in on_configure, never in init(): Envoy traps a
+// define_metric made while the module initialises.
+
+// routerMetrics are the router's counter ids: routed, and one per rejection.
 type routerMetrics struct {
-	routed   proxywasm.MetricCounter
-	rejected [Unknown + 1]proxywasm.MetricCounter // indexed by Outcome (Missing..Unknown)
+	routed   uint32
+	rejected [routing.NumOutcomes]uint32 // indexed by Outcome; only rejections are defined
 }
 
 func defineRouterMetrics() routerMetrics {
-	m := routerMetrics{routed: proxywasm.DefineCounterMetric(metricRouted)}
-	for o := Missing; o <= Unknown; o++ {
-		m.rejected[o] = proxywasm.DefineCounterMetric(metricRejectedBase + o.Code())
+	m := routerMetrics{routed: uint32(proxywasm.DefineCounterMetric(contract.MetricRouted))}
+	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
+		if o.Rejected() {
+			m.rejected[o] = uint32(proxywasm.DefineCounterMetric(contract.MetricRejectedBase + o.Code()))
+		}
 	}
 	return m
 }
@@ -36,9 +35,9 @@ type syncMetrics struct {
 
 func defineSyncMetrics() syncMetrics {
 	return syncMetrics{
-		success:   proxywasm.DefineCounterMetric(metricSyncSuccess),
-		failure:   proxywasm.DefineCounterMetric(metricSyncFailure),
-		tableSize: proxywasm.DefineGaugeMetric(metricTableSize),
-		revision:  proxywasm.DefineGaugeMetric(metricTableRevision),
+		success:   proxywasm.DefineCounterMetric(contract.MetricSyncSuccess),
+		failure:   proxywasm.DefineCounterMetric(contract.MetricSyncFailure),
+		tableSize: proxywasm.DefineGaugeMetric(contract.MetricTableSize),
+		revision:  proxywasm.DefineGaugeMetric(contract.MetricTableRevision),
 	}
 }

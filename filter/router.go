@@ -1,33 +1,41 @@
 package main
 
 import (
+	"unsafe"
+
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"switchyard/filter/routing"
+	"switchyard/internal/abi"
+	"switchyard/internal/contract"
 	"switchyard/internal/pluginconfig"
 )
 
-// router is the "router" root: the HTTP filter on every worker. It holds no
-// per-request state, so one stream object serves every stream of the root and a
-// request costs no allocation for its context.
+// router is the "router" root: the HTTP filter on every worker. The decision is
+// routing.Router's; this is the ABI glue that reads the request, makes the header
+// edits and sends the local replies. It holds no per-request state, so one stream
+// object serves every stream of the root and a request costs no allocation for its
+// context.
 type router struct {
 	types.DefaultPluginContext
-	cfg     pluginconfig.Config
+	rules   *routing.Router
 	metrics routerMetrics
-	// Local replies that do not depend on the request, built once at configure time.
-	bodies       [Unknown + 1]string
-	jsonHeaders  string // pairs: content-type
-	retryHeaders string // pairs: content-type, retry-after
+	// The local replies' bodies and headers (pairs format), built once at configure
+	// time; UnknownServer's body names the server and is built per request.
+	replyBodies  [routing.NumOutcomes]string
+	replyHeaders [routing.NumOutcomes]string
 	stream       routerStream
 }
 
 func newRouter(cfg pluginconfig.Config) *router {
-	r := &router{cfg: cfg, metrics: defineRouterMetrics()}
-	for _, o := range []Outcome{Missing, Invalid, NotLoaded} {
-		r.bodies[o] = string(replyBody(o, cfg.Header, ""))
+	r := &router{rules: routing.New(cfg), metrics: defineRouterMetrics()}
+	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
+		if o.Rejected() {
+			r.replyBodies[o] = string(r.rules.AppendReplyBody(nil, &routing.Decision{Outcome: o}))
+			r.replyHeaders[o] = abi.EncodePairs(o.ReplyHeaders())
+		}
 	}
-	r.jsonHeaders = serializePairs([][2]string{{"content-type", "application/json"}})
-	r.retryHeaders = serializePairs([][2]string{{"content-type", "application/json"}, {"retry-after", "1"}})
 	r.stream.r = r
 	return r
 }
@@ -39,9 +47,10 @@ type routerStream struct {
 	r *router
 }
 
-// OnHttpRequestHeaders applies Decide. A request under a prefix either leaves with
-// :authority set to its target or is answered here; it never goes upstream with the
-// client's own authority (the dynamic forward proxy behind would honour it).
+// OnHttpRequestHeaders applies routing.Router's decision. A request under a prefix
+// either leaves with :authority set to its target or is answered here; it never goes
+// upstream with the client's own authority (the dynamic forward proxy behind would
+// honour it).
 //
 // This is the hot path, so it uses the module's own ABI calls (abi_wasm.go) rather
 // than the SDK's: values land in a per-request arena, out-parameters are globals, and
@@ -49,85 +58,83 @@ type routerStream struct {
 func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
 	r := s.r
 	resetArena()
-	pairs, st := requestHeaderPairs()
-	if st != statusOK {
+	headers, st := requestHeaderPairs()
+	if st != abi.StatusOK {
 		return r.fail("reading the request headers", st)
 	}
-	req, ok := scanPairs(pairs, r.cfg.Header)
-	if !ok {
-		return r.fail("reading the request headers", statusParseFailure)
+	d, err := r.rules.Decide(headers, sharedTable{})
+	if err != nil {
+		return r.fail("reading the request headers", abi.StatusParseFailure)
 	}
-	if !req.hasPath || !pluginconfig.MatchesPrefix(req.path, r.cfg.PathPrefixes) {
+	switch d.Outcome {
+	case routing.Pass:
+		return types.ActionContinue
+	case routing.Routed:
+		for _, e := range d.Edits() {
+			if e.Remove {
+				st = removeRequestHeader(e.Header)
+			} else {
+				st = replaceRequestHeader(e.Header, e.Value)
+			}
+			if st != abi.StatusOK {
+				return r.fail("editing the request header "+e.Header, st)
+			}
+		}
+		incrementMetric(r.metrics.routed, 1)
 		return types.ActionContinue
 	}
-	name, original := req.name, req.authority
-	outcome, authority := Decide(name, sharedTable{}, r.cfg.DefaultPort)
-	if outcome != Routed {
-		return r.reject(outcome, name)
-	}
-	if st := replaceRequestHeader(":authority", authority); st != statusOK {
-		return r.fail("setting :authority", st)
-	}
-	if original != "" {
-		st = replaceRequestHeader("x-forwarded-host", original)
-	} else {
-		// Never pass on a client-supplied value as if it were ours.
-		st = removeRequestHeader("x-forwarded-host")
-	}
-	if st != statusOK {
-		return r.fail("setting x-forwarded-host", st)
-	}
-	if r.cfg.StripHeader {
-		if st := removeRequestHeader(r.cfg.Header); st != statusOK {
-			return r.fail("removing "+r.cfg.Header, st)
-		}
-	}
-	incrementMetric(uint32(r.metrics.routed), 1)
-	return types.ActionContinue
+	return r.reject(d)
 }
 
-// replyBuf holds the 404 body while the host copies it: one buffer, reused.
-var replyBuf = make([]byte, 0, 256)
+// replyBody holds UnknownServer's body while the host copies it: one buffer, reused.
+var replyBody = make([]byte, 0, 256)
 
-func (r *router) reject(o Outcome, name string) types.Action {
-	body, headers := r.bodies[o], r.jsonHeaders
-	switch o {
-	case Unknown:
-		replyBuf = appendReplyBody(replyBuf[:0], o, r.cfg.Header, name)
-		body = unsafeString(replyBuf)
-	case NotLoaded:
-		headers = r.retryHeaders
+func (r *router) reject(d *routing.Decision) types.Action {
+	body := r.replyBodies[d.Outcome]
+	if d.Outcome == routing.UnknownServer {
+		replyBody = r.rules.AppendReplyBody(replyBody[:0], d)
+		body = unsafe.String(unsafe.SliceData(replyBody), len(replyBody))
 	}
-	sendLocalResponse(o.Status(), o.Code(), body, headers)
-	incrementMetric(uint32(r.metrics.rejected[o]), 1)
+	sendLocalResponse(d.Outcome.Status(), d.Outcome.Code(), body, r.replyHeaders[d.Outcome])
+	incrementMetric(r.metrics.rejected[d.Outcome], 1)
 	return types.ActionPause
 }
 
-// fail answers 500 when the host refused a header edit: forwarding the request
-// half-rewritten could send it to the wrong place.
-func (r *router) fail(what string, st uint32) types.Action {
-	proxywasm.LogError("router: " + what + " failed: " + statusText(st) + "; answered 500")
+// fail answers 500 when the host refused a header read or edit: forwarding the
+// request half-rewritten could send it to the wrong place.
+func (r *router) fail(what string, st abi.Status) types.Action {
+	proxywasm.LogError("router: " + what + " failed: " + st.String() + "; answered 500")
 	sendLocalResponse(500, "switchyard_internal_error",
-		`{"error":"internal_error","message":"The proxy could not rewrite the request; see the proxy log"}`, r.jsonHeaders)
+		`{"error":"internal_error","message":"The proxy could not rewrite the request; see the proxy log"}`, jsonReplyHeaders)
 	return types.ActionPause
 }
 
-// sharedTable is the Table of design.md read from shared data (layout in table.go):
-// one get per routed request, a second only to tell 503 from 404.
+// sharedTable is the routing.Table in shared data, as the sync writes it:
+// contract.RouteKeyPrefix + server name → target ("" once removed), and
+// contract.RevisionKey present once a table is loaded. A routed request costs one
+// get; a second only tells 503 from 404.
 type sharedTable struct{}
 
-func (sharedTable) Lookup(name string) (string, bool) {
-	v, st := sharedData(routeKeyView(name))
-	if st != statusOK || len(v) == 0 {
+// lookupKey holds the key of a lookup, built in place so that a lookup allocates
+// nothing (the VM runs one call at a time, so one buffer suffices).
+var lookupKey = make([]byte, 0, len(contract.RouteKeyPrefix)+128)
+
+func (sharedTable) Lookup(serverName string) (string, bool) {
+	lookupKey = append(append(lookupKey[:0], contract.RouteKeyPrefix...), serverName...)
+	v, st := sharedData(unsafe.String(unsafe.SliceData(lookupKey), len(lookupKey)))
+	if st != abi.StatusOK || len(v) == 0 {
 		return "", false
 	}
 	return v, true
 }
 
 func (sharedTable) Loaded() bool {
-	v, st := sharedData(revisionKey)
-	return st == statusOK && len(v) > 0
+	v, st := sharedData(contract.RevisionKey)
+	return st == abi.StatusOK && len(v) > 0
 }
+
+// jsonReplyHeaders are the headers of the filter's JSON replies that carry nothing else.
+var jsonReplyHeaders = abi.EncodePairs([][2]string{{"content-type", "application/json"}})
 
 // misconfiguredStream answers every request when an HTTP stream reaches the sync
 // root (the HTTP filter configured with root_id "sync"): failing closed is the only
@@ -136,11 +143,9 @@ type misconfiguredStream struct {
 	types.DefaultHttpContext
 }
 
-var misconfiguredHeaders = serializePairs([][2]string{{"content-type", "application/json"}})
-
 func (*misconfiguredStream) OnHttpRequestHeaders(int, bool) types.Action {
-	proxywasm.LogError(`an HTTP request reached the "sync" root: configure the HTTP filter with root_id "router"`)
+	proxywasm.LogError(`an HTTP request reached the "` + contract.RootSync + `" root: configure the HTTP filter with root_id "` + contract.RootRouter + `"`)
 	sendLocalResponse(500, "switchyard_misconfigured",
-		`{"error":"misconfigured","message":"The proxy's Switchyard filter is configured with root_id sync; it must be router"}`, misconfiguredHeaders)
+		`{"error":"misconfigured","message":"The proxy's Switchyard filter is configured with root_id `+contract.RootSync+`; it must be `+contract.RootRouter+`"}`, jsonReplyHeaders)
 	return types.ActionPause
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/contract"
 	"switchyard/internal/envoyconfig"
 	"switchyard/internal/testbin"
 	"switchyard/wasmhost"
@@ -26,8 +27,8 @@ func TestEnvoyYAMLPluginConfigurationRunsInTheFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newFEnv(t, wasmhost.Options{}, map[string]string{"web-1": "10.1.2.3:8080", "web-2": "logs.internal"})
-	e.vm("sync", syncCfg)
-	router := e.vm("router", routerCfg)
+	e.vm(contract.RootSync, syncCfg)
+	router := e.vm(contract.RootRouter, routerCfg)
 	waitRouted(t, router, "web-1", "10.1.2.3:8080", 5*time.Second)
 	// envoy.yaml keeps the default port 80 for targets registered without one.
 	waitRouted(t, router, "web-2", "logs.internal:80", 5*time.Second)

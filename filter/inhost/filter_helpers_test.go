@@ -1,18 +1,22 @@
 package inhost
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"switchyard/internal/testbin"
+	"switchyard/registrar/server"
+	"switchyard/registrar/store"
 	"switchyard/wasmhost"
 )
 
@@ -20,63 +24,115 @@ import (
 // (filter_e2e_test.go). Names start with "f" or "filter" to stay clear of the
 // process-level helpers in procs_test.go.
 
-// fRegistrar plays the registrar's /v1/routes long-poll on 127.0.0.1: 200 with the
-// whole table as soon as its revision is past ?after (at once without after), else
-// 304 after ?wait seconds. Its mode turns it into the faults the sync must survive.
+// fRegistrar is the real registrar (registrar/server over an embedded store in a
+// temporary folder) on 127.0.0.1, behind a wrapper that injects faults into its
+// /v1/routes answers: mode "500", "garbage", "invalid", "reset" or "hang" replaces the
+// answer the registrar gave (checked when it answers, so a long-poll that is waiting
+// sees the mode once it ends), "baddelta" makes a delta start one revision early (so
+// the sync must refuse it), fault, when set, may answer a poll itself, and pageHook
+// runs before each page request (snapshot=) is served.
 type fRegistrar struct {
 	t   testing.TB
 	srv *httptest.Server
+	cfg server.Config
 
 	mu       sync.Mutex
-	revision uint64
-	routes   map[string]string
-	mode     string        // "", "500", "garbage", "invalid", "reset", "hang"
-	changed  chan struct{} // closed and replaced on every change, to wake waiting polls
+	server   *server.Server
+	mode     string
+	changed  chan struct{} // closed and replaced on every mode change, to free hanging polls
 	polls    int
 	lastReq  *http.Request
+	queries  []url.Values
+	fault    func(w http.ResponseWriter, r *http.Request) bool // true: the poll was answered
+	pageHook func(start string)
 }
 
 func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
-	r := &fRegistrar{t: t, revision: 1, routes: routes, changed: make(chan struct{})}
-	if r.routes == nil {
-		r.routes = map[string]string{}
-	}
+	t.Helper()
+	return newFRegistrarWith(t, server.Config{}, routes)
+}
+
+// newFRegistrarWith starts the registrar with cfg (Data is set here), e.g. a small
+// History or PageBytes.
+func newFRegistrarWith(t testing.TB, cfg server.Config, routes map[string]string) *fRegistrar {
+	t.Helper()
+	r := &fRegistrar{t: t, cfg: cfg, changed: make(chan struct{})}
+	r.server = r.start(routes)
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(func() {
-		r.set(func() { r.mode = "" }) // release waiting polls before Close waits for them
+		r.setMode("") // free hanging polls
+		r.mu.Lock()
+		s := r.server
+		r.mu.Unlock()
+		s.Close() // answers waiting long-polls at once
 		r.srv.CloseClientConnections()
 		r.srv.Close()
 	})
 	return r
 }
 
+// start opens a registrar on a new data file holding routes.
+func (r *fRegistrar) start(routes map[string]string) *server.Server {
+	r.t.Helper()
+	cfg := r.cfg
+	cfg.Data = filepath.Join(r.t.TempDir(), "servers.json")
+	s, err := server.New(cfg)
+	if err != nil {
+		r.t.Fatalf("starting the registrar: %v", err)
+	}
+	if len(routes) > 0 {
+		// One write, as -import does: a table of 100,000 names costs one fsync.
+		changes := make([]store.Change, 0, len(routes))
+		for name, target := range routes {
+			changes = append(changes, store.Change{Host: name, Server: &store.Server{Host: name, IPAddress: target, ServiceName: "test"}})
+		}
+		if out := s.Store().Write(changes...); out.Err != nil {
+			r.t.Fatalf("loading %d routes into the registrar: %v", len(routes), out.Err)
+		}
+	}
+	return s
+}
+
+// replace gives the registrar a new history, as when its data file is deleted and
+// started anew or an older backup is restored: a new data file (so a new lineage)
+// holding routes at revision 1. The old registrar answers its waiting polls and stops.
+func (r *fRegistrar) replace(routes map[string]string) {
+	s := r.start(routes)
+	r.mu.Lock()
+	old := r.server
+	r.server = s
+	r.mu.Unlock()
+	old.Close()
+}
+
 func (r *fRegistrar) url() string { return r.srv.URL }
 
-// set changes the registrar under its lock and wakes every waiting poll.
-func (r *fRegistrar) set(f func()) {
+func (r *fRegistrar) handler() http.Handler {
 	r.mu.Lock()
-	f()
+	defer r.mu.Unlock()
+	return r.server.Handler()
+}
+
+// lineage is the registrar's current lineage.
+func (r *fRegistrar) lineage() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.server.Store().Lineage()
+}
+
+func (r *fRegistrar) setMode(m string) {
+	r.mu.Lock()
+	r.mode = m
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
 }
 
-// put registers (or changes, with target "" removes) a name as a new revision.
-func (r *fRegistrar) put(name, target string) uint64 {
-	var rev uint64
-	r.set(func() {
-		if target == "" {
-			delete(r.routes, name)
-		} else {
-			r.routes[name] = target
-		}
-		r.revision++
-		rev = r.revision
-	})
-	return rev
+func (r *fRegistrar) setPageHook(h func(start string)) {
+	r.mu.Lock()
+	r.pageHook = h
+	r.mu.Unlock()
 }
-
-func (r *fRegistrar) setMode(m string) { r.set(func() { r.mode = m }) }
 
 func (r *fRegistrar) stats() (polls int, last *http.Request) {
 	r.mu.Lock()
@@ -84,43 +140,93 @@ func (r *fRegistrar) stats() (polls int, last *http.Request) {
 	return r.polls, r.lastReq
 }
 
-func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
-	after, hasAfter := uint64(0), req.URL.Query().Has("after")
-	if hasAfter {
-		after, _ = strconv.ParseUint(req.URL.Query().Get("after"), 10, 64)
+// seen gives the queries of every poll so far.
+func (r *fRegistrar) seen() []url.Values {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]url.Values(nil), r.queries...)
+}
+
+// put registers (or changes; target "" removes) a name through the registrar's API
+// and gives the write's revision.
+func (r *fRegistrar) put(name, target string) uint64 {
+	method, body := http.MethodPut, `{"ipAddress":"`+target+`","serviceName":"test"}`
+	if target == "" {
+		method, body = http.MethodDelete, ""
 	}
-	wait, _ := strconv.Atoi(req.URL.Query().Get("wait"))
-	deadline := time.After(time.Duration(wait) * time.Second)
+	req, _ := http.NewRequest(method, r.srv.URL+"/api/servers/"+name, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Errorf("%s %s: %v", method, name, err)
+		return 0
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Result struct {
+			Revision uint64
+			Error    string
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusOK {
+		r.t.Errorf("%s %s → %s: %s", method, name, resp.Status, out.Result.Error)
+	}
+	return out.Result.Revision
+}
+
+// putStore is put straight into the registrar's store (no API checks): for tests
+// that make thousands of changes.
+func (r *fRegistrar) putStore(name, target string) uint64 {
+	r.mu.Lock()
+	st := r.server.Store()
+	r.mu.Unlock()
+	c := store.Change{Host: name}
+	if target != "" {
+		c.Server = &store.Server{Host: name, IPAddress: target, ServiceName: "test"}
+	}
+	out := st.Write(c)
+	if out.Err != nil {
+		r.t.Errorf("writing %s: %v", name, out.Err)
+	}
+	return out.Revision
+}
+
+func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != "/v1/routes" {
+		r.handler().ServeHTTP(w, req)
+		return
+	}
 	r.mu.Lock()
 	r.polls++
 	r.lastReq = req
+	r.queries = append(r.queries, req.URL.Query())
+	fault, hook := r.fault, r.pageHook
+	r.mu.Unlock()
+	if fault != nil && fault(w, req) {
+		return
+	}
+	if hook != nil && req.URL.Query().Has("snapshot") {
+		hook(req.URL.Query().Get("start"))
+	}
+	rec := httptest.NewRecorder()
+	r.handler().ServeHTTP(rec, req)
+	var mode string
 	for {
-		if r.mode != "" && r.mode != "hang" {
-			break
-		}
-		if r.mode == "" && (!hasAfter || r.revision > after) {
-			break
-		}
-		ch := r.changed
+		r.mu.Lock()
+		mode, ch := r.mode, r.changed
 		r.mu.Unlock()
-		select {
+		if mode != "hang" {
+			break
+		}
+		select { // no answer: hang until the mode changes or the poll is cut off
 		case <-ch:
-		case <-deadline:
-			r.mu.Lock()
-			if r.mode == "hang" {
-				deadline = nil // no 304: hang until the mode changes or the poll is cut off
-				continue
-			}
-			r.mu.Unlock()
-			w.WriteHeader(http.StatusNotModified)
-			return
 		case <-req.Context().Done():
 			return
 		}
-		r.mu.Lock()
 	}
-	mode := r.mode
-	body, _ := json.Marshal(map[string]any{"revision": r.revision, "routes": r.routes})
+	r.mu.Lock()
+	mode = r.mode
 	r.mu.Unlock()
 	switch mode {
 	case "500":
@@ -132,15 +238,29 @@ func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"revision": 9999, "routes": {"web-1": "10.9.9.9", "bad name": "10.9.9.10"}}`))
 	case "reset":
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close()
-			}
-		}
+		resetConn(w)
 	default:
-		w.Header().Set("Content-Type", "application/json")
+		body := rec.Body.Bytes()
+		if mode == "baddelta" && bytes.Contains(body, []byte(`"kind":"delta"`)) {
+			var d map[string]any
+			json.Unmarshal(body, &d)
+			d["from"] = d["from"].(float64) - 1
+			body, _ = json.Marshal(d)
+			rec.Header().Del("Content-Length")
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
 		w.Write(body)
+	}
+}
+
+// resetConn closes the connection with a TCP RST.
+func resetConn(w http.ResponseWriter) {
+	if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
 	}
 }
 
@@ -154,8 +274,8 @@ func filterConfig(extra string) []byte {
 	return []byte(c + "}")
 }
 
-// fEnv is a host with the real filter.wasm loaded and a fake registrar behind the
-// cluster "registrar".
+// fEnv is a host with the real filter.wasm loaded and the real registrar (wrapped to
+// inject faults) behind the cluster "registrar".
 type fEnv struct {
 	t   testing.TB
 	h   *wasmhost.Host
@@ -166,17 +286,34 @@ type fEnv struct {
 func newFEnv(t testing.TB, opts wasmhost.Options, routes map[string]string) *fEnv {
 	t.Helper()
 	reg := newFRegistrar(t, routes)
+	e := newFEnvAt(t, opts, reg.url())
+	e.reg = reg
+	return e
+}
+
+// newFEnvWith is newFEnv with the registrar started with cfg (e.g. a small History or
+// PageBytes).
+func newFEnvWith(t testing.TB, opts wasmhost.Options, cfg server.Config, routes map[string]string) *fEnv {
+	t.Helper()
+	reg := newFRegistrarWith(t, cfg, routes)
+	e := newFEnvAt(t, opts, reg.url())
+	e.reg = reg
+	return e
+}
+
+func newFEnvAt(t testing.TB, opts wasmhost.Options, registrarURL string) *fEnv {
+	t.Helper()
 	if opts.Clusters == nil {
 		opts.Clusters = map[string]string{}
 	}
-	opts.Clusters["registrar"] = reg.url()
+	opts.Clusters["registrar"] = registrarURL
 	h := wasmhost.New(opts)
 	t.Cleanup(func() { h.Close() })
 	m, err := h.Load(context.Background(), testbin.Read(t, "filter.wasm"))
 	if err != nil {
 		t.Fatalf("loading filter.wasm: %v", err)
 	}
-	return &fEnv{t: t, h: h, reg: reg, mod: m}
+	return &fEnv{t: t, h: h, mod: m}
 }
 
 // vm starts one root ("sync" or "router") of the filter with vm_id "switchyard".

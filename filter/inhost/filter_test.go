@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/contract"
 	"switchyard/wasmhost"
 )
 
@@ -49,10 +50,10 @@ func TestFilterRouterOutcomes(t *testing.T) {
 		{"other path untouched", "/api/servers", "web-1", 0, "", "proxy.example:8443"},
 		{"prefix is segment-wise", "/system/x", "web-1", 0, "", "proxy.example:8443"},
 		{"shorter path untouched", "/sy", "", 0, "", "proxy.example:8443"},
-		{"missing header", "/sys/logs", "", 400, "missing_server_name", ""},
-		{"invalid name", "/sys/logs", "web/1", 400, "invalid_server_name", ""},
-		{"unknown name", "/sys/logs", "web-9", 404, "unknown_server", ""},
-		{"names are case-sensitive", "/sys/logs", "WEB-1", 404, "unknown_server", ""},
+		{"missing header", "/sys/logs", "", 400, contract.CodeMissingServerName, ""},
+		{"invalid name", "/sys/logs", "web/1", 400, contract.CodeInvalidServerName, ""},
+		{"unknown name", "/sys/logs", "web-9", 404, contract.CodeUnknownServer, ""},
+		{"names are case-sensitive", "/sys/logs", "WEB-1", 404, contract.CodeUnknownServer, ""},
 		{"routed with its port", "/sys/logs/app.log?tail=10", "web-1", 0, "", "10.1.2.3:9000"},
 		{"routed bare prefix", "/sys", "web-1", 0, "", "10.1.2.3:9000"},
 		{"routed query right after prefix", "/sys?x=1", "web-1", 0, "", "10.1.2.3:9000"},
@@ -99,7 +100,7 @@ func TestFilterRouterOutcomes(t *testing.T) {
 	})
 	t.Run("empty header is missing", func(t *testing.T) {
 		got := fRequestHeaders(t, r, wasmhost.Headers{{":method", "GET"}, {":path", "/sys"}, {":authority", "p"}, {"x-server-name", ""}})
-		if got.errorCode() != "missing_server_name" {
+		if got.errorCode() != contract.CodeMissingServerName {
 			t.Errorf("got %d %q", got.status(), got.errorCode())
 		}
 	})
@@ -111,9 +112,9 @@ func TestFilterRouterOutcomes(t *testing.T) {
 		}
 	})
 	t.Run("metrics count each outcome", func(t *testing.T) {
-		for name, min := range map[string]int64{"switchyard.routed": 6, "switchyard.rejected.missing_server_name": 2,
-			"switchyard.rejected.invalid_server_name": 1, "switchyard.rejected.unknown_server": 3,
-			"switchyard.table.size": 4, "switchyard.sync.success": 1} {
+		for name, min := range map[string]int64{contract.MetricRouted: 6, contract.MetricRejectedBase + contract.CodeMissingServerName: 2,
+			contract.MetricRejectedBase + contract.CodeInvalidServerName: 1, contract.MetricRejectedBase + contract.CodeUnknownServer: 3,
+			contract.MetricTableSize: 4, contract.MetricSyncSuccess: 1} {
 			if v := e.metric(name); v < min {
 				t.Errorf("%s = %d, want at least %d", name, v, min)
 			}
@@ -138,9 +139,9 @@ func TestFilterStripHeader(t *testing.T) {
 
 func TestFilterAnswers503BeforeFirstTable(t *testing.T) {
 	e := newFEnv(t, wasmhost.Options{}, nil)
-	r := e.vm("router", filterConfig("")) // no sync on this vm_id: nothing is ever loaded
+	r := e.vm(contract.RootRouter, filterConfig("")) // no sync on this vm_id: nothing is ever loaded
 	got := fRequest(t, r, "/sys/x", "web-1")
-	if got.status() != 503 || got.errorCode() != "routes_not_loaded" {
+	if got.status() != 503 || got.errorCode() != contract.CodeRoutesNotLoaded {
 		t.Fatalf("got %d %q, want 503 routes_not_loaded", got.status(), got.errorCode())
 	}
 	if ra, _ := got.local.Headers.Get("retry-after"); ra != "1" {
@@ -151,7 +152,7 @@ func TestFilterAnswers503BeforeFirstTable(t *testing.T) {
 		t.Errorf("missing header before the first table: %d, want 400", got.status())
 	}
 	// Once an (empty) table is loaded the same name is unknown, not unavailable.
-	e.vm("sync", filterConfig(""))
+	e.vm(contract.RootSync, filterConfig(""))
 	waitRouted(t, r, "web-1", "", syncWithin)
 }
 
@@ -230,7 +231,8 @@ func TestFilterKeepsTableWhenRegistrarFails(t *testing.T) {
 			}
 			waitRouted(t, r, "web-1", "10.0.0.1:8080", time.Second)
 
-			e.reg.set(func() { e.reg.mode = ""; e.reg.routes["web-1"] = "10.0.0.2"; e.reg.revision = 50 })
+			e.reg.setMode("")
+			e.reg.put("web-1", "10.0.0.2")
 			waitRouted(t, r, "web-1", "10.0.0.2:8080", 3*syncWithin)
 			e.waitLog("sync: the registrar answers again", time.Second)
 		})
@@ -287,7 +289,10 @@ func TestFilterHandles100kNames(t *testing.T) {
 		routes["name-"+strconv.Itoa(i)] = "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":8080"
 	}
 	e := newFEnv(t, wasmhost.Options{}, routes)
-	r := startSynced(t, e, 1, filterConfig(""))[0]
+	e.vm("sync", filterConfig(""))
+	r := e.vm("router", filterConfig(""))
+	// Parsing and writing 100,000 names takes a few seconds on a busy 2-core machine.
+	e.waitLog("sync: table at revision 1: 100000 servers", 60*time.Second)
 	if e.metric("switchyard.table.size") != 100_000 {
 		t.Fatalf("table size %d", e.metric("switchyard.table.size"))
 	}
@@ -314,6 +319,7 @@ func TestFilterRefusesBadConfiguration(t *testing.T) {
 		{"wrong type", "router", `{"default_port": "80"}`, `key "default_port" must be an integer`},
 		{"bad value", "sync", `{"registrar": {"wait_seconds": 0}}`, `key "registrar.wait_seconds": 0 is out of range`},
 		{"not JSON", "router", `{"header": `, "not valid JSON"},
+		{"bad proxy id", "sync", `{"proxy_id": "edge 1"}`, `key "proxy_id": "edge 1" must be at most 200 characters`},
 		{"unknown root id", "filter", `{}`, `unknown root_id "filter"`},
 	}
 	for _, tt := range tests {

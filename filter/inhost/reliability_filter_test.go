@@ -3,9 +3,7 @@ package inhost
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -51,12 +49,12 @@ func TestReliabilityRestartedSyncForgetsRemovedNames(t *testing.T) {
 	e.waitLog("sync: table at revision 3: 2 servers (1 added, 0 changed, 1 removed)", time.Second)
 }
 
-// faultRegistrar answers the first poll (no ?after) with a good table at revision 1
-// and every later poll with its fault, until heal; then with revision 2. It counts
-// the fault answers it gave, so a test can compare them with the sync's failure
-// counter.
+// faultRegistrar is the real registrar with web-1 → 10.0.0.1 at revision 1, whose
+// every poll that carries after= (every poll once a table is loaded) gets the fault
+// instead of the registrar's answer, until heal. It counts the fault answers it gave,
+// so a test can compare them with the sync's failure counter.
 type faultRegistrar struct {
-	srv     *httptest.Server
+	*fRegistrar
 	fault   func(f *faultRegistrar, w http.ResponseWriter, r *http.Request)
 	healed  atomic.Bool
 	faults  atomic.Int64
@@ -64,41 +62,25 @@ type faultRegistrar struct {
 }
 
 func newFaultRegistrar(t *testing.T, fault func(f *faultRegistrar, w http.ResponseWriter, r *http.Request)) *faultRegistrar {
-	f := &faultRegistrar{fault: fault, release: make(chan struct{})}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(func() {
-		close(f.release)
-		f.srv.CloseClientConnections()
-		f.srv.Close()
-	})
+	f := &faultRegistrar{fRegistrar: newFRegistrar(t, map[string]string{"web-1": "10.0.0.1"}), fault: fault, release: make(chan struct{})}
+	t.Cleanup(func() { close(f.release) }) // runs before the registrar's own cleanup
+	f.mu.Lock()
+	f.fRegistrar.fault = func(w http.ResponseWriter, r *http.Request) bool {
+		if !r.URL.Query().Has("after") || f.healed.Load() {
+			return false
+		}
+		f.faults.Add(1)
+		f.fault(f, w, r)
+		return true
+	}
+	f.mu.Unlock()
 	return f
 }
 
-func (f *faultRegistrar) serve(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case !r.URL.Query().Has("after"):
-		io.WriteString(w, `{"revision":1,"routes":{"web-1":"10.0.0.1"}}`)
-	case f.healed.Load() && r.URL.Query().Get("after") == "1":
-		io.WriteString(w, `{"revision":2,"routes":{"web-1":"10.0.0.2"}}`)
-	case f.healed.Load():
-		select { // nothing newer: hold the poll like the registrar does
-		case <-r.Context().Done():
-		case <-f.release:
-		case <-time.After(time.Second):
-		}
-		w.WriteHeader(http.StatusNotModified)
-	default:
-		f.faults.Add(1)
-		f.fault(f, w, r)
-	}
-}
-
-// resetConn closes the connection with a TCP RST.
-func resetConn(w http.ResponseWriter) {
-	if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
-	}
+// heal changes web-1 to 10.0.0.2 (revision 2) and lets polls through again.
+func (f *faultRegistrar) heal() {
+	f.put("web-1", "10.0.0.2")
+	f.healed.Store(true)
 }
 
 // TestReliabilityRegistrarFaultsAreCounted: whatever the registrar does wrong, the
@@ -130,7 +112,7 @@ func TestReliabilityRegistrarFaultsAreCounted(t *testing.T) {
 		{"50 MiB body", func(_ *faultRegistrar, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(huge)
-		}, "the registrar could not be reached"},
+		}, "or the answer was larger than the proxy's buffer limit for http calls"},
 		{"reset before headers", func(_ *faultRegistrar, w http.ResponseWriter, r *http.Request) {
 			resetConn(w)
 		}, "keeping the table at revision 1"},
@@ -171,7 +153,7 @@ func TestReliabilityRegistrarFaultsAreCounted(t *testing.T) {
 				t.Errorf("the sync VM's memory grew by %d MiB over %d faulty answers", grown>>20, faults)
 			}
 
-			reg.healed.Store(true)
+			reg.heal()
 			waitRouted(t, r, "web-1", "10.0.0.2:8080", 3*syncWithin)
 		})
 	}
@@ -218,7 +200,7 @@ func TestReliabilitySlowBodyTimesOut(t *testing.T) {
 		t.Fatalf("the sync VM died: %v", err)
 	}
 
-	reg.healed.Store(true)
+	reg.heal()
 	deadline := time.Now().Add(syncWithin)
 	for fRequest(t, r, "/sys/x", "web-1").header(":authority") != "10.0.0.2:8080" {
 		if time.Now().After(deadline) {

@@ -64,6 +64,8 @@ func configProblem(c Config) string {
 		return "empty cluster or authority"
 	case !strings.HasPrefix(c.Registrar.Path, "/") || !printableNoSpace(c.Registrar.Path, "?#"):
 		return "registrar.path is not a path"
+	case c.ProxyID != "" && (len(c.ProxyID) > MaxProxyIDLength || !printableNoSpace(c.ProxyID, "") || strings.ContainsFunc(c.ProxyID, func(r rune) bool { return r >= 0x7f })):
+		return "proxy_id is not visible ASCII of at most 200 bytes"
 	}
 	for _, p := range c.PathPrefixes {
 		if p != "/" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || !printableNoSpace(p, "?#")) {

@@ -24,8 +24,14 @@ type Config struct {
 	DefaultPort int
 	// StripHeader removes Header from a routed request before it goes upstream.
 	StripHeader bool
-	Registrar   RegistrarConfig
+	// ProxyID is the identity the sync sends in its polls (proxy=); "" (the default)
+	// means Envoy's node.id, read from the host's properties.
+	ProxyID   string
+	Registrar RegistrarConfig
 }
+
+// MaxProxyIDLength bounds proxy_id.
+const MaxProxyIDLength = 200
 
 // RegistrarConfig says where the sync root long-polls the route table.
 type RegistrarConfig struct {
@@ -103,10 +109,20 @@ func Parse(data []byte) (Config, error) {
 				return wrongType(key, "true or false", v)
 			}
 			c.StripHeader = v.Bool()
+		case "proxy_id":
+			s, err := stringValue(key, v)
+			if err != nil {
+				return err
+			}
+			if s != "" && !isProxyID(s) {
+				return errors.New("key \"proxy_id\": " + strconv.Quote(s) + " must be at most " + strconv.Itoa(MaxProxyIDLength) +
+					" characters of visible ASCII without spaces, e.g. \"edge-eu-1\" (empty or left out: Envoy's node.id is sent)")
+			}
+			c.ProxyID = s
 		case "registrar":
 			return parseRegistrar(v, &c.Registrar)
 		default:
-			return unknownKey(key, "header, path_prefixes, default_port, strip_header, registrar")
+			return unknownKey(key, "header, path_prefixes, default_port, strip_header, proxy_id, registrar")
 		}
 		return nil
 	})
@@ -264,6 +280,20 @@ func isHeaderName(s string) bool {
 func isPathText(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c >= 0x7f || c == '?' || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// isProxyID reports whether s is 1 to MaxProxyIDLength bytes of visible ASCII: it
+// goes into the poll's query (percent-encoded) and onto the registrar's page.
+func isProxyID(s string) bool {
+	if len(s) == 0 || len(s) > MaxProxyIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
 			return false
 		}
 	}

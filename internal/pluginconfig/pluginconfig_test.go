@@ -39,6 +39,8 @@ func TestParseValues(t *testing.T) {
 			func(c *Config) {
 				c.Registrar = RegistrarConfig{Cluster: "reg", Authority: "reg.local", Path: "/routes", WaitSeconds: 5, Token: "s3cret"}
 			}},
+		{"proxy id", `{"proxy_id":"sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local"}`, func(c *Config) { c.ProxyID = "sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local" }},
+		{"empty proxy id is the default", `{"proxy_id":""}`, func(c *Config) {}},
 		{"partial registrar keeps other defaults", `{"registrar":{"token":"t"}}`, func(c *Config) { c.Registrar.Token = "t" }},
 	}
 	for _, tt := range tests {
@@ -101,6 +103,11 @@ func TestParseRefusals(t *testing.T) {
 		{"authority with tab", `{"registrar":{"authority":"reg\tx"}}`, `key "registrar.authority" must not contain line breaks, tabs`},
 		{"cluster with DEL", `{"registrar":{"cluster":"reg\u007f"}}`, `key "registrar.cluster" must not contain`},
 		{"path with tab", `{"registrar":{"path":"/v1/routes\t"}}`, `key "registrar.path" must not contain line breaks, tabs`},
+		{"proxy id wrong type", `{"proxy_id":7}`, `key "proxy_id" must be a string`},
+		{"proxy id with space", `{"proxy_id":"edge 1"}`, `key "proxy_id": "edge 1" must be at most 200 characters of visible ASCII`},
+		{"proxy id with newline", `{"proxy_id":"edge\n1"}`, `key "proxy_id"`},
+		{"proxy id not ASCII", `{"proxy_id":"edge\u202e1"}`, `key "proxy_id"`},
+		{"proxy id too long", `{"proxy_id":"` + strings.Repeat("p", 201) + `"}`, `key "proxy_id"`},
 		{"path with space", `{"registrar":{"path":"/v1/my routes"}}`, `key "registrar.path": "/v1/my routes" must start`},
 	}
 	for _, tt := range tests {

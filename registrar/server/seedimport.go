@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"switchyard/registrar/store"
 	"unicode/utf8"
+
+	"switchyard/registrar/store"
+	"switchyard/registrar/store/etcdstore"
 )
 
 // importedServiceName marks servers that came from the seed's mapping file, which
@@ -23,6 +25,10 @@ type ImportReport struct {
 
 // Import is the one-shot -import: it loads the seed's server_mapping.json at path
 // into the store as one all-or-nothing write, with the server's -allow-cidr policy.
+// An etcd store takes at most --max-txn-ops operations in one transaction (128 by
+// default); a larger import is written there in parts of importPart entries, each
+// all-or-nothing. A failure part-way leaves the earlier parts written and says so;
+// running the same -import again finishes it (entries already there change nothing).
 func (s *Server) Import(path string) (ImportReport, error) {
 	return importSeed(s.store, path, s.policy)
 }
@@ -60,10 +66,31 @@ func importSeed(st store.Store, path string, policy Policy) (ImportReport, error
 		return rep, nil
 	}
 	out := st.Write(changes...)
+	if errors.Is(out.Err, etcdstore.ErrTransactionTooLarge) {
+		return importInParts(st, path, changes, rep)
+	}
 	if out.Err != nil {
 		return ImportReport{}, fmt.Errorf("-import %s: %v", path, out.Err)
 	}
 	rep.Changed, rep.Revision = out.Changed, out.Revision
+	return rep, nil
+}
+
+// importPart is the number of entries in one part of an import too large for one
+// etcd transaction: under etcd's default --max-txn-ops of 128, with room for the
+// store's own bookkeeping keys.
+const importPart = 100
+
+func importInParts(st store.Store, path string, changes []store.Change, rep ImportReport) (ImportReport, error) {
+	for i := 0; i < len(changes); i += importPart {
+		part := changes[i:min(i+importPart, len(changes))]
+		out := st.Write(part...)
+		if out.Err != nil {
+			return ImportReport{}, fmt.Errorf("-import %s: entries %d–%d of %d: %v; the %d entries before them were imported; run the same -import again to finish", path, i+1, i+len(part), len(changes), out.Err, i)
+		}
+		rep.Changed = rep.Changed || out.Changed
+		rep.Revision = out.Revision
+	}
 	return rep, nil
 }
 

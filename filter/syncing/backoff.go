@@ -1,10 +1,11 @@
-package main
+package syncing
 
 // Backoff gives the delays between failed polls: 1 s, 2 s, 4 s, ... up to 30 s, each
 // shortened by a random 0–25 % so that many proxies that lost the registrar at the
 // same moment do not come back in step. It is plain arithmetic on milliseconds: the
 // sync compares the host's clock against the due time on each tick, and no Go timer
-// is ever armed (go-wasm-notes.md §6).
+// is ever armed (one armed Go timer makes the runtime call poll_oneoff at every GC,
+// which crashes Envoy 1.33–1.37).
 type Backoff struct {
 	MinMillis, MaxMillis int64
 	failures             int

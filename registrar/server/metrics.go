@@ -137,7 +137,7 @@ var (
 	proxyEscapedDesc = prometheus.NewDesc("registrar_proxy_identities_escaped_total",
 		"Polls whose proxy, cluster or version held characters outside visible ASCII (or was too long) and were recorded escaped.", nil, nil)
 	proxyUnnamedDesc = prometheus.NewDesc("registrar_proxy_polls_unnamed_total",
-		"Version-2 polls without proxy= (answered, not recorded in the proxy registry).", nil, nil)
+		"Version-2 polls without proxy=, recorded as unnamed@<their address> (several proxies behind one address share that entry).", nil, nil)
 )
 
 func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {

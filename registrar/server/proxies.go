@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"net"
 	"sort"
 	"sync"
 	"time"
@@ -30,8 +31,8 @@ import (
 // bytes percent-escaped (%20 for a space), and one longer than maxIdentity bytes
 // (after escaping) is cut and ends in "~" and a 16-digit hash of the whole value, so
 // two long ids stay apart. Only that recorded form is shown anywhere (API, page,
-// logs). A poll without proxy= is answered but not recorded: it cannot be told apart
-// from another proxy's.
+// logs). A poll without proxy= is recorded as "unnamed@<the address it came from>"
+// (see unnamedID).
 
 // Proxy states in GET /api/proxies and /metrics.
 const (
@@ -118,11 +119,9 @@ func (r *proxyRegistry) replicaName() string {
 
 // report records one version-2 poll.
 func (r *proxyRegistry) report(req SyncRequest) {
-	if req.Proxy == "" {
-		r.mu.Lock()
-		r.unnamed++
-		r.mu.Unlock()
-		return
+	unnamed := req.Proxy == ""
+	if unnamed {
+		req.Proxy = unnamedID(req.Remote)
 	}
 	id, e1 := recordedIdentity(req.Proxy)
 	cluster, e2 := recordedIdentity(req.Cluster)
@@ -133,6 +132,9 @@ func (r *proxyRegistry) report(req SyncRequest) {
 	defer r.mu.Unlock()
 	if e1 || e2 || e3 {
 		r.escaped++
+	}
+	if unnamed {
+		r.unnamed++
 	}
 	r.forgetSilent(now)
 	p := r.byID[id]
@@ -161,6 +163,17 @@ func (r *proxyRegistry) report(req SyncRequest) {
 		close(r.woken)
 		r.woken = nil
 	}
+}
+
+// unnamedID is the id of a proxy that sent no proxy= (Envoy without a node id and no
+// proxy_id): "unnamed@" and the address it polls from, so it is still listed and
+// waited for. Unnamed proxies behind one address share one entry.
+func unnamedID(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return "unnamed@" + host
 }
 
 func (r *proxyRegistry) evict(p *proxyEntry) {

@@ -164,14 +164,17 @@ func TestProxyRegistryBounds(t *testing.T) {
 			t.Errorf("the newest survives: %+v", v)
 		}
 	})
-	t.Run("a poll without proxy= is counted, not recorded", func(t *testing.T) {
+	t.Run("a poll without proxy= is listed by the address it came from", func(t *testing.T) {
 		r := newProxyRegistry(0, 0, nil)
-		r.report(SyncRequest{After: 1})
-		if views, _ := r.list(1, ""); len(views) != 0 {
+		r.report(SyncRequest{After: 1, Lineage: "L", Remote: "10.1.2.3:5555"})
+		r.report(SyncRequest{After: 1, Lineage: "L", Remote: "[::1]:6666"})
+		r.report(SyncRequest{After: 1, Lineage: "L", Remote: "10.1.2.3:5556"}) // same proxy, new connection
+		views, _ := r.list(1, "L")
+		if len(views) != 2 || views[0].Proxy != "unnamed@10.1.2.3" || views[1].Proxy != "unnamed@::1" || views[0].State != stateCurrent {
 			t.Errorf("listed %+v", views)
 		}
-		if _, _, un := r.counters(); un != 1 {
-			t.Errorf("unnamed = %d, want 1", un)
+		if _, _, un := r.counters(); un != 3 {
+			t.Errorf("unnamed = %d, want 3", un)
 		}
 	})
 }

@@ -127,7 +127,7 @@ type proxyCollector struct {
 
 var (
 	proxiesDesc = prometheus.NewDesc("registrar_proxies",
-		"Proxies that have polled this registrar (sync protocol 2, with proxy=), by state: current, behind, gone.", []string{"state"}, nil)
+		"Proxies that have polled this registrar (sync protocol 2), by state: current, behind, gone.", []string{"state"}, nil)
 	proxyLagRevDesc = prometheus.NewDesc("registrar_proxy_lag_revisions_max",
 		"The most revisions a proxy that is not gone is behind the current table (0 when all are current).", nil, nil)
 	proxyLagSecDesc = prometheus.NewDesc("registrar_proxy_lag_seconds_max",

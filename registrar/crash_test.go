@@ -191,8 +191,8 @@ func readDataFile(t *testing.T, data string, acked map[string]ack) uint64 {
 		t.Fatalf("the data does not load after the kill: %v", err)
 	}
 	for name, a := range acked {
-		if stored[name].IPAddress != a.addr {
-			t.Fatalf("acknowledged %s → %s (revision %d) is not in the data (it holds %q)", name, a.addr, a.revision, stored[name].IPAddress)
+		if stored[name].Target != a.addr {
+			t.Fatalf("acknowledged %s → %s (revision %d) is not in the data (it holds %q)", name, a.addr, a.revision, stored[name].Target)
 		}
 	}
 	return rev
@@ -215,7 +215,7 @@ func checkRecovered(t *testing.T, p *testbin.Proc, data string, acked map[string
 	}
 	served := map[string]string{}
 	for _, s := range res.Servers {
-		served[s.Host] = s.IPAddress
+		served[s.Name] = s.Target
 	}
 	for name, a := range acked {
 		if served[name] != a.addr {

@@ -84,7 +84,7 @@ func (r *fRegistrar) start(routes map[string]string) *server.Server {
 		// One write, as -import does: a table of 100,000 names costs one fsync.
 		changes := make([]store.Change, 0, len(routes))
 		for name, target := range routes {
-			changes = append(changes, store.Change{Host: name, Server: &store.Server{Host: name, IPAddress: target, ServiceName: "test"}})
+			changes = append(changes, store.Change{Name: name, Server: &store.Server{Name: name, Target: target, Service: "test"}})
 		}
 		if out := s.Store().Write(changes...); out.Err != nil {
 			r.t.Fatalf("loading %d routes into the registrar: %v", len(routes), out.Err)
@@ -181,9 +181,9 @@ func (r *fRegistrar) putStore(name, target string) uint64 {
 	r.mu.Lock()
 	st := r.server.Store()
 	r.mu.Unlock()
-	c := store.Change{Host: name}
+	c := store.Change{Name: name}
 	if target != "" {
-		c.Server = &store.Server{Host: name, IPAddress: target, ServiceName: "test"}
+		c.Server = &store.Server{Name: name, Target: target, Service: "test"}
 	}
 	out := st.Write(c)
 	if out.Err != nil {

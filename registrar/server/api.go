@@ -100,14 +100,14 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 
 // server is GET, PUT and DELETE /api/servers/{host}.
 func (a *api) server(w http.ResponseWriter, r *http.Request) {
-	host := r.PathValue("host")
+	name := r.PathValue("host")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
 	default:
 		methodNotAllowed(w, r, "GET, PUT, DELETE")
 		return
 	}
-	if err := checkHost(host); err != nil {
+	if err := checkServerName(name); err != nil {
 		writeFailure(w, http.StatusBadRequest, err.Error()+" (in the path)")
 		return
 	}
@@ -122,9 +122,9 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		t := a.store.Current()
-		sv, ok := t.Get(host)
+		sv, ok := t.Get(name)
 		if !ok {
-			writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
+			writeFailure(w, http.StatusNotFound, "server '"+name+"' is not registered")
 			return
 		}
 		rev := t.Revision()
@@ -136,24 +136,24 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		if h, given := fields["host"]; given && h != host {
-			writeFailure(w, http.StatusBadRequest, "host: the body says '"+truncate(h)+"' but the path says '"+host+"'; rename by deleting and registering again")
+		if h, given := fields["host"]; given && h != name {
+			writeFailure(w, http.StatusBadRequest, "host: the body says '"+truncate(h)+"' but the path says '"+name+"'; rename by deleting and registering again")
 			return
 		}
-		fields["host"] = host
-		if err := a.check(host, fields["ipAddress"], fields["serviceName"]); err != nil {
+		fields["host"] = name
+		if err := a.check(name, fields["ipAddress"], fields["serviceName"]); err != nil {
 			writeFailure(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		a.put(w, r, host, fields["ipAddress"], fields["serviceName"], aw)
+		a.put(w, r, name, fields["ipAddress"], fields["serviceName"], aw)
 	case http.MethodDelete:
-		out := a.store.Write(store.Change{Host: host, MustExist: true})
+		out := a.store.Write(store.Change{Name: name, MustExist: true})
 		a.health.observe(out.Err)
 		if out.Err != nil {
-			a.writeStoreError(w, host, out.Err)
+			a.writeStoreError(w, name, out.Err)
 			return
 		}
-		a.audit(r, "delete", host, out.Old[0], nil, out.Revision)
+		a.audit(r, "delete", name, out.Old[0], nil, out.Revision)
 		res := result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.Old[0]}
 		a.awaitApplied(r, aw, out.Revision, &res)
 		writeResult(w, http.StatusOK, res)
@@ -200,63 +200,63 @@ func (a *api) readFields(w http.ResponseWriter, r *http.Request, fields ...strin
 	return got, true
 }
 
-func (a *api) check(host, addr, service string) error {
-	if err := checkHost(host); err != nil {
+func (a *api) check(name, target, service string) error {
+	if err := checkServerName(name); err != nil {
 		return err
 	}
-	if err := checkAddress(addr, a.policy); err != nil {
+	if err := checkTarget(target, a.policy); err != nil {
 		return err
 	}
 	return checkServiceName(service)
 }
 
-func (a *api) put(w http.ResponseWriter, r *http.Request, host, addr, service string, aw applyWait) {
-	out := a.store.Write(store.Change{Host: host, Server: &store.Server{Host: host, IPAddress: addr, ServiceName: service}})
+func (a *api) put(w http.ResponseWriter, r *http.Request, name, target, service string, aw applyWait) {
+	out := a.store.Write(store.Change{Name: name, Server: &store.Server{Name: name, Target: target, Service: service}})
 	a.health.observe(out.Err)
 	if out.Err != nil {
-		a.writeStoreError(w, host, out.Err)
+		a.writeStoreError(w, name, out.Err)
 		return
 	}
 	if out.Changed {
-		a.audit(r, "set", host, out.Old[0], out.New[0], out.Revision)
+		a.audit(r, "set", name, out.Old[0], out.New[0], out.Revision)
 	}
 	res := result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.New[0]}
 	a.awaitApplied(r, aw, out.Revision, &res)
 	writeResult(w, http.StatusOK, res)
 }
 
-func (a *api) writeStoreError(w http.ResponseWriter, host string, err error) {
+func (a *api) writeStoreError(w http.ResponseWriter, name string, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeFailure(w, http.StatusNotFound, "server '"+host+"' is not registered")
+		writeFailure(w, http.StatusNotFound, "server '"+name+"' is not registered")
 	case errors.Is(err, store.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, etcdstore.ErrTransactionTooLarge):
 		writeFailure(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, store.ErrUnavailable):
-		a.log.Warn("write failed: the store is unavailable", "host", host, "err", err)
+		a.log.Warn("write failed: the store is unavailable", "host", name, "err", err)
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, store.ErrTableFull):
 		writeFailure(w, http.StatusInsufficientStorage, "the registrar holds its maximum of "+strconv.FormatInt(a.maxServers, 10)+
 			" servers (-max-servers); nothing was changed: delete servers no longer used, or raise -max-servers")
 	default:
 		// The cause (with the data path) goes to the log only.
-		a.log.Error("write failed", "host", host, "err", err)
+		a.log.Error("write failed", "host", name, "err", err)
 		writeFailure(w, http.StatusInternalServerError, saveFailure(err)+", nothing was changed; check the registrar's disk and logs, then retry")
 	}
 }
 
 // audit writes one log line per change: what changed and who asked for it.
 // X-Forwarded-For is logged as the client's claim, next to the real peer address.
-func (a *api) audit(r *http.Request, action, host string, old, cur *store.Server, rev uint64) {
-	attrs := []any{"action", action, "host", host, "revision", rev, "remote", r.RemoteAddr}
+func (a *api) audit(r *http.Request, action, name string, old, cur *store.Server, rev uint64) {
+	attrs := []any{"action", action, "host", name, "revision", rev, "remote", r.RemoteAddr}
 	if old != nil {
-		attrs = append(attrs, "old", old.IPAddress, "oldServiceName", old.ServiceName)
+		attrs = append(attrs, "old", old.Target, "oldServiceName", old.Service)
 	} else {
 		attrs = append(attrs, "old", "")
 	}
 	if cur != nil {
-		attrs = append(attrs, "new", cur.IPAddress, "serviceName", cur.ServiceName)
+		attrs = append(attrs, "new", cur.Target, "serviceName", cur.Service)
 	} else {
 		attrs = append(attrs, "new", "")
 	}

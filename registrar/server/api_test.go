@@ -109,7 +109,7 @@ func TestRegisterAccepts(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			res := register(t, reg.URL, c.host, c.addr, c.service)
-			if res.Server == nil || res.Server.Host != c.host || res.Server.IPAddress != c.addr || res.Server.ServiceName != c.service {
+			if res.Server == nil || res.Server.Name != c.host || res.Server.Target != c.addr || res.Server.Service != c.service {
 				t.Fatalf("stored %+v", res.Server)
 			}
 		})
@@ -190,9 +190,9 @@ func TestServersLifecycle(t *testing.T) {
 	list := call(t, "GET", reg.URL+"/api/servers", "").Result(t)
 	var hosts []string
 	for _, s := range list.Servers {
-		hosts = append(hosts, s.Host)
+		hosts = append(hosts, s.Name)
 		if s.UpdatedAt.IsZero() {
-			t.Errorf("%s has no updatedAt", s.Host)
+			t.Errorf("%s has no updatedAt", s.Name)
 		}
 	}
 	if strings.Join(hosts, ",") != "a-first,web-1" || list.Revision == nil || *list.Revision != 7 {

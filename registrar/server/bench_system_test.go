@@ -104,7 +104,7 @@ func checkAllRegistered(b *testing.B, reg *testRegistrar, iter int) {
 	res := call(b, "GET", reg.URL+"/api/servers", "").Result(b)
 	served := map[string]string{}
 	for _, s := range res.Servers {
-		served[s.Host] = s.IPAddress
+		served[s.Name] = s.Target
 	}
 	rev, onDisk, err := store.ReadData(reg.Data)
 	if err != nil {
@@ -115,8 +115,8 @@ func checkAllRegistered(b *testing.B, reg *testRegistrar, iter int) {
 	}
 	for i := range writeCount {
 		name, want := writeName(iter, i), writeTarget(i)
-		if served[name] != want || onDisk[name].IPAddress != want {
-			b.Fatalf("%s lost: served %q, on disk %q, want %q", name, served[name], onDisk[name].IPAddress, want)
+		if served[name] != want || onDisk[name].Target != want {
+			b.Fatalf("%s lost: served %q, on disk %q, want %q", name, served[name], onDisk[name].Target, want)
 		}
 	}
 }

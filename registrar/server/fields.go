@@ -22,25 +22,28 @@ func (e *fieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 
 func fieldErr(field string, err error) error { return &fieldError{field, err} }
 
-// checkHost applies the name rules of design.md.
-func checkHost(host string) error {
-	if err := validate.ServerName(host); err != nil {
-		return fieldErr("host", fmt.Errorf("%q %v", truncate(host), err))
+// checkServerName applies validate.ServerName's rules (1–100 characters of
+// A-Z a-z 0-9 . _ -, the name clients send in X-Server-Name) and refuses the names
+// the API's paths cannot carry.
+func checkServerName(name string) error {
+	if err := validate.ServerName(name); err != nil {
+		return fieldErr("host", fmt.Errorf("%q %v", truncate(name), err))
 	}
-	if host == reservedName {
+	if name == reservedName {
 		return fieldErr("host", errors.New(`"register" is reserved (it is the path of the registration endpoint); choose another name`))
 	}
-	if host == "." || host == ".." {
+	if name == "." || name == ".." {
 		// HTTP servers and clients clean "/api/servers/.." to "/api/", so such a
 		// server could be created but never read, replaced or deleted by its path.
-		return fieldErr("host", fmt.Errorf("%q is reserved (it is a path segment that URLs resolve away); choose another name", host))
+		return fieldErr("host", fmt.Errorf("%q is reserved (it is a path segment that URLs resolve away); choose another name", name))
 	}
 	return nil
 }
 
-// checkAddress applies the address rules of design.md and then the SSRF policy.
-func checkAddress(addr string, p Policy) error {
-	a, err := validate.ParseAddress(addr)
+// checkTarget applies validate.ParseAddress's rules (an IP or RFC 1123 DNS name with
+// an optional port) and then the SSRF policy p.
+func checkTarget(target string, p Policy) error {
+	a, err := validate.ParseAddress(target)
 	if err != nil {
 		// validate's message already quotes the part at fault, or names a byte that
 		// must not be echoed; quoting the value again would only repeat it.

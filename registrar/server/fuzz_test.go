@@ -120,7 +120,7 @@ func FuzzWrite(f *testing.F) {
 		}
 		checkRegistration(t, host, fields["ipAddress"], fields["serviceName"])
 		got, ok := after.Get(host)
-		if !ok || got.IPAddress != fields["ipAddress"] || got.ServiceName != fields["serviceName"] {
+		if !ok || got.Target != fields["ipAddress"] || got.Service != fields["serviceName"] {
 			t.Fatalf("accepted %s for %q but the table holds %+v", body, host, got)
 		}
 	})

@@ -320,7 +320,7 @@ func encodeV1(t *store.Table) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendRoute(b, sv.Host, sv.IPAddress)
+		b = appendRoute(b, sv.Name, sv.Target)
 		return true
 	})
 	return append(b, "}}\n"...)

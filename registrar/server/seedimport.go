@@ -49,17 +49,17 @@ func importSeed(st store.Store, path string, policy Policy) (ImportReport, error
 	cur := st.Current()
 	var changes []store.Change
 	for _, e := range entries {
-		if err := checkHost(e.name); err != nil {
+		if err := checkServerName(e.name); err != nil {
 			return ImportReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
 		}
-		if err := checkAddress(e.addr, policy); err != nil {
+		if err := checkTarget(e.addr, policy); err != nil {
 			return ImportReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
 		}
 		service := importedServiceName
-		if old, ok := cur.Get(e.name); ok && old.IPAddress == e.addr {
-			service = old.ServiceName
+		if old, ok := cur.Get(e.name); ok && old.Target == e.addr {
+			service = old.Service
 		}
-		changes = append(changes, store.Change{Host: e.name, Server: &store.Server{Host: e.name, IPAddress: e.addr, ServiceName: service}})
+		changes = append(changes, store.Change{Name: e.name, Server: &store.Server{Name: e.name, Target: e.addr, Service: service}})
 	}
 	rep := ImportReport{Entries: len(entries), Revision: cur.Revision()}
 	if len(changes) == 0 {

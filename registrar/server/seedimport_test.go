@@ -37,7 +37,7 @@ func TestImportSeed(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			s.Write(store.Change{Host: "kept", Server: &store.Server{IPAddress: "10.9.9.9", ServiceName: "cms"}})
+			s.Write(store.Change{Name: "kept", Server: &store.Server{Target: "10.9.9.9", Service: "cms"}})
 			allow, _ := ParseAllowCIDRs(c.allow)
 			_, err = importSeed(s, seed, Policy{Allow: allow})
 			snap := s.Current()
@@ -62,7 +62,7 @@ func TestImportSeed(t *testing.T) {
 				if h == "kept" {
 					wantService = "cms"
 				}
-				if sv.IPAddress != a || sv.ServiceName != wantService {
+				if sv.Target != a || sv.Service != wantService {
 					t.Errorf("%s = %+v, want %s (%s)", h, sv, a, wantService)
 				}
 			}

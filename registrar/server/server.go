@@ -294,10 +294,10 @@ func saveFailure(err error) string {
 // serviceName) to a server loaded from the data: data a write could not have made is
 // refused at start rather than served.
 func checkLoaded(sv store.Server) error {
-	if err := checkHost(sv.Host); err != nil {
+	if err := checkServerName(sv.Name); err != nil {
 		return err
 	}
-	return checkServiceName(sv.ServiceName)
+	return checkServiceName(sv.Service)
 }
 
 // warnStoredTargets flags stored targets the current policy would refuse (the
@@ -305,8 +305,8 @@ func checkLoaded(sv store.Server) error {
 // served, since dropping routes at start would be worse; the operator decides.
 func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
 	t.Ascend("", func(sv store.Server) bool {
-		if err := checkAddress(sv.IPAddress, p); err != nil {
-			log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Host, "err", err)
+		if err := checkTarget(sv.Target, p); err != nil {
+			log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Name, "err", err)
 		}
 		return true
 	})

@@ -45,7 +45,7 @@ func sync2(t *testing.T, reg *testRegistrar, query string) (int, syncAnswer, int
 
 func put(t *testing.T, reg *testRegistrar, name, target string) uint64 {
 	t.Helper()
-	out := reg.Store.Write(store.Change{Host: name, Server: &store.Server{IPAddress: target, ServiceName: "sync"}})
+	out := reg.Store.Write(store.Change{Name: name, Server: &store.Server{Target: target, Service: "sync"}})
 	if out.Err != nil {
 		t.Fatal(out.Err)
 	}
@@ -54,7 +54,7 @@ func put(t *testing.T, reg *testRegistrar, name, target string) uint64 {
 
 func del(t *testing.T, reg *testRegistrar, name string) {
 	t.Helper()
-	if out := reg.Store.Write(store.Change{Host: name}); out.Err != nil {
+	if out := reg.Store.Write(store.Change{Name: name}); out.Err != nil {
 		t.Fatal(out.Err)
 	}
 }

@@ -20,7 +20,7 @@ func tableOf(n int) *Table {
 	tr := newTree()
 	now := time.Now().UTC()
 	for i := range n {
-		tr.ReplaceOrInsert(Server{Host: fmt.Sprintf("name-%07d", i), IPAddress: fmt.Sprintf("10.%d.%d.%d:8080", i/62500%250, i/250%250, i%250+1), ServiceName: "bench", UpdatedAt: now})
+		tr.ReplaceOrInsert(Server{Name: fmt.Sprintf("name-%07d", i), Target: fmt.Sprintf("10.%d.%d.%d:8080", i/62500%250, i/250%250, i%250+1), Service: "bench", UpdatedAt: now})
 	}
 	return &Table{revision: uint64(n), tree: tr, changed: make(chan struct{})}
 }
@@ -45,7 +45,7 @@ func BenchmarkCommit(b *testing.B) {
 			s := openWith(b, n)
 			b.ResetTimer()
 			for i := range b.N {
-				out := s.Write(Change{Host: fmt.Sprintf("name-%07d", i%n), Server: &Server{IPAddress: fmt.Sprintf("10.9.%d.%d", i/250%250, i%250+1), ServiceName: "changed"}})
+				out := s.Write(Change{Name: fmt.Sprintf("name-%07d", i%n), Server: &Server{Target: fmt.Sprintf("10.9.%d.%d", i/250%250, i%250+1), Service: "changed"}})
 				if out.Err != nil || !out.Changed {
 					b.Fatalf("%+v", out)
 				}

@@ -103,10 +103,10 @@ func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) 
 					return nil, bad("servers[%d]: %v", i, err)
 				}
 				if err := check(sv); err != nil {
-					return nil, bad("server %q: %v; fix or remove the entry", sv.Host, err)
+					return nil, bad("server %q: %v; fix or remove the entry", sv.Name, err)
 				}
 				if _, dup := out.tree.ReplaceOrInsert(sv); dup {
-					return nil, bad("server %q appears twice; remove one entry", sv.Host)
+					return nil, bad("server %q appears twice; remove one entry", sv.Name)
 				}
 			}
 			if _, err := dec.Token(); err != nil {
@@ -134,10 +134,10 @@ func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) 
 // fields): host, ipAddress and serviceName must be present and not null, updatedAt
 // is optional.
 type rawServer struct {
-	Host        *string    `json:"host"`
-	IPAddress   *string    `json:"ipAddress"`
-	ServiceName *string    `json:"serviceName"`
-	UpdatedAt   *time.Time `json:"updatedAt"`
+	Name      *string    `json:"host"`
+	Target    *string    `json:"ipAddress"`
+	Service   *string    `json:"serviceName"`
+	UpdatedAt *time.Time `json:"updatedAt"`
 }
 
 func (r *rawServer) server() (Server, error) {
@@ -147,12 +147,12 @@ func (r *rawServer) server() (Server, error) {
 	for _, f := range []struct {
 		name string
 		v    *string
-	}{{"host", r.Host}, {"ipAddress", r.IPAddress}, {"serviceName", r.ServiceName}} {
+	}{{"host", r.Name}, {"ipAddress", r.Target}, {"serviceName", r.Service}} {
 		if f.v == nil {
 			return Server{}, fmt.Errorf("%q is missing", f.name)
 		}
 	}
-	sv := Server{Host: *r.Host, IPAddress: *r.IPAddress, ServiceName: *r.ServiceName}
+	sv := Server{Name: *r.Name, Target: *r.Target, Service: *r.Service}
 	if r.UpdatedAt != nil {
 		sv.UpdatedAt = *r.UpdatedAt
 	}

@@ -213,7 +213,7 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	s.snapBytes.Store(l.snapBytes)
 	first := &Table{revision: l.revision, tree: s.work.Clone(), changed: make(chan struct{})}
 	s.work.Ascend(func(sv Server) bool {
-		first.size += int64(EncodedSize(sv.Host, sv.IPAddress))
+		first.size += int64(EncodedSize(sv.Name, sv.Target))
 		return true
 	})
 	if s.lineage == "" {
@@ -279,10 +279,10 @@ func (s *Embedded) createData(rev uint64, lineage string) error {
 // check is what every loaded server must pass: the name and address rules of a
 // write, and the extra rules the server gave.
 func (s *Embedded) check(sv Server) error {
-	if err := validate.ServerName(sv.Host); err != nil {
-		return fmt.Errorf("host %q %v", sv.Host, err)
+	if err := validate.ServerName(sv.Name); err != nil {
+		return fmt.Errorf("host %q %v", sv.Name, err)
 	}
-	if _, err := validate.ParseAddress(sv.IPAddress); err != nil {
+	if _, err := validate.ParseAddress(sv.Target); err != nil {
 		return fmt.Errorf("ipAddress: %v", err)
 	}
 	if s.extraCheck != nil {
@@ -325,20 +325,20 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 		var changes []histEntry
 		defer func() { l.hist.add(r.Rev, changes) }()
 		for _, op := range r.Ops {
-			_, existed := l.tree.Get(Server{Host: op.Host})
+			_, existed := l.tree.Get(Server{Name: op.Name})
 			if op.Server == nil {
-				l.tree.Delete(Server{Host: op.Host})
-				changes = append(changes, histEntry{rev: r.Rev, host: op.Host, existed: existed})
+				l.tree.Delete(Server{Name: op.Name})
+				changes = append(changes, histEntry{rev: r.Rev, name: op.Name, existed: existed})
 				continue
 			}
-			if op.Server.Host != op.Host {
-				return fmt.Errorf("op for %q holds server %q", op.Host, op.Server.Host)
+			if op.Server.Name != op.Name {
+				return fmt.Errorf("op for %q holds server %q", op.Name, op.Server.Name)
 			}
 			if err := check(*op.Server); err != nil {
-				return fmt.Errorf("server %q: %v", op.Host, err)
+				return fmt.Errorf("server %q: %v", op.Name, err)
 			}
 			l.tree.ReplaceOrInsert(*op.Server)
-			changes = append(changes, histEntry{rev: r.Rev, host: op.Host, target: op.Server.IPAddress, existed: existed})
+			changes = append(changes, histEntry{rev: r.Rev, name: op.Name, target: op.Server.Target, existed: existed})
 		}
 		return nil
 	})
@@ -360,7 +360,7 @@ func ReadData(path string) (uint64, map[string]Server, error) {
 	}
 	servers := make(map[string]Server, l.tree.Len())
 	l.tree.Ascend(func(sv Server) bool {
-		servers[sv.Host] = sv
+		servers[sv.Name] = sv
 		return true
 	})
 	return l.revision, servers, nil
@@ -471,14 +471,14 @@ func (s *Embedded) commit(batch []writeOp) {
 				o, n := results[i].Old[j], results[i].New[j]
 				switch {
 				case n == nil && o != nil:
-					size -= int64(EncodedSize(o.Host, o.IPAddress))
-					rc.changes = append(rc.changes, histEntry{rev: rev, host: c.Host, existed: true})
+					size -= int64(EncodedSize(o.Name, o.Target))
+					rc.changes = append(rc.changes, histEntry{rev: rev, name: c.Name, existed: true})
 				case n != nil && n != o:
 					if o != nil {
-						size -= int64(EncodedSize(o.Host, o.IPAddress))
+						size -= int64(EncodedSize(o.Name, o.Target))
 					}
-					size += int64(EncodedSize(n.Host, n.IPAddress))
-					rc.changes = append(rc.changes, histEntry{rev: rev, host: c.Host, target: n.IPAddress, existed: o != nil})
+					size += int64(EncodedSize(n.Name, n.Target))
+					rc.changes = append(rc.changes, histEntry{rev: rev, name: c.Name, target: n.Target, existed: o != nil})
 				}
 			}
 			changed = append(changed, rc)
@@ -529,9 +529,9 @@ func logOps(changes []Change, out Outcome) []logOp {
 	for i, c := range changes {
 		switch {
 		case out.New[i] == nil && out.Old[i] != nil:
-			ops = append(ops, logOp{Host: c.Host})
+			ops = append(ops, logOp{Name: c.Name})
 		case out.New[i] != nil && out.New[i] != out.Old[i]:
-			ops = append(ops, logOp{Host: c.Host, Server: out.New[i]})
+			ops = append(ops, logOp{Name: c.Name, Server: out.New[i]})
 		}
 	}
 	return ops
@@ -658,9 +658,9 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 	present := map[string]bool{} // names the write touches, as the write goes on
 	count := m.Len()
 	for _, c := range changes {
-		had, seen := present[c.Host]
+		had, seen := present[c.Name]
 		if !seen {
-			_, had = m.Get(Server{Host: c.Host})
+			_, had = m.Get(Server{Name: c.Name})
 		}
 		if c.Server == nil && c.MustExist && !had {
 			return Outcome{Err: ErrNotFound}
@@ -671,13 +671,13 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 		case c.Server != nil && !had:
 			count++
 		}
-		present[c.Host] = c.Server != nil
+		present[c.Name] = c.Server != nil
 	}
 	if maxServers > 0 && count > maxServers && count > m.Len() {
 		return Outcome{Err: ErrTableFull}
 	}
 	for _, c := range changes {
-		old, had := m.Get(Server{Host: c.Host})
+		old, had := m.Get(Server{Name: c.Name})
 		if had {
 			o := old
 			out.Old = append(out.Old, &o)
@@ -692,12 +692,12 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 			}
 			continue
 		}
-		if had && old.IPAddress == c.Server.IPAddress && old.ServiceName == c.Server.ServiceName {
+		if had && old.Target == c.Server.Target && old.Service == c.Server.Service {
 			out.New = append(out.New, out.Old[len(out.Old)-1])
 			continue // same content: keep updatedAt and the revision
 		}
 		sv := *c.Server
-		sv.Host = c.Host
+		sv.Name = c.Name
 		sv.UpdatedAt = now
 		m.ReplaceOrInsert(sv)
 		out.New = append(out.New, &sv)
@@ -730,13 +730,13 @@ func pageOf(t *Table, start string, maxBytes int) Page {
 	p := Page{Revision: t.revision}
 	size := 0
 	t.Ascend(start, func(sv Server) bool {
-		n := EncodedSize(sv.Host, sv.IPAddress)
+		n := EncodedSize(sv.Name, sv.Target)
 		if len(p.Routes) > 0 && size+n > maxBytes {
-			p.Next = sv.Host
+			p.Next = sv.Name
 			return false
 		}
 		size += n
-		p.Routes = append(p.Routes, Route{sv.Host, sv.IPAddress})
+		p.Routes = append(p.Routes, Route{sv.Name, sv.Target})
 		return true
 	})
 	return p

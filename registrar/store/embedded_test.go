@@ -21,9 +21,9 @@ func TestStoreReopenKeepsDataAndRevision(t *testing.T) {
 		t.Fatalf("the data file exists before the first write (stat: %v)", err)
 	}
 	writes := []Change{
-		{Host: "web-1", Server: &Server{IPAddress: "10.0.0.1", ServiceName: "logs"}},
-		{Host: "web-2", Server: &Server{IPAddress: "10.0.0.2", ServiceName: "logs"}},
-		{Host: "web-1", MustExist: true},
+		{Name: "web-1", Server: &Server{Target: "10.0.0.1", Service: "logs"}},
+		{Name: "web-2", Server: &Server{Target: "10.0.0.2", Service: "logs"}},
+		{Name: "web-1", MustExist: true},
 	}
 	for _, c := range writes {
 		if out := s.Write(c); out.Err != nil {
@@ -41,10 +41,10 @@ func TestStoreReopenKeepsDataAndRevision(t *testing.T) {
 	}
 	defer s2.Close()
 	snap := s2.Current()
-	if sv, _ := snap.Get("web-2"); snap.Revision() != 3 || snap.Len() != 1 || sv.IPAddress != "10.0.0.2" {
+	if sv, _ := snap.Get("web-2"); snap.Revision() != 3 || snap.Len() != 1 || sv.Target != "10.0.0.2" {
 		t.Fatalf("reopened: revision %d, %d servers, web-2 %+v", snap.Revision(), snap.Len(), sv)
 	}
-	if out := s2.Write(Change{Host: "web-2", MustExist: true}); out.Err != nil || out.Revision != 4 {
+	if out := s2.Write(Change{Name: "web-2", MustExist: true}); out.Err != nil || out.Revision != 4 {
 		t.Fatalf("delete after reopen: %+v", out)
 	}
 }

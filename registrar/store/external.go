@@ -9,15 +9,15 @@ import "errors"
 // registrar answers 503 and the client retries. Errors wrapping it say what to do.
 var ErrUnavailable = errors.New("the store is unavailable")
 
-// NewTable returns a table at rev holding servers (by Host; a later duplicate wins).
+// NewTable returns a table at rev holding servers (by Name; a later duplicate wins).
 func NewTable(rev uint64, servers []Server) *Table {
 	tree := newTree()
 	var size int64
 	for _, sv := range servers {
 		if old, had := tree.ReplaceOrInsert(sv); had {
-			size -= int64(EncodedSize(old.Host, old.IPAddress))
+			size -= int64(EncodedSize(old.Name, old.Target))
 		}
-		size += int64(EncodedSize(sv.Host, sv.IPAddress))
+		size += int64(EncodedSize(sv.Name, sv.Target))
 	}
 	return &Table{revision: rev, tree: tree, changed: make(chan struct{}), size: size}
 }
@@ -30,13 +30,13 @@ func (t *Table) Next(rev uint64, upserts []Server, removals []string) *Table {
 	size := t.size
 	for _, sv := range upserts {
 		if old, had := tree.ReplaceOrInsert(sv); had {
-			size -= int64(EncodedSize(old.Host, old.IPAddress))
+			size -= int64(EncodedSize(old.Name, old.Target))
 		}
-		size += int64(EncodedSize(sv.Host, sv.IPAddress))
+		size += int64(EncodedSize(sv.Name, sv.Target))
 	}
 	for _, h := range removals {
-		if old, had := tree.Delete(Server{Host: h}); had {
-			size -= int64(EncodedSize(old.Host, old.IPAddress))
+		if old, had := tree.Delete(Server{Name: h}); had {
+			size -= int64(EncodedSize(old.Name, old.Target))
 		}
 	}
 	return &Table{revision: rev, tree: tree, changed: make(chan struct{}), size: size}

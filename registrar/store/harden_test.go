@@ -33,7 +33,7 @@ func TestLockTakenAtFirstWrite(t *testing.T) {
 	s1 := openT(t, path)
 	s2 := openT(t, path)
 	set(t, s1, "a", "10.0.0.1")
-	out := s2.Write(Change{Host: "b", Server: &Server{IPAddress: "10.0.0.2", ServiceName: "x"}})
+	out := s2.Write(Change{Name: "b", Server: &Server{Target: "10.0.0.2", Service: "x"}})
 	if !errors.Is(out.Err, ErrNotSaved) || !strings.Contains(out.Err.Error(), "in use by another registrar") {
 		t.Fatalf("second store's write: %v, want a refusal", out.Err)
 	}
@@ -134,11 +134,11 @@ func TestMaxServers(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "servers.json"), WithMaxServers(2))
 	set(t, s, "a", "10.0.0.1")
 	set(t, s, "b", "10.0.0.2")
-	if out := s.Write(Change{Host: "c", Server: &Server{IPAddress: "10.0.0.3", ServiceName: "x"}}); !errors.Is(out.Err, ErrTableFull) {
+	if out := s.Write(Change{Name: "c", Server: &Server{Target: "10.0.0.3", Service: "x"}}); !errors.Is(out.Err, ErrTableFull) {
 		t.Fatalf("third server: %v, want ErrTableFull", out.Err)
 	}
 	set(t, s, "a", "10.0.0.11") // a replacement adds nothing
-	out := s.Write(Change{Host: "b"}, Change{Host: "c", Server: &Server{IPAddress: "10.0.0.3", ServiceName: "x"}})
+	out := s.Write(Change{Name: "b"}, Change{Name: "c", Server: &Server{Target: "10.0.0.3", Service: "x"}})
 	if out.Err != nil {
 		t.Fatalf("remove one, add one: %v", out.Err)
 	}

@@ -29,7 +29,7 @@ type history struct {
 // went within the delta.
 type histEntry struct {
 	rev     uint64
-	host    string
+	name    string
 	target  string // "" for a removal
 	existed bool
 }
@@ -80,24 +80,24 @@ func (h *history) delta(after uint64, maxBytes int) (Delta, bool) {
 	last := map[string]*state{}
 	order := make([]string, 0, len(held)-i)
 	for _, e := range held[i:] {
-		st, ok := last[e.host]
+		st, ok := last[e.name]
 		if !ok {
 			st = &state{existedThen: e.existed}
-			last[e.host] = st
-			order = append(order, e.host)
+			last[e.name] = st
+			order = append(order, e.name)
 		}
 		st.target = e.target
 	}
 	size := 0
-	for _, host := range order {
-		st := last[host]
+	for _, name := range order {
+		st := last[name]
 		switch {
 		case st.target != "":
-			d.Upserts = append(d.Upserts, Route{host, st.target})
-			size += EncodedSize(host, st.target)
+			d.Upserts = append(d.Upserts, Route{name, st.target})
+			size += EncodedSize(name, st.target)
 		case st.existedThen:
-			d.Removals = append(d.Removals, host)
-			size += len(host) + 3
+			d.Removals = append(d.Removals, name)
+			size += len(name) + 3
 		}
 		if size > maxBytes {
 			return Delta{}, false

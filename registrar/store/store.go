@@ -11,18 +11,19 @@ import (
 	"time"
 )
 
-// Server is one registered server: the name clients put in X-Server-Name (Host) and
-// the target the proxy sends them to (IPAddress). The JSON names are the seed's.
+// Server is one registered server: the server name clients put in X-Server-Name
+// (Name) and the target the proxy sends them to (Target, host:port or an IP). The JSON
+// names (host, ipAddress, serviceName) are the API's wire contract and stay as they are.
 type Server struct {
-	Host        string    `json:"host"`
-	IPAddress   string    `json:"ipAddress"`
-	ServiceName string    `json:"serviceName"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	Name      string    `json:"host"`
+	Target    string    `json:"ipAddress"`
+	Service   string    `json:"serviceName"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // Change sets (Server != nil) or removes (Server == nil) one server name.
 type Change struct {
-	Host   string
+	Name   string
 	Server *Server
 	// MustExist makes a removal of an absent name fail with ErrNotFound.
 	MustExist bool

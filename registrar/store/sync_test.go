@@ -11,7 +11,7 @@ import (
 
 func remove(t *testing.T, s *Embedded, host string) {
 	t.Helper()
-	if out := s.Write(Change{Host: host}); out.Err != nil {
+	if out := s.Write(Change{Name: host}); out.Err != nil {
 		t.Fatal(out.Err)
 	}
 }
@@ -69,7 +69,7 @@ func TestDeltaRetention(t *testing.T) {
 	// One write of more names than the history holds empties it.
 	var many []Change
 	for i := range 5 {
-		many = append(many, Change{Host: fmt.Sprintf("m%d", i), Server: &Server{IPAddress: "10.0.0.2", ServiceName: "x"}})
+		many = append(many, Change{Name: fmt.Sprintf("m%d", i), Server: &Server{Target: "10.0.0.2", Service: "x"}})
 	}
 	if out := s.Write(many...); out.Err != nil {
 		t.Fatal(out.Err)

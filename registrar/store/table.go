@@ -19,9 +19,9 @@ type Table struct {
 // names) while a write copies little (a few nodes of 63 entries).
 const btreeDegree = 32
 
-func byHost(a, b Server) bool { return a.Host < b.Host }
+func byName(a, b Server) bool { return a.Name < b.Name }
 
-func newTree() *btree.BTreeG[Server] { return btree.NewG(btreeDegree, byHost) }
+func newTree() *btree.BTreeG[Server] { return btree.NewG(btreeDegree, byName) }
 
 // Revision is the revision this table is at.
 func (t *Table) Revision() uint64 { return t.revision }
@@ -29,13 +29,13 @@ func (t *Table) Revision() uint64 { return t.revision }
 // Len is the number of servers in the table.
 func (t *Table) Len() int { return t.tree.Len() }
 
-// Get returns the server registered under host.
-func (t *Table) Get(host string) (Server, bool) { return t.tree.Get(Server{Host: host}) }
+// Get returns the server registered under the server name.
+func (t *Table) Get(name string) (Server, bool) { return t.tree.Get(Server{Name: name}) }
 
 // Ascend calls fn for each server with a name >= start, in byte order of the name,
 // until fn returns false.
 func (t *Table) Ascend(start string, fn func(Server) bool) {
-	t.tree.AscendGreaterOrEqual(Server{Host: start}, fn)
+	t.tree.AscendGreaterOrEqual(Server{Name: start}, fn)
 }
 
 // RoutesSize is the size of the table's routes as members of a JSON object (the sum

@@ -29,9 +29,9 @@ import (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// logOp is one change in a record: Server nil removes Host.
+// logOp is one change in a record: Server nil removes the server name Name.
 type logOp struct {
-	Host   string  `json:"host"`
+	Name   string  `json:"host"`
 	Server *Server `json:"server,omitempty"`
 }
 

@@ -23,7 +23,7 @@ func openT(t *testing.T, path string, opts ...Option) *Embedded {
 
 func set(t *testing.T, s *Embedded, host, addr string) uint64 {
 	t.Helper()
-	out := s.Write(Change{Host: host, Server: &Server{IPAddress: addr, ServiceName: "svc"}})
+	out := s.Write(Change{Name: host, Server: &Server{Target: addr, Service: "svc"}})
 	if out.Err != nil {
 		t.Fatal(out.Err)
 	}
@@ -41,8 +41,8 @@ func wantTable(t *testing.T, path string, rev uint64, want map[string]string) {
 		t.Fatalf("on disk: revision %d with %d servers, want %d with %d", gotRev, len(got), rev, len(want))
 	}
 	for h, a := range want {
-		if got[h].IPAddress != a {
-			t.Fatalf("on disk: %s → %q, want %q", h, got[h].IPAddress, a)
+		if got[h].Target != a {
+			t.Fatalf("on disk: %s → %q, want %q", h, got[h].Target, a)
 		}
 	}
 }
@@ -65,7 +65,7 @@ func TestMigratesOldDataFile(t *testing.T) {
 	var logs bytes.Buffer
 	s := openT(t, path, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	cur := s.Current()
-	if sv, _ := cur.Get("web-2"); cur.Revision() != 7 || cur.Len() != 2 || sv.ServiceName != "로그" || sv.UpdatedAt.Day() != 2 {
+	if sv, _ := cur.Get("web-2"); cur.Revision() != 7 || cur.Len() != 2 || sv.Service != "로그" || sv.UpdatedAt.Day() != 2 {
 		t.Fatalf("migrated table: revision %d, %d servers, web-2 %+v", cur.Revision(), cur.Len(), sv)
 	}
 	if !strings.Contains(logs.String(), "migrated the data file") {
@@ -156,7 +156,7 @@ func TestCompaction(t *testing.T) {
 		set(t, s, name, addr)
 		want[name] = addr
 	}
-	if out := s.Write(Change{Host: "n000", MustExist: true}); out.Err != nil {
+	if out := s.Write(Change{Name: "n000", MustExist: true}); out.Err != nil {
 		t.Fatal(out.Err)
 	}
 	delete(want, "n000")

@@ -316,8 +316,8 @@ func (s *Store) Delta(after uint64, maxBytes int) (store.Delta, bool) {
 	for host, st := range names {
 		switch {
 		case st.last.server != nil:
-			size += store.EncodedSize(host, st.last.server.IPAddress)
-			d.Upserts = append(d.Upserts, store.Route{Name: host, Target: st.last.server.IPAddress})
+			size += store.EncodedSize(host, st.last.server.Target)
+			d.Upserts = append(d.Upserts, store.Route{Name: host, Target: st.last.server.Target})
 		case st.first.had:
 			size += len(host) + 3
 			d.Removals = append(d.Removals, host)
@@ -551,10 +551,10 @@ func decode(name string, value []byte) (store.Server, error) {
 	if err := dec.Decode(&sv); err != nil {
 		return sv, fmt.Errorf("the value is not a server as JSON: %v", err)
 	}
-	if sv.Host != name {
-		return sv, fmt.Errorf("the value's host %q is not the key's name %q", sv.Host, name)
+	if sv.Name != name {
+		return sv, fmt.Errorf("the value's host %q is not the key's name %q", sv.Name, name)
 	}
-	if _, err := validate.ParseAddress(sv.IPAddress); err != nil {
+	if _, err := validate.ParseAddress(sv.Target); err != nil {
 		return sv, fmt.Errorf("ipAddress: %v", err)
 	}
 	return sv, nil

@@ -50,7 +50,7 @@ func openStore(t *testing.T, endpoints []string, log *syncBuffer) *Store {
 
 func put(t *testing.T, s *Store, host, addr string) store.Outcome {
 	t.Helper()
-	out := s.Write(store.Change{Host: host, Server: &store.Server{IPAddress: addr, ServiceName: "svc"}})
+	out := s.Write(store.Change{Name: host, Server: &store.Server{Target: addr, Service: "svc"}})
 	if out.Err != nil {
 		t.Fatalf("write %s: %v", host, out.Err)
 	}
@@ -79,8 +79,8 @@ func same(a, b *Store) string {
 	}
 	msg := ""
 	ta.Ascend("", func(sv store.Server) bool {
-		if o, _ := tb.Get(sv.Host); o != sv {
-			msg = fmt.Sprintf("server %s: %+v vs %+v", sv.Host, sv, o)
+		if o, _ := tb.Get(sv.Name); o != sv {
+			msg = fmt.Sprintf("server %s: %+v vs %+v", sv.Name, sv, o)
 			return false
 		}
 		return true
@@ -90,7 +90,7 @@ func same(a, b *Store) string {
 
 func ip(s *Store, host string) string {
 	sv, _ := s.Current().Get(host)
-	return sv.IPAddress
+	return sv.Target
 }
 
 // Two replicas on one etcd: a write through either is in both, at the same revision,
@@ -122,7 +122,7 @@ func TestReplicasAgree(t *testing.T) {
 		t.Fatalf("etcd's revision moved to %d on a write that changed nothing (want %d)", c.Revision(), o2.Revision)
 	}
 
-	del := b.Write(store.Change{Host: "web-1", MustExist: true})
+	del := b.Write(store.Change{Name: "web-1", MustExist: true})
 	if del.Err != nil || !del.Changed {
 		t.Fatalf("delete: %+v", del)
 	}
@@ -130,7 +130,7 @@ func TestReplicasAgree(t *testing.T) {
 	if ip(a, "web-1") != "" {
 		t.Fatal("web-1 still served after its deletion")
 	}
-	if gone := a.Write(store.Change{Host: "web-1", MustExist: true}); !errors.Is(gone.Err, store.ErrNotFound) {
+	if gone := a.Write(store.Change{Name: "web-1", MustExist: true}); !errors.Is(gone.Err, store.ErrNotFound) {
 		t.Fatalf("deleting a missing server: %v, want store.ErrNotFound", gone.Err)
 	}
 
@@ -198,7 +198,7 @@ func TestUnreachable(t *testing.T) {
 	o := put(t, s, "web-1", "10.0.0.1:80")
 	c.Stop()
 	start := time.Now()
-	out := s.Write(store.Change{Host: "web-2", Server: &store.Server{IPAddress: "10.0.0.2:80"}})
+	out := s.Write(store.Change{Name: "web-2", Server: &store.Server{Target: "10.0.0.2:80"}})
 	if !errors.Is(out.Err, store.ErrUnavailable) || !bytes.Contains([]byte(out.Err.Error()), []byte("etcd")) {
 		t.Fatalf("write with etcd stopped: %v, want store.ErrUnavailable naming etcd", out.Err)
 	}
@@ -216,7 +216,7 @@ func TestUnreachable(t *testing.T) {
 	})
 	c.Restart()
 	eventually(t, 30*time.Second, func() string {
-		out := s.Write(store.Change{Host: "web-2", Server: &store.Server{IPAddress: "10.0.0.2:80"}})
+		out := s.Write(store.Change{Name: "web-2", Server: &store.Server{Target: "10.0.0.2:80"}})
 		if out.Err != nil {
 			return out.Err.Error()
 		}
@@ -242,7 +242,7 @@ func TestCompactionPastReplica(t *testing.T) {
 	lag.Kill()
 	c.WaitHealthy()
 	put(t, w, "web-2", "10.0.0.2:80")
-	del := w.Write(store.Change{Host: "web-1", MustExist: true})
+	del := w.Write(store.Change{Name: "web-1", MustExist: true})
 	if del.Err != nil {
 		t.Fatal(del.Err)
 	}
@@ -274,7 +274,7 @@ func TestRestoredBackup(t *testing.T) {
 	lineage := a.Lineage()
 	backup := c.Backup()
 	eventually(t, 30*time.Second, func() string {
-		out := a.Write(store.Change{Host: "web-2", Server: &store.Server{IPAddress: "10.0.0.2:80"}})
+		out := a.Write(store.Change{Name: "web-2", Server: &store.Server{Target: "10.0.0.2:80"}})
 		if out.Err != nil {
 			return out.Err.Error()
 		}
@@ -340,10 +340,10 @@ func TestDeltaAndPage(t *testing.T) {
 	from := put(t, a, "gone", "10.0.0.9:80").Revision
 	put(t, a, "web-1", "10.0.0.11:80")
 	put(t, a, "temp", "10.0.0.8:80")
-	if out := a.Write(store.Change{Host: "temp", MustExist: true}); out.Err != nil {
+	if out := a.Write(store.Change{Name: "temp", MustExist: true}); out.Err != nil {
 		t.Fatal(out.Err)
 	}
-	if out := a.Write(store.Change{Host: "gone", MustExist: true}); out.Err != nil {
+	if out := a.Write(store.Change{Name: "gone", MustExist: true}); out.Err != nil {
 		t.Fatal(out.Err)
 	}
 	eventually(t, 5*time.Second, func() string { return same(a, b) })

@@ -46,10 +46,10 @@ func (s *Store) Write(changes ...store.Change) store.Outcome {
 	view := map[string]known{}
 	for _, c := range changes {
 		k := known{mod: v.applied + 1}
-		if sv, ok := v.table.Get(c.Host); ok {
+		if sv, ok := v.table.Get(c.Name); ok {
 			k.server = &sv
 		}
-		view[c.Host] = k
+		view[c.Name] = k
 	}
 	refreshed := false
 	for try := 0; try < maxTries; try++ {
@@ -124,7 +124,7 @@ func (s *Store) unavailable(err error) error {
 func (s *Store) refresh(ctx context.Context, view map[string]known, changes []store.Change) error {
 	var ops []clientv3.Op
 	for _, c := range changes {
-		ops = append(ops, clientv3.OpGet(s.prefix+c.Host))
+		ops = append(ops, clientv3.OpGet(s.prefix+c.Name))
 	}
 	c, cancel := s.rctx(ctx)
 	r, err := s.cli.Txn(c).Then(ops...).Commit()
@@ -135,7 +135,7 @@ func (s *Store) refresh(ctx context.Context, view map[string]known, changes []st
 	}
 	s.reachable.Store(true)
 	for i, op := range r.Responses {
-		host := changes[i].Host
+		host := changes[i].Name
 		k := known{exact: true}
 		if g := op.GetResponseRange(); g != nil && len(g.Kvs) == 1 {
 			kv := g.Kvs[0]
@@ -157,15 +157,15 @@ func (s *Store) refresh(ctx context.Context, view map[string]known, changes []st
 func plan(prefix string, view map[string]known, changes []store.Change, now time.Time) (store.Outcome, []clientv3.Cmp, []clientv3.Op) {
 	var out store.Outcome
 	for _, c := range changes {
-		if c.Server == nil && c.MustExist && view[c.Host].server == nil {
+		if c.Server == nil && c.MustExist && view[c.Name].server == nil {
 			return store.Outcome{Err: store.ErrNotFound}, nil, nil
 		}
 	}
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	for _, c := range changes {
-		key := prefix + c.Host
-		k := view[c.Host]
+		key := prefix + c.Name
+		k := view[c.Name]
 		if k.exact {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", k.mod))
 		} else {
@@ -180,12 +180,12 @@ func plan(prefix string, view map[string]known, changes []store.Change, now time
 			}
 			continue
 		}
-		if k.server != nil && k.server.IPAddress == c.Server.IPAddress && k.server.ServiceName == c.Server.ServiceName {
+		if k.server != nil && k.server.Target == c.Server.Target && k.server.Service == c.Server.Service {
 			out.New = append(out.New, k.server)
 			continue // same content: keep updatedAt and the revision
 		}
 		sv := *c.Server
-		sv.Host = c.Host
+		sv.Name = c.Name
 		sv.UpdatedAt = now
 		body, _ := json.Marshal(sv)
 		ops = append(ops, clientv3.OpPut(key, string(body)))
@@ -193,7 +193,7 @@ func plan(prefix string, view map[string]known, changes []store.Change, now time
 		out.Changed = true
 	}
 	if out.Changed {
-		ops = append(ops, clientv3.OpPut(prefix+lastWriteKey, changes[0].Host))
+		ops = append(ops, clientv3.OpPut(prefix+lastWriteKey, changes[0].Name))
 	}
 	return out, cmps, ops
 }

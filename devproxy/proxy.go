@@ -307,8 +307,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		return // the client went away; nobody to answer
 	}
 	who := "cluster " + f.route.cluster
-	if f.server != "" {
-		who = "server " + f.server
+	if f.serverName != "" {
+		who = "server " + f.serverName
 	}
 	status, code, what := http.StatusServiceUnavailable, CodeUpstreamDown, "could not be reached or reset the connection"
 	var ne interface{ Timeout() bool }

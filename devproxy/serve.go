@@ -18,17 +18,17 @@ import (
 type forwardKey struct{}
 
 type forward struct {
-	route    *route
-	cluster  *clusterSpec
-	routed   *routedRequest // the wasm filter's stream; nil when it did not run
-	server   string         // the server name the filter routed by, for messages
-	origin   string         // an Origin the route's CORS policy allows, "" otherwise
-	upgrade  bool
-	cancel   context.CancelCauseFunc
-	timer    *time.Timer // the route timeout
-	idle     *time.Timer // the idle timeout while no answer has come; nil: none
-	idleFor  time.Duration
-	deadline *bodyDeadline
+	route      *route
+	cluster    *clusterSpec
+	filtered   *filteredRequest // the wasm filter's stream; nil when it did not run
+	serverName string           // the server name the filter routed by, for messages
+	origin     string           // an Origin the route's CORS policy allows, "" otherwise
+	upgrade    bool
+	cancel     context.CancelCauseFunc
+	timer      *time.Timer // the route timeout
+	idle       *time.Timer // the idle timeout while no answer has come; nil: none
+	idleFor    time.Duration
+	deadline   *bodyDeadline
 }
 
 // ServeHTTP runs a request through what the Envoy config says, in Envoy's order: the
@@ -67,17 +67,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt.wasm && len(p.routers) > 0 {
-		if f.server = r.Header.Get(p.plugin.Header); f.server == "" {
-			f.server = "(none)"
+		if f.serverName = r.Header.Get(p.plugin.Header); f.serverName == "" {
+			f.serverName = "(none)"
 		}
-		if f.routed = p.runRouter(w, r); f.routed == nil {
+		if f.filtered = p.runRouter(w, r); f.filtered == nil {
 			return
 		}
-		defer f.routed.stream.Close()
+		defer f.filtered.stream.Close()
 		// The filter's :authority and :path edits clear Envoy's route cache: the
 		// route is matched again on what the filter left.
-		fpath, _ := f.routed.headers.Get(":path")
-		fauth, _ := f.routed.headers.Get(":authority")
+		fpath, _ := f.filtered.headers.Get(":path")
+		fauth, _ := f.filtered.headers.Get(":authority")
 		if rt = p.site.routeFor(fauth, pathOnly(fpath)); rt == nil {
 			writeJSON(w, http.StatusNotFound, CodeNoRoute, "no route for "+pathOnly(fpath))
 			return
@@ -85,7 +85,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.route = rt
 	}
 	f.cluster = p.site.clusters[rt.cluster]
-	if f.cluster.dfp && (f.routed == nil || !f.routed.authorityChosen) {
+	if f.cluster.dfp && (f.filtered == nil || !f.filtered.targetChosen) {
 		// Fail closed (envoy.yaml's failure policy): only a filter-chosen authority
 		// may reach the dynamic forward proxy, which connects wherever it says.
 		writeJSON(w, http.StatusServiceUnavailable, CodeFilterNoTarget, "the routing filter chose no target")
@@ -209,13 +209,13 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	f := pr.In.Context().Value(forwardKey{}).(*forward)
 	out := pr.Out
 	out.URL.Scheme = "http"
-	if f.routed != nil {
-		rewriteRouted(pr, f.routed)
+	if f.filtered != nil {
+		rewriteFiltered(pr, f.filtered)
 	} else {
 		out.Host = pr.In.Host // Envoy forwards the client's Host to a cluster
 	}
 	if f.cluster.dfp {
-		auth, _ := f.routed.headers.Get(":authority")
+		auth, _ := f.filtered.headers.Get(":authority")
 		out.URL.Host, out.Host = auth, auth
 	} else {
 		out.URL.Host = f.cluster.name // the cluster transport picks the endpoint
@@ -258,8 +258,8 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		// (the route timeout, and for tunnels the connection's idle deadline).
 		f.idle.Stop()
 	}
-	if f.routed != nil {
-		if err := responseThroughFilter(resp, f.routed); err != nil {
+	if f.filtered != nil {
+		if err := responseThroughFilter(resp, f.filtered); err != nil {
 			return err
 		}
 	}

@@ -94,7 +94,7 @@ type route struct {
 }
 
 type wasmSettings struct {
-	vmID, name                       string
+	vmID                             string
 	syncRoot, routerRoot             string
 	syncConfig, routerConfig         []byte
 	syncPluginName, routerPluginName string

@@ -10,21 +10,21 @@ import (
 	"switchyard/wasmhost"
 )
 
-// routedRequest is a request the wasm router ran on.
-type routedRequest struct {
+// filteredRequest is a request the wasm router ran on.
+type filteredRequest struct {
 	stream  *wasmhost.Stream
 	headers wasmhost.Headers // request headers after the filter's edits
-	// authorityChosen: the filter wrote :authority. Only then may the request reach
+	// targetChosen: the filter wrote :authority. Only then may the request reach
 	// the dynamic forward proxy; comparing the value with the client's Host would
 	// refuse a client whose Host happens to be its target's address.
-	authorityChosen bool
+	targetChosen bool
 }
 
 // runRouter runs the request through a router VM, as Envoy runs the wasm filter on a
 // route where it is enabled. It returns nil when it answered (a local reply from the
 // filter, or 503 when the filter could not run); otherwise the caller closes the
 // stream once the answer is sent.
-func (p *Proxy) runRouter(w http.ResponseWriter, r *http.Request) *routedRequest {
+func (p *Proxy) runRouter(w http.ResponseWriter, r *http.Request) *filteredRequest {
 	worker := p.routers[int(p.next.Add(1)%uint64(len(p.routers)))]
 	vm := worker.current()
 	if vm == nil {
@@ -58,9 +58,9 @@ func (p *Proxy) runRouter(w http.ResponseWriter, r *http.Request) *routedRequest
 		writeJSON(w, http.StatusServiceUnavailable, CodeFilterStopped, "the routing filter stopped the request without an answer")
 		return nil
 	}
-	rr := &routedRequest{stream: st, headers: st.RequestHeaderMap()}
+	rr := &filteredRequest{stream: st, headers: st.RequestHeaderMap()}
 	auth, _ := rr.headers.Get(":authority")
-	rr.authorityChosen = auth != "" && (authority == "" || unsafe.StringData(auth) != unsafe.StringData(authority))
+	rr.targetChosen = auth != "" && (authority == "" || unsafe.StringData(auth) != unsafe.StringData(authority))
 	return rr
 }
 
@@ -133,9 +133,9 @@ var hopByHop = map[string]bool{
 	"proxy-authenticate": true, "proxy-authorization": true,
 }
 
-// rewriteRouted sends the request with the filter's :path and header edits (removed,
+// rewriteFiltered sends the request with the filter's :path and header edits (removed,
 // replaced and added headers); the caller sets where it goes.
-func rewriteRouted(pr *httputil.ProxyRequest, rr *routedRequest) {
+func rewriteFiltered(pr *httputil.ProxyRequest, rr *filteredRequest) {
 	path, _ := rr.headers.Get(":path")
 	// Out.URL was parsed from the request line already; only a :path the filter
 	// rewrote needs parsing again.
@@ -176,7 +176,7 @@ func rewriteRouted(pr *httputil.ProxyRequest, rr *routedRequest) {
 
 // responseThroughFilter gives the router VM the response headers (Envoy calls
 // on_response_headers) and applies its edits.
-func responseThroughFilter(resp *http.Response, rr *routedRequest) error {
+func responseThroughFilter(resp *http.Response, rr *filteredRequest) error {
 	h := make(wasmhost.Headers, 0, 1+len(resp.Header))
 	h = appendHeaders(append(h, [2]string{":status", statusText(resp.StatusCode)}), resp.Header)
 	eos := resp.ContentLength == 0

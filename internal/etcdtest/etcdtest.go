@@ -26,7 +26,6 @@
 package etcdtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -36,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"switchyard/internal/testbin"
 	"sync"
 	"syscall"
 	"testing"
@@ -97,13 +97,7 @@ type Member struct {
 
 	mu  sync.Mutex
 	out bytes.Buffer // output of every run, in order
-	run *run
-}
-
-type run struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has exited and its output is read
-	err    error
+	run *testbin.Child
 }
 
 // Start runs an n-member cluster and returns once every member answers and the
@@ -481,45 +475,21 @@ func copyDir(src, dst string) error {
 }
 
 func (m *Member) start() error {
-	r := &run{cmd: exec.Command(m.c.bin, m.args...), exited: make(chan struct{})}
+	cmd := exec.Command(m.c.bin, m.args...)
 	// The member dies with the test process even when the test is killed before its
 	// clean-up runs, so no stray etcd is left holding ports.
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	pr, pw, err := os.Pipe()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	r, err := testbin.StartCapture(cmd, &m.mu, &m.out, nil)
 	if err != nil {
-		return err
-	}
-	r.cmd.Stdout, r.cmd.Stderr = pw, pw
-	err = r.cmd.Start()
-	pw.Close()
-	if err != nil {
-		pr.Close()
 		return fmt.Errorf("starting etcd member %s (%s): %v", m.Name, m.c.bin, err)
 	}
 	m.mu.Lock()
 	m.run = r
 	m.mu.Unlock()
-	go func() {
-		defer close(r.exited)
-		br := bufio.NewReader(pr)
-		for {
-			line, err := br.ReadString('\n')
-			if line != "" {
-				m.mu.Lock()
-				m.out.WriteString(line)
-				m.mu.Unlock()
-			}
-			if err != nil {
-				break
-			}
-		}
-		pr.Close()
-		r.err = r.cmd.Wait()
-	}()
 	return nil
 }
 
-func (m *Member) current() *run {
+func (m *Member) current() *testbin.Child {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.run
@@ -531,7 +501,7 @@ func (m *Member) running() bool {
 		return false
 	}
 	select {
-	case <-r.exited:
+	case <-r.Exited():
 		return false
 	default:
 		return true
@@ -554,9 +524,9 @@ func (m *Member) Stop() {
 	if r == nil {
 		return
 	}
-	r.cmd.Process.Signal(syscall.SIGTERM) // an error only means it has exited already
+	r.Cmd.Process.Signal(syscall.SIGTERM) // an error only means it has exited already
 	select {
-	case <-r.exited:
+	case <-r.Exited():
 	case <-time.After(StopWithin):
 		m.Kill()
 	}
@@ -569,9 +539,9 @@ func (m *Member) Kill() {
 	if r == nil {
 		return
 	}
-	r.cmd.Process.Kill() // an error only means it has exited already
+	r.Cmd.Process.Kill() // an error only means it has exited already
 	select {
-	case <-r.exited:
+	case <-r.Exited():
 	case <-time.After(StopWithin):
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"switchyard/internal/testbin"
 	"testing"
 	"time"
 
@@ -65,7 +66,7 @@ func TestCluster(t *testing.T) {
 	}
 	defer one.Close()
 	// A serializable read answers from the member's own copy: it has caught up.
-	testEventually(t, func() string {
+	testbin.Eventually(t, HealthyWithin, func() string {
 		r, err := one.Get(ctx(t), "b", clientv3.WithSerializable())
 		if err != nil {
 			return err.Error()
@@ -150,20 +151,5 @@ func TestCleanupEndsMembers(t *testing.T) {
 			continue
 		}
 		l.Close()
-	}
-}
-
-func testEventually(t *testing.T, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(HealthyWithin)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", HealthyWithin, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -1,7 +1,6 @@
 package testbin
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -64,16 +63,10 @@ type Proc struct {
 
 	mu  sync.Mutex
 	out bytes.Buffer // stdout and stderr of every run, in order
-	run *run         // the current run
+	run *Child       // the current run
 }
 
 // run is one execution of the binary; Restart makes a new one.
-type run struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has exited and its output is read
-	err    error         // how it exited (nil: status 0); valid once exited is closed
-}
-
 // listening matches the binaries' "listening" log line, as slog text
 // (msg=listening addr=127.0.0.1:1234) or JSON ("msg":"listening",...,"addr":"..."),
 // and not the dev proxy's "admin listening" line.
@@ -105,54 +98,28 @@ func StartConfig(t testing.TB, name string, cfg Config) *Proc {
 
 func (p *Proc) start() {
 	p.t.Helper()
-	r := &run{cmd: exec.Command(Path(p.t, p.name), p.cfg.Args...), exited: make(chan struct{})}
-	r.cmd.Env = p.cfg.environ()
-	// One pipe for both streams, read in the order written: the listening line may
-	// go to either, and Output shows them interleaved as a terminal would.
-	pr, pw, err := os.Pipe()
+	cmd := exec.Command(Path(p.t, p.name), p.cfg.Args...)
+	cmd.Env = p.cfg.environ()
+	found := make(chan string, 1)
+	r, err := StartCapture(cmd, &p.mu, &p.out, func(line string) {
+		if m := listening.FindStringSubmatch(line); m != nil {
+			select {
+			case found <- m[1]:
+			default:
+			}
+		}
+	})
 	if err != nil {
-		p.t.Fatal(err)
-	}
-	r.cmd.Stdout, r.cmd.Stderr = pw, pw
-	err = r.cmd.Start()
-	pw.Close()
-	if err != nil {
-		pr.Close()
 		p.t.Fatalf("starting %s: %v", p.name, err)
 	}
 	p.mu.Lock()
 	p.run = r
 	p.mu.Unlock()
 
-	found := make(chan string, 1)
-	go func() {
-		defer close(r.exited)
-		br := bufio.NewReader(pr)
-		for {
-			line, err := br.ReadString('\n')
-			if line != "" {
-				p.mu.Lock()
-				p.out.WriteString(line)
-				p.mu.Unlock()
-				if m := listening.FindStringSubmatch(line); m != nil {
-					select {
-					case found <- m[1]:
-					default:
-					}
-				}
-			}
-			if err != nil {
-				break
-			}
-		}
-		pr.Close()
-		r.err = r.cmd.Wait()
-	}()
-
 	select {
 	case p.addr = <-found:
-	case <-r.exited:
-		p.t.Fatalf("%s exited (%v) before it logged a \"listening\" line with addr=...; output:\n%s", p.name, r.err, p.Output())
+	case <-r.Exited():
+		p.t.Fatalf("%s exited (%v) before it logged a \"listening\" line with addr=...; output:\n%s", p.name, r.Err(), p.Output())
 	case <-time.After(ListenWithin):
 		p.Kill()
 		p.t.Fatalf("%s logged no \"listening\" line with addr=... within %v; output:\n%s", p.name, ListenWithin, p.Output())
@@ -174,12 +141,12 @@ func (p *Proc) Output() string {
 }
 
 // Pid is the operating system's id of the current run.
-func (p *Proc) Pid() int { return p.current().cmd.Process.Pid }
+func (p *Proc) Pid() int { return p.current().Cmd.Process.Pid }
 
 // Exited is closed once the current run has exited and all its output is in Output.
-func (p *Proc) Exited() <-chan struct{} { return p.current().exited }
+func (p *Proc) Exited() <-chan struct{} { return p.current().Exited() }
 
-func (p *Proc) current() *run {
+func (p *Proc) current() *Child {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.run
@@ -192,16 +159,16 @@ func (p *Proc) current() *run {
 func (p *Proc) Stop() error {
 	r := p.current()
 	select {
-	case <-r.exited:
-		return r.err
+	case <-r.Exited():
+		return r.Err()
 	default:
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := r.Cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("%s: sending SIGTERM: %v", p.name, err)
 	}
 	select {
-	case <-r.exited:
-		return r.err
+	case <-r.Exited():
+		return r.Err()
 	case <-time.After(StopWithin):
 	}
 	if err := p.Kill(); err != nil {
@@ -215,9 +182,9 @@ func (p *Proc) Stop() error {
 // StopWithin. Safe to call from any goroutine.
 func (p *Proc) Kill() error {
 	r := p.current()
-	r.cmd.Process.Kill() // an error only means it has exited already
+	r.Cmd.Process.Kill() // an error only means it has exited already
 	select {
-	case <-r.exited:
+	case <-r.Exited():
 		return nil
 	case <-time.After(StopWithin):
 		return fmt.Errorf("%s did not exit within %v of SIGKILL", p.name, StopWithin)

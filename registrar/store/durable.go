@@ -17,21 +17,13 @@ func tempPattern(dataPath string) string {
 	return filepath.Base(dataPath) + ".tmp-*"
 }
 
-// replaceFile makes data the content of path so that a crash at any moment leaves
-// either the old content or the new one, never a mix: the bytes go to a temporary
-// file in the same directory, which is fsynced, renamed over path, and then the
-// directory is fsynced so the rename itself survives a power loss. Missing parent
+// replaceFileWith makes what write writes (through a buffer, so that a large file
+// need not be held in memory) the content of path, so that a crash at any moment
+// leaves either the old content or the new one, never a mix: the bytes go to a
+// temporary file in the same directory, which is fsynced, renamed over path, and then
+// the directory is fsynced so the rename itself survives a power loss. Missing parent
 // directories are created (and made durable too). It returns only once all of that
 // has succeeded.
-func replaceFile(path string, data []byte) error {
-	return replaceFileWith(path, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
-// replaceFileWith is replaceFile with the content written by write (through a
-// buffer), so that a large file need not be held in memory.
 func replaceFileWith(path string, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	if err := mkdirAllDurable(dir); err != nil {

@@ -59,9 +59,6 @@ func WithInit(init bool) Option { return func(s *Embedded) { s.init = init } }
 // ErrTableFull (0: no limit).
 func WithMaxServers(n int) Option { return func(s *Embedded) { s.maxServers = n } }
 
-// withClock sets the clock that stamps updatedAt (tests).
-func withClock(now func() time.Time) Option { return func(s *Embedded) { s.now = now } }
-
 type writeOp struct {
 	changes []Change
 	done    chan Outcome

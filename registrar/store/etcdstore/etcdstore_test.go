@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"switchyard/internal/etcdtest"
+	"switchyard/internal/testbin"
 	"switchyard/registrar/store"
 )
 
@@ -57,21 +58,6 @@ func put(t *testing.T, s *Store, host, addr string) store.Outcome {
 	return out
 }
 
-func eventually(t *testing.T, within time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func same(a, b *Store) string {
 	ta, tb := a.Current(), b.Current()
 	if ta.Revision() != tb.Revision() || a.Lineage() != b.Lineage() || ta.Len() != tb.Len() {
@@ -111,7 +97,7 @@ func TestReplicasAgree(t *testing.T) {
 	if o2.Revision <= o1.Revision {
 		t.Fatalf("revision %d after %d", o2.Revision, o1.Revision)
 	}
-	eventually(t, 5*time.Second, func() string { return same(a, b) })
+	testbin.Eventually(t, 5*time.Second, func() string { return same(a, b) })
 
 	// Same content again: no change, no new revision, updatedAt kept.
 	again := put(t, a, "web-1", "10.0.0.1:80")
@@ -126,7 +112,7 @@ func TestReplicasAgree(t *testing.T) {
 	if del.Err != nil || !del.Changed {
 		t.Fatalf("delete: %+v", del)
 	}
-	eventually(t, 5*time.Second, func() string { return same(a, b) })
+	testbin.Eventually(t, 5*time.Second, func() string { return same(a, b) })
 	if ip(a, "web-1") != "" {
 		t.Fatal("web-1 still served after its deletion")
 	}
@@ -179,7 +165,7 @@ func TestInvalidKeys(t *testing.T) {
 	if _, err := cli.Put(ctx, "/t/servers/bad-addr", `{"host":"bad-addr","ipAddress":"10.0.0.9:80"}`); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() string {
+	testbin.Eventually(t, 5*time.Second, func() string {
 		if n := s.InvalidKeys(); n != 5 {
 			return fmt.Sprintf("InvalidKeys %d, want 5", n)
 		}
@@ -188,6 +174,7 @@ func TestInvalidKeys(t *testing.T) {
 		}
 		return ""
 	})
+
 }
 
 // Every member stopped: writes fail naming etcd within the timeout, the last table is
@@ -208,14 +195,15 @@ func TestUnreachable(t *testing.T) {
 	if got := s.Current(); got.Revision() != o.Revision || got.Len() != 1 {
 		t.Fatalf("table while etcd is down: revision %d, %d servers; want the last one (%d, 1)", got.Revision(), got.Len(), o.Revision)
 	}
-	eventually(t, 10*time.Second, func() string {
+	testbin.Eventually(t, 10*time.Second, func() string {
 		if s.Reachable() {
 			return "Reachable() still true with every member stopped"
 		}
 		return ""
 	})
+
 	c.Restart()
-	eventually(t, 30*time.Second, func() string {
+	testbin.Eventually(t, 30*time.Second, func() string {
 		out := s.Write(store.Change{Name: "web-2", Server: &store.Server{Target: "10.0.0.2:80"}})
 		if out.Err != nil {
 			return out.Err.Error()
@@ -225,6 +213,7 @@ func TestUnreachable(t *testing.T) {
 		}
 		return ""
 	})
+
 }
 
 // A replica whose watch falls behind a compaction reads the table afresh and
@@ -237,7 +226,7 @@ func TestCompactionPastReplica(t *testing.T) {
 	s := openStore(t, []string{lag.ClientURL}, &log)
 	w := openStore(t, c.Endpoints()[1:], nil)
 	put(t, w, "web-1", "10.0.0.1:80")
-	eventually(t, 5*time.Second, func() string { return same(w, s) })
+	testbin.Eventually(t, 5*time.Second, func() string { return same(w, s) })
 
 	lag.Kill()
 	c.WaitHealthy()
@@ -258,7 +247,7 @@ func TestCompactionPastReplica(t *testing.T) {
 	}
 	lag.Start()
 	c.WaitHealthy()
-	eventually(t, 30*time.Second, func() string { return same(w, s) })
+	testbin.Eventually(t, 30*time.Second, func() string { return same(w, s) })
 	if !bytes.Contains([]byte(log.String()), []byte("compacted")) {
 		t.Fatalf("the lagging replica converged without a full read after compaction; log:\n%s", log.String())
 	}
@@ -273,16 +262,17 @@ func TestRestoredBackup(t *testing.T) {
 	put(t, a, "web-1", "10.0.0.1:80")
 	lineage := a.Lineage()
 	backup := c.Backup()
-	eventually(t, 30*time.Second, func() string {
+	testbin.Eventually(t, 30*time.Second, func() string {
 		out := a.Write(store.Change{Name: "web-2", Server: &store.Server{Target: "10.0.0.2:80"}})
 		if out.Err != nil {
 			return out.Err.Error()
 		}
 		return ""
 	})
+
 	put(t, a, "web-3", "10.0.0.3:80")
 	c.RestoreBackup(backup)
-	eventually(t, 30*time.Second, func() string {
+	testbin.Eventually(t, 30*time.Second, func() string {
 		for _, s := range []*Store{a, b} {
 			if s.Lineage() == lineage {
 				return "lineage unchanged after the restore"
@@ -293,6 +283,7 @@ func TestRestoredBackup(t *testing.T) {
 		}
 		return same(a, b)
 	})
+
 }
 
 // A server deleted by hand (etcdctl del): a replica that follows and one that reads
@@ -311,12 +302,13 @@ func TestHandRemovalSameRevision(t *testing.T) {
 	if _, err := cli.Put(context.Background(), "/elsewhere", "x"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() string {
+	testbin.Eventually(t, 5*time.Second, func() string {
 		if a.Current().Revision() != uint64(r.Header.Revision) {
 			return fmt.Sprintf("following replica at %d, want the deletion's %d", a.Current().Revision(), r.Header.Revision)
 		}
 		return ""
 	})
+
 	fresh := openStore(t, c.Endpoints(), nil)
 	if msg := same(a, fresh); msg != "" {
 		t.Fatalf("replica reading afresh: %s", msg)
@@ -346,7 +338,7 @@ func TestDeltaAndPage(t *testing.T) {
 	if out := a.Write(store.Change{Name: "gone", MustExist: true}); out.Err != nil {
 		t.Fatal(out.Err)
 	}
-	eventually(t, 5*time.Second, func() string { return same(a, b) })
+	testbin.Eventually(t, 5*time.Second, func() string { return same(a, b) })
 	for _, s := range []*Store{a, b} {
 		d, ok := s.Delta(from, 1<<20)
 		if !ok {

@@ -145,7 +145,7 @@ var agreementCases = []struct {
 }{
 	{"empty object", `{}`, true},
 	{"everything", `{"header":"X-Target-Server","path_prefixes":["/sys","/logs/v2"],"default_port":8080,"strip_header":true,"registrar":{"cluster":"outbound|9000||registrar.switchyard.svc.cluster.local","authority":"registrar.switchyard.svc.cluster.local","path":"/v1/routes","wait_seconds":600,"token":"s3cret"}}`, true},
-	{"design.md example", `{"header":"x-server-name","path_prefixes":["/sys"],"default_port":80,"strip_header":false,"registrar":{"cluster":"registrar","authority":"registrar","path":"/v1/routes","wait_seconds":30,"token":""}}`, true},
+	{"pluginconfig.Default() written out", `{"header":"x-server-name","path_prefixes":["/sys"],"default_port":80,"strip_header":false,"registrar":{"cluster":"registrar","authority":"registrar","path":"/v1/routes","wait_seconds":30,"token":""}}`, true},
 	{"not an object", `["/sys"]`, false},
 	{"a string", `"x"`, false},
 	{"null", `null`, false},

@@ -13,7 +13,7 @@ import (
 	"switchyard/internal/testbin"
 )
 
-// The dev proxy serves the repo's envoy.yaml: the seed's nginx behaviour (CORS
+// The dev proxy serves the repo's envoy.yaml: the Lua setup's nginx behaviour (CORS
 // preflight answered at the proxy on /api and /stomp, WebSocket on /stomp, the SPA for
 // everything else) and the file's own rules (/v1 not exposed, x-server-name removed
 // after routing, normalised paths), with the real filter and the real registrar.
@@ -180,7 +180,7 @@ func TestRouteMatching(t *testing.T) {
 }
 
 // A failed upstream is reported by the server's name; its address stays in the log
-// (the seed's rule: IPs are never shown to the browser).
+// (docs/origin.md: targets are never shown to the browser).
 func TestErrorsNameTheServerNotTheTarget(t *testing.T) {
 	w := startWorld(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

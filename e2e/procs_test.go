@@ -49,7 +49,7 @@ func repoEnvoy(t testing.TB) string {
 	return filepath.Join(root, "envoy.yaml")
 }
 
-// register puts name → addr through the registrar's seed-compatible endpoint.
+// register puts name → addr through POST /api/servers/register.
 func register(t testing.TB, baseURL, name, addr string) {
 	t.Helper()
 	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"e2e"}`, name, addr)

@@ -258,7 +258,7 @@ func TestDevproxyFailsOverBetweenRegistrarReplicas(t *testing.T) {
 }
 
 // The built dev proxy on the repo's envoy.yaml, with the app and SPA clusters given on
-// the command line, does what seed 2 asked of nginx: CORS preflights answered at the
+// the command line, does what the Lua setup's nginx did (docs/origin.md): CORS preflights answered at the
 // proxy, WebSocket on /stomp, the SPA for every other page.
 func TestDevproxyServesSeedRoutes(t *testing.T) {
 	reg := startRegistrar(t)

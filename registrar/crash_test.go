@@ -3,8 +3,8 @@ package main
 // Crash safety of the built registrar: a write acknowledged with 200 and a revision
 // survives a SIGKILL at any moment, the data (data file and write-ahead log) always
 // loads, temporary files an interrupted compaction leaves are removed at the next
-// start, and the revision never goes back (design.md: "A write is acknowledged only
-// after it is durable"). The log is compacted every ~150 writes (-compact-bytes), so
+// start, and the revision never goes back (the registrar's promise: a write is
+// acknowledged only after it is durable). The log is compacted every ~150 writes (-compact-bytes), so
 // kills land before, during and after compactions.
 
 import (

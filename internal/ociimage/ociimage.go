@@ -1,6 +1,7 @@
 // Package ociimage builds Switchyard's OCI images without Docker, on go-containerregistry:
 // the filter as a Wasm plugin image in the two forms Istio and Envoy Gateway pull
-// (deploy-notes.md, "OCI images of a Wasm module"), and the registrar as a container
+// (the compat variant and the OCI Wasm artifact of the Wasm image spec; each
+// builder's doc says which fetcher takes which), and the registrar as a container
 // image. `make oci` writes them as OCI image layouts (cmd/ociimage).
 //
 // Every build is reproducible: file and config times are fixed (Epoch), owners and
@@ -141,7 +142,8 @@ func (a *artifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	return nil, fmt.Errorf("ociimage: no layer %s in the Wasm artifact", h)
 }
 
-// The registrar image's layout and runtime settings (design.md, "Registrar").
+// The registrar image's layout and runtime settings: the static binary as a non-root
+// user, its data on a volume, the registrar's port 9000.
 const (
 	RegistrarPath   = "/usr/local/bin/registrar"
 	RegistrarUser   = "65532:65532"

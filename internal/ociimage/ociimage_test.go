@@ -190,7 +190,7 @@ func writeLayout(t *testing.T, img v1.Image, err error) (string, string) {
 }
 
 // TestFilterCompatImage: the layout `make oci` writes for bin/filter.wasm is what the
-// Istio and Envoy Gateway fetchers take as the compat variant (deploy-notes.md): an
+// Istio and Envoy Gateway fetchers take as the compat variant: an
 // OCI manifest annotated module.wasm.image/variant=compat whose one tar+gzip layer
 // holds exactly plugin.wasm, byte-equal to the freshly built filter.
 func TestFilterCompatImage(t *testing.T) {
@@ -332,7 +332,7 @@ func buildStaticRegistrar(t *testing.T) []byte {
 
 // TestRegistrarImage: the registrar image runs the static binary as the non-root
 // user 65532, keeps its data on the /data volume and listens on every interface on
-// port 9000 (design.md's flags, through their environment variables).
+// port 9000 (the -data and -listen flags, through their environment variables).
 func TestRegistrarImage(t *testing.T) {
 	bin := buildStaticRegistrar(t)
 	img, err := Registrar(bin, "amd64")

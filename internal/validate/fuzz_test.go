@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 )
 
-// The fuzz targets hold the two rules to the text of design.md ("Names", "Addresses")
-// with oracles written independently of the code under test: whatever is accepted
+// The fuzz targets hold the two rules to their text (ServerName's and ParseAddress's
+// doc comments) with oracles written independently of the code under test: whatever is accepted
 // must match the rule, and the two forms of each check must agree. Run each for
 // longer with, e.g.:
 //
@@ -21,7 +21,7 @@ import (
 // Inputs the fuzzer found are kept in testdata/fuzz/<target>/ and run by every
 // `go test` as regression cases.
 
-// nameRule is design.md's "1–100 characters of A-Z a-z 0-9 . _ -".
+// nameRule is ServerName's "1–100 characters of A-Z a-z 0-9 . _ -".
 var nameRule = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
 
 func FuzzServerName(f *testing.F) {
@@ -107,7 +107,7 @@ func FuzzServiceName(f *testing.F) {
 	})
 }
 
-// checkAccepted holds an accepted address to design.md's rule.
+// checkAccepted holds an accepted address to ParseAddress's rule.
 func checkAccepted(t *testing.T, s string, a Address) {
 	t.Helper()
 	if a.String() != s {

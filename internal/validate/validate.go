@@ -1,6 +1,6 @@
 // Package validate holds the rules for server names and target addresses that the
 // registrar enforces on every write and the filter's sync enforces again on every
-// snapshot it receives (design.md, "Names" and "Addresses"). It is pure Go with no
+// snapshot it receives (ServerName, ParseAddress). It is pure Go with no
 // dependencies beyond the standard library, so it builds for wasip1 and arms no timer.
 package validate
 
@@ -13,7 +13,8 @@ import (
 	"unicode/utf8"
 )
 
-// MaxLen is the longest server name or address accepted, in bytes (the seed's limit).
+// MaxLen is the longest server name or address accepted, in bytes (the Lua setup's
+// limit, docs/origin.md).
 const MaxLen = 100
 
 // ServerName reports why s is not a valid server name, or nil. A name is 1–100
@@ -52,8 +53,8 @@ func nameByte(c byte) bool {
 }
 
 // MaxServiceName is the serviceName limit in characters (Unicode code points, so a
-// Korean service name gets the same 100 characters as an English one; the seed
-// counted bytes).
+// Korean service name gets the same 100 characters as an English one; the Lua
+// setup counted bytes).
 const MaxServiceName = 100
 
 // ServiceName reports why s is not a valid serviceName, or nil. A serviceName is free

@@ -11,7 +11,7 @@ import (
 	"switchyard/registrar/store/etcdstore"
 )
 
-// result is the body of every /api/ answer, in the seed's shape
+// result is the body of every /api/ answer, in the Lua setup's shape (docs/origin.md)
 // {"result": {"success": ..., "error": ..., ...}}.
 type result struct {
 	Success  bool            `json:"success"`
@@ -60,7 +60,8 @@ type api struct {
 	proxies    *proxyRegistry
 }
 
-// register is the seed-compatible POST /api/servers/register: create or update.
+// register is POST /api/servers/register, as the Lua setup answered it
+// (docs/origin.md): create or update.
 func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, r, http.MethodPost)

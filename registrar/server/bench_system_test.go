@@ -16,7 +16,7 @@ import (
 	"switchyard/registrar/store"
 )
 
-// System benchmarks of the registrar for issue #7, on the real handler and store over
+// System benchmarks of the registrar, on the real handler and store over
 // real HTTP on loopback, with the data file on disk (every write fsynced):
 //
 //   - BenchmarkRegistrarWrites: 1,000 registrations from 50 concurrent clients; the

@@ -81,7 +81,7 @@ server, its value the server as JSON) instead of the -data file: run 2-3 registr
 on the same etcd and prefix and they serve one table, at etcd's revisions. See the
 README, "etcd".
 
--import FILE is a one-shot migration: it loads the seed's server_mapping.json
+-import FILE is a one-shot migration: it loads the Lua router's server_mapping.json
 ({"name": "ip", ...}) into the data file (or etcd) as one all-or-nothing write (every entry is
 validated like a registration, with -allow-cidr applied; serviceName "imported";
 entries already registered with the same address are left as they are), prints
@@ -130,7 +130,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.AllowHost, "allow-host", env("REGISTRAR_ALLOW_HOST", ""), "comma-separated names the registrar answers for without a token, besides IP addresses, localhost and the -listen host (a guard against DNS rebinding) (env REGISTRAR_ALLOW_HOST)")
 	fs.StringVar(&c.AllowOrigin, "allow-origin", env("REGISTRAR_ALLOW_ORIGIN", ""), "comma-separated origins (https://cms.example.com) whose pages may write besides the registrar's own page (env REGISTRAR_ALLOW_ORIGIN)")
 	fs.StringVar(&c.ReplicaName, "replica-name", env("REGISTRAR_REPLICA_NAME", ""), "this registrar's name in GET /api/proxies, which says which replica saw each proxy; default: the address it listens on (env REGISTRAR_REPLICA_NAME)")
-	fs.StringVar(&c.Import, "import", "", "load a seed server_mapping.json once, then exit (see below)")
+	fs.StringVar(&c.Import, "import", "", "load the Lua router's server_mapping.json once, then exit (see below)")
 	etcdFlags := etcdstore.BindFlags(fs, getenv)
 	var numErr error
 	envInt := func(name string, def int64) int64 {

@@ -7,8 +7,8 @@ import (
 	"switchyard/internal/validate"
 )
 
-// reservedName cannot be a server name: /api/servers/register is the seed's
-// registration endpoint, so a server of that name could be created but never read,
+// reservedName cannot be a server name: /api/servers/register is the
+// registration endpoint (kept from the Lua setup, docs/origin.md), so a server of that name could be created but never read,
 // replaced or deleted by its own path.
 const reservedName = "register"
 

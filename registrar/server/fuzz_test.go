@@ -21,7 +21,7 @@ import (
 // POST /api/servers/register and PUT /api/servers/{host}, through the real handler
 // and a real store. Nothing may panic; a refusal is a 4xx in the result shape that
 // says what was wrong and changes nothing; an acceptance must be a registration
-// design.md allows, stored exactly as sent. Run it for longer with:
+// the name and address rules allow (checkRegistration), stored exactly as sent. Run it for longer with:
 //
 //	go test -run '^$' -fuzz '^FuzzWrite$' -fuzztime 30s ./registrar/server/
 //
@@ -162,8 +162,10 @@ func acceptedFields(t *testing.T, body []byte, put bool) map[string]string {
 	return out
 }
 
-// checkRegistration holds an accepted registration to design.md's rules, written
-// here without the registrar's own checks.
+// checkRegistration holds an accepted registration to the API's rules (a name of
+// 1–100 characters of A-Z a-z 0-9 . _ -; an IPv4, [IPv6] or RFC 1123 DNS address with
+// an optional port, at most 100 characters; a service name), written here without
+// the registrar's own checks.
 func checkRegistration(t *testing.T, host, addr, service string) {
 	t.Helper()
 	if !regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`).MatchString(host) || host == reservedName || host == "." || host == ".." {

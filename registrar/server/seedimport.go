@@ -12,7 +12,7 @@ import (
 	"switchyard/registrar/store/etcdstore"
 )
 
-// importedServiceName marks servers that came from the seed's mapping file, which
+// importedServiceName marks servers that came from the Lua setup's mapping file, which
 // had no service names.
 const importedServiceName = "imported"
 
@@ -23,7 +23,8 @@ type ImportReport struct {
 	Revision uint64 // revision after the import
 }
 
-// Import is the one-shot -import: it loads the seed's server_mapping.json at path
+// Import is the one-shot -import: it loads the Lua setup's server_mapping.json
+// (docs/origin.md) at path
 // into the store as one all-or-nothing write, with the server's -allow-cidr policy.
 // An etcd store takes at most --max-txn-ops operations in one transaction (128 by
 // default); a larger import is written there in parts of importPart entries, each
@@ -33,7 +34,7 @@ func (s *Server) Import(path string) (ImportReport, error) {
 	return importSeed(s.store, path, s.policy)
 }
 
-// importSeed loads the seed's server_mapping.json ({"name": "ip", ...}) into store as
+// importSeed loads the Lua setup's server_mapping.json ({"name": "ip", ...}) into store as
 // one all-or-nothing write. Every entry is validated like a registration (name,
 // address, policy); the first bad entry is named and nothing is written. Entries
 // already registered with the same address keep their service name and updatedAt.
@@ -97,7 +98,7 @@ func importInParts(st store.Store, path string, changes []store.Change, rep Impo
 type seedEntry struct{ name, addr string }
 
 // parseSeedMapping reads a flat JSON object of string values, in file order,
-// refusing duplicate names (the seed's Lua would have kept only the last one,
+// refusing duplicate names (the Lua router would have kept only the last one,
 // silently).
 func parseSeedMapping(raw []byte) ([]seedEntry, error) {
 	if !utf8.Valid(raw) {

@@ -53,7 +53,7 @@ func TestHandlerServesThePage(t *testing.T) {
 	}
 }
 
-// Promises of issue #6 that can be read off the files: nothing is loaded from
+// Promises of the page that can be read off the files: nothing is loaded from
 // another site (no fonts, no CDN), and the script calls only the public API.
 func TestPageUsesOnlyItsOwnFilesAndThePublicAPI(t *testing.T) {
 	external := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}|@import|\burl\(`)

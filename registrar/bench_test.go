@@ -15,7 +15,7 @@ import (
 )
 
 // BenchmarkRegistrarStart1M measures the built registrar on a data file of 1,000,000
-// names (issue 12.5): start-up time (process start until it listens, the table
+// names: start-up time (process start until it listens, the table
 // loaded; testbin allows 30 s), resident memory after start-up and after one full v2 table has been paged
 // out, and the size of the data file. It checks the answer first: every name is in
 // the paged table at one revision, and a registration is acknowledged. Run with

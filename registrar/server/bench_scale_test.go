@@ -14,7 +14,7 @@ import (
 	"switchyard/registrar/internal/apitest"
 )
 
-// BenchmarkRegistrarScale measures the registrar at 100,000 names (issue 12.5), on
+// BenchmarkRegistrarScale measures the registrar at 100,000 names, on
 // the real handler and store over loopback HTTP with the data on disk (every
 // acknowledgement fsynced):
 //

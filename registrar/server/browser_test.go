@@ -11,7 +11,7 @@ import (
 )
 
 // What a page on another site can make a browser send to a registrar without a token
-// (issue 16.5) is refused, and the table stays as it was.
+// (a text/plain form spelling a JSON body, a no-cors fetch) is refused, and the table stays as it was.
 func TestBrowserWritesChangeNothing(t *testing.T) {
 	reg := startRegistrar(t, regOptions{})
 	register(t, reg.URL, "web-1", "10.1.2.3:8080", "logs")
@@ -104,7 +104,7 @@ func callHost(t *testing.T, method, url, body string, hdr ...string) reply {
 }
 
 // Every answer, the page's and the refusals too, carries the headers that keep the
-// page from being framed, sniffed or leaking its address (issue 16.6).
+// page from being framed, sniffed or leaking its address.
 func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 	open := startRegistrar(t, regOptions{})
 	locked := startRegistrar(t, regOptions{token: "tok"})
@@ -164,7 +164,7 @@ func rawExchange(t *testing.T, base, req string) (net.Conn, *bufio.Reader, *http
 }
 
 // A 401 answer closes its connection, so clients without the token cannot hold
-// connections open (issue 16.11); an authorised client keeps its connection.
+// connections open; an authorised client keeps its connection.
 func TestUnauthorizedClosesConnection(t *testing.T) {
 	reg := startRegistrar(t, regOptions{token: "tok"})
 	host := strings.TrimPrefix(reg.URL, "http://")
@@ -188,7 +188,7 @@ func TestUnauthorizedClosesConnection(t *testing.T) {
 }
 
 // A write declaring 10 GB is refused with 413 before its body is read: a client that
-// asked "Expect: 100-continue" is not told to send it (issue 16.13).
+// asked "Expect: 100-continue" is not told to send it.
 func TestHugeBodyRefusedBeforeContinue(t *testing.T) {
 	reg := startRegistrar(t, regOptions{})
 	host := strings.TrimPrefix(reg.URL, "http://")

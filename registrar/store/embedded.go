@@ -77,7 +77,7 @@ type writeOp struct {
 // Why a log and a B-tree, measured (bench_test.go, on the 2-core development VM):
 // a commit used to rewrite and fsync the whole data file; that costs 2.1 ms at 10
 // names and 57 ms at 100,000 (BenchmarkRewriteWholeFile; 280–570 ms per
-// acknowledgement through HTTP under load, issue 12). Appending a record of ~200 bytes
+// acknowledgement through HTTP under load). Appending a record of ~200 bytes
 // and one fsync costs 0.17 ms at 10 names and 0.17 ms at 100,000 (BenchmarkCommit):
 // the cost follows the change. An embedded B+tree store such as bbolt would fsync
 // twice per commit (pages, then the meta page), and keeps an old revision readable

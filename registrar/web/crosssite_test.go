@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// attackerPage is a page on another origin (another loopback port) that tries, the
-// way issue 16.5 found it worked, to change the registrar's table from a visitor's
+// attackerPage is a page on another origin (another loopback port) that tries, in the
+// two ways a registrar without these guards let it, to change the registrar's table from a visitor's
 // browser: an HTML form with enctype="text/plain" whose one field spells a JSON body,
 // and fetch(..., {mode: "no-cors"}) with a JSON body (sent as text/plain). Neither
 // needs a CORS preflight. body[data-list] is set once both requests were answered.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/apitest"
 	"switchyard/internal/testbin"
-	"switchyard/registrar/internal/apitest"
 )
 
 // BenchmarkRegistrarStart1M measures the built registrar on a data file of 1,000,000

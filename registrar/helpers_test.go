@@ -1,6 +1,6 @@
 package main
 
-import "switchyard/registrar/internal/apitest"
+import "switchyard/internal/apitest"
 
 // The shared HTTP helpers (apitest) under the names these tests use.
 type reply = apitest.Reply

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -66,7 +67,7 @@ func decodeStringObject(body []byte, allowed ...string) (map[string]string, erro
 		if err != nil {
 			return nil, invalidJSON(err)
 		}
-		if !contains(allowed, key) {
+		if !slices.Contains(allowed, key) {
 			return nil, fmt.Errorf("field %q is not known; the fields are %s", key, strings.Join(quoteAll(allowed), ", "))
 		}
 		s, ok := tok.(string)
@@ -97,15 +98,6 @@ func example(fields []string) string {
 		parts[i] = fmt.Sprintf("%q: \"...\"", f)
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func quoteAll(list []string) []string {

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"switchyard/registrar/internal/apitest"
+	"switchyard/internal/apitest"
 	"switchyard/registrar/store"
 )
 

@@ -51,7 +51,7 @@ func TestCrossSiteWritesChangeNothing(t *testing.T) {
 		t.Fatalf("the no-cors fetch did not reach the registrar (%s): the test proves nothing", got)
 	}
 	rev, servers := r.servers(t)
-	if got := servers["web-1"]; got.IPAddress != "10.1.2.3:8080" || got.ServiceName != "logs" {
+	if got := servers["web-1"]; got.Target != "10.1.2.3:8080" || got.Service != "logs" {
 		t.Errorf("the text/plain form from %s changed web-1 to %v", attacker.URL, got)
 	}
 	if got, ok := servers["web-2"]; ok {

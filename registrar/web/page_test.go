@@ -37,7 +37,7 @@ func TestPage(t *testing.T) {
 				}
 			}
 			rev, servers := r.servers(t)
-			if got := servers["web-1"]; got.IPAddress != "10.1.2.3:8080" || got.ServiceName != "logs" {
+			if got := servers["web-1"]; got.Target != "10.1.2.3:8080" || got.Service != "logs" {
 				t.Errorf("GET /api/servers has %v, want web-1 → 10.1.2.3:8080 (logs)", got)
 			}
 			if got := p.text("#revision"); got != itoa(rev) {
@@ -70,7 +70,7 @@ func TestPage(t *testing.T) {
 			if got := eval[string](p, `document.getElementById("ipAddress").value`); got != "999.1.1.1" {
 				t.Errorf("the typed address was lost: field holds %q", got)
 			}
-			if _, servers := r.servers(t); servers["web-2"].Host != "" {
+			if _, servers := r.servers(t); servers["web-2"].Name != "" {
 				t.Errorf("the API stored web-2 anyway: %v", servers["web-2"])
 			}
 		}},
@@ -83,7 +83,7 @@ func TestPage(t *testing.T) {
 			p.replace("#ipAddress", "10.0.0.33:8080")
 			p.click("#save")
 			p.waitFor("the new address in the list", `document.querySelector('`+rowSel("web-3")+`').textContent.includes("10.0.0.33:8080")`)
-			if _, servers := r.servers(t); servers["web-3"].IPAddress != "10.0.0.33:8080" {
+			if _, servers := r.servers(t); servers["web-3"].Target != "10.0.0.33:8080" {
 				t.Errorf("GET /api/servers has %v, want web-3 → 10.0.0.33:8080", servers["web-3"])
 			}
 			if got := p.text("#form-title"); got != "Add a server" {
@@ -101,7 +101,7 @@ func TestPage(t *testing.T) {
 			}
 			p.click(`#confirm-delete button[value=cancel]`)
 			p.waitFor("the confirmation to close", `!document.getElementById("confirm-delete").open`)
-			if _, servers := r.servers(t); servers["web-4"].Host == "" {
+			if _, servers := r.servers(t); servers["web-4"].Name == "" {
 				t.Error("web-4 was deleted although the person chose to keep it")
 			}
 			if !p.visible(rowSel("web-4")) {
@@ -121,7 +121,7 @@ func TestPage(t *testing.T) {
 			p.do(chromedp.KeyEvent(kb.Escape))
 			p.waitFor("the confirmation to close", `!document.getElementById("confirm-delete").open`)
 			p.do(chromedp.Sleep(200 * time.Millisecond)) // a wrongly sent DELETE would land by now
-			if _, servers := r.servers(t); servers["web-11"].Host == "" {
+			if _, servers := r.servers(t); servers["web-11"].Name == "" {
 				t.Error("Escape deleted web-11")
 			}
 		}},
@@ -133,7 +133,7 @@ func TestPage(t *testing.T) {
 			p.waitFor("the confirmation", `document.getElementById("confirm-delete").open`)
 			p.click("#confirm-yes")
 			p.waitFor("web-5 to leave the list", `!document.querySelector('`+rowSel("web-5")+`')`)
-			if _, servers := r.servers(t); servers["web-5"].Host != "" {
+			if _, servers := r.servers(t); servers["web-5"].Name != "" {
 				t.Errorf("GET /api/servers still has %v", servers["web-5"])
 			}
 			if msg := p.text("#messages .msg.ok"); !strings.Contains(msg, "Deleted web-5") {
@@ -270,7 +270,7 @@ func TestPageWithToken(t *testing.T) {
 			if got := p.text("#form-error"); !strings.Contains(got, "token") {
 				t.Errorf("form error %q does not say a token is needed", got)
 			}
-			if _, servers := r.servers(t); servers["tok-1"].Host != "" {
+			if _, servers := r.servers(t); servers["tok-1"].Name != "" {
 				t.Errorf("the API stored tok-1 without a token: %v", servers["tok-1"])
 			}
 		}},
@@ -289,7 +289,7 @@ func TestPageWithToken(t *testing.T) {
 			p.waitFor("the list to load with the token", `document.body.dataset.list === "loaded"`)
 			p.click("#save") // the form kept what was typed
 			p.waitFor("tok-2 in the list", `document.querySelector('`+rowSel("tok-2")+`')`)
-			if _, servers := r.servers(t); servers["tok-2"].IPAddress != "10.9.9.9:8080" {
+			if _, servers := r.servers(t); servers["tok-2"].Target != "10.9.9.9:8080" {
 				t.Errorf("GET /api/servers has %v, want tok-2 → 10.9.9.9:8080", servers["tok-2"])
 			}
 			p.waitFor("the proxies strip to load with the token", `document.body.dataset.proxies === "loaded"`)

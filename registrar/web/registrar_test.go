@@ -36,10 +36,10 @@ func startRegistrar(t *testing.T, token string) *registrar {
 
 // apiServer is one entry of GET /api/servers.
 type apiServer struct {
-	Host        string `json:"host"`
-	IPAddress   string `json:"ipAddress"`
-	ServiceName string `json:"serviceName"`
-	UpdatedAt   string `json:"updatedAt"`
+	Name      string `json:"host"`
+	Target    string `json:"ipAddress"`
+	Service   string `json:"serviceName"`
+	UpdatedAt string `json:"updatedAt"`
 }
 
 // apiResult is the "result" object every /api/ answer carries.
@@ -87,20 +87,20 @@ func (r *registrar) call(t *testing.T, method, path string, body any) (int, apiR
 }
 
 // register creates or replaces a server through the API, for a case's starting state.
-func (r *registrar) register(t *testing.T, host, addr, service string) {
+func (r *registrar) register(t *testing.T, name, target, service string) {
 	t.Helper()
 	status, res := r.call(t, http.MethodPost, "/api/servers/register",
-		map[string]string{"host": host, "ipAddress": addr, "serviceName": service})
+		map[string]string{"host": name, "ipAddress": target, "serviceName": service})
 	if status != http.StatusOK || !res.Success {
-		t.Fatalf("registering %s: HTTP %d %+v", host, status, res)
+		t.Fatalf("registering %s: HTTP %d %+v", name, status, res)
 	}
 }
 
 // remove deletes a server through the API.
-func (r *registrar) remove(t *testing.T, host string) {
+func (r *registrar) remove(t *testing.T, name string) {
 	t.Helper()
-	if status, res := r.call(t, http.MethodDelete, "/api/servers/"+host, nil); status != http.StatusOK {
-		t.Fatalf("deleting %s: HTTP %d %+v", host, status, res)
+	if status, res := r.call(t, http.MethodDelete, "/api/servers/"+name, nil); status != http.StatusOK {
+		t.Fatalf("deleting %s: HTTP %d %+v", name, status, res)
 	}
 }
 
@@ -111,13 +111,13 @@ func (r *registrar) servers(t *testing.T) (int64, map[string]apiServer) {
 	if status != http.StatusOK || !res.Success {
 		t.Fatalf("GET /api/servers: HTTP %d %+v", status, res)
 	}
-	byHost := make(map[string]apiServer, len(res.Servers))
+	byName := make(map[string]apiServer, len(res.Servers))
 	for _, s := range res.Servers {
-		byHost[s.Host] = s
+		byName[s.Name] = s
 	}
-	return res.Revision, byHost
+	return res.Revision, byName
 }
 
 func (s apiServer) String() string {
-	return fmt.Sprintf("%s → %s (%s)", s.Host, s.IPAddress, s.ServiceName)
+	return fmt.Sprintf("%s → %s (%s)", s.Name, s.Target, s.Service)
 }

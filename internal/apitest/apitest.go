@@ -1,4 +1,4 @@
-// Package apitest holds the HTTP helpers the registrar's tests share: one request
+// Package apitest holds the HTTP helpers the registrar's tests and e2e/ share: one request
 // and its whole answer, the decoded /api/ result and /v1/routes table, a registration
 // that must succeed.
 package apitest
@@ -96,22 +96,22 @@ func (r Reply) Routes(t testing.TB) Routes {
 }
 
 // Register posts a registration and requires success.
-func Register(t testing.TB, base, host, addr, service string, hdr ...string) Result {
+func Register(t testing.TB, base, name, target, service string, hdr ...string) Result {
 	t.Helper()
-	r := Call(t, "POST", base+"/api/servers/register", RegBody(host, addr, service), hdr...)
+	r := Call(t, "POST", base+"/api/servers/register", RegBody(name, target, service), hdr...)
 	if r.Code != http.StatusOK {
-		t.Fatalf("register %s → %s: %d %s", host, addr, r.Code, r.Body)
+		t.Fatalf("register %s → %s: %d %s", name, target, r.Code, r.Body)
 	}
 	res := r.Result(t)
 	if !res.Success || res.Revision == nil {
-		t.Fatalf("register %s: %s", host, r.Body)
+		t.Fatalf("register %s: %s", name, r.Body)
 	}
 	return res
 }
 
 // RegBody is the JSON body of a registration.
-func RegBody(host, addr, service string) string {
-	b, _ := json.Marshal(map[string]string{"host": host, "ipAddress": addr, "serviceName": service})
+func RegBody(name, target, service string) string {
+	b, _ := json.Marshal(map[string]string{"host": name, "ipAddress": target, "serviceName": service})
 	return string(b)
 }
 

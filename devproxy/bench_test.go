@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/apitest"
 	"switchyard/internal/load"
 	"switchyard/internal/testbin"
 )
@@ -115,9 +116,9 @@ func benchServe(b *testing.B, e *benchSetup, path string) {
 	})
 }
 
-func register(b testing.TB, regURL, name, addr string) {
+func register(b testing.TB, regURL, name, target string) {
 	b.Helper()
-	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"bench"}`, name, addr)
+	body := apitest.RegBody(name, target, "bench")
 	resp, err := http.Post(regURL+"/api/servers/register", "application/json", strings.NewReader(body))
 	if err != nil {
 		b.Fatal(err)

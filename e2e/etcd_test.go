@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/apitest"
 	"switchyard/internal/etcdtest"
 	"switchyard/internal/testbin"
 )
@@ -34,8 +35,8 @@ func startEtcdRegistrar(t testing.TB, c *etcdtest.Cluster, extra ...string) *pro
 var client = &http.Client{Timeout: 20 * time.Second}
 
 // tryRegister is register for goroutines: it reports instead of failing the test.
-func tryRegister(base, name, addr string) (int, string, error) {
-	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"e2e"}`, name, addr)
+func tryRegister(base, name, target string) (int, string, error) {
+	body := apitest.RegBody(name, target, "e2e")
 	resp, err := client.Post(base+"/api/servers/register", "application/json", strings.NewReader(body))
 	if err != nil {
 		return 0, "", err

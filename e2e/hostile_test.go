@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"switchyard/internal/apitest"
 	"switchyard/internal/testbin"
 	"sync/atomic"
 	"testing"
@@ -70,11 +71,6 @@ func send(t *testing.T, method, url, body string) answer {
 	return answer{resp.StatusCode, string(b), resp.Header}
 }
 
-func regJSON(host, addr, service string) string {
-	b, _ := json.Marshal(map[string]string{"host": host, "ipAddress": addr, "serviceName": service})
-	return string(b)
-}
-
 func TestHostileRegistrationsChangeNothing(t *testing.T) {
 	// Of loopback only 127.0.0.1 is allowed, for the test's upstream: other loopback
 	// forms must still be refused. The documentation ranges are allowed so that each
@@ -106,33 +102,33 @@ func TestHostileRegistrationsChangeNothing(t *testing.T) {
 		code   int
 		want   string // regexp the error must match: it names the field or the body's fault
 	}{
-		{"host with CR LF", "POST", "/api/servers/register", regJSON("web-1\r\nX-Evil: 1", "10.1.2.3", "s"), 400, host},
-		{"host with LF", "POST", "/api/servers/register", regJSON("web-1\nweb-2", "10.1.2.3", "s"), 400, host},
-		{"host with NUL", "POST", "/api/servers/register", regJSON("web-1\x00", "10.1.2.3", "s"), 400, host},
-		{"host of 101 characters", "POST", "/api/servers/register", regJSON(long, "10.1.2.3", "s"), 400, host},
-		{"host fullwidth", "POST", "/api/servers/register", regJSON("ｗｅｂ-1", "10.1.2.3", "s"), 400, host},
-		{"host with Cyrillic a", "POST", "/api/servers/register", regJSON("\u0430pi-1", "10.1.2.3", "s"), 400, host},
-		{"host with Cyrillic e", "POST", "/api/servers/register", regJSON("w\u0435b-1", "10.1.2.3", "s"), 400, host},
-		{"host dot-dot", "POST", "/api/servers/register", regJSON("..", "10.1.2.3", "s"), 400, host},
-		{"address with CR LF", "POST", "/api/servers/register", regJSON("web-1", "10.1.2.3\r\nX-Evil: 1", "s"), 400, addr},
-		{"address with NUL", "POST", "/api/servers/register", regJSON("web-1", "10.1.2.3\x00", "s"), 400, addr},
-		{"address of 101 characters", "POST", "/api/servers/register", regJSON("web-1", strings.Repeat("a", 97)+".com", "s"), 400, addr},
-		{"address fullwidth digits", "POST", "/api/servers/register", regJSON("web-1", "１0.1.2.3", "s"), 400, addr},
-		{"address with Cyrillic o", "POST", "/api/servers/register", regJSON("web-1", "l\u043egs.example.com", "s"), 400, addr},
-		{"address port 0", "POST", "/api/servers/register", regJSON("web-1", "10.1.2.3:0", "s"), 400, addr + "port '0'"},
-		{"address port 65536", "POST", "/api/servers/register", regJSON("web-1", "10.1.2.3:65536", "s"), 400, addr + "port '65536'"},
-		{"address IPv6 loopback", "POST", "/api/servers/register", regJSON("web-1", "[::1]", "s"), 400, addr + "refused: ::1 is a loopback"},
-		{"address IPv4-mapped loopback", "POST", "/api/servers/register", regJSON("web-1", "[::ffff:127.0.0.2]:80", "s"), 400, addr + "refused: 127.0.0.2 is a loopback"},
-		{"address bare IPv6", "POST", "/api/servers/register", regJSON("web-1", "::1", "s"), 400, addr},
-		{"address IPv6 with zone", "POST", "/api/servers/register", regJSON("web-1", "[fe80::1%eth0]:80", "s"), 400, addr},
-		{"address IPv6 with escaped zone", "POST", "/api/servers/register", regJSON("web-1", "[fe80::1%25eth0]", "s"), 400, addr},
-		{"address IPv6 port 0", "POST", "/api/servers/register", regJSON("web-1", "[2001:db8::1]:0", "s"), 400, addr + "port '0'"},
-		{"address hex IPv4", "POST", "/api/servers/register", regJSON("web-1", "0x7f000001", "s"), 400, addr},
-		{"address cloud metadata", "POST", "/api/servers/register", regJSON("web-1", "169.254.169.254", "s"), 400, addr + "refused: .*link-local"},
-		{"serviceName with CR LF", "POST", "/api/servers/register", regJSON("web-1", "10.1.2.3", "s\r\nforged"), 400, svc},
+		{"host with CR LF", "POST", "/api/servers/register", apitest.RegBody("web-1\r\nX-Evil: 1", "10.1.2.3", "s"), 400, host},
+		{"host with LF", "POST", "/api/servers/register", apitest.RegBody("web-1\nweb-2", "10.1.2.3", "s"), 400, host},
+		{"host with NUL", "POST", "/api/servers/register", apitest.RegBody("web-1\x00", "10.1.2.3", "s"), 400, host},
+		{"host of 101 characters", "POST", "/api/servers/register", apitest.RegBody(long, "10.1.2.3", "s"), 400, host},
+		{"host fullwidth", "POST", "/api/servers/register", apitest.RegBody("ｗｅｂ-1", "10.1.2.3", "s"), 400, host},
+		{"host with Cyrillic a", "POST", "/api/servers/register", apitest.RegBody("\u0430pi-1", "10.1.2.3", "s"), 400, host},
+		{"host with Cyrillic e", "POST", "/api/servers/register", apitest.RegBody("w\u0435b-1", "10.1.2.3", "s"), 400, host},
+		{"host dot-dot", "POST", "/api/servers/register", apitest.RegBody("..", "10.1.2.3", "s"), 400, host},
+		{"address with CR LF", "POST", "/api/servers/register", apitest.RegBody("web-1", "10.1.2.3\r\nX-Evil: 1", "s"), 400, addr},
+		{"address with NUL", "POST", "/api/servers/register", apitest.RegBody("web-1", "10.1.2.3\x00", "s"), 400, addr},
+		{"address of 101 characters", "POST", "/api/servers/register", apitest.RegBody("web-1", strings.Repeat("a", 97)+".com", "s"), 400, addr},
+		{"address fullwidth digits", "POST", "/api/servers/register", apitest.RegBody("web-1", "１0.1.2.3", "s"), 400, addr},
+		{"address with Cyrillic o", "POST", "/api/servers/register", apitest.RegBody("web-1", "l\u043egs.example.com", "s"), 400, addr},
+		{"address port 0", "POST", "/api/servers/register", apitest.RegBody("web-1", "10.1.2.3:0", "s"), 400, addr + "port '0'"},
+		{"address port 65536", "POST", "/api/servers/register", apitest.RegBody("web-1", "10.1.2.3:65536", "s"), 400, addr + "port '65536'"},
+		{"address IPv6 loopback", "POST", "/api/servers/register", apitest.RegBody("web-1", "[::1]", "s"), 400, addr + "refused: ::1 is a loopback"},
+		{"address IPv4-mapped loopback", "POST", "/api/servers/register", apitest.RegBody("web-1", "[::ffff:127.0.0.2]:80", "s"), 400, addr + "refused: 127.0.0.2 is a loopback"},
+		{"address bare IPv6", "POST", "/api/servers/register", apitest.RegBody("web-1", "::1", "s"), 400, addr},
+		{"address IPv6 with zone", "POST", "/api/servers/register", apitest.RegBody("web-1", "[fe80::1%eth0]:80", "s"), 400, addr},
+		{"address IPv6 with escaped zone", "POST", "/api/servers/register", apitest.RegBody("web-1", "[fe80::1%25eth0]", "s"), 400, addr},
+		{"address IPv6 port 0", "POST", "/api/servers/register", apitest.RegBody("web-1", "[2001:db8::1]:0", "s"), 400, addr + "port '0'"},
+		{"address hex IPv4", "POST", "/api/servers/register", apitest.RegBody("web-1", "0x7f000001", "s"), 400, addr},
+		{"address cloud metadata", "POST", "/api/servers/register", apitest.RegBody("web-1", "169.254.169.254", "s"), 400, addr + "refused: .*link-local"},
+		{"serviceName with CR LF", "POST", "/api/servers/register", apitest.RegBody("web-1", "10.1.2.3", "s\r\nforged"), 400, svc},
 		{"not JSON", "POST", "/api/servers/register", "host=web-1&ipAddress=10.1.2.3", 400, "invalid JSON"},
 		{"duplicate keys", "POST", "/api/servers/register", `{"host":"web-1","ipAddress":"10.1.2.3","serviceName":"s","ipAddress":"10.9.9.9"}`, 400, `"ipAddress" appears more than once`},
-		{"10 MiB body", "POST", "/api/servers/register", regJSON("web-1", "10.1.2.3", strings.Repeat("x", 10<<20)), 413, "larger than 64 KiB"},
+		{"10 MiB body", "POST", "/api/servers/register", apitest.RegBody("web-1", "10.1.2.3", strings.Repeat("x", 10<<20)), 413, "larger than 64 KiB"},
 		{"PUT host with CR LF in the path", "PUT", "/api/servers/" + url.PathEscape("web-1\r\nX"), `{"ipAddress":"10.1.2.3","serviceName":"s"}`, 400, host + ".*in the path"},
 		{"PUT host with NUL in the path", "PUT", "/api/servers/" + url.PathEscape("web-1\x00"), `{"ipAddress":"10.1.2.3","serviceName":"s"}`, 400, host + ".*in the path"},
 		{"PUT host of 101 characters", "PUT", "/api/servers/" + long, `{"ipAddress":"10.1.2.3","serviceName":"s"}`, 400, host},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/internal/apitest"
 	"switchyard/internal/testbin"
 )
 
@@ -49,10 +50,10 @@ func repoEnvoy(t testing.TB) string {
 	return filepath.Join(root, "envoy.yaml")
 }
 
-// register puts name → addr through POST /api/servers/register.
-func register(t testing.TB, baseURL, name, addr string) {
+// register puts name → target through POST /api/servers/register.
+func register(t testing.TB, baseURL, name, target string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"e2e"}`, name, addr)
+	body := apitest.RegBody(name, target, "e2e")
 	resp, err := http.Post(baseURL+"/api/servers/register", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func register(t testing.TB, baseURL, name, addr string) {
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("register %s → %s: %d %s", name, addr, resp.StatusCode, b)
+		t.Fatalf("register %s → %s: %d %s", name, target, resp.StatusCode, b)
 	}
 }
 

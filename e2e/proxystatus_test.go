@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/apitest"
 	"switchyard/internal/etcdtest"
 	"switchyard/internal/testbin"
 )
@@ -58,11 +59,11 @@ type appliedAnswer struct {
 	Pending   []proxyView `json:"pending"`
 }
 
-// registerAndWait registers name → addr with wait=applied&timeout=timeout and returns
-// the answer and how long it took.
-func registerAndWait(t testing.TB, regURL, name, addr, timeout string) (appliedAnswer, time.Duration) {
+// registerAndWait registers name → target with wait=applied&timeout=timeout and
+// returns the answer and how long it took.
+func registerAndWait(t testing.TB, regURL, name, target, timeout string) (appliedAnswer, time.Duration) {
 	t.Helper()
-	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"e2e"}`, name, addr)
+	body := apitest.RegBody(name, target, "e2e")
 	start := time.Now()
 	resp, err := http.Post(regURL+"/api/servers/register?wait=applied&timeout="+timeout, "application/json", strings.NewReader(body))
 	if err != nil {

@@ -149,8 +149,8 @@ func registerUntilKilled(t *testing.T, p *testbin.Proc, round, killAt int) map[s
 }
 
 // registerOnce posts one registration; ok is true only for a 200 carrying a revision.
-func registerOnce(c *http.Client, base, name, addr string) (uint64, bool) {
-	resp, err := c.Post(base+"/api/servers/register", "application/json", strings.NewReader(regBody(name, addr, "crash")))
+func registerOnce(c *http.Client, base, name, target string) (uint64, bool) {
+	resp, err := c.Post(base+"/api/servers/register", "application/json", strings.NewReader(regBody(name, target, "crash")))
 	if err != nil {
 		return 0, false
 	}

@@ -166,20 +166,20 @@ func acceptedFields(t *testing.T, body []byte, put bool) map[string]string {
 // 1–100 characters of A-Z a-z 0-9 . _ -; an IPv4, [IPv6] or RFC 1123 DNS address with
 // an optional port, at most 100 characters; a service name), written here without
 // the registrar's own checks.
-func checkRegistration(t *testing.T, host, addr, service string) {
+func checkRegistration(t *testing.T, name, target, service string) {
 	t.Helper()
-	if !regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`).MatchString(host) || host == reservedName || host == "." || host == ".." {
-		t.Fatalf("accepted host %q", host)
+	if !regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`).MatchString(name) || name == reservedName || name == "." || name == ".." {
+		t.Fatalf("accepted host %q", name)
 	}
-	a, err := validate.ParseAddress(addr)
+	a, err := validate.ParseAddress(target)
 	if err != nil {
-		t.Fatalf("accepted ipAddress %q: %v", addr, err)
+		t.Fatalf("accepted ipAddress %q: %v", target, err)
 	}
 	if a.IsIP() && targetpolicy.Special(a.IP) != "" {
-		t.Fatalf("accepted the special address %q with no -allow-cidr", addr)
+		t.Fatalf("accepted the special address %q with no -allow-cidr", target)
 	}
 	if _, special := targetpolicy.NameStandsFor(a.Host); special || strings.HasSuffix(strings.ToLower(a.Host), ".localhost") {
-		t.Fatalf("accepted the loopback or metadata name %q with no -allow-cidr", addr)
+		t.Fatalf("accepted the loopback or metadata name %q with no -allow-cidr", target)
 	}
 	n := utf8.RuneCountInString(service)
 	if n < 1 || n > 100 || strings.TrimSpace(service) == "" {

@@ -53,14 +53,14 @@ func importSeed(st store.Store, path string, policy Policy) (ImportReport, error
 		if err := checkServerName(e.name); err != nil {
 			return ImportReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
 		}
-		if err := checkTarget(e.addr, policy); err != nil {
+		if err := checkTarget(e.target, policy); err != nil {
 			return ImportReport{}, fmt.Errorf("-import %s: entry %q: %v; nothing was imported", path, e.name, err)
 		}
 		service := importedServiceName
-		if old, ok := cur.Get(e.name); ok && old.Target == e.addr {
+		if old, ok := cur.Get(e.name); ok && old.Target == e.target {
 			service = old.Service
 		}
-		changes = append(changes, store.Change{Name: e.name, Server: &store.Server{Name: e.name, Target: e.addr, Service: service}})
+		changes = append(changes, store.Change{Name: e.name, Server: &store.Server{Name: e.name, Target: e.target, Service: service}})
 	}
 	rep := ImportReport{Entries: len(entries), Revision: cur.Revision()}
 	if len(changes) == 0 {
@@ -95,7 +95,7 @@ func importInParts(st store.Store, path string, changes []store.Change, rep Impo
 	return rep, nil
 }
 
-type seedEntry struct{ name, addr string }
+type seedEntry struct{ name, target string }
 
 // parseSeedMapping reads a flat JSON object of string values, in file order,
 // refusing duplicate names (the Lua router would have kept only the last one,

@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-func remove(t *testing.T, s *Embedded, host string) {
+func remove(t *testing.T, s *Embedded, name string) {
 	t.Helper()
-	if out := s.Write(Change{Name: host}); out.Err != nil {
+	if out := s.Write(Change{Name: name}); out.Err != nil {
 		t.Fatal(out.Err)
 	}
 }

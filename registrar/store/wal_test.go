@@ -21,9 +21,9 @@ func openT(t *testing.T, path string, opts ...Option) *Embedded {
 	return s
 }
 
-func set(t *testing.T, s *Embedded, host, addr string) uint64 {
+func set(t *testing.T, s *Embedded, name, target string) uint64 {
 	t.Helper()
-	out := s.Write(Change{Name: host, Server: &Server{Target: addr, Service: "svc"}})
+	out := s.Write(Change{Name: name, Server: &Server{Target: target, Service: "svc"}})
 	if out.Err != nil {
 		t.Fatal(out.Err)
 	}

@@ -120,7 +120,7 @@ type view struct {
 // with whether the name was in the table just before.
 type event struct {
 	rev    uint64
-	host   string
+	name   string
 	server *store.Server
 	had    bool
 }
@@ -304,23 +304,23 @@ func (s *Store) Delta(after uint64, maxBytes int) (store.Delta, bool) {
 	names := map[string]*state{}
 	for j := i; j < len(s.history) && s.history[j].rev <= cur; j++ {
 		e := &s.history[j]
-		st := names[e.host]
+		st := names[e.name]
 		if st == nil {
 			st = &state{first: e}
-			names[e.host] = st
+			names[e.name] = st
 		}
 		st.last = e
 	}
 	d := store.Delta{From: after, Revision: cur}
 	size := 0
-	for host, st := range names {
+	for name, st := range names {
 		switch {
 		case st.last.server != nil:
-			size += store.EncodedSize(host, st.last.server.Target)
-			d.Upserts = append(d.Upserts, store.Route{Name: host, Target: st.last.server.Target})
+			size += store.EncodedSize(name, st.last.server.Target)
+			d.Upserts = append(d.Upserts, store.Route{Name: name, Target: st.last.server.Target})
 		case st.first.had:
-			size += len(host) + 3
-			d.Removals = append(d.Removals, host)
+			size += len(name) + 3
+			d.Removals = append(d.Removals, name)
 		}
 		if size > maxBytes {
 			return store.Delta{}, false
@@ -698,7 +698,7 @@ func (s *Store) apply(evs []*clientv3.Event) {
 			continue
 		}
 		final[name] = sv
-		s.history = append(s.history, event{rev: uint64(r), host: name, server: sv, had: had})
+		s.history = append(s.history, event{rev: uint64(r), name: name, server: sv, had: had})
 	}
 	s.invalid.Store(int64(len(s.badSeen)))
 	s.trimHistory()

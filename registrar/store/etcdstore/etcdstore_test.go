@@ -49,11 +49,11 @@ func openStore(t *testing.T, endpoints []string, log *syncBuffer) *Store {
 	return s
 }
 
-func put(t *testing.T, s *Store, host, addr string) store.Outcome {
+func put(t *testing.T, s *Store, name, target string) store.Outcome {
 	t.Helper()
-	out := s.Write(store.Change{Name: host, Server: &store.Server{Target: addr, Service: "svc"}})
+	out := s.Write(store.Change{Name: name, Server: &store.Server{Target: target, Service: "svc"}})
 	if out.Err != nil {
-		t.Fatalf("write %s: %v", host, out.Err)
+		t.Fatalf("write %s: %v", name, out.Err)
 	}
 	return out
 }
@@ -74,8 +74,8 @@ func same(a, b *Store) string {
 	return msg
 }
 
-func ip(s *Store, host string) string {
-	sv, _ := s.Current().Get(host)
+func targetOf(s *Store, name string) string {
+	sv, _ := s.Current().Get(name)
 	return sv.Target
 }
 
@@ -90,8 +90,8 @@ func TestReplicasAgree(t *testing.T) {
 		t.Fatalf("lineages %q and %q: want one, not empty", a.Lineage(), b.Lineage())
 	}
 	o1 := put(t, a, "web-1", "10.0.0.1:80")
-	if got := a.Current(); got.Revision() != o1.Revision || ip(a, "web-1") != "10.0.0.1:80" {
-		t.Fatalf("after the acknowledged write, replica a has revision %d web-1=%q, want %d with web-1", got.Revision(), ip(a, "web-1"), o1.Revision)
+	if got := a.Current(); got.Revision() != o1.Revision || targetOf(a, "web-1") != "10.0.0.1:80" {
+		t.Fatalf("after the acknowledged write, replica a has revision %d web-1=%q, want %d with web-1", got.Revision(), targetOf(a, "web-1"), o1.Revision)
 	}
 	o2 := put(t, b, "web-2", "10.0.0.2:80")
 	if o2.Revision <= o1.Revision {
@@ -113,7 +113,7 @@ func TestReplicasAgree(t *testing.T) {
 		t.Fatalf("delete: %+v", del)
 	}
 	testbin.Eventually(t, 5*time.Second, func() string { return same(a, b) })
-	if ip(a, "web-1") != "" {
+	if targetOf(a, "web-1") != "" {
 		t.Fatal("web-1 still served after its deletion")
 	}
 	if gone := a.Write(store.Change{Name: "web-1", MustExist: true}); !errors.Is(gone.Err, store.ErrNotFound) {
@@ -147,7 +147,7 @@ func TestInvalidKeys(t *testing.T) {
 	}
 	var log syncBuffer
 	s := openStore(t, c.Endpoints(), &log)
-	if got := s.Current(); got.Len() != 1 || ip(s, "good-1") != "10.0.0.1:80" {
+	if got := s.Current(); got.Len() != 1 || targetOf(s, "good-1") != "10.0.0.1:80" {
 		t.Fatalf("served %d servers, want only good-1", got.Len())
 	}
 	if s.InvalidKeys() != 5 {
@@ -169,7 +169,7 @@ func TestInvalidKeys(t *testing.T) {
 		if n := s.InvalidKeys(); n != 5 {
 			return fmt.Sprintf("InvalidKeys %d, want 5", n)
 		}
-		if ip(s, "bad-addr") == "" {
+		if targetOf(s, "bad-addr") == "" {
 			return "bad-addr, fixed, is not served"
 		}
 		return ""
@@ -208,7 +208,7 @@ func TestUnreachable(t *testing.T) {
 		if out.Err != nil {
 			return out.Err.Error()
 		}
-		if ip(s, "web-2") == "" {
+		if targetOf(s, "web-2") == "" {
 			return "web-2 acknowledged but not in the table"
 		}
 		return ""
@@ -277,7 +277,7 @@ func TestRestoredBackup(t *testing.T) {
 			if s.Lineage() == lineage {
 				return "lineage unchanged after the restore"
 			}
-			if ip(s, "web-3") != "" || s.Current().Len() != 1 {
+			if targetOf(s, "web-3") != "" || s.Current().Len() != 1 {
 				return fmt.Sprintf("%d servers, want web-1 only", s.Current().Len())
 			}
 		}

@@ -135,18 +135,18 @@ func (s *Store) refresh(ctx context.Context, view map[string]known, changes []st
 	}
 	s.reachable.Store(true)
 	for i, op := range r.Responses {
-		host := changes[i].Name
+		name := changes[i].Name
 		k := known{exact: true}
 		if g := op.GetResponseRange(); g != nil && len(g.Kvs) == 1 {
 			kv := g.Kvs[0]
 			k.mod = kv.ModRevision
 			// An invalid value is not served: the write treats the name as not
 			// registered, and replaces exactly that value.
-			if sv, err := s.decode(host, kv.Value); err == nil {
+			if sv, err := s.decode(name, kv.Value); err == nil {
 				k.server = &sv
 			}
 		}
-		view[host] = k
+		view[name] = k
 	}
 	return nil
 }

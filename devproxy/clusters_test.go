@@ -22,7 +22,7 @@ func TestClusterSkipsUnhealthyEndpoints(t *testing.T) {
 	replica := func(name string, healthy func() bool) string {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/healthz" && !healthy() {
-				http.Error(w, "failing", 503)
+				http.Error(w, "failing", http.StatusServiceUnavailable)
 				return
 			}
 			io.WriteString(w, name)

@@ -57,6 +57,9 @@ func checkPlugin(pc *wasmv3.PluginConfig, path, rootID string, ps *problems) {
 	if rt := pc.GetVmConfig().GetRuntime(); rt != v8Runtime {
 		ps.add(RuleWasmRuntime, path+".vm_config.runtime", "runtime is %q, want %q (the runtime of Envoy's release builds)", rt, v8Runtime)
 	}
+	// fail_open is deprecated in favour of failure_policy, but Envoy still honours it,
+	// so a file that sets it must still be refused.
+	//lint:ignore SA1019 read on purpose (see above)
 	if pc.GetFailOpen() {
 		ps.add(RuleFailOpen, path+".fail_open",
 			"fail_open lets requests bypass a failed VM; on /sys the DFP would then forward to the client's own Host. Remove it")

@@ -56,7 +56,6 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 // The shared HTTP helpers (apitest) under the names these tests use.
 type (
 	reply      = apitest.Reply
-	apiResult  = apitest.Result
 	routesBody = apitest.Routes
 )
 

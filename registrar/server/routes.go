@@ -254,12 +254,7 @@ func encodeDelta(lineage string, d store.Delta) []byte {
 	b = append(b, `,"revision":`...)
 	b = strconv.AppendUint(b, d.Revision, 10)
 	b = append(b, `,"upserts":{`...)
-	for i, r := range d.Upserts {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendRoute(b, r.Name, r.Target)
-	}
+	b = appendRoutes(b, d.Upserts)
 	b = append(b, `},"removals":[`...)
 	for i, n := range d.Removals {
 		if i > 0 {
@@ -277,12 +272,7 @@ func encodePage(lineage string, p store.Page) []byte {
 	b = append(b, `,"revision":`...)
 	b = strconv.AppendUint(b, p.Revision, 10)
 	b = append(b, `,"routes":{`...)
-	for i, r := range p.Routes {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendRoute(b, r.Name, r.Target)
-	}
+	b = appendRoutes(b, p.Routes)
 	b = append(b, '}')
 	if p.Next != "" {
 		b = append(b, `,"next":`...)
@@ -324,6 +314,17 @@ func encodeV1(t *store.Table) []byte {
 		return true
 	})
 	return append(b, "}}\n"...)
+}
+
+// appendRoutes appends routes as the members of a JSON object, name: target.
+func appendRoutes(b []byte, routes []store.Route) []byte {
+	for i, r := range routes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRoute(b, r.Name, r.Target)
+	}
+	return b
 }
 
 func appendRoute(b []byte, name, target string) []byte {

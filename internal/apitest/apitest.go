@@ -24,8 +24,8 @@ type Reply struct {
 	Body   []byte
 }
 
-// Call sends one request; hdr is name/value pairs. A body goes as
-// application/json unless hdr names another Content-Type.
+// Call sends one request; hdr is name/value pairs ("Host" sets the request's Host). A
+// body goes as application/json unless hdr names another Content-Type.
 func Call(t testing.TB, method, url, body string, hdr ...string) Reply {
 	t.Helper()
 	var rd io.Reader
@@ -40,6 +40,10 @@ func Call(t testing.TB, method, url, body string, hdr ...string) Reply {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" { // net/http sends req.Host, never a Host header
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)

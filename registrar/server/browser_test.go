@@ -50,7 +50,7 @@ func TestBrowserWritesChangeNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := callHost(t, c.method, reg.URL+c.path, c.body, c.hdr...)
+			r := call(t, c.method, reg.URL+c.path, c.body, c.hdr...)
 			if r.Code != c.code {
 				t.Fatalf("%d, want %d: %s", r.Code, c.code, r.Body)
 			}
@@ -68,39 +68,6 @@ func TestBrowserWritesChangeNothing(t *testing.T) {
 	if r.Code != 200 {
 		t.Errorf("a same-origin JSON write: %d %s", r.Code, r.Body)
 	}
-}
-
-// callHost is call with "Host" allowed among the headers.
-func callHost(t *testing.T, method, url, body string, hdr ...string) reply {
-	t.Helper()
-	var host string
-	var rest []string
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if hdr[i] == "Host" {
-			host = hdr[i+1]
-			continue
-		}
-		rest = append(rest, hdr[i], hdr[i+1])
-	}
-	if host == "" {
-		return call(t, method, url, body, rest...)
-	}
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(rest); i += 2 {
-		req.Header.Set(rest[i], rest[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return reply{Code: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
 // Every answer, the page's and the refusals too, carries the headers that keep the

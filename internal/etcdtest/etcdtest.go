@@ -218,7 +218,7 @@ func (c *Cluster) cleanup() {
 func (c *Cluster) logs() string {
 	var b strings.Builder
 	for _, m := range c.Members {
-		fmt.Fprintf(&b, "--- etcd member %s (%s):\n%s\n", m.Name, m.ClientURL, tail(m.Output(), 4<<10))
+		fmt.Fprintf(&b, "--- etcd member %s (%s):\n%s\n", m.Name, m.ClientURL, testbin.Tail(m.Output(), 4<<10))
 	}
 	return b.String()
 }
@@ -556,16 +556,4 @@ func (m *Member) Start() {
 	if err := m.start(); err != nil {
 		m.c.t.Fatalf("etcdtest: %v", err)
 	}
-}
-
-// tail is the last n bytes of s, cut at a line start.
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return "...\n" + s
 }

@@ -90,7 +90,7 @@ func StartConfig(t testing.TB, name string, cfg Config) *Proc {
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("%s output (the end):\n%s", name, tail(p.Output(), 16<<10))
+			t.Logf("%s output (the end):\n%s", name, Tail(p.Output(), 16<<10))
 		}
 	})
 	return p
@@ -235,8 +235,8 @@ func Run(t testing.TB, name string, cfg Config) (code int, output string) {
 	return 0, string(out)
 }
 
-// tail is the last n bytes of s, cut at a line start.
-func tail(s string, n int) string {
+// Tail is the last n bytes of s, cut at a line start.
+func Tail(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -1,0 +1,261 @@
+package inhost
+
+import (
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"switchyard/filter/syncing"
+	"switchyard/internal/contract"
+	"switchyard/wasmhost"
+)
+
+// Router-only mode: no sync singleton; one router VM per vm_id holds the poll lease
+// (filter/syncing/lease.go) and polls. Each router VM here has its own proxy_id, so the
+// registrar's polls tell which VM sent them.
+
+// leaseBound is the documented bound for a dead holder's replacement: the lease plus
+// one tick (the takeover is a cas write over the expired key).
+const leaseBound = contract.LeaseSeconds*time.Second + 100*time.Millisecond
+
+func routerCfg(i int) []byte { return filterConfig(`"proxy_id": "r` + strconv.Itoa(i) + `"`) }
+
+func startRouters(e *fEnv, n int, env map[string]string) []*wasmhost.VM {
+	vms := make([]*wasmhost.VM, n)
+	for i := range vms {
+		vms[i] = e.vmWith(wasmhost.PluginConfig{Name: "switchyard", RootID: contract.RootRouter, VMID: "switchyard", Configuration: routerCfg(i), Env: env})
+	}
+	return vms
+}
+
+// lease reads the lease key as the host holds it.
+func (e *fEnv) lease() syncing.LeaseValue {
+	v, _, ok := e.h.SharedData("switchyard", syncing.LeaseKey)
+	if !ok {
+		return syncing.LeaseValue{}
+	}
+	l, _ := syncing.ParseLease(v)
+	return l
+}
+
+// advanceUntil moves the driven clock in ticks until cond holds, at most max; the
+// real registrar answers in real time, so each step leaves it a moment.
+func advanceUntil(t *testing.T, clk *wasmhost.ManualClock, max time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	var moved time.Duration
+	realDeadline := time.Now().Add(max + 20*time.Second)
+	for !cond() {
+		if moved >= max || time.Now().After(realDeadline) {
+			t.Fatalf("%s: not within %v of host time", what, max)
+		}
+		clk.Advance(100 * time.Millisecond)
+		moved += 100 * time.Millisecond
+		time.Sleep(2 * time.Millisecond)
+	}
+	return moved
+}
+
+// routes reports whether name routes to authority through vm now.
+func routes(t *testing.T, vm *wasmhost.VM, name, authority string) bool {
+	r := fRequest(t, vm, "/sys/x", name)
+	return r.local == nil && r.header(":authority") == authority
+}
+
+func onlyPoller(t *testing.T, e *fEnv, want string) {
+	t.Helper()
+	by, most := e.reg.pollers()
+	if most > 1 {
+		t.Errorf("%d polls were served at once, want at most 1 (polls by proxy: %v)", most, by)
+	}
+	for p := range by {
+		if want != "" && p != want || len(by) > 1 {
+			t.Errorf("polls by proxy %v, want only %q", by, want)
+			break
+		}
+	}
+}
+
+func TestRouterOnlyOnePollerAtATime(t *testing.T) {
+	e := newFEnv(t, wasmhost.Options{}, map[string]string{"web-1": "10.0.0.1:81"})
+	vms := startRouters(e, 3, nil)
+	for _, vm := range vms {
+		waitRouted(t, vm, "web-1", "10.0.0.1:81", syncWithin)
+	}
+	l := e.lease()
+	if l.Role != contract.RootRouter || l.Holder == "" {
+		t.Fatalf("lease %+v, want a router's", l)
+	}
+	e.reg.pollers() // from here on: one poller
+	for i := 0; i < 5; i++ {
+		target := "10.0.1." + strconv.Itoa(i) + ":80"
+		e.reg.put("web-1", target)
+		for _, vm := range vms {
+			waitRouted(t, vm, "web-1", target, syncWithin)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond) // two long-polls of wait_seconds 1 answered 304
+	by, most := e.reg.pollers()
+	if len(by) != 1 || most != 1 {
+		t.Fatalf("polls by proxy %v, at most %d at once; want one proxy, one at a time", by, most)
+	}
+	for p, n := range by {
+		if n < 5 {
+			t.Errorf("the poller %s sent %d polls, want at least one per change", p, n)
+		}
+	}
+	if e.h.Metrics()[contract.MetricSyncSuccess] < 6 {
+		t.Errorf("%s = %d", contract.MetricSyncSuccess, e.h.Metrics()[contract.MetricSyncSuccess])
+	}
+}
+
+// holderVM finds which VM polls: the proxy= of the polls since the last pollers().
+func holderVM(t *testing.T, e *fEnv, vms []*wasmhost.VM, clk *wasmhost.ManualClock) (int, map[string]int) {
+	t.Helper()
+	var by map[string]int
+	advanceUntil(t, clk, 2*time.Second, "a poll", func() bool {
+		time.Sleep(20 * time.Millisecond)
+		by, _ = e.reg.pollers()
+		return len(by) > 0
+	})
+	if len(by) != 1 {
+		t.Fatalf("polls by proxy %v, want one poller", by)
+	}
+	for p := range by {
+		i, err := strconv.Atoi(p[1:])
+		if err != nil || i >= len(vms) {
+			t.Fatalf("poll from proxy %q", p)
+		}
+		return i, by
+	}
+	return -1, nil
+}
+
+func TestRouterOnlyHolderKilledAnotherTakesOver(t *testing.T) {
+	for _, p := range []wasmhost.Profile{wasmhost.Current, wasmhost.Legacy} {
+		t.Run(p.String(), func(t *testing.T) {
+			clk := wasmhost.NewManualClock(time.Now())
+			e := newFEnv(t, wasmhost.Options{Clock: clk, Profile: p}, map[string]string{"web-1": "10.0.0.1:81"})
+			vms := startRouters(e, 3, map[string]string{"GOGC": "10"})
+			advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[2], "web-1", "10.0.0.1:81") })
+			holder, _ := holderVM(t, e, vms, clk)
+			if err := vms[holder].Close(); err != nil {
+				t.Fatal(err)
+			}
+			e.reg.pollers()
+			e.reg.put("web-1", "10.0.0.2:82")
+			rest := slices.Delete(slices.Clone(vms), holder, holder+1)
+			took := advanceUntil(t, clk, leaseBound+time.Second, "another router took the lease", func() bool {
+				return len(e.reg.byProxyNow()) > 0 // a poll since the kill: another VM polls
+			})
+			t.Logf("r%d killed; another router polled after %v of host time (bound %v)", holder, took, leaseBound)
+			if took > leaseBound+200*time.Millisecond || took < contract.LeaseSeconds*time.Second/2 {
+				t.Errorf("takeover after %v of host time, documented bound %v (and not before half the lease, which the dead holder renewed)", took, leaseBound)
+			}
+			for _, vm := range rest {
+				advanceUntil(t, clk, 3*time.Second, "the change after the takeover", func() bool { return routes(t, vm, "web-1", "10.0.0.2:82") })
+			}
+			newHolder, _ := holderVM(t, e, vms, clk)
+			if newHolder == holder {
+				t.Fatalf("polls from the killed VM r%d", holder)
+			}
+			e.reg.put("web-1", "10.0.0.3:83")
+			for _, vm := range rest {
+				advanceUntil(t, clk, 3*time.Second, "a later change", func() bool { return routes(t, vm, "web-1", "10.0.0.3:83") })
+			}
+			onlyPoller(t, e, "r"+strconv.Itoa(newHolder))
+			if n := e.h.PollOneoffCalls(); n != 0 {
+				t.Fatalf("poll_oneoff called %d times", n)
+			}
+			for _, vm := range rest {
+				if err := vm.Err(); err != nil {
+					t.Fatalf("a VM died: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestRouterOnlyReloadColdStarts: a reload replaces every VM; the vm_id's shared data
+// goes with the last, so the new routers answer 503 routes_not_loaded until one of
+// them takes the lease and loads the table.
+func TestRouterOnlyReloadColdStarts(t *testing.T) {
+	for _, p := range []wasmhost.Profile{wasmhost.Current, wasmhost.Legacy} {
+		t.Run(p.String(), func(t *testing.T) {
+			clk := wasmhost.NewManualClock(time.Now())
+			e := newFEnv(t, wasmhost.Options{Clock: clk, Profile: p}, map[string]string{"web-1": "10.0.0.1:81"})
+			vms := startRouters(e, 2, nil)
+			advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[1], "web-1", "10.0.0.1:81") })
+			for _, vm := range vms {
+				vm.Close()
+			}
+			if _, _, ok := e.h.SharedData("switchyard", contract.RevisionKey); ok {
+				t.Fatal("shared data outlived the vm_id's last VM")
+			}
+			e.reg.put("web-2", "10.0.0.2:82")
+			vms = startRouters(e, 2, nil)
+			for _, vm := range vms {
+				if got := fRequest(t, vm, "/sys/x", "web-1"); got.status() != 503 || got.errorCode() != contract.CodeRoutesNotLoaded {
+					t.Fatalf("after the reload: %d %q, want 503 routes_not_loaded", got.status(), got.errorCode())
+				}
+			}
+			for _, vm := range vms {
+				advanceUntil(t, clk, 5*time.Second, "the table after the reload", func() bool {
+					return routes(t, vm, "web-1", "10.0.0.1:81") && routes(t, vm, "web-2", "10.0.0.2:82")
+				})
+			}
+			onlyPoller(t, e, "")
+			if n := e.h.PollOneoffCalls(); n != 0 {
+				t.Fatalf("poll_oneoff called %d times", n)
+			}
+		})
+	}
+}
+
+// TestRouterOnlySyncPresentRoutersNeverPoll: beside a live sync no router polls; when
+// the sync's VM dies and is not replaced, a router takes the lease.
+func TestRouterOnlySyncPresentRoutersNeverPoll(t *testing.T) {
+	clk := wasmhost.NewManualClock(time.Now())
+	e := newFEnv(t, wasmhost.Options{Clock: clk}, map[string]string{"web-1": "10.0.0.1:81"})
+	syncVM := e.vm(contract.RootSync, filterConfig(`"proxy_id": "sync"`))
+	vms := startRouters(e, 2, nil)
+	advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[0], "web-1", "10.0.0.1:81") })
+	for i := 0; i < 3; i++ {
+		target := "10.0.2." + strconv.Itoa(i) + ":80"
+		e.reg.put("web-1", target)
+		for _, vm := range vms {
+			advanceUntil(t, clk, 3*time.Second, "a change", func() bool { return routes(t, vm, "web-1", target) })
+		}
+	}
+	// Longer than a lease: the sync renews, no router takes it.
+	advance(clk, 2*leaseBound)
+	onlyPoller(t, e, "sync")
+	if l := e.lease(); l.Role != contract.RootSync {
+		t.Fatalf("lease %+v beside a live sync", l)
+	}
+	// The sync's VM dies and is not replaced: a router takes over within the bound.
+	syncVM.Close()
+	e.reg.put("web-1", "10.0.3.1:80")
+	took := advanceUntil(t, clk, leaseBound+time.Second, "a router took the lease from the dead sync", func() bool {
+		return e.lease().Role == contract.RootRouter && len(e.reg.byProxyNow()) > 0
+	})
+	t.Logf("the sync killed; a router polled after %v of host time (bound %v)", took, leaseBound)
+	if took > leaseBound+200*time.Millisecond || took < contract.LeaseSeconds*time.Second/2 {
+		t.Errorf("takeover after %v of host time, documented bound %v", took, leaseBound)
+	}
+	for _, vm := range vms {
+		advanceUntil(t, clk, 3*time.Second, "the change after the takeover", func() bool { return routes(t, vm, "web-1", "10.0.3.1:80") })
+	}
+	by, _ := e.reg.pollers()
+	if _, ok := by["sync"]; ok || len(by) != 1 {
+		t.Errorf("polls after the sync died: %v, want one router's", by)
+	}
+}
+
+// advance moves the driven clock by d in ticks, leaving the registrar a moment each.
+func advance(clk *wasmhost.ManualClock, d time.Duration) {
+	for moved := time.Duration(0); moved < d; moved += 100 * time.Millisecond {
+		clk.Advance(100 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -259,3 +259,90 @@ func advance(clk *wasmhost.ManualClock, d time.Duration) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestRouterOnlyMillionRequestsAcrossHandover: 1,000,000 requests through one router
+// VM while the poll lease passes from another router, killed at request 300,000, to
+// this one; the driven clock moves 100 ms every 1,000 requests (100 s of host time in
+// all, the handover taking about 10 s of it). No request for a registered name fails,
+// and a change made after the kill reaches the routers through the new poller.
+func TestRouterOnlyMillionRequestsAcrossHandover(t *testing.T) {
+	const requests = 1_000_000
+	table := make(map[string]string, 1000)
+	for i := 0; i < 1000; i++ {
+		table["n"+strconv.Itoa(i)] = "10.0." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":80"
+	}
+	clk := wasmhost.NewManualClock(time.Now())
+	e := newFEnv(t, wasmhost.Options{Clock: clk, Profile: wasmhost.Legacy}, table)
+	gc := map[string]string{"GOGC": "10"}
+	holder := e.vmWith(wasmhost.PluginConfig{Name: "switchyard", RootID: contract.RootRouter, VMID: "switchyard", Configuration: routerCfg(0), Env: gc})
+	advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, holder, "n7", "10.0.0.7:80") })
+	r := e.vmWith(wasmhost.PluginConfig{Name: "switchyard", RootID: contract.RootRouter, VMID: "switchyard", Configuration: routerCfg(1), Env: gc})
+	advance(clk, time.Second)
+	if by, _ := e.reg.pollers(); len(by) != 1 || by["r0"] == 0 {
+		t.Fatalf("polls by proxy %v before the handover, want r0's only", by)
+	}
+
+	headers := func(name string) wasmhost.Headers {
+		return wasmhost.Headers{{":method", "GET"}, {":path", "/sys/x"}, {":authority", "p"}, {"x-server-name", name}}
+	}
+	known, unknown := headers("n7"), headers("nobody")
+	start := time.Now()
+	for i := 0; i < requests; i++ {
+		if i == 300_000 {
+			if err := holder.Close(); err != nil {
+				t.Fatal(err)
+			}
+			e.reg.put("n500", "10.9.9.9:80")
+		}
+		if i%1000 == 0 {
+			clk.Advance(100 * time.Millisecond)
+			if time.Since(start) > 5*time.Minute {
+				t.Fatalf("only %d requests in %v", i, time.Since(start))
+			}
+		}
+		h := known
+		if i%10 == 9 {
+			h = unknown
+		}
+		s, err := r.NewStream(wasmhost.StreamAttributes{})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if _, err := s.RequestHeaders(h, true); err != nil {
+			t.Fatalf("request %d: the router VM failed: %v", i, err)
+		}
+		lr := s.LocalResponse()
+		if i%10 == 9 && (lr == nil || lr.Status != 404) {
+			t.Fatalf("request %d for an unknown name: local response %+v", i, lr)
+		}
+		if i%10 != 9 {
+			if lr != nil {
+				t.Fatalf("request %d for a registered name failed: %d %s", i, lr.Status, lr.Body)
+			}
+			if a, _ := s.RequestHeaderMap().Get(":authority"); a != "10.0.0.7:80" {
+				t.Fatalf("request %d routed to %q", i, a)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("request %d: closing the stream: %v", i, err)
+		}
+	}
+	t.Logf("%d requests in %v (%v each)", requests, time.Since(start).Round(time.Millisecond), time.Since(start)/requests)
+	if e.reg.byProxyNow()["r1"] == 0 {
+		t.Fatal("the lease did not pass to the surviving router during the requests")
+	}
+	advanceUntil(t, clk, 3*time.Second, "the change made after the kill", func() bool { return routes(t, r, "n500", "10.9.9.9:80") })
+	if l := e.lease(); l.Role != contract.RootRouter {
+		t.Fatalf("lease %+v after the handover", l)
+	}
+	by, _ := e.reg.pollers()
+	if by["r1"] == 0 {
+		t.Fatalf("polls by proxy %v: the surviving router never polled", by)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatalf("the router VM died: %v", err)
+	}
+	if n := e.h.PollOneoffCalls(); n != 0 {
+		t.Fatalf("poll_oneoff called %d times, want 0", n)
+	}
+}

@@ -35,6 +35,9 @@ type router struct {
 	lease        *syncing.Lease
 	poller       *poller // not nil while this VM holds the lease
 	syncCounters syncCounters
+	// The table's age (issue 15): the gauge, set on every tick, and the stale watch.
+	age      *syncing.AgeWatch
+	ageGauge uint32
 }
 
 func newRouter(cfg pluginconfig.Config) *router {
@@ -42,6 +45,8 @@ func newRouter(cfg pluginconfig.Config) *router {
 	r.identity = proxyIdentity(cfg)
 	r.syncCounters = defineSyncCounters()
 	r.lease = syncing.NewLease(syncing.RoleRouter, vmID(syncNow()), casStore{})
+	r.age = syncing.NewAgeWatch(cfg.StaleAfter(), casStore{})
+	r.ageGauge = uint32(proxywasm.DefineGaugeMetric(contract.MetricTableAge))
 	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
 		if o.Rejected() {
 			r.replyBodies[o] = string(r.rules.AppendReplyBody(nil, &routing.Decision{Outcome: o}))
@@ -54,7 +59,8 @@ func newRouter(cfg pluginconfig.Config) *router {
 
 func (r *router) NewHttpContext(uint32) types.HttpContext { return &r.stream }
 
-// OnTick runs the router's side of the poll lease: the VM that takes it starts a
+// OnTick runs the router's side of the poll lease and reports the table's age
+// (syncing.AgeWatch). The lease: the VM that takes it starts a
 // syncing.Machine from the table in shared data (another poller may have written it
 // last) and polls on this tick, as the sync would; the VM that loses it stops, and the
 // answer of a poll it has in flight is dropped.
@@ -72,6 +78,16 @@ func (r *router) OnTick() {
 	}
 	if r.poller != nil {
 		r.poller.m.Tick(now)
+	}
+	a := r.age.Tick(now)
+	if a.Known {
+		syncRecordMetric(r.ageGauge, uint64(a.Seconds))
+	}
+	switch a.Event {
+	case syncing.AgeStale:
+		proxywasm.LogWarn(a.Message)
+	case syncing.AgeFresh:
+		proxywasm.LogInfo(a.Message)
 	}
 }
 

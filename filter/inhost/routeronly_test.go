@@ -252,6 +252,15 @@ func TestRouterOnlySyncPresentRoutersNeverPoll(t *testing.T) {
 	}
 }
 
+// advanceRealPace moves the driven clock by d at the pace of real time, for the
+// phases where the registrar's long-polls (held in real time) must be answered.
+func advanceRealPace(clk *wasmhost.ManualClock, d time.Duration) {
+	for moved := time.Duration(0); moved < d; moved += 100 * time.Millisecond {
+		clk.Advance(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // advance moves the driven clock by d in ticks, leaving the registrar a moment each.
 func advance(clk *wasmhost.ManualClock, d time.Duration) {
 	for moved := time.Duration(0); moved < d; moved += 100 * time.Millisecond {
@@ -344,5 +353,64 @@ func TestRouterOnlyMillionRequestsAcrossHandover(t *testing.T) {
 	}
 	if n := e.h.PollOneoffCalls(); n != 0 {
 		t.Fatalf("poll_oneoff called %d times, want 0", n)
+	}
+}
+
+// TestTableAgeStaleAndFresh: the registrar stops answering (its polls hang): the
+// routers' gauge switchyard.table.age_seconds grows, the proxy logs once (not once per
+// VM or per tick) when it passes stale_after_seconds, and once when polls succeed
+// again. Run with and without a sync: the age is the poller's, whoever polls.
+func TestTableAgeStaleAndFresh(t *testing.T) {
+	for _, withSync := range []bool{true, false} {
+		name := "router-only"
+		if withSync {
+			name = "with-sync"
+		}
+		t.Run(name, func(t *testing.T) {
+			clk := wasmhost.NewManualClock(time.Now())
+			e := newFEnv(t, wasmhost.Options{Clock: clk}, map[string]string{"web-1": "10.0.0.1:81"})
+			if withSync {
+				e.vm(contract.RootSync, filterConfig(`"stale_after_seconds": 5`))
+			}
+			vms := make([]*wasmhost.VM, 2)
+			for i := range vms {
+				vms[i] = e.vm(contract.RootRouter, filterConfig(`"stale_after_seconds": 5, "proxy_id": "r`+strconv.Itoa(i)+`"`))
+			}
+			advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[1], "web-1", "10.0.0.1:81") })
+			advanceRealPace(clk, 3*time.Second) // long-polls of wait_seconds 1 answered 304 keep the table fresh
+			if age := e.metric(contract.MetricTableAge); age > 2 {
+				t.Fatalf("age %d s while the registrar answers", age)
+			}
+			if n := e.countLogs("route table is stale"); n != 0 {
+				t.Fatalf("%d stale lines while the registrar answers", n)
+			}
+			e.reg.setMode("hang")
+			advanceUntil(t, clk, 10*time.Second, "the stale line", func() bool { return e.countLogs("route table is stale") > 0 })
+			advance(clk, 5*time.Second)
+			if age := e.metric(contract.MetricTableAge); age < 9 {
+				t.Fatalf("age %d s after more than 10 s without an answer", age)
+			}
+			if n := e.countLogs("route table is stale"); n != 1 {
+				t.Fatalf("%d stale lines, want 1 for the proxy\n%s", n, e.logText())
+			}
+			if !routes(t, vms[0], "web-1", "10.0.0.1:81") {
+				t.Fatal("the stale table no longer routes")
+			}
+			e.reg.setMode("")
+			// The retry waits out its backoff (host time), then long-polls for 1 s of real time.
+			for moved := time.Duration(0); e.countLogs("route table is fresh again") == 0; moved += 100 * time.Millisecond {
+				if moved > 20*time.Second {
+					t.Fatalf("no fresh line within 20 s after the registrar answers again\n%s", e.logText())
+				}
+				advanceRealPace(clk, 100*time.Millisecond)
+			}
+			advanceRealPace(clk, 2*time.Second)
+			if age := e.metric(contract.MetricTableAge); age > 2 {
+				t.Fatalf("age %d s after recovery", age)
+			}
+			if n := e.countLogs("route table is fresh again"); n != 1 {
+				t.Fatalf("%d fresh lines, want 1", n)
+			}
+		})
 	}
 }

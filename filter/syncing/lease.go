@@ -35,7 +35,11 @@ import (
 //     stops polling: the answer of a poll it still has in flight is dropped.
 //   - The sync singleton has priority: it writes the lease unconditionally when it
 //     starts and on every renewal, so routers see a live sync and never poll. When its
-//     VM dies and is not replaced, the lease expires and a router takes it.
+//     VM dies and is not replaced, the lease expires and a router takes it. (Should
+//     router VMs start before the sync and one take the lease, it polls until the
+//     sync starts; it reads the sync's id at its next tick and stops, and the answer of
+//     its poll in flight is dropped. Both run the same Machine, which adopts what
+//     shared data holds, so the table stays whole either way.)
 //
 // A holder whose VM dies is replaced within LeaseNanos plus one tick (the first tick
 // of another router after expiry takes the expired key with cas); from no key at all

@@ -1,7 +1,8 @@
 // Package devproxy is the Envoy stand-in for development and tests: it serves an Envoy
 // bootstrap (the project's envoy.yaml) with the real filter.wasm on the wasmhost, the
 // way Envoy does (one `sync` VM for the process, one `router` VM per worker, all on one
-// vm_id). It reads the file's listener settings, its routes in order, each route's
+// vm_id; without the bootstrap wasm service, router VMs only, which then keep the
+// table themselves). It reads the file's listener settings, its routes in order, each route's
 // CORS policy, header removal, upgrade configs and timeouts, the wasm filter's
 // settings and the clusters, and refuses at start, by name, any part of the file it
 // does not implement (features.go, site.go). Cluster addresses come from the caller,
@@ -114,8 +115,10 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 		if p.plugin, err = pluginconfig.Parse(s.wasm.routerConfig); err != nil {
 			return nil, fmt.Errorf("devproxy: plugin configuration: %w", err)
 		}
-		if _, err := pluginconfig.Parse(s.wasm.syncConfig); err != nil {
-			return nil, fmt.Errorf("devproxy: plugin configuration of the sync: %w", err)
+		if s.wasm.hasSync {
+			if _, err := pluginconfig.Parse(s.wasm.syncConfig); err != nil {
+				return nil, fmt.Errorf("devproxy: plugin configuration of the sync: %w", err)
+			}
 		}
 	}
 	addrs, err := p.clusterAddresses()
@@ -197,8 +200,12 @@ func (p *Proxy) startVMs(ctx context.Context) error {
 	plugin := func(name, root string, conf []byte) wasmhost.PluginConfig {
 		return wasmhost.PluginConfig{Name: name, RootID: root, VMID: w.vmID, Configuration: conf}
 	}
-	if p.sync, err = p.newSlot(ctx, "sync", plugin(w.syncPluginName, w.syncRoot, w.syncConfig)); err != nil {
-		return err
+	if w.hasSync {
+		if p.sync, err = p.newSlot(ctx, "sync", plugin(w.syncPluginName, w.syncRoot, w.syncConfig)); err != nil {
+			return err
+		}
+	} else {
+		p.log.Info("no envoy.bootstrap.wasm service in the Envoy config: the filter runs router-only (one router VM polls the registrar, elected by a lease)")
 	}
 	if p.site.hcm.wasmFilter == "" {
 		return nil

@@ -161,9 +161,9 @@ func readSite(bs *bootstrapv3.Bootstrap) (*site, error) {
 			s.readHCM(&hcm, fail)
 		}
 	}
-	if s.wasm != nil && !s.wasm.hasSync {
-		fail("bootstrap_extensions: the wasm filter needs the envoy.bootstrap.wasm singleton service (root %q) that keeps its table", "sync")
-	}
+	// Without the envoy.bootstrap.wasm singleton the filter runs router-only: its router
+	// VMs elect one poller through the lease in shared data (README, "How the table is
+	// kept"), as under Istio and Envoy Gateway.
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("the Envoy config asks for what the dev proxy does not do:\n%w", err)
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"switchyard/internal/abi"
@@ -61,4 +62,17 @@ func callStatus() string {
 // the SDK's SetSharedData takes a []byte.
 func setSharedData(key, value string) abi.Status {
 	return abi.Status(syncProxySetSharedData(key, value, 0))
+}
+
+//go:wasmimport wasi_snapshot_preview1 random_get
+func wasiRandomGet(buf unsafe.Pointer, size uint32) uint32
+
+var randomOut [8]byte
+
+// randomBytes8 is 64 bits from WASI random_get (Envoy: BoringSSL RAND_bytes).
+func randomBytes8() (uint64, bool) {
+	if wasiRandomGet(unsafe.Pointer(&randomOut[0]), 8) != 0 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(randomOut[:]), true
 }

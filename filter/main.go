@@ -8,6 +8,9 @@
 //     (layout in table.go);
 //   - "router" (router.go) is the HTTP filter on every worker; it reads one
 //     shared-data key per request and rewrites :authority or answers locally.
+//     Without a sync (router-only mode, where only HTTP filters can be deployed),
+//     one router VM per vm_id, elected by a lease in shared data, polls as the sync
+//     would (filter/syncing/lease.go).
 //
 // Both must use the same vm_id, since shared data is kept per vm_id. The decisions
 // are plain Go tested natively (internal/pluginconfig, filter/routing, snapshot.go,
@@ -64,14 +67,15 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	}
 	if rootID == contract.RootRouter {
 		p.root = newRouter(cfg)
-		return types.OnPluginStartStatusOK
+	} else {
+		p.root = newSyncer(cfg)
 	}
-	s := newSyncer(cfg)
+	// Both roots tick: the sync to poll, routers for the poll lease (router-only mode)
+	// and the table's age. A tick is its own callback; the request path never sees it.
 	if err := proxywasm.SetTickPeriodMilliSeconds(tickMillis); err != nil {
-		proxywasm.LogCritical("cannot start the sync's tick: " + err.Error())
+		proxywasm.LogCritical("cannot start the " + rootID + " root's tick: " + err.Error())
 		return types.OnPluginStartStatusFailed
 	}
-	p.root = s
 	return types.OnPluginStartStatusOK
 }
 

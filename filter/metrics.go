@@ -27,17 +27,3 @@ func defineRouterMetrics() routerMetrics {
 	}
 	return m
 }
-
-type syncMetrics struct {
-	success, failure    proxywasm.MetricCounter
-	tableSize, revision proxywasm.MetricGauge
-}
-
-func defineSyncMetrics() syncMetrics {
-	return syncMetrics{
-		success:   proxywasm.DefineCounterMetric(contract.MetricSyncSuccess),
-		failure:   proxywasm.DefineCounterMetric(contract.MetricSyncFailure),
-		tableSize: proxywasm.DefineGaugeMetric(contract.MetricTableSize),
-		revision:  proxywasm.DefineGaugeMetric(contract.MetricTableRevision),
-	}
-}

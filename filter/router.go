@@ -7,6 +7,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"switchyard/filter/routing"
+	"switchyard/filter/syncing"
 	"switchyard/internal/abi"
 	"switchyard/internal/contract"
 	"switchyard/internal/pluginconfig"
@@ -26,10 +27,26 @@ type router struct {
 	replyBodies  [routing.NumOutcomes]string
 	replyHeaders [routing.NumOutcomes]string
 	stream       routerStream
+
+	// Router-only mode (no sync singleton): the VM that holds the poll lease polls
+	// (filter/syncing/lease.go). Only the tick touches these; a request never does.
+	cfg          pluginconfig.Config
+	identity     syncing.Identity
+	lease        *syncing.Lease
+	poller       *poller // not nil while this VM holds the lease
+	syncCounters syncCounters
+	// The table's age (issue 15): the gauge, set on every tick, and the stale watch.
+	age      *syncing.AgeWatch
+	ageGauge uint32
 }
 
 func newRouter(cfg pluginconfig.Config) *router {
-	r := &router{rules: routing.New(cfg), metrics: defineRouterMetrics()}
+	r := &router{rules: routing.New(cfg), metrics: defineRouterMetrics(), cfg: cfg}
+	r.identity = proxyIdentity(cfg)
+	r.syncCounters = defineSyncCounters()
+	r.lease = syncing.NewLease(syncing.RoleRouter, vmID(syncNow()), casStore{})
+	r.age = syncing.NewAgeWatch(cfg.StaleAfter(), casStore{})
+	r.ageGauge = uint32(proxywasm.DefineGaugeMetric(contract.MetricTableAge))
 	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
 		if o.Rejected() {
 			r.replyBodies[o] = string(r.rules.AppendReplyBody(nil, &routing.Decision{Outcome: o}))
@@ -41,6 +58,50 @@ func newRouter(cfg pluginconfig.Config) *router {
 }
 
 func (r *router) NewHttpContext(uint32) types.HttpContext { return &r.stream }
+
+// OnTick runs the router's side of the poll lease and reports the table's age
+// (syncing.AgeWatch). The lease: the VM that takes it starts a
+// syncing.Machine from the table in shared data (another poller may have written it
+// last) and polls on this tick, as the sync would; the VM that loses it stops, and the
+// answer of a poll it has in flight is dropped.
+func (r *router) OnTick() {
+	now := syncNow()
+	switch r.lease.Tick(now) {
+	case syncing.LeaseAcquired:
+		proxywasm.LogInfo("router: no live sync or other router polls the registrar for this proxy; this VM (" +
+			r.lease.ID() + ") holds the poll lease and polls")
+		r.poller = newPoller(r.cfg, r.identity, r.syncCounters, r.pollerCurrent)
+	case syncing.LeaseLost:
+		proxywasm.LogInfo("router: this VM (" + r.lease.ID() + ") no longer holds the poll lease (" +
+			r.lease.Current.Role + " " + r.lease.Current.Holder + " does); it stops polling")
+		r.poller = nil
+	}
+	if r.poller != nil {
+		r.poller.m.Tick(now)
+	}
+	a := r.age.Tick(now)
+	if a.Known {
+		syncRecordMetric(r.ageGauge, uint64(a.Seconds))
+	}
+	switch a.Event {
+	case syncing.AgeStale:
+		proxywasm.LogWarn(a.Message)
+	case syncing.AgeFresh:
+		proxywasm.LogInfo(a.Message)
+	}
+}
+
+// pollerCurrent tells an answer's callback whether its poller may still write the table.
+func (r *router) pollerCurrent(p *poller) bool {
+	if r.poller != p {
+		return false
+	}
+	if !r.lease.StillHeld() {
+		r.poller = nil
+		return false
+	}
+	return true
+}
 
 type routerStream struct {
 	types.DefaultHttpContext

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -45,6 +46,10 @@ type fRegistrar struct {
 	queries  []url.Values
 	fault    func(w http.ResponseWriter, r *http.Request) bool // true: the poll was answered
 	pageHook func(start string)
+	// Polls per proxy= (each router VM of the router-only tests has its own proxy_id),
+	// and how many were being served at once (now and at most).
+	byProxy               map[string]int
+	inFlight, maxInFlight int
 }
 
 func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
@@ -140,6 +145,23 @@ func (r *fRegistrar) stats() (polls int, last *http.Request) {
 	return r.polls, r.lastReq
 }
 
+// pollers gives the polls per proxy= so far and the most served at once, and resets
+// both.
+func (r *fRegistrar) pollers() (byProxy map[string]int, maxInFlight int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	byProxy, maxInFlight = r.byProxy, r.maxInFlight
+	r.byProxy, r.maxInFlight = nil, r.inFlight
+	return byProxy, maxInFlight
+}
+
+// byProxyNow is a copy of the polls per proxy= since the last pollers().
+func (r *fRegistrar) byProxyNow() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.byProxy)
+}
+
 // seen gives the queries of every poll so far.
 func (r *fRegistrar) seen() []url.Values {
 	r.mu.Lock()
@@ -202,7 +224,18 @@ func (r *fRegistrar) serve(w http.ResponseWriter, req *http.Request) {
 	r.lastReq = req
 	r.queries = append(r.queries, req.URL.Query())
 	fault, hook := r.fault, r.pageHook
+	if r.byProxy == nil {
+		r.byProxy = map[string]int{}
+	}
+	r.byProxy[req.URL.Query().Get("proxy")]++
+	r.inFlight++
+	r.maxInFlight = max(r.maxInFlight, r.inFlight)
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.inFlight--
+		r.mu.Unlock()
+	}()
 	if fault != nil && fault(w, req) {
 		return
 	}

@@ -61,6 +61,7 @@ const (
 	RouteKeyPrefix = contract.RouteKeyPrefix
 	RevisionKey    = contract.RevisionKey
 	TableKey       = contract.KeyPrefix + "table"
+	PolledKey      = contract.PolledKey
 	HeadKey        = contract.KeyPrefix + "names/head"
 	SegmentPrefix  = contract.KeyPrefix + "names/"
 	LegacyNamesKey = contract.KeyPrefix + "names"

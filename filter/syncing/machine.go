@@ -109,6 +109,8 @@ type Machine struct {
 	sentAt   int64 // host clock (ns) when the in-flight poll was sent
 	dueAt    int64 // host clock (ns) when the next poll may be sent
 	state    string
+
+	polledFailed bool // a write of PolledKey failed (logged once)
 }
 
 // New starts from what shared data already holds: when only the sync VM was replaced
@@ -247,7 +249,7 @@ func (m *Machine) Answer(now int64, r Reply) {
 			m.refusePage(now, "the registrar answered 304 to a page request")
 			return
 		}
-		m.succeed()
+		m.succeed(now)
 		m.poll(now)
 	case "200":
 		a, err := ParseAnswer(r.Body)
@@ -315,7 +317,7 @@ func (m *Machine) onDelta(now int64, a Answer) {
 	}
 	m.host.Log(false, "sync: table at revision "+strconv.FormatUint(m.revision, 10)+": "+strconv.Itoa(m.size)+" servers ("+
 		strconv.Itoa(added)+" added, "+strconv.Itoa(changed)+" changed, "+strconv.Itoa(removed)+" removed) from a delta")
-	m.succeed()
+	m.succeed(now)
 	m.poll(now)
 }
 
@@ -359,7 +361,7 @@ func (m *Machine) onPage(now int64, a Answer) {
 	asm.received += len(a.Routes)
 	if a.Next != "" {
 		asm.start = strings.Clone(a.Next)
-		m.succeed()
+		m.succeed(now)
 		m.poll(now)
 		return
 	}
@@ -382,7 +384,7 @@ func (m *Machine) onPage(now int64, a Answer) {
 	}
 	m.host.Log(false, "sync: table at revision "+strconv.FormatUint(m.revision, 10)+": "+strconv.Itoa(m.size)+" servers ("+
 		strconv.Itoa(added)+" added, "+strconv.Itoa(changed)+" changed, "+strconv.Itoa(removed)+" removed) from a full table"+pages)
-	m.succeed()
+	m.succeed(now)
 	m.poll(now)
 }
 
@@ -572,8 +574,15 @@ func (m *Machine) liveNames(yield func(string) bool) {
 	}
 }
 
-func (m *Machine) succeed() {
+// succeed counts a poll answered and applied (or unchanged) and records its host
+// time in PolledKey, from which routers tell the table's age (a poller that died, or
+// a registrar that stopped answering, shows as a growing age).
+func (m *Machine) succeed(now int64) {
 	m.host.Count(true)
+	if err := m.host.Set(PolledKey, strconv.FormatInt(now, 10)); err != nil && !m.polledFailed {
+		m.polledFailed = true
+		m.host.Log(true, "sync: writing "+PolledKey+" to shared data failed: "+err.Error()+"; routers will report the table as older than it is")
+	}
 	if m.state != "ok" && m.state != "" {
 		m.host.Log(false, "sync: the registrar answers again after "+strconv.Itoa(m.backoff.Failures())+" failed polls")
 	}

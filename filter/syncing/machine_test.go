@@ -476,3 +476,27 @@ func TestEmptyTableAtRevisionZero(t *testing.T) {
 		t.Errorf("poll after the empty table: %q", h.sent[len(h.sent)-1])
 	}
 }
+
+// TestPolledKeyIsLastSuccess: every successful poll (a table, a 304) writes its host
+// time to PolledKey; a failed one leaves the time of the last success, so routers see
+// the table's age grow.
+func TestPolledKeyIsLastSuccess(t *testing.T) {
+	h := newFakeHost()
+	m := New(testCfg, Identity{}, h, 1)
+	m.Tick(0)
+	if _, ok := h.kv[PolledKey]; ok {
+		t.Fatal("PolledKey written before any answer")
+	}
+	m.Answer(1_000, full("L", 1, map[string]string{"a": "10.0.0.1"}, ""))
+	if h.kv[PolledKey] != "1000" {
+		t.Fatalf("after a table: %q, want 1000", h.kv[PolledKey])
+	}
+	m.Answer(2_000, Reply{Status: "304"})
+	if h.kv[PolledKey] != "2000" {
+		t.Fatalf("after a 304: %q, want 2000", h.kv[PolledKey])
+	}
+	m.Answer(3_000, Reply{Status: "500"})
+	if h.kv[PolledKey] != "2000" {
+		t.Fatalf("after a failure: %q, want 2000 still", h.kv[PolledKey])
+	}
+}

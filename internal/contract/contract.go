@@ -14,12 +14,13 @@ const (
 // Metric names, defined by the filter with proxy_define_metric. Envoy shows them
 // under its wasm stats prefix; the dev proxy's /stats shows them as they are.
 const (
-	MetricRouted        = "switchyard.routed"         // counter: requests sent on to a target
-	MetricRejectedBase  = "switchyard.rejected."      // counter per error code, e.g. switchyard.rejected.unknown_server
-	MetricSyncSuccess   = "switchyard.sync.success"   // counter: polls answered and applied (200) or unchanged (304)
-	MetricSyncFailure   = "switchyard.sync.failure"   // counter: polls that failed or whose answer was refused
-	MetricTableSize     = "switchyard.table.size"     // gauge: servers in the live table
-	MetricTableRevision = "switchyard.table.revision" // gauge: revision of the live table
+	MetricRouted        = "switchyard.routed"            // counter: requests sent on to a target
+	MetricRejectedBase  = "switchyard.rejected."         // counter per error code, e.g. switchyard.rejected.unknown_server
+	MetricSyncSuccess   = "switchyard.sync.success"      // counter: polls answered and applied (200) or unchanged (304)
+	MetricSyncFailure   = "switchyard.sync.failure"      // counter: polls that failed or whose answer was refused
+	MetricTableSize     = "switchyard.table.size"        // gauge: servers in the live table
+	MetricTableRevision = "switchyard.table.revision"    // gauge: revision of the live table
+	MetricTableAge      = "switchyard.table.age_seconds" // gauge: seconds since the last successful poll (set by routers on their tick)
 )
 
 // Shared-data keys. Every key the filter writes starts with KeyPrefix, since other
@@ -28,7 +29,14 @@ const (
 	KeyPrefix      = "switchyard/"
 	RouteKeyPrefix = "switchyard/route/" // + server name → target ("" once removed)
 	RevisionKey    = "switchyard/revision"
+	LeaseKey       = "switchyard/lease"  // which VM polls the registrar (filter/syncing/lease.go)
+	PolledKey      = "switchyard/polled" // host time (ns) of the last successful poll
+	StaleKey       = "switchyard/stale"  // "1" while the table is older than stale_after_seconds
 )
+
+// LeaseSeconds is how long the poll lease lasts without renewal: a poller whose VM
+// died is replaced within this plus one tick of another router.
+const LeaseSeconds = 10
 
 // Error codes of the router's local replies (the "error" field of the JSON body) and
 // their HTTP statuses.

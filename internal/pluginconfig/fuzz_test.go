@@ -66,6 +66,8 @@ func configProblem(c Config) string {
 		return "registrar.path is not a path"
 	case c.ProxyID != "" && (len(c.ProxyID) > MaxProxyIDLength || !printableNoSpace(c.ProxyID, "") || strings.ContainsFunc(c.ProxyID, func(r rune) bool { return r >= 0x7f })):
 		return "proxy_id is not visible ASCII of at most 200 bytes"
+	case c.StaleAfterSeconds < 0 || c.StaleAfterSeconds > MaxStaleAfterSeconds:
+		return "stale_after_seconds out of range"
 	}
 	for _, p := range c.PathPrefixes {
 		if p != "/" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || !printableNoSpace(p, "?#")) {

@@ -26,8 +26,25 @@ type Config struct {
 	StripHeader bool
 	// ProxyID is the identity the sync sends in its polls (proxy=); "" (the default)
 	// means Envoy's node.id, read from the host's properties.
-	ProxyID   string
-	Registrar RegistrarConfig
+	ProxyID string
+	// StaleAfterSeconds is the table age (seconds since the last successful poll) past
+	// which routers log that the table is stale; 0 (the default) means
+	// DefaultStaleAfter: 3 × (registrar.wait_seconds + 10).
+	StaleAfterSeconds int
+	Registrar         RegistrarConfig
+}
+
+// MaxStaleAfterSeconds bounds stale_after_seconds (a day).
+const MaxStaleAfterSeconds = 86400
+
+// StaleAfter is the table age in seconds past which routers report a stale table:
+// StaleAfterSeconds, or when 0 three poll timeouts (a poll is answered at the latest
+// wait_seconds + 10 s after it is sent, so three missed answers in a row).
+func (c Config) StaleAfter() int {
+	if c.StaleAfterSeconds > 0 {
+		return c.StaleAfterSeconds
+	}
+	return 3 * (c.Registrar.WaitSeconds + 10)
 }
 
 // MaxProxyIDLength bounds proxy_id.
@@ -119,10 +136,20 @@ func Parse(data []byte) (Config, error) {
 					" characters of visible ASCII without spaces, e.g. \"edge-eu-1\" (empty or left out: Envoy's node.id is sent)")
 			}
 			c.ProxyID = s
+		case "stale_after_seconds":
+			n, err := intValue(key, v)
+			if err != nil {
+				return err
+			}
+			if n < 0 || n > MaxStaleAfterSeconds {
+				return errors.New("key \"stale_after_seconds\": " + strconv.FormatInt(n, 10) + " is out of range; use 1 to " +
+					strconv.Itoa(MaxStaleAfterSeconds) + " (more than registrar.wait_seconds + 10, or a table that is only waiting for a change counts as stale), or 0 for 3 × (registrar.wait_seconds + 10)")
+			}
+			c.StaleAfterSeconds = int(n)
 		case "registrar":
 			return parseRegistrar(v, &c.Registrar)
 		default:
-			return unknownKey(key, "header, path_prefixes, default_port, strip_header, proxy_id, registrar")
+			return unknownKey(key, "header, path_prefixes, default_port, strip_header, proxy_id, stale_after_seconds, registrar")
 		}
 		return nil
 	})

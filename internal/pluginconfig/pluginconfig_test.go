@@ -41,6 +41,8 @@ func TestParseValues(t *testing.T) {
 			}},
 		{"proxy id", `{"proxy_id":"sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local"}`, func(c *Config) { c.ProxyID = "sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local" }},
 		{"empty proxy id is the default", `{"proxy_id":""}`, func(c *Config) {}},
+		{"stale after", `{"stale_after_seconds":120}`, func(c *Config) { c.StaleAfterSeconds = 120 }},
+		{"stale after 0 is the default", `{"stale_after_seconds":0}`, func(c *Config) {}},
 		{"partial registrar keeps other defaults", `{"registrar":{"token":"t"}}`, func(c *Config) { c.Registrar.Token = "t" }},
 	}
 	for _, tt := range tests {
@@ -97,6 +99,9 @@ func TestParseRefusals(t *testing.T) {
 		{"path with query", `{"registrar":{"path":"/v1/routes?x=1"}}`, `key "registrar.path"`},
 		{"wait wrong type", `{"registrar":{"wait_seconds":true}}`, `key "registrar.wait_seconds" must be an integer`},
 		{"wait zero", `{"registrar":{"wait_seconds":0}}`, `key "registrar.wait_seconds": 0 is out of range`},
+		{"stale after negative", `{"stale_after_seconds":-1}`, `key "stale_after_seconds": -1 is out of range`},
+		{"stale after too long", `{"stale_after_seconds":86401}`, `key "stale_after_seconds": 86401 is out of range`},
+		{"stale after wrong type", `{"stale_after_seconds":"60"}`, `key "stale_after_seconds" must be an integer`},
 		{"wait too long", `{"registrar":{"wait_seconds":601}}`, `key "registrar.wait_seconds": 601 is out of range`},
 		{"token wrong type", `{"registrar":{"token":42}}`, `key "registrar.token" must be a string`},
 		{"token with newline", `{"registrar":{"token":"a\nb"}}`, `key "registrar.token" must not contain line breaks`},
@@ -147,6 +152,25 @@ func TestMatchesPrefix(t *testing.T) {
 	for _, tt := range tests {
 		if got := MatchesPrefix(tt.path, tt.prefixes); got != tt.want {
 			t.Errorf("MatchesPrefix(%q, %q) = %v, want %v", tt.path, tt.prefixes, got, tt.want)
+		}
+	}
+}
+
+func TestStaleAfter(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		want int
+	}{
+		{`{}`, 3 * (30 + 10)},
+		{`{"registrar":{"wait_seconds":1}}`, 33},
+		{`{"stale_after_seconds":45,"registrar":{"wait_seconds":1}}`, 45},
+	} {
+		c, err := Parse([]byte(tc.json))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		if got := c.StaleAfter(); got != tc.want {
+			t.Errorf("%s: StaleAfter() = %d, want %d", tc.json, got, tc.want)
 		}
 	}
 }

@@ -140,11 +140,21 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := h.store.Current()
+	deadline := time.Now().Add(wait)
+	// A proxy ahead of this replica in the same history was served by another replica
+	// (in etcd mode, one whose watch is further along): wait for this one to catch up
+	// instead of sending a full table the proxy would ignore as older.
+	for req.Lineage == h.store.Lineage() && after > t.Revision() {
+		if !h.wait(w, r, t, time.Until(deadline)) {
+			return
+		}
+		t = h.store.Current()
+	}
 	if after != t.Revision() || req.Lineage != h.store.Lineage() {
 		h.answerV2(w, t, after, req.Lineage)
 		return
 	}
-	if !h.wait(w, r, t, wait) {
+	if !h.wait(w, r, t, time.Until(deadline)) {
 		return
 	}
 	h.answerV2(w, h.store.Current(), after, req.Lineage)

@@ -178,7 +178,7 @@ func rewriteFiltered(pr *httputil.ProxyRequest, rr *filteredRequest) {
 // on_response_headers) and applies its edits.
 func responseThroughFilter(resp *http.Response, rr *filteredRequest) error {
 	h := make(wasmhost.Headers, 0, 1+len(resp.Header))
-	h = appendHeaders(append(h, [2]string{":status", statusText(resp.StatusCode)}), resp.Header)
+	h = appendHeaders(append(h, [2]string{":status", statusValue(resp.StatusCode)}), resp.Header)
 	eos := resp.ContentLength == 0
 	if _, err := rr.stream.ResponseHeaders(h, eos); err != nil {
 		return err

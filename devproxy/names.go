@@ -102,9 +102,9 @@ func plainName(name string) bool {
 	return true
 }
 
-// statusText gives the :status value for code; the codes an upstream answers with are
+// statusValue gives the :status value for code; the codes an upstream answers with are
 // formatted once.
-func statusText(code int) string {
+func statusValue(code int) string {
 	if code >= 100 && code < 600 {
 		return statusStrings[code-100]
 	}

@@ -46,7 +46,7 @@ func TestNamesMatchTheStandardLibrary(t *testing.T) {
 
 func TestStatusText(t *testing.T) {
 	for _, code := range []int{0, 99, 100, 200, 404, 503, 599, 600, 999} {
-		if got, want := statusText(code), strconv.Itoa(code); got != want {
+		if got, want := statusValue(code), strconv.Itoa(code); got != want {
 			t.Errorf("statusText(%d) = %q, want %q", code, got, want)
 		}
 	}

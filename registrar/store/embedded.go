@@ -61,7 +61,7 @@ func WithMaxServers(n int) Option { return func(s *Embedded) { s.maxServers = n 
 
 type writeOp struct {
 	changes []Change
-	done    chan Outcome
+	done    chan WriteResult
 }
 
 // Embedded is the Store kept in local files: the data file (-data) holding the table
@@ -380,12 +380,12 @@ func (s *Embedded) Lineage() string { return s.lineage }
 
 // Write applies changes as one all-or-nothing write and returns once it is durable
 // (or has failed, in which case nothing changed).
-func (s *Embedded) Write(changes ...Change) Outcome {
-	op := writeOp{changes: changes, done: make(chan Outcome, 1)}
+func (s *Embedded) Write(changes ...Change) WriteResult {
+	op := writeOp{changes: changes, done: make(chan WriteResult, 1)}
 	select {
 	case s.ops <- op:
 	case <-s.quit:
-		return Outcome{Err: ErrClosed}
+		return WriteResult{Err: ErrClosed}
 	}
 	return <-op.done
 }
@@ -448,7 +448,7 @@ func (s *Embedded) commit(batch []writeOp) {
 	next := s.work.Clone()
 	rev := cur.revision
 	now := s.now()
-	results := make([]Outcome, len(batch))
+	results := make([]WriteResult, len(batch))
 	var records []byte
 	var encErr error
 	type revChanges struct {
@@ -490,7 +490,7 @@ func (s *Embedded) commit(batch []writeOp) {
 		if err != nil {
 			for i := range results {
 				if results[i].Err == nil {
-					results[i] = Outcome{Err: fmt.Errorf("%w: %w", ErrNotSaved, err)}
+					results[i] = WriteResult{Err: fmt.Errorf("%w: %w", ErrNotSaved, err)}
 				}
 			}
 		} else {
@@ -521,7 +521,7 @@ func (s *Embedded) commit(batch []writeOp) {
 }
 
 // logOps is what a committed write changed, in the order it changed it.
-func logOps(changes []Change, out Outcome) []logOp {
+func logOps(changes []Change, out WriteResult) []logOp {
 	var ops []logOp
 	for i, c := range changes {
 		switch {
@@ -650,8 +650,8 @@ func truncateDurable(path string, size int64) error {
 // apply performs one write's changes on m, or none of them when one fails: a
 // removal with MustExist of an absent name, or more than maxServers servers after a
 // write that adds some (maxServers 0: no limit).
-func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers int) Outcome {
-	var out Outcome
+func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers int) WriteResult {
+	var out WriteResult
 	present := map[string]bool{} // names the write touches, as the write goes on
 	count := m.Len()
 	for _, c := range changes {
@@ -660,7 +660,7 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 			_, had = m.Get(Server{Name: c.Name})
 		}
 		if c.Server == nil && c.MustExist && !had {
-			return Outcome{Err: ErrNotFound}
+			return WriteResult{Err: ErrNotFound}
 		}
 		switch {
 		case c.Server == nil && had:
@@ -671,7 +671,7 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 		present[c.Name] = c.Server != nil
 	}
 	if maxServers > 0 && count > maxServers && count > m.Len() {
-		return Outcome{Err: ErrTableFull}
+		return WriteResult{Err: ErrTableFull}
 	}
 	for _, c := range changes {
 		old, had := m.Get(Server{Name: c.Name})

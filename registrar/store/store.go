@@ -29,8 +29,8 @@ type Change struct {
 	MustExist bool
 }
 
-// Outcome is what a committed write reports back.
-type Outcome struct {
+// WriteResult is what a committed write reports back.
+type WriteResult struct {
 	// Revision is the revision at which the write's effect is visible (the current
 	// one for a write that changed nothing).
 	Revision uint64
@@ -113,7 +113,7 @@ const SnapshotKeep = 60 * time.Second
 //     ErrClosed. Reads of tables already obtained keep working.
 type Store interface {
 	Current() *Table
-	Write(changes ...Change) Outcome
+	Write(changes ...Change) WriteResult
 	Page(rev uint64, start string, maxBytes int) (Page, error)
 	Delta(after uint64, maxBytes int) (d Delta, ok bool)
 	Lineage() string

@@ -49,7 +49,7 @@ func openStore(t *testing.T, endpoints []string, log *syncBuffer) *Store {
 	return s
 }
 
-func put(t *testing.T, s *Store, name, target string) store.Outcome {
+func put(t *testing.T, s *Store, name, target string) store.WriteResult {
 	t.Helper()
 	out := s.Write(store.Change{Name: name, Server: &store.Server{Target: target, Service: "svc"}})
 	if out.Err != nil {

@@ -36,9 +36,9 @@ type known struct {
 // has committed it and this replica's table shows it. It first trusts this
 // replica's table (the transaction checks that none of its keys changed since); when
 // another replica got there first, it reads the keys from etcd and tries again.
-func (s *Store) Write(changes ...store.Change) store.Outcome {
+func (s *Store) Write(changes ...store.Change) store.WriteResult {
 	if s.closed.Load() {
-		return store.Outcome{Err: store.ErrClosed}
+		return store.WriteResult{Err: store.ErrClosed}
 	}
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -58,7 +58,7 @@ func (s *Store) Write(changes ...store.Change) store.Outcome {
 			// Refusing (not registered) or doing nothing on this replica's word: it
 			// may be behind, so confirm with etcd first.
 			if err := s.refresh(ctx, view, changes); err != nil {
-				return store.Outcome{Err: err}
+				return store.WriteResult{Err: err}
 			}
 			refreshed = true
 			continue
@@ -77,7 +77,7 @@ func (s *Store) Write(changes ...store.Change) store.Outcome {
 				}
 			}
 			if n > s.maxSrv && n > s.Current().Len() {
-				return store.Outcome{Err: store.ErrTableFull}
+				return store.WriteResult{Err: store.ErrTableFull}
 			}
 		}
 		if !out.Changed {
@@ -89,16 +89,16 @@ func (s *Store) Write(changes ...store.Change) store.Outcome {
 		r, err := s.cli.Txn(c).If(cmps...).Then(ops...).Commit()
 		cancel()
 		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
-			return store.Outcome{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", ErrTransactionTooLarge, store.ErrNotSaved, len(changes), err)}
+			return store.WriteResult{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", ErrTransactionTooLarge, store.ErrNotSaved, len(changes), err)}
 		}
 		if err != nil {
 			s.reachable.Store(false)
-			return store.Outcome{Err: s.unavailable(err)}
+			return store.WriteResult{Err: s.unavailable(err)}
 		}
 		s.reachable.Store(true)
 		if !r.Succeeded {
 			if err := s.refresh(ctx, view, changes); err != nil {
-				return store.Outcome{Err: err}
+				return store.WriteResult{Err: err}
 			}
 			refreshed = true
 			continue
@@ -110,7 +110,7 @@ func (s *Store) Write(changes ...store.Change) store.Outcome {
 		}
 		return out
 	}
-	return store.Outcome{Err: fmt.Errorf("%w: etcd: the servers of this write kept changing under it (%d tries); retry", store.ErrUnavailable, maxTries)}
+	return store.WriteResult{Err: fmt.Errorf("%w: etcd: the servers of this write kept changing under it (%d tries); retry", store.ErrUnavailable, maxTries)}
 }
 
 func (s *Store) unavailable(err error) error {
@@ -154,11 +154,11 @@ func (s *Store) refresh(ctx context.Context, view map[string]known, changes []st
 // plan computes one write's outcome against view and the transaction that makes it:
 // a compare per key, the puts and deletes, and the @last-write marker that gives a
 // fresh read the revision of the last change (deletions included).
-func plan(prefix string, view map[string]known, changes []store.Change, now time.Time) (store.Outcome, []clientv3.Cmp, []clientv3.Op) {
-	var out store.Outcome
+func plan(prefix string, view map[string]known, changes []store.Change, now time.Time) (store.WriteResult, []clientv3.Cmp, []clientv3.Op) {
+	var out store.WriteResult
 	for _, c := range changes {
 		if c.Server == nil && c.MustExist && view[c.Name].server == nil {
-			return store.Outcome{Err: store.ErrNotFound}, nil, nil
+			return store.WriteResult{Err: store.ErrNotFound}, nil, nil
 		}
 	}
 	var cmps []clientv3.Cmp

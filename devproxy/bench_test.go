@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/netip"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -47,8 +46,7 @@ func setupBench(b *testing.B) *benchSetup {
 		io.WriteString(w, "alpha "+r.Method+" "+r.URL.Path+"\n")
 	}))
 	b.Cleanup(up.Close)
-	reg := testbin.Start(b, "registrar", "-listen", "127.0.0.1:0",
-		"-data", filepath.Join(b.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
+	reg := startRegistrar(b)
 	register(b, reg.URL(), "bench", up.Listener.Addr().String())
 	p, err := New(context.Background(), Config{
 		Wasm: testbin.Read(b, "filter.wasm"), Envoy: repoEnvoy(b), Registrar: []string{reg.URL()}, Upstream: up.URL, Workers: 2,

@@ -51,6 +51,17 @@ func repoEnvoy(t testing.TB, replace ...string) *bootstrapv3.Bootstrap {
 	return bs
 }
 
+// startRegistrar runs the built registrar on loopback with its own data file,
+// loopback targets allowed, and none of the REGISTRAR_* settings of whoever runs the
+// tests.
+func startRegistrar(t testing.TB) *testbin.Proc {
+	t.Helper()
+	return testbin.StartConfig(t, "registrar", testbin.Config{
+		Args:  []string{"-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8"},
+		Clear: []string{"REGISTRAR_"},
+	})
+}
+
 // world is the dev proxy on the repo's envoy.yaml with everything its routes need on
 // loopback: the real registrar, the app cluster (two WebSocket-capable instances, blue
 // and green), an SPA frontend, and a target registered as web-1.
@@ -78,10 +89,7 @@ func startWorldAllow(t *testing.T, allow []netip.Prefix, extra ...string) *world
 		target: newRecorder(t, "target"), blue: newRecorder(t, "blue"), green: newRecorder(t, "green"),
 		frontend: newRecorder(t, "frontend"),
 	}
-	w.reg = testbin.StartConfig(t, "registrar", testbin.Config{
-		Args:  []string{"-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8"},
-		Clear: []string{"REGISTRAR_"},
-	})
+	w.reg = startRegistrar(t)
 	register(t, w.reg.URL(), "web-1", w.target.addr)
 	p, err := New(t.Context(), Config{
 		Wasm:      testbin.Read(t, "filter.wasm"),

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +20,7 @@ import (
 // route, and a later registration reaches every worker.
 func TestRouterOnlyWithoutBootstrapService(t *testing.T) {
 	target, other := newRecorder(t, "target"), newRecorder(t, "other")
-	reg := testbin.StartConfig(t, "registrar", testbin.Config{
-		Args:  []string{"-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8"},
-		Clear: []string{"REGISTRAR_"},
-	})
+	reg := startRegistrar(t)
 	register(t, reg.URL(), "web-1", target.addr)
 	bs := repoEnvoy(t)
 	if len(bs.GetBootstrapExtensions()) == 0 {

@@ -3,12 +3,16 @@
 SHELL := bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
+# The filter's build version, sent in every poll (version=, docs/sync-protocol.md): the
+# git description of this tree, or devel outside a git checkout. `make build VERSION=v1.2.3`
+# sets it by hand; a VERSION in the environment does not.
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo devel)
 
 .PHONY: build test test-deps run bench fuzz clean
 
 build:
 	@mkdir -p $(BIN)
-	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $(BIN)/filter.wasm ./filter
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -ldflags "-X switchyard/filter/syncing.BuildVersion=$(VERSION)" -o $(BIN)/filter.wasm ./filter
 	$(GO) build -trimpath -o $(BIN)/registrar ./registrar
 	$(GO) build -trimpath -o $(BIN)/devproxy ./cmd/devproxy
 

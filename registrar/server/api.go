@@ -20,6 +20,16 @@ type result struct {
 	Changed  *bool           `json:"changed,omitempty"`
 	Server   *store.Server   `json:"server,omitempty"`
 	Servers  *[]store.Server `json:"servers,omitempty"`
+
+	// GET /api/proxies (proxies_api.go).
+	Lineage string        `json:"lineage,omitempty"`
+	Replica string        `json:"replica,omitempty"`
+	Summary *ProxySummary `json:"summary,omitempty"`
+	Proxies *[]ProxyView  `json:"proxies,omitempty"`
+	// A write with wait=applied.
+	Applied   *bool        `json:"applied,omitempty"`
+	AppliedBy *int         `json:"appliedBy,omitempty"`
+	Pending   *[]ProxyView `json:"pending,omitempty"`
 }
 
 func writeResult(w http.ResponseWriter, code int, res result) {
@@ -47,12 +57,18 @@ type api struct {
 	log        *slog.Logger
 	health     *writeHealth
 	maxServers int64
+	proxies    *proxyRegistry
 }
 
 // register is the seed-compatible POST /api/servers/register: create or update.
 func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	aw, err := parseApplyWait(r.URL.Query())
+	if err != nil {
+		writeFailure(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	fields, ok := a.readFields(w, r, "host", "ipAddress", "serviceName")
@@ -63,7 +79,7 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	a.put(w, r, fields["host"], fields["ipAddress"], fields["serviceName"])
+	a.put(w, r, fields["host"], fields["ipAddress"], fields["serviceName"], aw)
 }
 
 // list is GET /api/servers: the whole table, sorted by host, with its revision.
@@ -95,6 +111,14 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusBadRequest, err.Error()+" (in the path)")
 		return
 	}
+	var aw applyWait
+	if r.Method == http.MethodPut || r.Method == http.MethodDelete {
+		var err error
+		if aw, err = parseApplyWait(r.URL.Query()); err != nil {
+			writeFailure(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		t := a.store.Current()
@@ -121,7 +145,7 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 			writeFailure(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		a.put(w, r, host, fields["ipAddress"], fields["serviceName"])
+		a.put(w, r, host, fields["ipAddress"], fields["serviceName"], aw)
 	case http.MethodDelete:
 		out := a.store.Write(store.Change{Host: host, MustExist: true})
 		a.health.observe(out.Err)
@@ -130,7 +154,9 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.audit(r, "delete", host, out.Old[0], nil, out.Revision)
-		writeResult(w, http.StatusOK, result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.Old[0]})
+		res := result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.Old[0]}
+		a.awaitApplied(r, aw, out.Revision, &res)
+		writeResult(w, http.StatusOK, res)
 	}
 }
 
@@ -184,7 +210,7 @@ func (a *api) check(host, addr, service string) error {
 	return checkServiceName(service)
 }
 
-func (a *api) put(w http.ResponseWriter, r *http.Request, host, addr, service string) {
+func (a *api) put(w http.ResponseWriter, r *http.Request, host, addr, service string, aw applyWait) {
 	out := a.store.Write(store.Change{Host: host, Server: &store.Server{Host: host, IPAddress: addr, ServiceName: service}})
 	a.health.observe(out.Err)
 	if out.Err != nil {
@@ -194,7 +220,9 @@ func (a *api) put(w http.ResponseWriter, r *http.Request, host, addr, service st
 	if out.Changed {
 		a.audit(r, "set", host, out.Old[0], out.New[0], out.Revision)
 	}
-	writeResult(w, http.StatusOK, result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.New[0]})
+	res := result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.New[0]}
+	a.awaitApplied(r, aw, out.Revision, &res)
+	writeResult(w, http.StatusOK, res)
 }
 
 func (a *api) writeStoreError(w http.ResponseWriter, host string, err error) {

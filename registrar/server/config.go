@@ -46,6 +46,11 @@ type Config struct {
 	PageBytes int64
 	// MaxServers refuses writes that would take the table past it (507).
 	MaxServers int64
+	// ReplicaName names this registrar in GET /api/proxies (which replica saw a
+	// proxy); "" means the address it listens on.
+	ReplicaName string
+	// MaxProxies bounds the proxy registry (DefaultMaxProxies when zero).
+	MaxProxies int64
 	// Init allows starting a new, empty history when data existed at Data and is
 	// gone (see store.WithInit).
 	Init bool
@@ -124,6 +129,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.AllowDNSSuffix, "allow-dns-suffix", env("REGISTRAR_ALLOW_DNS_SUFFIX", ""), "comma-separated DNS suffixes (e.g. .internal.example.com); when set, DNS-name targets must be under one of them (env REGISTRAR_ALLOW_DNS_SUFFIX)")
 	fs.StringVar(&c.AllowHost, "allow-host", env("REGISTRAR_ALLOW_HOST", ""), "comma-separated names the registrar answers for without a token, besides IP addresses, localhost and the -listen host (a guard against DNS rebinding) (env REGISTRAR_ALLOW_HOST)")
 	fs.StringVar(&c.AllowOrigin, "allow-origin", env("REGISTRAR_ALLOW_ORIGIN", ""), "comma-separated origins (https://cms.example.com) whose pages may write besides the registrar's own page (env REGISTRAR_ALLOW_ORIGIN)")
+	fs.StringVar(&c.ReplicaName, "replica-name", env("REGISTRAR_REPLICA_NAME", ""), "this registrar's name in GET /api/proxies, which says which replica saw each proxy; default: the address it listens on (env REGISTRAR_REPLICA_NAME)")
 	fs.StringVar(&c.Import, "import", "", "load a seed server_mapping.json once, then exit (see below)")
 	etcdFlags := etcdstore.BindFlags(fs, getenv)
 	var numErr error
@@ -139,17 +145,10 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		return n
 	}
 	fs.Int64Var(&c.CompactBytes, "compact-bytes", envInt("REGISTRAR_COMPACT_BYTES", DefaultCompactBytes), "compact the write-ahead log into the data file once it holds this many bytes, or the data file's size when larger (env REGISTRAR_COMPACT_BYTES)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHead)
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), usageTail)
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
 	fs.Int64Var(&c.History, "history", envInt("REGISTRAR_HISTORY", DefaultHistory), "revisions of changes kept for delta answers to proxies (at most that many name changes; ~100 bytes each); a proxy further behind gets the full table (env REGISTRAR_HISTORY)")
 	fs.Int64Var(&c.PageBytes, "page-bytes", envInt("REGISTRAR_PAGE_BYTES", DefaultPageBytes), "largest /v1/routes answer in bytes: full tables are sent in pages of this size, well under Envoy's 32 MiB http-call limit (env REGISTRAR_PAGE_BYTES)")
 	fs.Int64Var(&c.MaxServers, "max-servers", envInt("REGISTRAR_MAX_SERVERS", DefaultMaxServers), "most servers the table may hold; writes that would add more are refused with 507 (env REGISTRAR_MAX_SERVERS)")
+	fs.Int64Var(&c.MaxProxies, "max-proxies", envInt("REGISTRAR_MAX_PROXIES", DefaultMaxProxies), "most proxies GET /api/proxies remembers; a new one beyond that evicts the one silent longest (env REGISTRAR_MAX_PROXIES)")
 	initDefault := false
 	if v := getenv("REGISTRAR_INIT"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -159,11 +158,22 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		initDefault = b
 	}
 	fs.BoolVar(&c.Init, "init", initDefault, "start a new, empty history when the data file is missing although data existed there (the lock file beside it remembers); without it such a start is refused (env REGISTRAR_INIT=1)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), usageTail)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
 	if numErr != nil {
 		return c, numErr
 	}
 	if c.MaxServers < 1 {
 		return c, errors.New("-max-servers must be at least 1")
+	}
+	if c.MaxProxies < 1 || c.MaxProxies > 10_000_000 {
+		return c, errors.New("-max-proxies must be between 1 and 10000000")
 	}
 	if c.CompactBytes < 1 {
 		return c, errors.New("-compact-bytes must be at least 1")

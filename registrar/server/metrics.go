@@ -112,3 +112,56 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection (flush, deadlines).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observeProxies adds the proxy registry's metrics, computed at each scrape against
+// st's current table: proxies by state, the largest lag of the proxies that are not
+// gone (revisions and seconds; 0 when all are current), and the registry's counters.
+func (m *metrics) observeProxies(r *proxyRegistry, st store.Store) {
+	m.reg.MustRegister(&proxyCollector{r: r, st: st})
+}
+
+type proxyCollector struct {
+	r  *proxyRegistry
+	st store.Store
+}
+
+var (
+	proxiesDesc = prometheus.NewDesc("registrar_proxies",
+		"Proxies that have polled this registrar (sync protocol 2), by state: current, behind, gone.", []string{"state"}, nil)
+	proxyLagRevDesc = prometheus.NewDesc("registrar_proxy_lag_revisions_max",
+		"The most revisions a proxy that is not gone is behind the current table (0 when all are current).", nil, nil)
+	proxyLagSecDesc = prometheus.NewDesc("registrar_proxy_lag_seconds_max",
+		"The longest time a proxy that is not gone has been behind the current table (0 when all are current).", nil, nil)
+	proxyEvictedDesc = prometheus.NewDesc("registrar_proxies_evicted_total",
+		"Proxies dropped from the registry to make room for a new one (-max-proxies reached; a flood of ids shows here).", nil, nil)
+	proxyEscapedDesc = prometheus.NewDesc("registrar_proxy_identities_escaped_total",
+		"Polls whose proxy, cluster or version held characters outside visible ASCII (or was too long) and were recorded escaped.", nil, nil)
+	proxyUnnamedDesc = prometheus.NewDesc("registrar_proxy_polls_unnamed_total",
+		"Version-2 polls without proxy=, recorded as unnamed@<their address> (several proxies behind one address share that entry).", nil, nil)
+)
+
+func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{proxiesDesc, proxyLagRevDesc, proxyLagSecDesc, proxyEvictedDesc, proxyEscapedDesc, proxyUnnamedDesc} {
+		ch <- d
+	}
+}
+
+func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
+	views, sum := c.r.list(c.st.Current().Revision(), c.st.Lineage())
+	var lagRev uint64
+	var lagSec float64
+	for _, v := range views {
+		if v.State == stateBehind {
+			lagRev, lagSec = max(lagRev, v.RevisionsBehind), max(lagSec, v.BehindSeconds)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(proxiesDesc, prometheus.GaugeValue, float64(sum.Current), stateCurrent)
+	ch <- prometheus.MustNewConstMetric(proxiesDesc, prometheus.GaugeValue, float64(sum.Behind), stateBehind)
+	ch <- prometheus.MustNewConstMetric(proxiesDesc, prometheus.GaugeValue, float64(sum.Gone), stateGone)
+	ch <- prometheus.MustNewConstMetric(proxyLagRevDesc, prometheus.GaugeValue, float64(lagRev))
+	ch <- prometheus.MustNewConstMetric(proxyLagSecDesc, prometheus.GaugeValue, lagSec)
+	evicted, escaped, unnamed := c.r.counters()
+	ch <- prometheus.MustNewConstMetric(proxyEvictedDesc, prometheus.CounterValue, float64(evicted))
+	ch <- prometheus.MustNewConstMetric(proxyEscapedDesc, prometheus.CounterValue, float64(escaped))
+	ch <- prometheus.MustNewConstMetric(proxyUnnamedDesc, prometheus.CounterValue, float64(unnamed))
+}

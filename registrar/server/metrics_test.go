@@ -45,3 +45,33 @@ func (dtoCounter) readB(t testing.TB, reg *testRegistrar) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestMetricsProxies(t *testing.T) {
+	reg := startRegistrar(t, regOptions{})
+	rev := put(t, reg, "web-1", "10.0.0.1")
+	lin := reg.Store.Lineage()
+	pollAs(t, reg, "edge-a", rev, lin)
+	pollAs(t, reg, "edge-b", rev, lin)
+	put(t, reg, "web-2", "10.0.0.2")
+	rev3 := put(t, reg, "web-3", "10.0.0.3")
+	pollAs(t, reg, "edge-a", rev3, lin)
+	pollAs(t, reg, "", rev3, lin) // unnamed: listed as unnamed@127.0.0.1, and counted
+	body := string(call(t, "GET", reg.URL+"/metrics", "").Body)
+	for _, want := range []string{
+		`registrar_proxies{state="current"} 2`,
+		`registrar_proxies{state="behind"} 1`,
+		`registrar_proxies{state="gone"} 0`,
+		"registrar_proxy_lag_revisions_max 2",
+		"registrar_proxy_lag_seconds_max ",
+		"registrar_proxies_evicted_total 0",
+		"registrar_proxy_identities_escaped_total 0",
+		"registrar_proxy_polls_unnamed_total 1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "edge-a") || strings.Contains(body, "unnamed@127") {
+		t.Error("/metrics names a proxy: ids are unbounded and never become labels")
+	}
+}

@@ -58,10 +58,17 @@ type cachedBody struct {
 // SyncRequest is who asked for the table and from where it stood; see
 // WithSyncObserver.
 type SyncRequest struct {
-	Proxy, Cluster, Version string // as the proxy sent them ("" when absent)
+	// Proxy, Cluster and Version are as the proxy sent them ("" when absent), never
+	// checked: they may hold anything (see the proxy registry for how they are shown).
+	Proxy, Cluster, Version string
 	After                   uint64
 	Lineage                 string
 	Remote                  string // the peer address
+	// Wait is the poll's wait (capped at 60 s); HasWait says the poll sent one.
+	Wait    time.Duration
+	HasWait bool
+	// Paging: a request for a further page (snapshot=); it carries no after or lineage.
+	Paging bool
 }
 
 // envelopeBytes is what a full page or delta answer takes besides its routes: kind,
@@ -69,7 +76,7 @@ type SyncRequest struct {
 // to spare.
 const envelopeBytes = 512
 
-// maxIdentity bounds proxy, cluster and version.
+// maxIdentity bounds the lineage, and the recorded form of proxy, cluster and version.
 const maxIdentity = 256
 
 func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -111,17 +118,14 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveV1(w, r, hasAfter, after, wait)
 		return
 	}
-	req := SyncRequest{After: after, Remote: r.RemoteAddr}
-	for _, p := range []struct {
-		name string
-		into *string
-	}{{"lineage", &req.Lineage}, {"proxy", &req.Proxy}, {"cluster", &req.Cluster}, {"version", &req.Version}} {
-		v := q.Get(p.name)
-		if err := checkIdentity(v); err != nil {
-			writeFailure(w, http.StatusBadRequest, p.name+": "+err.Error())
-			return
-		}
-		*p.into = v
+	req := SyncRequest{After: after, Remote: r.RemoteAddr, Wait: wait, HasWait: q.Has("wait"), Paging: q.Has("snapshot") || q.Has("start"),
+		Proxy: q.Get("proxy"), Cluster: q.Get("cluster"), Version: q.Get("version")}
+	// Who asks never makes a poll fail (a proxy whose node id has a space must still
+	// sync); the lineage is the protocol's own and must be well-formed.
+	req.Lineage = q.Get("lineage")
+	if err := checkIdentity(req.Lineage); err != nil {
+		writeFailure(w, http.StatusBadRequest, "lineage: "+err.Error())
+		return
 	}
 	if h.observe != nil {
 		h.observe(req)
@@ -136,11 +140,21 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := h.store.Current()
+	deadline := time.Now().Add(wait)
+	// A proxy ahead of this replica in the same history was served by another replica
+	// (in etcd mode, one whose watch is further along): wait for this one to catch up
+	// instead of sending a full table the proxy would ignore as older.
+	for req.Lineage == h.store.Lineage() && after > t.Revision() {
+		if !h.wait(w, r, t, time.Until(deadline)) {
+			return
+		}
+		t = h.store.Current()
+	}
 	if after != t.Revision() || req.Lineage != h.store.Lineage() {
 		h.answerV2(w, t, after, req.Lineage)
 		return
 	}
-	if !h.wait(w, r, t, wait) {
+	if !h.wait(w, r, t, time.Until(deadline)) {
 		return
 	}
 	h.answerV2(w, h.store.Current(), after, req.Lineage)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,11 +58,14 @@ type Server struct {
 	policy    Policy
 	metrics   *metrics
 	log       *slog.Logger
-	release   chan struct{} // closed by Close: waiting long-polls answer at once
-	observe   func(SyncRequest)
+	release   chan struct{}     // closed by Close: waiting long-polls answer at once
+	observe   func(SyncRequest) // WithSyncObserver's
 	health    writeHealth
 	handler   http.Handler
 	released  sync.Once
+	proxies   *proxyRegistry
+	stop      chan struct{} // closed by Close: stops following the store's revisions
+	stopped   sync.Once
 }
 
 // New checks cfg, opens the store (the embedded one at cfg.Data unless WithStore) and
@@ -86,8 +90,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if cfg.History == 0 {
 		cfg.History = DefaultHistory
 	}
-	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{}), observe: o.observe}
+	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{})}
 	s.metrics = newMetrics()
+	s.observe = o.observe
 	s.store = o.store
 	if s.store == nil && cfg.UseEtcd {
 		eo := cfg.Etcd
@@ -114,6 +119,12 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if c, ok := s.store.(interface{ Collectors() []prometheus.Collector }); ok {
 		s.metrics.reg.MustRegister(c.Collectors()...) // the etcd store's own (reachable, invalid keys)
 	}
+	s.proxies = newProxyRegistry(int(cfg.MaxProxies), 0, nil)
+	host, _ := os.Hostname()
+	s.proxies.setReplica(cmp.Or(cfg.ReplicaName, cfg.Listen, host, "registrar"))
+	s.metrics.observeProxies(s.proxies, s.store)
+	s.stop = make(chan struct{})
+	go s.proxies.followRevisions(s.store, s.stop)
 	warnStoredTargets(s.log, s.store.Current(), s.policy)
 	s.handler = s.newHandler(g)
 	return s, nil
@@ -132,6 +143,7 @@ func (s *Server) Store() store.Store { return s.store }
 // opened it. Requests still running see writes fail with store.ErrClosed.
 func (s *Server) Close() error {
 	s.releaseWaiters()
+	s.stopped.Do(func() { close(s.stop) })
 	if s.ownsStore {
 		return s.store.Close()
 	}
@@ -154,6 +166,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv.RegisterOnShutdown(s.releaseWaiters)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	if s.cfg.ReplicaName == "" {
+		s.proxies.setReplica(ln.Addr().String()) // the address it really listens on (port 0 resolved)
+	}
 	t := s.store.Current()
 	where := []any{"data", s.cfg.Data}
 	if s.cfg.UseEtcd {
@@ -189,15 +204,16 @@ func (s *Server) closeStore() {
 }
 
 func (s *Server) newHandler(g guard.Options) http.Handler {
-	a := &api{store: s.store, policy: s.policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers)}
+	a := &api{store: s.store, policy: s.policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers), proxies: s.proxies}
 	auth := newBearer(s.cfg.Token)
 	page := web.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers/register", auth.wrap(http.HandlerFunc(a.register)))
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
+	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observe}))
+	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))
@@ -294,4 +310,13 @@ func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
 		}
 		return true
 	})
+}
+
+// observeSync records a version-2 poll in the proxy registry, then tells the
+// WithSyncObserver function.
+func (s *Server) observeSync(req SyncRequest) {
+	s.proxies.report(req)
+	if s.observe != nil {
+		s.observe(req)
+	}
 }

@@ -171,9 +171,11 @@ func TestPage(t *testing.T) {
 		}},
 		{"the API panel shows this registrar's curl lines", func(t *testing.T, r *registrar, p *page) {
 			for sel, want := range map[string]string{
-				"#curl-register": "-X POST " + r.URL + "/api/servers/register",
-				"#curl-list":     "curl -sS " + r.URL + "/api/servers",
-				"#curl-delete":   "-X DELETE " + r.URL + "/api/servers/web-1",
+				"#curl-register":      "-X POST " + r.URL + "/api/servers/register",
+				"#curl-list":          "curl -sS " + r.URL + "/api/servers",
+				"#curl-delete":        "-X DELETE " + r.URL + "/api/servers/web-1",
+				"#curl-register-wait": "-X POST '" + r.URL + "/api/servers/register?wait=applied&timeout=5s'",
+				"#curl-proxies":       "curl -sS " + r.URL + "/api/proxies",
 			} {
 				if got := p.text(sel); !strings.Contains(got, want) {
 					t.Errorf("%s reads %q, want it to contain %q", sel, got, want)
@@ -253,6 +255,10 @@ func TestPageWithToken(t *testing.T) {
 			if got := p.text("#token-state"); !strings.Contains(got, "needed") {
 				t.Errorf("token state %q, want it to say a token is needed", got)
 			}
+			p.waitFor("the proxies strip", `document.body.dataset.proxies === "failed"`)
+			if got := p.text("#proxy-summary"); got != "Proxies: enter the token to see them." {
+				t.Errorf("without a token the proxies strip reads %q", got)
+			}
 			if got := p.text("#curl-list"); !strings.Contains(got, "Authorization: Bearer $REGISTRAR_TOKEN") {
 				t.Errorf("curl line %q lacks the Authorization header", got)
 			}
@@ -285,6 +291,10 @@ func TestPageWithToken(t *testing.T) {
 			p.waitFor("tok-2 in the list", `document.querySelector('`+rowSel("tok-2")+`')`)
 			if _, servers := r.servers(t); servers["tok-2"].IPAddress != "10.9.9.9:8080" {
 				t.Errorf("GET /api/servers has %v, want tok-2 → 10.9.9.9:8080", servers["tok-2"])
+			}
+			p.waitFor("the proxies strip to load with the token", `document.body.dataset.proxies === "loaded"`)
+			if got := p.text("#proxy-summary"); got != "No proxy has polled this registrar yet." {
+				t.Errorf("with the token the proxies strip reads %q", got)
 			}
 			if got := eval[bool](p, `Object.values(sessionStorage).includes(`+jsString(token)+`)`); !got {
 				t.Error("the token is not in sessionStorage")

@@ -144,6 +144,7 @@
     const ok = await loadServers();
     if (ok) {
       say("ok", "Token accepted for this browser session. Writes will send it.");
+      loadProxies();
     } else if (!currentToken()) {
       err.textContent = "The registrar rejected this token (401). Check it and try again.";
       err.hidden = false;
@@ -276,6 +277,7 @@
   $("filter").addEventListener("input", renderList);
   $("refresh").addEventListener("click", async () => {
     if (await loadServers()) say("ok", "List refreshed (revision " + state.revision + ").");
+    await loadProxies();
   });
 
   // ---- form: add and edit ----
@@ -378,6 +380,7 @@
       values.ipAddress + rev + ".");
     resetForm();
     await loadServers();
+    watchWrite(result.revision);
     $("host").focus();
   });
 
@@ -407,6 +410,7 @@
     say("ok", "Deleted " + host + rev + ".");
     if (state.editing === host) resetForm();
     await loadServers();
+    watchWrite(result.revision);
     $("server-list").focus();
   });
 
@@ -420,18 +424,163 @@
       "curl -sS -X POST " + base + "/api/servers/register" + auth + " \\\n" +
       "  -H 'Content-Type: application/json' \\\n" +
       "  -d '{\"host\":\"web-1\",\"ipAddress\":\"10.1.2.3:8080\",\"serviceName\":\"logs\"}'";
+    $("curl-register-wait").textContent =
+      "curl -sS -X POST '" + base + "/api/servers/register?wait=applied&timeout=5s'" + auth + " \\\n" +
+      "  -H 'Content-Type: application/json' \\\n" +
+      "  -d '{\"host\":\"web-1\",\"ipAddress\":\"10.1.2.3:8080\",\"serviceName\":\"logs\"}'";
     $("curl-list").textContent = "curl -sS " + base + "/api/servers" + auth;
+    $("curl-proxies").textContent = "curl -sS " + base + "/api/proxies" + auth;
     $("curl-delete").textContent = "curl -sS -X DELETE " + base + "/api/servers/web-1" + auth;
     $("curl-token-note").textContent = auth
       ? "Set REGISTRAR_TOKEN in your shell to the registrar's token first."
       : "When the registrar runs with -token, add -H \"Authorization: Bearer $REGISTRAR_TOKEN\" to each call.";
   }
 
+  // ---- proxies: which revision each has applied (GET /api/proxies) ----
+
+  // proxies.watch is the revision of this page's last write while it becomes live:
+  // the strip then says how many proxies have applied it, refreshing every second,
+  // until all have or WATCH_MS pass. body[data-proxies] says how the last load ended.
+  const PROXY_EVERY_MS = 5000, WATCH_EVERY_MS = 1000, WATCH_MS = 60000;
+  const proxies = { list: [], revision: null, lineage: "", watch: null, watchUntil: 0, timer: null };
+
+  function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+
+  function ago(seconds) {
+    const s = Math.round(Number(seconds) || 0);
+    if (s < 90) return s + " s";
+    if (s < 5400) return Math.round(s / 60) + " min";
+    return Math.round(s / 3600) + " h";
+  }
+
+  // hasApplied: the proxy reported revision rev (or later) of the registrar's lineage.
+  const hasApplied = (p, rev) => p.lineage === proxies.lineage && Number(p.revision) >= rev;
+
+  function proxyText(p) {
+    const name = String(p.proxy);
+    if (p.state === "current") return name + " \u2014 at revision " + p.revision;
+    if (p.state === "behind") {
+      return name + " \u2014 behind by " + plural(Number(p.revisionsBehind), "revision", "revisions") +
+        " for " + ago(p.behindSeconds) + " (at revision " + p.revision + ")";
+    }
+    return name + " \u2014 gone: no poll for " + ago(p.silentSeconds) + " (last at revision " + p.revision + ")";
+  }
+
+  function renderProxies() {
+    const list = proxies.list;
+    const counts = { current: 0, behind: 0, gone: 0 };
+    for (const p of list) if (p.state in counts) counts[p.state]++;
+    const summary = $("proxy-summary");
+    let text;
+    if (list.length === 0) {
+      text = "No proxy has polled this registrar yet.";
+    } else if (counts.current === list.length) {
+      text = plural(list.length, "proxy", "proxies") + ", all at revision " + proxies.revision + ".";
+    } else {
+      const parts = [];
+      if (counts.current) parts.push(counts.current + " at revision " + proxies.revision);
+      if (counts.behind) parts.push(counts.behind + " behind");
+      if (counts.gone) parts.push(counts.gone + " gone");
+      text = plural(list.length, "proxy", "proxies") + ": " + parts.join(", ") + ".";
+    }
+    summary.textContent = text;
+    summary.classList.toggle("all-current", list.length > 0 && counts.current === list.length);
+
+    const ul = $("proxy-list");
+    ul.replaceChildren();
+    for (const p of list) {
+      const li = document.createElement("li");
+      li.className = ["current", "behind", "gone"].includes(p.state) ? p.state : "";
+      li.dataset.proxy = String(p.proxy);
+      li.dataset.state = String(p.state);
+      li.textContent = proxyText(p);
+      li.title = [p.cluster && "cluster " + p.cluster, p.version && "version " + p.version,
+        p.replica && "seen by " + p.replica].filter(Boolean).join(", ");
+      ul.append(li);
+    }
+    renderChange();
+  }
+
+  // renderChange says how far the page's last write has got: applied by the proxies
+  // that are not gone.
+  function renderChange() {
+    const line = $("proxy-change");
+    if (proxies.watch === null) { line.hidden = true; return; }
+    const rev = proxies.watch;
+    const counted = proxies.list.filter((p) => p.state !== "gone");
+    const done = counted.filter((p) => hasApplied(p, rev));
+    const all = done.length === counted.length;
+    let text;
+    if (counted.length === 0) {
+      text = "Revision " + rev + ": no proxy is polling this registrar to apply it.";
+    } else if (all) {
+      text = "Revision " + rev + ": live \u2014 applied by all " + plural(counted.length, "proxy", "proxies") + ".";
+    } else {
+      text = "Revision " + rev + ": applied by " + done.length + " of " + counted.length + " proxies";
+      if (Date.now() > proxies.watchUntil) {
+        text += "; not yet by " + counted.filter((p) => !hasApplied(p, rev)).map((p) => String(p.proxy)).join(", ");
+      }
+      text += ".";
+    }
+    line.textContent = text;
+    line.classList.toggle("live", all && counted.length > 0);
+    line.dataset.revision = String(rev);
+    line.dataset.live = String(all && counted.length > 0);
+    line.hidden = false;
+    if (all || Date.now() > proxies.watchUntil) stopWatching();
+  }
+
+  function stopWatching() {
+    proxies.watchUntil = 0;
+  }
+
+  async function loadProxies() {
+    // Without the token a call only repeats the 401 (and would pull the focus to the
+    // token field every few seconds); the strip waits for the token.
+    if (state.tokenNeeded === true && !currentToken()) {
+      $("proxy-summary").textContent = "Proxies: enter the token to see them.";
+      document.body.dataset.proxies = "failed";
+      return;
+    }
+    const { result } = await call("GET", "/api/proxies");
+    if (!result.success) {
+      $("proxy-summary").textContent = "Proxies: could not load (" + result.error + ")";
+      $("proxy-summary").classList.remove("all-current");
+      document.body.dataset.proxies = "failed";
+      return;
+    }
+    proxies.list = Array.isArray(result.proxies) ? result.proxies : [];
+    proxies.revision = result.revision;
+    proxies.lineage = String(result.lineage || "");
+    renderProxies();
+    document.body.dataset.proxies = "loaded";
+  }
+
+  // scheduleProxies refreshes the strip: every second while a write is being watched,
+  // else every few seconds while the tab is visible.
+  function scheduleProxies() {
+    clearTimeout(proxies.timer);
+    const watching = Date.now() < proxies.watchUntil;
+    proxies.timer = setTimeout(async () => {
+      if (document.visibilityState === "visible") await loadProxies();
+      scheduleProxies();
+    }, watching ? WATCH_EVERY_MS : PROXY_EVERY_MS);
+  }
+
+  // watchWrite follows revision rev of a write this page made until it is live.
+  async function watchWrite(rev) {
+    if (typeof rev !== "number") return;
+    proxies.watch = rev;
+    proxies.watchUntil = Date.now() + WATCH_MS;
+    await loadProxies();
+    scheduleProxies();
+  }
+
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") loadServers();
+    if (document.visibilityState === "visible") { loadServers(); loadProxies(); }
   });
 
   setMode(null);
   renderFacts();
-  loadServers();
+  loadServers().then(loadProxies).then(scheduleProxies);
 })();

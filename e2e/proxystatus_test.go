@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"switchyard/internal/etcdtest"
+	"switchyard/internal/testbin"
+)
+
+// proxyView is one entry of GET /api/proxies (and of a write's "pending").
+type proxyView struct {
+	Proxy           string  `json:"proxy"`
+	Cluster         string  `json:"cluster"`
+	Version         string  `json:"version"`
+	State           string  `json:"state"`
+	Revision        uint64  `json:"revision"`
+	RevisionsBehind uint64  `json:"revisionsBehind"`
+	BehindSeconds   float64 `json:"behindSeconds"`
+	Replica         string  `json:"replica"`
+}
+
+// proxiesNow reads GET /api/proxies: the registrar's revision and its proxies by id.
+func proxiesNow(t testing.TB, regURL string) (uint64, map[string]proxyView) {
+	t.Helper()
+	var doc struct {
+		Result struct {
+			Success  bool        `json:"success"`
+			Revision uint64      `json:"revision"`
+			Proxies  []proxyView `json:"proxies"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(get(t, regURL+"/api/proxies").body), &doc); err != nil || !doc.Result.Success {
+		t.Fatalf("GET /api/proxies: %v %+v", err, doc)
+	}
+	byID := map[string]proxyView{}
+	for _, p := range doc.Result.Proxies {
+		byID[p.Proxy] = p
+	}
+	return doc.Result.Revision, byID
+}
+
+// appliedAnswer is a write's answer with wait=applied.
+type appliedAnswer struct {
+	Success   bool        `json:"success"`
+	Error     string      `json:"error"`
+	Revision  uint64      `json:"revision"`
+	Applied   *bool       `json:"applied"`
+	AppliedBy int         `json:"appliedBy"`
+	Pending   []proxyView `json:"pending"`
+}
+
+// registerAndWait registers name → addr with wait=applied&timeout=timeout and returns
+// the answer and how long it took.
+func registerAndWait(t testing.TB, regURL, name, addr, timeout string) (appliedAnswer, time.Duration) {
+	t.Helper()
+	body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"e2e"}`, name, addr)
+	start := time.Now()
+	resp, err := http.Post(regURL+"/api/servers/register?wait=applied&timeout="+timeout, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	took := time.Since(start)
+	b, _ := io.ReadAll(resp.Body)
+	var doc struct{ Result appliedAnswer }
+	if err := json.Unmarshal(b, &doc); err != nil || resp.StatusCode != 200 || !doc.Result.Success || doc.Result.Applied == nil {
+		t.Fatalf("register %s with wait=applied: %d %s", name, resp.StatusCode, b)
+	}
+	return doc.Result, took
+}
+
+// configWithIdentity writes a copy of the repo's envoy.yaml whose plugin configuration
+// names the proxy (proxy_id) and polls with a short wait, so "gone" (two waits + 5 s
+// without a poll) comes within seconds.
+func configWithIdentity(t testing.TB, proxyID string, waitSeconds int) string {
+	t.Helper()
+	b, err := os.ReadFile(repoEnvoy(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for old, repl := range map[string]string{
+		`"strip_header": false,`: fmt.Sprintf(`"strip_header": false, "proxy_id": %q,`, proxyID),
+		`"wait_seconds": 30,`:    fmt.Sprintf(`"wait_seconds": %d,`, waitSeconds),
+	} {
+		if strings.Count(s, old) != 1 {
+			t.Fatalf("envoy.yaml no longer holds %s once; update this test", old)
+		}
+		s = strings.Replace(s, old, repl, 1)
+	}
+	path := filepath.Join(t.TempDir(), "envoy-"+proxyID+".yaml")
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Two dev proxies with the real filter sync through the real registrar under their own
+// proxy_id; the registrar lists both, a write with wait=applied answers once both
+// routed it, and a frozen proxy (SIGSTOP) shows behind, is named by a write's
+// timeout, then turns gone and stops holding writes up.
+//
+// The registry lives in the registrar's server, above the store: the same test runs
+// over the embedded store and over a registrar replica on a real etcd.
+func TestProxyStatus(t *testing.T) {
+	t.Run("embedded store", func(t *testing.T) {
+		proxyStatus(t, startRegistrar(t, "-replica-name", "reg-e2e"))
+	})
+	t.Run("etcd store", func(t *testing.T) {
+		proxyStatus(t, startEtcdRegistrar(t, etcdtest.Start(t, 1), "-replica-name", "reg-e2e"))
+	})
+}
+
+func proxyStatus(t *testing.T, reg *proc) {
+	up := upstream(t, "alpha")
+	const wait = 2 // seconds: gone after 2×2+5 = 9 s of silence
+	pa := startDevproxy(t, reg.url(), "-config", configWithIdentity(t, "edge-a", wait))
+	pb := startDevproxy(t, reg.url(), "-config", configWithIdentity(t, "edge-b", wait))
+
+	testbin.Eventually(t, 30*time.Second, func() string { // two proxies start and take their first table
+		rev, ps := proxiesNow(t, reg.url())
+		for _, id := range []string{"edge-a", "edge-b"} {
+			if p := ps[id]; p.State != "current" || p.Revision != rev || p.Replica != "reg-e2e" || p.Version == "" {
+				return fmt.Sprintf("%s: %+v (registrar at %d)", id, p, rev)
+			}
+		}
+		return ""
+	})
+
+	// Live on both when the answer comes: the route works through each at once.
+	res, took := registerAndWait(t, reg.url(), "web-1", up, "20s")
+	if !*res.Applied || res.AppliedBy != 2 || len(res.Pending) != 0 {
+		t.Fatalf("wait=applied with both proxies syncing: %+v after %v", res, took)
+	}
+	for _, px := range []*proc{pa, pb} {
+		if got := get(t, px.url()+"/sys/logs", "X-Server-Name", "web-1"); got.status != 200 || !strings.HasPrefix(got.body, "alpha GET /sys/logs") {
+			t.Errorf("right after the applied answer, %s routes web-1 as %d %q", px.url(), got.status, got.body)
+		}
+	}
+	t.Logf("wait=applied answered after %v with both proxies applied", took)
+
+	// Freeze edge-b: it stops polling and applying.
+	if err := syscall.Kill(pb.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pb.Pid(), syscall.SIGCONT) }) // before its stop (cleanups run last first)
+
+	res, took = registerAndWait(t, reg.url(), "web-2", up, "1s")
+	if *res.Applied || res.AppliedBy != 1 || len(res.Pending) != 1 || res.Pending[0].Proxy != "edge-b" || res.Pending[0].RevisionsBehind != 1 {
+		t.Fatalf("wait=applied with edge-b frozen: %+v after %v, want edge-b pending, 1 behind", res, took)
+	}
+	if took < time.Second {
+		t.Errorf("answered after %v, before the 1 s timeout", took)
+	}
+	rev, ps := proxiesNow(t, reg.url())
+	if p := ps["edge-b"]; p.State != "behind" || p.RevisionsBehind != 1 || rev != res.Revision {
+		t.Errorf("frozen edge-b: %+v (registrar at %d), want behind by 1", p, rev)
+	}
+	if p := ps["edge-a"]; p.State != "current" {
+		t.Errorf("edge-a: %+v, want current", p)
+	}
+
+	// Silent past two waits and the grace: gone, and writes no longer wait for it.
+	testbin.Eventually(t, 30*time.Second, func() string {
+		_, ps := proxiesNow(t, reg.url())
+		if p := ps["edge-b"]; p.State != "gone" {
+			return fmt.Sprintf("edge-b: %+v", p)
+		}
+		return ""
+	})
+	res, took = registerAndWait(t, reg.url(), "web-3", up, "20s")
+	if !*res.Applied || res.AppliedBy != 1 {
+		t.Errorf("wait=applied with edge-b gone: %+v after %v, want applied by edge-a alone", res, took)
+	}
+
+	// Thawed, edge-b catches up and is current again.
+	if err := syscall.Kill(pb.Pid(), syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	testbin.Eventually(t, propagation, func() string {
+		rev, ps := proxiesNow(t, reg.url())
+		if p := ps["edge-b"]; p.State != "current" || p.Revision != rev {
+			return fmt.Sprintf("edge-b after SIGCONT: %+v (registrar at %d)", p, rev)
+		}
+		return ""
+	})
+	if got := get(t, pb.url()+"/sys/x", "X-Server-Name", "web-3"); got.status != 200 {
+		t.Errorf("thawed edge-b routes web-3 as %d %q", got.status, got.body)
+	}
+}

@@ -74,11 +74,7 @@ var proxyGetBufferBytes = &hostFunc{
 //   - InvalidMemoryAccess: data outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxySetBufferBytes = &hostFunc{
-	module: moduleEnv, name: "proxy_set_buffer_bytes",
-	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.setBufferBytes(s)) },
-}
+var proxySetBufferBytes = envCall("proxy_set_buffer_bytes", 5, (*VM).setBufferBytes)
 
 // buffer returns buffer bt of the effective context, or the status Envoy answers when
 // it does not exist now: NotFound for a buffer this callback does not have (a body

@@ -37,11 +37,7 @@ var httpCallImports = []*hostFunc{
 //   - InvalidMemoryAccess: arguments outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyHTTPCall = &hostFunc{
-	module: moduleEnv, name: "proxy_http_call",
-	params: ps(10), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.httpCall(s)) },
-}
+var proxyHTTPCall = envCall("proxy_http_call", 10, (*VM).httpCall)
 
 // The host has no gRPC clusters, so every service is unknown, which Envoy answers with
 // ParseFailure, and no gRPC token ever exists.

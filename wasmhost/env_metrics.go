@@ -23,11 +23,7 @@ var metricImports = []*hostFunc{proxyDefineMetric, proxyIncrementMetric, proxyRe
 //   - InvalidMemoryAccess: name or ret_id_ptr outside guest memory.
 //
 // Linked everywhere; callbacks only (so not from a Go guest's init()).
-var proxyDefineMetric = &hostFunc{
-	module: moduleEnv, name: "proxy_define_metric",
-	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.defineMetric(s)) },
-}
+var proxyDefineMetric = envCall("proxy_define_metric", 4, (*VM).defineMetric)
 
 // proxyIncrementMetric is env.proxy_increment_metric: a counter adds a positive offset,
 // a gauge adds any offset.

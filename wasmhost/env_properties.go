@@ -29,11 +29,7 @@ var propertyImports = []*hostFunc{proxyGetProperty, proxySetProperty}
 //   - InvalidMemoryAccess: path or out-parameters outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyGetProperty = &hostFunc{
-	module: moduleEnv, name: "proxy_get_property",
-	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.getProperty(s)) },
-}
+var proxyGetProperty = envCall("proxy_get_property", 4, (*VM).getProperty)
 
 // proxySetProperty is env.proxy_set_property: Envoy keeps the value as filter state of
 // the effective stream (or of the root context), readable later by proxy_get_property
@@ -46,11 +42,7 @@ var proxyGetProperty = &hostFunc{
 //   - InvalidMemoryAccess: path or value outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxySetProperty = &hostFunc{
-	module: moduleEnv, name: "proxy_set_property",
-	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.setProperty(s)) },
-}
+var proxySetProperty = envCall("proxy_set_property", 4, (*VM).setProperty)
 
 func (vm *VM) getProperty(s []uint64) abi.Status {
 	raw, ok := vm.mem.Read(uint32(s[0]), uint32(s[1]))

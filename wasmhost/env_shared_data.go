@@ -22,11 +22,7 @@ var sharedDataImports = []*hostFunc{
 //   - InvalidMemoryAccess: key or out-parameters outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyGetSharedData = &hostFunc{
-	module: moduleEnv, name: "proxy_get_shared_data",
-	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.getSharedData(s)) },
-}
+var proxyGetSharedData = envCall("proxy_get_shared_data", 5, (*VM).getSharedData)
 
 // proxySetSharedData is env.proxy_set_shared_data with cpp-host's CAS rule: cas 0
 // writes unconditionally; a non-zero cas must equal the stored one, and creates an
@@ -40,11 +36,7 @@ var proxyGetSharedData = &hostFunc{
 //   - InvalidMemoryAccess: key or value outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxySetSharedData = &hostFunc{
-	module: moduleEnv, name: "proxy_set_shared_data",
-	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.setSharedData(s)) },
-}
+var proxySetSharedData = envCall("proxy_set_shared_data", 5, (*VM).setSharedData)
 
 // proxyRegisterSharedQueue is env.proxy_register_shared_queue: creates (or takes over)
 // the named queue of the VM's vm_id; proxy_on_queue_ready then goes to this VM's root
@@ -57,11 +49,7 @@ var proxySetSharedData = &hostFunc{
 //   - InvalidMemoryAccess: name or ret_token_ptr outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyRegisterSharedQueue = &hostFunc{
-	module: moduleEnv, name: "proxy_register_shared_queue",
-	params: ps(3), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.registerQueue(s)) },
-}
+var proxyRegisterSharedQueue = envCall("proxy_register_shared_queue", 3, (*VM).registerQueue)
 
 // proxyResolveSharedQueue is env.proxy_resolve_shared_queue: the token of a queue some
 // VM registered; an empty vm_id means the caller's.
@@ -74,11 +62,7 @@ var proxyRegisterSharedQueue = &hostFunc{
 //   - InvalidMemoryAccess: arguments outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyResolveSharedQueue = &hostFunc{
-	module: moduleEnv, name: "proxy_resolve_shared_queue",
-	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.resolveQueue(s)) },
-}
+var proxyResolveSharedQueue = envCall("proxy_resolve_shared_queue", 5, (*VM).resolveQueue)
 
 // proxyDequeueSharedQueue is env.proxy_dequeue_shared_queue: the oldest item.
 //
@@ -91,11 +75,7 @@ var proxyResolveSharedQueue = &hostFunc{
 //   - InvalidMemoryAccess: out-parameters outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyDequeueSharedQueue = &hostFunc{
-	module: moduleEnv, name: "proxy_dequeue_shared_queue",
-	params: ps(3), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.dequeue(s)) },
-}
+var proxyDequeueSharedQueue = envCall("proxy_dequeue_shared_queue", 3, (*VM).dequeue)
 
 // proxyEnqueueSharedQueue is env.proxy_enqueue_shared_queue: adds an item; the
 // registering root context gets proxy_on_queue_ready after the current call, never
@@ -109,11 +89,7 @@ var proxyDequeueSharedQueue = &hostFunc{
 //   - InvalidMemoryAccess: data outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyEnqueueSharedQueue = &hostFunc{
-	module: moduleEnv, name: "proxy_enqueue_shared_queue",
-	params: ps(3), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.enqueue(s)) },
-}
+var proxyEnqueueSharedQueue = envCall("proxy_enqueue_shared_queue", 3, (*VM).enqueue)
 
 // sharedEntry is stored by value: a lookup in a large table (100,000 route keys)
 // then costs one fewer dependent memory load.

@@ -28,11 +28,7 @@ var streamImports = []*hostFunc{proxySendLocalResponse, proxyContinueStream, pro
 //   - InvalidMemoryAccess: details, body or headers outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxySendLocalResponse = &hostFunc{
-	module: moduleEnv, name: "proxy_send_local_response",
-	params: ps(8), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.sendLocalResponse(s)) },
-}
+var proxySendLocalResponse = envCall("proxy_send_local_response", 8, (*VM).sendLocalResponse)
 
 // proxyContinueStream is env.proxy_continue_stream: resume a direction the guest
 // stopped (0 request, 1 response), when the callback returns. After it the direction's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"switchyard/internal/abi"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -38,6 +39,16 @@ type hostFunc struct {
 	link    link
 	allowed allowed
 	fn      func(vm *VM, stack []uint64)
+}
+
+// envCall declares the common kind of env import: linked in both profiles, allowed in
+// callbacks only, returning impl's status in its one i32 result.
+func envCall(name string, params int, impl func(vm *VM, s []uint64) abi.Status) *hostFunc {
+	return &hostFunc{
+		module: moduleEnv, name: name,
+		params: ps(params), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
+		fn: func(vm *VM, s []uint64) { s[0] = uint64(impl(vm, s)) },
+	}
 }
 
 const (

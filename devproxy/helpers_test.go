@@ -56,10 +56,7 @@ func repoEnvoy(t testing.TB, replace ...string) *bootstrapv3.Bootstrap {
 // tests.
 func startRegistrar(t testing.TB) *testbin.Proc {
 	t.Helper()
-	return testbin.StartConfig(t, "registrar", testbin.Config{
-		Args:  []string{"-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8"},
-		Clear: []string{"REGISTRAR_"},
-	})
+	return testbin.StartRegistrar(t, "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
 }
 
 // world is the dev proxy on the repo's envoy.yaml with everything its routes need on

@@ -27,9 +27,9 @@ const etcdPrefix = "/switchyard-e2e/servers/"
 // startEtcdRegistrar runs the registrar binary as one replica on c.
 func startEtcdRegistrar(t testing.TB, c *etcdtest.Cluster, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"-listen", "127.0.0.1:0", "-allow-cidr", "127.0.0.0/8",
+	args := append([]string{"-allow-cidr", "127.0.0.0/8",
 		"-etcd-endpoints", c.EndpointList(), "-etcd-prefix", etcdPrefix, "-etcd-dial-timeout", "2s"}, extra...)
-	return &proc{testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})}
+	return &proc{testbin.StartRegistrar(t, args...)}
 }
 
 var client = &http.Client{Timeout: 20 * time.Second}
@@ -476,9 +476,8 @@ func TestEtcdCompactionPastLaggingReplica(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	lag := c.Members[0]
 	a := startEtcdRegistrar(t, c)
-	args := []string{"-listen", "127.0.0.1:0", "-allow-cidr", "127.0.0.0/8",
-		"-etcd-endpoints", lag.ClientURL, "-etcd-prefix", etcdPrefix, "-etcd-dial-timeout", "2s"}
-	b := &proc{testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})}
+	b := &proc{testbin.StartRegistrar(t, "-allow-cidr", "127.0.0.0/8",
+		"-etcd-endpoints", lag.ClientURL, "-etcd-prefix", etcdPrefix, "-etcd-dial-timeout", "2s")}
 	up := upstream(t, "alpha")
 	register(t, a.url(), "web-1", up)
 	testbin.Eventually(t, 10*time.Second, func() string {

@@ -26,8 +26,7 @@ func (p proc) url() string { return p.URL() }
 func startRegistrar(t testing.TB, extra ...string) *proc {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "servers.json")
-	args := append([]string{"-listen", "127.0.0.1:0", "-data", data, "-allow-cidr", "127.0.0.0/8"}, extra...)
-	return &proc{testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})}
+	return &proc{testbin.StartRegistrar(t, append([]string{"-data", data, "-allow-cidr", "127.0.0.0/8"}, extra...)...)}
 }
 
 // startDevproxy runs the real dev proxy with the real filter on the repo's envoy.yaml

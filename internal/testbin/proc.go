@@ -81,6 +81,17 @@ func Start(t testing.TB, name string, args ...string) *Proc {
 	return StartConfig(t, name, Config{Args: args})
 }
 
+// StartRegistrar runs the built registrar on 127.0.0.1:0 with args, without the
+// REGISTRAR_* settings of whoever runs the tests: only the test's flags configure it
+// (a stray REGISTRAR_TOKEN or REGISTRAR_ALLOW_CIDR would change what it accepts).
+func StartRegistrar(t testing.TB, args ...string) *Proc {
+	t.Helper()
+	return StartConfig(t, "registrar", Config{
+		Args:  append([]string{"-listen", "127.0.0.1:0"}, args...),
+		Clear: []string{"REGISTRAR_"},
+	})
+}
+
 // StartConfig is Start with an environment as well as arguments.
 func StartConfig(t testing.TB, name string, cfg Config) *Proc {
 	t.Helper()

@@ -24,13 +24,11 @@ type registrar struct {
 // address it chose. token, when not empty, is passed as -token.
 func startRegistrar(t *testing.T, token string) *registrar {
 	t.Helper()
-	args := []string{"-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "servers.json")}
+	args := []string{"-data", filepath.Join(t.TempDir(), "servers.json")}
 	if token != "" {
 		args = append(args, "-token", token)
 	}
-	// Only the flags configure it: a REGISTRAR_* variable of the person running the
-	// tests must not add a token or a CIDR list behind the test's back.
-	p := testbin.StartConfig(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})
+	p := testbin.StartRegistrar(t, args...)
 	return &registrar{URL: p.URL(), token: token}
 }
 

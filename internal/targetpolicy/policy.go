@@ -297,24 +297,24 @@ func (r *refusal) Error() string {
 // address (a proxy shows it to clients, who must not learn where targets are); IP
 // and Reason are for the proxy's own log.
 type Refused struct {
-	Server string
-	IP     netip.Addr
-	Reason string // why IP is refused, naming it; for logs only
+	ServerName string
+	IP         netip.Addr
+	Reason     string // why IP is refused, naming it; for logs only
 }
 
 func (e *Refused) Error() string {
-	return "the target of server '" + e.Server + "' resolved to an address the target policy refuses"
+	return "the target of server '" + e.ServerName + "' resolved to an address the target policy refuses"
 }
 
 // CheckResolved is the connect-time check: nil when a proxy may connect to ip, an
-// address the target of server resolved to, else a *Refused. A dialer should call
+// address the target of serverName resolved to, else a *Refused. A dialer should call
 // it for every resolved address and connect only to those it allows.
-func (p Policy) CheckResolved(server string, ip netip.Addr) error {
+func (p Policy) CheckResolved(serverName string, ip netip.Addr) error {
 	if !ip.IsValid() {
-		return &Refused{Server: server, IP: ip, Reason: "no address"}
+		return &Refused{ServerName: serverName, IP: ip, Reason: "no address"}
 	}
 	if err := p.checkIP(ip); err != nil {
-		return &Refused{Server: server, IP: ip, Reason: err.Error()}
+		return &Refused{ServerName: serverName, IP: ip, Reason: err.Error()}
 	}
 	return nil
 }

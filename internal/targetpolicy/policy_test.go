@@ -291,7 +291,7 @@ func TestCheckResolved(t *testing.T) {
 			continue
 		}
 		var r *Refused
-		if !errors.As(err, &r) || r.Server != "web-1" || r.IP != ip || r.Reason == "" {
+		if !errors.As(err, &r) || r.ServerName != "web-1" || r.IP != ip || r.Reason == "" {
 			t.Errorf("CheckResolved(web-1, %s) = %#v, want a *Refused naming web-1, the IP and a reason", c.ip, err)
 		}
 		msg := err.Error()

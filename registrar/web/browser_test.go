@@ -211,7 +211,7 @@ func jsString(s string) string {
 }
 
 // rowSel selects the list row of a server.
-func rowSel(host string) string { return `#servers tr[data-host=` + strconv.Quote(host) + `]` }
+func rowSel(name string) string { return `#servers tr[data-host=` + strconv.Quote(name) + `]` }
 
 // emulatePhone makes the tab a 390px-wide phone screen.
 func emulatePhone() chromedp.Action[chromedp.Void] {

@@ -239,8 +239,8 @@ func TestPageWithToken(t *testing.T) {
 	const token = "s3cret-token-for-the-page-test"
 	r := startRegistrar(t, token)
 	browser := startBrowser(t)
-	fill := func(p *page, host string) {
-		p.typeInto("#host", host)
+	fill := func(p *page, name string) {
+		p.typeInto("#host", name)
 		p.typeInto("#ipAddress", "10.9.9.9:8080")
 		p.typeInto("#serviceName", "logs")
 	}

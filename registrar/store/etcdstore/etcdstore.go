@@ -634,8 +634,13 @@ func (s *Store) watch(ctx context.Context) error {
 		}
 		s.reachable.Store(true)
 		if applied := s.cur.Load().applied; resp.Header.Revision < applied {
-			s.restoredAt.Store(resp.Header.Revision)
-			return fmt.Errorf("%w: etcd's revision %d is behind the %d already applied (etcd restored?)", errResync, resp.Header.Revision, applied)
+			// A watch reply's header can trail what this watch already delivered (etcd
+			// 3.4 sends progress notifications out of step with events), so only a
+			// linearizable read tells a restored etcd from a late header.
+			if now, err := s.linearRevision(ctx); err == nil && now < applied {
+				s.restoredAt.Store(now)
+				return fmt.Errorf("%w: etcd's revision %d is behind the %d already applied (etcd restored?)", errResync, now, applied)
+			}
 		}
 		if resp.IsProgressNotify() || len(resp.Events) == 0 {
 			// Nothing changed up to the header revision; the table's revision stays.
@@ -643,6 +648,18 @@ func (s *Store) watch(ctx context.Context) error {
 		}
 		s.apply(resp.Events)
 	}
+}
+
+// linearRevision is etcd's current revision by a linearizable read (through the
+// leader's read index, so no older than any committed write).
+func (s *Store) linearRevision(ctx context.Context) (int64, error) {
+	c, cancel := s.rctx(ctx)
+	defer cancel()
+	r, err := s.cli.Get(c, s.prefix+lineageKey)
+	if err != nil {
+		return 0, err
+	}
+	return r.Header.Revision, nil
 }
 
 // apply publishes the table after a watch response's events (all the events of a

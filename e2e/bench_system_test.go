@@ -165,7 +165,11 @@ func newThroughputTarget(b *testing.B, label string, n int, upstreamAddr string)
 		Concurrency: 50, Duration: 2 * time.Minute, MaxRequests: n,
 		Request: func(i int) (*http.Request, error) {
 			body := fmt.Sprintf(`{"host":%q,"ipAddress":%q,"serviceName":"bench"}`, tt.names[i], upstreamAddr)
-			return http.NewRequest("POST", reg.url()+"/api/servers/register", strings.NewReader(body))
+			req, err := http.NewRequest("POST", reg.url()+"/api/servers/register", strings.NewReader(body))
+			if err == nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			return req, err
 		},
 	})
 	if err == nil {

@@ -8,11 +8,7 @@ import "switchyard/internal/abi"
 // run on the development machine; the ABI glue itself is tested in the wasmhost
 // (filter/inhost).
 
-var nativeNow int64
-
-func nowNanos() int64                                                           { return nativeNow }
 func sendLocalResponse(status uint32, details, body, headers string) abi.Status { return abi.StatusOK }
-func recordMetric(id uint32, value uint64) abi.Status                           { return abi.StatusOK }
 func incrementMetric(id uint32, offset int64) abi.Status                        { return abi.StatusOK }
 func replaceRequestHeader(key, value string) abi.Status                         { return abi.StatusOK }
 func removeRequestHeader(key string) abi.Status                                 { return abi.StatusOK }

@@ -17,14 +17,8 @@ import (
 // locals escape to the heap instead: two allocations per call.) Each wrapper gives
 // the host's status as an abi.Status.
 
-//go:wasmimport env proxy_get_current_time_nanoseconds
-func proxyGetCurrentTimeNanoseconds(ret *uint64) uint32
-
 //go:wasmimport env proxy_send_local_response
 func proxySendLocalResponse(status uint32, details, body, headers string, grpcStatus int32) uint32
-
-//go:wasmimport env proxy_record_metric
-func proxyRecordMetric(id uint32, value uint64) uint32
 
 //go:wasmimport env proxy_get_header_map_pairs
 func proxyGetHeaderMapPairs(mapType uint32, retData, retSize *uint32) uint32
@@ -41,31 +35,13 @@ func proxyGetSharedData(key string, retData, retSize, retCas *uint32) uint32
 //go:wasmimport env proxy_increment_metric
 func proxyIncrementMetric(id uint32, offset int64) uint32
 
-var (
-	nowOut                   uint64
-	outData, outSize, outCas uint32
-)
-
-// nowNanos is the host's clock (Envoy's dispatcher time; the wasmhost's driven clock).
-// Every due time in the sync is a comparison against it, never a Go timer.
-func nowNanos() int64 {
-	if proxyGetCurrentTimeNanoseconds(&nowOut) != 0 {
-		return 0
-	}
-	return int64(nowOut)
-}
+var outData, outSize, outCas uint32
 
 // sendLocalResponse answers the stream with details (Envoy's response code
 // details, shown in access logs), which the SDK's SendHttpResponse leaves empty.
 // headers is in the pairs format (abi.EncodePairs).
 func sendLocalResponse(status uint32, details, body, headers string) abi.Status {
 	return abi.Status(proxySendLocalResponse(status, details, body, headers, -1))
-}
-
-// recordMetric sets a gauge (or adds to a counter) by id; the SDK can only add to a
-// gauge, which is wrong after another VM has set it.
-func recordMetric(id uint32, value uint64) abi.Status {
-	return abi.Status(proxyRecordMetric(id, value))
 }
 
 // incrementMetric adds offset to a counter by id.

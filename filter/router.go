@@ -35,7 +35,7 @@ type router struct {
 	lease        *syncing.Lease
 	poller       *poller // not nil while this VM holds the lease
 	syncCounters syncCounters
-	// The table's age (issue 15): the gauge, set on every tick, and the stale watch.
+	// The table's age: the gauge, set on every tick, and the stale watch.
 	age      *syncing.AgeWatch
 	ageGauge uint32
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkSyncMemory measures the sync VM's linear memory (which never shrinks, so it
-// is the peak) with 100,000 names (issue 16 item 4): after loading the table as one
+// is the peak) with 100,000 names: after loading the table as one
 // answer (the registrar's default 4 MiB pages hold it) and as pages of 160 KiB (about
 // 5,000 names), and how much it grows over 1,000 deltas after that. A paged load holds one page plus the assembly (only the names that differ
 // from the live table), so it needs less than a load in one answer; a delta costs its

@@ -14,7 +14,7 @@ import (
 	"switchyard/wasmhost"
 )
 
-// Reliability of the filter side (issue #8): what the sync and the routers do when
+// Reliability of the filter side: what the sync and the routers do when
 // the registrar, the sync VM or a router VM fails. Each test states the promise it
 // checks; all of them use the real filter.wasm (or, for a trap, a guest that traps on
 // purpose) and real HTTP on loopback.

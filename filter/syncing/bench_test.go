@@ -7,7 +7,7 @@ import (
 
 // BenchmarkApplyDelta: one one-name delta applied to a table of 10 and of 100,000
 // names. The cost (time, bytes allocated, shared-data bytes written) follows the
-// change, not the table (issue 12 item 3).
+// change, not the table.
 //
 //	go test -run '^$' -bench 'BenchmarkApplyDelta' ./filter/syncing/
 func BenchmarkApplyDelta(b *testing.B) {

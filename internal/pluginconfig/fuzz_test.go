@@ -6,7 +6,7 @@ import (
 )
 
 // FuzzConfig checks the parser of the operator's plugin configuration (Parse): it may
-// not panic, and whatever it accepts must be valid by the rules of design.md, because
+// not panic, and whatever it accepts must be valid by the documented rules (README, "Filter configuration"), because
 // the filter, the dev proxy and the envoy.yaml check all trust it. Run it natively for
 // a while with:
 //
@@ -49,7 +49,7 @@ func FuzzConfig(f *testing.F) {
 	})
 }
 
-// configProblem states the first way c breaks design.md's configuration rules, or "".
+// configProblem states the first way c breaks the documented configuration rules, or "".
 func configProblem(c Config) string {
 	switch {
 	case !isHeaderName(c.Header) || c.Header != strings.ToLower(c.Header):

@@ -1,4 +1,4 @@
-// Package pluginconfig is the filter's plugin configuration (design.md, "Filter plugin
+// Package pluginconfig is the filter's plugin configuration (README, "Filter
 // configuration"): the one parser that the filter's on_configure, the dev proxy and the
 // envoy.yaml check all use, so that what one accepts the others accept too. It is pure
 // Go on gjson, builds for wasip1 and arms no timer.
@@ -12,7 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// Config is the plugin configuration (design.md, "Filter plugin configuration"). Both
+// Config is the plugin configuration (README, "Filter configuration"; the JSON Schema in deploy/plugin-config.schema.json). Both
 // roots parse the same JSON; the router uses the routing keys, the sync the registrar.
 type Config struct {
 	// Header names the request header that carries the server name. Lower-cased,

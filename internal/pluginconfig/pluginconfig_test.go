@@ -20,7 +20,7 @@ func TestParseDefaults(t *testing.T) {
 	want := Config{Header: "x-server-name", PathPrefixes: []string{"/sys"}, DefaultPort: 80,
 		Registrar: RegistrarConfig{Cluster: "registrar", Authority: "registrar", Path: "/v1/routes", WaitSeconds: 30}}
 	if !reflect.DeepEqual(d, want) {
-		t.Errorf("Default() = %+v, want design.md's %+v", d, want)
+		t.Errorf("Default() = %+v, want the documented defaults %+v", d, want)
 	}
 }
 

@@ -64,6 +64,9 @@ type Config struct {
 	Logger    *slog.Logger     // nil: slog.Default()
 	// HostLogOutput, when set, receives every log line the VMs write, Envoy-style.
 	HostLogOutput io.Writer
+	// Node is the proxy's node (Envoy's --service-node, --service-cluster): the filter
+	// names itself by it in its polls. Empty, as Envoy without those flags.
+	Node wasmhost.Node
 }
 
 // Proxy is an http.Handler. Close releases its VMs.
@@ -142,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 		Clusters:  hostClusters,
 		Transport: p.clusters,
 		LogOutput: cfg.HostLogOutput,
+		Node:      cfg.Node,
 	})
 	if s.wasm != nil {
 		if err := p.startVMs(ctx); err != nil {

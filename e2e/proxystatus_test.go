@@ -198,3 +198,25 @@ func proxyStatus(t *testing.T, reg *proc) {
 		t.Errorf("thawed edge-b routes web-3 as %d %q", got.status, got.body)
 	}
 }
+
+// A dev proxy started with -node-id (Envoy's --service-node) is listed in
+// /api/proxies under that id and its -node-cluster, read by the filter from the
+// host's xds.node properties; a plugin configuration's proxy_id still wins over it.
+func TestProxyNodeID(t *testing.T) {
+	reg := startRegistrar(t)
+	startDevproxy(t, reg.url(), "-node-id", "edge-node", "-node-cluster", "edges")
+	startDevproxy(t, reg.url(), "-config", configWithIdentity(t, "edge-conf", 30), "-node-id", "edge-ignored", "-node-cluster", "edges")
+
+	testbin.Eventually(t, 30*time.Second, func() string {
+		_, ps := proxiesNow(t, reg.url())
+		for _, id := range []string{"edge-node", "edge-conf"} {
+			if p := ps[id]; p.State != "current" || p.Cluster != "edges" {
+				return fmt.Sprintf("%s: %+v in %v", id, p, ps)
+			}
+		}
+		if len(ps) != 2 {
+			return fmt.Sprintf("want exactly edge-node and edge-conf, got %v", ps)
+		}
+		return ""
+	})
+}

@@ -10,8 +10,8 @@ import (
 )
 
 // Properties: docs/proxy-wasm-host.md, Properties. Paths are NUL-separated segments;
-// the plugin_* properties exist everywhere, the request.*, response.code and source.*
-// attributes in a stream context; an unknown name falls back to what
+// the plugin_* and xds.node.{id,cluster} properties exist everywhere, the request.*,
+// response.code and source.* attributes in a stream context; an unknown name falls back to what
 // proxy_set_property stored; anything else is NotFound.
 
 var propertyImports = []*hostFunc{proxyGetProperty, proxySetProperty}
@@ -85,6 +85,13 @@ func (vm *VM) property(path string) ([]byte, bool) {
 		return []byte(vm.pc.RootID), true
 	case "plugin_vm_id":
 		return []byte(vm.pc.VMID), true
+	// Envoy (>= 1.33) reads these string fields of its bootstrap node: raw bytes, Ok
+	// and empty when unset (a proto3 string's default), in every context. The other
+	// node fields and xds.node itself (a serialized protobuf) are not served here.
+	case "xds\x00node\x00id":
+		return []byte(vm.host.opts.Node.ID), true
+	case "xds\x00node\x00cluster":
+		return []byte(vm.host.opts.Node.Cluster), true
 	}
 	st := vm.effStream
 	if st != nil {

@@ -36,6 +36,39 @@ func TestProperties(t *testing.T) {
 	}
 }
 
+// xds.node.id and xds.node.cluster are Options.Node's strings, raw; unset they are Ok and
+// empty (a proto3 string's default, as Envoy without --service-node). node.* is NotFound
+// (Envoy 1.33 moved the node under xds), and so is xds.node itself (a serialized
+// protobuf in Envoy, not served here).
+func TestNodeProperties(t *testing.T) {
+	for _, tc := range []struct {
+		node       Node
+		id, clustr string
+	}{
+		{Node{ID: "edge-1", Cluster: "edge"}, "xds.node.id=edge-1 status=0", "xds.node.cluster=edge status=0"},
+		{Node{}, "xds.node.id= status=0", "xds.node.cluster= status=0"},
+	} {
+		t.Run(tc.node.ID, func(t *testing.T) {
+			h := newHost(t, Options{Node: tc.node})
+			vm := startProbe(t, h, PluginConfig{VMID: "vm-n"})
+			for name, want := range map[string]string{
+				"xds.node.id":       tc.id,
+				"xds.node.cluster":  tc.clustr,
+				"xds.node":          "xds.node= status=1",
+				"xds.node.locality": "xds.node.locality= status=1",
+				"node.id":           "node.id= status=1",
+				"node.cluster":      "node.cluster= status=1",
+			} {
+				mustRequest(t, vm, "/prop?name="+name)
+				got := logLines(h, "prop "+name+"=")
+				if len(got) != 1 || got[0] != "prop "+want {
+					t.Fatalf("%s: got %q, want %q", name, got, "prop "+want)
+				}
+			}
+		})
+	}
+}
+
 // proxy_set_property stores a value the same context reads back; a stream's values
 // are its own, the root context's are seen from streams as a fallback.
 func TestSetProperty(t *testing.T) {

@@ -56,6 +56,15 @@ type Options struct {
 	// Transport, when set, carries proxy_http_call requests (e.g. one that picks among a
 	// cluster's endpoints); nil: a clone of http.DefaultTransport.
 	Transport http.RoundTripper
+	// Node is Envoy's bootstrap node (--service-node, --service-cluster): the
+	// properties xds.node.id and xds.node.cluster. Empty, as Envoy without them.
+	Node Node
+}
+
+// Node is the part of Envoy's bootstrap node (config.core.v3.Node) the host serves.
+type Node struct {
+	ID      string // xds.node.id
+	Cluster string // xds.node.cluster
 }
 
 // Host is one Envoy-like proxy-wasm host: a wazero runtime with the host's own env and

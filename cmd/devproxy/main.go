@@ -81,6 +81,8 @@ func run() error {
 	allowCIDR := flag.String("allow-cidr", "", "comma-separated CIDR ranges /sys targets may be in, as the registrar's -allow-cidr: the only way to allow loopback, link-local, metadata, unspecified or multicast targets (e.g. 127.0.0.0/8 for targets on this machine)")
 	workers := flag.Int("workers", runtime.NumCPU(), "router VMs, one per worker as in Envoy")
 	profile := flag.String("profile", "current", "Envoy behaviour to reproduce: current (cpp-host with #533) or legacy (Envoy 1.33-1.37)")
+	nodeID := flag.String("node-id", "", "the proxy's node id, as Envoy's --service-node: the filter names itself by it in its polls, so the registrar's /api/proxies lists it by this name (empty: unnamed, as Envoy without it)")
+	nodeCluster := flag.String("node-cluster", "", "the proxy's node cluster, as Envoy's --service-cluster (empty: none)")
 	flag.Parse()
 	if len(registrars) == 0 {
 		registrars = listFlag{"http://127.0.0.1:9000"}
@@ -117,6 +119,7 @@ func run() error {
 	p, err := devproxy.New(ctx, devproxy.Config{
 		Wasm: wasm, Envoy: bs, Registrar: registrars, Upstream: *upstream, Clusters: clusters, AllowCIDR: allow,
 		Workers: *workers, Profile: prof, Logger: log, HostLogOutput: os.Stderr,
+		Node: wasmhost.Node{ID: *nodeID, Cluster: *nodeCluster},
 	})
 	if err != nil {
 		return err

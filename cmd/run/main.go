@@ -91,12 +91,14 @@ func run() error {
 			return err
 		}
 		proxyName = "Envoy (" + envoy + ")"
-		if err := start(envoy, "-c", cfg, "--log-level", "info"); err != nil {
+		// The node id names the proxy in the registrar's /api/proxies.
+		if err := start(envoy, "-c", cfg, "--log-level", "info", "--service-node", "envoy-"+port(p.proxy)); err != nil {
 			return err
 		}
 	} else if err := start(filepath.Join(*bin, "devproxy"), "-listen", p.proxy, "-admin", p.admin, "-config", "envoy.yaml",
 		"-wasm", filepath.Join(*bin, "filter.wasm"), "-registrar", "http://"+p.registrar, "-upstream", "http://"+p.app,
-		"-allow-cidr", "127.0.0.0/8"); err != nil { // the demo targets are on this machine
+		"-allow-cidr", "127.0.0.0/8", // the demo targets are on this machine
+		"-node-id", "devproxy-"+port(p.proxy)); err != nil { // its name in /api/proxies
 		return err
 	}
 	if err := waitHTTP(ctx, "http://"+p.admin+"/ready"); err != nil {
@@ -203,4 +205,12 @@ func prefixed(name string) io.Writer {
 		}
 	}()
 	return pw
+}
+
+// port is the port of a host:port address (the whole address if it has none).
+func port(addr string) string {
+	if _, p, err := net.SplitHostPort(addr); err == nil {
+		return p
+	}
+	return addr
 }

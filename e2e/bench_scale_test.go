@@ -72,18 +72,6 @@ func BenchmarkScale100k(b *testing.B) {
 		bytes = append(bytes, n)
 		return d
 	}
-	routedTo := func(name, want, old string) func(answer) (bool, error) {
-		return func(g answer) (bool, error) {
-			switch {
-			case g.status == 200 && strings.HasPrefix(g.body, want+" GET /sys/prop"):
-				return true, nil
-			case old == "" && g.status == 404 && g.errorCode() == "unknown_server",
-				old != "" && g.status == 200 && strings.HasPrefix(g.body, old+" GET /sys/prop"):
-				return false, nil // not there yet
-			}
-			return false, fmt.Errorf("%s, waiting for %s: %d %q", name, want, g.status, g.body)
-		}
-	}
 	b.ResetTimer()
 	for iter := range b.N {
 		for i := range scaleChanges {
@@ -94,15 +82,7 @@ func BenchmarkScale100k(b *testing.B) {
 			}
 			added = append(added, change(func() { register(b, reg.url(), name, first.addr) }, name, routedTo(name, first.name, "")))
 			changed = append(changed, change(func() { register(b, reg.url(), name, second.addr) }, name, routedTo(name, second.name, first.name)))
-			removed = append(removed, change(func() { deleteServer(b, reg.url(), name) }, name, func(g answer) (bool, error) {
-				switch {
-				case g.status == 404 && g.errorCode() == "unknown_server":
-					return true, nil
-				case g.status == 200 && strings.HasPrefix(g.body, second.name+" GET /sys/prop"):
-					return false, nil // still the old table
-				}
-				return false, fmt.Errorf("after deleting %s: %d %q", name, g.status, g.body)
-			}))
+			removed = append(removed, change(func() { deleteServer(b, reg.url(), name) }, name, removedFrom(name, second.name)))
 		}
 	}
 	b.StopTimer()

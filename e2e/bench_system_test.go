@@ -61,25 +61,9 @@ func BenchmarkPropagation(b *testing.B) {
 				b.Fatalf("%s before its registration: %d %q, want 404 unknown_server", name, g.status, g.body)
 			}
 			register(b, reg.url(), name, up.addr)
-			added = append(added, timeUntil(b, px, name, func(g answer) (bool, error) {
-				switch {
-				case g.status == 200 && strings.HasPrefix(g.body, up.name+" GET /sys/prop"):
-					return true, nil
-				case g.status == 404 && g.errorCode() == "unknown_server":
-					return false, nil // not there yet
-				}
-				return false, fmt.Errorf("after registering %s → %s: %d %q", name, up.name, g.status, g.body)
-			}))
+			added = append(added, timeUntil(b, px, name, routedTo(name, up.name, "")))
 			deleteServer(b, reg.url(), name)
-			removed = append(removed, timeUntil(b, px, name, func(g answer) (bool, error) {
-				switch {
-				case g.status == 404 && g.errorCode() == "unknown_server":
-					return true, nil
-				case g.status == 200 && strings.HasPrefix(g.body, up.name+" GET /sys/prop"):
-					return false, nil // still the old table
-				}
-				return false, fmt.Errorf("after deleting %s: %d %q", name, g.status, g.body)
-			}))
+			removed = append(removed, timeUntil(b, px, name, removedFrom(name, up.name)))
 		}
 	}
 	b.StopTimer()
@@ -110,6 +94,36 @@ func timeUntil(b *testing.B, px *proc, name string, done func(answer) (bool, err
 	}
 	b.Fatalf("%s: no change through the dev proxy within %v", name, propagationBound)
 	return 0
+}
+
+// routedTo accepts an answer for name routed to the upstream called want; until then
+// it tolerates the state before the change: 404 unknown_server when old is "", else
+// routing to the upstream called old. Anything else is an error.
+func routedTo(name, want, old string) func(answer) (bool, error) {
+	return func(g answer) (bool, error) {
+		switch {
+		case g.status == 200 && strings.HasPrefix(g.body, want+" GET /sys/prop"):
+			return true, nil
+		case old == "" && g.status == 404 && g.errorCode() == "unknown_server",
+			old != "" && g.status == 200 && strings.HasPrefix(g.body, old+" GET /sys/prop"):
+			return false, nil // not there yet
+		}
+		return false, fmt.Errorf("%s, waiting for %s: %d %q", name, want, g.status, g.body)
+	}
+}
+
+// removedFrom accepts 404 unknown_server for name, tolerating routing to the upstream
+// called old (the table before the delete) until then.
+func removedFrom(name, old string) func(answer) (bool, error) {
+	return func(g answer) (bool, error) {
+		switch {
+		case g.status == 404 && g.errorCode() == "unknown_server":
+			return true, nil
+		case g.status == 200 && strings.HasPrefix(g.body, old+" GET /sys/prop"):
+			return false, nil // still the old table
+		}
+		return false, fmt.Errorf("after deleting %s: %d %q", name, g.status, g.body)
+	}
 }
 
 func reportLatencies(b *testing.B, what string, ds []time.Duration) {

@@ -63,11 +63,7 @@ var proxyGetHeaderMapValue = &hostFunc{
 //   - InvalidMemoryAccess: key or value outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyAddHeaderMapValue = &hostFunc{
-	module: moduleEnv, name: "proxy_add_header_map_value",
-	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.editHeader(s, editAdd)) },
-}
+var proxyAddHeaderMapValue = envCall("proxy_add_header_map_value", 5, func(vm *VM, s []uint64) abi.Status { return vm.editHeader(s, editAdd) })
 
 // proxyReplaceHeaderMapValue is env.proxy_replace_header_map_value: sets a header to
 // one value (Envoy's setCopy): the first entry keeps its place, later ones go, an
@@ -78,11 +74,7 @@ var proxyAddHeaderMapValue = &hostFunc{
 // Statuses: as proxy_add_header_map_value.
 //
 // Linked everywhere; callbacks only.
-var proxyReplaceHeaderMapValue = &hostFunc{
-	module: moduleEnv, name: "proxy_replace_header_map_value",
-	params: ps(5), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.editHeader(s, editReplace)) },
-}
+var proxyReplaceHeaderMapValue = envCall("proxy_replace_header_map_value", 5, func(vm *VM, s []uint64) abi.Status { return vm.editHeader(s, editReplace) })
 
 // proxyRemoveHeaderMapValue is env.proxy_remove_header_map_value: drops every entry of
 // a header; removing an absent header is Ok.
@@ -92,11 +84,7 @@ var proxyReplaceHeaderMapValue = &hostFunc{
 // Statuses: as proxy_add_header_map_value.
 //
 // Linked everywhere; callbacks only.
-var proxyRemoveHeaderMapValue = &hostFunc{
-	module: moduleEnv, name: "proxy_remove_header_map_value",
-	params: ps(3), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.editHeader(s, editRemove)) },
-}
+var proxyRemoveHeaderMapValue = envCall("proxy_remove_header_map_value", 3, func(vm *VM, s []uint64) abi.Status { return vm.editHeader(s, editRemove) })
 
 // proxyGetHeaderMapPairs is env.proxy_get_header_map_pairs: the whole map in the
 // pairs format. A map that does not exist now reads as an empty one, as in Envoy.

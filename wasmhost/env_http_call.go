@@ -43,13 +43,13 @@ var proxyHTTPCall = envCall("proxy_http_call", 10, (*VM).httpCall)
 // ParseFailure, and no gRPC token ever exists.
 
 // grpcUnknownService answers proxy_grpc_call and proxy_grpc_stream.
-func grpcUnknownService(vm *VM, s []uint64) {
+func grpcUnknownService(vm *VM, s []uint64) abi.Status {
 	vm.host.log(vm, Warn, "host: proxy_grpc_* called, but the wasmhost has no gRPC clusters")
-	s[0] = uint64(abi.StatusParseFailure)
+	return abi.StatusParseFailure
 }
 
 // grpcUnknownToken answers proxy_grpc_send, _cancel and _close.
-func grpcUnknownToken(vm *VM, s []uint64) { s[0] = uint64(abi.StatusNotFound) }
+func grpcUnknownToken(vm *VM, s []uint64) abi.Status { return abi.StatusNotFound }
 
 // proxyGrpcCall is env.proxy_grpc_call.
 //
@@ -58,11 +58,7 @@ func grpcUnknownToken(vm *VM, s []uint64) { s[0] = uint64(abi.StatusNotFound) }
 //	                timeout_ms, ret_token_ptr) -> status
 //
 // Statuses: ParseFailure (no such service), always. Linked everywhere; callbacks only.
-var proxyGrpcCall = &hostFunc{
-	module: moduleEnv, name: "proxy_grpc_call",
-	params: ps(12), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: grpcUnknownService,
-}
+var proxyGrpcCall = envCall("proxy_grpc_call", 12, grpcUnknownService)
 
 // proxyGrpcStream is env.proxy_grpc_stream.
 //
@@ -70,44 +66,28 @@ var proxyGrpcCall = &hostFunc{
 //	                  method_size, metadata_ptr, metadata_size, ret_token_ptr) -> status
 //
 // Statuses: ParseFailure (no such service), always. Linked everywhere; callbacks only.
-var proxyGrpcStream = &hostFunc{
-	module: moduleEnv, name: "proxy_grpc_stream",
-	params: ps(9), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: grpcUnknownService,
-}
+var proxyGrpcStream = envCall("proxy_grpc_stream", 9, grpcUnknownService)
 
 // proxyGrpcSend is env.proxy_grpc_send.
 //
 //	proxy_grpc_send(token, message_ptr, message_size, end_stream) -> status
 //
 // Statuses: NotFound (no such token), always. Linked everywhere; callbacks only.
-var proxyGrpcSend = &hostFunc{
-	module: moduleEnv, name: "proxy_grpc_send",
-	params: ps(4), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: grpcUnknownToken,
-}
+var proxyGrpcSend = envCall("proxy_grpc_send", 4, grpcUnknownToken)
 
 // proxyGrpcCancel is env.proxy_grpc_cancel.
 //
 //	proxy_grpc_cancel(token) -> status
 //
 // Statuses: NotFound (no such token), always. Linked everywhere; callbacks only.
-var proxyGrpcCancel = &hostFunc{
-	module: moduleEnv, name: "proxy_grpc_cancel",
-	params: ps(1), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: grpcUnknownToken,
-}
+var proxyGrpcCancel = envCall("proxy_grpc_cancel", 1, grpcUnknownToken)
 
 // proxyGrpcClose is env.proxy_grpc_close.
 //
 //	proxy_grpc_close(token) -> status
 //
 // Statuses: NotFound (no such token), always. Linked everywhere; callbacks only.
-var proxyGrpcClose = &hostFunc{
-	module: moduleEnv, name: "proxy_grpc_close",
-	params: ps(1), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: grpcUnknownToken,
-}
+var proxyGrpcClose = envCall("proxy_grpc_close", 1, grpcUnknownToken)
 
 // maxHTTPCallBody bounds an answer's body as Envoy's async client does (its default for
 // the runtime key http.async_response_buffer_limit); a larger body fails the call.

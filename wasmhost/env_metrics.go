@@ -69,11 +69,7 @@ var proxyRecordMetric = &hostFunc{
 //   - InvalidMemoryAccess: ret_value_ptr outside guest memory.
 //
 // Linked everywhere; callbacks only.
-var proxyGetMetric = &hostFunc{
-	module: moduleEnv, name: "proxy_get_metric",
-	params: ps(2), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.getMetric(uint32(s[0]), uint32(s[1]))) },
-}
+var proxyGetMetric = envCall("proxy_get_metric", 2, func(vm *VM, s []uint64) abi.Status { return vm.getMetric(uint32(s[0]), uint32(s[1])) })
 
 type metricKey struct {
 	typ  abi.MetricType

@@ -43,11 +43,7 @@ var proxySendLocalResponse = envCall("proxy_send_local_response", 8, (*VM).sendL
 //   - Unimplemented: type 3 (upstream), as in Envoy.
 //
 // Linked everywhere; callbacks only.
-var proxyContinueStream = &hostFunc{
-	module: moduleEnv, name: "proxy_continue_stream",
-	params: ps(1), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.continueStream(uint32(s[0]), false)) },
-}
+var proxyContinueStream = envCall("proxy_continue_stream", 1, func(vm *VM, s []uint64) abi.Status { return vm.continueStream(uint32(s[0]), false) })
 
 // proxyCloseStream is env.proxy_close_stream: Envoy resets the stream (details
 // wasm_close_stream) when the callback returns; the host reports it as a local
@@ -58,11 +54,7 @@ var proxyContinueStream = &hostFunc{
 // Statuses: as proxy_continue_stream.
 //
 // Linked everywhere; callbacks only.
-var proxyCloseStream = &hostFunc{
-	module: moduleEnv, name: "proxy_close_stream",
-	params: ps(1), results: r32, link: linkedEverywhere, allowed: callbacksOnly,
-	fn: func(vm *VM, s []uint64) { s[0] = uint64(vm.continueStream(uint32(s[0]), true)) },
-}
+var proxyCloseStream = envCall("proxy_close_stream", 1, func(vm *VM, s []uint64) abi.Status { return vm.continueStream(uint32(s[0]), true) })
 
 // Stream types of proxy_continue_stream / proxy_close_stream.
 const (

@@ -5,7 +5,7 @@
 //
 //   - "sync" (sync.go) runs once per proxy as a singleton service and long-polls the
 //     registrar (docs/sync-protocol.md), writing the route table into shared data
-//     (layout in table.go);
+//     (layout in filter/syncing/layout.go);
 //   - "router" (router.go) is the HTTP filter on every worker; it reads one
 //     shared-data key per request and rewrites :authority or answers locally.
 //     Without a sync (router-only mode, where only HTTP filters can be deployed),
@@ -13,9 +13,9 @@
 //     would (filter/syncing/lease.go).
 //
 // Both must use the same vm_id, since shared data is kept per vm_id. The decisions
-// are plain Go tested natively (internal/pluginconfig, filter/routing, snapshot.go,
-// backoff.go); the files named after a root are the ABI glue around them, and
-// abi_wasm.go holds the module's own host calls.
+// are plain Go tested natively (internal/pluginconfig, filter/routing, filter/syncing);
+// the files named after a root are the ABI glue around them, and abi_wasm.go and
+// abi_sync_wasm.go hold the module's own host calls.
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -o bin/filter.wasm ./filter
 package main

@@ -15,12 +15,12 @@ import (
 // result is the body of every /api/ answer, in the Lua setup's shape (docs/origin.md)
 // {"result": {"success": ..., "error": ..., ...}}.
 type result struct {
-	Success  bool            `json:"success"`
-	Error    string          `json:"error,omitempty"`
-	Revision *uint64         `json:"revision,omitempty"`
-	Changed  *bool           `json:"changed,omitempty"`
-	Server   *serverView     `json:"server,omitempty"`
-	Servers  *[]serverView   `json:"servers,omitempty"`
+	Success  bool          `json:"success"`
+	Error    string        `json:"error,omitempty"`
+	Revision *uint64       `json:"revision,omitempty"`
+	Changed  *bool         `json:"changed,omitempty"`
+	Server   *serverView   `json:"server,omitempty"`
+	Servers  *[]serverView `json:"servers,omitempty"`
 
 	// GET /api/proxies (proxies_api.go).
 	Lineage string        `json:"lineage,omitempty"`

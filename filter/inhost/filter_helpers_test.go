@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 	"switchyard/registrar/server"
 	"switchyard/registrar/store"
 	"switchyard/wasmhost"
@@ -342,7 +342,7 @@ func newFEnvAt(t testing.TB, opts wasmhost.Options, registrarURL string) *fEnv {
 	opts.Clusters["registrar"] = registrarURL
 	h := wasmhost.New(opts)
 	t.Cleanup(func() { h.Close() })
-	m, err := h.Load(context.Background(), testbin.Read(t, "filter.wasm"))
+	m, err := h.Load(context.Background(), bin.Read(t, "filter.wasm"))
 	if err != nil {
 		t.Fatalf("loading filter.wasm: %v", err)
 	}

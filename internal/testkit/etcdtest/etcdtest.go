@@ -35,7 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/proc"
 	"sync"
 	"syscall"
 	"testing"
@@ -97,7 +97,7 @@ type Member struct {
 
 	mu  sync.Mutex
 	out bytes.Buffer // output of every run, in order
-	run *testbin.Child
+	run *proc.Child
 }
 
 // Start runs an n-member cluster and returns once every member answers and the
@@ -218,7 +218,7 @@ func (c *Cluster) cleanup() {
 func (c *Cluster) logs() string {
 	var b strings.Builder
 	for _, m := range c.Members {
-		fmt.Fprintf(&b, "--- etcd member %s (%s):\n%s\n", m.Name, m.ClientURL, testbin.Tail(m.Output(), 4<<10))
+		fmt.Fprintf(&b, "--- etcd member %s (%s):\n%s\n", m.Name, m.ClientURL, proc.Tail(m.Output(), 4<<10))
 	}
 	return b.String()
 }
@@ -479,7 +479,7 @@ func (m *Member) start() error {
 	// The member dies with the test process even when the test is killed before its
 	// clean-up runs, so no stray etcd is left holding ports.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	r, err := testbin.StartCapture(cmd, &m.mu, &m.out, nil)
+	r, err := proc.StartCapture(cmd, &m.mu, &m.out, nil)
 	if err != nil {
 		return fmt.Errorf("starting etcd member %s (%s): %v", m.Name, m.c.bin, err)
 	}
@@ -489,7 +489,7 @@ func (m *Member) start() error {
 	return nil
 }
 
-func (m *Member) current() *testbin.Child {
+func (m *Member) current() *proc.Child {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.run

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 	"testing"
 	"time"
 
@@ -66,7 +66,7 @@ func TestCluster(t *testing.T) {
 	}
 	defer one.Close()
 	// A serializable read answers from the member's own copy: it has caught up.
-	testbin.Eventually(t, HealthyWithin, func() string {
+	wait.Eventually(t, HealthyWithin, func() string {
 		r, err := one.Get(ctx(t), "b", clientv3.WithSerializable())
 		if err != nil {
 			return err.Error()

@@ -18,11 +18,12 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
-	"switchyard/internal/testkit/apitest"
-	"switchyard/internal/testkit/wait"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/wait"
 )
 
 // countingUpstream is an upstream that counts the requests it receives, so a test can

@@ -5,11 +5,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"switchyard/internal/testkit/wait"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit/wait"
 )
 
 // TestReliabilityFailStaticUnderLoad: with 8 clients sending requests for registered

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
 	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"

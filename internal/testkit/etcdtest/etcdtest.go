@@ -13,7 +13,7 @@
 //     folder exactly as in production; an embedded server shares the test's process
 //     and can only be closed politely;
 //   - the embedded server brings etcd's whole server tree (raft, bbolt, grpc-gateway,
-//     otel, ...) into go.mod and into every `go test ./...` build on a 2-core machine;
+//     otel, ...) into go.mod and into every `go test ./...` build;
 //     the registrar itself needs only the client (go.etcd.io/etcd/client/v3, whose v3
 //     API the 3.4 server speaks: KV, Txn, Watch with progress notifications, Compact,
 //     Maintenance.Status);
@@ -35,7 +35,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"switchyard/internal/testkit/proc"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,14 +42,16 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"switchyard/internal/testkit/proc"
 )
 
 // InstallCommand is the one command that installs the etcd server the tests run.
 const InstallCommand = "apt-get update && apt-get install -y --no-install-recommends etcd-server"
 
 // How long a cluster may take to become healthy, a member to end after SIGTERM, and
-// one call to a member to answer. Generous: a loaded 2-core CI machine is slow, and a
-// test only waits this long when something is already wrong.
+// one call to a member to answer. Generous: on a loaded machine members start and
+// elect slowly, and a test only waits this long when something is already wrong.
 const (
 	HealthyWithin = 30 * time.Second
 	StopWithin    = 10 * time.Second

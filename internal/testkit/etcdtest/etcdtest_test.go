@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"switchyard/internal/testkit/wait"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"switchyard/internal/testkit/wait"
 )
 
 func ctx(t *testing.T) context.Context {

@@ -7,27 +7,16 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
 )
 
-// targetsAnswer is an /api/ answer with the server's targets as shown.
-type targetsAnswer struct {
-	Result struct {
-		Success  bool        `json:"success"`
-		Error    string      `json:"error"`
-		Revision uint64      `json:"revision"`
-		Changed  *bool       `json:"changed"`
-		Applied  *bool       `json:"applied"`
-		Server   *serverView `json:"server"`
-	} `json:"result"`
-}
-
 // send makes one API call and decodes its answer, requiring the status code and
 // the result shape.
-func send(t *testing.T, method, url, body string, code int) targetsAnswer {
+func send(t *testing.T, method, url, body string, code int) registrarapi.Answer {
 	t.Helper()
 	r := call(t, method, url, body)
-	var a targetsAnswer
+	var a registrarapi.Answer
 	if err := json.Unmarshal(r.Body, &a); err != nil {
 		t.Fatalf("%s %s: %d, not JSON in the result shape: %v: %s", method, url, r.Code, err, r.Body)
 	}
@@ -37,13 +26,13 @@ func send(t *testing.T, method, url, body string, code int) targetsAnswer {
 	return a
 }
 
-func views(ts ...targetView) []targetView { return ts }
+func views(ts ...registrarapi.Target) []registrarapi.Target { return ts }
 
-func up(address string, weight int, state string) targetView {
-	return targetView{address, weight, state, healthUp}
+func up(address string, weight int, state string) registrarapi.Target {
+	return registrarapi.Target{Address: address, Weight: weight, State: state, Health: healthUp}
 }
 
-func sameTargets(t *testing.T, what string, got *serverView, ip string, want []targetView) {
+func sameTargets(t *testing.T, what string, got *registrarapi.Server, ip string, want []registrarapi.Target) {
 	t.Helper()
 	if got == nil || got.Target != ip || fmt.Sprint(got.Targets) != fmt.Sprint(want) {
 		t.Fatalf("%s: %+v, want ipAddress %s and targets %v", what, got, ip, want)
@@ -62,12 +51,12 @@ func TestTargetsSetAndShow(t *testing.T) {
 	set := views(up("10.0.0.1:8080", 90, "active"), up("10.0.0.2:8080", 10, "active"), up("web-green.internal", 1, "draining"))
 	a := send(t, "POST", reg.URL+"/api/servers/register", blueGreen, 200)
 	sameTargets(t, "register answer", a.Result.Server, "10.0.0.1:8080", set)
-	rev := a.Result.Revision
+	rev := *a.Result.Revision
 	sameTargets(t, "GET", send(t, "GET", reg.URL+"/api/servers/web", "", 200).Result.Server, "10.0.0.1:8080", set)
 
 	// The same set again changes nothing.
-	if a := send(t, "PUT", reg.URL+"/api/servers/web", blueGreen, 200); *a.Result.Changed || a.Result.Revision != rev {
-		t.Fatalf("the same set again: changed %v at revision %d, want unchanged at %d", *a.Result.Changed, a.Result.Revision, rev)
+	if a := send(t, "PUT", reg.URL+"/api/servers/web", blueGreen, 200); *a.Result.Changed || *a.Result.Revision != rev {
+		t.Fatalf("the same set again: changed %v at revision %d, want unchanged at %d", *a.Result.Changed, *a.Result.Revision, rev)
 	}
 	// ipAddress given with targets must be the first active one: here the first is
 	// draining and the second has weight 0, so it is the third.
@@ -75,14 +64,14 @@ func TestTargetsSetAndShow(t *testing.T) {
 		{"address": "10.0.0.1:8080", "state": "draining"}, {"address": "10.0.0.2:8080", "weight": 0}, {"address": "10.0.0.3:8080"}]}`, 200)
 	sameTargets(t, "agreeing ipAddress", a.Result.Server, "10.0.0.3:8080",
 		views(up("10.0.0.1:8080", 1, "draining"), up("10.0.0.2:8080", 0, "active"), up("10.0.0.3:8080", 1, "active")))
-	if a.Result.Revision != rev+1 {
-		t.Fatalf("a replaced set: revision %d, want %d (one write, one revision)", a.Result.Revision, rev+1)
+	if *a.Result.Revision != rev+1 {
+		t.Fatalf("a replaced set: revision %d, want %d (one write, one revision)", *a.Result.Revision, rev+1)
 	}
 	// ipAddress alone: one target, shown as such; the old shape is unchanged.
 	register(t, reg.URL, "one", "10.0.0.9:80", "logs")
 	sameTargets(t, "ipAddress alone", send(t, "GET", reg.URL+"/api/servers/one", "", 200).Result.Server, "10.0.0.9:80", views(up("10.0.0.9:80", 1, "active")))
 	var list struct {
-		Result struct{ Servers []serverView } `json:"result"`
+		Result struct{ Servers []registrarapi.Server } `json:"result"`
 	}
 	if err := json.Unmarshal(call(t, "GET", reg.URL+"/api/servers", "").Body, &list); err != nil || len(list.Result.Servers) != 2 ||
 		len(list.Result.Servers[0].Targets) != 1 || len(list.Result.Servers[1].Targets) != 3 {
@@ -269,7 +258,7 @@ func TestTargetsBadInput(t *testing.T) {
 		{"loopback", "POST", reg.URL + "/api/servers/web/targets", `{"address": "127.0.0.1:9101"}`, "target.address: refused"},
 		{"duplicate", "PUT", put, withTargets(`{"address": "10.0.0.1"}, {"address": "10.0.0.2"}, {"address": "10.0.0.1", "weight": 5}`), `targets[2].address: "10.0.0.1" is also targets[0]`},
 		{"unknown field", "PUT", put, withTargets(`{"address": "10.0.0.1", "port": 80}`), `targets[0]: field "port" is not known`},
-		{"field twice", "PUT", put, withTargets(`{"address": "10.0.0.1", "weight": 1, "weight": 2}`), "targets[0].weight: appears more than once"},
+		{"field twice", "PUT", put, withTargets(`{"address": "10.0.0.1", "weight": 1, "weight": 2}`), `targets[0]: field "weight" appears more than once`},
 		{"targets twice", "PUT", put, `{"serviceName": "shop", "targets": [{"address": "10.0.0.1"}], "targets": [{"address": "10.0.0.2"}]}`, `field "targets" appears more than once`},
 		{"all draining", "PUT", put, withTargets(`{"address": "10.0.0.1", "state": "draining"}, {"address": "10.0.0.2", "state": "draining"}`), "targets: no target is active"},
 		{"all weight 0", "POST", reg.URL + "/api/servers/register", `{"host": "web", "serviceName": "shop", "targets": [{"address": "10.0.0.1", "weight": 0}]}`, "targets: no target is active"},

@@ -15,8 +15,8 @@ import (
 // (Name) and the targets the proxy sends them to (targets.go). Target (ipAddress) is
 // the first active target, what clients and data from before target sets know;
 // Targets is nil for a server of that one active target of weight 1 (see NewServer).
-// The JSON names are the data file's and etcd's format; host, ipAddress and
-// serviceName are also the API's wire contract.
+// The JSON names are the data file's and etcd's format; the API answers with
+// internal/registrarapi's Server, which shows targets with their health instead.
 type Server struct {
 	Name      string    `json:"host"`
 	Target    string    `json:"ipAddress"`

@@ -712,8 +712,8 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 
 // resolve gives, per change, the server it sets (nil: a removal), calling Updates in
 // order with the server as the write has left it so far (current gives a name's
-// server before the write). It fails on a removal with MustExist of an absent name
-// and on an Update's error.
+// server before the write). It fails on a removal with MustExist of an absent name,
+// on an Update's error and on a server whose targets break CheckTargets.
 func resolve(changes []Change, current func(name string) *Server) ([]*Server, error) {
 	sets := make([]*Server, len(changes))
 	state := map[string]*Server{}
@@ -731,6 +731,12 @@ func resolve(changes []Change, current func(name string) *Server) ([]*Server, er
 		}
 		if set == nil && c.MustExist && old == nil {
 			return nil, ErrNotFound
+		}
+		if set != nil {
+			// What a write stores must load again: the rules the loader applies.
+			if err := CheckTargets(*set); err != nil {
+				return nil, fmt.Errorf("server %q: %v", c.Name, err)
+			}
 		}
 		sets[i], state[c.Name] = set, set
 	}

@@ -141,3 +141,18 @@ func TestTargetsUpdateIsOneStep(t *testing.T) {
 		t.Fatalf("a write whose Update refuses: %+v, revision %d → %d, %d servers", out, rev, s.Current().Revision(), s.Current().Len())
 	}
 }
+
+// A write never stores what the loader would refuse: a set that breaks the rules
+// fails the write, and nothing changes.
+func TestTargetsWriteChecksSet(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "servers.json"))
+	for _, sv := range []Server{
+		{Target: "10.0.0.2", Targets: weighted()},
+		{Target: "10.0.0.1", Targets: []Target{{Address: "10.0.0.1", Weight: 1, State: "on"}}},
+		{Target: "10.0.0.1", Targets: []Target{}},
+	} {
+		if out := s.Write(Change{Name: "web", Server: &sv}); out.Err == nil || s.Current().Revision() != 0 {
+			t.Errorf("writing %+v: %+v, revision %d; want refused", sv, out, s.Current().Revision())
+		}
+	}
+}

@@ -3,12 +3,18 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"switchyard/internal/registrarapi"
+	"switchyard/internal/testkit/etcdtest"
 	"switchyard/registrar/store"
+	"switchyard/registrar/store/etcdstore"
 )
 
 // send makes one API call and decodes its answer, requiring the status code and
@@ -286,5 +292,106 @@ func TestTargetsBadInput(t *testing.T) {
 	}
 	if after := call(t, "GET", reg.URL+"/api/servers", "").Body; string(after) != string(before) {
 		t.Errorf("refused writes changed the table:\n%s\n%s", before, after)
+	}
+}
+
+// The registrar answers the same over either store: the same writes through the API
+// (whole sets, one-target changes, a set without an active target) on a registrar
+// over a data file and one over a real etcd, both starting from data written before
+// target sets (an old data file, an old etcd key), give the same servers and the same
+// v1, v2 and v3 full tables and deltas.
+func TestTargetsStoresAnswerTheSame(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	const prefix = "/targets-test/"
+	oldServer := `{"host":"old-1","ipAddress":"10.1.2.3:8080","serviceName":"logs","updatedAt":"2026-11-01T10:00:00Z"}`
+	if _, err := c.Client(t).Put(t.Context(), prefix+"old-1", oldServer); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "servers.json")
+	if err := os.WriteFile(data, []byte(`{"revision": 1, "servers": [`+oldServer+`]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emb := startRegistrar(t, regOptions{data: data})
+	st, err := etcdstore.Open(t.Context(), etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix, DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := New(Config{}, WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		srv.releaseWaiters()
+		hs.Close()
+		srv.Close()
+	})
+	etc := &testRegistrar{URL: hs.URL, Server: srv, Store: st}
+
+	// servers is GET /api/servers without what differs by store (revisions, times).
+	servers := func(reg *testRegistrar) string {
+		var a registrarapi.Answer
+		if err := json.Unmarshal(call(t, "GET", reg.URL+"/api/servers", "").Body, &a); err != nil || a.Result.Servers == nil {
+			t.Fatalf("GET /api/servers: %v", err)
+		}
+		for i := range *a.Result.Servers {
+			(*a.Result.Servers)[i].UpdatedAt = time.Time{}
+		}
+		b, _ := json.Marshal(a.Result.Servers)
+		return string(b)
+	}
+	// answer is a v1/v2/v3 answer's routes or upserts and removals.
+	answer := func(reg *testRegistrar, v int, after uint64) string {
+		q := "/v1/routes"
+		if v > 1 {
+			q += fmt.Sprintf("?v=%d", v)
+			if after > 0 {
+				q += fmt.Sprintf("&after=%d&lineage=%s", after, reg.Store.Lineage())
+			}
+		}
+		var a struct {
+			Kind     string            `json:"kind"`
+			Routes   map[string]string `json:"routes"`
+			Upserts  map[string]string `json:"upserts"`
+			Removals []string          `json:"removals"`
+		}
+		r := call(t, "GET", reg.URL+q, "")
+		if err := json.Unmarshal(r.Body, &a); r.Code != 200 || err != nil {
+			t.Fatalf("%s: %d %v %s", q, r.Code, err, r.Body)
+		}
+		return fmt.Sprintf("%s %v %v %v", a.Kind, a.Routes, a.Upserts, a.Removals)
+	}
+	steps := []struct{ method, path, body string }{
+		{"POST", "/api/servers/register", blueGreen},
+		{"PATCH", "/api/servers/web/targets/10.0.0.2:8080", `{"weight": 30}`},
+		{"POST", "/api/servers/old-1/targets", `{"address": "[2001:db8::7]:9000", "weight": 2}`},
+		{"PATCH", "/api/servers/web/targets/10.0.0.1:8080", `{"state": "draining"}`},
+		{"DELETE", "/api/servers/web/targets/web-green.internal", ""},
+		{"PUT", "/api/servers/web?allowNoActive=true", `{"serviceName": "shop", "targets": [{"address": "10.0.0.1:8080", "state": "draining"}]}`},
+		{"PUT", "/api/servers/old-1", `{"ipAddress": "10.1.2.4", "serviceName": "logs"}`},
+		{"DELETE", "/api/servers/web", ""},
+	}
+	for i, s := range steps {
+		before := []uint64{emb.Store.Current().Revision(), etc.Store.Current().Revision()}
+		for _, reg := range []*testRegistrar{emb, etc} {
+			if r := call(t, s.method, reg.URL+s.path, s.body); r.Code != 200 {
+				t.Fatalf("step %d %s %s: %d %s", i, s.method, s.path, r.Code, r.Body)
+			}
+		}
+		if a, b := servers(emb), servers(etc); a != b {
+			t.Fatalf("step %d: servers differ:\nembedded %s\netcd     %s", i, a, b)
+		}
+		for v := 1; v <= 3; v++ {
+			if a, b := answer(emb, v, 0), answer(etc, v, 0); a != b {
+				t.Fatalf("step %d: v%d full tables differ:\nembedded %s\netcd     %s", i, v, a, b)
+			}
+		}
+		for v := 2; v <= 3; v++ {
+			a, b := answer(emb, v, before[0]), answer(etc, v, before[1])
+			if a != b || !strings.HasPrefix(a, "delta") {
+				t.Fatalf("step %d: v%d deltas:\nembedded %s\netcd     %s", i, v, a, b)
+			}
+		}
 	}
 }

@@ -130,8 +130,8 @@ func register(b testing.TB, regURL, name, target string) {
 
 // BenchmarkRewriteManyHeaders is the routed path's header rewrite alone, for requests
 // with many distinct headers: the cost per header (ns/header) must stay flat as the
-// count grows (it grew with the count when each name was looked up among all the
-// others).
+// count grows (looking each name up among all the others would make it grow with the
+// count).
 func BenchmarkRewriteManyHeaders(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {

@@ -12,6 +12,7 @@ import (
 
 	"switchyard/internal/apitest"
 	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/envoycheck"
 )
 
 // proc is one of the project's binaries running for a test (testbin.Start): on a
@@ -34,19 +35,9 @@ func startRegistrar(t testing.TB, extra ...string) *proc {
 // targets are allowed, since the tests' upstreams are on this machine.
 func startDevproxy(t testing.TB, registrarURL string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", repoEnvoy(t), "-allow-cidr", "127.0.0.0/8",
+	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", envoycheck.RepoConfigPath(t), "-allow-cidr", "127.0.0.0/8",
 		"-wasm", testbin.Path(t, "filter.wasm"), "-registrar", registrarURL}, extra...)
 	return &proc{testbin.Start(t, "devproxy", args...)}
-}
-
-// repoEnvoy is the path of the repo's envoy.yaml.
-func repoEnvoy(t testing.TB) string {
-	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(root, "envoy.yaml")
 }
 
 // register puts name → target through POST /api/servers/register.

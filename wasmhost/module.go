@@ -34,7 +34,7 @@ type Module struct {
 //   - every import is one the host links for that ABI under its profile, with the
 //     same signature, else "Failed to load Wasm module due to a missing import:
 //     <module>.<name>" (proxy_get_log_level needs the 0_2_1 marker; the Legacy profile
-//     links only the pre-#533 WASI list);
+//     links only the shorter WASI list);
 //   - an allocator export, malloc first, then proxy_on_memory_allocate, (i32) -> i32,
 //     else "Wasm module is missing malloc function";
 //   - a memory export named "memory".

@@ -31,7 +31,7 @@ type ImportReport struct {
 // all-or-nothing. A failure part-way leaves the earlier parts written and says so;
 // running the same -import again finishes it (entries already there change nothing).
 func (s *Server) Import(path string) (ImportReport, error) {
-	return importSeed(s.store, path, s.policy)
+	return importSeed(s.store, path, s.cfg.Policy)
 }
 
 // importSeed loads the Lua setup's server_mapping.json ({"name": "ip", ...}) into store as

@@ -29,8 +29,6 @@ type settings struct {
 	// CompactBytes: the log is compacted into the data file once it holds this many
 	// bytes, or the data file's size when that is larger.
 	CompactBytes int64
-	// History is how many revisions of changes are kept for delta answers.
-	History int64
 	// Init allows starting a new, empty history when data existed at Data and is
 	// gone (store.EmbeddedOptions.Init).
 	Init   bool
@@ -123,7 +121,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 		return n
 	}
 	fs.Int64Var(&c.CompactBytes, "compact-bytes", envInt("REGISTRAR_COMPACT_BYTES", defaultCompactBytes), "compact the write-ahead log into the data file once it holds this many bytes, or the data file's size when larger (env REGISTRAR_COMPACT_BYTES)")
-	fs.Int64Var(&c.History, "history", envInt("REGISTRAR_HISTORY", store.DefaultHistory), "revisions of changes kept for delta answers to proxies (at most that many name changes; ~100 bytes each); a proxy further behind gets the full table (env REGISTRAR_HISTORY)")
+	fs.Int64Var(&sc.History, "history", envInt("REGISTRAR_HISTORY", store.DefaultHistory), "revisions of changes kept for delta answers to proxies (at most that many name changes; ~100 bytes each); a proxy further behind gets the full table (env REGISTRAR_HISTORY)")
 	fs.Int64Var(&sc.PageBytes, "page-bytes", envInt("REGISTRAR_PAGE_BYTES", server.DefaultPageBytes), "largest /v1/routes answer in bytes: full tables are sent in pages of this size, well under Envoy's 32 MiB http-call limit (env REGISTRAR_PAGE_BYTES)")
 	fs.Int64Var(&sc.MaxServers, "max-servers", envInt("REGISTRAR_MAX_SERVERS", server.DefaultMaxServers), "most servers the table may hold; writes that would add more are refused with 507 (env REGISTRAR_MAX_SERVERS)")
 	fs.Int64Var(&sc.MaxProxies, "max-proxies", envInt("REGISTRAR_MAX_PROXIES", server.DefaultMaxProxies), "most proxies GET /api/proxies remembers; a new one beyond that evicts the one silent longest (env REGISTRAR_MAX_PROXIES)")
@@ -156,7 +154,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 	if c.CompactBytes < 1 {
 		return c, errors.New("-compact-bytes must be at least 1")
 	}
-	if c.History < 1 || c.History > 1<<30 {
+	if sc.History < 1 || sc.History > 1<<30 {
 		return c, errors.New("-history must be between 1 and 1073741824 revisions")
 	}
 	if sc.PageBytes < server.MinPageBytes || sc.PageBytes > 32<<20 {

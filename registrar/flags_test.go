@@ -14,7 +14,7 @@ func TestParseFlagsTuningFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.History != 7 || c.server.PageBytes != 8192 || c.server.MaxServers != 9 || c.server.MaxProxies != 11 || c.server.ReplicaName != "r-1" || !c.Init {
+	if c.server.History != 7 || c.server.PageBytes != 8192 || c.server.MaxServers != 9 || c.server.MaxProxies != 11 || c.server.ReplicaName != "r-1" || !c.Init {
 		t.Errorf("parsed %+v", c)
 	}
 	env := map[string]string{"REGISTRAR_MAX_PROXIES": "12", "REGISTRAR_REPLICA_NAME": "r-2"}

@@ -62,11 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("import failed", "err", err)
 			return 1
 		}
-		into := []any{"data", cfg.Data}
-		if cfg.UseEtcd {
-			into = []any{"etcd", cfg.Etcd.Endpoints, "prefix", cfg.Etcd.Prefix}
-		}
-		log.Info("imported", append([]any{"file", cfg.Import, "entries", rep.Entries, "changed", rep.Changed, "revision", rep.Revision}, into...)...)
+		log.Info("imported", append([]any{"file", cfg.Import, "entries", rep.Entries, "changed", rep.Changed, "revision", rep.Revision}, cfg.server.StoreAt...)...)
 		return 0
 	}
 
@@ -85,7 +81,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // openStore opens the store cfg names: etcd when -etcd-endpoints is set, else the
 // embedded one at -data; o holds what the server needs of either.
 func openStore(ctx context.Context, cfg settings, o store.Options) (store.Store, error) {
-	o.History = int(cfg.History)
 	if cfg.UseEtcd {
 		eo := cfg.Etcd
 		eo.Options = o

@@ -87,7 +87,7 @@ func (h *Host) check(cm wazero.CompiledModule) (*Module, error) {
 			case name == "proxy_get_log_level" && mod == "env":
 				why = " (Envoy links proxy_get_log_level only for modules exporting " + abi021 + ")"
 			case h.opts.Profile == Legacy && h.byName["wasi."+name] != nil:
-				why = " (Envoy before cpp-host #533 does not link it; the legacy profile reproduces Envoy 1.33–1.37)"
+				why = " (only the current profile, Envoy ≈1.38 and later, links it; the legacy profile reproduces Envoy 1.33–1.37)"
 			}
 			return nil, fmt.Errorf("host: Failed to load Wasm module due to a missing import: %s%s", qualified, why)
 		}

@@ -20,6 +20,9 @@ type Config struct {
 	PageBytes int64
 	// MaxServers refuses writes that would take the table past it (507).
 	MaxServers int64
+	// History is how many revisions of changes the store keeps for delta answers
+	// (StoreOptions; zero: store.DefaultHistory).
+	History int64
 	// ReplicaName names this registrar in GET /api/proxies (which replica saw a
 	// proxy); "" means the address it listens on.
 	ReplicaName string

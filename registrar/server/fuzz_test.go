@@ -59,7 +59,7 @@ func FuzzWrite(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.put, s.host, []byte(s.body))
 	}
-	srv, err := newServer(f, Config{}, filepath.Join(f.TempDir(), "servers.json"), 0)
+	srv, err := newServer(f, Config{}, filepath.Join(f.TempDir(), "servers.json"))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newServer(t, Config{Token: o.token, Policy: policy, PageBytes: o.pageBytes, MaxServers: o.maxServers}, o.data, o.history, WithSyncObserver(o.observe))
+	s, err := newServer(t, Config{Token: o.token, Policy: policy, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers}, o.data, WithSyncObserver(o.observe))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +57,12 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 }
 
 // newServer builds a server as the registrar command does: the embedded store at
-// data, opened with StoreOptions and history revisions kept (0: the default), handed
-// to New. The test's cleanup closes the server, then the store.
-func newServer(t testing.TB, cfg Config, data string, history int64, opts ...Option) (*Server, error) {
+// data, opened with StoreOptions, handed to New. The test's cleanup closes the
+// server, then the store.
+func newServer(t testing.TB, cfg Config, data string, opts ...Option) (*Server, error) {
 	t.Helper()
 	m := NewMetrics()
-	o := StoreOptions(cfg, nil, m)
-	o.History = int(history)
-	st, err := store.Open(data, store.EmbeddedOptions{Options: o})
+	st, err := store.Open(data, store.EmbeddedOptions{Options: StoreOptions(cfg, nil, m)})
 	if err != nil {
 		return nil, err
 	}

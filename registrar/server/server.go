@@ -235,11 +235,11 @@ func saveFailure(err error) string {
 }
 
 // StoreOptions are the settings the store a server built from cfg serves must be
-// opened with (the caller adds the history to keep and each store's own settings):
-// log, the write rules for loaded entries, cfg's table limit and m's commit observer.
+// opened with (the caller adds each store's own): log, the write rules for loaded
+// entries, cfg's history and table limit, and m's commit observer.
 func StoreOptions(cfg Config, log *slog.Logger, m *Metrics) store.Options {
 	return store.Options{Log: log, OnCommit: m.observeCommit, EntryCheck: checkLoaded,
-		MaxServers: int(cmp.Or(cfg.MaxServers, DefaultMaxServers))}
+		History: int(cfg.History), MaxServers: int(cmp.Or(cfg.MaxServers, DefaultMaxServers))}
 }
 
 // checkLoaded applies the write rules the store does not know (reserved names,

@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"switchyard/registrar/store"
-	"switchyard/registrar/store/etcdstore"
 )
 
 // importedServiceName marks servers that came from the Lua setup's mapping file, which
@@ -67,7 +66,7 @@ func importSeed(st store.Store, path string, policy Policy) (ImportReport, error
 		return rep, nil
 	}
 	out := st.Write(changes...)
-	if errors.Is(out.Err, etcdstore.ErrTransactionTooLarge) {
+	if errors.Is(out.Err, store.ErrTooLarge) {
 		return importInParts(st, path, changes, rep)
 	}
 	if out.Err != nil {

@@ -77,6 +77,9 @@ var (
 	ErrClosed = errors.New("the registrar is shutting down; retry against the new instance")
 	// ErrTableFull: the write would take the table past its maximum of servers.
 	ErrTableFull = errors.New("the table is full")
+	// ErrTooLarge: the store cannot make the write as one (the etcd store: more than
+	// one etcd transaction may hold); nothing was changed, and it may be made in parts.
+	ErrTooLarge = errors.New("the write is too large to make at once")
 	// ErrSnapshotGone: Page was asked for a revision the store no longer holds.
 	ErrSnapshotGone = errors.New("snapshot_gone")
 )

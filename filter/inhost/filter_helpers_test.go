@@ -15,15 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 	"switchyard/registrar/server"
 	"switchyard/registrar/store"
 	"switchyard/wasmhost"
 )
 
-// Helpers for the tests that run the real filter.wasm in the wasmhost
-// (filter_e2e_test.go). Names start with "f" or "filter" to stay clear of the
-// process-level helpers in procs_test.go.
+// Helpers for this package's tests, which run the real filter.wasm in the wasmhost
+// (filter_test.go, sync_v2_test.go, reliability_filter_test.go, the benchmarks).
 
 // fRegistrar is the real registrar (registrar/server over an embedded store in a
 // temporary folder) on 127.0.0.1, behind a wrapper that injects faults into its
@@ -349,7 +348,7 @@ func newFEnvAt(t testing.TB, opts wasmhost.Options, registrarURL string) *fEnv {
 	opts.Clusters["registrar"] = registrarURL
 	h := wasmhost.New(opts)
 	t.Cleanup(func() { h.Close() })
-	m, err := h.Load(context.Background(), testbin.Read(t, "filter.wasm"))
+	m, err := h.Load(context.Background(), bin.Read(t, "filter.wasm"))
 	if err != nil {
 		t.Fatalf("loading filter.wasm: %v", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"switchyard/internal/apitest"
+	"switchyard/internal/testkit/apitest"
 	"switchyard/registrar/store"
 )
 

@@ -10,17 +10,14 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"switchyard/internal/registrarapi"
 )
 
-// Server is one registered server: the server name clients put in X-Server-Name
-// (Name) and the target the proxy sends them to (Target, host:port or an IP). The JSON
-// names (host, ipAddress, serviceName) are the API's wire contract and stay as they are.
-type Server struct {
-	Name      string    `json:"host"`
-	Target    string    `json:"ipAddress"`
-	Service   string    `json:"serviceName"`
-	UpdatedAt time.Time `json:"updatedAt"`
-}
+// Server is one registered server (name, target, service, when it last changed). It
+// is the API's wire type, declared once in internal/registrarapi; the data file and
+// the WAL use the same JSON names.
+type Server = registrarapi.Server
 
 // Change sets (Server != nil) or removes (Server == nil) one server name.
 type Change struct {

@@ -9,14 +9,14 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"switchyard/internal/envoyconfig"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 )
 
 // RepoConfigPath is the path of the project's envoy.yaml, the file the dev proxy serves
 // and these rules guard.
 func RepoConfigPath(t testing.TB) string {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
+	root, err := bin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

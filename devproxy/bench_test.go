@@ -18,8 +18,9 @@ import (
 	"switchyard/internal/testkit/load"
 )
 
-// In-process benchmarks of the dev proxy, for profiling its own cost per request: the real filter.wasm on the real host, the real registrar binary feeding the
-// table, real HTTP on loopback. Unlike e2e's BenchmarkDevproxyThroughput (the built
+// In-process benchmarks of the dev proxy, for profiling its own cost per request: the
+// real filter.wasm on the real host, the real registrar binary feeding the table, real
+// HTTP on loopback. Unlike e2e's BenchmarkDevproxyThroughput (the built
 // binary, measured from outside), these run the proxy in the test process, so
 // -cpuprofile and -memprofile show where its time and garbage go:
 //

@@ -21,7 +21,7 @@ import (
 	"switchyard/internal/testkit/procfs"
 )
 
-// System benchmarks at scale (issue 12.5), through the built binaries: bin/registrar
+// System benchmarks at scale, through the built binaries: bin/registrar
 // with its table imported by -import (one durable write), bin/devproxy on the repo's
 // envoy.yaml running the real filter.wasm, which syncs with protocol v2
 // (docs/sync-protocol.md). The registrar's own figures at these sizes are

@@ -11,7 +11,6 @@ import (
 
 	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
-	"switchyard/registrar/store/etcdstore"
 )
 
 // result is the body of every /api/ answer, in the Lua setup's shape (docs/origin.md)
@@ -257,7 +256,7 @@ func (a *api) writeStoreError(w http.ResponseWriter, name string, err error) {
 		writeFailure(w, http.StatusNotFound, "server '"+name+"' is not registered")
 	case errors.Is(err, store.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, etcdstore.ErrTransactionTooLarge):
+	case errors.Is(err, store.ErrTooLarge):
 		writeFailure(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, store.ErrUnavailable):
 		a.log.Warn("write failed: the store is unavailable", "host", name, "err", err)

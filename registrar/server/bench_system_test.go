@@ -29,7 +29,7 @@ import (
 //     revision with the new server in it.
 //
 // In-process rather than the built binary, to read the store's commit counter and the
-// watcher gauge directly; the two share the machine's 2 cores either way. Each
+// watcher gauge directly; client and server share the machine's cores either way. Each
 // benchmark does its whole workload once per b.N iteration and reports figures over
 // all iterations; run them with -benchtime 1x:
 //

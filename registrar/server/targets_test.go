@@ -312,12 +312,13 @@ func TestTargetsStoresAnswerTheSame(t *testing.T) {
 		t.Fatal(err)
 	}
 	emb := startRegistrar(t, regOptions{data: data})
-	st, err := etcdstore.Open(t.Context(), etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix, DialTimeout: 2 * time.Second})
+	m := NewMetrics()
+	st, err := etcdstore.Open(t.Context(), etcdstore.Options{Options: StoreOptions(Config{}, nil, m), Endpoints: c.Endpoints(), Prefix: prefix, DialTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := New(Config{}, WithStore(st))
+	srv, err := New(Config{}, st, m)
 	if err != nil {
 		t.Fatal(err)
 	}

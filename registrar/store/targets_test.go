@@ -39,7 +39,7 @@ func TestTargetsOldDataLoadsUnchanged(t *testing.T) {
 	if err := os.WriteFile(segmentName(path, 4), []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := openT(t, path, WithCompactAt(1))
+	s := openT(t, path, EmbeddedOptions{CompactAt: 1})
 	for name, addr := range map[string]string{"web-1": "10.1.2.3:8080", "web-2": "web-2.internal"} {
 		sv, ok := s.Current().Get(name)
 		if !ok || sv.Targets != nil || sv.Target != addr || sv.Route() != addr ||
@@ -101,7 +101,7 @@ func TestTargetsBadStoredSetRefused(t *testing.T) {
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(path); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Open(path, EmbeddedOptions{}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Open = %v, want a refusal saying %q", c.targets, err, c.want)
 		}
 	}

@@ -39,7 +39,7 @@ func TestTargetsInEtcd(t *testing.T) {
 		t.Fatalf("a key with weight 500: served %v, %d invalid keys; want skipped", ok, a.InvalidKeys())
 	}
 
-	emb, err := store.Open(filepath.Join(t.TempDir(), "servers.json"))
+	emb, err := store.Open(filepath.Join(t.TempDir(), "servers.json"), store.EmbeddedOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
-package syncing
+package polling
 
 import "runtime/debug"
 
-// BuildVersion, when set at link time (-ldflags "-X switchyard/filter/syncing.BuildVersion=v1.2.3"),
+// BuildVersion, when set at link time (-ldflags "-X switchyard/filter/polling.BuildVersion=v1.2.3"),
 // is the version the sync reports; otherwise Version derives one from the build info.
 var BuildVersion string
 

@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 import (
 	"strconv"
@@ -60,7 +60,7 @@ import (
 const (
 	RouteKeyPrefix = contract.RouteKeyPrefix
 	RevisionKey    = contract.RevisionKey
-	TableKey       = contract.KeyPrefix + "table"
+	StateKey       = contract.KeyPrefix + "table"
 	PolledKey      = contract.PolledKey
 	HeadKey        = contract.KeyPrefix + "names/head"
 	SegmentPrefix  = contract.KeyPrefix + "names/"
@@ -79,8 +79,10 @@ type Store interface {
 	Set(key, value string) error
 }
 
-// tableValue is the value of TableKey.
-func tableValue(revision uint64, lineage string, dirty bool) string {
+// stateValue is the value of StateKey: the revision and lineage of the table the route
+// keys hold, not a table (the key's string, switchyard/table, stays for the stores
+// that outlive a filter upgrade).
+func stateValue(revision uint64, lineage string, dirty bool) string {
 	v := strconv.FormatUint(revision, 10) + " " + lineage
 	if dirty {
 		v += " dirty"
@@ -228,7 +230,7 @@ type Recovered struct {
 // parse counts as no table.
 func Recover(st Store) Recovered {
 	r := Recovered{Live: map[string]string{}}
-	if v, ok := st.Get(TableKey); ok {
+	if v, ok := st.Get(StateKey); ok {
 		f := strings.Split(string(v), " ")
 		n, err := strconv.ParseUint(f[0], 10, 64)
 		if err == nil && len(f) >= 2 && len(f) <= 3 && (f[1] == "" || ValidLineage(f[1])) && (len(f) == 2 || f[2] == "dirty") {

@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 // Backoff gives the delays between failed polls: 1 s, 2 s, 4 s, ... up to 30 s, each
 // shortened by a random 0–25 % so that many proxies that lost the registrar at the

@@ -21,9 +21,8 @@ import (
 	"switchyard/wasmhost"
 )
 
-// Helpers for the tests that run the real filter.wasm in the wasmhost
-// (filter_e2e_test.go). Names start with "f" or "filter" to stay clear of the
-// process-level helpers in procs_test.go.
+// Helpers for this package's tests, which run the real filter.wasm in the wasmhost.
+// Names start with "f" or "filter".
 
 // fRegistrar is the real registrar (registrar/server over an embedded store in a
 // temporary folder) on 127.0.0.1, behind a wrapper that injects faults into its

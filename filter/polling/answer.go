@@ -22,7 +22,7 @@ const (
 )
 
 // Answer is a 200 answer of the registrar, checked on its own (ParseAnswer); whether
-// it fits the table the sync holds (lineage, from, the page's place) is the Machine's
+// it fits the table the poller holds (lineage, from, the page's place) is the Machine's
 // to check. Strings are views into the body it was parsed from.
 type Answer struct {
 	Kind     Kind

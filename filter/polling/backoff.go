@@ -12,7 +12,7 @@ type Backoff struct {
 	rng                  uint64
 }
 
-// NewBackoff returns the sync's backoff, 1 s to 30 s, with jitter seeded by seed
+// NewBackoff returns the poller's backoff, 1 s to 30 s, with jitter seeded by seed
 // (the host's clock in nanoseconds is good enough: it only spreads proxies apart).
 func NewBackoff(seed uint64) *Backoff {
 	return &Backoff{MinMillis: 1000, MaxMillis: 30000, rng: seed | 1}

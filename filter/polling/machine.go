@@ -88,7 +88,7 @@ type assembly struct {
 	received int // names received
 }
 
-// Machine is the sync's state. Create it with New, then call Tick on every host tick
+// Machine is the poller's state. Create it with New, then call Tick on every host tick
 // and Answer with every reply to a poll it sent.
 type Machine struct {
 	cfg     pluginconfig.RegistrarConfig
@@ -115,10 +115,10 @@ type Machine struct {
 	polledFailed bool // a write of PolledKey failed (logged once)
 }
 
-// New starts from what shared data already holds: when only the sync VM was replaced
-// (the router VMs keep the vm_id's store alive), the table an earlier sync wrote is
-// still there and still served. The new sync adopts it, so its first poll asks only
-// for what changed since, and names removed while no sync ran are emptied by the first
+// New starts from what shared data already holds: when only the poller's VM was replaced
+// (the router VMs keep the vm_id's store alive), the table an earlier poller wrote is
+// still there and still served. The new poller adopts it, so its first poll asks only
+// for what changed since, and names removed while no poller ran are emptied by the first
 // update. now seeds the backoff's jitter.
 func New(cfg pluginconfig.RegistrarConfig, id Identity, host Host, now int64) *Machine {
 	m := &Machine{cfg: cfg, id: id, host: host, backoff: NewBackoff(uint64(now))}
@@ -164,7 +164,7 @@ func (m *Machine) TimeoutMillis() uint32 {
 func (m *Machine) Tick(now int64) {
 	if m.inFlight {
 		// The host times the call out itself and calls back; this is a guard
-		// against a host that never answers, so the sync cannot stall for good.
+		// against a host that never answers, so the poller cannot stall for good.
 		if now-m.sentAt > (int64(m.TimeoutMillis())+contract.PollLostMarginSeconds*1000)*1e6 {
 			m.inFlight = false
 			m.fail(now, "no_answer", "the poll got no answer, not even a timeout, within "+
@@ -545,10 +545,10 @@ func (m *Machine) applyFull(asm *assembly) (added, changed, removed int, err err
 	return
 }
 
-// markDirty tells a sync that may replace this one that an update is being written.
+// markDirty tells a poller that may replace this one that an update is being written.
 func (m *Machine) markDirty() error {
 	if !m.loaded {
-		return nil // no table key yet: a new sync finds no table and asks for a full one
+		return nil // no table key yet: a new poller finds no table and asks for a full one
 	}
 	return m.host.Set(StateKey, stateValue(m.revision, m.lineage, true))
 }

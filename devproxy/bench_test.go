@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/load"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/load"
 )
 
 // In-process benchmarks of the dev proxy, for profiling its own cost per request: the real filter.wasm on the real host, the real registrar binary feeding the
@@ -49,7 +49,7 @@ func setupBench(b *testing.B) *benchSetup {
 	reg := startRegistrar(b)
 	register(b, reg.URL(), "bench", up.Listener.Addr().String())
 	p, err := New(context.Background(), Config{
-		Wasm: testbin.Read(b, "filter.wasm"), Envoy: repoEnvoy(b), Registrar: []string{reg.URL()}, Upstream: up.URL, Workers: 2,
+		Wasm: bin.Read(b, "filter.wasm"), Envoy: repoEnvoy(b), Registrar: []string{reg.URL()}, Upstream: up.URL, Workers: 2,
 		AllowCIDR: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	})
 	if err != nil {

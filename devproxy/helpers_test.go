@@ -19,7 +19,9 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
 	"switchyard/internal/envoyconfig"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/proc"
+	"switchyard/internal/testkit/wait"
 )
 
 // repoEnvoyPath is the project's envoy.yaml, the file the dev proxy serves.
@@ -54,9 +56,9 @@ func repoEnvoy(t testing.TB, replace ...string) *bootstrapv3.Bootstrap {
 // startRegistrar runs the built registrar on loopback with its own data file,
 // loopback targets allowed, and none of the REGISTRAR_* settings of whoever runs the
 // tests.
-func startRegistrar(t testing.TB) *testbin.Proc {
+func startRegistrar(t testing.TB) *proc.Proc {
 	t.Helper()
-	return testbin.StartRegistrar(t, "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
+	return proc.StartRegistrar(t, "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
 }
 
 // world is the dev proxy on the repo's envoy.yaml with everything its routes need on
@@ -65,7 +67,7 @@ func startRegistrar(t testing.TB) *testbin.Proc {
 type world struct {
 	proxy    *httptest.Server
 	p        *Proxy
-	reg      *testbin.Proc
+	reg      *proc.Proc
 	target   *recorder // web-1's target
 	blue     *recorder // the app cluster's instances
 	green    *recorder
@@ -89,7 +91,7 @@ func startWorldAllow(t *testing.T, allow []netip.Prefix, extra ...string) *world
 	w.reg = startRegistrar(t)
 	register(t, w.reg.URL(), "web-1", w.target.addr)
 	p, err := New(t.Context(), Config{
-		Wasm:      testbin.Read(t, "filter.wasm"),
+		Wasm:      bin.Read(t, "filter.wasm"),
 		Envoy:     repoEnvoy(t, extra...),
 		Registrar: []string{w.reg.URL()},
 		Clusters: map[string][]string{
@@ -107,7 +109,7 @@ func startWorldAllow(t *testing.T, allow []netip.Prefix, extra ...string) *world
 	w.p = p
 	w.proxy = httptest.NewServer(p)
 	t.Cleanup(w.proxy.Close)
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		if a := w.do(t, "GET", "/sys/ready", "X-Server-Name", "web-1"); a.status != 200 {
 			return fmt.Sprintf("web-1 not routed yet: %d %s", a.status, a.body)
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 )
 
 // The dev proxy serves the repo's envoy.yaml: the Lua setup's nginx behaviour (CORS
@@ -191,7 +191,7 @@ func TestErrorsNameTheServerNotTheTarget(t *testing.T) {
 	ln.Close()
 	register(t, w.reg.URL(), "gone-1", dead)
 	_, port, _ := net.SplitHostPort(dead)
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		a := w.do(t, "GET", "/sys/x", "X-Server-Name", "gone-1")
 		if a.status != 503 || !strings.Contains(a.body, "gone-1") {
 			return fmt.Sprintf("gone-1: %d %q, want 503 naming the server", a.status, a.body)

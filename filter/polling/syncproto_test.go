@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"testing"
 
-	"switchyard/internal/apitest"
+	"switchyard/internal/testkit/apitest"
 	"switchyard/internal/contract"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/proc"
 )
 
 // TestRegistrarAnswersThroughTheParser runs the real registrar (bin/registrar on
@@ -25,7 +25,7 @@ func TestRegistrarAnswersThroughTheParser(t *testing.T) {
 	const n = 250 // about 13 KiB of routes: four pages at the smallest page size
 	data := filepath.Join(t.TempDir(), "servers.json")
 	apitest.WriteData(t, data, n)
-	reg := testbin.StartRegistrar(t, "-data", data, "-allow-cidr", "127.0.0.0/8,10.0.0.0/8", "-page-bytes", "4096")
+	reg := proc.StartRegistrar(t, "-data", data, "-allow-cidr", "127.0.0.0/8,10.0.0.0/8", "-page-bytes", "4096")
 
 	want := map[string]string{}
 	for i := range n {

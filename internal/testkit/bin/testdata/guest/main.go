@@ -1,4 +1,4 @@
-// A minimal wasip1 c-shared module for testbin's own test of Guest: it exports one
+// A minimal wasip1 c-shared module for package bin's own test of Guest: it exports one
 // function so the build has something to keep.
 package main
 

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/registrar/store"
+	"switchyard/internal/registrarapi"
 )
 
 // Reply is one HTTP answer, read completely.
@@ -58,21 +58,15 @@ func Call(t testing.TB, method, url, body string, hdr ...string) Reply {
 	return Reply{resp.StatusCode, resp.Header, b}
 }
 
-// Result is the decoded {"result": {...}} of an /api/ answer.
-type Result struct {
-	Success  bool           `json:"success"`
-	Error    string         `json:"error"`
-	Revision *uint64        `json:"revision"`
-	Changed  *bool          `json:"changed"`
-	Server   *store.Server  `json:"server"`
-	Servers  []store.Server `json:"servers"`
-}
+// Result is the decoded {"result": {...}} of an /api/ answer: the registrar's own
+// wire type.
+type Result = registrarapi.Result
 
 // Result decodes an /api/ answer, failing the test when it lacks the result shape.
 func (r Reply) Result(t testing.TB) Result {
 	t.Helper()
 	var env struct {
-		Result *Result `json:"result"`
+		Result *Result `json:"result"` // a pointer, so an answer without "result" shows
 	}
 	if err := json.Unmarshal(r.Body, &env); err != nil || env.Result == nil {
 		t.Fatalf("answer %d is not in the {\"result\": ...} shape: %v: %s", r.Code, err, r.Body)

@@ -13,7 +13,7 @@
 //     folder exactly as in production; an embedded server shares the test's process
 //     and can only be closed politely;
 //   - the embedded server brings etcd's whole server tree (raft, bbolt, grpc-gateway,
-//     otel, ...) into go.mod and into every `go test ./...` build on a 2-core machine;
+//     otel, ...) into go.mod and into every `go test ./...` build;
 //     the registrar itself needs only the client (go.etcd.io/etcd/client/v3, whose v3
 //     API the 3.4 server speaks: KV, Txn, Watch with progress notifications, Compact,
 //     Maintenance.Status);
@@ -35,7 +35,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"switchyard/internal/testbin"
 	"sync"
 	"syscall"
 	"testing"
@@ -43,14 +42,16 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"switchyard/internal/testkit/proc"
 )
 
 // InstallCommand is the one command that installs the etcd server the tests run.
 const InstallCommand = "apt-get update && apt-get install -y --no-install-recommends etcd-server"
 
 // How long a cluster may take to become healthy, a member to end after SIGTERM, and
-// one call to a member to answer. Generous: a loaded 2-core CI machine is slow, and a
-// test only waits this long when something is already wrong.
+// one call to a member to answer. Generous: on a loaded machine members start and
+// elect slowly, and a test only waits this long when something is already wrong.
 const (
 	HealthyWithin = 30 * time.Second
 	StopWithin    = 10 * time.Second
@@ -97,7 +98,7 @@ type Member struct {
 
 	mu  sync.Mutex
 	out bytes.Buffer // output of every run, in order
-	run *testbin.Child
+	run *proc.Child
 }
 
 // Start runs an n-member cluster and returns once every member answers and the
@@ -218,7 +219,7 @@ func (c *Cluster) cleanup() {
 func (c *Cluster) logs() string {
 	var b strings.Builder
 	for _, m := range c.Members {
-		fmt.Fprintf(&b, "--- etcd member %s (%s):\n%s\n", m.Name, m.ClientURL, testbin.Tail(m.Output(), 4<<10))
+		fmt.Fprintf(&b, "--- etcd member %s (%s):\n%s\n", m.Name, m.ClientURL, proc.Tail(m.Output(), 4<<10))
 	}
 	return b.String()
 }
@@ -479,7 +480,7 @@ func (m *Member) start() error {
 	// The member dies with the test process even when the test is killed before its
 	// clean-up runs, so no stray etcd is left holding ports.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	r, err := testbin.StartCapture(cmd, &m.mu, &m.out, nil)
+	r, err := proc.StartCapture(cmd, &m.mu, &m.out, nil)
 	if err != nil {
 		return fmt.Errorf("starting etcd member %s (%s): %v", m.Name, m.c.bin, err)
 	}
@@ -489,7 +490,7 @@ func (m *Member) start() error {
 	return nil
 }
 
-func (m *Member) current() *testbin.Child {
+func (m *Member) current() *proc.Child {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.run

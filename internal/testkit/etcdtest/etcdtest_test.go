@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"switchyard/internal/testbin"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"switchyard/internal/testkit/wait"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -66,7 +67,7 @@ func TestCluster(t *testing.T) {
 	}
 	defer one.Close()
 	// A serializable read answers from the member's own copy: it has caught up.
-	testbin.Eventually(t, HealthyWithin, func() string {
+	wait.Eventually(t, HealthyWithin, func() string {
 		r, err := one.Get(ctx(t), "b", clientv3.WithSerializable())
 		if err != nil {
 			return err.Error()

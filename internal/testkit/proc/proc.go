@@ -1,4 +1,4 @@
-package testbin
+package proc
 
 import (
 	"bytes"
@@ -13,11 +13,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit/bin"
 )
 
 // How long a binary may take to report its address, to end after SIGTERM (or
-// SIGKILL) and, for Run, to finish. Generous: a loaded 2-core CI machine is slow, and
-// a test only waits this long when something is already wrong.
+// SIGKILL) and, for Run, to finish. Generous: a loaded machine starts binaries slowly,
+// and a test only waits this long when something is already wrong.
 const (
 	ListenWithin = 30 * time.Second
 	StopWithin   = 10 * time.Second
@@ -66,7 +68,6 @@ type Proc struct {
 	run *Child       // the current run
 }
 
-// run is one execution of the binary; Restart makes a new one.
 // listening matches the binaries' "listening" log line, as slog text
 // (msg=listening addr=127.0.0.1:1234) or JSON ("msg":"listening",...,"addr":"..."),
 // and not the dev proxy's "admin listening" line.
@@ -109,7 +110,7 @@ func StartConfig(t testing.TB, name string, cfg Config) *Proc {
 
 func (p *Proc) start() {
 	p.t.Helper()
-	cmd := exec.Command(Path(p.t, p.name), p.cfg.Args...)
+	cmd := exec.Command(bin.Path(p.t, p.name), p.cfg.Args...)
 	cmd.Env = p.cfg.environ()
 	found := make(chan string, 1)
 	r, err := StartCapture(cmd, &p.mu, &p.out, func(line string) {
@@ -217,7 +218,7 @@ func (p *Proc) Restart() {
 		}
 	}
 	if !reused {
-		p.t.Fatalf("testbin: Restart of %s needs a \"-listen ADDR\" argument to keep the address; args: %q", p.name, p.cfg.Args)
+		p.t.Fatalf("proc: Restart of %s needs a \"-listen ADDR\" argument to keep the address; args: %q", p.name, p.cfg.Args)
 	}
 	p.start()
 }
@@ -229,7 +230,7 @@ func Run(t testing.TB, name string, cfg Config) (code int, output string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), RunWithin)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Path(t, name), cfg.Args...)
+	cmd := exec.CommandContext(ctx, bin.Path(t, name), cfg.Args...)
 	cmd.Env = cfg.environ()
 	cmd.WaitDelay = time.Second // a child left holding the pipes cannot keep Run waiting
 	out, err := cmd.CombinedOutput()

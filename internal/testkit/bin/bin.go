@@ -1,12 +1,12 @@
-// Package testbin gives tests the project's real build outputs (bin/filter.wasm,
-// bin/registrar and bin/devproxy), runs the binaries for a test (Start, Run) and
-// builds the small wasm guests some tests load instead of the filter (Guest).
+// Package bin gives tests the project's real build outputs (bin/filter.wasm,
+// bin/registrar and bin/devproxy) and builds the small wasm guests some tests load
+// instead of the filter (Guest). Running the binaries is package proc's job.
 //
 // When SWITCHYARD_BIN is set (the Makefile sets it after `make build`), the outputs are
 // taken from that folder as they are. Otherwise each is built once per test process
 // into a temporary folder, with the same flags the Makefile uses, so `go test ./...`
 // works on its own and never races another package's build.
-package testbin
+package bin
 
 import (
 	"fmt"
@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // Outputs and the package each is built from.
@@ -50,12 +49,12 @@ func Read(t testing.TB, name string) []byte {
 func path(name string) (string, error) {
 	pkg, ok := packages[name]
 	if !ok {
-		return "", fmt.Errorf("testbin: unknown output %q", name)
+		return "", fmt.Errorf("bin: unknown output %q", name)
 	}
 	if dir := os.Getenv("SWITCHYARD_BIN"); dir != "" {
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("testbin: SWITCHYARD_BIN=%s but %s is missing (run make build): %v", dir, name, err)
+			return "", fmt.Errorf("bin: SWITCHYARD_BIN=%s but %s is missing (run make build): %v", dir, name, err)
 		}
 		return p, nil
 	}
@@ -111,7 +110,7 @@ func buildOnce(key, dir, pkg, file string, wasm bool) (string, error) {
 		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir, cmd.Env = dir, env
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("testbin: building %s (go %s in %s): %v\n%s", key, strings.Join(cmd.Args[1:], " "), dir, err, msg)
+			b.err = fmt.Errorf("bin: building %s (go %s in %s): %v\n%s", key, strings.Join(cmd.Args[1:], " "), dir, err, msg)
 			return
 		}
 		b.path = out
@@ -131,25 +130,8 @@ func ModuleRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("testbin: no go.mod above the working directory")
+			return "", fmt.Errorf("bin: no go.mod above the working directory")
 		}
 		dir = parent
-	}
-}
-
-// Eventually retries check until it returns "" or within has passed; the last
-// complaint is the failure message.
-func Eventually(t testing.TB, within time.Duration, check func() string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, msg)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

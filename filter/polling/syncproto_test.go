@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"testing"
 
-	"switchyard/internal/testkit/apitest"
 	"switchyard/internal/contract"
+	"switchyard/internal/testkit/apitest"
 	"switchyard/internal/testkit/proc"
 )
 

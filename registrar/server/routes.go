@@ -112,7 +112,9 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeFailure(w, http.StatusBadRequest, "wait: must be a number of seconds >= 0, at most 60 is used (got "+strconv.Quote(truncate(q.Get("wait")))+")")
 			return
 		}
-		wait = min(time.Duration(sec*float64(time.Second)), maxWait)
+		// Capped in seconds before the conversion: a time.Duration holds only ~292
+		// years, and a larger float converts to a negative one.
+		wait = time.Duration(min(sec, maxWait.Seconds()) * float64(time.Second))
 	}
 	if version == 1 {
 		h.serveV1(w, r, hasAfter, after, wait)

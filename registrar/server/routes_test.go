@@ -188,7 +188,9 @@ func TestRoutesHugeWaitIsCapped(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			rev := reg.Store.Current().Revision()
 			got := make(chan reply, 1)
-			go func() { got <- call(t, "GET", reg.URL+"/v1/routes?v=2&lineage="+reg.Store.Lineage()+"&after="+strconv.FormatUint(rev, 10)+"&wait="+v, "") }()
+			go func() {
+				got <- call(t, "GET", reg.URL+"/v1/routes?v=2&lineage="+reg.Store.Lineage()+"&after="+strconv.FormatUint(rev, 10)+"&wait="+v, "")
+			}()
 			if w := <-waits; w != maxWait {
 				t.Fatalf("wait=%s observed as %v, want %v", v, w, maxWait)
 			}

@@ -22,10 +22,11 @@ import (
 //
 // A record is one line: 8 hex digits of the CRC-32C of the JSON that follows, a
 // space, the JSON {"rev": R, "ops": [{"host": "a", "server": {...}}, {"host": "b"}]}
-// (an op without "server" removes the name), and "\n". A crash can only cut the last
-// record of the last segment short; such a record fails its checksum (or lacks its
-// newline), was never acknowledged, and is dropped when the store opens. A bad record
-// anywhere else is damage, and the store refuses to open, naming file and offset.
+// (an op without "server" removes the name), and "\n". A crash can only spoil the
+// end of the last segment: a record without its newline, or zero bytes where the data
+// never reached the disk. Such records were never acknowledged and are dropped when
+// the store opens. Any other bad record, also a complete last one that fails its
+// checksum, is damage, and the store refuses to open, naming file and offset.
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -118,10 +119,13 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 			}
 			rec, perr := parseRecord(line, err)
 			if perr != nil {
-				tail := last && isTail(r, err)
+				var reason string
+				if last {
+					reason = tornReason(line, r)
+				}
 				f.Close()
-				if tail {
-					return rev, size + off, &tornTail{sg.path, off, perr.Error()}, nil
+				if reason != "" {
+					return rev, size + off, &tornTail{sg.path, off, reason}, nil
 				}
 				return rev, size, nil, fmt.Errorf("log %s is damaged at byte %d (%v); restore the data from a backup", sg.path, off, perr)
 			}
@@ -145,13 +149,35 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 	return rev, size, nil, nil
 }
 
-// isTail says whether nothing but the record that failed is left in r.
-func isTail(r *bufio.Reader, readErr error) bool {
-	if readErr != nil {
-		return true // the line had no newline: it is the end of the file
+// tornReason says why the end of the last segment, from the record that failed
+// (line) through what is left in r, is what a crash leaves of records that were
+// never acknowledged, or "" when it is damage. A crash can leave a record without
+// its newline (cut short) and ranges of zero bytes (space the file system allocated
+// that the data never reached, at any place in the record); a record never holds a
+// zero byte. A complete line without one that fails was whole when its newline was
+// fsynced, so it was acknowledged: that is damage.
+func tornReason(line []byte, r *bufio.Reader) string {
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		return ""
 	}
-	_, err := r.Peek(1)
-	return err == io.EOF
+	rest = append(line, rest...)
+	zeros := false
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break // the last piece, without its newline: cut short
+		}
+		if bytes.IndexByte(rest[:i], 0) < 0 {
+			return ""
+		}
+		zeros = true
+		rest = rest[i+1:]
+	}
+	if zeros || bytes.IndexByte(rest, 0) >= 0 {
+		return "zero-filled: the data never reached the disk"
+	}
+	return "the record is cut short"
 }
 
 func parseRecord(line []byte, readErr error) (logRecord, error) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -171,7 +172,7 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	startNewHistory := func(why string) {
 		// A new lineage tells proxies this is another history; the revision goes on
 		// from the highest one recorded so that it still only grows.
-		old := l.lineage
+		old := cmp.Or(l.lineage, prev.Lineage) // the lock file's when the data file is gone
 		l.lineage = newLineage()
 		l.revision = max(l.revision, prev.Revision)
 		l.hist = newHistory(l.revision, s.historyRevs)
@@ -316,7 +317,7 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 	}
 	l.hist = newHistory(l.revision, historyRevs)
 	if !l.dataExists && len(l.segments) > 0 {
-		return nil, fmt.Errorf("data file %s is missing but its write-ahead log (%s) is there: the data existed and was removed; restore the data file from a backup", path, l.segments[0].path)
+		return nil, fmt.Errorf("data file %s is missing but its write-ahead log (%s) is there: the data existed and was removed. Restore the data file from a backup; or, to start a new, empty history, move %s.wal-* away and start with -init (REGISTRAR_INIT=1), which does not remove them itself", path, l.segments[0].path, path)
 	}
 	l.revision, l.logBytes, l.torn, err = replay(l.segments, l.revision, func(r logRecord) error {
 		var changes []histEntry

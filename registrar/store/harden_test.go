@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +60,11 @@ func TestMissingDataRefusedUnlessInit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is missing") || !strings.Contains(err.Error(), "-init") {
 		t.Fatalf("Open = %v, want a refusal pointing to -init", err)
 	}
-	s2 := openT(t, path, WithInit(true))
+	var logs bytes.Buffer
+	s2 := openT(t, path, WithInit(true), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if !strings.Contains(logs.String(), "old_lineage="+oldLineage) {
+		t.Errorf("the -init warning does not name the old lineage %s:\n%s", oldLineage, logs.String())
+	}
 	if s2.Current().Len() != 0 || s2.Current().Revision() < 3 || s2.Lineage() == oldLineage {
 		t.Fatalf("after -init: %d servers at revision %d, lineage %s (old %s)", s2.Current().Len(), s2.Current().Revision(), s2.Lineage(), oldLineage)
 	}

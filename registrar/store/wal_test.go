@@ -228,4 +228,17 @@ func TestRefusesLogWithoutDataFile(t *testing.T) {
 	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "is missing") {
 		t.Fatalf("Open = %v, want a refusal", err)
 	}
+	// -init does not throw the log away: the refusal says what to move, then -init.
+	_, err := Open(path, WithInit(true))
+	if err == nil || !strings.Contains(err.Error(), "move "+path+".wal-* away") || !strings.Contains(err.Error(), "-init") {
+		t.Fatalf("Open with -init = %v, want a refusal saying to move the log away and use -init", err)
+	}
+	segs, _ := listSegments(path)
+	for _, sg := range segs {
+		os.Rename(sg.path, sg.path+".old")
+	}
+	s2 := openT(t, path, WithInit(true))
+	if s2.Current().Len() != 0 {
+		t.Fatalf("-init after moving the log: %d servers", s2.Current().Len())
+	}
 }

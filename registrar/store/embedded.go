@@ -230,7 +230,7 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 		if last.first > l.revision+1 {
 			return nil, fmt.Errorf("log %s starts at revision %d but the data ends at %d: revisions are missing; restore the data from a backup", last.path, last.first, l.revision)
 		}
-		f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+		f, err := openRegular(last.path, os.O_WRONLY|os.O_APPEND, 0, "log segment")
 		if err != nil {
 			return nil, fmt.Errorf("open log %s: %w", last.path, err)
 		}
@@ -577,7 +577,7 @@ func (s *Embedded) appendLog(cur *Table, records []byte) error {
 // makes its name durable.
 func (s *Embedded) newSegment(first uint64) error {
 	name := segmentName(s.path, first)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := openRegular(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600, "log segment")
 	if err != nil {
 		return fmt.Errorf("create log segment: %w", err)
 	}
@@ -637,7 +637,7 @@ func (s *Embedded) maybeCompact(t *Table) {
 
 // truncateDurable cuts the file at path to size and fsyncs it.
 func truncateDurable(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := openRegular(path, os.O_WRONLY, 0, "log segment")
 	if err != nil {
 		return err
 	}

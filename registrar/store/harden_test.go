@@ -152,3 +152,52 @@ func TestMaxServers(t *testing.T) {
 		t.Fatalf("%d servers at revision %d", cur.Len(), cur.Revision())
 	}
 }
+
+// A data file, lock file or log segment that is a symbolic link (or not a regular
+// file) is refused with an error naming it: following it would let a compaction
+// replace the link by a file on another volume, or overwrite the link's target.
+func TestRefusesSymlinksAndOtherFiles(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		file string // suffix after servers.json
+		link bool   // a symbolic link to a real copy, else a directory
+		want string
+	}{
+		{"data file link", "", true, "symbolic link"},
+		{"lock file link", ".lock", true, "symbolic link"},
+		{"log segment link", ".wal-00000000000000000001", true, "symbolic link"},
+		{"data file directory", "", false, "not a regular file"},
+		{"lock file directory", ".lock", false, "not a regular file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "servers.json")
+			s := openT(t, path)
+			set(t, s, "a", "10.0.0.1")
+			s.Close()
+			victim := path + c.file
+			real := filepath.Join(t.TempDir(), "elsewhere")
+			if err := os.Rename(victim, real); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.ReadFile(real)
+			if c.link {
+				if err := os.Symlink(real, victim); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Mkdir(victim, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			s2, err := Open(path)
+			if err == nil {
+				s2.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), victim) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open = %v, want a refusal naming %s as %q", err, victim, c.want)
+			}
+			if after, _ := os.ReadFile(real); !bytes.Equal(before, after) {
+				t.Fatalf("the link's target was changed:\n%q\n%q", before, after)
+			}
+		})
+	}
+}

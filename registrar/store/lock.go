@@ -40,9 +40,9 @@ func lockPath(dataPath string) string { return dataPath + ".lock" }
 // acquireLock takes the lock of the data at dataPath, or says who holds it.
 func acquireLock(dataPath string) (*lockFile, error) {
 	name := lockPath(dataPath)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openRegular(name, os.O_RDWR|os.O_CREATE, 0o600, "lock file")
 	if err != nil {
-		return nil, fmt.Errorf("open the lock file %s: %w", name, err)
+		return nil, err // it names the file
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		rec := readLockRecord(f)

@@ -106,7 +106,7 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 	var size int64
 	for i, sg := range segs {
 		last := i == len(segs)-1
-		f, err := os.Open(sg.path)
+		f, err := openRegular(sg.path, os.O_RDONLY, 0, "log segment")
 		if err != nil {
 			return rev, size, nil, err
 		}

@@ -153,6 +153,9 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 		if s.lock, err = acquireLock(path); err != nil {
 			return nil, err
 		}
+		if err := probeSegments(path); err != nil {
+			return nil, err
+		}
 	}
 	removed, err := cleanStaleTemps(path)
 	for _, f := range removed {
@@ -235,11 +238,20 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 			return nil, fmt.Errorf("open log %s: %w", last.path, err)
 		}
 		st, err := f.Stat()
+		if err == nil {
+			err = lockSegment(path, f)
+		}
 		if err != nil {
 			f.Close()
 			return nil, err
 		}
 		s.seg, s.segSize = f, st.Size()
+	} else if s.dataExists {
+		// A segment from the start, so that the data is locked by one even when the
+		// lock file is removed before the first write.
+		if err := s.newSegment(first.revision + 1); err != nil {
+			return nil, err
+		}
 	}
 	if s.lock != nil && s.dataExists {
 		if err := s.lock.record(lockRecord{os.Getpid(), s.lineage, first.revision}, true); err != nil {
@@ -264,6 +276,9 @@ func (s *Embedded) createData(rev uint64, lineage string) error {
 			return err
 		}
 		s.lock = l
+	}
+	if _, err := os.Lstat(s.path); err == nil {
+		return fmt.Errorf("the data file %s was created by another registrar after this one started (was the lock file %s removed?); stop one of them", s.path, lockPath(s.path))
 	}
 	n, err := writeSnapshot(s.path, lineage, &Table{revision: rev, tree: newTree()})
 	if err != nil {
@@ -580,6 +595,10 @@ func (s *Embedded) newSegment(first uint64) error {
 	f, err := openRegular(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600, "log segment")
 	if err != nil {
 		return fmt.Errorf("create log segment: %w", err)
+	}
+	if err := lockSegment(s.path, f); err != nil {
+		f.Close()
+		return err
 	}
 	if err := syncDir(filepath.Dir(s.path)); err != nil {
 		f.Close()

@@ -201,3 +201,80 @@ func TestRefusesSymlinksAndOtherFiles(t *testing.T) {
 		})
 	}
 }
+
+// The lock file removed while a store runs does not let a second store share the
+// data: the running store holds a lock on its log segment too, which a second open
+// finds taken. Also when the data has no segment yet, and when nothing was written.
+func TestLockHoldsWithLockFileRemoved(t *testing.T) {
+	t.Run("after writes", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "servers.json")
+		s := openT(t, path)
+		set(t, s, "a", "10.0.0.1")
+		os.Remove(lockPath(path))
+		s2, err := Open(path)
+		if err == nil {
+			s2.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "in use by another registrar") {
+			t.Fatalf("second Open with the lock file removed = %v, want a refusal", err)
+		}
+		set(t, s, "b", "10.0.0.2")
+	})
+	t.Run("data without a segment", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "servers.json")
+		if err := os.WriteFile(path, []byte(`{"revision": 4, "lineage": "0123456789abcdef0123456789abcdef", "servers": []}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := openT(t, path)
+		os.Remove(lockPath(path))
+		s2, err := Open(path)
+		if err == nil {
+			s2.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "in use by another registrar") {
+			t.Fatalf("second Open with the lock file removed = %v, want a refusal", err)
+		}
+		set(t, s, "a", "10.0.0.1")
+	})
+	t.Run("no data yet", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "servers.json")
+		s := openT(t, path)
+		os.Remove(lockPath(path))
+		s2 := openT(t, path)
+		set(t, s, "a", "10.0.0.1")
+		if out := s2.Write(Change{Name: "b", Server: &Server{Target: "10.0.0.2", Service: "x"}}); out.Err == nil {
+			t.Fatal("the second store wrote beside the first")
+		}
+		s.Close()
+		s2.Close()
+		wantTable(t, path, 1, map[string]string{"a": "10.0.0.1"})
+	})
+}
+
+// A record whose revision was already applied, with other content, is two histories
+// written into one log: the open refuses, naming the file and the offset. The same
+// record twice is harmless and skipped.
+func TestRefusesRepeatedRevisionWithOtherContent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "servers.json")
+	s := openT(t, path)
+	set(t, s, "a", "10.0.0.1")
+	set(t, s, "b", "10.0.0.2")
+	s.Close()
+	segs, _ := listSegments(path)
+	seg := segs[len(segs)-1].path
+	raw, _ := os.ReadFile(seg)
+	last := raw[bytes.LastIndexByte(raw[:len(raw)-1], '\n')+1:]
+	same := append(append([]byte(nil), raw...), last...)
+	os.WriteFile(seg, same, 0o600)
+	wantTable(t, path, 2, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2"})
+	other, err := appendRecord(nil, logRecord{Rev: 2, Ops: []logOp{{Name: "c", Server: &Server{Name: "c", Target: "10.0.0.3", Service: "x"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(seg, append(same, other...), 0o600)
+	_, err = Open(path)
+	want := fmt.Sprintf("byte %d", len(same))
+	if err == nil || !strings.Contains(err.Error(), seg) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "revision 2") {
+		t.Fatalf("Open = %v, want a refusal naming %s, %s and revision 2", err, seg, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"syscall"
@@ -92,4 +93,42 @@ func (l *lockFile) release() {
 	if l != nil {
 		l.f.Close() // closing the only descriptor releases the flock
 	}
+}
+
+// lockSegment takes an exclusive flock on the open log segment f, held as long as the
+// store appends to it (etcd locks its WAL files the same way). The lock file can be
+// removed while a registrar runs; the segment it appends to cannot be removed without
+// losing the data anyway, so a second registrar finds it locked.
+func lockSegment(dataPath string, f *os.File) error {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("the data %s is in use by another registrar: its log %s is locked (was the lock file %s removed while that one ran?); stop that one first, or give this one another -data", dataPath, f.Name(), lockPath(dataPath))
+		}
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// probeSegments refuses when a running store holds a log segment of the data at
+// dataPath. It runs before anything at the path is read or changed.
+func probeSegments(dataPath string) error {
+	segs, err := listSegments(dataPath)
+	if err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		f, err := openRegular(sg.path, os.O_RDONLY, 0, "log segment")
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed by a compaction meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		err = lockSegment(dataPath, f)
+		f.Close() // releases this probe's lock
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -102,8 +102,15 @@ type tornTail struct {
 // requiring the revisions to follow each other without a gap. It returns the
 // revision reached, the byte size of the segments, and the torn tail of the last
 // segment (nil when it ends cleanly).
+//
+// A record at or below the starting revision is skipped (a compaction finished
+// before its segments were removed). A record whose revision was already applied
+// from the log is skipped when it is the same record again, and is damage when its
+// content differs: two writers appended to one log.
 func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, int64, *tornTail, error) {
 	var size int64
+	base := rev
+	sums := map[uint64]uint32{} // checksum of each record applied, by revision
 	for i, sg := range segs {
 		last := i == len(segs)-1
 		f, err := openRegular(sg.path, os.O_RDONLY, 0, "log segment")
@@ -117,7 +124,7 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 			if err == io.EOF && len(line) == 0 {
 				break
 			}
-			rec, perr := parseRecord(line, err)
+			rec, sum, perr := parseRecord(line, err)
 			if perr != nil {
 				var reason string
 				if last {
@@ -130,8 +137,15 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 				return rev, size, nil, fmt.Errorf("log %s is damaged at byte %d (%v); restore the data from a backup", sg.path, off, perr)
 			}
 			off += int64(len(line))
+			if rec.Rev <= base {
+				continue // already in the data file
+			}
 			if rec.Rev <= rev {
-				continue // already in the data file (a compaction finished before its segments were removed)
+				if sums[rec.Rev] == sum {
+					continue
+				}
+				f.Close()
+				return rev, size, nil, fmt.Errorf("log %s repeats revision %d with other content at byte %d: two registrars wrote to this data (was its lock file removed while one ran?), and writes of one of them would be lost; restore the data from a backup", sg.path, rec.Rev, off-int64(len(line)))
 			}
 			if rec.Rev != rev+1 {
 				f.Close()
@@ -142,6 +156,7 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 				return rev, size, nil, fmt.Errorf("log %s, revision %d: %v", sg.path, rec.Rev, err)
 			}
 			rev = rec.Rev
+			sums[rev] = sum
 		}
 		f.Close()
 		size += off
@@ -180,27 +195,29 @@ func tornReason(line []byte, r *bufio.Reader) string {
 	return "the record is cut short"
 }
 
-func parseRecord(line []byte, readErr error) (logRecord, error) {
+// parseRecord checks and decodes one line of the log; it returns the record and its
+// checksum.
+func parseRecord(line []byte, readErr error) (logRecord, uint32, error) {
 	var rec logRecord
 	if readErr != nil {
-		return rec, errors.New("the record is cut short")
+		return rec, 0, errors.New("the record is cut short")
 	}
 	line = line[:len(line)-1]
 	if len(line) < 10 || line[8] != ' ' {
-		return rec, errors.New("not a log record")
+		return rec, 0, errors.New("not a log record")
 	}
 	sum, err := strconv.ParseUint(string(line[:8]), 16, 32)
 	if err != nil {
-		return rec, errors.New("not a log record")
+		return rec, 0, errors.New("not a log record")
 	}
 	body := line[9:]
 	if crc32.Checksum(body, castagnoli) != uint32(sum) {
-		return rec, errors.New("checksum mismatch")
+		return rec, 0, errors.New("checksum mismatch")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
-		return rec, fmt.Errorf("record does not parse: %v", err)
+		return rec, 0, fmt.Errorf("record does not parse: %v", err)
 	}
-	return rec, nil
+	return rec, uint32(sum), nil
 }

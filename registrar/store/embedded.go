@@ -174,10 +174,11 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	}
 	startNewHistory := func(why string) {
 		// A new lineage tells proxies this is another history; the revision goes on
-		// from the highest one recorded so that it still only grows.
+		// above the highest one recorded, so that it is above any this data may have
+		// been served at here.
 		old := cmp.Or(l.lineage, prev.Lineage) // the lock file's when the data file is gone
 		l.lineage = newLineage()
-		l.revision = max(l.revision, prev.Revision)
+		l.revision = max(l.revision, prev.Revision) + 1
 		l.hist = newHistory(l.revision, s.historyRevs)
 		s.log.Warn(why, "data", path, "old_lineage", old, "new_lineage", l.lineage, "revision", l.revision, "servers", l.tree.Len())
 	}
@@ -192,8 +193,23 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 		l.dataExists = true
 	case !l.dataExists:
 		s.log.Warn("no data file: starting a new, empty table (it is created by the first write)", "data", path)
-	case prev.Lineage == l.lineage && prev.Revision > l.revision:
-		startNewHistory(fmt.Sprintf("THE DATA WENT BACK IN TIME (a restored backup?): it is at revision %d but revision %d was reached; serving it as a new history so proxies take it", l.revision, prev.Revision))
+	case l.lineage != "" && !s.lock.owns(l.lineage, l.revision):
+		// Data this lock file does not record as its own may be a copy of a history
+		// that goes on elsewhere, or one that went further here: serving it under its
+		// lineage would let a proxy that holds the other history take deltas against
+		// the wrong table.
+		var why string
+		switch {
+		case prev.Lineage == "":
+			why = "the lock file holds no record of this data (copied or restored to a new place?)"
+		case prev.Lineage != l.lineage:
+			why = "the lock file records another history, lineage " + prev.Lineage + " (data copied or restored from elsewhere?)"
+		case prev.Revision > l.revision:
+			why = fmt.Sprintf("THE DATA WENT BACK IN TIME (a restored backup?): it is at revision %d but revision %d was reached", l.revision, prev.Revision)
+		default:
+			why = "the lock file's record was written into another file (data and lock file copied or restored?)"
+		}
+		startNewHistory(why + "; serving it as a new history (new lineage) so every proxy takes it whole")
 		t := &Table{revision: l.revision, tree: l.tree}
 		n, err := writeSnapshot(path, l.lineage, t)
 		if err != nil {
@@ -254,7 +270,7 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 		}
 	}
 	if s.lock != nil && s.dataExists {
-		if err := s.lock.record(lockRecord{os.Getpid(), s.lineage, first.revision}, true); err != nil {
+		if err := s.lock.record(s.lineage, first.revision, true); err != nil {
 			return nil, fmt.Errorf("write the lock file %s: %w", lockPath(path), err)
 		}
 	}
@@ -286,7 +302,7 @@ func (s *Embedded) createData(rev uint64, lineage string) error {
 	}
 	s.snapBytes.Store(n)
 	s.dataExists = true
-	return s.lock.record(lockRecord{os.Getpid(), lineage, rev}, true)
+	return s.lock.record(lineage, rev, true)
 }
 
 // check is what every loaded server must pass: the name and address rules of a
@@ -424,7 +440,7 @@ func (s *Embedded) release() {
 	}
 	if s.lock != nil {
 		if s.dataExists {
-			s.lock.record(lockRecord{os.Getpid(), s.lineage, s.cur.Load().revision}, true)
+			s.lock.record(s.lineage, s.cur.Load().revision, true)
 		}
 		s.lock.release()
 		s.lock = nil
@@ -524,7 +540,7 @@ func (s *Embedded) commit(batch []writeOp) {
 			close(cur.changed)
 			// The highest revision reached, for noticing a restored backup at the next
 			// start; not fsynced (best effort, see lock.go).
-			s.lock.record(lockRecord{os.Getpid(), s.lineage, rev}, false)
+			s.lock.record(s.lineage, rev, false)
 			if s.onCommit != nil {
 				s.onCommit(Commit{Table: t, Writes: len(batch), Took: time.Since(start)})
 			}

@@ -68,13 +68,13 @@ func TestMissingDataRefusedUnlessInit(t *testing.T) {
 	if s2.Current().Len() != 0 || s2.Current().Revision() < 3 || s2.Lineage() == oldLineage {
 		t.Fatalf("after -init: %d servers at revision %d, lineage %s (old %s)", s2.Current().Len(), s2.Current().Revision(), s2.Lineage(), oldLineage)
 	}
-	if rev := set(t, s2, "fresh", "10.0.0.9"); rev != 4 {
-		t.Fatalf("first write of the new history at revision %d, want 4", rev)
+	if rev := set(t, s2, "fresh", "10.0.0.9"); rev != 5 {
+		t.Fatalf("first write of the new history at revision %d, want 5 (above the 3 reached)", rev)
 	}
 	lineage := s2.Lineage()
 	s2.Close()
 	s3 := openT(t, path) // no -init needed now
-	if s3.Lineage() != lineage || s3.Current().Revision() != 4 {
+	if s3.Lineage() != lineage || s3.Current().Revision() != 5 {
 		t.Fatalf("reopened: %s at %d", s3.Lineage(), s3.Current().Revision())
 	}
 }
@@ -108,6 +108,48 @@ func TestRestoredBackupGetsNewLineage(t *testing.T) {
 	rev := set(t, s2, "after-restore", "10.0.0.3")
 	s2.Close()
 	wantTable(t, path, rev, map[string]string{"n0": "10.0.0.1", "n1": "10.0.0.1", "n2": "10.0.0.1", "after-restore": "10.0.0.3"})
+}
+
+// Data that comes without its own lock record is another history than the one it
+// was copied from: copied to two new places, or copied with its lock file (a copy has
+// another inode), each start gets a lineage of its own, at a revision above the
+// copy's. Data that is its lock file's own keeps its lineage, also when the record
+// lags behind the data (it is not fsynced at every commit).
+func TestCopiedDataGetsNewLineage(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "servers.json")
+	s := openT(t, path)
+	for i := range 3 {
+		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
+	}
+	orig := s.Lineage()
+	s.Close()
+	seen := map[string]bool{orig: true}
+	for _, withLock := range []bool{false, false, true} {
+		to := t.TempDir()
+		copyData(t, dir, to)
+		if withLock {
+			b, _ := os.ReadFile(lockPath(path))
+			os.WriteFile(lockPath(filepath.Join(to, "servers.json")), b, 0o600)
+		}
+		c := openT(t, filepath.Join(to, "servers.json"))
+		if seen[c.Lineage()] || c.Current().Revision() <= 3 || c.Current().Len() != 3 {
+			t.Fatalf("copy (lock copied too: %v): lineage %s (seen before: %v), revision %d, %d servers", withLock, c.Lineage(), seen[c.Lineage()], c.Current().Revision(), c.Current().Len())
+		}
+		seen[c.Lineage()] = true
+		c.Close()
+	}
+	// The original, with its record set back a revision: still its own.
+	lf, err := acquireLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf.record(orig, 2, true)
+	lf.release()
+	s = openT(t, path)
+	if s.Lineage() != orig || s.Current().Revision() != 3 {
+		t.Fatalf("reopened with a lagging record: lineage %s (was %s) at %d", s.Lineage(), orig, s.Current().Revision())
+	}
 }
 
 // copyData replaces the data files (data file and log, not the lock) in to by those in from.

@@ -62,6 +62,7 @@ func WithMaxServers(n int) Option { return func(s *Embedded) { s.maxServers = n 
 
 type writeOp struct {
 	changes []Change
+	replace *[]Server // Replace's table (nil for a write of changes)
 	done    chan WriteResult
 }
 
@@ -88,7 +89,7 @@ type writeOp struct {
 // is a small part of this package (wal.go), in a format a person can read.
 type Embedded struct {
 	path        string
-	lineage     string
+	lineage     atomic.Pointer[string] // set by Open and then only by the writer
 	cur         atomic.Pointer[Table]
 	work        *btree.BTreeG[Server] // the writer's tree; only the writer touches it
 	ops         chan writeOp
@@ -226,24 +227,25 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 		}
 		s.log.Warn("dropped the last log record, cut short by a crash before it was acknowledged", "file", l.torn.path, "offset", l.torn.offset, "reason", l.torn.reason)
 	}
-	s.work, s.lineage, s.dataExists = l.tree, l.lineage, l.dataExists
+	s.work, s.dataExists = l.tree, l.dataExists
 	s.snapBytes.Store(l.snapBytes)
 	first := &Table{revision: l.revision, tree: s.work.Clone(), changed: make(chan struct{})}
 	s.work.Ascend(func(sv Server) bool {
 		first.size += int64(EncodedSize(sv.Name, sv.Target))
 		return true
 	})
-	if s.lineage == "" {
-		s.lineage = newLineage()
+	if l.lineage == "" {
+		l.lineage = newLineage()
 		if s.dataExists {
-			n, err := writeSnapshot(path, s.lineage, first)
+			n, err := writeSnapshot(path, l.lineage, first)
 			if err != nil {
 				return nil, fmt.Errorf("migrate data file %s to the current format: %w", path, err)
 			}
 			s.snapBytes.Store(n)
-			s.log.Info("migrated the data file to the current format (data file + write-ahead log); the table is unchanged", "file", path, "revision", l.revision, "servers", s.work.Len(), "lineage", s.lineage)
+			s.log.Info("migrated the data file to the current format (data file + write-ahead log); the table is unchanged", "file", path, "revision", l.revision, "servers", s.work.Len(), "lineage", l.lineage)
 		}
 	}
+	s.lineage.Store(&l.lineage)
 	if n := len(l.segments); n > 0 {
 		last := l.segments[n-1]
 		if last.first > l.revision+1 {
@@ -270,7 +272,7 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 		}
 	}
 	if s.lock != nil && s.dataExists {
-		if err := s.lock.record(s.lineage, first.revision, true); err != nil {
+		if err := s.lock.record(l.lineage, first.revision, true); err != nil {
 			return nil, fmt.Errorf("write the lock file %s: %w", lockPath(path), err)
 		}
 	}
@@ -408,7 +410,7 @@ func (s *Embedded) Current() *Table { return s.cur.Load() }
 
 // Lineage names this history of the table: 32 hex digits, created with the data and
 // kept in the data file.
-func (s *Embedded) Lineage() string { return s.lineage }
+func (s *Embedded) Lineage() string { return *s.lineage.Load() }
 
 // Write applies changes as one all-or-nothing write and returns once it is durable
 // (or has failed, in which case nothing changed).
@@ -440,7 +442,7 @@ func (s *Embedded) release() {
 	}
 	if s.lock != nil {
 		if s.dataExists {
-			s.lock.record(s.lineage, s.cur.Load().revision, true)
+			s.lock.record(s.Lineage(), s.cur.Load().revision, true)
 		}
 		s.lock.release()
 		s.lock = nil
@@ -458,13 +460,23 @@ func (s *Embedded) writer() {
 		}
 		batch := []writeOp{first}
 	drain:
-		for len(batch) < maxBatch {
+		for len(batch) < maxBatch && first.replace == nil {
 			select {
 			case op := <-s.ops:
 				batch = append(batch, op)
+				if op.replace != nil {
+					break drain // a replacement goes alone, after the writes before it
+				}
 			default:
 				break drain
 			}
+		}
+		if last := batch[len(batch)-1]; last.replace != nil {
+			if len(batch) > 1 {
+				s.commit(batch[:len(batch)-1])
+			}
+			last.done <- s.replaceTable(*last.replace)
+			continue
 		}
 		s.commit(batch)
 	}
@@ -540,7 +552,7 @@ func (s *Embedded) commit(batch []writeOp) {
 			close(cur.changed)
 			// The highest revision reached, for noticing a restored backup at the next
 			// start; not fsynced (best effort, see lock.go).
-			s.lock.record(s.lineage, rev, false)
+			s.lock.record(s.Lineage(), rev, false)
 			if s.onCommit != nil {
 				s.onCommit(Commit{Table: t, Writes: len(batch), Took: time.Since(start)})
 			}
@@ -579,7 +591,7 @@ func (s *Embedded) appendLog(cur *Table, records []byte) error {
 		if cur.Len() != 0 {
 			return errors.New("no data file but a table that is not empty") // cannot happen: the data file exists once anything was written
 		}
-		if err := s.createData(cur.revision, s.lineage); err != nil {
+		if err := s.createData(cur.revision, s.Lineage()); err != nil {
 			return err
 		}
 	}
@@ -643,31 +655,120 @@ func (s *Embedded) maybeCompact(t *Table) {
 	}
 	s.compactOn.Store(true)
 	s.compacting.Add(1)
+	lineage := s.Lineage()
 	go func() {
 		defer s.compacting.Done()
 		defer s.compactOn.Store(false)
 		began := time.Now()
-		n, err := writeSnapshot(s.path, s.lineage, t)
+		n, err := writeSnapshot(s.path, lineage, t)
 		if err != nil {
 			s.log.Error("compaction failed: the data file could not be written; the log keeps every change and compaction is retried later", "err", err)
 			return
 		}
 		s.snapBytes.Store(n)
-		segs, err := listSegments(s.path)
-		if err != nil {
-			s.log.Error("compaction: cannot list log segments", "err", err)
-			return
-		}
-		for _, sg := range segs {
-			if sg.first <= t.revision {
-				if err := os.Remove(sg.path); err != nil {
-					s.log.Error("compaction: cannot remove an old log segment", "file", sg.path, "err", err)
-				}
-			}
-		}
-		syncDir(filepath.Dir(s.path))
+		s.removeSegmentsThrough(t.revision)
 		s.log.Info("compacted the log into the data file", "revision", t.revision, "servers", t.Len(), "bytes", n, "took", time.Since(began).Round(time.Millisecond))
 	}()
+}
+
+// removeSegmentsThrough removes the log segments that start at or below rev, once
+// the data file holds rev: their records are in it.
+func (s *Embedded) removeSegmentsThrough(rev uint64) {
+	segs, err := listSegments(s.path)
+	if err != nil {
+		s.log.Error("cannot list log segments to remove the old ones", "err", err)
+		return
+	}
+	for _, sg := range segs {
+		if sg.first <= rev {
+			if err := os.Remove(sg.path); err != nil {
+				s.log.Error("cannot remove an old log segment", "file", sg.path, "err", err)
+			}
+		}
+	}
+	syncDir(filepath.Dir(s.path))
+}
+
+// Replace makes servers the whole table in one durable write and starts a new
+// lineage, so that every proxy takes the table whole (an import, a restore): the data
+// file is rewritten at a revision above the current one, and the log starts over
+// after it. Every server must pass the rules loaded data passes (the first that does
+// not is named) and a name may appear once; then nothing changes. A server without
+// updatedAt gets the time of the write.
+func (s *Embedded) Replace(servers []Server) WriteResult {
+	op := writeOp{replace: &servers, done: make(chan WriteResult, 1)}
+	select {
+	case s.ops <- op:
+	case <-s.quit:
+		return WriteResult{Err: ErrClosed}
+	}
+	return <-op.done
+}
+
+func (s *Embedded) replaceTable(servers []Server) WriteResult {
+	if s.broken != nil {
+		return WriteResult{Err: fmt.Errorf("%w: %w", ErrNotSaved, s.broken)}
+	}
+	start := time.Now()
+	tree := newTree()
+	var size int64
+	now := s.now()
+	for _, sv := range servers {
+		if err := s.check(sv); err != nil {
+			return WriteResult{Err: fmt.Errorf("server %q: %w", sv.Name, err)}
+		}
+		if sv.UpdatedAt.IsZero() {
+			sv.UpdatedAt = now
+		}
+		if _, dup := tree.ReplaceOrInsert(sv); dup {
+			return WriteResult{Err: fmt.Errorf("server %q appears more than once", sv.Name)}
+		}
+		size += int64(EncodedSize(sv.Name, sv.Target))
+	}
+	if s.maxServers > 0 && tree.Len() > s.maxServers {
+		return WriteResult{Err: ErrTableFull}
+	}
+	cur := s.cur.Load()
+	old := s.Lineage()
+	if !s.dataExists {
+		if err := s.createData(cur.revision, old); err != nil {
+			return WriteResult{Err: fmt.Errorf("%w: %w", ErrNotSaved, err)}
+		}
+	}
+	// A compaction in flight writes the data file with the old lineage: it must land
+	// first. None starts meanwhile: only the writer starts them.
+	s.compacting.Wait()
+	lineage := newLineage()
+	rev := cur.revision + 1
+	t := &Table{revision: rev, tree: tree, changed: make(chan struct{}), size: size}
+	n, err := writeSnapshot(s.path, lineage, t)
+	if err != nil {
+		return WriteResult{Err: fmt.Errorf("%w: %w", ErrNotSaved, err)}
+	}
+	// The data file holds the new table now; every log record is below its revision.
+	s.snapBytes.Store(n)
+	if err := s.newSegment(rev + 1); err != nil {
+		s.log.Error("cannot start a new log segment after replacing the table; the old one goes on", "err", err)
+	} else {
+		s.removeSegmentsThrough(rev)
+	}
+	if err := s.lock.record(lineage, rev, true); err != nil {
+		s.log.Error("cannot record the new history in the lock file; the next start serves it as another new history", "file", lockPath(s.path), "err", err)
+	}
+	s.work = tree
+	t.tree = tree.Clone()
+	s.hist.mu.Lock()
+	s.hist.reset(rev)
+	s.lineage.Store(&lineage)
+	s.cur.Store(t)
+	s.hist.mu.Unlock()
+	s.pins.recent(t)
+	close(cur.changed)
+	s.log.Warn("replaced the whole table: a new history (new lineage); every proxy takes it whole", "old_lineage", old, "new_lineage", lineage, "revision", rev, "servers", t.Len())
+	if s.onCommit != nil {
+		s.onCommit(Commit{Table: t, Writes: 1, Took: time.Since(start)})
+	}
+	return WriteResult{Revision: rev, Changed: true}
 }
 
 // truncateDurable cuts the file at path to size and fsyncs it.

@@ -320,3 +320,48 @@ func TestRefusesRepeatedRevisionWithOtherContent(t *testing.T) {
 		t.Fatalf("Open = %v, want a refusal naming %s, %s and revision 2", err, seg, want)
 	}
 }
+
+// Replace swaps the whole table in one write with a new lineage above the current
+// revision; no delta reaches across it; the log goes on after it and a reopen keeps
+// the new history as it is.
+func TestReplaceStartsNewLineage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "servers.json")
+	s := openT(t, path, WithCompactAt(300))
+	for i := range 5 {
+		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
+	}
+	old, before := s.Lineage(), s.Current()
+	out := s.Replace([]Server{{Name: "c", Target: "10.0.0.3", Service: "x"}, {Name: "d", Target: "10.0.0.4", Service: "y"}})
+	if out.Err != nil || out.Revision != 6 || !out.Changed {
+		t.Fatalf("Replace = %+v", out)
+	}
+	select {
+	case <-before.Changed():
+	default:
+		t.Fatal("the table before the replacement was not superseded")
+	}
+	cur := s.Current()
+	if s.Lineage() == old || cur.Revision() != 6 || cur.Len() != 2 {
+		t.Fatalf("after Replace: lineage %s (was %s), revision %d, %d servers", s.Lineage(), old, cur.Revision(), cur.Len())
+	}
+	if sv, _ := cur.Get("d"); sv.Service != "y" || sv.UpdatedAt.IsZero() {
+		t.Fatalf("d = %+v", sv)
+	}
+	if _, ok := s.Delta(5, 1<<20); ok {
+		t.Fatal("a delta reaches across the replacement")
+	}
+	if out := s.Replace([]Server{{Name: "e", Target: "10.0.0.5", Service: "x"}, {Name: "e", Target: "10.0.0.6", Service: "x"}}); out.Err == nil || !strings.Contains(out.Err.Error(), `"e"`) {
+		t.Fatalf("a name twice: %v, want a refusal naming it", out.Err)
+	}
+	if out := s.Replace([]Server{{Name: "bad name", Target: "10.0.0.5", Service: "x"}}); out.Err == nil || !strings.Contains(out.Err.Error(), "bad name") {
+		t.Fatalf("a bad name: %v, want a refusal naming it", out.Err)
+	}
+	rev := set(t, s, "after", "10.0.0.9")
+	lineage := s.Lineage()
+	s.Close()
+	wantTable(t, path, rev, map[string]string{"c": "10.0.0.3", "d": "10.0.0.4", "after": "10.0.0.9"})
+	s2 := openT(t, path)
+	if s2.Lineage() != lineage || s2.Current().Revision() != rev {
+		t.Fatalf("reopened: lineage %s at %d, want %s at %d", s2.Lineage(), s2.Current().Revision(), lineage, rev)
+	}
+}

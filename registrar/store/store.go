@@ -107,13 +107,18 @@ const SnapshotKeep = 60 * time.Second
 //     when the store still holds every change in between and the delta's routes fit
 //     in maxBytes (by EncodedSize); ok is false otherwise ("not held"), and the
 //     caller serves the full table instead. after must be below the current revision.
+//   - Replace makes servers the whole table as one all-or-nothing, durable write
+//     that starts a new lineage (an import), at a revision above the current one, so
+//     that every proxy takes the table whole. A name may appear once; a server
+//     without UpdatedAt gets the time of the write.
 //   - Lineage names this history of the table; it changes whenever the history is
-//     replaced (a new data store, a restored backup).
+//     replaced (a new data store, a restored backup, Replace).
 //   - Close finishes writes in flight and releases the store; later writes fail with
 //     ErrClosed. Reads of tables already obtained keep working.
 type Store interface {
 	Current() *Table
 	Write(changes ...Change) WriteResult
+	Replace(servers []Server) WriteResult
 	Page(rev uint64, start string, maxBytes int) (Page, error)
 	Delta(after uint64, maxBytes int) (d Delta, ok bool)
 	Lineage() string

@@ -30,6 +30,8 @@ type result struct {
 	Applied   *bool        `json:"applied,omitempty"`
 	AppliedBy *int         `json:"appliedBy,omitempty"`
 	Pending   *[]ProxyView `json:"pending,omitempty"`
+	// POST /api/import: the servers imported.
+	Imported *int `json:"imported,omitempty"`
 }
 
 func writeResult(w http.ResponseWriter, code int, res result) {

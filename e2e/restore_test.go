@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"switchyard/internal/testbin"
+)
+
+// A backup restored onto a fresh volume (the data files copied, no lock file) comes
+// back at an older state than the proxy holds. It is served as a new history, so the
+// proxy takes it whole instead of holding its later table and then applying deltas to
+// the wrong one: names missing from the backup stop routing, names in it route again,
+// and names registered after the restore route. An import through the API does the
+// same online.
+func TestRestoredBackupReachesTheProxy(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "servers.json")
+	reg := &proc{testbin.StartRegistrar(t, "-data", data, "-allow-cidr", "127.0.0.0/8")}
+	alpha, beta, gamma := upstream(t, "alpha"), upstream(t, "beta"), upstream(t, "gamma")
+	register(t, reg.url(), "web-a", alpha)
+	register(t, reg.url(), "web-b", beta)
+	reg.Stop()
+	backup := t.TempDir()
+	copyFiles(t, dir, backup, func(name string) bool { return !strings.HasSuffix(name, ".lock") })
+
+	reg.Restart()
+	px := startDevproxy(t, reg.url())
+	routes := func(want map[string]string) func() string {
+		return func() string {
+			for name, up := range want {
+				g := get(t, px.url()+"/sys/x", "X-Server-Name", name)
+				if up == "" && g.status != 404 || up != "" && !strings.HasPrefix(g.body, up) {
+					return fmt.Sprintf("%s → %d %q, want %q", name, g.status, g.body, up)
+				}
+			}
+			return ""
+		}
+	}
+	register(t, reg.url(), "web-c", gamma)
+	deleteServer(t, reg.url(), "web-b")
+	register(t, reg.url(), "web-a", gamma)
+	testbin.Eventually(t, propagation, routes(map[string]string{"web-a": "gamma", "web-b": "", "web-c": "gamma"}))
+
+	// The restore: a fresh volume holding only the backup's files.
+	reg.Stop()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+	copyFiles(t, backup, dir, func(string) bool { return true })
+	reg.Restart()
+	// The sync is in backoff after the outage; its first poll after it takes the table.
+	testbin.Eventually(t, 35*time.Second, routes(map[string]string{"web-a": "alpha", "web-b": "beta", "web-c": ""}))
+	register(t, reg.url(), "web-d", beta)
+	testbin.Eventually(t, propagation, routes(map[string]string{"web-d": "beta", "web-a": "alpha"}))
+
+	// Online: an export and an import through the API.
+	r, err := http.Get(reg.url() + "/api/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	register(t, reg.url(), "web-e", gamma)
+	testbin.Eventually(t, propagation, routes(map[string]string{"web-e": "gamma"}))
+	r, err = http.Post(reg.url()+"/api/import", "application/json", strings.NewReader(string(exported)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 {
+		t.Fatalf("import: %d %s", r.StatusCode, body)
+	}
+	testbin.Eventually(t, propagation, routes(map[string]string{"web-e": "", "web-d": "beta", "web-a": "alpha", "web-b": "beta"}))
+}
+
+// copyFiles copies the regular files of from that keep accepts into to.
+func copyFiles(t *testing.T, from, to string, keep func(name string) bool) {
+	t.Helper()
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !keep(e.Name()) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

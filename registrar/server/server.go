@@ -96,7 +96,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.store = o.store
 	if s.store == nil && cfg.UseEtcd {
 		eo := cfg.Etcd
-		eo.Log, eo.OnCommit, eo.EntryCheck = o.log, s.metrics.observeCommit, checkLoaded
+		// A key written into etcd directly with a target the policy refuses is skipped,
+		// counted and logged like any invalid key.
+		eo.Log, eo.OnCommit, eo.EntryCheck = o.log, s.metrics.observeCommit, func(sv store.Server) error {
+			if err := checkLoaded(sv); err != nil {
+				return err
+			}
+			return checkTarget(sv.Target, policy)
+		}
 		eo.History, eo.MaxServers = int(cfg.History), int(cmp.Or(cfg.MaxServers, DefaultMaxServers))
 		st, err := etcdstore.Open(context.Background(), eo)
 		if err != nil {
@@ -108,7 +115,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if cfg.Data == "" {
 			return nil, errors.New("-data must name a file")
 		}
-		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)), store.WithHistory(int(cfg.History)),
+		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithTargetCheck(func(sv store.Server) error { return checkTarget(sv.Target, policy) }), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)), store.WithHistory(int(cfg.History)),
 			store.WithMaxServers(int(cmp.Or(cfg.MaxServers, DefaultMaxServers))), store.WithInit(cfg.Init))
 		if err != nil {
 			return nil, err
@@ -125,7 +132,6 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.metrics.observeProxies(s.proxies, s.store)
 	s.stop = make(chan struct{})
 	go s.proxies.followRevisions(s.store, s.stop)
-	warnStoredTargets(s.log, s.store.Current(), s.policy)
 	s.handler = s.newHandler(g)
 	return s, nil
 }
@@ -300,18 +306,6 @@ func checkLoaded(sv store.Server) error {
 		return err
 	}
 	return checkServiceName(sv.Service)
-}
-
-// warnStoredTargets flags stored targets the current policy would refuse (the
-// -allow-cidr list may have narrowed since they were written). They are kept and
-// served, since dropping routes at start would be worse; the operator decides.
-func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
-	t.Ascend("", func(sv store.Server) bool {
-		if err := checkTarget(sv.Target, p); err != nil {
-			log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Name, "err", err)
-		}
-		return true
-	})
 }
 
 // observeSync records a version-2 poll in the proxy registry, then tells the

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/btree"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/internal/validate"
 )
@@ -41,6 +42,15 @@ func WithLogger(l *slog.Logger) Option { return func(s *Embedded) { s.log = l } 
 // and address (the server's write rules); a loaded entry that fails stops the open.
 func WithEntryCheck(check func(Server) error) Option {
 	return func(s *Embedded) { s.extraCheck = check }
+}
+
+// WithTargetCheck sets the target policy loaded servers must pass to be served. A
+// server of the data file or the log that fails it reached the data another way than
+// a checked write (the file edited, the policy narrowed since): it is left out of the
+// table (as if removed; the next compaction drops it from the data file), logged and
+// counted (Refused), and the open goes on.
+func WithTargetCheck(check func(Server) error) Option {
+	return func(s *Embedded) { s.targetCheck = check }
 }
 
 // WithCompactAt sets how many bytes the log may grow to, at least, before it is
@@ -101,6 +111,8 @@ type Embedded struct {
 	log         *slog.Logger
 	onCommit    func(Commit)
 	extraCheck  func(Server) error
+	targetCheck func(Server) error
+	refused     int // servers left out at open by targetCheck
 	compactMin  int64
 	historyRevs int
 	hist        *history
@@ -165,10 +177,14 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := load(path, s.check, s.historyRevs)
+	l, err := load(path, s.check, s.targetCheck, s.historyRevs)
 	if err != nil {
 		return nil, err
 	}
+	for _, r := range l.refused {
+		s.log.Warn("a stored target is refused by the target policy and is not served: register the server again with an allowed target, or allow it with -allow-cidr (the next compaction drops it from the data file)", "host", r.server.Name, "ipAddress", r.server.Target, "file", r.file, "err", r.err)
+	}
+	s.refused = len(l.refused)
 	var prev lockRecord
 	if s.lock != nil {
 		prev = s.lock.prev
@@ -333,9 +349,19 @@ type loaded struct {
 	logBytes   int64
 	torn       *tornTail
 	hist       *history // the changes replayed from the log
+	refused    []refusal
 }
 
-func load(path string, check func(Server) error, historyRevs int) (*loaded, error) {
+// refusal is a loaded server the target check left out, and where it was.
+type refusal struct {
+	server Server
+	file   string
+	err    error
+}
+
+// load reads the data file and replays the log. Servers that fail targetCheck (when
+// set) are left out of the table and listed in refused.
+func load(path string, check, targetCheck func(Server) error, historyRevs int) (*loaded, error) {
 	l := &loaded{tree: newTree()}
 	snap, err := readSnapshot(path, check)
 	switch {
@@ -345,6 +371,19 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 	default:
 		return nil, err
 	}
+	if targetCheck != nil {
+		var out []Server
+		l.tree.Ascend(func(sv Server) bool {
+			if err := targetCheck(sv); err != nil {
+				out = append(out, sv)
+				l.refused = append(l.refused, refusal{sv, path, err})
+			}
+			return true
+		})
+		for _, sv := range out {
+			l.tree.Delete(sv)
+		}
+	}
 	if l.segments, err = listSegments(path); err != nil {
 		return nil, err
 	}
@@ -352,11 +391,17 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 	if !l.dataExists && len(l.segments) > 0 {
 		return nil, fmt.Errorf("data file %s is missing but its write-ahead log (%s) is there: the data existed and was removed. Restore the data file from a backup; or, to start a new, empty history, move %s.wal-* away and start with -init (REGISTRAR_INIT=1), which does not remove them itself", path, l.segments[0].path, path)
 	}
-	l.revision, l.logBytes, l.torn, err = replay(l.segments, l.revision, func(r logRecord) error {
+	l.revision, l.logBytes, l.torn, err = replay(l.segments, l.revision, func(r logRecord, file string) error {
 		var changes []histEntry
 		defer func() { l.hist.add(r.Rev, changes) }()
 		for _, op := range r.Ops {
 			_, existed := l.tree.Get(Server{Name: op.Name})
+			if op.Server != nil && targetCheck != nil && op.Server.Name == op.Name {
+				if err := targetCheck(*op.Server); err != nil {
+					l.refused = append(l.refused, refusal{*op.Server, file, err})
+					op.Server = nil // not served: the name is as if removed
+				}
+			}
 			if op.Server == nil {
 				l.tree.Delete(Server{Name: op.Name})
 				changes = append(changes, histEntry{rev: r.Rev, name: op.Name, existed: existed})
@@ -385,7 +430,7 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 // log is left out (it was never acknowledged).
 func ReadData(path string) (uint64, map[string]Server, error) {
 	s := &Embedded{}
-	l, err := load(path, s.check, 0)
+	l, err := load(path, s.check, nil, 0)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -403,6 +448,17 @@ func newLineage() string {
 		panic(err) // crypto/rand does not fail on Linux
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// Refused is how many servers of the data the target check left out at open.
+func (s *Embedded) Refused() int { return s.refused }
+
+// Collectors are the embedded store's own metrics, for the registrar's /metrics.
+func (s *Embedded) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "registrar_stored_targets_refused",
+		Help: "Servers of the data file or log left out at start because the target policy refuses their target (each is logged by name).",
+	}, func() float64 { return float64(s.Refused()) })}
 }
 
 // Current returns the current table.

@@ -107,7 +107,7 @@ type tornTail struct {
 // before its segments were removed). A record whose revision was already applied
 // from the log is skipped when it is the same record again, and is damage when its
 // content differs: two writers appended to one log.
-func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, int64, *tornTail, error) {
+func replay(segs []segment, rev uint64, apply func(r logRecord, file string) error) (uint64, int64, *tornTail, error) {
 	var size int64
 	base := rev
 	sums := map[uint64]uint32{} // checksum of each record applied, by revision
@@ -151,7 +151,7 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 				f.Close()
 				return rev, size, nil, fmt.Errorf("log %s jumps from revision %d to %d at byte %d: revisions are missing; restore the data from a backup", sg.path, rev, rec.Rev, off-int64(len(line)))
 			}
-			if err := apply(rec); err != nil {
+			if err := apply(rec, sg.path); err != nil {
 				f.Close()
 				return rev, size, nil, fmt.Errorf("log %s, revision %d: %v", sg.path, rec.Rev, err)
 			}

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"switchyard/internal/etcdtest"
+	"switchyard/internal/testbin"
+	"switchyard/registrar/store"
+	"switchyard/registrar/store/etcdstore"
+)
+
+// lockedBuffer is a log sink the test reads while the server may write to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// serve starts the real server over cfg on 127.0.0.1; it returns its URL.
+func serve(t *testing.T, cfg Config, logs *lockedBuffer) string {
+	t.Helper()
+	s, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		s.releaseWaiters()
+		srv.Close()
+		s.Close()
+	})
+	return srv.URL
+}
+
+// Targets the policy refuses that reached the data another way than the API (a data
+// file entry, a log record) are not served: skipped, counted, logged by name.
+func TestStoredTargetsRefusedByPolicyEmbedded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "servers.json")
+	if err := os.WriteFile(path, []byte(`{"revision": 1, "lineage": "0123456789abcdef0123456789abcdef", "servers": [
+{"host": "meta-file", "ipAddress": "169.254.169.254", "serviceName": "x"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"web-ok": "10.1.2.3:8080", "meta-log": "169.254.169.254:80", "loop-log": "127.0.0.1:9000"} {
+		if out := st.Write(store.Change{Name: name, Server: &store.Server{Target: target, Service: "x"}}); out.Err != nil {
+			t.Fatal(out.Err)
+		}
+	}
+	st.Close()
+	var logs lockedBuffer
+	url := serve(t, Config{Data: path}, &logs)
+	b := call(t, "GET", url+"/v1/routes", "").Routes(t)
+	if len(b.Routes) != 1 || b.Routes["web-ok"] != "10.1.2.3:8080" {
+		t.Fatalf("served %v, want only web-ok", b.Routes)
+	}
+	if m := string(call(t, "GET", url+"/metrics", "").Body); !strings.Contains(m, "registrar_stored_targets_refused 3") {
+		t.Errorf("/metrics does not count the 3 refused targets")
+	}
+	for _, name := range []string{"meta-file", "meta-log", "loop-log"} {
+		if !strings.Contains(logs.String(), "host="+name) {
+			t.Errorf("the refused %s is not logged:\n%s", name, logs.String())
+		}
+	}
+}
+
+// The same for a key written into etcd directly, at start and while running.
+func TestStoredTargetsRefusedByPolicyEtcd(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	prefix := "/t/servers/"
+	put := func(name, target string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := cli.Put(ctx, prefix+name, `{"host":"`+name+`","ipAddress":"`+target+`","serviceName":"x","updatedAt":"2026-01-01T00:00:00Z"}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("web-ok", "10.1.2.3:8080")
+	put("meta-start", "169.254.169.254")
+	var logs lockedBuffer
+	url := serve(t, Config{UseEtcd: true, Etcd: etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix, DialTimeout: 2 * time.Second}}, &logs)
+	put("meta-later", "[fd00:ec2::254]")
+	put("web-later", "10.1.2.4")
+	testbin.Eventually(t, 5*time.Second, func() string {
+		b := call(t, "GET", url+"/v1/routes", "").Routes(t)
+		if len(b.Routes) != 2 || b.Routes["web-ok"] == "" || b.Routes["web-later"] == "" {
+			return "served " + strings.Join(keys(b.Routes), ",") + ", want web-ok and web-later only"
+		}
+		return ""
+	})
+	if m := string(call(t, "GET", url+"/metrics", "").Body); !strings.Contains(m, "registrar_etcd_invalid_keys 2") {
+		t.Errorf("/metrics does not count the 2 refused keys")
+	}
+	for _, name := range []string{"meta-start", "meta-later"} {
+		if !strings.Contains(logs.String(), prefix+name) || !strings.Contains(logs.String(), "refused") {
+			t.Errorf("the refused %s is not logged:\n%s", name, logs.String())
+		}
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/proc"
+	"switchyard/internal/testkit/wait"
 )
 
 // A backup restored onto a fresh volume (the data files copied, no lock file) comes
@@ -22,7 +23,7 @@ import (
 func TestRestoredBackupReachesTheProxy(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "servers.json")
-	reg := &proc{testbin.StartRegistrar(t, "-data", data, "-allow-cidr", "127.0.0.0/8")}
+	reg := &process{proc.StartRegistrar(t, "-data", data, "-allow-cidr", "127.0.0.0/8")}
 	alpha, beta, gamma := upstream(t, "alpha"), upstream(t, "beta"), upstream(t, "gamma")
 	register(t, reg.url(), "web-a", alpha)
 	register(t, reg.url(), "web-b", beta)
@@ -46,7 +47,7 @@ func TestRestoredBackupReachesTheProxy(t *testing.T) {
 	register(t, reg.url(), "web-c", gamma)
 	deleteServer(t, reg.url(), "web-b")
 	register(t, reg.url(), "web-a", gamma)
-	testbin.Eventually(t, propagation, routes(map[string]string{"web-a": "gamma", "web-b": "", "web-c": "gamma"}))
+	wait.Eventually(t, propagation, routes(map[string]string{"web-a": "gamma", "web-b": "", "web-c": "gamma"}))
 
 	// The restore: a fresh volume holding only the backup's files.
 	reg.Stop()
@@ -57,9 +58,9 @@ func TestRestoredBackupReachesTheProxy(t *testing.T) {
 	copyFiles(t, backup, dir, func(string) bool { return true })
 	reg.Restart()
 	// The sync is in backoff after the outage; its first poll after it takes the table.
-	testbin.Eventually(t, 35*time.Second, routes(map[string]string{"web-a": "alpha", "web-b": "beta", "web-c": ""}))
+	wait.Eventually(t, 35*time.Second, routes(map[string]string{"web-a": "alpha", "web-b": "beta", "web-c": ""}))
 	register(t, reg.url(), "web-d", beta)
-	testbin.Eventually(t, propagation, routes(map[string]string{"web-d": "beta", "web-a": "alpha"}))
+	wait.Eventually(t, propagation, routes(map[string]string{"web-d": "beta", "web-a": "alpha"}))
 
 	// Online: an export and an import through the API.
 	r, err := http.Get(reg.url() + "/api/export")
@@ -69,7 +70,7 @@ func TestRestoredBackupReachesTheProxy(t *testing.T) {
 	exported, _ := io.ReadAll(r.Body)
 	r.Body.Close()
 	register(t, reg.url(), "web-e", gamma)
-	testbin.Eventually(t, propagation, routes(map[string]string{"web-e": "gamma"}))
+	wait.Eventually(t, propagation, routes(map[string]string{"web-e": "gamma"}))
 	r, err = http.Post(reg.url()+"/api/import", "application/json", strings.NewReader(string(exported)))
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func TestRestoredBackupReachesTheProxy(t *testing.T) {
 	if r.StatusCode != 200 {
 		t.Fatalf("import: %d %s", r.StatusCode, body)
 	}
-	testbin.Eventually(t, propagation, routes(map[string]string{"web-e": "", "web-d": "beta", "web-a": "alpha", "web-b": "beta"}))
+	wait.Eventually(t, propagation, routes(map[string]string{"web-e": "", "web-d": "beta", "web-a": "alpha", "web-b": "beta"}))
 }
 
 // copyFiles copies the regular files of from that keep accepts into to.

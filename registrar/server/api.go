@@ -7,40 +7,20 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
-	"switchyard/registrar/store/etcdstore"
 )
 
 // result is the body of every /api/ answer, in the Lua setup's shape (docs/origin.md)
-// {"result": {"success": ..., "error": ..., ...}}.
-type result struct {
-	Success  bool            `json:"success"`
-	Error    string          `json:"error,omitempty"`
-	Revision *uint64         `json:"revision,omitempty"`
-	Changed  *bool           `json:"changed,omitempty"`
-	Server   *store.Server   `json:"server,omitempty"`
-	Servers  *[]store.Server `json:"servers,omitempty"`
-
-	// GET /api/proxies (proxies_api.go).
-	Lineage string        `json:"lineage,omitempty"`
-	Replica string        `json:"replica,omitempty"`
-	Summary *ProxySummary `json:"summary,omitempty"`
-	Proxies *[]ProxyView  `json:"proxies,omitempty"`
-	// A write with wait=applied.
-	Applied   *bool        `json:"applied,omitempty"`
-	AppliedBy *int         `json:"appliedBy,omitempty"`
-	Pending   *[]ProxyView `json:"pending,omitempty"`
-	// POST /api/import: the servers imported.
-	Imported *int `json:"imported,omitempty"`
-}
+// {"result": {"success": ..., "error": ..., ...}}; its tests decode the same type.
+type result = registrarapi.Result
 
 func writeResult(w http.ResponseWriter, code int, res result) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(struct {
-		Result result `json:"result"`
-	}{res})
+	json.NewEncoder(w).Encode(registrarapi.Answer{Result: res})
 }
 
 func writeFailure(w http.ResponseWriter, code int, msg string) {
@@ -234,7 +214,7 @@ func (a *api) writeStoreError(w http.ResponseWriter, name string, err error) {
 		writeFailure(w, http.StatusNotFound, "server '"+name+"' is not registered")
 	case errors.Is(err, store.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, etcdstore.ErrTransactionTooLarge):
+	case errors.Is(err, store.ErrTooLarge):
 		writeFailure(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, store.ErrUnavailable):
 		a.log.Warn("write failed: the store is unavailable", "host", name, "err", err)

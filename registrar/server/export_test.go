@@ -7,14 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/registrar/store"
+	"switchyard/internal/registrarapi"
 )
 
-type exported struct {
-	Revision uint64         `json:"revision"`
-	Lineage  string         `json:"lineage"`
-	Servers  []store.Server `json:"servers"`
-}
+type exported = registrarapi.Export
 
 func export(t *testing.T, reg *testRegistrar, hdr ...string) (exported, string) {
 	t.Helper()

@@ -59,11 +59,10 @@ func FuzzWrite(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.put, s.host, []byte(s.body))
 	}
-	srv, err := New(Config{Data: filepath.Join(f.TempDir(), "servers.json")})
+	srv, err := newServer(f, Config{}, filepath.Join(f.TempDir(), "servers.json"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { srv.Close() })
 	h, st := srv.Handler(), srv.Store()
 
 	f.Fuzz(func(t *testing.T, put bool, pathHost string, body []byte) {

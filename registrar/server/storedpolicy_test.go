@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/etcdtest"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"
 )
@@ -36,10 +36,11 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// serve starts the real server over cfg on 127.0.0.1; it returns its URL.
-func serve(t *testing.T, cfg Config, logs *lockedBuffer) string {
+// serve starts the real server over st (opened with StoreOptions(cfg, log, m)) on
+// 127.0.0.1; it returns its URL.
+func serve(t *testing.T, cfg Config, st store.Store, m *Metrics, log *slog.Logger) string {
 	t.Helper()
-	s, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	s, err := New(cfg, st, m, WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +49,7 @@ func serve(t *testing.T, cfg Config, logs *lockedBuffer) string {
 		s.releaseWaiters()
 		srv.Close()
 		s.Close()
+		st.Close()
 	})
 	return srv.URL
 }
@@ -60,7 +62,7 @@ func TestStoredTargetsRefusedByPolicyEmbedded(t *testing.T) {
 {"host": "meta-file", "ipAddress": "169.254.169.254", "serviceName": "x"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(path)
+	st, err := store.Open(path, store.EmbeddedOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,13 @@ func TestStoredTargetsRefusedByPolicyEmbedded(t *testing.T) {
 	}
 	st.Close()
 	var logs lockedBuffer
-	url := serve(t, Config{Data: path}, &logs)
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	m := NewMetrics()
+	st2, err := store.Open(path, store.EmbeddedOptions{Options: StoreOptions(Config{}, log, m)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serve(t, Config{}, st2, m, log)
 	b := call(t, "GET", url+"/v1/routes", "").Routes(t)
 	if len(b.Routes) != 1 || b.Routes["web-ok"] != "10.1.2.3:8080" {
 		t.Fatalf("served %v, want only web-ok", b.Routes)
@@ -102,10 +110,16 @@ func TestStoredTargetsRefusedByPolicyEtcd(t *testing.T) {
 	put("web-ok", "10.1.2.3:8080")
 	put("meta-start", "169.254.169.254")
 	var logs lockedBuffer
-	url := serve(t, Config{UseEtcd: true, Etcd: etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix, DialTimeout: 2 * time.Second}}, &logs)
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	m := NewMetrics()
+	st, err := etcdstore.Open(context.Background(), etcdstore.Options{Options: StoreOptions(Config{}, log, m), Endpoints: c.Endpoints(), Prefix: prefix, DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serve(t, Config{}, st, m, log)
 	put("meta-later", "[fd00:ec2::254]")
 	put("web-later", "10.1.2.4")
-	testbin.Eventually(t, 5*time.Second, func() string {
+	wait.Eventually(t, 5*time.Second, func() string {
 		b := call(t, "GET", url+"/v1/routes", "").Routes(t)
 		if len(b.Routes) != 2 || b.Routes["web-ok"] == "" || b.Routes["web-later"] == "" {
 			return "served " + strings.Join(keys(b.Routes), ",") + ", want web-ok and web-later only"

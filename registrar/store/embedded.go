@@ -27,48 +27,18 @@ type Commit struct {
 	Took   time.Duration // applying and making the batch durable
 }
 
-// Option configures an Embedded store.
-type Option func(*Embedded)
-
-// OnCommit registers fn, called by the writer after each published commit. It is
-// set before the writer starts, so it sees every commit.
-func OnCommit(fn func(Commit)) Option { return func(s *Embedded) { s.onCommit = fn } }
-
-// WithLogger sets where the store reports what it did at open (stale files removed,
-// a torn log record dropped, a migration) and compactions.
-func WithLogger(l *slog.Logger) Option { return func(s *Embedded) { s.log = l } }
-
-// WithEntryCheck adds the rules every loaded server must pass besides a valid name
-// and address (the server's write rules); a loaded entry that fails stops the open.
-func WithEntryCheck(check func(Server) error) Option {
-	return func(s *Embedded) { s.extraCheck = check }
+// EmbeddedOptions are the embedded store's settings: those both stores share, and
+// its own.
+type EmbeddedOptions struct {
+	Options
+	// CompactAt is how many bytes the log may grow to, at least, before it is
+	// compacted into the data file (0: 8 MiB; the data file's size when larger).
+	CompactAt int64
+	// Init allows starting a new, empty table with a new lineage when the lock file
+	// says data existed at the path and the data file is gone (-init). Without it
+	// such a start is refused.
+	Init bool
 }
-
-// WithTargetCheck sets the target policy loaded servers must pass to be served. A
-// server of the data file or the log that fails it reached the data another way than
-// a checked write (the file edited, the policy narrowed since): it is left out of the
-// table (as if removed; the next compaction drops it from the data file), logged and
-// counted (Refused), and the open goes on.
-func WithTargetCheck(check func(Server) error) Option {
-	return func(s *Embedded) { s.targetCheck = check }
-}
-
-// WithCompactAt sets how many bytes the log may grow to, at least, before it is
-// compacted into the data file (default 8 MiB, or the data file's size when larger).
-func WithCompactAt(n int64) Option { return func(s *Embedded) { s.compactMin = n } }
-
-// WithHistory sets how many revisions of changes are kept for Delta (at most that
-// many name changes in all; default DefaultHistory).
-func WithHistory(n int) Option { return func(s *Embedded) { s.historyRevs = n } }
-
-// WithInit allows starting a new, empty table with a new lineage when the lock file
-// says data existed at the path and the data file is gone (-init). Without it such
-// a start is refused.
-func WithInit(init bool) Option { return func(s *Embedded) { s.init = init } }
-
-// WithMaxServers makes writes that would take the table past n servers fail with
-// ErrTableFull (0: no limit).
-func WithMaxServers(n int) Option { return func(s *Embedded) { s.maxServers = n } }
 
 type writeOp struct {
 	changes []Change
@@ -86,12 +56,11 @@ type writeOp struct {
 // the data file (from an immutable Table, so writes go on meanwhile) and removes the
 // older segments.
 //
-// Why a log and a B-tree, measured (bench_test.go, on the 2-core development VM):
-// a commit used to rewrite and fsync the whole data file; that costs 2.1 ms at 10
-// names and 57 ms at 100,000 (BenchmarkRewriteWholeFile; 280–570 ms per
-// acknowledgement through HTTP under load). Appending a record of ~200 bytes
-// and one fsync costs 0.17 ms at 10 names and 0.17 ms at 100,000 (BenchmarkCommit):
-// the cost follows the change. An embedded B+tree store such as bbolt would fsync
+// Why a log and a B-tree, measured by bench_test.go (`make bench`): rewriting and
+// fsyncing the whole data file per commit costs in proportion to the table
+// (BenchmarkRewriteWholeFile, at 10 and 100,000 names), while appending a record of
+// ~200 bytes and one fsync costs the same at both sizes (BenchmarkCommit): the cost
+// follows the change. An embedded B+tree store such as bbolt would fsync
 // twice per commit (pages, then the meta page), and keeps an old revision readable
 // only while a read transaction pins it, which blocks the reuse of freed pages for
 // the 60 s a paged full table must stay readable; the copy-on-write B-tree gives any
@@ -140,19 +109,21 @@ const maxBatch = 1024
 // no log is an empty table at revision 0), removing temporary files a crash left
 // behind and dropping a record a crash cut short, and starts the writer. A data file
 // of the old format (no lineage) is rewritten with a new lineage before Open returns.
-func Open(path string, opts ...Option) (*Embedded, error) {
+func Open(path string, o EmbeddedOptions) (*Embedded, error) {
 	s := &Embedded{
 		path:        path,
 		ops:         make(chan writeOp),
 		quit:        make(chan struct{}),
 		stopped:     make(chan struct{}),
 		now:         func() time.Time { return time.Now().UTC() },
-		log:         slog.New(slog.DiscardHandler),
-		compactMin:  8 << 20,
-		historyRevs: DefaultHistory,
-	}
-	for _, o := range opts {
-		o(s)
+		log:         cmp.Or(o.Log, slog.New(slog.DiscardHandler)),
+		onCommit:    o.OnCommit,
+		extraCheck:  o.EntryCheck,
+		targetCheck: o.TargetCheck,
+		compactMin:  cmp.Or(o.CompactAt, 8<<20),
+		historyRevs: cmp.Or(o.History, DefaultHistory),
+		init:        o.Init,
+		maxServers:  o.MaxServers,
 	}
 	ok := false
 	defer func() {

@@ -17,7 +17,7 @@ func TestLockRefusesSecondStore(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "servers.json")
 	s := openT(t, path)
 	set(t, s, "a", "10.0.0.1")
-	_, err := Open(path)
+	_, err := Open(path, EmbeddedOptions{})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by another registrar (pid %d", os.Getpid())) {
 		t.Fatalf("second Open = %v, want a refusal naming pid %d", err, os.Getpid())
 	}
@@ -56,12 +56,12 @@ func TestMissingDataRefusedUnlessInit(t *testing.T) {
 		os.Remove(sg.path)
 	}
 	os.Remove(path)
-	_, err := Open(path)
+	_, err := Open(path, EmbeddedOptions{})
 	if err == nil || !strings.Contains(err.Error(), "is missing") || !strings.Contains(err.Error(), "-init") {
 		t.Fatalf("Open = %v, want a refusal pointing to -init", err)
 	}
 	var logs bytes.Buffer
-	s2 := openT(t, path, WithInit(true), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	s2 := openT(t, path, EmbeddedOptions{Init: true, Options: Options{Log: slog.New(slog.NewTextHandler(&logs, nil))}})
 	if !strings.Contains(logs.String(), "old_lineage="+oldLineage) {
 		t.Errorf("the -init warning does not name the old lineage %s:\n%s", oldLineage, logs.String())
 	}
@@ -179,7 +179,7 @@ func copyData(t *testing.T, from, to string) {
 // Writes that would take the table past WithMaxServers fail whole; writes that do
 // not add servers still go through.
 func TestMaxServers(t *testing.T) {
-	s := openT(t, filepath.Join(t.TempDir(), "servers.json"), WithMaxServers(2))
+	s := openT(t, filepath.Join(t.TempDir(), "servers.json"), EmbeddedOptions{Options: Options{MaxServers: 2}})
 	set(t, s, "a", "10.0.0.1")
 	set(t, s, "b", "10.0.0.2")
 	if out := s.Write(Change{Name: "c", Server: &Server{Target: "10.0.0.3", Service: "x"}}); !errors.Is(out.Err, ErrTableFull) {
@@ -230,7 +230,7 @@ func TestRefusesSymlinksAndOtherFiles(t *testing.T) {
 			} else if err := os.Mkdir(victim, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			s2, err := Open(path)
+			s2, err := Open(path, EmbeddedOptions{})
 			if err == nil {
 				s2.Close()
 			}
@@ -253,7 +253,7 @@ func TestLockHoldsWithLockFileRemoved(t *testing.T) {
 		s := openT(t, path)
 		set(t, s, "a", "10.0.0.1")
 		os.Remove(lockPath(path))
-		s2, err := Open(path)
+		s2, err := Open(path, EmbeddedOptions{})
 		if err == nil {
 			s2.Close()
 		}
@@ -269,7 +269,7 @@ func TestLockHoldsWithLockFileRemoved(t *testing.T) {
 		}
 		s := openT(t, path)
 		os.Remove(lockPath(path))
-		s2, err := Open(path)
+		s2, err := Open(path, EmbeddedOptions{})
 		if err == nil {
 			s2.Close()
 		}
@@ -314,7 +314,7 @@ func TestRefusesRepeatedRevisionWithOtherContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(seg, append(same, other...), 0o600)
-	_, err = Open(path)
+	_, err = Open(path, EmbeddedOptions{})
 	want := fmt.Sprintf("byte %d", len(same))
 	if err == nil || !strings.Contains(err.Error(), seg) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "revision 2") {
 		t.Fatalf("Open = %v, want a refusal naming %s, %s and revision 2", err, seg, want)
@@ -326,7 +326,7 @@ func TestRefusesRepeatedRevisionWithOtherContent(t *testing.T) {
 // the new history as it is.
 func TestReplaceStartsNewLineage(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "servers.json")
-	s := openT(t, path, WithCompactAt(300))
+	s := openT(t, path, EmbeddedOptions{CompactAt: 300})
 	for i := range 5 {
 		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
 	}

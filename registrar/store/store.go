@@ -8,18 +8,16 @@ package store
 
 import (
 	"errors"
+	"log/slog"
 	"time"
+
+	"switchyard/internal/registrarapi"
 )
 
-// Server is one registered server: the server name clients put in X-Server-Name
-// (Name) and the target the proxy sends them to (Target, host:port or an IP). The JSON
-// names (host, ipAddress, serviceName) are the API's wire contract and stay as they are.
-type Server struct {
-	Name      string    `json:"host"`
-	Target    string    `json:"ipAddress"`
-	Service   string    `json:"serviceName"`
-	UpdatedAt time.Time `json:"updatedAt"`
-}
+// Server is one registered server (name, target, service, when it last changed). It
+// is the API's wire type, declared once in internal/registrarapi; the data file and
+// the WAL use the same JSON names.
+type Server = registrarapi.Server
 
 // Change sets (Server != nil) or removes (Server == nil) one server name.
 type Change struct {
@@ -76,6 +74,9 @@ var (
 	ErrClosed = errors.New("the registrar is shutting down; retry against the new instance")
 	// ErrTableFull: the write would take the table past its maximum of servers.
 	ErrTableFull = errors.New("the table is full")
+	// ErrTooLarge: the store cannot make the write as one (the etcd store: more than
+	// one etcd transaction may hold); nothing was changed, and it may be made in parts.
+	ErrTooLarge = errors.New("the write is too large to make at once")
 	// ErrSnapshotGone: Page was asked for a revision the store no longer holds.
 	ErrSnapshotGone = errors.New("snapshot_gone")
 )
@@ -128,3 +129,32 @@ type Store interface {
 // EncodedSize is the size a route takes in a JSON object of routes: "name":"target",
 // (names and targets are validated, so nothing in them needs escaping).
 func EncodedSize(name, target string) int { return len(name) + len(target) + 6 }
+
+// Options are the settings both stores take: Open (with EmbeddedOptions) and
+// etcdstore.Open (with etcdstore.Options) embed them.
+type Options struct {
+	// Log is where the store reports what it did (at open, compactions, invalid
+	// entries); nil: each store's default.
+	Log *slog.Logger
+	// OnCommit, when set, is called after each commit the store made durable (the
+	// embedded store's writer; etcd: each transaction etcd committed), so it sees
+	// every commit.
+	OnCommit func(Commit)
+	// EntryCheck adds the rules every loaded server must pass besides a valid name and
+	// address (the server's write rules). The embedded store refuses to open with an
+	// entry that fails; the etcd store skips it like any invalid key.
+	EntryCheck func(Server) error
+	// TargetCheck is the target policy. A loaded server whose target it refuses
+	// reached the data another way than a checked write (a file edited, a key written
+	// into etcd directly, the policy narrowed since): it is not served but logged and
+	// counted, and the store goes on. The embedded store leaves it out at open (its
+	// next compaction drops it from the data file); the etcd store skips it like any
+	// invalid key.
+	TargetCheck func(Server) error
+	// History is how many revisions of changes are kept for Delta (at most that many
+	// name changes in all); 0: DefaultHistory.
+	History int
+	// MaxServers makes writes that would take the table past it fail with
+	// ErrTableFull; 0: no limit.
+	MaxServers int
+}

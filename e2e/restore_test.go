@@ -14,13 +14,20 @@ import (
 	"switchyard/internal/testkit/wait"
 )
 
-// A backup restored onto a fresh volume (the data files copied, no lock file) comes
-// back at an older state than the proxy holds. It is served as a new history, so the
-// proxy takes it whole instead of holding its later table and then applying deltas to
-// the wrong one: names missing from the backup stop routing, names in it route again,
-// and names registered after the restore route. An import through the API does the
-// same online.
+// A backup restored comes back at an older state than the proxy holds. It is served
+// as a new history, so the proxy takes it whole instead of holding its later table
+// and then applying deltas to the wrong one: names missing from the backup stop
+// routing, names in it route again, and names registered after the restore route.
+// Restored onto a fresh volume (the data files copied, no lock file), the registrar
+// forks a new lineage at start; restored with its lock record written back in place
+// (as a copy of the whole volume would), it starts in the old lineage and forks when
+// the proxy polls ahead of it. An import through the API does the same online.
 func TestRestoredBackupReachesTheProxy(t *testing.T) {
+	t.Run("fresh volume", func(t *testing.T) { testRestore(t, false) })
+	t.Run("lock record restored", func(t *testing.T) { testRestore(t, true) })
+}
+
+func testRestore(t *testing.T, withLock bool) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "servers.json")
 	reg := &process{proc.StartRegistrar(t, "-data", data, "-allow-cidr", "127.0.0.0/8")}
@@ -30,6 +37,10 @@ func TestRestoredBackupReachesTheProxy(t *testing.T) {
 	reg.Stop()
 	backup := t.TempDir()
 	copyFiles(t, dir, backup, func(name string) bool { return !strings.HasSuffix(name, ".lock") })
+	lockRecord, err := os.ReadFile(data + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	reg.Restart()
 	px := startDevproxy(t, reg.url())
@@ -53,15 +64,32 @@ func TestRestoredBackupReachesTheProxy(t *testing.T) {
 	reg.Stop()
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		os.Remove(filepath.Join(dir, e.Name()))
+		if !withLock || !strings.HasSuffix(e.Name(), ".lock") {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
 	}
 	copyFiles(t, backup, dir, func(string) bool { return true })
+	if withLock {
+		// Written into the same file, as a block-level copy keeps it.
+		f, err := os.OpenFile(data+".lock", os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(lockRecord, 0)
+		f.Close()
+	}
 	reg.Restart()
 	// The sync is in backoff after the outage; its first poll after it takes the table.
 	wait.Eventually(t, 35*time.Second, routes(map[string]string{"web-a": "alpha", "web-b": "beta", "web-c": ""}))
 	register(t, reg.url(), "web-d", beta)
 	wait.Eventually(t, propagation, routes(map[string]string{"web-d": "beta", "web-a": "alpha"}))
 
+	if withLock {
+		if out := reg.Output(); !strings.Contains(out, "holds revision 5 of this lineage, above the 2 this registrar reached") {
+			t.Errorf("the registrar did not log the proxy ahead of it:\n%s", out)
+		}
+		return
+	}
 	// Online: an export and an import through the API.
 	r, err := http.Get(reg.url() + "/api/export")
 	if err != nil {

@@ -158,7 +158,7 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/export", auth.wrap(http.HandlerFunc(a.export)))
 	mux.Handle("/api/import", auth.wrap(http.HandlerFunc(a.importTable)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
+	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync, log: s.log}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))

@@ -42,7 +42,7 @@ type EmbeddedOptions struct {
 
 type writeOp struct {
 	changes []Change
-	replace *[]Server // Replace's table (nil for a write of changes)
+	replace *replaceOp // a replacement of the table (nil for a write of changes)
 	done    chan WriteResult
 }
 
@@ -502,7 +502,7 @@ func (s *Embedded) writer() {
 			if len(batch) > 1 {
 				s.commit(batch[:len(batch)-1])
 			}
-			last.done <- s.replaceTable(*last.replace)
+			last.done <- s.replaceTable(last.replace)
 			continue
 		}
 		s.commit(batch)
@@ -723,7 +723,28 @@ func (s *Embedded) removeSegmentsThrough(rev uint64) {
 // not is named) and a name may appear once; then nothing changes. A server without
 // updatedAt gets the time of the write.
 func (s *Embedded) Replace(servers []Server) WriteResult {
-	op := writeOp{replace: &servers, done: make(chan WriteResult, 1)}
+	return s.replaceWith(&replaceOp{servers: servers, why: "replaced the whole table: a new history (new lineage); every proxy takes it whole"})
+}
+
+// Fork starts a new lineage with the table as it is, at a revision above the current
+// one, so that every proxy takes the table whole. The store hands out a revision only
+// once it is durable, so a proxy of its lineage at a higher revision holds another
+// history under the same lineage (data restored together with its lock record, as
+// from a copy of the whole volume); why says what was seen, for the log.
+func (s *Embedded) Fork(why string) WriteResult {
+	return s.replaceWith(&replaceOp{keep: true, why: why})
+}
+
+// replaceOp is a replacement of the table: by servers, or by the writer's own table
+// (keep).
+type replaceOp struct {
+	servers []Server
+	keep    bool
+	why     string
+}
+
+func (s *Embedded) replaceWith(r *replaceOp) WriteResult {
+	op := writeOp{replace: r, done: make(chan WriteResult, 1)}
 	select {
 	case s.ops <- op:
 	case <-s.quit:
@@ -732,9 +753,17 @@ func (s *Embedded) Replace(servers []Server) WriteResult {
 	return <-op.done
 }
 
-func (s *Embedded) replaceTable(servers []Server) WriteResult {
+func (s *Embedded) replaceTable(r *replaceOp) WriteResult {
 	if s.broken != nil {
 		return WriteResult{Err: fmt.Errorf("%w: %w", ErrNotSaved, s.broken)}
+	}
+	servers := r.servers
+	if r.keep {
+		servers = make([]Server, 0, s.work.Len())
+		s.work.Ascend(func(sv Server) bool {
+			servers = append(servers, sv)
+			return true
+		})
 	}
 	start := time.Now()
 	tree := newTree()
@@ -791,7 +820,7 @@ func (s *Embedded) replaceTable(servers []Server) WriteResult {
 	s.hist.mu.Unlock()
 	s.pins.recent(t)
 	close(cur.changed)
-	s.log.Warn("replaced the whole table: a new history (new lineage); every proxy takes it whole", "old_lineage", old, "new_lineage", lineage, "revision", rev, "servers", t.Len())
+	s.log.Warn(r.why, "old_lineage", old, "new_lineage", lineage, "revision", rev, "servers", t.Len())
 	if s.onCommit != nil {
 		s.onCommit(Commit{Table: t, Writes: 1, Took: time.Since(start)})
 	}

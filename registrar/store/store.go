@@ -126,6 +126,15 @@ type Store interface {
 	Close() error
 }
 
+// Forker is a store that hands out a revision only once it holds it for good (the
+// embedded store), so that a client of its lineage at a higher revision holds another
+// history under the same lineage. Fork starts a new lineage with the current table,
+// at a revision above the current one, so that such a client takes the table whole
+// instead of waiting for a revision that would not be the one it holds; why is logged.
+type Forker interface {
+	Fork(why string) WriteResult
+}
+
 // EncodedSize is the size a route takes in a JSON object of routes: "name":"target",
 // (names and targets are validated, so nothing in them needs escaping).
 func EncodedSize(name, target string) int { return len(name) + len(target) + 6 }

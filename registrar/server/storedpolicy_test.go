@@ -143,3 +143,26 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// POST /api/import over the etcd store: the table is replaced in one transaction under
+// a new lineage, and GET /api/export gives it back.
+func TestImportEtcd(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	log := slog.New(slog.DiscardHandler)
+	m := NewMetrics()
+	st, err := etcdstore.Open(context.Background(), etcdstore.Options{Options: StoreOptions(Config{}, log, m), Endpoints: c.Endpoints(), Prefix: "/t/servers/", DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serve(t, Config{}, st, m, log)
+	register(t, url, "web-1", "10.1.2.3", "logs")
+	register(t, url, "web-2", "10.1.2.4", "logs")
+	old := st.Lineage()
+	if r := call(t, "POST", url+"/api/import", `{"servers": [{"host": "web-2", "ipAddress": "10.1.2.4", "serviceName": "logs"}, {"host": "web-3", "ipAddress": "10.1.2.5", "serviceName": "new"}]}`); r.Code != 200 {
+		t.Fatalf("import: %d %s", r.Code, r.Body)
+	}
+	e, _ := export(t, &testRegistrar{URL: url})
+	if e.Lineage == old || e.Lineage != st.Lineage() || len(e.Servers) != 2 || e.Servers[0].Name != "web-2" || e.Servers[1].Service != "new" {
+		t.Fatalf("export after the import: %+v (old lineage %s)", e, old)
+	}
+}

@@ -365,3 +365,22 @@ func TestReplaceStartsNewLineage(t *testing.T) {
 		t.Fatalf("reopened: lineage %s at %d, want %s at %d", s2.Lineage(), s2.Current().Revision(), lineage, rev)
 	}
 }
+
+// Fork keeps the table as the writer has it under a new lineage one revision up, and
+// the history starts over.
+func TestForkKeepsTheTable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "servers.json")
+	s := openT(t, path)
+	set(t, s, "a", "10.0.0.1")
+	set(t, s, "b", "10.0.0.2")
+	old := s.Lineage()
+	out := s.Fork("test")
+	if out.Err != nil || out.Revision != 3 || s.Lineage() == old || s.Current().Len() != 2 {
+		t.Fatalf("Fork = %+v; lineage %s (was %s), %d servers", out, s.Lineage(), old, s.Current().Len())
+	}
+	if _, ok := s.Delta(2, 1<<20); ok {
+		t.Fatal("a delta reaches across the fork")
+	}
+	s.Close()
+	wantTable(t, path, 3, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2"})
+}

@@ -48,12 +48,17 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &testRegistrar{URL: listen(t, s), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+}
+
+// listen serves s on 127.0.0.1 (httptest) until the test ends; it returns the URL.
+func listen(t testing.TB, s *Server) string {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		s.releaseWaiters()
 		srv.Close()
 	})
-	return &testRegistrar{URL: srv.URL, Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+	return srv.URL
 }
 
 // newServer builds a server as the registrar command does: the embedded store at

@@ -1,40 +1,20 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/logbuf"
 	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"
 )
-
-// lockedBuffer is a log sink the test reads while the server may write to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // serve starts the real server over st (opened with StoreOptions(cfg, log, m)) on
 // 127.0.0.1; it returns its URL.
@@ -44,14 +24,11 @@ func serve(t *testing.T, cfg Config, st store.Store, m *Metrics, log *slog.Logge
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
-		s.releaseWaiters()
-		srv.Close()
 		s.Close()
 		st.Close()
 	})
-	return srv.URL
+	return listen(t, s)
 }
 
 // Targets the policy refuses that reached the data another way than the API (a data
@@ -72,7 +49,7 @@ func TestStoredTargetsRefusedByPolicyEmbedded(t *testing.T) {
 		}
 	}
 	st.Close()
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	m := NewMetrics()
 	st2, err := store.Open(path, store.EmbeddedOptions{Options: StoreOptions(Config{}, log, m)})
@@ -109,7 +86,7 @@ func TestStoredTargetsRefusedByPolicyEtcd(t *testing.T) {
 	}
 	put("web-ok", "10.1.2.3:8080")
 	put("meta-start", "169.254.169.254")
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	m := NewMetrics()
 	st, err := etcdstore.Open(context.Background(), etcdstore.Options{Options: StoreOptions(Config{}, log, m), Endpoints: c.Endpoints(), Prefix: prefix, DialTimeout: 2 * time.Second})

@@ -442,7 +442,12 @@ func (s *Embedded) Lineage() string { return *s.lineage.Load() }
 // Write applies changes as one all-or-nothing write and returns once it is durable
 // (or has failed, in which case nothing changed).
 func (s *Embedded) Write(changes ...Change) WriteResult {
-	op := writeOp{changes: changes, done: make(chan WriteResult, 1)}
+	return s.hand(writeOp{changes: changes})
+}
+
+// hand gives op to the writer and waits for its result.
+func (s *Embedded) hand(op writeOp) WriteResult {
+	op.done = make(chan WriteResult, 1)
 	select {
 	case s.ops <- op:
 	case <-s.quit:
@@ -723,7 +728,7 @@ func (s *Embedded) removeSegmentsThrough(rev uint64) {
 // not is named) and a name may appear once; then nothing changes. A server without
 // updatedAt gets the time of the write.
 func (s *Embedded) Replace(servers []Server) WriteResult {
-	return s.replaceWith(&replaceOp{servers: servers, why: "replaced the whole table: a new history (new lineage); every proxy takes it whole"})
+	return s.hand(writeOp{replace: &replaceOp{servers: servers, why: "replaced the whole table: a new history (new lineage); every proxy takes it whole"}})
 }
 
 // Fork starts a new lineage with the table as it is, at a revision above the current
@@ -732,7 +737,7 @@ func (s *Embedded) Replace(servers []Server) WriteResult {
 // history under the same lineage (data restored together with its lock record, as
 // from a copy of the whole volume); why says what was seen, for the log.
 func (s *Embedded) Fork(why string) WriteResult {
-	return s.replaceWith(&replaceOp{keep: true, why: why})
+	return s.hand(writeOp{replace: &replaceOp{keep: true, why: why}})
 }
 
 // replaceOp is a replacement of the table: by servers, or by the writer's own table
@@ -741,16 +746,6 @@ type replaceOp struct {
 	servers []Server
 	keep    bool
 	why     string
-}
-
-func (s *Embedded) replaceWith(r *replaceOp) WriteResult {
-	op := writeOp{replace: r, done: make(chan WriteResult, 1)}
-	select {
-	case s.ops <- op:
-	case <-s.quit:
-		return WriteResult{Err: ErrClosed}
-	}
-	return <-op.done
 }
 
 func (s *Embedded) replaceTable(r *replaceOp) WriteResult {

@@ -152,6 +152,15 @@ func TestCopiedDataGetsNewLineage(t *testing.T) {
 	}
 }
 
+// openErr opens the data at path (closing it again) and returns the error.
+func openErr(path string) error {
+	s, err := Open(path, EmbeddedOptions{})
+	if err == nil {
+		s.Close()
+	}
+	return err
+}
+
 // copyData replaces the data files (data file and log, not the lock) in to by those in from.
 func copyData(t *testing.T, from, to string) {
 	t.Helper()
@@ -230,11 +239,7 @@ func TestRefusesSymlinksAndOtherFiles(t *testing.T) {
 			} else if err := os.Mkdir(victim, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			s2, err := Open(path, EmbeddedOptions{})
-			if err == nil {
-				s2.Close()
-			}
-			if err == nil || !strings.Contains(err.Error(), victim) || !strings.Contains(err.Error(), c.want) {
+			if err := openErr(path); err == nil || !strings.Contains(err.Error(), victim) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Open = %v, want a refusal naming %s as %q", err, victim, c.want)
 			}
 			if after, _ := os.ReadFile(real); !bytes.Equal(before, after) {
@@ -248,36 +253,29 @@ func TestRefusesSymlinksAndOtherFiles(t *testing.T) {
 // data: the running store holds a lock on its log segment too, which a second open
 // finds taken. Also when the data has no segment yet, and when nothing was written.
 func TestLockHoldsWithLockFileRemoved(t *testing.T) {
-	t.Run("after writes", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "servers.json")
-		s := openT(t, path)
-		set(t, s, "a", "10.0.0.1")
-		os.Remove(lockPath(path))
-		s2, err := Open(path, EmbeddedOptions{})
-		if err == nil {
-			s2.Close()
-		}
-		if err == nil || !strings.Contains(err.Error(), "in use by another registrar") {
-			t.Fatalf("second Open with the lock file removed = %v, want a refusal", err)
-		}
-		set(t, s, "b", "10.0.0.2")
-	})
-	t.Run("data without a segment", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "servers.json")
-		if err := os.WriteFile(path, []byte(`{"revision": 4, "lineage": "0123456789abcdef0123456789abcdef", "servers": []}`), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s := openT(t, path)
-		os.Remove(lockPath(path))
-		s2, err := Open(path, EmbeddedOptions{})
-		if err == nil {
-			s2.Close()
-		}
-		if err == nil || !strings.Contains(err.Error(), "in use by another registrar") {
-			t.Fatalf("second Open with the lock file removed = %v, want a refusal", err)
-		}
-		set(t, s, "a", "10.0.0.1")
-	})
+	for name, setup := range map[string]func(t *testing.T, path string) *Embedded{
+		"after writes": func(t *testing.T, path string) *Embedded {
+			s := openT(t, path)
+			set(t, s, "a", "10.0.0.1")
+			return s
+		},
+		"data without a segment": func(t *testing.T, path string) *Embedded {
+			if err := os.WriteFile(path, []byte(`{"revision": 4, "lineage": "0123456789abcdef0123456789abcdef", "servers": []}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return openT(t, path)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "servers.json")
+			s := setup(t, path)
+			os.Remove(lockPath(path))
+			if err := openErr(path); err == nil || !strings.Contains(err.Error(), "in use by another registrar") {
+				t.Fatalf("second Open with the lock file removed = %v, want a refusal", err)
+			}
+			set(t, s, "b", "10.0.0.2")
+		})
+	}
 	t.Run("no data yet", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "servers.json")
 		s := openT(t, path)
@@ -297,15 +295,8 @@ func TestLockHoldsWithLockFileRemoved(t *testing.T) {
 // written into one log: the open refuses, naming the file and the offset. The same
 // record twice is harmless and skipped.
 func TestRefusesRepeatedRevisionWithOtherContent(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "servers.json")
-	s := openT(t, path)
-	set(t, s, "a", "10.0.0.1")
-	set(t, s, "b", "10.0.0.2")
-	s.Close()
-	segs, _ := listSegments(path)
-	seg := segs[len(segs)-1].path
-	raw, _ := os.ReadFile(seg)
-	last := raw[bytes.LastIndexByte(raw[:len(raw)-1], '\n')+1:]
+	path, seg, raw, at := twoRecords(t)
+	last := raw[at:]
 	same := append(append([]byte(nil), raw...), last...)
 	os.WriteFile(seg, same, 0o600)
 	wantTable(t, path, 2, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2"})

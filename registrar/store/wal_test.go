@@ -105,13 +105,8 @@ func TestDropsTornLastRecord(t *testing.T) {
 		strings.Repeat("\x00", 20) + `"ops":[{"host":"x"}]}` + "\n",          // the start never written
 		`1234abcd {"rev":3,"ops":[{"ho` + strings.Repeat("\x00", 100) + "\n", // the middle never written
 	} {
-		path := filepath.Join(t.TempDir(), "servers.json")
-		s := openT(t, path)
-		set(t, s, "a", "10.0.0.1")
-		set(t, s, "b", "10.0.0.2")
-		s.Close()
-		segs, _ := listSegments(path)
-		f, err := os.OpenFile(segs[len(segs)-1].path, os.O_WRONLY|os.O_APPEND, 0)
+		path, seg, _, _ := twoRecords(t)
+		f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,15 +158,7 @@ func TestRefusesDamagedLastRecord(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "servers.json")
-			s := openT(t, path)
-			set(t, s, "a", "10.0.0.1")
-			set(t, s, "b", "10.0.0.2")
-			s.Close()
-			segs, _ := listSegments(path)
-			seg := segs[len(segs)-1].path
-			raw, _ := os.ReadFile(seg)
-			last := bytes.LastIndexByte(raw[:len(raw)-1], '\n') + 1
+			path, seg, raw, last := twoRecords(t)
 			want := fmt.Sprintf("damaged at byte %d", last)
 			if name == "an appended record" {
 				want = fmt.Sprintf("damaged at byte %d", len(raw))
@@ -183,6 +170,25 @@ func TestRefusesDamagedLastRecord(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoRecords makes data with a log of two records (a → 10.0.0.1, b → 10.0.0.2) and
+// closes it: the data path, the segment's path and bytes, and where its last record
+// starts.
+func twoRecords(t *testing.T) (path, seg string, raw []byte, last int) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "servers.json")
+	s := openT(t, path)
+	set(t, s, "a", "10.0.0.1")
+	set(t, s, "b", "10.0.0.2")
+	s.Close()
+	segs, _ := listSegments(path)
+	seg = segs[len(segs)-1].path
+	raw, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, seg, raw, bytes.LastIndexByte(raw[:len(raw)-1], '\n') + 1
 }
 
 // When the log passes the compaction size, the table goes to the data file and the

@@ -7,36 +7,18 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/logbuf"
 	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/store"
 )
 
-// syncBuffer is a log sink a test can read while the store writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func openStore(t *testing.T, endpoints []string, log *syncBuffer) *Store {
+func openStore(t *testing.T, endpoints []string, log *logbuf.Buffer) *Store {
 	t.Helper()
 	o := Options{Endpoints: endpoints, Prefix: "/t/servers/", DialTimeout: 2 * time.Second}
 	if log != nil {
@@ -146,7 +128,7 @@ func TestInvalidKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var log syncBuffer
+	var log logbuf.Buffer
 	s := openStore(t, c.Endpoints(), &log)
 	if got := s.Current(); got.Len() != 1 || targetOf(s, "good-1") != "10.0.0.1:80" {
 		t.Fatalf("served %d servers, want only good-1", got.Len())
@@ -223,7 +205,7 @@ func TestCompactionPastReplica(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	lag := c.Members[0]
 	// This replica talks to one member only; with that member down it sees nothing.
-	var log syncBuffer
+	var log logbuf.Buffer
 	s := openStore(t, []string{lag.ClientURL}, &log)
 	w := openStore(t, c.Endpoints()[1:], nil)
 	put(t, w, "web-1", "10.0.0.1:80")

@@ -86,8 +86,8 @@ func (s *Store) Write(changes ...store.Change) store.WriteResult {
 		c, cancel := s.rctx(ctx)
 		r, err := s.cli.Txn(c).If(cmps...).Then(ops...).Commit()
 		cancel()
-		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
-			return store.WriteResult{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", store.ErrTooLarge, store.ErrNotSaved, len(changes), err)}
+		if tooLarge(err) {
+			return store.WriteResult{Err: tooLargeErr(fmt.Sprintf("this write of %d changes", len(changes)), "or write in parts", err)}
 		}
 		if err != nil {
 			s.reachable.Store(false)
@@ -109,6 +109,20 @@ func (s *Store) Write(changes ...store.Change) store.WriteResult {
 		return out
 	}
 	return store.WriteResult{Err: fmt.Errorf("%w: etcd: the servers of this write kept changing under it (%d tries); retry", store.ErrUnavailable, maxTries)}
+}
+
+// tooLarge says whether etcd refused a transaction for its size.
+func tooLarge(err error) bool {
+	return errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge)
+}
+
+// tooLargeErr says that etcd refused what (a transaction) for its size, and what to
+// do: raise etcd's limits, or else.
+func tooLargeErr(what, orElse string, err error) error {
+	if orElse != "" {
+		orElse = ", " + orElse
+	}
+	return fmt.Errorf("%w: %w: etcd refused %s as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member%s", store.ErrTooLarge, store.ErrNotSaved, what, err, orElse)
 }
 
 func (s *Store) unavailable(err error) error {
@@ -284,8 +298,8 @@ func (s *Store) Replace(servers []store.Server) store.WriteResult {
 		c, cancel = s.rctx(ctx)
 		tr, err := s.cli.Txn(c).If(unchanged).Then(ops...).Commit()
 		cancel()
-		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
-			return store.WriteResult{Err: fmt.Errorf("%w: %w: etcd refused replacing the table (%d operations) as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member", store.ErrTooLarge, store.ErrNotSaved, len(ops), err)}
+		if tooLarge(err) {
+			return store.WriteResult{Err: tooLargeErr(fmt.Sprintf("replacing the table (%d operations)", len(ops)), "", err)}
 		}
 		if err != nil {
 			s.reachable.Store(false)

@@ -42,7 +42,8 @@ FUZZ_TARGETS := \
 	FuzzConfig:./internal/pluginconfig/ \
 	FuzzPairs:./internal/abi/ \
 	FuzzDecide:./filter/routing/ \
-	FuzzSchemaAgreement:./deploy/
+	FuzzSchemaAgreement:./deploy/ \
+	FuzzTargetSet:./internal/contract/
 # fuzz-check fails when a `func Fuzz...` in a _test.go file is not in FUZZ_TARGETS with
 # its package folder, so the list stays the one list of fuzz targets (README points here).
 fuzz-check:

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
 )
 
@@ -25,7 +26,7 @@ const maxImportBody = 256 << 20
 //	…]}
 //
 // one server per line in byte order of the name, each in the shape GET /api/servers
-// gives it. POST /api/import takes it back.
+// gives it (its targets with their health). POST /api/import takes it back.
 func (a *api) export(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		methodNotAllowed(w, r, http.MethodGet)
@@ -43,7 +44,7 @@ func (a *api) export(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(bw, "{\"revision\": %d, \"lineage\": %q, \"servers\": [", t.Revision(), lineage)
 	first := true
 	t.Ascend("", func(sv store.Server) bool {
-		b, err := json.Marshal(sv)
+		b, err := json.Marshal(serverViewOf(&sv))
 		if err != nil {
 			return false
 		}
@@ -128,13 +129,8 @@ func (a *api) parseImport(body []byte) ([]store.Server, error) {
 	servers := make([]store.Server, 0, len(*f.Servers))
 	seen := make(map[string]bool, len(*f.Servers))
 	for i, raw := range *f.Servers {
-		var sv store.Server
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&sv); err != nil {
-			return nil, fmt.Errorf("servers[%d]: %v", i, invalidJSON(err))
-		}
-		if err := a.check(sv.Name, sv.Target, sv.Service); err != nil {
+		sv, err := a.importedServer(raw)
+		if err != nil {
 			return nil, fmt.Errorf("servers[%d]: %v", i, err)
 		}
 		if seen[sv.Name] {
@@ -144,6 +140,48 @@ func (a *api) parseImport(body []byte) ([]store.Server, error) {
 		servers = append(servers, sv)
 	}
 	return servers, nil
+}
+
+// importedServer reads one server of the export's form, as GET /api/servers shows it,
+// and checks it like a registration: host and serviceName; targets (each address
+// against the target policy, weight, state; health is the registrar's own check and
+// is not taken), or ipAddress alone; updatedAt is kept. A set without an active
+// target is taken as exported.
+func (a *api) importedServer(raw json.RawMessage) (store.Server, error) {
+	var in registrarapi.Server
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&in); err != nil {
+		return store.Server{}, invalidJSON(err)
+	}
+	if err := checkServerName(in.Name); err != nil {
+		return store.Server{}, err
+	}
+	if err := checkServiceName(in.Service); err != nil {
+		return store.Server{}, err
+	}
+	var ts []store.Target
+	if in.Targets == nil {
+		if err := checkTarget(in.Target, a.policy); err != nil {
+			return store.Server{}, err
+		}
+		ts = []store.Target{{Address: in.Target, Weight: 1, State: store.StateActive}}
+	}
+	for i, t := range in.Targets {
+		if err := checkAddress(t.Address, a.policy, fmt.Sprintf("targets[%d].address", i)); err != nil {
+			return store.Server{}, err
+		}
+		ts = append(ts, store.Target{Address: t.Address, Weight: t.Weight, State: t.State})
+	}
+	sv := store.NewServer(in.Name, in.Service, ts)
+	if in.Target != "" && in.Targets != nil && in.Target != sv.Target {
+		return store.Server{}, fieldErr("ipAddress", fmt.Errorf("'%s' is not the first active target of targets ('%s'); send ipAddress equal to it, or targets alone", truncate(in.Target), sv.Target))
+	}
+	if err := store.CheckTargets(sv); err != nil {
+		return store.Server{}, err
+	}
+	sv.UpdatedAt = in.UpdatedAt
+	return sv, nil
 }
 
 // parseImportMap reads the seed's map form; an entry whose name is registered with
@@ -162,11 +200,11 @@ func (a *api) parseImportMap(body []byte) ([]store.Server, error) {
 		if err := checkTarget(e.target, a.policy); err != nil {
 			return nil, fmt.Errorf("entry %q: %v", e.name, err)
 		}
-		sv := store.Server{Name: e.name, Target: e.target, Service: importedServiceName}
+		service := importedServiceName
 		if old, ok := cur.Get(e.name); ok && old.Target == e.target {
-			sv.Service = old.Service
+			service = old.Service
 		}
-		servers = append(servers, sv)
+		servers = append(servers, store.NewServer(e.name, service, []store.Target{{Address: e.target, Weight: 1, State: store.StateActive}}))
 	}
 	return servers, nil
 }

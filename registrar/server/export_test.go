@@ -3,11 +3,13 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"switchyard/internal/registrarapi"
+	"switchyard/registrar/store"
 )
 
 type exported = registrarapi.Export
@@ -35,8 +37,25 @@ func TestExportImportRoundTrip(t *testing.T) {
 	reg := startRegistrar(t, regOptions{})
 	register(t, reg.URL, "web-1", "10.1.2.3:8080", "logs")
 	register(t, reg.URL, "web-2", "web-2.internal", "로그")
+	if r := call(t, "POST", reg.URL+"/api/servers/register", `{"host": "web-t", "serviceName": "shop", "targets": [{"address": "10.1.2.7", "weight": 0, "state": "active"}, {"address": "10.1.2.8", "weight": 3, "state": "active"}, {"address": "10.1.2.9", "weight": 1, "state": "draining"}]}`); r.Code != 200 {
+		t.Fatalf("register with targets: %d %s", r.Code, r.Body)
+	}
+	withTargets := reg.Store.Current()
 	e, body := export(t, reg)
-	if e.Revision != 2 || e.Lineage != reg.Store.Lineage() || len(e.Servers) != 2 || e.Servers[1].Service != "로그" || e.Servers[0].UpdatedAt.IsZero() {
+	if len(e.Servers) != 3 || len(e.Servers[2].Targets) != 3 || e.Servers[2].Targets[1].Weight != 3 || e.Servers[2].Targets[2].State != "draining" {
+		t.Fatalf("export of a target set: %+v", e.Servers)
+	}
+	if r := call(t, "POST", reg.URL+"/api/import", body); r.Code != 200 {
+		t.Fatalf("import of the export: %d %s", r.Code, r.Body)
+	}
+	if sv, _ := reg.Store.Current().Get("web-t"); !reflect.DeepEqual(sv, func() store.Server { o, _ := withTargets.Get("web-t"); return o }()) {
+		t.Fatalf("web-t after the round trip: %+v", sv)
+	}
+	if r := call(t, "DELETE", reg.URL+"/api/servers/web-t", ""); r.Code != 200 {
+		t.Fatal(r.Code)
+	}
+	e, body = export(t, reg)
+	if e.Revision != 5 || e.Lineage != reg.Store.Lineage() || len(e.Servers) != 2 || e.Servers[1].Service != "로그" || e.Servers[0].UpdatedAt.IsZero() {
 		t.Fatalf("export %+v", e)
 	}
 	kept := e.Servers[0].UpdatedAt
@@ -54,14 +73,14 @@ func TestExportImportRoundTrip(t *testing.T) {
 		}
 	}
 	json.Unmarshal(r.Body, &res)
-	if got := res.Result; r.Code != 200 || !got.Success || got.Revision != 5 || got.Imported != 2 || got.Lineage == oldLineage || got.Lineage != reg.Store.Lineage() {
+	if got := res.Result; r.Code != 200 || !got.Success || got.Revision != 8 || got.Imported != 2 || got.Lineage == oldLineage || got.Lineage != reg.Store.Lineage() {
 		t.Fatalf("import: %d %s", r.Code, r.Body)
 	}
 	after, _ := export(t, reg)
 	if len(after.Servers) != 2 || after.Servers[0].Name != "web-1" || !after.Servers[0].UpdatedAt.Equal(kept) || after.Servers[1].Target != "web-2.internal" {
 		t.Fatalf("after import: %+v", after)
 	}
-	code, a, _ := sync2(t, reg, "lineage="+oldLineage+"&after=4")
+	code, a, _ := sync2(t, reg, "lineage="+oldLineage+"&after=7")
 	if code != 200 || a.Kind != "full" || a.Lineage != after.Lineage || len(a.Routes) != 2 {
 		t.Fatalf("a proxy of the old history: %d %+v", code, a)
 	}
@@ -103,6 +122,8 @@ func TestImportRefusals(t *testing.T) {
 		{"unknown field", `{"servers": [{"host": "a", "ipAddress": "10.0.0.1", "serviceName": "s", "port": 80}]}`, `servers[0]`},
 		{"unknown top field", `{"servers": [], "extra": 1}`, `"extra"`},
 		{"missing serviceName", `{"servers": [{"host": "a", "ipAddress": "10.0.0.1"}]}`, "servers[0]: serviceName"},
+		{"loopback among targets", `{"servers": [{"host": "a", "serviceName": "s", "targets": [{"address": "10.0.0.1", "weight": 1, "state": "active"}, {"address": "127.0.0.1", "weight": 1, "state": "active"}]}]}`, "servers[0]: targets[1].address: refused"},
+		{"bad weight", `{"servers": [{"host": "a", "serviceName": "s", "targets": [{"address": "10.0.0.1", "weight": 101, "state": "active"}]}]}`, "servers[0]"},
 		{"map with a bad address", `{"a": "10.0.0.1", "b": "localhost"}`, `entry "b"`},
 		{"map with a number", `{"a": 1}`, `entry "a"`},
 	} {

@@ -48,11 +48,12 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testRegistrar{URL: listen(t, s), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+	return &testRegistrar{URL: serve(t, s), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
 }
 
-// listen serves s on 127.0.0.1 (httptest) until the test ends; it returns the URL.
-func listen(t testing.TB, s *Server) string {
+// serve serves s's handler with httptest on 127.0.0.1 until the test ends, and
+// returns its URL. Cleanups registered before it run after it.
+func serve(t testing.TB, s *Server) string {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		s.releaseWaiters()

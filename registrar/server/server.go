@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,6 +155,8 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/servers/register", auth.wrap(http.HandlerFunc(a.register)))
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
+	mux.Handle("/api/servers/{host}/targets", auth.wrap(http.HandlerFunc(a.targets)))
+	mux.Handle("/api/servers/{host}/targets/{address}", auth.wrap(http.HandlerFunc(a.target)))
 	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
 	mux.Handle("/api/export", auth.wrap(http.HandlerFunc(a.export)))
 	mux.Handle("/api/import", auth.wrap(http.HandlerFunc(a.importTable)))
@@ -240,7 +243,7 @@ func saveFailure(err error) string {
 // entries, cfg's history and table limit, and m's commit observer.
 func StoreOptions(cfg Config, log *slog.Logger, m *Metrics) store.Options {
 	return store.Options{Log: log, OnCommit: m.observeCommit, EntryCheck: checkLoaded,
-		TargetCheck: func(sv store.Server) error { return checkTarget(sv.Target, cfg.Policy) },
+		TargetCheck: func(sv store.Server) error { return checkStoredTargets(sv, cfg.Policy) },
 		History:     int(cfg.History), MaxServers: int(cmp.Or(cfg.MaxServers, DefaultMaxServers))}
 }
 
@@ -252,6 +255,22 @@ func checkLoaded(sv store.Server) error {
 		return err
 	}
 	return checkServiceName(sv.Service)
+}
+
+// checkStoredTargets applies the target policy to every target of a stored server
+// (the store's TargetCheck): data that reached the store another way than a checked
+// write is held to the rules a write is.
+func checkStoredTargets(sv store.Server, p Policy) error {
+	for i, t := range sv.TargetList() {
+		field := "ipAddress"
+		if sv.Targets != nil {
+			field = "targets[" + strconv.Itoa(i) + "].address"
+		}
+		if err := checkAddress(t.Address, p, field); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // observeSync records a version-2 poll in the proxy registry, then tells the

@@ -16,9 +16,9 @@ import (
 	"switchyard/registrar/store/etcdstore"
 )
 
-// serve starts the real server over st (opened with StoreOptions(cfg, log, m)) on
+// serveStore starts the real server over st (opened with StoreOptions(cfg, log, m)) on
 // 127.0.0.1; it returns its URL.
-func serve(t *testing.T, cfg Config, st store.Store, m *Metrics, log *slog.Logger) string {
+func serveStore(t *testing.T, cfg Config, st store.Store, m *Metrics, log *slog.Logger) string {
 	t.Helper()
 	s, err := New(cfg, st, m, WithLogger(log))
 	if err != nil {
@@ -28,7 +28,7 @@ func serve(t *testing.T, cfg Config, st store.Store, m *Metrics, log *slog.Logge
 		s.Close()
 		st.Close()
 	})
-	return listen(t, s)
+	return serve(t, s)
 }
 
 // Targets the policy refuses that reached the data another way than the API (a data
@@ -48,6 +48,10 @@ func TestStoredTargetsRefusedByPolicyEmbedded(t *testing.T) {
 			t.Fatal(out.Err)
 		}
 	}
+	set := store.NewServer("meta-set", "x", []store.Target{{Address: "10.1.2.5", Weight: 1, State: store.StateActive}, {Address: "169.254.169.254", Weight: 1, State: store.StateDraining}})
+	if out := st.Write(store.Change{Name: "meta-set", Server: &set}); out.Err != nil {
+		t.Fatal(out.Err)
+	}
 	st.Close()
 	var logs logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
@@ -56,15 +60,15 @@ func TestStoredTargetsRefusedByPolicyEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := serve(t, Config{}, st2, m, log)
+	url := serveStore(t, Config{}, st2, m, log)
 	b := call(t, "GET", url+"/v1/routes", "").Routes(t)
 	if len(b.Routes) != 1 || b.Routes["web-ok"] != "10.1.2.3:8080" {
 		t.Fatalf("served %v, want only web-ok", b.Routes)
 	}
-	if m := string(call(t, "GET", url+"/metrics", "").Body); !strings.Contains(m, "registrar_stored_targets_refused 3") {
-		t.Errorf("/metrics does not count the 3 refused targets")
+	if m := string(call(t, "GET", url+"/metrics", "").Body); !strings.Contains(m, "registrar_stored_targets_refused 4") {
+		t.Errorf("/metrics does not count the 4 refused servers")
 	}
-	for _, name := range []string{"meta-file", "meta-log", "loop-log"} {
+	for _, name := range []string{"meta-file", "meta-log", "loop-log", "meta-set"} {
 		if !strings.Contains(logs.String(), "host="+name) {
 			t.Errorf("the refused %s is not logged:\n%s", name, logs.String())
 		}
@@ -93,7 +97,7 @@ func TestStoredTargetsRefusedByPolicyEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := serve(t, Config{}, st, m, log)
+	url := serveStore(t, Config{}, st, m, log)
 	put("meta-later", "[fd00:ec2::254]")
 	put("web-later", "10.1.2.4")
 	wait.Eventually(t, 5*time.Second, func() string {
@@ -131,7 +135,7 @@ func TestImportEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := serve(t, Config{}, st, m, log)
+	url := serveStore(t, Config{}, st, m, log)
 	register(t, url, "web-1", "10.1.2.3", "logs")
 	register(t, url, "web-2", "10.1.2.4", "logs")
 	old := st.Lineage()

@@ -152,6 +152,20 @@ func TestCopiedDataGetsNewLineage(t *testing.T) {
 	}
 }
 
+// adoptData records data written by the test at path (lineage, revision) in its lock
+// file, as the registrar that wrote it would have: it then opens in its own lineage.
+func adoptData(t *testing.T, path, lineage string, rev uint64) {
+	t.Helper()
+	l, err := acquireLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.release()
+	if err := l.record(lineage, rev, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // openErr opens the data at path (closing it again) and returns the error.
 func openErr(path string) error {
 	s, err := Open(path, EmbeddedOptions{})

@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
+	"switchyard/internal/secretfile"
 	"switchyard/registrar/server"
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"
@@ -207,11 +207,11 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 }
 
 func readTokenFile(path, from string) (string, error) {
-	b, err := os.ReadFile(path)
+	t, err := secretfile.Read(path, "the token file")
 	if err != nil {
-		return "", fmt.Errorf("%s: cannot read the token file: %v", from, err)
+		return "", fmt.Errorf("%s: %v", from, err)
 	}
-	return checkToken(strings.TrimSpace(string(b)), from+" "+path)
+	return checkToken(t, from+" "+path)
 }
 
 // checkToken refuses tokens that would silently open the API (empty) or could never

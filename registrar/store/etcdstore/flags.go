@@ -4,9 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"switchyard/internal/secretfile"
 )
 
 // Flags are the registrar's -etcd-* settings, each with an environment twin
@@ -98,11 +99,10 @@ func (f *Flags) Options() (o Options, ok bool, err error) {
 		from = "REGISTRAR_ETCD_PASSWORD"
 	}
 	if pwFile != "" {
-		b, err := os.ReadFile(pwFile)
-		if err != nil {
-			return o, false, fmt.Errorf("etcd password file: %v", err)
+		var err error
+		if pw, err = secretfile.Read(pwFile, "the etcd password file"); err != nil {
+			return o, false, err
 		}
-		pw = strings.TrimSpace(string(b))
 		if pw == "" {
 			return o, false, fmt.Errorf("etcd password file %s is empty", pwFile)
 		}

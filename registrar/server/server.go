@@ -160,6 +160,7 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
 	mux.Handle("/api/export", auth.wrap(http.HandlerFunc(a.export)))
 	mux.Handle("/api/import", auth.wrap(http.HandlerFunc(a.importTable)))
+	mux.HandleFunc("GET /api/openapi.json", serveOpenAPI)
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
 	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync, log: s.log}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -478,8 +478,10 @@ func (g *globals) importCmd() *cobra.Command {
 		Long: `Import FILE (- for stdin): an export, or the seed's map {"name": "address", ...}.
 It replaces the whole table in one write; every proxy takes it whole. Every entry is
 checked like a registration; the first bad one is named and nothing changes.`,
-		Args:              cobra.ExactArgs(1),
-		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) { return nil, cobra.ShellCompDirectiveDefault },
+		Args: cobra.ExactArgs(1),
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveDefault
+		},
 		RunE: func(_ *cobra.Command, args []string) error {
 			var body []byte
 			var err error

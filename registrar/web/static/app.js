@@ -266,7 +266,10 @@
       if (kept.values.has(e.dataset.key) && e.tagName !== "BUTTON") e.value = kept.values.get(e.dataset.key);
     });
     if (kept.focus) {
-      const e = [...root.querySelectorAll("[data-key]")].find((n) => n.dataset.key === kept.focus);
+      // The element itself, else (a removed target's button) its server's Targets button.
+      const keys = [kept.focus, kept.focus.split("|")[0] + "|toggle"];
+      const all = [...root.querySelectorAll("[data-key]")];
+      const e = keys.map((k) => all.find((n) => n.dataset.key === k)).find(Boolean);
       if (e) e.focus();
     }
   }

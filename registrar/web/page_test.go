@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +20,15 @@ import (
 type pageCase struct {
 	name string
 	run  func(t *testing.T, r *registrar, p *page)
+}
+
+// runCases runs each case in its own tab of browser against r.
+func runCases(t *testing.T, r *registrar, browser context.Context, cases []pageCase) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.run(t, r, openPage(t, browser, r.URL+"/"))
+		})
+	}
 }
 
 func TestPage(t *testing.T) {
@@ -218,11 +228,7 @@ func TestPage(t *testing.T) {
 			}
 		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.run(t, r, openPage(t, browser, r.URL+"/"))
-		})
-	}
+	runCases(t, r, browser, cases)
 
 	// Keep what the page looked like, at laptop and phone width, for a person to check.
 	dir := artifactDir(t)
@@ -307,11 +313,7 @@ func TestPageWithToken(t *testing.T) {
 			}
 		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.run(t, r, openPage(t, browser, r.URL+"/"))
-		})
-	}
+	runCases(t, r, browser, cases)
 	p := openPage(t, browser, r.URL+"/")
 	fill(p, "tok-3")
 	p.click("#save")

@@ -34,13 +34,38 @@ func targetSel(host, address string) string {
 // exists is the JavaScript test that an element matching sel is on the page.
 func exists(sel string) string { return `!!document.querySelector(` + jsString(sel) + `)` }
 
+// refreshed clicks Refresh and waits until the list it loads is drawn with host in it
+// (so no redraw replaces the row a later click aims at).
+func (p *page) refreshed(host string) {
+	p.t.Helper()
+	p.do(chromedp.Evaluate[chromedp.Void](`document.body.dataset.list = ""`))
+	p.click(`#refresh`)
+	p.waitFor(host+" in the list", `document.body.dataset.list === "loaded" && `+exists(rowSel(host)))
+}
+
 // openTargets shows a listed server's targets panel.
 func (p *page) openTargets(host string) {
 	p.t.Helper()
-	p.click(`#refresh`)
-	p.waitFor(host+" in the list", exists(rowSel(host)))
+	p.refreshed(host)
 	p.click(rowSel(host) + " button.targets-toggle")
 	p.waitFor("the targets panel of "+host, exists(panelSel(host)))
+}
+
+// edit opens a listed server in the form.
+func (p *page) edit(host string) {
+	p.t.Helper()
+	p.refreshed(host)
+	p.click(rowSel(host) + " button.edit")
+	p.waitFor("the form editing "+host, `document.getElementById("host").readOnly && document.getElementById("host").value === `+jsString(host))
+}
+
+// cancelNoActive answers the no-active confirmation with Cancel and gives a write
+// wrongly sent anyway the moment to land.
+func (p *page) cancelNoActive() {
+	p.t.Helper()
+	p.click(`#confirm-noactive button[value=cancel]`)
+	p.waitFor("the confirmation to close", `!document.getElementById("confirm-noactive").open`)
+	p.do(chromedp.Sleep(200 * time.Millisecond))
 }
 
 func tg(address string, weight int, state string) registrarapi.Target {
@@ -62,8 +87,7 @@ func TestPageTargets(t *testing.T) {
 	cases := []pageCase{
 		{"a one-target server looks as before and its panel shows the one target", func(t *testing.T, r *registrar, p *page) {
 			r.register(t, "one-1", "10.0.2.1:8080", "logs")
-			p.click(`#refresh`)
-			p.waitFor("one-1 in the list", exists(rowSel("one-1")))
+			p.refreshed("one-1")
 			if got := p.text(rowSel("one-1") + ` td[data-label="Address"]`); got != "10.0.2.1:8080" {
 				t.Errorf("the Address cell of a one-address server reads %q, want the address alone", got)
 			}
@@ -154,9 +178,7 @@ func TestPageTargets(t *testing.T) {
 			if got := p.text("#confirm-noactive"); !strings.Contains(got, "noact-1") || !strings.Contains(got, "503 no_active_target") {
 				t.Errorf("the confirmation reads %q, want it to name noact-1 and the 503", got)
 			}
-			p.click(`#confirm-noactive button[value=cancel]`)
-			p.waitFor("the confirmation to close", `!document.getElementById("confirm-noactive").open`)
-			p.do(chromedp.Sleep(200 * time.Millisecond)) // a wrongly sent write would land by now
+			p.cancelNoActive()
 			if now, servers := r.servers(t); now != rev || setOf(servers["noact-1"]) != "10.0.3.1:8080/1/active 10.0.3.2:8080/1/draining" {
 				t.Errorf("after Cancel: revision %d → %d, set %q", rev, now, setOf(servers["noact-1"]))
 			}
@@ -178,19 +200,14 @@ func TestPageTargets(t *testing.T) {
 			}
 			p.click(targetSel("noact-2", "10.0.3.11:8080") + " button.drain")
 			p.waitFor("the confirmation", `document.getElementById("confirm-noactive").open`)
-			p.click(`#confirm-noactive button[value=cancel]`)
-			p.waitFor("the confirmation to close", `!document.getElementById("confirm-noactive").open`)
-			p.do(chromedp.Sleep(200 * time.Millisecond))
+			p.cancelNoActive()
 			if _, servers := r.servers(t); setOf(servers["noact-2"]) != "10.0.3.11:8080/1/active 10.0.3.12:8080/1/draining" {
 				t.Errorf("after Cancel the API has %q", setOf(servers["noact-2"]))
 			}
 		}},
 		{"editing a server with several targets keeps them", func(t *testing.T, r *registrar, p *page) {
 			r.registerSet(t, "edit-1", "logs", tg("10.0.4.1:8080", 90, "active"), tg("10.0.4.2:8080", 10, "draining"))
-			p.click(`#refresh`)
-			p.waitFor("edit-1 in the list", exists(rowSel("edit-1")))
-			p.click(rowSel("edit-1") + " button.edit")
-			p.waitFor("the form in edit mode", `document.getElementById("host").value === "edit-1"`)
+			p.edit("edit-1")
 			if p.visible("#ipAddress") {
 				t.Error("the address field is shown for a server with two targets")
 			}
@@ -209,10 +226,7 @@ func TestPageTargets(t *testing.T) {
 		}},
 		{"editing a one-target server's address keeps its weight", func(t *testing.T, r *registrar, p *page) {
 			r.registerSet(t, "edit-2", "logs", tg("10.0.4.11:8080", 5, "active"))
-			p.click(`#refresh`)
-			p.waitFor("edit-2 in the list", exists(rowSel("edit-2")))
-			p.click(rowSel("edit-2") + " button.edit")
-			p.waitFor("the form in edit mode", `document.getElementById("host").value === "edit-2"`)
+			p.edit("edit-2")
 			p.replace("#ipAddress", "10.0.4.12:8080\n")
 			p.waitFor("the new address in the list", `document.querySelector(`+jsString(rowSel("edit-2"))+`).textContent.includes("10.0.4.12:8080")`)
 			if _, servers := r.servers(t); setOf(servers["edit-2"]) != "10.0.4.12:8080/5/active" {
@@ -221,8 +235,7 @@ func TestPageTargets(t *testing.T) {
 		}},
 		{"the filter finds a server by any of its targets", func(t *testing.T, r *registrar, p *page) {
 			r.registerSet(t, "filt-1", "logs", tg("10.0.5.1:8080", 1, "active"), tg("10.0.5.77:8080", 1, "draining"))
-			p.click(`#refresh`)
-			p.waitFor("filt-1 in the list", exists(rowSel("filt-1")))
+			p.refreshed("filt-1")
 			p.typeInto("#filter", "10.0.5.77")
 			p.waitFor("the filter to apply", `!`+exists(rowSel("one-1")))
 			hosts := eval[[]string](p, `[...document.querySelectorAll("#servers tbody tr[data-host]")].map(r => r.dataset.host)`)
@@ -274,11 +287,7 @@ func TestPageTargets(t *testing.T) {
 			}
 		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.run(t, r, openPage(t, browser, r.URL+"/"))
-		})
-	}
+	runCases(t, r, browser, cases)
 
 	// Keep what a server with several targets looks like, at laptop and phone width.
 	r.registerSet(t, "shop", "shop", tg("10.0.7.1:8080", 90, "active"), tg("10.0.7.2:8080", 10, "active"),

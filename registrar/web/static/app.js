@@ -909,24 +909,18 @@
     const base = location.origin;
     const auth = currentToken() || state.tokenNeeded
       ? " \\\n  -H \"Authorization: Bearer $REGISTRAR_TOKEN\"" : "";
-    $("curl-register").textContent =
-      "curl -sS -X POST " + base + "/api/servers/register" + auth + " \\\n" +
-      "  -H 'Content-Type: application/json' \\\n" +
-      "  -d '{\"host\":\"web-1\",\"ipAddress\":\"10.1.2.3:8080\",\"serviceName\":\"logs\"}'";
-    $("curl-register-wait").textContent =
-      "curl -sS -X POST '" + base + "/api/servers/register?wait=applied&timeout=5s'" + auth + " \\\n" +
-      "  -H 'Content-Type: application/json' \\\n" +
-      "  -d '{\"host\":\"web-1\",\"ipAddress\":\"10.1.2.3:8080\",\"serviceName\":\"logs\"}'";
+    // write is a curl line sending a JSON body (url quoted when it has a query).
+    const write = (method, url, body) => "curl -sS -X " + method + " " + url + auth + " \\\n" +
+      "  -H 'Content-Type: application/json' \\\n  -d '" + JSON.stringify(body) + "'";
+    const web1 = { host: "web-1", ipAddress: "10.1.2.3:8080", serviceName: "logs" };
+    $("curl-register").textContent = write("POST", base + "/api/servers/register", web1);
+    $("curl-register-wait").textContent = write("POST", "'" + base + "/api/servers/register?wait=applied&timeout=5s'", web1);
     $("curl-list").textContent = "curl -sS " + base + "/api/servers" + auth;
     $("curl-proxies").textContent = "curl -sS " + base + "/api/proxies" + auth;
     $("curl-delete").textContent = "curl -sS -X DELETE " + base + "/api/servers/web-1" + auth;
-    $("curl-switch").textContent =
-      "curl -sS -X PUT '" + base + "/api/servers/web-1?wait=applied&timeout=10s'" + auth + " \\\n" +
-      "  -H 'Content-Type: application/json' \\\n" +
-      "  -d '{\"serviceName\":\"logs\",\"targets\":[{\"address\":\"10.1.2.3:8080\",\"state\":\"draining\"},{\"address\":\"10.1.2.4:8080\",\"state\":\"active\"}]}'";
-    $("curl-drain").textContent =
-      "curl -sS -X PATCH " + base + "/api/servers/web-1/targets/10.1.2.3%3A8080" + auth + " \\\n" +
-      "  -H 'Content-Type: application/json' -d '{\"state\":\"draining\"}'";
+    $("curl-switch").textContent = write("PUT", "'" + base + "/api/servers/web-1?wait=applied&timeout=10s'",
+      { serviceName: "logs", targets: [{ address: "10.1.2.3:8080", state: "draining" }, { address: "10.1.2.4:8080", state: "active" }] });
+    $("curl-drain").textContent = write("PATCH", base + "/api/servers/web-1/targets/10.1.2.3%3A8080", { state: "draining" });
     $("curl-token-note").textContent = auth
       ? "Set REGISTRAR_TOKEN in your shell to the registrar's token first."
       : "When the registrar runs with -token, add -H \"Authorization: Bearer $REGISTRAR_TOKEN\" to each call.";

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
+
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"
 )
@@ -54,6 +56,10 @@ type Config struct {
 	// Init allows starting a new, empty history when data existed at Data and is
 	// gone (see store.WithInit).
 	Init bool
+	// HealthElectionTTL is the lease of this replica's candidacy in the etcd election
+	// of the replica that runs the active health checks: when the checking replica
+	// dies, another takes over within it (DefaultHealthElectionTTL when zero).
+	HealthElectionTTL time.Duration
 }
 
 // Defaults of the tuning flags.
@@ -64,6 +70,8 @@ const (
 	DefaultMaxServers   = 2_000_000
 	// MinPageBytes holds the answer's envelope and the longest route.
 	MinPageBytes = 4096
+	// DefaultHealthElectionTTL: the election lease of -health-election-ttl.
+	DefaultHealthElectionTTL = 5 * time.Second
 )
 
 const usageHead = `registrar: the durable, validated, authenticated service a CMS registers servers with.
@@ -149,6 +157,15 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.Int64Var(&c.PageBytes, "page-bytes", envInt("REGISTRAR_PAGE_BYTES", DefaultPageBytes), "largest /v1/routes answer in bytes: full tables are sent in pages of this size, well under Envoy's 32 MiB http-call limit (env REGISTRAR_PAGE_BYTES)")
 	fs.Int64Var(&c.MaxServers, "max-servers", envInt("REGISTRAR_MAX_SERVERS", DefaultMaxServers), "most servers the table may hold; writes that would add more are refused with 507 (env REGISTRAR_MAX_SERVERS)")
 	fs.Int64Var(&c.MaxProxies, "max-proxies", envInt("REGISTRAR_MAX_PROXIES", DefaultMaxProxies), "most proxies GET /api/proxies remembers; a new one beyond that evicts the one silent longest (env REGISTRAR_MAX_PROXIES)")
+	ttlDefault := DefaultHealthElectionTTL
+	if v := getenv("REGISTRAR_HEALTH_ELECTION_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil && numErr == nil {
+			numErr = fmt.Errorf("REGISTRAR_HEALTH_ELECTION_TTL: %q is not a duration (e.g. 5s)", v)
+		}
+		ttlDefault = d
+	}
+	fs.DurationVar(&c.HealthElectionTTL, "health-election-ttl", ttlDefault, "with etcd: lease of a replica's candidacy in the election of the one replica that runs the active health checks; when it dies another takes over within this time; whole seconds from 2s to 60s (env REGISTRAR_HEALTH_ELECTION_TTL)")
 	initDefault := false
 	if v := getenv("REGISTRAR_INIT"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -181,6 +198,9 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.History < 1 || c.History > 1<<30 {
 		return c, errors.New("-history must be between 1 and 1073741824 revisions")
 	}
+	if t := c.HealthElectionTTL; t < 2*time.Second || t > time.Minute || t%time.Second != 0 {
+		return c, fmt.Errorf("-health-election-ttl: %v is not whole seconds from 2s to 60s (etcd leases count whole seconds, and grant at least about 2s)", t)
+	}
 	if c.PageBytes < MinPageBytes || c.PageBytes > 32<<20 {
 		return c, fmt.Errorf("-page-bytes must be between %d and %d (Envoy's http-call answer limit)", MinPageBytes, 32<<20)
 	}
@@ -210,6 +230,9 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	}
 	if c.Etcd, c.UseEtcd, err = etcdFlags.Options(); err != nil {
 		return c, err
+	}
+	if !c.UseEtcd && set["health-election-ttl"] {
+		return c, errors.New("-health-election-ttl is set but -etcd-endpoints is not; with the embedded store the one registrar runs the health checks, there is no election")
 	}
 	if c.UseEtcd && set["data"] {
 		return c, errors.New("give either -data (the embedded store) or -etcd-endpoints (etcd), not both")

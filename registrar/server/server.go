@@ -66,6 +66,9 @@ type Server struct {
 	proxies   *proxyRegistry
 	stop      chan struct{} // closed by Close: stops following the store's revisions
 	stopped   sync.Once
+	checks    *checker
+	endChecks context.CancelFunc
+	checksEnd sync.Once
 }
 
 // New checks cfg, opens the store (the embedded one at cfg.Data unless WithStore) and
@@ -126,6 +129,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.stop = make(chan struct{})
 	go s.proxies.followRevisions(s.store, s.stop)
 	warnStoredTargets(s.log, s.store.Current(), s.policy)
+	var lead leader = soleLeader{}
+	if st, ok := s.store.(*etcdstore.Store); ok {
+		lead = etcdLeader{st: st, ttl: cmp.Or(cfg.HealthElectionTTL, DefaultHealthElectionTTL), name: s.proxies.replicaName}
+	}
+	s.checks = newChecker(s.store, s.policy, s.log, lead, s.proxies.replicaName, s.metrics.reg)
+	var cctx context.Context
+	cctx, s.endChecks = context.WithCancel(context.Background())
+	go s.checks.run(cctx)
 	s.handler = s.newHandler(g)
 	return s, nil
 }
@@ -144,6 +155,7 @@ func (s *Server) Store() store.Store { return s.store }
 func (s *Server) Close() error {
 	s.releaseWaiters()
 	s.stopped.Do(func() { close(s.stop) })
+	s.stopChecks()
 	if s.ownsStore {
 		return s.store.Close()
 	}
@@ -197,7 +209,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// stopChecks ends the active health checks (giving up leadership at once, so another
+// replica takes over without waiting for the election TTL) and waits for them.
+func (s *Server) stopChecks() {
+	s.checksEnd.Do(func() {
+		s.endChecks()
+		<-s.checks.done
+	})
+}
+
 func (s *Server) closeStore() {
+	s.stopChecks()
 	if s.ownsStore {
 		s.store.Close()
 	}

@@ -11,6 +11,9 @@
 //   - P + "@last-write": put in the same transaction as every write the registrar
 //     makes, so that a fresh read of the prefix knows the revision of the last change,
 //     deletions included (the largest mod revision under P).
+//   - P + "@health-checker/" + LEASE: the candidates of the election of the replica
+//     that runs the active health checks (election.go); not part of the table, and
+//     their changes never move its revision.
 //
 // Promises:
 //
@@ -431,8 +434,11 @@ func (s *Store) load(ctx context.Context) error {
 			pinned = r.Header.Revision
 		}
 		for _, kv := range r.Kvs {
-			maxMod = max(maxMod, kv.ModRevision)
 			name := string(kv.Key[len(s.prefix):])
+			if isElection(name) {
+				continue
+			}
+			maxMod = max(maxMod, kv.ModRevision)
 			if name == lineageKey || name == lastWriteKey {
 				continue
 			}
@@ -516,7 +522,7 @@ func (s *Store) lastRemoval(ctx context.Context, mod, pinned int64) (int64, erro
 		for _, ev := range resp.Events {
 			rev := ev.Kv.ModRevision
 			done = done || rev >= pinned
-			if rev <= pinned && strings.HasPrefix(string(ev.Kv.Key), s.prefix) {
+			if k := string(ev.Kv.Key); rev <= pinned && strings.HasPrefix(k, s.prefix) && !isElection(k[len(s.prefix):]) {
 				last = max(last, rev)
 			}
 		}
@@ -557,6 +563,9 @@ func decode(name string, value []byte) (store.Server, error) {
 		return sv, fmt.Errorf("the value's host %q is not the key's name %q", sv.Name, name)
 	}
 	if err := store.CheckTargets(sv); err != nil {
+		return sv, err
+	}
+	if err := store.CheckHealthCheck(sv.HealthCheck); err != nil {
 		return sv, err
 	}
 	return sv, nil
@@ -683,9 +692,12 @@ func (s *Store) apply(evs []*clientv3.Event) {
 	for _, ev := range evs {
 		r := ev.Kv.ModRevision
 		key := string(ev.Kv.Key)
-		rev = max(rev, uint64(r))
 		applied = max(applied, r)
 		name := key[len(s.prefix):]
+		if isElection(name) {
+			continue
+		}
+		rev = max(rev, uint64(r))
 		if name == lineageKey {
 			if ev.Type == clientv3.EventTypeDelete || ev.Kv.Version > 1 {
 				// Someone replaced the lineage: a new history.

@@ -2,54 +2,13 @@ package server
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"switchyard/internal/apitest"
 	"switchyard/registrar/store"
 )
-
-// healthTarget is a loopback HTTP server a health check reaches: /healthz answers
-// status (200 until set), every other path 200; it counts the requests per path.
-type healthTarget struct {
-	addr   string
-	status atomic.Int32
-	hits   atomic.Int64 // requests to /healthz
-	others atomic.Int64 // requests to any other path
-	agents chan string  // User-Agent of each /healthz request, when not full
-}
-
-func newHealthTarget(t *testing.T, host string) *healthTarget {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &healthTarget{addr: ln.Addr().String(), agents: make(chan string, 1000)}
-	h.status.Store(200)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" {
-			h.others.Add(1)
-			return
-		}
-		h.hits.Add(1)
-		select {
-		case h.agents <- r.UserAgent():
-		default:
-		}
-		if code := int(h.status.Load()); code >= 300 && code < 400 {
-			http.Redirect(w, r, "/elsewhere", code)
-			return
-		}
-		w.WriteHeader(int(h.status.Load()))
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return h
-}
 
 // healthOf is the health the API shows for each target of name, in order.
 func healthOf(t *testing.T, reg *testRegistrar, name string) string {
@@ -91,33 +50,35 @@ const fastCheck = `{"path": "/healthz", "interval": "100ms", "timeout": "100ms",
 // check makes every target up.
 func TestHealthCheckDownAndUp(t *testing.T) {
 	reg := startRegistrar(t, regOptions{allow: "127.0.0.0/8"})
-	a, b := newHealthTarget(t, "127.0.0.1"), newHealthTarget(t, "127.0.0.1")
-	res := send(t, "POST", reg.URL+"/api/servers/register", checkedServer("web", fastCheck, a.addr, b.addr), 200).Result
+	a, b := apitest.NewHealthTarget(t, "127.0.0.1"), apitest.NewHealthTarget(t, "127.0.0.1")
+	res := send(t, "POST", reg.URL+"/api/servers/register", checkedServer("web", fastCheck, a.Addr, b.Addr), 200).Result
 	want := store.HealthCheck{Path: "/healthz", Interval: store.Duration(100 * time.Millisecond), Timeout: store.Duration(100 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2}
 	if hc := res.Server.HealthCheck; hc == nil || *hc != want {
 		t.Fatalf("register answer's healthCheck %+v, want %+v", hc, want)
 	}
-	waitFor(t, "both targets checked twice", func() bool { return a.hits.Load() >= 2 && b.hits.Load() >= 2 })
-	if ua := <-a.agents; !strings.HasPrefix(ua, "switchyard-registrar (health check") {
-		t.Errorf("a check's User-Agent %q does not say what it is", ua)
+	waitFor(t, "both targets checked twice", func() bool { return a.Hits() >= 2 && b.Hits() >= 2 })
+	for ua := range a.ByAgent() {
+		if !strings.HasPrefix(ua, "switchyard-registrar (health check; replica ") {
+			t.Errorf("a check's User-Agent %q does not say what it is", ua)
+		}
 	}
 	if h := healthOf(t, reg, "web"); h != "up,up" {
 		t.Fatalf("both targets pass: health %s, want up,up", h)
 	}
 	rev := reg.Store.Current().Revision()
 
-	a.status.Store(500)
+	a.Status.Store(500)
 	failedAt := time.Now()
 	waitFor(t, "the failing target shown down", func() bool { return healthOf(t, reg, "web") == "down,up" })
 	t.Logf("marked down %v after its health path began failing (2 failed checks at 100 ms)", time.Since(failedAt).Round(time.Millisecond))
 	if got := reg.Store.Current().Revision(); got != rev+1 {
 		t.Errorf("revision %d after the target went down, want %d (one write)", got, rev+1)
 	}
-	if got := routeIn(t, reg, 3, "web"); got != fmt.Sprintf("*%s/1/x,%s/1", a.addr, b.addr) {
+	if got := routeIn(t, reg, 3, "web"); got != fmt.Sprintf("*%s/1/x,%s/1", a.Addr, b.Addr) {
 		t.Errorf("v3: web → %q, want the first target flagged x", got)
 	}
-	if got := routeIn(t, reg, 1, "web"); got != b.addr {
-		t.Errorf("v1: web → %q, want the target that is up (%s)", got, b.addr)
+	if got := routeIn(t, reg, 1, "web"); got != b.Addr {
+		t.Errorf("v1: web → %q, want the target that is up (%s)", got, b.Addr)
 	}
 	if v := metricValue(t, reg, "registrar_health_targets_down"); v != 1 {
 		t.Errorf("registrar_health_targets_down %v, want 1", v)
@@ -134,9 +95,9 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 		t.Errorf("revision %d while the target stays down, want %d (no write per check)", got, rev+1)
 	}
 
-	a.status.Store(204)
+	a.Status.Store(204)
 	waitFor(t, "the target shown up again", func() bool { return healthOf(t, reg, "web") == "up,up" })
-	if got := routeIn(t, reg, 3, "web"); got != fmt.Sprintf("*%s/1,%s/1", a.addr, b.addr) {
+	if got := routeIn(t, reg, 3, "web"); got != fmt.Sprintf("*%s/1,%s/1", a.Addr, b.Addr) {
 		t.Errorf("v3 after recovery: web → %q", got)
 	}
 	if v := metricValue(t, reg, "registrar_health_targets_down"); v != 0 {
@@ -145,16 +106,16 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 
 	// Down again, then a PUT without healthCheck: nothing checks any more, so every
 	// target is up and the checks stop.
-	a.status.Store(503)
+	a.Status.Store(503)
 	waitFor(t, "down again", func() bool { return healthOf(t, reg, "web") == "down,up" })
-	s := send(t, "PUT", reg.URL+"/api/servers/web", fmt.Sprintf(`{"serviceName": "shop", "targets": [{"address": %q}, {"address": %q}]}`, a.addr, b.addr), 200).Result.Server
+	s := send(t, "PUT", reg.URL+"/api/servers/web", fmt.Sprintf(`{"serviceName": "shop", "targets": [{"address": %q}, {"address": %q}]}`, a.Addr, b.Addr), 200).Result.Server
 	if s.HealthCheck != nil || s.Targets[0].Health != healthUp {
 		t.Fatalf("PUT without healthCheck: %+v, want no health check and every target up", s)
 	}
 	time.Sleep(200 * time.Millisecond) // a check in flight ends
-	n := a.hits.Load()
+	n := a.Hits()
 	time.Sleep(400 * time.Millisecond)
-	if got := a.hits.Load(); got != n {
+	if got := a.Hits(); got != n {
 		t.Errorf("%d checks after the health check was removed", got-n)
 	}
 }
@@ -164,16 +125,16 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 // directly) is never connected to, and fails its check.
 func TestHealthCheckNoRedirectNoRefusedAddress(t *testing.T) {
 	reg := startRegistrar(t, regOptions{allow: "127.0.0.1/32"})
-	redir := newHealthTarget(t, "127.0.0.1")
-	redir.status.Store(302)
-	refused := newHealthTarget(t, "127.0.0.2") // 127.0.0.0/8 is loopback; 127.0.0.2 is outside 127.0.0.1/32
-	send(t, "POST", reg.URL+"/api/servers/register", checkedServer("moved", fastCheck, redir.addr), 200)
+	redir := apitest.NewHealthTarget(t, "127.0.0.1")
+	redir.Status.Store(302)
+	refused := apitest.NewHealthTarget(t, "127.0.0.2") // 127.0.0.0/8 is loopback; 127.0.0.2 is outside 127.0.0.1/32
+	send(t, "POST", reg.URL+"/api/servers/register", checkedServer("moved", fastCheck, redir.Addr), 200)
 
-	if r := call(t, "POST", reg.URL+"/api/servers/register", checkedServer("hidden", fastCheck, refused.addr)); r.Code != 400 {
+	if r := call(t, "POST", reg.URL+"/api/servers/register", checkedServer("hidden", fastCheck, refused.Addr)); r.Code != 400 {
 		t.Fatalf("registering a refused address: %d %s, want 400", r.Code, r.Body)
 	}
 	hc := store.HealthCheck{Path: "/healthz", Interval: store.Duration(100 * time.Millisecond), Timeout: store.Duration(100 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2}
-	sv := store.NewServer("hidden", "shop", []store.Target{{Address: refused.addr, Weight: 1, State: store.StateActive}})
+	sv := store.NewServer("hidden", "shop", []store.Target{{Address: refused.Addr, Weight: 1, State: store.StateActive}})
 	sv.HealthCheck = &hc
 	if out := reg.Store.Write(store.Change{Name: "hidden", Server: &sv}); out.Err != nil {
 		t.Fatal(out.Err)
@@ -181,10 +142,10 @@ func TestHealthCheckNoRedirectNoRefusedAddress(t *testing.T) {
 
 	waitFor(t, "the redirecting target shown down", func() bool { return healthOf(t, reg, "moved") == "down" })
 	waitFor(t, "the refused target shown down", func() bool { return healthOf(t, reg, "hidden") == "down" })
-	if n := redir.others.Load(); n != 0 {
+	if n := redir.Others.Load(); n != 0 {
 		t.Errorf("the redirect was followed %d times", n)
 	}
-	if n := refused.hits.Load() + refused.others.Load(); n != 0 {
+	if n := refused.Hits() + refused.Others.Load(); n != 0 {
 		t.Errorf("the refused address was connected to %d times", n)
 	}
 	if v := metricValue(t, reg, `registrar_health_check_failures_total{reason="refused"}`); v < 2 {
@@ -193,7 +154,7 @@ func TestHealthCheckNoRedirectNoRefusedAddress(t *testing.T) {
 	// What the API shows names the server, never the refused address beyond the
 	// target it was registered with.
 	body := string(call(t, "GET", reg.URL+"/api/servers/hidden", "").Body)
-	if strings.Count(body, refused.addr) != 2 { // ipAddress and targets[0].address
+	if strings.Count(body, refused.Addr) != 2 { // ipAddress and targets[0].Address
 		t.Errorf("GET shows the address other than as the registered target: %s", body)
 	}
 }

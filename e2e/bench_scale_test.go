@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/load"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/load"
+	"switchyard/internal/testkit/procfs"
 )
 
-// System benchmarks at scale (issue 12.5), through the built binaries: bin/registrar
+// System benchmarks at scale, through the built binaries: bin/registrar
 // with its table imported by -import (one durable write), bin/devproxy on the repo's
 // envoy.yaml running the real filter.wasm, which syncs with protocol v2
 // (docs/sync-protocol.md). The registrar's own figures at these sizes are
@@ -124,7 +125,7 @@ func BenchmarkDevproxyLoad1M(b *testing.B) {
 		if g := proxyGet(b, px, "not-registered"); g.status != 404 || g.errorCode() != "unknown_server" {
 			b.Fatalf("an unknown name: %d %q, want 404 unknown_server", g.status, g.body)
 		}
-		rss = procRSSMiB(b, px.Pid())
+		rss = procfs.RSSMiB(b, px.Pid())
 		if err := px.Stop(); err != nil {
 			b.Fatalf("stopping the dev proxy: %v", err)
 		}
@@ -143,7 +144,7 @@ func BenchmarkDevproxyLoad1M(b *testing.B) {
 // routes_not_loaded. Both checks, because a router answers for a name already in
 // shared data before the sync marks the first table loaded: at 100,000 names the
 // first name was seen routed while an unknown name still got routes_not_loaded.
-func waitLoaded(b *testing.B, px *proc, name string, start time.Time) {
+func waitLoaded(b *testing.B, px *process, name string, start time.Time) {
 	b.Helper()
 	routed := false
 	for time.Since(start) < 5*time.Minute {
@@ -177,7 +178,7 @@ func scaleName(i int) string { return fmt.Sprintf("s%07d", i) }
 // without port, never sent traffic; to[i] instead where given), imports it into a new
 // data file with bin/registrar -import (one durable write) and starts the registrar
 // on it.
-func importedRegistrar(b *testing.B, n int, to map[int]string) *proc {
+func importedRegistrar(b *testing.B, n int, to map[int]string) *process {
 	b.Helper()
 	dir := b.TempDir()
 	seed, data := filepath.Join(dir, "server_mapping.json"), filepath.Join(dir, "servers.json")
@@ -206,7 +207,7 @@ func importedRegistrar(b *testing.B, n int, to map[int]string) *proc {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testbin.Path(b, "registrar"), "-data", data, "-import", seed, "-allow-cidr", "127.0.0.0/8")
+	cmd := exec.CommandContext(ctx, bin.Path(b, "registrar"), "-data", data, "-import", seed, "-allow-cidr", "127.0.0.0/8")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "REGISTRAR_") {
 			cmd.Env = append(cmd.Env, kv)
@@ -283,24 +284,4 @@ func relayCopy(dst, src net.Conn, n *atomic.Int64) {
 			return
 		}
 	}
-}
-
-// procRSSMiB is the resident set size of pid, from /proc.
-func procRSSMiB(b *testing.B, pid int) float64 {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				b.Fatalf("VmRSS line %q: %v", line, err)
-			}
-			return kb / 1024
-		}
-	}
-	b.Fatal("no VmRSS in /proc/<pid>/status")
-	return 0
 }

@@ -16,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/wait"
 )
 
 // TestFilterReportsBuildVersion: a filter.wasm linked with
@@ -52,7 +53,7 @@ func TestFilterReportsBuildVersion(t *testing.T) {
 	up := upstream(t, "alpha")
 	register(t, reg.url(), "versioned", up)
 	px := startDevproxy(t, front.URL, "-wasm", wasm)
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/v", "X-Server-Name", "versioned"); g.status != 200 {
 			return "the dev proxy with the versioned filter does not route yet: " + strconv.Itoa(g.status) + " " + g.body
 		}
@@ -74,7 +75,7 @@ func TestFilterReportsBuildVersion(t *testing.T) {
 // to version, and returns the module's path.
 func buildFilterWithVersion(t *testing.T, version string) string {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
+	root, err := bin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

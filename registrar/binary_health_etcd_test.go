@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/etcdtest"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/proc"
 )
 
 // Two registrar replicas on one etcd cluster (3 members): exactly one runs the active
@@ -20,11 +20,11 @@ import (
 func TestBinaryEtcdOneReplicaChecks(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	const ttl = 2 * time.Second
-	start := func(name string) *testbin.Proc {
+	start := func(name string) *proc.Proc {
 		return startBinary(t, []string{"REGISTRAR_ETCD_ENDPOINTS=" + c.EndpointList(), "REGISTRAR_ETCD_PREFIX=/health-test/",
-			"REGISTRAR_ALLOW_CIDR=127.0.0.0/8"}, "-replica-name", name, "-health-election-ttl", ttl.String())
+			"REGISTRAR_ALLOW_CIDR=127.0.0.0/8"}, "-replica-name", name, "-etcd-election-ttl", ttl.String())
 	}
-	reps := map[string]*testbin.Proc{"r1": start("r1"), "r2": start("r2")}
+	reps := map[string]*proc.Proc{"r1": start("r1"), "r2": start("r2")}
 	target := apitest.NewHealthTarget(t, "127.0.0.1")
 	body := fmt.Sprintf(`{"host": "web", "serviceName": "shop", "targets": [{"address": %q}],
 		"healthCheck": {"path": "/healthz", "interval": "100ms", "timeout": "100ms", "unhealthyThreshold": 1, "healthyThreshold": 1}}`, target.Addr)
@@ -46,7 +46,7 @@ func TestBinaryEtcdOneReplicaChecks(t *testing.T) {
 	if hits[agent("r2")] > 0 {
 		checking, other = "r2", "r1"
 	}
-	revision := func(p *testbin.Proc) uint64 {
+	revision := func(p *proc.Proc) uint64 {
 		var a struct {
 			Revision uint64 `json:"revision"`
 		}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"switchyard/internal/contract"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 	"switchyard/wasmhost"
 )
 
@@ -87,7 +87,7 @@ func benchFloor(b *testing.B) (*wasmhost.Host, *wasmhost.VM) {
 	b.Helper()
 	h := wasmhost.New(wasmhost.Options{})
 	b.Cleanup(func() { h.Close() })
-	m, err := h.Load(b.Context(), testbin.Guest(b, "testdata/floorfilter"))
+	m, err := h.Load(b.Context(), bin.Guest(b, "testdata/floorfilter"))
 	if err != nil {
 		b.Fatalf("loading the floor filter: %v", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/server"
 	"switchyard/wasmhost"
 )
@@ -20,7 +20,7 @@ import (
 // waitQuery waits (bounded) until the registrar has seen a poll for which match holds.
 func waitQuery(t *testing.T, reg *fRegistrar, what string, match func(q map[string][]string) bool) {
 	t.Helper()
-	testbin.Eventually(t, syncWithin, func() string {
+	wait.Eventually(t, syncWithin, func() string {
 		for _, q := range reg.seen() {
 			if match(q) {
 				return ""

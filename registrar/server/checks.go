@@ -59,17 +59,20 @@ func (soleLeader) lead(context.Context) (<-chan struct{}, func(), error) {
 	return nil, func() {}, nil
 }
 
-// etcdLeader is the election among the replicas sharing an etcd prefix.
-type etcdLeader struct {
-	st interface {
-		Lead(ctx context.Context, ttl time.Duration, name string) (<-chan struct{}, func(), error)
-	}
-	ttl  time.Duration
+// electing is a store whose replicas elect one among them (the etcd store): Lead
+// campaigns under this replica's name until it leads or ctx ends.
+type electing interface {
+	Lead(ctx context.Context, name string) (lost <-chan struct{}, resign func(), err error)
+}
+
+// electedLeader leads when the store's election says so.
+type electedLeader struct {
+	st   electing
 	name func() string
 }
 
-func (l etcdLeader) lead(ctx context.Context) (<-chan struct{}, func(), error) {
-	return l.st.Lead(ctx, l.ttl, l.name())
+func (l electedLeader) lead(ctx context.Context) (<-chan struct{}, func(), error) {
+	return l.st.Lead(ctx, l.name())
 }
 
 // probe is one target of one checked server.

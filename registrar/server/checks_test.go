@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
+	"switchyard/internal/registrarapi"
+	"switchyard/internal/testkit/apitest"
 	"switchyard/registrar/store"
 )
 
@@ -52,7 +53,7 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 	reg := startRegistrar(t, regOptions{allow: "127.0.0.0/8"})
 	a, b := apitest.NewHealthTarget(t, "127.0.0.1"), apitest.NewHealthTarget(t, "127.0.0.1")
 	res := send(t, "POST", reg.URL+"/api/servers/register", checkedServer("web", fastCheck, a.Addr, b.Addr), 200).Result
-	want := store.HealthCheck{Path: "/healthz", Interval: store.Duration(100 * time.Millisecond), Timeout: store.Duration(100 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2}
+	want := registrarapi.HealthCheck{Path: "/healthz", Interval: "100ms", Timeout: "100ms", HealthyThreshold: 2, UnhealthyThreshold: 2}
 	if hc := res.Server.HealthCheck; hc == nil || *hc != want {
 		t.Fatalf("register answer's healthCheck %+v, want %+v", hc, want)
 	}
@@ -195,11 +196,11 @@ func TestHealthCheckBadInput(t *testing.T) {
 	}
 	// Defaults: only the path given; a short interval bounds the default timeout.
 	s := send(t, "POST", reg.URL+"/api/servers/register", checkedServer("web", `{"path": "/h?full=1"}`, "127.0.0.1:9"), 200).Result.Server
-	if want := (store.HealthCheck{Path: "/h?full=1", Interval: store.Duration(5 * time.Second), Timeout: store.Duration(2 * time.Second), HealthyThreshold: 2, UnhealthyThreshold: 2}); s.HealthCheck == nil || *s.HealthCheck != want {
+	if want := (registrarapi.HealthCheck{Path: "/h?full=1", Interval: "5s", Timeout: "2s", HealthyThreshold: 2, UnhealthyThreshold: 2}); s.HealthCheck == nil || *s.HealthCheck != want {
 		t.Errorf("defaults: %+v, want %+v", s.HealthCheck, want)
 	}
 	s = send(t, "PUT", reg.URL+"/api/servers/web", checkedServer("web", `{"path": "/h", "interval": "500ms"}`, "127.0.0.1:9"), 200).Result.Server
-	if s.HealthCheck == nil || s.HealthCheck.Timeout != store.Duration(500*time.Millisecond) {
+	if s.HealthCheck == nil || s.HealthCheck.Timeout != "500ms" {
 		t.Errorf("interval 500ms alone: %+v, want the timeout 500ms", s.HealthCheck)
 	}
 	body := string(call(t, "GET", reg.URL+"/api/servers/web", "").Body)

@@ -44,7 +44,7 @@ const maxWait = 60 * time.Second
 type routes struct {
 	store     store.Store
 	release   <-chan struct{}
-	metrics   *metrics
+	metrics   *Metrics
 	pageBytes int
 	observe   func(SyncRequest)
 	v1        atomic.Pointer[cachedBody]    // the version-1 answer of the latest table asked for

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
 )
 
@@ -29,41 +30,29 @@ import (
 //   - Every answer shows the targets, each with its health ("up", or "down" once the
 //     registrar's active health check finds it so; a write never sets it).
 
-// serverView is a server as /api/ answers show it: the stored fields and its targets,
-// always (one for a server registered with ipAddress alone).
-type serverView struct {
-	Name        string             `json:"host"`
-	Target      string             `json:"ipAddress"`
-	Service     string             `json:"serviceName"`
-	UpdatedAt   string             `json:"updatedAt"`
-	Targets     []targetView       `json:"targets"`
-	HealthCheck *store.HealthCheck `json:"healthCheck,omitempty"`
-}
-
-type targetView struct {
-	Address string `json:"address"`
-	Weight  int    `json:"weight"`
-	State   string `json:"state"`
-	Health  string `json:"health"`
-}
-
 // Health values of a target in answers.
 const (
 	healthUp   = "up"
 	healthDown = "down"
 )
 
-func serverViewOf(sv *store.Server) *serverView {
+// serverViewOf is sv as /api/ answers show it (nil for nil): its targets always,
+// each with its health.
+func serverViewOf(sv *store.Server) *registrarapi.Server {
 	if sv == nil {
 		return nil
 	}
-	v := &serverView{Name: sv.Name, Target: sv.Target, Service: sv.Service, UpdatedAt: sv.UpdatedAt.Format("2006-01-02T15:04:05.999999999Z07:00"), HealthCheck: sv.HealthCheck}
+	v := &registrarapi.Server{Name: sv.Name, Target: sv.Target, Service: sv.Service, UpdatedAt: sv.UpdatedAt}
+	if hc := sv.HealthCheck; hc != nil {
+		v.HealthCheck = &registrarapi.HealthCheck{Path: hc.Path, Interval: hc.Interval.String(), Timeout: hc.Timeout.String(),
+			HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold}
+	}
 	for _, t := range sv.TargetList() {
 		h := healthUp
 		if t.Down {
 			h = healthDown
 		}
-		v.Targets = append(v.Targets, targetView{t.Address, t.Weight, t.State, h})
+		v.Targets = append(v.Targets, registrarapi.Target{Address: t.Address, Weight: t.Weight, State: t.State, Health: h})
 	}
 	return v
 }

@@ -18,13 +18,13 @@ const electionKey = "@health-checker"
 func isElection(name string) bool { return strings.HasPrefix(name, electionKey+"/") }
 
 // Lead campaigns, with this replica's name as the candidate's value, until this
-// replica leads the health checks or ctx ends. The candidacy lives on a lease of ttl
-// (whole seconds, at least 1), kept alive while this process runs: when the process
-// dies the lease expires within ttl and the next candidate leads. lost is closed when
+// replica leads the health checks or ctx ends. The candidacy lives on a lease of
+// Options.ElectionTTL, kept alive while this process runs: when the process dies the
+// lease expires within that time and the next candidate leads. lost is closed when
 // leadership ends (lease lost: etcd unreachable longer than ttl, or ctx done); resign
 // gives leadership up at once (a clean stop) and must be called once.
-func (s *Store) Lead(ctx context.Context, ttl time.Duration, name string) (lost <-chan struct{}, resign func(), err error) {
-	secs := max(1, int(ttl/time.Second))
+func (s *Store) Lead(ctx context.Context, name string) (lost <-chan struct{}, resign func(), err error) {
+	secs := max(1, int(s.electionTTL/time.Second))
 	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithContext(ctx))
 	if err != nil {
 		return nil, nil, fmt.Errorf("etcd: opening a session for the health-check election: %w", err)

@@ -37,7 +37,7 @@
 //     with an error naming etcd (store.ErrUnavailable: the registrar answers 503);
 //     the watch resumes when it returns.
 //   - Deltas come from the changes this replica's watch delivered since its last full
-//     read (at most historyLimit of them); a proxy asking from before that gets the
+//     read (at most Options.History of them); a proxy asking from before that gets the
 //     full table. Pages are cut from this replica's copy of the table at the revision
 //     asked for, pinned as in the embedded store.
 //   - The lineage is a hash of etcd's cluster id and the @lineage key; a replica that
@@ -53,6 +53,7 @@
 package etcdstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -85,8 +86,11 @@ const (
 	lastWriteKey = "@last-write"
 )
 
-// Options says how to reach etcd and where the table lives.
+// Options says how to reach etcd and where the table lives, besides the settings
+// both stores share (store.Options; Log defaults to slog.Default, History to
+// 100,000).
 type Options struct {
+	store.Options
 	Endpoints   []string
 	Prefix      string        // default DefaultPrefix
 	CACert      string        // PEM file of the CA that signed etcd's certificate (https endpoints)
@@ -94,19 +98,14 @@ type Options struct {
 	Username    string        // etcd auth
 	Password    string        //
 	DialTimeout time.Duration // default 5 s; also bounds each request to etcd
-	Log         *slog.Logger
-	// OnCommit, when set, is called after each write etcd committed (Writes 1).
-	OnCommit func(store.Commit)
-	// EntryCheck, when set, applies the registrar's own rules to each stored server
-	// beyond what decoding checks (reserved names, serviceName); a server it refuses
-	// is skipped like any invalid key.
-	EntryCheck func(store.Server) error
-	// History is how many changes are kept for deltas (default 100,000).
-	History int
-	// MaxServers refuses writes that would take the table past it (store.ErrTableFull);
-	// 0: no limit.
-	MaxServers int
+	// ElectionTTL is the lease of this replica's candidacy in the election of the
+	// replica that runs the active health checks (Lead): when the leading replica
+	// dies, another leads within it. Default DefaultElectionTTL; whole seconds.
+	ElectionTTL time.Duration
 }
+
+// DefaultElectionTTL is the election lease unless Options.ElectionTTL says otherwise.
+const DefaultElectionTTL = 5 * time.Second
 
 // DefaultPrefix is where the table lives unless -etcd-prefix says otherwise.
 const DefaultPrefix = "/switchyard/servers/"
@@ -139,6 +138,8 @@ type Store struct {
 	check      func(store.Server) error
 	historyMax int
 	maxSrv     int
+	// electionTTL is Options.ElectionTTL (election.go).
+	electionTTL time.Duration
 
 	cur        atomic.Pointer[view]
 	reachable  atomic.Bool
@@ -160,17 +161,6 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
-
-// historyLimit is the default bound of the changes kept for deltas (the protocol's
-// -history default); a proxy further behind gets the full table.
-const historyLimit = 100000
-
-func cmpOr(a, b int) int {
-	if a > 0 {
-		return a
-	}
-	return b
-}
 
 // Open connects to etcd, reads the whole table (creating the lineage key when it is
 // missing) and starts following it. It fails when etcd cannot be reached within the
@@ -225,17 +215,18 @@ func open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("etcd %s: %v", strings.Join(o.Endpoints, ","), err)
 	}
 	s := &Store{
-		cli:        cli,
-		prefix:     o.Prefix,
-		timeout:    o.DialTimeout,
-		log:        o.Log,
-		onCommit:   o.OnCommit,
-		check:      o.EntryCheck,
-		historyMax: cmpOr(o.History, historyLimit),
-		maxSrv:     o.MaxServers,
-		badSeen:    map[string]int64{},
-		resync:     make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		cli:         cli,
+		prefix:      o.Prefix,
+		timeout:     o.DialTimeout,
+		electionTTL: cmp.Or(o.ElectionTTL, DefaultElectionTTL),
+		log:         o.Log,
+		onCommit:    o.OnCommit,
+		check:       o.EntryCheck,
+		historyMax:  cmp.Or(o.History, store.DefaultHistory),
+		maxSrv:      o.MaxServers,
+		badSeen:     map[string]int64{},
+		resync:      make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 	if err := s.load(ctx); err != nil {
 		cli.Close()
@@ -750,7 +741,7 @@ func (s *Store) apply(evs []*clientv3.Event) {
 	old.table.Supersede()
 }
 
-// trimHistory drops the oldest revisions beyond historyLimit changes; base moves to
+// trimHistory drops the oldest revisions beyond historyMax changes; base moves to
 // the last revision dropped (deltas from before it are no longer held).
 func (s *Store) trimHistory() {
 	if len(s.history) <= s.historyMax {

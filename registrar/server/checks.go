@@ -114,6 +114,8 @@ type checker struct {
 	// replica names this registrar in each check's User-Agent, so a target's log
 	// shows which replica checks it.
 	replica func() string
+	// resolver resolves DNS-name targets (nil: the system's).
+	resolver *net.Resolver
 
 	mu      sync.Mutex
 	servers map[string]map[string]*probe // server name → address → probe
@@ -418,6 +420,7 @@ func (e *refusedDial) Error() string { return e.reason }
 // proxy, no redirects, bounded headers.
 func (c *checker) client() *http.Client {
 	dialer := &net.Dialer{
+		Resolver: c.resolver,
 		ControlContext: func(ctx context.Context, network, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {

@@ -1,17 +1,20 @@
 package apitest
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // HealthTarget is a loopback HTTP server for the registrar's active health checks:
 // GET /healthz answers Status (200 until set; a 3xx redirects to /elsewhere), every
-// other path 200. It counts the /healthz requests per User-Agent (which names the
-// registrar replica that checks) and the requests to any other path.
+// other path 200 with its address as the body. It counts the /healthz requests per
+// User-Agent (which names the registrar replica that checks) and the requests to any
+// other path, and remembers when it first answered /healthz with each status.
 type HealthTarget struct {
 	Addr   string
 	Status atomic.Int32
@@ -19,6 +22,7 @@ type HealthTarget struct {
 
 	mu     sync.Mutex
 	agents map[string]int64
+	first  map[int]time.Time
 }
 
 // NewHealthTarget starts a HealthTarget on host (an IP address) at a free port,
@@ -29,17 +33,21 @@ func NewHealthTarget(t testing.TB, host string) *HealthTarget {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &HealthTarget{Addr: ln.Addr().String(), agents: map[string]int64{}}
+	h := &HealthTarget{Addr: ln.Addr().String(), agents: map[string]int64{}, first: map[int]time.Time{}}
 	h.Status.Store(200)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			h.Others.Add(1)
+			io.WriteString(w, h.Addr)
 			return
 		}
+		code := int(h.Status.Load())
 		h.mu.Lock()
 		h.agents[r.UserAgent()]++
+		if _, ok := h.first[code]; !ok {
+			h.first[code] = time.Now()
+		}
 		h.mu.Unlock()
-		code := int(h.Status.Load())
 		if code >= 300 && code < 400 {
 			http.Redirect(w, r, "/elsewhere", code)
 			return
@@ -60,6 +68,13 @@ func (h *HealthTarget) Hits() int64 {
 		n += c
 	}
 	return n
+}
+
+// FirstAnswered is when /healthz was first answered with status (zero: never).
+func (h *HealthTarget) FirstAnswered(status int) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.first[status]
 }
 
 // ByAgent is how many /healthz requests came per User-Agent.

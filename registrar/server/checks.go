@@ -179,7 +179,10 @@ func (c *checker) run(ctx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("health checks: cannot take part in the election; retrying", "err", err)
-				sleepCtx(ctx, backoff)
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
 				backoff = min(2*backoff, 5*time.Second)
 			}
 			continue
@@ -576,13 +579,4 @@ func (c *checker) downCount() int {
 		}
 	}
 	return n
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -317,18 +316,15 @@ func TestTargetsStoresAnswerTheSame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
 	srv, err := New(Config{}, st, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
-		srv.releaseWaiters()
-		hs.Close()
 		srv.Close()
+		st.Close()
 	})
-	etc := &testRegistrar{URL: hs.URL, Server: srv, Store: st}
+	etc := &testRegistrar{URL: serve(t, srv), Server: srv, Store: st}
 
 	// servers is GET /api/servers without what differs by store (revisions, times).
 	servers := func(reg *testRegistrar) string {

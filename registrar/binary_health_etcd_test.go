@@ -16,10 +16,12 @@ import (
 // health checks (the target counts the checks per replica, named in the User-Agent);
 // when that replica is killed (SIGKILL: its election lease is not given back), the
 // other takes over within the election TTL, the table's revision unmoved by the
-// election, and its checks write the target down.
+// election, and its checks write the target down. The killed one, started again,
+// waits its turn; when the checking one stops cleanly (SIGTERM), it gives its
+// leadership back and the other takes over at once, well within the TTL.
 func TestBinaryEtcdOneReplicaChecks(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	const ttl = 2 * time.Second
+	const ttl = 4 * time.Second
 	start := func(name string) *proc.Proc {
 		return startBinary(t, []string{"REGISTRAR_ETCD_ENDPOINTS=" + c.EndpointList(), "REGISTRAR_ETCD_PREFIX=/health-test/",
 			"REGISTRAR_ALLOW_CIDR=127.0.0.0/8"}, "-replica-name", name, "-etcd-election-ttl", ttl.String())
@@ -92,5 +94,27 @@ func TestBinaryEtcdOneReplicaChecks(t *testing.T) {
 			t.Fatalf("the target is not shown down by %s: %s", other, r.Body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The killed replica comes back and waits; the checking one stops cleanly.
+	before := target.ByAgent()[agent(checking)]
+	reps[checking].Restart()
+	time.Sleep(time.Second)
+	if n := target.ByAgent()[agent(checking)] - before; n != 0 {
+		t.Fatalf("%s, started again while %s checks, made %d checks", checking, other, n)
+	}
+	stop(t, reps[other])
+	stopped := time.Now()
+	deadline = stopped.Add(ttl + 5*time.Second)
+	for target.ByAgent()[agent(checking)] == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after %s stopped, %s has not checked\n%s", time.Since(stopped), other, checking, reps[checking].Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took = time.Since(stopped)
+	t.Logf("%s took over the checks %v after %s stopped cleanly", checking, took.Round(10*time.Millisecond), other)
+	if took >= ttl/2 {
+		t.Errorf("take-over after a clean stop took %v, want well under the TTL %v (the leader resigns)", took, ttl)
 	}
 }

@@ -2,7 +2,11 @@ package server
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,4 +211,37 @@ func TestHealthCheckBadInput(t *testing.T) {
 	if !strings.Contains(body, `"healthCheck":{"path":"/h","interval":"500ms","timeout":"500ms","healthyThreshold":2,"unhealthyThreshold":2}`) {
 		t.Errorf("GET does not show the health check as written: %s", body)
 	}
+}
+
+// However many targets are checked, at most checkWorkers checks run at once: 40
+// targets whose health path takes 200 ms each, checked every 300 ms, see at most 16
+// requests in flight together, and every target is checked.
+func TestHealthCheckBoundedConcurrency(t *testing.T) {
+	reg := startRegistrar(t, regOptions{allow: "127.0.0.0/8"})
+	var inFlight, most atomic.Int64
+	var checked sync.Map
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		checked.Store(r.Host, true)
+		time.Sleep(200 * time.Millisecond)
+	})
+	var addrs []string
+	for range 40 {
+		srv := httptest.NewServer(handler)
+		t.Cleanup(srv.Close)
+		addrs = append(addrs, srv.Listener.Addr().String())
+	}
+	send(t, "POST", reg.URL+"/api/servers/register", checkedServer("many", `{"path": "/healthz", "interval": "300ms", "timeout": "300ms"}`, addrs...), 200)
+	waitFor(t, "every target checked", func() bool {
+		n := 0
+		checked.Range(func(any, any) bool { n++; return true })
+		return n == len(addrs)
+	})
+	if m := most.Load(); m > checkWorkers || m < checkWorkers/2 {
+		t.Fatalf("at most %d checks ran at once, want up to %d and about that many (40 slow targets)", m, checkWorkers)
+	}
+	t.Logf("at most %d checks at once", most.Load())
 }

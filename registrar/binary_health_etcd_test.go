@@ -29,20 +29,20 @@ func TestBinaryEtcdOneReplicaChecks(t *testing.T) {
 	reps := map[string]*proc.Proc{"r1": start("r1"), "r2": start("r2")}
 	target := apitest.NewHealthTarget(t, "127.0.0.1")
 	body := fmt.Sprintf(`{"host": "web", "serviceName": "shop", "targets": [{"address": %q}],
-		"healthCheck": {"path": "/healthz", "interval": "100ms", "timeout": "100ms", "unhealthyThreshold": 1, "healthyThreshold": 1}}`, target.Addr)
+		"healthCheck": {"path": "/healthz", "interval": "200ms", "timeout": "200ms", "unhealthyThreshold": 2, "healthyThreshold": 1}}`, target.Addr)
 	if r := call(t, "POST", reps["r1"].URL()+"/api/servers/register", body); r.Code != 200 {
 		t.Fatalf("register: %d %s", r.Code, r.Body)
 	}
 	agent := func(name string) string { return "switchyard-registrar (health check; replica " + name + ")" }
 
 	deadline := time.Now().Add(10 * time.Second)
-	for target.Hits() < 10 && time.Now().Before(deadline) {
+	for target.Hits() < 5 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second) // both would have checked by now if both did
 	hits := target.ByAgent()
-	if len(hits) != 1 || hits[agent("r1")]+hits[agent("r2")] < 10 {
-		t.Fatalf("checks per replica %v, want at least 10 from exactly one of r1, r2", hits)
+	if len(hits) != 1 || hits[agent("r1")]+hits[agent("r2")] < 5 {
+		t.Fatalf("checks per replica %v, want at least 5 from exactly one of r1, r2", hits)
 	}
 	checking, other := "r1", "r2"
 	if hits[agent("r2")] > 0 {

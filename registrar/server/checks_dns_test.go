@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"switchyard/internal/targetpolicy"
 	"switchyard/internal/testkit/apitest"
@@ -87,7 +88,7 @@ func TestHealthCheckRefusesResolvedAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	hc := store.HealthCheck{Path: "/healthz", Interval: store.Duration(100e6), Timeout: store.Duration(100e6), HealthyThreshold: 1, UnhealthyThreshold: 1}
+	hc := store.HealthCheck{Path: "/healthz", Interval: store.Duration(300 * time.Millisecond), Timeout: store.Duration(300 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 2}
 	sv := store.NewServer("web", "shop", []store.Target{
 		{Address: "outside.test:" + refusedPort, Weight: 1, State: store.StateActive},
 		{Address: "inside.test:" + allowedPort, Weight: 1, State: store.StateActive}})

@@ -47,7 +47,9 @@ func checkedServer(name string, hc string, addrs ...string) string {
 	return fmt.Sprintf(`{"host": %q, "serviceName": "shop", "targets": [%s], "healthCheck": %s}`, name, strings.Join(ts, ", "), hc)
 }
 
-const fastCheck = `{"path": "/healthz", "interval": "100ms", "timeout": "100ms", "unhealthyThreshold": 2, "healthyThreshold": 2}`
+// fastCheck checks every 300 ms: fast for a test, with room for a loaded machine to
+// answer a healthy target in time.
+const fastCheck = `{"path": "/healthz", "interval": "300ms", "timeout": "300ms", "unhealthyThreshold": 2, "healthyThreshold": 2}`
 
 // A target whose health path starts failing is written down (a new revision; the v3
 // answer flags it x, v1 skips it, the API shows it down) and up again once it passes
@@ -57,7 +59,7 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 	reg := startRegistrar(t, regOptions{allow: "127.0.0.0/8"})
 	a, b := apitest.NewHealthTarget(t, "127.0.0.1"), apitest.NewHealthTarget(t, "127.0.0.1")
 	res := send(t, "POST", reg.URL+"/api/servers/register", checkedServer("web", fastCheck, a.Addr, b.Addr), 200).Result
-	want := registrarapi.HealthCheck{Path: "/healthz", Interval: "100ms", Timeout: "100ms", HealthyThreshold: 2, UnhealthyThreshold: 2}
+	want := registrarapi.HealthCheck{Path: "/healthz", Interval: "300ms", Timeout: "300ms", HealthyThreshold: 2, UnhealthyThreshold: 2}
 	if hc := res.Server.HealthCheck; hc == nil || *hc != want {
 		t.Fatalf("register answer's healthCheck %+v, want %+v", hc, want)
 	}
@@ -75,7 +77,7 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 	a.Status.Store(500)
 	failedAt := time.Now()
 	waitFor(t, "the failing target shown down", func() bool { return healthOf(t, reg, "web") == "down,up" })
-	t.Logf("marked down %v after its health path began failing (2 failed checks at 100 ms)", time.Since(failedAt).Round(time.Millisecond))
+	t.Logf("marked down %v after its health path began failing (2 failed checks at 300 ms)", time.Since(failedAt).Round(time.Millisecond))
 	if got := reg.Store.Current().Revision(); got != rev+1 {
 		t.Errorf("revision %d after the target went down, want %d (one write)", got, rev+1)
 	}
@@ -95,7 +97,7 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 		t.Errorf("registrar_health_checking %v, want 1 (the embedded store's registrar checks)", v)
 	}
 	// Still failing: no more writes.
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(700 * time.Millisecond)
 	if got := reg.Store.Current().Revision(); got != rev+1 {
 		t.Errorf("revision %d while the target stays down, want %d (no write per check)", got, rev+1)
 	}
@@ -117,9 +119,9 @@ func TestHealthCheckDownAndUp(t *testing.T) {
 	if s.HealthCheck != nil || s.Targets[0].Health != healthUp {
 		t.Fatalf("PUT without healthCheck: %+v, want no health check and every target up", s)
 	}
-	time.Sleep(200 * time.Millisecond) // a check in flight ends
+	time.Sleep(400 * time.Millisecond) // a check in flight ends
 	n := a.Hits()
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(800 * time.Millisecond)
 	if got := a.Hits(); got != n {
 		t.Errorf("%d checks after the health check was removed", got-n)
 	}

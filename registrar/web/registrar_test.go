@@ -44,10 +44,11 @@ type apiServer struct {
 
 // apiResult is the "result" object every /api/ answer carries.
 type apiResult struct {
-	Success  bool        `json:"success"`
-	Error    string      `json:"error"`
-	Revision int64       `json:"revision"`
-	Servers  []apiServer `json:"servers"`
+	Success  bool                 `json:"success"`
+	Error    string               `json:"error"`
+	Revision int64                `json:"revision"`
+	Servers  []apiServer          `json:"servers"`
+	Server   *registrarapi.Server `json:"server"`
 }
 
 // call sends one API request over plain HTTP (with the token when the registrar has

@@ -13,7 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"switchyard/internal/registrarapi"
-	"switchyard/internal/testkit/proc"
 )
 
 // A server's targets on the page, in a real Chromium against the real registrar
@@ -315,38 +314,4 @@ func (p *page) shot(dir, name, sel string) {
 		p.t.Fatal(err)
 	}
 	p.t.Logf("screenshot of %s: %s", sel, path)
-}
-
-// A target the registrar's active health check found down is marked so, in the list
-// and in the panel. No write sets health, so the registrar starts from a data file in
-// which one target is down, as the health check leaves it.
-func TestPageTargetHealth(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "servers.json")
-	const file = `{"revision": 1, "servers": [
-{"host": "hc-1", "ipAddress": "10.0.8.1:8080", "serviceName": "logs", "updatedAt": "2026-01-02T03:04:05Z",
- "targets": [{"address": "10.0.8.1:8080", "weight": 1, "state": "active"},
-             {"address": "10.0.8.2:8080", "weight": 1, "state": "active", "down": true}]}]}`
-	if err := os.WriteFile(data, []byte(file), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := &registrar{URL: proc.StartRegistrar(t, "-data", data).URL()}
-	if _, servers := r.servers(t); len(servers["hc-1"].Targets) != 2 || servers["hc-1"].Targets[1].Health != "down" {
-		t.Fatalf("the registrar did not load the down target: %+v", servers["hc-1"])
-	}
-	p := openPage(t, startBrowser(t), r.URL+"/")
-	if got := p.text(rowSel("hc-1") + ` td[data-label="Address"] li[data-address="10.0.8.2:8080"]`); !strings.Contains(got, "down") {
-		t.Errorf("the list shows the down target as %q", got)
-	}
-	if got := p.text(rowSel("hc-1") + ` td[data-label="Address"] li[data-address="10.0.8.1:8080"]`); strings.Contains(got, "down") {
-		t.Errorf("the list shows the healthy target as %q", got)
-	}
-	p.openTargets("hc-1")
-	for addr, want := range map[string]string{"10.0.8.1:8080": "up", "10.0.8.2:8080": "down"} {
-		if got := eval[string](p, `document.querySelector(`+jsString(targetSel("hc-1", addr))+`).dataset.health`); got != want {
-			t.Errorf("the panel shows %s as %q, want %q", addr, got, want)
-		}
-		if got := p.text(targetSel("hc-1", addr) + ` td[data-label="Health"]`); got != want {
-			t.Errorf("the Health cell of %s reads %q, want %q", addr, got, want)
-		}
-	}
 }

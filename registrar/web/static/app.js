@@ -15,7 +15,7 @@
 
 (function () {
   const TOKEN_KEY = "switchyard.registrar.token";
-  const FIELDS = ["host", "ipAddress", "serviceName"];
+  const FIELDS = ["host", "ipAddress", "serviceName", "healthPath"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -97,9 +97,11 @@
   // fieldOf says which form field an API error concerns: the "field" key when the
   // registrar sends one, else a field name at the start of the message
   // ("ipAddress: '999.1.1.1' is not ..."), else the one field the message names.
+  // healthCheck.path is the health check path field.
   function fieldOf(result) {
     if (FIELDS.includes(result.field)) return result.field;
     const msg = String(result.error || "");
+    if (/^healthCheck\.path\b/.test(msg)) return "healthPath";
     const start = /^\W?(host|ipAddress|serviceName)\b/.exec(msg);
     if (start) return start[1];
     const named = FIELDS.filter((f) => new RegExp("\\b" + f + "\\b").test(msg));
@@ -373,6 +375,7 @@
     $("host").value = server.host;
     $("ipAddress").value = ts.length === 1 ? ts[0].address : "";
     $("serviceName").value = server.serviceName || "";
+    $("healthPath").value = server.healthCheck ? String(server.healthCheck.path) : "";
     showAddressField(ts.length === 1, server.host, ts.length);
     (ts.length === 1 ? $("ipAddress") : $("serviceName")).focus();
     $("editor").scrollIntoView({ block: "nearest" });
@@ -420,8 +423,10 @@
     save.disabled = true;
     let result;
     try {
+      const add = { host: values.host, ipAddress: values.ipAddress, serviceName: values.serviceName };
+      if (values.healthPath) add.healthCheck = { path: values.healthPath };
       result = editing === null
-        ? (await call("POST", "/api/servers/register", values)).result
+        ? (await call("POST", "/api/servers/register", add)).result
         : await saveEdit(editing, values);
     } finally {
       save.disabled = false;
@@ -441,14 +446,16 @@
     $("host").focus();
   });
 
-  // saveEdit writes the edited server with its whole target set, read from the
-  // registrar just before, so that no target is dropped: with one target, the address
-  // field replaces its address (weight and state kept); with several, they are sent as
-  // they stand. It resolves to the API's result, or null when the person chose not to
-  // leave the server without an active target.
+  // saveEdit writes the edited server with its whole target set and health check, read
+  // from the registrar just before, so that no target is dropped: with one target, the
+  // address field replaces its address (weight and state kept); with several, they are
+  // sent as they stand. The health check keeps its other settings when only its path
+  // changes; an empty path turns it off. It resolves to the API's result, or null when
+  // the person chose not to leave the server without an active target.
   async function saveEdit(host, values) {
     const fresh = await call("GET", serverPath(host));
     if (!fresh.result.success) return fresh.result;
+    const hc = fresh.result.server.healthCheck;
     let ts = targetsOf(fresh.result.server).map(plainTarget);
     if (state.editTargets === 1 && ts.length !== 1) {
       await loadServers();
@@ -456,6 +463,7 @@
         "the list shows them: open Edit again." };
     }
     const body = { serviceName: values.serviceName, targets: ts };
+    if (values.healthPath) body.healthCheck = Object.assign({}, hc, { path: values.healthPath });
     if (ts.length === 1) {
       ts[0].address = values.ipAddress;
       body.ipAddress = values.ipAddress; // so an address error names the address field
@@ -569,7 +577,7 @@
     err.textContent = state.panelError.get(host) || "";
     err.hidden = !state.panelError.has(host);
 
-    panel.append(table, err, switchBlock(server, ts), addForm(server, ts));
+    panel.append(table, checkLine(server), err, switchBlock(server, ts), addForm(server, ts));
     return tr;
   }
 
@@ -645,6 +653,19 @@
     }
     cell(tr, "Actions", actions);
     return tr;
+  }
+
+  // checkLine says how the registrar checks the targets' health, if it does.
+  function checkLine(server) {
+    const p = document.createElement("p");
+    p.className = "hint check-line";
+    const hc = server.healthCheck;
+    p.textContent = hc
+      ? "Health check: GET " + hc.path + " on each target every " + hc.interval + " (timeout " + hc.timeout +
+        "); down after " + plural(hc.unhealthyThreshold, "failed check", "failed checks in a row") +
+        ", up again after " + plural(hc.healthyThreshold, "passed one", "passed ones") + "."
+      : "No health check: every target counts as up. Set a health check path with Edit.";
+    return p;
   }
 
   function badgeOf(word) {
@@ -846,8 +867,11 @@
       }
       const sv = fresh.result.server;
       const after = swapped(targetsOf(sv));
+      // A PUT writes the whole server: its health check goes with it, or checking stops.
+      const body = { serviceName: sv.serviceName, targets: after };
+      if (sv.healthCheck) body.healthCheck = sv.healthCheck;
       const result = await writeSet(host, "switch blue/green", serverPath(host), "PUT",
-        { serviceName: sv.serviceName, targets: after }, after, "wait=applied&timeout=10s");
+        body, after, "wait=applied&timeout=10s");
       if (result === null) {
         say("ok", "Nothing changed: " + host + " keeps an active target.");
         return;
@@ -919,7 +943,8 @@
     $("curl-proxies").textContent = "curl -sS " + base + "/api/proxies" + auth;
     $("curl-delete").textContent = "curl -sS -X DELETE " + base + "/api/servers/web-1" + auth;
     $("curl-switch").textContent = write("PUT", "'" + base + "/api/servers/web-1?wait=applied&timeout=10s'",
-      { serviceName: "logs", targets: [{ address: "10.1.2.3:8080", state: "draining" }, { address: "10.1.2.4:8080", state: "active" }] });
+      { serviceName: "logs", targets: [{ address: "10.1.2.3:8080", state: "draining" }, { address: "10.1.2.4:8080", state: "active" }],
+        healthCheck: { path: "/healthz" } });
     $("curl-drain").textContent = write("PATCH", base + "/api/servers/web-1/targets/10.1.2.3%3A8080", { state: "draining" });
     $("curl-token-note").textContent = auth
       ? "Set REGISTRAR_TOKEN in your shell to the registrar's token first."

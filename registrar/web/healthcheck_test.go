@@ -99,6 +99,7 @@ func TestPageHealthCheck(t *testing.T) {
 			if got := p.text(panelSel("hc-1") + " .check-line"); !strings.Contains(got, "GET /healthz") || !strings.Contains(got, "every 100ms") {
 				t.Errorf("the panel's health check line reads %q", got)
 			}
+			p.shot(artifactDir(t), "page-health-panel.png", panelSel("hc-1"))
 			want := registrarapi.HealthCheck{Path: "/healthz", Interval: "100ms", Timeout: "100ms", HealthyThreshold: 1, UnhealthyThreshold: 1}
 			if hc, _ := r.healthOf(t, "hc-1"); hc == nil || *hc != want {
 				t.Fatalf("health check as registered: %+v, want %+v (the test's expectation is off)", hc, want)

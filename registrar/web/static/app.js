@@ -933,9 +933,11 @@
     const base = location.origin;
     const auth = currentToken() || state.tokenNeeded
       ? " \\\n  -H \"Authorization: Bearer $REGISTRAR_TOKEN\"" : "";
-    // write is a curl line sending a JSON body (url quoted when it has a query).
+    // write is a curl line sending a JSON body (url quoted when it has a query), each
+    // element of a list of objects on a line of its own.
     const write = (method, url, body) => "curl -sS -X " + method + " " + url + auth + " \\\n" +
-      "  -H 'Content-Type: application/json' \\\n  -d '" + JSON.stringify(body) + "'";
+      "  -H 'Content-Type: application/json' \\\n  -d '" +
+      JSON.stringify(body).replace(/([[,])\{/g, (m, p) => p + "\n    {") + "'";
     const web1 = { host: "web-1", ipAddress: "10.1.2.3:8080", serviceName: "logs" };
     $("curl-register").textContent = write("POST", base + "/api/servers/register", web1);
     $("curl-register-wait").textContent = write("POST", "'" + base + "/api/servers/register?wait=applied&timeout=5s'", web1);
@@ -943,8 +945,8 @@
     $("curl-proxies").textContent = "curl -sS " + base + "/api/proxies" + auth;
     $("curl-delete").textContent = "curl -sS -X DELETE " + base + "/api/servers/web-1" + auth;
     $("curl-switch").textContent = write("PUT", "'" + base + "/api/servers/web-1?wait=applied&timeout=10s'",
-      { serviceName: "logs", targets: [{ address: "10.1.2.3:8080", state: "draining" }, { address: "10.1.2.4:8080", state: "active" }],
-        healthCheck: { path: "/healthz" } });
+      { serviceName: "logs", healthCheck: { path: "/healthz" },
+        targets: [{ address: "10.1.2.3:8080", state: "draining" }, { address: "10.1.2.4:8080", state: "active" }] });
     $("curl-drain").textContent = write("PATCH", base + "/api/servers/web-1/targets/10.1.2.3%3A8080", { state: "draining" });
     $("curl-token-note").textContent = auth
       ? "Set REGISTRAR_TOKEN in your shell to the registrar's token first."

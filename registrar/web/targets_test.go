@@ -232,6 +232,22 @@ func TestPageTargets(t *testing.T) {
 				t.Errorf("after saving, the API has %q", setOf(servers["edit-2"]))
 			}
 		}},
+		{"a target added while a one-target server is edited is not overwritten", func(t *testing.T, r *registrar, p *page) {
+			r.register(t, "edit-3", "10.0.4.21:8080", "logs")
+			p.edit("edit-3")
+			if status, res := r.call(t, http.MethodPost, "/api/servers/edit-3/targets",
+				map[string]any{"address": "10.0.4.22:8080"}); status != http.StatusOK {
+				t.Fatalf("POST target: HTTP %d %+v", status, res)
+			}
+			p.replace("#ipAddress", "10.0.4.23:8080\n")
+			p.waitFor("the refusal", `!document.getElementById("form-error").hidden`)
+			if got := p.text("#form-error"); !strings.Contains(got, "edit-3 has 2 targets now") {
+				t.Errorf("the form says %q", got)
+			}
+			if _, servers := r.servers(t); setOf(servers["edit-3"]) != "10.0.4.21:8080/1/active 10.0.4.22:8080/1/active" {
+				t.Errorf("the API has %q", setOf(servers["edit-3"]))
+			}
+		}},
 		{"the filter finds a server by any of its targets", func(t *testing.T, r *registrar, p *page) {
 			r.registerSet(t, "filt-1", "logs", tg("10.0.5.1:8080", 1, "active"), tg("10.0.5.77:8080", 1, "draining"))
 			p.refreshed("filt-1")

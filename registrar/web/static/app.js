@@ -456,7 +456,7 @@
     const fresh = await call("GET", serverPath(host));
     if (!fresh.result.success) return fresh.result;
     const hc = fresh.result.server.healthCheck;
-    let ts = targetsOf(fresh.result.server).map(plainTarget);
+    const ts = targetsOf(fresh.result.server).map(plainTarget);
     if (state.editTargets === 1 && ts.length !== 1) {
       await loadServers();
       return { success: false, error: host + " has " + ts.length + " targets now (changed since this edit began); " +
@@ -464,7 +464,7 @@
     }
     const body = { serviceName: values.serviceName, targets: ts };
     if (values.healthPath) body.healthCheck = Object.assign({}, hc, { path: values.healthPath });
-    if (ts.length === 1) {
+    if (state.editTargets === 1) { // the form showed the address field: it is the one target's
       ts[0].address = values.ipAddress;
       body.ipAddress = values.ipAddress; // so an address error names the address field
     }

@@ -36,7 +36,7 @@ func BindFlags(fs *flag.FlagSet, getenv func(string) string) *Flags {
 	fs.StringVar(&f.key, "etcd-key", env("REGISTRAR_ETCD_KEY", ""), "client certificate's key (PEM); with -etcd-cert (env REGISTRAR_ETCD_KEY)")
 	fs.StringVar(&f.username, "etcd-username", env("REGISTRAR_ETCD_USERNAME", ""), "etcd user, when etcd has auth enabled (env REGISTRAR_ETCD_USERNAME)")
 	fs.StringVar(&f.password, "etcd-password", "", "etcd user's password (env REGISTRAR_ETCD_PASSWORD); prefer -etcd-password-file, since flags show in ps")
-	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "file holding the etcd password, surrounding whitespace trimmed (env REGISTRAR_ETCD_PASSWORD_FILE)")
+	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "file holding the etcd password, surrounding whitespace trimmed; others must not be able to read it (chmod 600) (env REGISTRAR_ETCD_PASSWORD_FILE)")
 	def := 5 * time.Second
 	if v := getenv("REGISTRAR_ETCD_DIAL_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {

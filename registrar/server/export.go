@@ -71,12 +71,18 @@ type exportForm struct {
 // importTable is POST /api/import: the body (the export's form, or the seed's flat
 // {"name": "address"} map) becomes the whole table in one write that starts a new
 // lineage, so that every proxy takes the table whole. Every entry is checked like a
-// registration; the first bad one is named and nothing changes.
+// registration; the first bad one is named and nothing changes. One import runs at a
+// time (each may hold a whole table in memory); another meanwhile is answered 409.
 func (a *api) importTable(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, r, http.MethodPost)
 		return
 	}
+	if !a.importing.TryLock() {
+		writeFailure(w, http.StatusConflict, "another import is running; retry once it is done")
+		return
+	}
+	defer a.importing.Unlock()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxImportBody))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {

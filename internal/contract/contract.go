@@ -30,7 +30,7 @@ const (
 	KeyPrefix      = "switchyard/"
 	RouteKeyPrefix = "switchyard/route/" // + server name → target ("" once removed)
 	RevisionKey    = "switchyard/revision"
-	LeaseKey       = "switchyard/lease"  // which VM polls the registrar (filter/syncing/lease.go)
+	LeaseKey       = "switchyard/lease"  // which VM polls the registrar (filter/polling/lease.go)
 	PolledKey      = "switchyard/polled" // host time (ns) of the last successful poll
 	StaleKey       = "switchyard/stale"  // "1" while the table is older than stale_after_seconds
 )

@@ -159,6 +159,22 @@ func TestPageTargets(t *testing.T) {
 				t.Errorf("the API has %q", setOf(servers["multi-2"]))
 			}
 		}},
+		{"an empty or out-of-range weight is refused on the page, not sent as 0", func(t *testing.T, r *registrar, p *page) {
+			r.registerSet(t, "weight-1", "logs", tg("10.0.2.41:8080", 7, "active"), tg("10.0.2.42:8080", 3, "active"))
+			rev, _ := r.servers(t)
+			p.openTargets("weight-1")
+			sel := targetSel("weight-1", "10.0.2.41:8080") + " input.weight"
+			for _, typed := range []string{"", "101"} {
+				p.replace(sel, typed+"\n")
+				p.waitFor("the error", `!document.querySelector(`+jsString(panelSel("weight-1")+" .targets-error")+`).hidden`)
+				if got := p.text(panelSel("weight-1") + " .targets-error"); !strings.Contains(got, "whole number from 0 to 100") {
+					t.Errorf("weight %q: the panel says %q", typed, got)
+				}
+			}
+			if now, servers := r.servers(t); now != rev || setOf(servers["weight-1"]) != "10.0.2.41:8080/7/active 10.0.2.42:8080/3/active" {
+				t.Errorf("revision %d → %d, set %q", rev, now, setOf(servers["weight-1"]))
+			}
+		}},
 		{"removing a target leaves the others", func(t *testing.T, r *registrar, p *page) {
 			r.registerSet(t, "multi-3", "logs", tg("10.0.2.31:8080", 1, "active"), tg("10.0.2.32:8080", 3, "active"))
 			p.openTargets("multi-3")

@@ -619,14 +619,15 @@
     form.append(label, set);
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      const w = Number(input.value.trim());
-      if (input.value.trim() === "" || !Number.isInteger(w) || w < 0 || w > 100) {
+      const w = weightOf(input);
+      if (w === null) {
         panelFail(host, "weight of " + t.address + ": enter a whole number from 0 to 100 (got \u201c" + input.value + "\u201d).");
         input.setAttribute("aria-invalid", "true");
         input.focus();
         return;
       }
-      changeOne(server, "set the weight of " + t.address + " to " + w, "PATCH", t.address, { weight: w },
+      const change = "set the weight of " + t.address + " to " + w; // the same, to do and done
+      changeOne(server, [change, change], "PATCH", t.address, { weight: w },
         ts.map((u) => u.address === t.address ? Object.assign({}, u, { weight: w }) : u));
     });
     cell(tr, "Weight", form);
@@ -640,13 +641,13 @@
     const next = draining ? "active" : "draining";
     const flip = button(draining ? "Activate" : "Drain", "secondary " + (draining ? "activate" : "drain"),
       (draining ? "Activate " : "Drain ") + t.address, () =>
-        changeOne(server, (draining ? "activate " : "drain ") + t.address, "PATCH", t.address, { state: next },
+        changeOne(server, draining ? ["activate " + t.address, "activated " + t.address] : ["drain " + t.address, "drained " + t.address], "PATCH", t.address, { state: next },
           ts.map((u) => u.address === t.address ? Object.assign({}, u, { state: next }) : u)));
     flip.dataset.key = key + "flip";
     actions.append(flip);
     if (ts.length > 1) {
       const rm = button("Remove", "danger remove", "Remove " + t.address + " from " + host, () =>
-        changeOne(server, "remove " + t.address, "DELETE", t.address, undefined,
+        changeOne(server, ["remove " + t.address, "removed " + t.address], "DELETE", t.address, undefined,
           ts.filter((u) => u.address !== t.address)));
       rm.dataset.key = key + "remove";
       actions.append(rm);
@@ -666,6 +667,13 @@
         ", up again after " + plural(hc.healthyThreshold, "passed one", "passed ones") + "."
       : "No health check: every target counts as up. Set a health check path with Edit.";
     return p;
+  }
+
+  // weightOf is the whole number 0–100 in a weight field, or null.
+  function weightOf(input) {
+    const v = input.value.trim();
+    const w = Number(v);
+    return v !== "" && Number.isInteger(w) && w >= 0 && w <= 100 ? w : null;
   }
 
   function badgeOf(word) {
@@ -756,15 +764,15 @@
       ev.preventDefault();
       addr.removeAttribute("aria-invalid");
       weight.removeAttribute("aria-invalid");
-      const w = Number(weight.value.trim());
-      if (weight.value.trim() === "" || !Number.isInteger(w) || w < 0 || w > 100) {
+      const w = weightOf(weight);
+      if (w === null) {
         panelFail(host, "weight: enter a whole number from 0 to 100 (got \u201c" + weight.value + "\u201d).");
         weight.setAttribute("aria-invalid", "true");
         weight.focus();
         return;
       }
       const t = { address: addr.value.trim(), weight: w, state: st.value };
-      const ok = await changeOne(server, "add " + (t.address || "a target"), "POST", null, t, ts.concat([t]),
+      const ok = await changeOne(server, ["add " + (t.address || "a target"), "added " + t.address], "POST", null, t, ts.concat([t]),
         (result) => {
           const bad = /^(target\.)?weight\b/.test(result.error) ? weight : addr;
           bad.setAttribute("aria-invalid", "true");
@@ -829,9 +837,11 @@
   }
 
   // changeOne makes one write of one target (POST adds, PATCH changes, DELETE
-  // removes), leaving the others as they are, then redraws the list. It resolves to
-  // whether the write was made.
-  async function changeOne(server, what, method, address, body, after, onFail, onDone) {
+  // removes), leaving the others as they are, then redraws the list. words are what
+  // it does, to do and done ("drain A", "drained A"). It resolves to whether the write
+  // was made.
+  async function changeOne(server, words, method, address, body, after, onFail, onDone) {
+    const [what, done] = words;
     const host = server.host;
     const path = address === null ? targetsPath(host) : targetPath(host, address);
     const result = await writeSet(host, what, path, method, body, after);
@@ -840,14 +850,14 @@
       return false;
     }
     if (!result.success) {
-      panelFail(host, "Could not " + what + " of " + host + ": " + result.error);
+      panelFail(host, host + ": could not " + what + ": " + result.error);
       if (onFail) onFail(result);
       return false;
     }
     state.panelError.delete(host);
     if (onDone) onDone();
     const rev = typeof result.revision === "number" ? " (revision " + result.revision + ")" : "";
-    say("ok", host + ": " + what + " done" + rev + ".");
+    say("ok", host + ": " + done + rev + ".");
     await loadServers();
     watchWrite(result.revision);
     return true;

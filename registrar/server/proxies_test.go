@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -276,6 +278,17 @@ func TestWaitApplied(t *testing.T) {
 			t.Errorf("took %v; it should end when frozen turns gone (0.3 s)", took)
 		}
 	})
+	t.Run("the pending list is bounded, the count is not", func(t *testing.T) {
+		r := newProxyRegistry(0, 0, nil)
+		for p := range 150 {
+			r.report(poll(fmt.Sprintf("edge-%03d", 149-p), 4, "L", 30*time.Second))
+		}
+		res := r.waitApplied(context.Background(), 5, "L", 50*time.Millisecond)
+		if res.Applied || res.Proxies != 150 || res.PendingCount != 150 || len(res.Pending) != maxPendingShown ||
+			res.Pending[0].Proxy != "edge-000" || res.Pending[maxPendingShown-1].Proxy != "edge-099" {
+			t.Errorf("got applied=%v proxies=%d pendingCount=%d, %d listed; want 150 pending, the first 100 by id listed", res.Applied, res.Proxies, res.PendingCount, len(res.Pending))
+		}
+	})
 	t.Run("no proxies: applied at once", func(t *testing.T) {
 		r := newProxyRegistry(0, 0, nil)
 		if res := r.waitApplied(context.Background(), 5, "L", time.Minute); !res.Applied || res.Proxies != 0 {
@@ -308,4 +321,86 @@ func BenchmarkProxyRegistryFlood(b *testing.B) {
 	b.ReportMetric(held/cap, "bytes/proxy")
 	b.ReportMetric(held/(1<<20), "MiB-at-cap")
 	runtime.KeepAlive(r)
+}
+
+// BenchmarkWaitApplied is one write waiting for wait=applied on the real registrar
+// while 10,000 proxies poll it over HTTP: 5,000 polls (one after the other, as
+// proxies spread over time do) each bring one proxy up to the revision waited for,
+// so each can change the waiter's condition. Reported: the wall time of the 5,000
+// polls, and how many times the waiter looked at every proxy.
+func BenchmarkWaitApplied(b *testing.B) {
+	const proxies, reports = 10_000, 5_000
+	for i := 0; i < b.N; i++ {
+		reg := startRegistrarB(b)
+		client := &http.Client{}
+		register(b, reg.URL, "bench-0", "10.0.0.1", "bench")
+		lineage := reg.Store.Lineage()
+		pollAt := func(p int, after uint64) {
+			u := fmt.Sprintf("%s/v1/routes?v=2&proxy=edge-%05d&after=%d&lineage=%s", reg.URL, p, after, lineage)
+			resp, err := client.Get(u)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		for p := range proxies {
+			pollAt(p, 1)
+		}
+		done := make(chan string, 1)
+		go func() {
+			resp, err := http.Post(reg.URL+"/api/servers/register?wait=applied&timeout=60s", "application/json", strings.NewReader(regBody("bench-1", "10.0.0.2", "bench")))
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- resp.Status + " " + string(body)
+		}()
+		for reg.Server.proxies.waiting() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		start := time.Now()
+		for p := range reports {
+			pollAt(p, 2)
+		}
+		took := time.Since(start)
+		for p := reports; p < proxies; p++ {
+			pollAt(p, 2)
+		}
+		if got := <-done; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, `"applied":true`) {
+			b.Fatalf("the waiting write answered %s, want applied", got)
+		}
+		b.ReportMetric(took.Seconds(), "s-5000-reports")
+		b.ReportMetric(float64(reg.Server.proxies.scans.Load()), "scans")
+	}
+}
+
+// TestWaitAppliedScansRarely: reports that cannot finish the wait do not make the
+// waiting write look at every proxy again. The reports are spaced (as polls are) so
+// that a waiter woken by each has the time to look.
+func TestWaitAppliedScansRarely(t *testing.T) {
+	r := newProxyRegistry(0, 0, nil)
+	const n = 100
+	for p := range n {
+		r.report(poll(fmt.Sprintf("edge-%03d", p), 4, "L", 30*time.Second))
+	}
+	done := make(chan Applied, 1)
+	go func() { done <- r.waitApplied(context.Background(), 5, "L", time.Minute) }()
+	for r.waiting() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for p := range n {
+		r.report(poll(fmt.Sprintf("edge-%03d", p), 4, "L", 30*time.Second)) // still behind
+		r.report(poll(fmt.Sprintf("edge-%03d", p), 5, "L", 30*time.Second))
+		time.Sleep(time.Millisecond)
+	}
+	res := <-done
+	if !res.Applied || res.Proxies != n {
+		t.Fatalf("got %+v, want applied by %d", res, n)
+	}
+	if got := r.scans.Load(); got > 3 {
+		t.Errorf("the waiter looked at every proxy %d times for %d reports; want it to count, and look again only when the count says it may be done", got, 2*n)
+	}
 }

@@ -1,6 +1,9 @@
 package server
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Config is what a server is built from; the registrar command fills it from its
 // flags (registrar/flags.go), the tests directly. Zero values mean the defaults.
@@ -26,6 +29,11 @@ type Config struct {
 	// ReplicaName names this registrar in GET /api/proxies (which replica saw a
 	// proxy); "" means the address it listens on.
 	ReplicaName string
+	// MaxFullAnswers bounds the full-table answers of /v1/routes sent at once (a
+	// request beyond it is answered 503 with Retry-After); AnswerWriteTimeout is how
+	// long a client has to take one /v1/routes answer. Zero: the defaults.
+	MaxFullAnswers     int
+	AnswerWriteTimeout time.Duration
 	// MaxProxies bounds the proxy registry (DefaultMaxProxies when zero).
 	MaxProxies int64
 	// StoreAt names where the table is kept, as log attributes of the "listening"

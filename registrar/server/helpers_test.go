@@ -1,9 +1,11 @@
 package server
 
 import (
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"switchyard/internal/testkit/apitest"
 	"switchyard/registrar/store"
@@ -28,6 +30,11 @@ type regOptions struct {
 	pageBytes  int64 // -page-bytes; 0: the default
 	maxServers int64 // -max-servers; 0: the default
 	observe    func(SyncRequest)
+	maxFull    int           // MaxFullAnswers; 0: the default
+	writeFor   time.Duration // AnswerWriteTimeout; 0: the default
+	// smallSends gives each accepted connection a 4 KiB send buffer, so that an
+	// answer a client does not read fills it at once instead of the kernel's buffers.
+	smallSends bool
 }
 
 func startRegistrar(t *testing.T, o regOptions) *testRegistrar { return startRegistrarTB(t, o) }
@@ -44,16 +51,32 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newServer(t, Config{Token: o.token, Policy: policy, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers}, o.data, WithSyncObserver(o.observe))
+	s, err := newServer(t, Config{Token: o.token, Policy: policy, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers,
+		MaxFullAnswers: o.maxFull, AnswerWriteTimeout: o.writeFor}, o.data, WithSyncObserver(o.observe))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s.Handler())
+	srv := httptest.NewUnstartedServer(s.Handler())
+	if o.smallSends {
+		srv.Listener = smallSendListener{srv.Listener}
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		s.releaseWaiters()
 		srv.Close()
 	})
 	return &testRegistrar{URL: srv.URL, Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+}
+
+// smallSendListener gives each accepted TCP connection a 4 KiB send buffer.
+type smallSendListener struct{ net.Listener }
+
+func (l smallSendListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return c, err
 }
 
 // newServer builds a server as the registrar command does: the embedded store at

@@ -43,6 +43,9 @@ type routes struct {
 	metrics   *Metrics
 	pageBytes int
 	observe   func(SyncRequest)
+	pages     *pageCache                 // encoded pages of full tables, shared (pagecache.go)
+	full      fullSlots                  // full-table answers being sent
+	writeFor  time.Duration              // how long a client has to take an answer
 	v1        atomic.Pointer[cachedBody] // the version-1 answer of the latest table asked for
 	delta     atomic.Pointer[cachedBody] // the latest delta answer (watchers woken together share it)
 }
@@ -214,7 +217,7 @@ func (h *routes) answerV2(w http.ResponseWriter, t *store.Table, after uint64, l
 	cur := h.store.Lineage()
 	if after > 0 && after < t.Revision() && lineage == cur {
 		if c := h.delta.Load(); c != nil && c.from == after && c.table == t && c.lineage == cur {
-			writeJSON(w, c.body)
+			h.writeJSON(w, c.body)
 			return
 		}
 		if d, ok := h.store.Delta(after, h.pageBytes-envelopeBytes); ok {
@@ -222,16 +225,29 @@ func (h *routes) answerV2(w http.ResponseWriter, t *store.Table, after uint64, l
 			if d.Revision == t.Revision() {
 				h.delta.Store(&cachedBody{table: t, from: after, lineage: cur, body: body})
 			}
-			writeJSON(w, body)
+			h.writeJSON(w, body)
 			return
 		}
 	}
 	h.writePage(w, t.Revision(), "")
 }
 
-// writePage answers one page of the full table at rev from start.
+// writePage answers one page of the full table at rev from start, encoded once and
+// shared with every request for the same page, within the bound on full-table
+// answers sent at once.
 func (h *routes) writePage(w http.ResponseWriter, rev uint64, start string) {
-	p, err := h.store.Page(rev, start, h.pageBytes-envelopeBytes)
+	if !h.full.take(w) {
+		return
+	}
+	defer h.full.free()
+	lineage := h.store.Lineage()
+	body, err := h.pages.get(pageKey{lineage, rev, start}, func() ([]byte, error) {
+		p, err := h.store.Page(rev, start, h.pageBytes-envelopeBytes)
+		if err != nil {
+			return nil, err
+		}
+		return encodePage(lineage, p), nil
+	})
 	if errors.Is(err, store.ErrSnapshotGone) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -244,15 +260,25 @@ func (h *routes) writePage(w http.ResponseWriter, rev uint64, start string) {
 		writeFailure(w, http.StatusServiceUnavailable, "the table cannot be read now; retry")
 		return
 	}
-	writeJSON(w, encodePage(h.store.Lineage(), p))
+	h.writeJSON(w, body)
 }
 
-func writeJSON(w http.ResponseWriter, body []byte) {
+// writeJSON answers 200 with body, which the client must take within writeFor: one
+// that does not read loses the connection (and whatever slot the answer holds).
+//
+// The deadline is lifted once the answer is handed over (flushed), so that it does
+// not outlive the answer on a kept-alive connection (a server with a WriteTimeout
+// sets its own at the next request).
+func (h *routes) writeJSON(w http.ResponseWriter, body []byte) {
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(h.writeFor))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	if _, err := w.Write(body); err == nil && rc.Flush() == nil {
+		rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 func encodeDelta(lineage string, d store.Delta) []byte {
@@ -301,12 +327,16 @@ func (h *routes) writeTable(w http.ResponseWriter, t *store.Table) {
 			" KiB) is larger than one answer may be (-page-bytes "+strconv.Itoa(h.pageBytes)+"); this filter asks with sync protocol version 1, which cannot page the table: upgrade the filter to one that sends v=2")
 		return
 	}
+	if !h.full.take(w) {
+		return
+	}
+	defer h.full.free()
 	b := h.v1.Load()
 	if b == nil || b.table != t {
 		b = &cachedBody{table: t, body: encodeV1(t)}
 		h.v1.Store(b)
 	}
-	writeJSON(w, b.body)
+	h.writeJSON(w, b.body)
 }
 
 func encodeV1(t *store.Table) []byte {

@@ -55,8 +55,10 @@ type Server struct {
 	handler  http.Handler
 	released sync.Once
 	proxies  *proxyRegistry
-	stop     chan struct{} // closed by Close: stops following the store's revisions
-	stopped  sync.Once
+	// routesHandler serves /v1/routes (its page cache and slots are read by tests).
+	routesHandler *routes
+	stop          chan struct{} // closed by Close: stops following the store's revisions
+	stopped       sync.Once
 }
 
 // New checks cfg and builds the handler over st, which was opened with
@@ -157,7 +159,8 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
 	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
+	s.routesHandler = s.routes()
+	mux.Handle("/v1/routes", auth.wrap(s.routesHandler))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))
@@ -181,6 +184,14 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 		page.ServeHTTP(w, r)
 	}))
 	return s.metrics.count(guard.Wrap(mux, g))
+}
+
+// routes builds the /v1/routes handler with the full-table bounds (pagecache.go).
+func (s *Server) routes() *routes {
+	return &routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync,
+		pages:    newPageCache(pageCachePages * int(s.cfg.PageBytes)),
+		full:     make(fullSlots, cmp.Or(s.cfg.MaxFullAnswers, DefaultMaxFullAnswers)),
+		writeFor: cmp.Or(s.cfg.AnswerWriteTimeout, DefaultAnswerWriteTimeout)}
 }
 
 // newHTTPServer sets the timeouts: headers and bodies must arrive promptly, while

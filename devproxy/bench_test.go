@@ -18,8 +18,9 @@ import (
 	"switchyard/internal/testkit/load"
 )
 
-// In-process benchmarks of the dev proxy, for profiling its own cost per request: the real filter.wasm on the real host, the real registrar binary feeding the
-// table, real HTTP on loopback. Unlike e2e's BenchmarkDevproxyThroughput (the built
+// In-process benchmarks of the dev proxy, for profiling its own cost per request: the
+// real filter.wasm on the real host, the real registrar binary feeding the table, real
+// HTTP on loopback. Unlike e2e's BenchmarkDevproxyThroughput (the built
 // binary, measured from outside), these run the proxy in the test process, so
 // -cpuprofile and -memprofile show where its time and garbage go:
 //
@@ -130,8 +131,8 @@ func register(b testing.TB, regURL, name, target string) {
 
 // BenchmarkRewriteManyHeaders is the routed path's header rewrite alone, for requests
 // with many distinct headers: the cost per header (ns/header) must stay flat as the
-// count grows (it grew with the count when each name was looked up among all the
-// others).
+// count grows (looking each name up among all the others would make it grow with the
+// count).
 func BenchmarkRewriteManyHeaders(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {

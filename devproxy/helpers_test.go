@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,39 +17,16 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
-	"switchyard/internal/envoyconfig"
 	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/envoycheck"
 	"switchyard/internal/testkit/proc"
 	"switchyard/internal/testkit/wait"
 )
 
-// repoEnvoyPath is the project's envoy.yaml, the file the dev proxy serves.
-const repoEnvoyPath = "../envoy.yaml"
-
-var repoEnvoyText = sync.OnceValues(func() (string, error) {
-	b, err := os.ReadFile(repoEnvoyPath)
-	return string(b), err
-})
-
-// repoEnvoy loads envoy.yaml with each old→new replacement applied; every old string
-// must occur exactly once, so a case never silently tests the unchanged file.
+// repoEnvoy loads envoy.yaml with each old→new replacement applied (envoycheck.RepoConfig).
 func repoEnvoy(t testing.TB, replace ...string) *bootstrapv3.Bootstrap {
 	t.Helper()
-	text, err := repoEnvoyText()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(replace); i += 2 {
-		if n := strings.Count(text, replace[i]); n != 1 {
-			t.Fatalf("%q occurs %d times in %s, want once; update the test to the file", replace[i], n, repoEnvoyPath)
-		}
-		text = strings.Replace(text, replace[i], replace[i+1], 1)
-	}
-	bs, err := envoyconfig.Parse([]byte(text))
-	if err != nil {
-		t.Fatalf("the (changed) envoy.yaml does not load: %v", err)
-	}
-	return bs
+	return envoycheck.RepoConfig(t, replace...)
 }
 
 // startRegistrar runs the built registrar on loopback with its own data file,

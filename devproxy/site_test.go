@@ -13,7 +13,7 @@ import (
 	"switchyard/internal/testkit/wait"
 )
 
-// The dev proxy serves the repo's envoy.yaml: the Lua setup's nginx behaviour (CORS
+// The dev proxy serves the repo's envoy.yaml: the Lua setup's nginx behaviour (docs/origin.md; CORS
 // preflight answered at the proxy on /api and /stomp, WebSocket on /stomp, the SPA for
 // everything else) and the file's own rules (/v1 not exposed, x-server-name removed
 // after routing, normalised paths), with the real filter and the real registrar.

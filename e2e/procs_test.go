@@ -12,6 +12,7 @@ import (
 
 	"switchyard/internal/testkit/apitest"
 	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/envoycheck"
 	"switchyard/internal/testkit/proc"
 )
 
@@ -35,19 +36,9 @@ func startRegistrar(t testing.TB, extra ...string) *process {
 // targets are allowed, since the tests' upstreams are on this machine.
 func startDevproxy(t testing.TB, registrarURL string, extra ...string) *process {
 	t.Helper()
-	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", repoEnvoy(t), "-allow-cidr", "127.0.0.0/8",
+	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", envoycheck.RepoConfigPath(t), "-allow-cidr", "127.0.0.0/8",
 		"-wasm", bin.Path(t, "filter.wasm"), "-registrar", registrarURL}, extra...)
 	return &process{proc.Start(t, "devproxy", args...)}
-}
-
-// repoEnvoy is the path of the repo's envoy.yaml.
-func repoEnvoy(t testing.TB) string {
-	t.Helper()
-	root, err := bin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(root, "envoy.yaml")
 }
 
 // register puts name → target through POST /api/servers/register.

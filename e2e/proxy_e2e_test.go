@@ -15,6 +15,7 @@ import (
 
 	"switchyard/devproxy"
 	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/envoycheck"
 	"switchyard/internal/testkit/proc"
 	"switchyard/internal/testkit/wait"
 )
@@ -205,7 +206,7 @@ func TestDevproxyRefusesModuleEnvoyWouldRefuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out := proc.Run(t, "devproxy", proc.Config{Args: []string{
-		"-listen", "127.0.0.1:0", "-admin", "", "-config", repoEnvoy(t), "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
+		"-listen", "127.0.0.1:0", "-admin", "", "-config", envoycheck.RepoConfigPath(t), "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
 	if code == 0 {
 		t.Fatalf("devproxy started with a module that has no ABI marker; output:\n%s", out)
 	}
@@ -325,15 +326,7 @@ func TestDevproxyServesSeedRoutes(t *testing.T) {
 
 // A part of envoy.yaml the dev proxy does not implement stops the binary, named.
 func TestDevproxyRefusesUnimplementedConfig(t *testing.T) {
-	src, err := os.ReadFile(repoEnvoy(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := strings.Replace(string(src), "use_remote_address: true", "use_remote_address: true\n          xff_num_trusted_hops: 1", 1)
-	path := filepath.Join(t.TempDir(), "envoy.yaml")
-	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := envoycheck.WriteRepoConfig(t, "use_remote_address: true", "use_remote_address: true\n          xff_num_trusted_hops: 1")
 	code, out := proc.Run(t, "devproxy", proc.Config{Args: []string{
 		"-listen", "127.0.0.1:0", "-admin", "", "-config", path, "-wasm", bin.Path(t, "filter.wasm"), "-registrar", "http://127.0.0.1:1"}})
 	if code == 0 || !strings.Contains(out, "xff_num_trusted_hops") {

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/envoycheck"
 	"switchyard/internal/testkit/etcdtest"
 	"switchyard/internal/testkit/wait"
 )
@@ -84,25 +83,9 @@ func registerAndWait(t testing.TB, regURL, name, target, timeout string) (applie
 // without a poll) comes within seconds.
 func configWithIdentity(t testing.TB, proxyID string, waitSeconds int) string {
 	t.Helper()
-	b, err := os.ReadFile(repoEnvoy(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	for old, repl := range map[string]string{
-		`"strip_header": false,`: fmt.Sprintf(`"strip_header": false, "proxy_id": %q,`, proxyID),
-		`"wait_seconds": 30,`:    fmt.Sprintf(`"wait_seconds": %d,`, waitSeconds),
-	} {
-		if strings.Count(s, old) != 1 {
-			t.Fatalf("envoy.yaml no longer holds %s once; update this test", old)
-		}
-		s = strings.Replace(s, old, repl, 1)
-	}
-	path := filepath.Join(t.TempDir(), "envoy-"+proxyID+".yaml")
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return envoycheck.WriteRepoConfig(t,
+		`"strip_header": false,`, fmt.Sprintf(`"strip_header": false, "proxy_id": %q,`, proxyID),
+		`"wait_seconds": 30,`, fmt.Sprintf(`"wait_seconds": %d,`, waitSeconds))
 }
 
 // Two dev proxies with the real filter sync through the real registrar under their own

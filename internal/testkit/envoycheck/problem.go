@@ -1,15 +1,16 @@
-// Package envoyconfig checks an Envoy bootstrap file (the project's envoy.yaml) offline,
+// Package envoycheck checks an Envoy bootstrap file (the project's envoy.yaml) offline,
 // without an Envoy binary: against Envoy's v3 API schema and its validation rules (from
 // go-control-plane), all the way inside every typed_config, and against the start-up
-// rules and Switchyard invariants that the schema cannot express.
+// rules and Switchyard invariants that the schema cannot express. It runs on the model
+// internal/envoyconfig reads, the one the dev proxy serves; only tests use it.
 //
 // It is as strict as it can be without Envoy: unknown fields and unknown "@type"s fail
 // to load. It cannot know whether the .wasm file exists or loads, whether the plugin's
-// on_configure accepts its configuration (PluginConfigurations hands the bytes to a test
-// that can ask the real filter), or the factory checks Envoy does at run time beyond the
-// ones coded in CheckSemantics. `envoy --mode validate -c envoy.yaml` on the target
-// Envoy version remains the final word.
-package envoyconfig
+// on_configure accepts its configuration (envoyconfig.PluginConfigurations hands the
+// bytes to a test that can ask the real filter), or the factory checks Envoy does at
+// run time beyond the ones coded in CheckSemantics. `envoy --mode validate -c
+// envoy.yaml` on the target Envoy version remains the final word.
+package envoycheck
 
 import "fmt"
 

@@ -1,4 +1,4 @@
-package envoyconfig
+package envoycheck
 
 import (
 	"strings"
@@ -6,6 +6,8 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"switchyard/internal/envoyconfig"
 )
 
 // Inline replacements for the anchored pieces, so one root or one side can differ.
@@ -283,7 +285,7 @@ func TestCheckSemanticsFinds(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			bs := loadText(t, configText(t, tc.replace...))
+			bs := loadText(t, RepoConfigText(t, tc.replace...))
 			if tc.edit != nil {
 				tc.edit(t, bs)
 			}
@@ -314,15 +316,15 @@ func swapFilters(i, j int) func(*testing.T, *bootstrapv3.Bootstrap) {
 // Keys the plugin configuration leaves out take the filter's defaults, which fit this
 // file, so an empty configuration for both roots is not a problem.
 func TestCheckSemanticsAcceptsDefaultedPluginConfig(t *testing.T) {
-	text := configText(t)
+	text := RepoConfigText(t)
 	start := strings.Index(text, "configuration: &switchyard_plugin_configuration")
 	end := strings.Index(text, "\n      # failure_policy is left unset")
 	if start < 0 || end < start {
-		t.Fatalf("the sync's configuration block is not where this test expects it in %s", repoConfig)
+		t.Fatalf("the sync's configuration block is not where this test expects it in %s", RepoConfigPath(t))
 	}
-	bs := loadText(t, configText(t,
+	bs := loadText(t, RepoConfigText(t,
 		text[start:end], "configuration: &switchyard_plugin_configuration "+strings.TrimPrefix(inlineConfig("{}"), "configuration: ")))
-	sync, router, err := PluginConfigurations(bs)
+	sync, router, err := envoyconfig.PluginConfigurations(bs)
 	if err != nil || string(sync) != "{}" || string(router) != "{}" {
 		t.Fatalf("PluginConfigurations = %q, %q, %v; want {} for both roots", sync, router, err)
 	}

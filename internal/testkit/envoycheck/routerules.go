@@ -1,4 +1,4 @@
-package envoyconfig
+package envoycheck
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"switchyard/internal/envoyconfig"
 	"switchyard/internal/pluginconfig"
 )
 
@@ -23,32 +24,32 @@ var wantChain = []struct{ name, typeName string }{
 	{"envoy.filters.http.router", "envoy.extensions.filters.http.router.v3.Router"},
 }
 
-func checkChain(m manager, ps *problems) {
+func checkChain(m envoyconfig.Manager, ps *problems) {
 	var got, want []string
-	for _, f := range m.filters {
-		got = append(got, f.name+" ("+f.typeName+")")
+	for _, f := range m.Filters {
+		got = append(got, f.Name+" ("+f.TypeName+")")
 	}
 	for _, w := range wantChain {
 		want = append(want, w.name+" ("+w.typeName+")")
 	}
 	if !slices.Equal(got, want) {
-		ps.add(RuleFilterOrder, m.path+".http_filters",
+		ps.add(RuleFilterOrder, m.Path+".http_filters",
 			"HTTP filters are [%s]; want exactly [%s] in that order", strings.Join(got, ", "), strings.Join(want, ", "))
 	}
 }
 
-func checkRoutes(m manager, v *view, dfp map[string]*commondfpv3.DnsCacheConfig, pc pluginconfig.Config, ps *problems) {
-	rc := m.hcm.GetRouteConfig()
+func checkRoutes(m envoyconfig.Manager, v *view, dfp map[string]*commondfpv3.DnsCacheConfig, pc pluginconfig.Config, ps *problems) {
+	rc := m.HCM.GetRouteConfig()
 	if rc == nil {
-		ps.add(RuleRouteConfig, m.path, "route_config must be inline; routes from RDS cannot be checked offline")
+		ps.add(RuleRouteConfig, m.Path, "route_config must be inline; routes from RDS cannot be checked offline")
 		return
 	}
 	inChain := map[string]bool{}
 	wasmName := ""
-	for _, f := range m.filters {
-		inChain[f.name] = true
-		if _, ok := f.msg.(*wasmfilterv3.Wasm); ok && wasmName == "" {
-			wasmName = f.name
+	for _, f := range m.Filters {
+		inChain[f.Name] = true
+		if _, ok := f.Msg.(*wasmfilterv3.Wasm); ok && wasmName == "" {
+			wasmName = f.Name
 		}
 	}
 	prefixes := pc.PathPrefixes
@@ -56,7 +57,7 @@ func checkRoutes(m manager, v *view, dfp map[string]*commondfpv3.DnsCacheConfig,
 		prefixes = pluginconfig.Default().PathPrefixes // the configuration could not be read
 	}
 	for _, vh := range rc.GetVirtualHosts() {
-		vpath := fmt.Sprintf("%s.route_config.virtual_hosts[%s]", m.path, vh.GetName())
+		vpath := fmt.Sprintf("%s.route_config.virtual_hosts[%s]", m.Path, vh.GetName())
 		checkPerFilterKeys(vh.GetTypedPerFilterConfig(), inChain, vpath, ps)
 		for i, r := range vh.GetRoutes() {
 			rpath := fmt.Sprintf("%s.routes[%d %s]", vpath, i, describeMatch(r.GetMatch()))
@@ -128,7 +129,7 @@ func routeClusters(r *routev3.Route, v *view, path string, inChain map[string]bo
 		ps.add(RuleRouteCluster, path+".route", "the route picks its cluster at run time, which cannot be checked offline; name a cluster")
 	}
 	for _, n := range names {
-		if _, ok := v.clusters[n]; !ok {
+		if _, ok := v.Clusters[n]; !ok {
 			ps.add(RuleRouteCluster, path+".route", "cluster %q is not defined in static_resources.clusters", n)
 		}
 	}

@@ -1,30 +1,32 @@
-package envoyconfig
+package envoycheck
 
 import (
 	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
+
+	"switchyard/internal/envoyconfig"
 )
 
 // The project's envoy.yaml loads strictly and breaks no rule.
 func TestRepoConfigHasNoProblems(t *testing.T) {
-	ps, err := Check(repoConfig)
+	ps, err := Check(RepoConfigPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := Join(ps); err != nil {
-		t.Errorf("%s has problems:\n%v", repoConfig, err)
+		t.Errorf("%s has problems:\n%v", RepoConfigPath(t), err)
 	}
 }
 
 // Both roots receive exactly the project's plugin configuration (keys: internal/pluginconfig).
 func TestPluginConfigurationsAreTheDesignOnes(t *testing.T) {
-	bs, err := Load(repoConfig)
+	bs, err := envoyconfig.Load(RepoConfigPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sync, router, err := PluginConfigurations(bs)
+	sync, router, err := envoyconfig.PluginConfigurations(bs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ func TestLoadRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(configText(t, tc.replace...)))
+			_, err := envoyconfig.Parse([]byte(RepoConfigText(t, tc.replace...)))
 			if err == nil {
 				t.Fatal("Parse accepted the config")
 			}
@@ -97,7 +99,7 @@ func TestLoadRejects(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	if _, err := Load("does-not-exist.yaml"); err == nil || !strings.Contains(err.Error(), "does-not-exist.yaml") {
+	if _, err := envoyconfig.Load("does-not-exist.yaml"); err == nil || !strings.Contains(err.Error(), "does-not-exist.yaml") {
 		t.Errorf("Load of a missing file: err = %v, want one naming the file", err)
 	}
 }

@@ -1,10 +1,12 @@
-package envoyconfig
+package envoycheck
 
 import (
 	"net"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+
+	"switchyard/internal/envoyconfig"
 )
 
 // Names this configuration is built on. The DFP filter compares the route's
@@ -15,7 +17,6 @@ const (
 	routerRootID    = "router"
 	v8Runtime       = "envoy.wasm.runtime.v8"
 	dfpClusterType  = "envoy.clusters.dynamic_forward_proxy"
-	httpOptionsKey  = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	registrarPrefix = "/api"
 	// The sync's http call waits wait_seconds for the long-poll plus this margin.
 	callMargin = 10 * time.Second
@@ -25,8 +26,8 @@ const (
 // schema cannot express, and of Switchyard's own invariants for this file (see the Rule
 // constants). It expects a config that loads; run ValidateDeep for the schema rules.
 func CheckSemantics(bs *bootstrapv3.Bootstrap) []Problem {
-	v := inspect(bs)
-	ps := append(problems{}, v.ps...)
+	v := &view{Config: envoyconfig.Inspect(bs)}
+	var ps problems
 	checkAdmin(bs, &ps)
 	checkWasm(v, &ps)
 	pc, pcOK := checkPluginConfig(v, &ps)
@@ -34,15 +35,15 @@ func CheckSemantics(bs *bootstrapv3.Bootstrap) []Problem {
 		checkRegistrar(v, pc, &ps)
 	}
 	dfp := checkDFPClusters(v, &ps)
-	if len(v.managers) == 0 {
+	if len(v.Managers) == 0 {
 		ps.add(RuleHTTPManager, "static_resources.listeners", "no listener has an envoy.filters.network.http_connection_manager with an inline typed_config")
 	}
-	for _, m := range v.managers {
+	for _, m := range v.Managers {
 		checkChain(m, &ps)
 		checkDNSCache(m, dfp, &ps)
 		checkRoutes(m, v, dfp, pc, &ps)
 	}
-	return ps
+	return append(v.faults(), ps...)
 }
 
 func checkAdmin(bs *bootstrapv3.Bootstrap, ps *problems) {

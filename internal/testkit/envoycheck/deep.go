@@ -1,14 +1,15 @@
-package envoyconfig
+package envoycheck
 
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"switchyard/internal/envoyconfig"
 )
 
 // Envoy's own limits for google.protobuf.Duration (source/common/protobuf/utility.cc):
@@ -118,11 +119,11 @@ func walkAny(m protoreflect.Message, path string, ps *problems) {
 	}
 	inner, err := a.UnmarshalNew()
 	if err != nil {
-		ps.add(RuleUnpack, path, "cannot unpack %q: %v (register its package in register.go, or fix the @type)",
+		ps.add(RuleUnpack, path, "cannot unpack %q: %v (register its package in internal/envoyconfig/register.go, or fix the @type)",
 			a.GetTypeUrl(), err)
 		return
 	}
-	p := fmt.Sprintf("%s(%s)", path, shortName(inner.ProtoReflect().Descriptor().FullName()))
+	p := fmt.Sprintf("%s(%s)", path, envoyconfig.ShortName(inner.ProtoReflect().Descriptor().FullName()))
 	validateAll(inner, p, ps)
 	walk(inner.ProtoReflect(), p, ps)
 }
@@ -162,12 +163,6 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
-// shortName keeps a path readable: "HttpConnectionManager" instead of the full name.
-func shortName(n protoreflect.FullName) string {
-	s := string(n)
-	return s[strings.LastIndex(s, ".")+1:]
-}
-
 // elementName names a list element by its "name" field when it has one (listeners,
 // clusters, filters, virtual hosts), else by its index.
 func elementName(m protoreflect.Message, i int) string {
@@ -175,5 +170,5 @@ func elementName(m protoreflect.Message, i int) string {
 	if fd := m.Descriptor().Fields().ByName("name"); fd != nil && fd.Kind() == protoreflect.StringKind && !fd.IsList() {
 		name = m.Get(fd).String()
 	}
-	return elementLabel(name, i)
+	return envoyconfig.ElementLabel(name, i)
 }

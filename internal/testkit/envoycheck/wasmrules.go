@@ -1,40 +1,40 @@
-package envoyconfig
+package envoycheck
 
 import (
 	"bytes"
 	"time"
 
-	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 
+	"switchyard/internal/envoyconfig"
 	"switchyard/internal/pluginconfig"
 )
 
 func checkWasm(v *view, ps *problems) {
-	if len(v.services) != 1 {
+	if len(v.Services) != 1 {
 		ps.add(RuleWasmService, "bootstrap_extensions",
-			"want exactly one envoy.bootstrap.wasm WasmService (the sync root), found %d", len(v.services))
-		if len(v.services) == 0 {
+			"want exactly one envoy.bootstrap.wasm WasmService (the sync root), found %d", len(v.Services))
+		if len(v.Services) == 0 {
 			return
 		}
 	}
-	svc := v.services[0]
-	if !svc.msg.GetSingleton() {
-		ps.add(RuleSingleton, svc.path+".singleton",
+	svc := v.Services[0]
+	if !svc.Msg.GetSingleton() {
+		ps.add(RuleSingleton, svc.Path+".singleton",
 			"the sync service must be singleton: true, or every worker polls the registrar on its own")
 	}
-	sc := svc.msg.GetConfig()
-	checkPlugin(sc, svc.path+".config", syncRootID, ps)
+	sc := svc.Msg.GetConfig()
+	checkPlugin(sc, svc.Path+".config", syncRootID, ps)
 	svm := sc.GetVmConfig()
 	if svm.GetVmId() == "" {
-		ps.add(RuleVMID, svc.path+".config.vm_config.vm_id", "set a vm_id; the router filter must use the same one to see the sync's shared data")
+		ps.add(RuleVMID, svc.Path+".config.vm_config.vm_id", "set a vm_id; the router filter must use the same one to see the sync's shared data")
 	}
 	if svm.GetCode().GetLocal().GetFilename() == "" {
-		ps.add(RuleWasmCode, svc.path+".config.vm_config.code", "load the module from a local file (code.local.filename)")
+		ps.add(RuleWasmCode, svc.Path+".config.vm_config.code", "load the module from a local file (code.local.filename)")
 	}
-	for _, wf := range v.wasmFilters {
-		fc := wf.msg.GetConfig()
-		path := wf.path + ".config"
+	for _, wf := range v.WasmFilters {
+		fc := wf.Msg.GetConfig()
+		path := wf.Path + ".config"
 		checkPlugin(fc, path, routerRootID, ps)
 		fvm := fc.GetVmConfig()
 		if fvm.GetVmId() != svm.GetVmId() {
@@ -75,27 +75,31 @@ func checkPlugin(pc *wasmv3.PluginConfig, path, rootID string, ps *problems) {
 // checkPluginConfig checks the JSON both roots receive and returns the router's copy;
 // ok is false when it cannot be read.
 func checkPluginConfig(v *view, ps *problems) (pc pluginconfig.Config, ok bool) {
-	if len(v.services) == 0 || len(v.wasmFilters) == 0 {
+	if len(v.Services) == 0 || len(v.WasmFilters) == 0 {
 		return pc, false // reported by checkWasm / checkChain
 	}
 	read := func(c *wasmv3.PluginConfig, path string) ([]byte, bool) {
-		b, err := configurationBytes(c)
+		if c.GetConfiguration() == nil {
+			ps.add(RulePluginConfig, path+".config.configuration", "%v", envoyconfig.ErrNoConfiguration)
+			return nil, false
+		}
+		b, err := envoyconfig.ConfigurationBytes(c)
 		if err != nil {
 			ps.add(RulePluginConfig, path+".config.configuration", "%v", err)
 			return nil, false
 		}
 		return b, true
 	}
-	svc, wf := v.services[0], v.wasmFilters[0]
-	sync, syncOK := read(svc.msg.GetConfig(), svc.path)
-	router, routerOK := read(wf.msg.GetConfig(), wf.path)
+	svc, wf := v.Services[0], v.WasmFilters[0]
+	sync, syncOK := read(svc.Msg.GetConfig(), svc.Path)
+	router, routerOK := read(wf.Msg.GetConfig(), wf.Path)
 	if syncOK && routerOK && !bytes.Equal(sync, router) {
-		ps.add(RulePluginConfig, wf.path+".config.configuration",
+		ps.add(RulePluginConfig, wf.Path+".config.configuration",
 			"the router's configuration differs from the sync service's; give both the same text (a YAML anchor does that)")
 	}
 	if syncOK {
 		if _, err := pluginconfig.Parse(sync); err != nil {
-			ps.add(RulePluginConfig, svc.path+".config.configuration", "%v", err)
+			ps.add(RulePluginConfig, svc.Path+".config.configuration", "%v", err)
 		}
 	}
 	if !routerOK {
@@ -103,7 +107,7 @@ func checkPluginConfig(v *view, ps *problems) (pc pluginconfig.Config, ok bool) 
 	}
 	pc, err := pluginconfig.Parse(router)
 	if err != nil {
-		ps.add(RulePluginConfig, wf.path+".config.configuration", "%v", err)
+		ps.add(RulePluginConfig, wf.Path+".config.configuration", "%v", err)
 		return pc, false
 	}
 	return pc, true
@@ -111,7 +115,7 @@ func checkPluginConfig(v *view, ps *problems) (pc pluginconfig.Config, ok bool) 
 
 func checkRegistrar(v *view, pc pluginconfig.Config, ps *problems) {
 	name := pc.Registrar.Cluster
-	c, ok := v.clusters[name]
+	c, ok := v.Clusters[name]
 	if !ok {
 		ps.add(RuleRegistrar, "configuration.registrar.cluster",
 			"the sync polls cluster %q, which is not defined; name the registrar's cluster", name)
@@ -119,8 +123,7 @@ func checkRegistrar(v *view, pc pluginconfig.Config, ps *problems) {
 	}
 	wait := time.Duration(pc.Registrar.WaitSeconds) * time.Second
 	need := wait + callMargin
-	opts, _ := v.unpack(c.GetTypedExtensionProtocolOptions()[httpOptionsKey], "").(*upstreamhttpv3.HttpProtocolOptions)
-	common := opts.GetCommonHttpProtocolOptions()
+	common := c.HTTPOptions.GetCommonHttpProtocolOptions()
 	for _, limit := range []struct {
 		field string
 		d     time.Duration

@@ -1,16 +1,18 @@
-package envoyconfig
+package envoycheck
 
 import (
 	"strings"
 	"testing"
+
+	"switchyard/internal/envoyconfig"
 )
 
 // A BytesValue reaches the plugin unwrapped too; the bytes must come back as written.
 func TestPluginConfigurationsFromBytesValue(t *testing.T) {
 	// "e30=" is base64 for "{}".
-	bs := loadText(t, configText(t, routerConfig,
+	bs := loadText(t, RepoConfigText(t, routerConfig,
 		`configuration: {"@type": type.googleapis.com/google.protobuf.BytesValue, value: "e30="}`))
-	sync, router, err := PluginConfigurations(bs)
+	sync, router, err := envoyconfig.PluginConfigurations(bs)
 	if err != nil {
 		t.Fatal(err)
 	}

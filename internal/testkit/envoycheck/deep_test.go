@@ -1,4 +1,4 @@
-package envoyconfig
+package envoycheck
 
 import (
 	"testing"
@@ -8,7 +8,7 @@ import (
 // so a route with an empty cluster name (inside the HTTP connection manager's
 // typed_config) passes it.
 func TestTopLevelValidateAllMissesAnyContents(t *testing.T) {
-	bs := loadText(t, configText(t, "cluster: frontend\n", "cluster: \"\"\n"))
+	bs := loadText(t, RepoConfigText(t, "cluster: frontend\n", "cluster: \"\"\n"))
 	if err := bs.ValidateAll(); err != nil {
 		t.Fatalf("top-level ValidateAll now sees inside Any (%v); ValidateDeep's walk may be redundant", err)
 	}
@@ -74,7 +74,7 @@ func TestValidateDeepFinds(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ps := ValidateDeep(loadText(t, configText(t, tc.replace...)))
+			ps := ValidateDeep(loadText(t, RepoConfigText(t, tc.replace...)))
 			if ok, found := withRule(ps, tc.want); !ok {
 				t.Errorf("ValidateDeep found %v, want %s", found, tc.want)
 			}
@@ -88,7 +88,7 @@ func TestValidateDeepFinds(t *testing.T) {
 // A config built in Go (not through Load) can carry an Any whose type is not
 // registered; both checkers say so instead of skipping it.
 func TestUnregisteredTypeIsReported(t *testing.T) {
-	bs := loadText(t, configText(t))
+	bs := loadText(t, RepoConfigText(t))
 	bs.BootstrapExtensions[0].GetTypedConfig().TypeUrl = "type.googleapis.com/example.NotRegistered"
 	for name, ps := range map[string][]Problem{"ValidateDeep": ValidateDeep(bs), "CheckSemantics": CheckSemantics(bs)} {
 		if ok, found := withRule(ps, RuleUnpack); !ok {

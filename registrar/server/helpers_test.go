@@ -22,9 +22,10 @@ type testRegistrar struct {
 }
 
 type regOptions struct {
-	token string
-	allow string // -allow-cidr
-	data  string // data file; default <tmp>/data/servers.json
+	token      string
+	proxyToken string
+	allow      string // -allow-cidr
+	data       string // data file; default <tmp>/data/servers.json
 
 	history    int64 // -history; 0: the default
 	pageBytes  int64 // -page-bytes; 0: the default
@@ -51,7 +52,7 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newServer(t, Config{Token: o.token, Policy: policy, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers,
+	s, err := newServer(t, Config{Token: o.token, ProxyToken: o.proxyToken, Policy: policy, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers,
 		MaxFullAnswers: o.maxFull, AnswerWriteTimeout: o.writeFor}, o.data, WithSyncObserver(o.observe))
 	if err != nil {
 		t.Fatal(err)

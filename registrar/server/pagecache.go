@@ -16,8 +16,8 @@ import (
 //   - each page is encoded once per snapshot and shared (pageCache): proxies asking
 //     for the same page get the same bytes, so a thousand proxies cost one encoding;
 //   - at most maxFull full-table answers are sent at once (fullSlots); a request
-//     beyond that is answered 503 with Retry-After, which the filter treats as a
-//     failed poll and retries with backoff;
+//     that finds no slot free within a second is answered 503 with Retry-After,
+//     which the filter treats as a failed poll and retries with backoff;
 //   - every answer must be taken by the client within the answer write timeout
 //     (writeJSON sets the deadline), so a client that does not read loses its
 //     connection and its slot instead of holding them.
@@ -32,6 +32,8 @@ const (
 	DefaultAnswerWriteTimeout = 30 * time.Second
 	// pageCachePages is the page cache's bound in pages of -page-bytes.
 	pageCachePages = 8
+	// slotWait is how long a full-table request waits for a slot before its 503.
+	slotWait = time.Second
 	// fullRetryAfter is the Retry-After of a full-table request refused for load.
 	fullRetryAfter = 2 * time.Second
 )
@@ -122,13 +124,22 @@ func (c *pageCache) held() int {
 // fullSlots bounds the full-table answers sent at once.
 type fullSlots chan struct{}
 
-// take reserves a slot, or answers 503 with Retry-After and returns false. The
-// caller frees a slot it took with free.
+// take reserves a slot, waiting up to slotWait for one (answers handed to the
+// kernel at once free theirs in microseconds, so a burst of proxies woken together
+// is served), or answers 503 with Retry-After and returns false. The caller frees a
+// slot it took with free.
 func (s fullSlots) take(w http.ResponseWriter) bool {
 	select {
 	case s <- struct{}{}:
 		return true
 	default:
+	}
+	t := time.NewTimer(slotWait)
+	defer t.Stop()
+	select {
+	case s <- struct{}{}:
+		return true
+	case <-t.C:
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(fullRetryAfter/time.Second)))
 	writeFailure(w, http.StatusServiceUnavailable, "the registrar is sending as many full tables as it may at once ("+

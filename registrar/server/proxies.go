@@ -22,11 +22,18 @@ import (
 // the proxies that polled it (with several replicas, each answers for its own).
 //
 // Bounds (what a flood of fake ids can cost):
-//   - at most maxProxies entries (default DefaultMaxProxies); a new id beyond that
-//     evicts the entry that has been silent longest (registrar_proxies_evicted_total
-//     counts them), so memory stays under about 1.3 KB per proxy with the longest
-//     ids: 12 MiB at the default (BenchmarkProxyRegistryFlood);
+//   - at most maxProxies entries (default DefaultMaxProxies), so memory stays under
+//     about 1.3 KB per proxy with the longest ids: 12 MiB at the default
+//     (BenchmarkProxyRegistryFlood). A new id beyond that takes the slot of the entry
+//     silent longest only when that one is gone (registrar_proxies_evicted_total
+//     counts them); while every entry is live, the new id is not recorded
+//     (registrar_proxies_refused_total): made-up ids never push out proxies that poll;
 //   - an entry not heard from for ProxyForget (24 h) is forgotten.
+//
+// What is recorded is only what the registrar can vouch for: a poll refused (400,
+// 401) is not recorded at all, and a poll whose after is beyond the revision this
+// registrar holds in the same lineage (a revision it never served) is recorded at
+// revision 0, so a made-up after never shows a proxy current nor ends a wait=applied.
 //
 // Identity values (proxy, cluster, version) never make a poll fail: a value with
 // bytes outside visible ASCII, or with % " ' < > & \ or `, is recorded with those
@@ -84,6 +91,7 @@ type proxyRegistry struct {
 	waiters map[*applyWaiter]struct{}
 	scans   atomic.Uint64 // how many times a waiter has looked at every entry
 	evicted uint64
+	refused uint64
 	escaped uint64
 	unnamed uint64
 
@@ -145,7 +153,12 @@ func (r *proxyRegistry) report(req SyncRequest) {
 	p := r.byID[id]
 	if p == nil {
 		for len(r.byID) >= r.max {
-			r.evict(r.order.Back().Value.(*proxyEntry))
+			oldest := r.order.Back().Value.(*proxyEntry)
+			if now.Sub(oldest.lastPoll) <= r.goneAfter(oldest.wait) {
+				r.refused++ // every entry is live: the new id gets no slot
+				return
+			}
+			r.evict(oldest)
 			r.evicted++
 		}
 		p = &proxyEntry{id: id, firstSeen: now, lineageSince: now}
@@ -164,6 +177,9 @@ func (r *proxyRegistry) report(req SyncRequest) {
 			p.lineageSince = now
 		}
 		p.after, p.lineage = req.After, lineage
+		if req.Unserved {
+			p.after = 0
+		}
 	}
 	r.tally(p, +1)
 }
@@ -456,11 +472,12 @@ func (r *proxyRegistry) followRevisions(st store.Store, stop <-chan struct{}) {
 	}
 }
 
-// counters returns the evictions, escaped reports and unnamed polls so far.
-func (r *proxyRegistry) counters() (evicted, escaped, unnamed uint64) {
+// counters returns the evictions, refused new ids, escaped reports and unnamed polls
+// so far.
+func (r *proxyRegistry) counters() (evicted, refused, escaped, unnamed uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.evicted, r.escaped, r.unnamed
+	return r.evicted, r.refused, r.escaped, r.unnamed
 }
 
 // recordedIdentity is the form an identity value is recorded and shown in (see the

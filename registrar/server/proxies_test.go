@@ -113,25 +113,46 @@ func TestProxyPagingKeepsRevision(t *testing.T) {
 	}
 }
 
+// listedIDs are the ids of the registry's list, comma-separated.
+func listedIDs(r *proxyRegistry) string {
+	views, _ := r.list(1, "L")
+	var ids []string
+	for _, v := range views {
+		ids = append(ids, v.Proxy)
+	}
+	return strings.Join(ids, ",")
+}
+
 func TestProxyRegistryBounds(t *testing.T) {
-	t.Run("a new proxy past the cap evicts the one silent longest", func(t *testing.T) {
+	t.Run("a new proxy past the cap is refused while every proxy is live", func(t *testing.T) {
 		clk := newFakeClock()
 		r := newProxyRegistry(3, 0, clk.now)
 		for _, id := range []string{"a", "b", "c"} {
 			r.report(poll(id, 1, "L", time.Second))
 			clk.advance(time.Second)
 		}
-		r.report(poll("a", 1, "L", time.Second)) // a polls again: b is now the longest silent
 		r.report(poll("d", 1, "L", time.Second))
-		views, _ := r.list(1, "L")
-		var ids []string
-		for _, v := range views {
-			ids = append(ids, v.Proxy)
+		if ids := listedIDs(r); ids != "a,b,c" {
+			t.Errorf("listed %v, want a,b,c (d refused: they all poll)", ids)
 		}
-		if strings.Join(ids, ",") != "a,c,d" {
+		if ev, ref, _, _ := r.counters(); ev != 0 || ref != 1 {
+			t.Errorf("evictions %d refused %d, want 0 and 1", ev, ref)
+		}
+	})
+	t.Run("a new proxy past the cap takes the slot of a gone one silent longest", func(t *testing.T) {
+		clk := newFakeClock()
+		r := newProxyRegistry(3, 0, clk.now)
+		for _, id := range []string{"a", "b", "c"} {
+			r.report(poll(id, 1, "L", time.Second))
+			clk.advance(time.Second)
+		}
+		clk.advance(10 * time.Second)
+		r.report(poll("a", 1, "L", time.Second)) // a polls again: b is now the longest silent, gone
+		r.report(poll("d", 1, "L", time.Second))
+		if ids := listedIDs(r); ids != "a,c,d" {
 			t.Errorf("listed %v, want a,c,d (b evicted)", ids)
 		}
-		if ev, _, _ := r.counters(); ev != 1 {
+		if ev, _, _, _ := r.counters(); ev != 1 {
 			t.Errorf("evictions = %d, want 1", ev)
 		}
 	})
@@ -147,23 +168,34 @@ func TestProxyRegistryBounds(t *testing.T) {
 			t.Errorf("after 61 min: %+v, want only young (gone)", views)
 		}
 	})
-	t.Run("a flood of ids stays within the cap", func(t *testing.T) {
+	t.Run("a flood of made-up ids pushes out no proxy that polls", func(t *testing.T) {
 		clk := newFakeClock()
 		r := newProxyRegistry(100, 0, clk.now)
-		for i := range 10_000 {
+		for i := range 50 {
+			r.report(poll(fmt.Sprintf("real-%02d", i), 1, "L", 30*time.Second))
+		}
+		for i := range 12_000 {
 			r.report(poll(fmt.Sprintf("fake-%d", i), 1, "L", time.Second))
+			if i%1000 == 0 { // the real proxies keep polling
+				clk.advance(time.Second)
+				for j := range 50 {
+					r.report(poll(fmt.Sprintf("real-%02d", j), 1, "L", 30*time.Second))
+				}
+			}
 		}
 		r.mu.Lock()
 		n, ln := len(r.byID), r.order.Len()
 		r.mu.Unlock()
 		if n != 100 || ln != 100 {
-			t.Errorf("after 10,000 ids the registry holds %d (list %d), want the cap 100", n, ln)
+			t.Errorf("after 12,000 ids the registry holds %d (list %d), want the cap 100", n, ln)
 		}
-		if ev, _, _ := r.counters(); ev != 9_900 {
-			t.Errorf("evictions = %d, want 9900", ev)
+		for j := range 50 {
+			if v := viewOf(t, r, fmt.Sprintf("real-%02d", j), 1, "L"); v.State != stateCurrent {
+				t.Errorf("real-%02d: %+v, want current", j, v)
+			}
 		}
-		if v := viewOf(t, r, "fake-9999", 1, "L"); v.State != stateCurrent {
-			t.Errorf("the newest survives: %+v", v)
+		if _, ref, _, _ := r.counters(); ref == 0 {
+			t.Error("no new id was refused")
 		}
 	})
 	t.Run("a poll without proxy= is listed by the address it came from", func(t *testing.T) {
@@ -175,7 +207,7 @@ func TestProxyRegistryBounds(t *testing.T) {
 		if len(views) != 2 || views[0].Proxy != "unnamed@10.1.2.3" || views[1].Proxy != "unnamed@::1" || views[0].State != stateCurrent {
 			t.Errorf("listed %+v", views)
 		}
-		if _, _, un := r.counters(); un != 3 {
+		if _, _, _, un := r.counters(); un != 3 {
 			t.Errorf("unnamed = %d, want 3", un)
 		}
 	})
@@ -225,7 +257,7 @@ func TestHostileIdentityRecordedEscaped(t *testing.T) {
 	if len(views) != 1 || views[0].Proxy != "%3Cimg%20src=x%20onerror=alert(1)%3E" || views[0].Cluster != "a%20b" || views[0].Version != "%1B[31m" {
 		t.Errorf("recorded %+v", views)
 	}
-	if _, esc, _ := r.counters(); esc != 1 {
+	if _, _, esc, _ := r.counters(); esc != 1 {
 		t.Errorf("escaped = %d, want 1", esc)
 	}
 }
@@ -299,7 +331,7 @@ func TestWaitApplied(t *testing.T) {
 
 // BenchmarkProxyRegistryFlood reports what the registry holds at its cap when a flood
 // of ids of the largest size arrives: bytes per proxy and in all, and the cost of one
-// report (which evicts one entry).
+// report of a new id (refused: every entry is live).
 func BenchmarkProxyRegistryFlood(b *testing.B) {
 	const cap = DefaultMaxProxies
 	pad := strings.Repeat("x", maxIdentity-12)

@@ -72,6 +72,9 @@ type SyncRequest struct {
 	HasWait bool
 	// Paging: a request for a further page (snapshot=); it carries no after or lineage.
 	Paging bool
+	// Unserved: After is beyond the revision the registrar holds in the same lineage,
+	// so no registrar served it (or another replica is ahead of this one).
+	Unserved bool
 }
 
 // envelopeBytes is what a full page or delta answer takes besides its routes: kind,
@@ -130,19 +133,26 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusBadRequest, "lineage: "+err.Error())
 		return
 	}
-	if h.observe != nil {
-		h.observe(req)
-	}
-	if q.Has("snapshot") || q.Has("start") {
+	var snapshot uint64
+	if req.Paging {
 		rev, err := strconv.ParseUint(q.Get("snapshot"), 10, 64)
 		if err != nil || rev == 0 {
 			writeFailure(w, http.StatusBadRequest, "snapshot: must be the revision of the full table being paged, from its first page (got "+strconv.Quote(truncate(q.Get("snapshot")))+")")
 			return
 		}
-		h.writePage(w, rev, q.Get("start"))
-		return
+		snapshot = rev
 	}
 	t := h.store.Current()
+	// Only a poll that is answered is recorded, and an after beyond what this
+	// registrar holds in its lineage is no revision it served (see the proxy registry).
+	req.Unserved = !req.Paging && req.Lineage == h.store.Lineage() && after > t.Revision()
+	if h.observe != nil {
+		h.observe(req)
+	}
+	if req.Paging {
+		h.writePage(w, snapshot, q.Get("start"))
+		return
+	}
 	deadline := time.Now().Add(wait)
 	// A proxy ahead of this replica in the same history was served by another replica
 	// (in etcd mode, one whose watch is further along): wait for this one to catch up

@@ -24,10 +24,8 @@ import (
 // and routes what the CMS registered with its own token.
 func TestRegistrarOverTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := certs.NewCA(t, dir, "registrar-ca")
-	srv := ca.Server(t, "registrar")
-	proxyCA := certs.NewCA(t, dir, "proxy-ca")
-	client := proxyCA.Client(t, "edge-a")
+	m := certs.NewMutual(t, dir, "edge-a")
+	ca, srv, proxyCA, client := m.CA, m.Server, m.ProxyCA, m.Client
 	reg := proc.StartRegistrar(t, "-data", filepath.Join(dir, "servers.json"), "-allow-cidr", "127.0.0.0/8",
 		"-token", "cms-secret", "-proxy-token", "proxy-secret",
 		"-tls-cert", srv.CertFile, "-tls-key", srv.KeyFile, "-tls-client-ca", proxyCA.File())

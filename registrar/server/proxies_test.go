@@ -113,6 +113,17 @@ func TestProxyPagingKeepsRevision(t *testing.T) {
 	}
 }
 
+// fullRegistry is a registry of 3 at its cap: a, b and c polled a second apart.
+func fullRegistry() (*fakeClock, *proxyRegistry) {
+	clk := newFakeClock()
+	r := newProxyRegistry(3, 0, clk.now)
+	for _, id := range []string{"a", "b", "c"} {
+		r.report(poll(id, 1, "L", time.Second))
+		clk.advance(time.Second)
+	}
+	return clk, r
+}
+
 // listedIDs are the ids of the registry's list, comma-separated.
 func listedIDs(r *proxyRegistry) string {
 	views, _ := r.list(1, "L")
@@ -125,12 +136,7 @@ func listedIDs(r *proxyRegistry) string {
 
 func TestProxyRegistryBounds(t *testing.T) {
 	t.Run("a new proxy past the cap is refused while every proxy is live", func(t *testing.T) {
-		clk := newFakeClock()
-		r := newProxyRegistry(3, 0, clk.now)
-		for _, id := range []string{"a", "b", "c"} {
-			r.report(poll(id, 1, "L", time.Second))
-			clk.advance(time.Second)
-		}
+		_, r := fullRegistry()
 		r.report(poll("d", 1, "L", time.Second))
 		if ids := listedIDs(r); ids != "a,b,c" {
 			t.Errorf("listed %v, want a,b,c (d refused: they all poll)", ids)
@@ -140,12 +146,7 @@ func TestProxyRegistryBounds(t *testing.T) {
 		}
 	})
 	t.Run("a new proxy past the cap takes the slot of a gone one silent longest", func(t *testing.T) {
-		clk := newFakeClock()
-		r := newProxyRegistry(3, 0, clk.now)
-		for _, id := range []string{"a", "b", "c"} {
-			r.report(poll(id, 1, "L", time.Second))
-			clk.advance(time.Second)
-		}
+		clk, r := fullRegistry()
 		clk.advance(10 * time.Second)
 		r.report(poll("a", 1, "L", time.Second)) // a polls again: b is now the longest silent, gone
 		r.report(poll("d", 1, "L", time.Second))

@@ -117,10 +117,8 @@ func TestTLSServesAndReloads(t *testing.T) {
 // handshake.
 func TestTLSClientCertificates(t *testing.T) {
 	dir := t.TempDir()
-	ca := certs.NewCA(t, dir, "registrar-ca")
-	srv := ca.Server(t, "registrar")
-	proxyCA := certs.NewCA(t, dir, "proxy-ca")
-	proxy := proxyCA.Client(t, "edge-a")
+	m := certs.NewMutual(t, dir, "edge-a")
+	ca, srv, proxyCA, proxy := m.CA, m.Server, m.ProxyCA, m.Client
 	stranger := certs.NewCA(t, dir, "other-ca").Client(t, "stranger")
 	base := serveTLS(t, Config{TLSCert: srv.CertFile, TLSKey: srv.KeyFile, TLSClientCA: proxyCA.File()})
 

@@ -118,3 +118,22 @@ func write(t testing.TB, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// Mutual is what a registrar with client certificates needs: the CA its server
+// certificate is signed by, that certificate (for 127.0.0.1 and localhost), the CA
+// of the proxies' client certificates, and one client certificate it signed.
+type Mutual struct {
+	CA      *CA
+	Server  Pair
+	ProxyCA *CA
+	Client  Pair
+}
+
+// NewMutual makes a Mutual in dir; the client certificate is named client.
+func NewMutual(t testing.TB, dir, client string) Mutual {
+	t.Helper()
+	m := Mutual{CA: NewCA(t, dir, "registrar-ca"), ProxyCA: NewCA(t, dir, "proxy-ca")}
+	m.Server = m.CA.Server(t, "registrar")
+	m.Client = m.ProxyCA.Client(t, client)
+	return m
+}

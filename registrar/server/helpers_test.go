@@ -57,8 +57,15 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &testRegistrar{URL: serve(t, s, o.smallSends), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+}
+
+// serve serves s's handler with httptest on 127.0.0.1 until the test ends, and
+// returns its URL (smallSends: each connection gets a 4 KiB send buffer). Cleanups
+// registered before it run after it.
+func serve(t testing.TB, s *Server, smallSends bool) string {
 	srv := httptest.NewUnstartedServer(s.Handler())
-	if o.smallSends {
+	if smallSends {
 		srv.Listener = smallSendListener{srv.Listener}
 	}
 	srv.Start()
@@ -66,7 +73,7 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 		s.releaseWaiters()
 		srv.Close()
 	})
-	return &testRegistrar{URL: srv.URL, Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+	return srv.URL
 }
 
 // smallSendListener gives each accepted TCP connection a 4 KiB send buffer.

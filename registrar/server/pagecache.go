@@ -38,9 +38,10 @@ const (
 	fullRetryAfter = 2 * time.Second
 )
 
-// pageKey names one encoded page: the lineage and revision of the snapshot and the
-// name it starts at ("" for the first page).
+// pageKey names one encoded page: the protocol version it is encoded for, the lineage
+// and revision of the snapshot and the name it starts at ("" for the first page).
 type pageKey struct {
+	version int
 	lineage string
 	rev     uint64
 	start   string

@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
+	"switchyard/internal/secretfile"
 	"switchyard/registrar/server"
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"
@@ -99,9 +99,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 	fs.StringVar(&sc.Listen, "listen", env("REGISTRAR_LISTEN", "127.0.0.1:9000"), "address to listen on, host:port (env REGISTRAR_LISTEN); port 0 picks a free one")
 	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write; its write-ahead log is kept beside it as <data>.wal-<revision> (env REGISTRAR_DATA)")
 	fs.StringVar(&token, "token", "", "bearer token every /api/ and /v1/ request must carry (env REGISTRAR_TOKEN); prefer -token-file, since flags show in ps")
-	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed (env REGISTRAR_TOKEN_FILE)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed; others must not be able to read it (chmod 600) (env REGISTRAR_TOKEN_FILE)")
 	fs.StringVar(&proxyToken, "proxy-token", "", "the proxies' own bearer token: when set, /v1/ takes only it (the filter's registrar.token) and /api/ never does (env REGISTRAR_PROXY_TOKEN); prefer -proxy-token-file")
-	fs.StringVar(&proxyTokenFile, "proxy-token-file", "", "file holding the proxy token, surrounding whitespace trimmed (env REGISTRAR_PROXY_TOKEN_FILE)")
+	fs.StringVar(&proxyTokenFile, "proxy-token-file", "", "file holding the proxy token, surrounding whitespace trimmed; others must not be able to read it (chmod 600) (env REGISTRAR_PROXY_TOKEN_FILE)")
 	fs.StringVar(&sc.TLSCert, "tls-cert", env("REGISTRAR_TLS_CERT", ""), "PEM certificate chain to serve HTTPS with, with -tls-key; both files are read again when they change (env REGISTRAR_TLS_CERT)")
 	fs.StringVar(&sc.TLSKey, "tls-key", env("REGISTRAR_TLS_KEY", ""), "PEM private key of -tls-cert (env REGISTRAR_TLS_KEY)")
 	fs.StringVar(&sc.TLSClientCA, "tls-client-ca", env("REGISTRAR_TLS_CLIENT_CA", ""), "PEM CA certificates: /v1/ then requires a client certificate one of them signed (the proxies'); /api/ and the page do not (env REGISTRAR_TLS_CLIENT_CA)")
@@ -223,11 +223,11 @@ func tokenSetting(set map[string]bool, getenv func(string) string, name, value, 
 }
 
 func readTokenFile(path, from string) (string, error) {
-	b, err := os.ReadFile(path)
+	t, err := secretfile.Read(path, "the token file")
 	if err != nil {
-		return "", fmt.Errorf("%s: cannot read the token file: %v", from, err)
+		return "", fmt.Errorf("%s: %v", from, err)
 	}
-	return checkToken(strings.TrimSpace(string(b)), from+" "+path)
+	return checkToken(t, from+" "+path)
 }
 
 // checkToken refuses tokens that would silently open the API (empty) or could never

@@ -57,13 +57,15 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testRegistrar{URL: serve(t, s, o.smallSends), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+	return &testRegistrar{URL: serveWith(t, s, o.smallSends), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
 }
 
 // serve serves s's handler with httptest on 127.0.0.1 until the test ends, and
-// returns its URL (smallSends: each connection gets a 4 KiB send buffer). Cleanups
-// registered before it run after it.
-func serve(t testing.TB, s *Server, smallSends bool) string {
+// returns its URL. Cleanups registered before it run after it.
+func serve(t testing.TB, s *Server) string { return serveWith(t, s, false) }
+
+// serveWith is serve; smallSends gives each connection a 4 KiB send buffer.
+func serveWith(t testing.TB, s *Server, smallSends bool) string {
 	srv := httptest.NewUnstartedServer(s.Handler())
 	if smallSends {
 		srv.Listener = smallSendListener{srv.Listener}

@@ -324,7 +324,7 @@ func TestTargetsStoresAnswerTheSame(t *testing.T) {
 		srv.Close()
 		st.Close()
 	})
-	etc := &testRegistrar{URL: serve(t, srv, false), Server: srv, Store: st}
+	etc := &testRegistrar{URL: serve(t, srv), Server: srv, Store: st}
 
 	// servers is GET /api/servers without what differs by store (revisions, times).
 	servers := func(reg *testRegistrar) string {

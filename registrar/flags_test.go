@@ -41,6 +41,11 @@ func TestParseFlagsProxyTokenAndTLS(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("proxy-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	readable := filepath.Join(dir, "proxy-token-readable")
+	if err := os.WriteFile(readable, []byte("proxy-secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(readable, 0o644) // whatever the umask
 	noEnv := func(string) string { return "" }
 	c, err := parseFlags([]string{"-token", "cms-secret", "-proxy-token-file", tokenFile, "-tls-cert", p.CertFile, "-tls-key", p.KeyFile, "-tls-client-ca", ca.File()}, noEnv, io.Discard)
 	if err != nil {
@@ -61,6 +66,7 @@ func TestParseFlagsProxyTokenAndTLS(t *testing.T) {
 		{[]string{"-proxy-token", "a", "-proxy-token-file", tokenFile}, "either -proxy-token or -proxy-token-file"},
 		{[]string{"-proxy-token", "same", "-token", "same"}, "-proxy-token must differ from -token"},
 		{[]string{"-proxy-token", "has space"}, "-proxy-token: the token must not contain spaces"},
+		{[]string{"-proxy-token-file", readable}, "chmod 600 " + readable},
 		{[]string{"-tls-cert", p.CertFile}, "-tls-cert and -tls-key go together"},
 		{[]string{"-tls-cert", p.CertFile, "-tls-key", tokenFile}, "-tls-key " + tokenFile},
 	} {

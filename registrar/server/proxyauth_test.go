@@ -52,8 +52,8 @@ func TestPollClaimsNotTrusted(t *testing.T) {
 	poll := func(q string, token string) int {
 		return call(t, "GET", reg.URL+"/v1/routes?v=2&"+q, "", "Authorization", "Bearer "+token).Code
 	}
-	if c := poll(fmt.Sprintf("proxy=edge-a&after=18446744073709551615&lineage=%s", lineage), proxy); c != 304 {
-		t.Fatalf("the poll from beyond got %d, want 304 (this registrar has nothing newer)", c)
+	if c := poll(fmt.Sprintf("proxy=edge-a&after=18446744073709551615&lineage=%s", lineage), proxy); c != 200 && c != 304 {
+		t.Fatalf("the poll from beyond got %d, want it answered (200 or 304)", c)
 	}
 	poll("proxy=edge-b&snapshot=zero", proxy)                          // 400
 	poll("proxy=edge-c&lineage=bad%20lineage", proxy)                  // 400

@@ -39,7 +39,7 @@ func TestWireNames(t *testing.T) {
 	}
 
 	plain := sv
-	plain.Targets = nil
+	plain.Targets, plain.HealthCheck = nil, nil
 	b, _ = json.Marshal(Export{Revision: 7, Lineage: "L", Servers: []Server{plain}})
 	if want := `{"revision":7,"lineage":"L","servers":[{"host":"web-1","ipAddress":"10.0.0.1:80","serviceName":"shop","updatedAt":"2026-01-02T03:04:05Z"}]}`; string(b) != want {
 		t.Errorf("encoded %s, want %s", b, want)

@@ -151,14 +151,22 @@ func (a *api) parseImport(body []byte) ([]store.Server, error) {
 // importedServer reads one server of the export's form, as GET /api/servers shows it,
 // and checks it like a registration: host and serviceName; targets (each address
 // against the target policy, weight, state; health is the registrar's own check and
-// is not taken), or ipAddress alone; updatedAt is kept. A set without an active
-// target is taken as exported.
+// is not taken), or ipAddress alone; healthCheck as a write reads it; updatedAt is
+// kept. A set without an active target is taken as exported.
 func (a *api) importedServer(raw json.RawMessage) (store.Server, error) {
 	var in registrarapi.Server
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&in); err != nil {
 		return store.Server{}, invalidJSON(err)
+	}
+	var hcRaw struct {
+		HealthCheck json.RawMessage `json:"healthCheck"`
+	}
+	json.Unmarshal(raw, &hcRaw) // it decoded strictly above
+	hc, err := readHealthCheck(hcRaw.HealthCheck)
+	if err != nil {
+		return store.Server{}, err
 	}
 	if err := checkServerName(in.Name); err != nil {
 		return store.Server{}, err
@@ -186,7 +194,7 @@ func (a *api) importedServer(raw json.RawMessage) (store.Server, error) {
 	if err := store.CheckTargets(sv); err != nil {
 		return store.Server{}, err
 	}
-	sv.UpdatedAt = in.UpdatedAt
+	sv.HealthCheck, sv.UpdatedAt = hc, in.UpdatedAt
 	return sv, nil
 }
 

@@ -39,7 +39,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	reg := startRegistrar(t, regOptions{})
 	register(t, reg.URL, "web-1", "10.1.2.3:8080", "logs")
 	register(t, reg.URL, "web-2", "web-2.internal", "로그")
-	if r := call(t, "POST", reg.URL+"/api/servers/register", `{"host": "web-t", "serviceName": "shop", "targets": [{"address": "10.1.2.7", "weight": 0, "state": "active"}, {"address": "10.1.2.8", "weight": 3, "state": "active"}, {"address": "10.1.2.9", "weight": 1, "state": "draining"}]}`); r.Code != 200 {
+	if r := call(t, "POST", reg.URL+"/api/servers/register", `{"host": "web-t", "serviceName": "shop", "healthCheck": {"path": "/up", "interval": "7s"}, "targets": [{"address": "10.1.2.7", "weight": 0, "state": "active"}, {"address": "10.1.2.8", "weight": 3, "state": "active"}, {"address": "10.1.2.9", "weight": 1, "state": "draining"}]}`); r.Code != 200 {
 		t.Fatalf("register with targets: %d %s", r.Code, r.Body)
 	}
 	withTargets := reg.Store.Current()

@@ -113,14 +113,17 @@ func BenchmarkRegistrarSlowReaders(b *testing.B) {
 		addr := strings.TrimPrefix(p.URL(), "http://")
 		conns := make([]net.Conn, 0, clients)
 		ok := 0
-		for range clients {
+		for range clients { // all ask at once, as after a lineage change
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				b.Fatal(err)
 			}
 			conns = append(conns, c)
 			fmt.Fprintf(c, "GET /v1/routes?v=2 HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		}
+		readBy := time.Now().Add(time.Minute) // a registrar that encodes every answer is slow to start them
+		for _, c := range conns {
+			c.SetReadDeadline(readBy)
 			line, err := bufio.NewReaderSize(c, 64).ReadString('\n')
 			if err != nil {
 				b.Fatalf("status line: %v", err)

@@ -71,12 +71,18 @@ type exportForm struct {
 // importTable is POST /api/import: the body (the export's form, or the seed's flat
 // {"name": "address"} map) becomes the whole table in one write that starts a new
 // lineage, so that every proxy takes the table whole. Every entry is checked like a
-// registration; the first bad one is named and nothing changes.
+// registration; the first bad one is named and nothing changes. One import runs at a
+// time (each may hold a whole table in memory); another meanwhile is answered 409.
 func (a *api) importTable(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, r, http.MethodPost)
 		return
 	}
+	if !a.importing.TryLock() {
+		writeFailure(w, http.StatusConflict, "another import is running; retry once it is done")
+		return
+	}
+	defer a.importing.Unlock()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxImportBody))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -145,14 +151,22 @@ func (a *api) parseImport(body []byte) ([]store.Server, error) {
 // importedServer reads one server of the export's form, as GET /api/servers shows it,
 // and checks it like a registration: host and serviceName; targets (each address
 // against the target policy, weight, state; health is the registrar's own check and
-// is not taken), or ipAddress alone; updatedAt is kept. A set without an active
-// target is taken as exported.
+// is not taken), or ipAddress alone; healthCheck as a write reads it; updatedAt is
+// kept. A set without an active target is taken as exported.
 func (a *api) importedServer(raw json.RawMessage) (store.Server, error) {
 	var in registrarapi.Server
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&in); err != nil {
 		return store.Server{}, invalidJSON(err)
+	}
+	var hcRaw struct {
+		HealthCheck json.RawMessage `json:"healthCheck"`
+	}
+	json.Unmarshal(raw, &hcRaw) // it decoded strictly above
+	hc, err := readHealthCheck(hcRaw.HealthCheck)
+	if err != nil {
+		return store.Server{}, err
 	}
 	if err := checkServerName(in.Name); err != nil {
 		return store.Server{}, err
@@ -180,7 +194,7 @@ func (a *api) importedServer(raw json.RawMessage) (store.Server, error) {
 	if err := store.CheckTargets(sv); err != nil {
 		return store.Server{}, err
 	}
-	sv.UpdatedAt = in.UpdatedAt
+	sv.HealthCheck, sv.UpdatedAt = hc, in.UpdatedAt
 	return sv, nil
 }
 

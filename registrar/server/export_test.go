@@ -3,6 +3,8 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -37,7 +39,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	reg := startRegistrar(t, regOptions{})
 	register(t, reg.URL, "web-1", "10.1.2.3:8080", "logs")
 	register(t, reg.URL, "web-2", "web-2.internal", "로그")
-	if r := call(t, "POST", reg.URL+"/api/servers/register", `{"host": "web-t", "serviceName": "shop", "targets": [{"address": "10.1.2.7", "weight": 0, "state": "active"}, {"address": "10.1.2.8", "weight": 3, "state": "active"}, {"address": "10.1.2.9", "weight": 1, "state": "draining"}]}`); r.Code != 200 {
+	if r := call(t, "POST", reg.URL+"/api/servers/register", `{"host": "web-t", "serviceName": "shop", "healthCheck": {"path": "/up", "interval": "7s"}, "targets": [{"address": "10.1.2.7", "weight": 0, "state": "active"}, {"address": "10.1.2.8", "weight": 3, "state": "active"}, {"address": "10.1.2.9", "weight": 1, "state": "draining"}]}`); r.Code != 200 {
 		t.Fatalf("register with targets: %d %s", r.Code, r.Body)
 	}
 	withTargets := reg.Store.Current()
@@ -159,5 +161,43 @@ func TestExportImportNeedToken(t *testing.T) {
 	e, _ := export(t, reg, "Authorization", "Bearer s3cret")
 	if len(e.Servers) != 1 || time.Since(e.Servers[0].UpdatedAt) > time.Minute {
 		t.Fatalf("export %+v", e)
+	}
+}
+
+// One import at a time: a second one while the first is still sending its body is
+// answered 409 and changes nothing; the first then completes.
+func TestImportOneAtATime(t *testing.T) {
+	reg := startRegistrar(t, regOptions{})
+	pr, pw := io.Pipe()
+	first := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", reg.URL+"/api/import", pr)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	pw.Write([]byte(`{"web-1": `))
+	var r reply
+	for range 200 { // the first holds the import once the handler reads its body
+		if r = call(t, "POST", reg.URL+"/api/import", `{"web-2": "10.1.2.4"}`); r.Code == 409 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.Code != 409 || !strings.Contains(r.Result(t).Error, "another import is running") {
+		t.Fatalf("second import: %d %s, want 409", r.Code, r.Body)
+	}
+	pw.Write([]byte(`"10.1.2.3"}`))
+	pw.Close()
+	if code := <-first; code != 200 {
+		t.Fatalf("first import: %d", code)
+	}
+	if _, ok := reg.Store.Current().Get("web-1"); !ok || reg.Store.Current().Len() != 1 {
+		t.Fatalf("after the imports: %d servers", reg.Store.Current().Len())
 	}
 }

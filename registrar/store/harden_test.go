@@ -45,10 +45,7 @@ func TestLockTakenAtFirstWrite(t *testing.T) {
 // is refused unless -init, which starts a new lineage at a revision that still grows.
 func TestMissingDataRefusedUnlessInit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "servers.json")
-	s := openT(t, path)
-	for i := range 3 {
-		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
-	}
+	s := threeServers(t, path)
 	oldLineage := s.Lineage()
 	s.Close()
 	segs, _ := listSegments(path)
@@ -84,10 +81,7 @@ func TestMissingDataRefusedUnlessInit(t *testing.T) {
 func TestRestoredBackupGetsNewLineage(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "servers.json")
-	s := openT(t, path)
-	for i := range 3 {
-		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
-	}
+	s := threeServers(t, path)
 	s.Close()
 	backup := t.TempDir()
 	copyData(t, dir, backup)
@@ -118,10 +112,7 @@ func TestRestoredBackupGetsNewLineage(t *testing.T) {
 func TestCopiedDataGetsNewLineage(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "servers.json")
-	s := openT(t, path)
-	for i := range 3 {
-		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
-	}
+	s := threeServers(t, path)
 	orig := s.Lineage()
 	s.Close()
 	seen := map[string]bool{orig: true}
@@ -164,6 +155,16 @@ func adoptData(t *testing.T, path, lineage string, rev uint64) {
 	if err := l.record(lineage, rev, true); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// threeServers opens the data at path and registers n0, n1 and n2 (10.0.0.1) in it.
+func threeServers(t *testing.T, path string) *Embedded {
+	t.Helper()
+	s := openT(t, path)
+	for i := range 3 {
+		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
+	}
+	return s
 }
 
 // openErr opens the data at path (closing it again) and returns the error.

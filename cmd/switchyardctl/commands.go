@@ -142,21 +142,30 @@ a new server; an existing one keeps its service name when --service is not given
 				}
 				targets = append(targets, t)
 			}
-			if service == "" {
-				res, r, err := g.c.call(http.MethodGet, serverPath(name), nil)
-				if err != nil && r.status == http.StatusNotFound {
+			// An existing server keeps its service name (unless --service) and its
+			// health check: PUT writes the whole server.
+			body := map[string]any{"serviceName": service, "targets": targets}
+			res, r, err := g.c.call(http.MethodGet, serverPath(name), nil)
+			switch {
+			case err != nil && r.status == http.StatusNotFound:
+				if service == "" {
 					return usageError("%s is not registered yet: give its service name with --service", name)
 				}
-				if err != nil {
-					return err
+			case err != nil:
+				return err
+			default:
+				if service == "" {
+					body["serviceName"] = res.Server.Service
 				}
-				service = res.Server.Service
+				if res.Server.HealthCheck != nil {
+					body["healthCheck"] = res.Server.HealthCheck
+				}
 			}
 			var q url.Values
 			if allowNoActive {
 				q = url.Values{"allowNoActive": {"true"}}
 			}
-			return g.write(http.MethodPut, serverPath(name)+g.writeQuery(q), map[string]any{"serviceName": service, "targets": targets})
+			return g.write(http.MethodPut, serverPath(name)+g.writeQuery(q), body)
 		},
 	}
 	set.Flags().IntSliceVar(&weights, "weight", nil, "weight of each address, 0-100 (one for all, or one per address)")
@@ -179,7 +188,11 @@ func (g *globals) showServer(sv *registrarapi.Server) error {
 		return &exitError{exitRefused, "the registrar's answer holds no server"}
 	}
 	return g.show(sv, func(w *tabwriter.Writer) {
-		fmt.Fprintf(w, "NAME\t%s\nSERVICE\t%s\nADDRESS\t%s\nUPDATED\t%s\n\n", sv.Name, sv.Service, sv.Target, sv.UpdatedAt.Format(time.RFC3339))
+		fmt.Fprintf(w, "NAME\t%s\nSERVICE\t%s\nADDRESS\t%s\nUPDATED\t%s\n", sv.Name, sv.Service, sv.Target, sv.UpdatedAt.Format(time.RFC3339))
+		if hc := sv.HealthCheck; hc != nil {
+			fmt.Fprintf(w, "HEALTH CHECK\tGET %s every %s (timeout %s, up after %d, down after %d)\n", hc.Path, hc.Interval, hc.Timeout, hc.HealthyThreshold, hc.UnhealthyThreshold)
+		}
+		fmt.Fprintln(w)
 		fmt.Fprintln(w, "TARGET\tWEIGHT\tSTATE\tHEALTH")
 		for _, t := range sv.Targets {
 			fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", t.Address, t.Weight, t.State, t.Health)
@@ -331,7 +344,11 @@ func (g *globals) switchCmd() *cobra.Command {
 			if draining == 0 {
 				return &exitError{exitRefused, fmt.Sprintf("%s has no draining target of weight above 0 to switch to (%d active); add the other colour with `switchyardctl targets add %s ADDRESS --draining` first", sv.Name, active, sv.Name)}
 			}
-			return g.write(http.MethodPut, serverPath(sv.Name)+g.writeQuery(nil), map[string]any{"serviceName": sv.Service, "targets": targets})
+			body := map[string]any{"serviceName": sv.Service, "targets": targets}
+			if sv.HealthCheck != nil {
+				body["healthCheck"] = sv.HealthCheck // PUT writes the whole server: keep its health check
+			}
+			return g.write(http.MethodPut, serverPath(sv.Name)+g.writeQuery(nil), body)
 		},
 	}
 }

@@ -530,3 +530,28 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("completing a server name: %s", r)
 	}
 }
+
+// PUT writes the whole server, health check included: set and switch carry the
+// server's health check over, so neither turns checking off.
+func TestSetAndSwitchKeepTheHealthCheck(t *testing.T) {
+	base := startRegistrar(t).URL()
+	body := `{"serviceName": "shop", "targets": [{"address": "127.0.0.1:9101"}, {"address": "127.0.0.1:9102", "state": "draining"}],
+		"healthCheck": {"path": "/ready", "interval": "1h", "timeout": "1s"}}`
+	if r := apitest.Call(t, "PUT", base+"/api/servers/shop", body); r.Code != 200 {
+		t.Fatalf("PUT with a health check: %d %s", r.Code, r.Body)
+	}
+	check := func(when string) {
+		t.Helper()
+		hc := getServer(t, base, "shop").HealthCheck
+		if hc == nil || hc.Path != "/ready" || hc.Interval != "1h0m0s" || hc.Timeout != "1s" {
+			t.Fatalf("after %s: health check %+v", when, hc)
+		}
+	}
+	ok(t, base, "switch", "shop")
+	check("switch")
+	ok(t, base, "servers", "set", "shop", "127.0.0.1:9101,127.0.0.1:9103")
+	check("set")
+	if r := ok(t, base, "servers", "get", "shop"); !strings.Contains(r.stdout, "GET /ready every 1h0m0s (timeout 1s, up after 2, down after 2)") {
+		t.Fatalf("servers get does not show the health check:\n%s", r.stdout)
+	}
+}

@@ -59,7 +59,11 @@ func (c *client) do(method, path string, body []byte) (reply, error) {
 	for _, base := range c.registrars {
 		r, err := c.once(base, method, path, body)
 		if err != nil {
-			tried = append(tried, base+": "+err.Error())
+			msg := err.Error()
+			if strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") {
+				msg += " (an https registrar's certificate: give its CA with --ca-file)"
+			}
+			tried = append(tried, base+": "+msg)
 			continue
 		}
 		if r.status == http.StatusServiceUnavailable && len(tried)+1 < len(c.registrars) {

@@ -17,6 +17,7 @@ import (
 
 	"switchyard/internal/registrarapi"
 	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/certs"
 	"switchyard/internal/testkit/etcdtest"
 	"switchyard/internal/testkit/proc"
 )
@@ -554,4 +555,24 @@ func TestSetAndSwitchKeepTheHealthCheck(t *testing.T) {
 	if r := ok(t, base, "servers", "get", "shop"); !strings.Contains(r.stdout, "GET /ready every 1h0m0s (timeout 1s, up after 2, down after 2)") {
 		t.Fatalf("servers get does not show the health check:\n%s", r.stdout)
 	}
+}
+
+// An https registrar (-tls-cert): trusted with --ca-file; without it the certificate
+// is refused like an unreachable registrar, the error saying to give --ca-file.
+func TestTLSRegistrar(t *testing.T) {
+	dir := t.TempDir()
+	ca := certs.NewCA(t, dir, "switchyard-test-ca")
+	pair := ca.Server(t, "registrar")
+	p := startRegistrar(t, "-tls-cert", pair.CertFile, "-tls-key", pair.KeyFile)
+	base := "https://" + p.Addr()
+	r := ctl(t, nil, "--registrar", base, "--ca-file", ca.File(), "servers", "set", "web-1", "127.0.0.1:9101", "--service", "shop")
+	if r.code != 0 {
+		t.Fatal(r)
+	}
+	r = ctl(t, nil, "--registrar", base, "--ca-file", ca.File(), "servers", "list", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"web-1"`) {
+		t.Fatal(r)
+	}
+	fails(t, exitUnreachable, `x509: .*give its CA with --ca-file`, nil, "--registrar", base, "servers", "list")
+	fails(t, exitUsage, `--ca-file .*: no PEM certificate in it`, nil, "--registrar", base, "--ca-file", pair.KeyFile, "servers", "list")
 }

@@ -5,6 +5,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,7 @@ func main() {
 type globals struct {
 	registrars  []string
 	tokenFile   string
+	caFile      string
 	output      string
 	waitApplied bool
 	waitTimeout time.Duration
@@ -75,6 +78,7 @@ proxies to apply a revision.`,
 	f := root.PersistentFlags()
 	f.StringSliceVar(&g.registrars, "registrar", nil, "registrar URL; several (comma-separated or repeated) are tried in order, the next on a connection error or 503 (default $SWITCHYARD_REGISTRAR, else http://127.0.0.1:8081)")
 	f.StringVar(&g.tokenFile, "token-file", "", "file holding the registrar's token (default: $SWITCHYARD_TOKEN); the token is never printed")
+	f.StringVar(&g.caFile, "ca-file", "", "PEM file of the CA(s) to trust for an https:// registrar (its -tls-cert's issuer); default: the system's")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
 	f.BoolVar(&g.waitApplied, "wait-applied", false, "on writes: answer once every proxy that is not gone has applied the write (exit 4 if not within --wait-timeout)")
 	f.DurationVar(&g.waitTimeout, "wait-timeout", 10*time.Second, "how long --wait-applied waits (more than 0, at most 60s)")
@@ -126,7 +130,19 @@ func (g *globals) setup(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	g.c = &client{registrars: list, token: token, http: &http.Client{Timeout: timeoutFor(g.waitTimeout)}}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if g.caFile != "" {
+		pem, err := os.ReadFile(g.caFile)
+		if err != nil {
+			return usageError("--ca-file %s: %v", g.caFile, errors.Unwrap(err))
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usageError("--ca-file %s: no PEM certificate in it; give the CA certificate that issued the registrar's -tls-cert", g.caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	g.c = &client{registrars: list, token: token, http: &http.Client{Timeout: timeoutFor(g.waitTimeout), Transport: tr}}
 	if g.verbose {
 		g.c.verbose = g.stderr
 	}

@@ -41,7 +41,8 @@ FUZZ_TARGETS := \
 	FuzzAnswer:./filter/syncing/ \
 	FuzzConfig:./internal/pluginconfig/ \
 	FuzzPairs:./internal/abi/ \
-	FuzzDecide:./filter/routing/
+	FuzzDecide:./filter/routing/ \
+	FuzzTargetSet:./internal/contract/
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} ($${t#*:}) for $(FUZZTIME)"; \

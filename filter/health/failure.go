@@ -21,7 +21,8 @@ const (
 
 // Response code details that count against the target when a host gives no flags:
 // the router's upstream_reset_before_response_started{<reason>[,<transport reason>]}
-// and response_timeout, and the dynamic forward proxy's dns_resolution_failure.
+// and response_timeout, and the dynamic forward proxy's dns_resolution_failure (with
+// the resolver's details in braces behind it when Envoy's dns_details feature is on).
 const (
 	DetailsEarlyReset      = "upstream_reset_before_response_started"
 	DetailsResponseTimeout = "response_timeout"
@@ -42,5 +43,5 @@ func Failed(flags uint64, haveFlags bool, details string) bool {
 		return flags&FailureFlags != 0
 	}
 	return strings.HasPrefix(details, DetailsEarlyReset+"{") || details == DetailsEarlyReset ||
-		details == DetailsResponseTimeout || details == DetailsDNSFailure
+		details == DetailsResponseTimeout || strings.HasPrefix(details, DetailsDNSFailure)
 }

@@ -229,6 +229,7 @@ func TestFailed(t *testing.T) {
 		{1 << 1, true, "no_healthy_upstream", false}, // UH: a cluster matter, not this target
 		{0, false, "upstream_reset_before_response_started{connection_termination}", true},
 		{0, false, "response_timeout", true},
+		{0, false, "dns_resolution_failure{resolution_failed}", true},
 		{0, false, "via_upstream", false},
 		{0, false, "", false},
 	} {

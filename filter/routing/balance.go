@@ -1,7 +1,7 @@
 package routing
 
 import (
-	"encoding/binary"
+	"hash/maphash"
 	"unsafe"
 
 	"switchyard/internal/contract"
@@ -16,21 +16,38 @@ type Ejections interface {
 
 // balanceSlots is the number of per-name round-robin states a router VM keeps. Two
 // names (or one name's old and new set) that share a slot reset each other's state:
-// each still gets its weights over time, just not as evenly spread.
-const balanceSlots = 1024
+// each still gets its weights over time, just not as evenly spread, and its set is
+// read again.
+const balanceSlots = 512
 
-// wrrState is the smooth weighted round robin state of one name's target set: the
-// current weight of each entry, by position. A weight is at most MaxWeight and a set
-// at most MaxTargets entries, so a current weight stays within ±MaxWeight·MaxTargets
-// (6,400) and fits an int16.
+// wrrEntry is one entry of a set as the balancer keeps it: where its address is in
+// the set string, its weight and whether it is routable or down.
+type wrrEntry struct {
+	start, end uint16 // the address is set[start:end] (a set is at most 64 × 108 bytes)
+	weight     uint8
+	flags      uint8 // entryRoutable, entryDown
+}
+
+const (
+	entryRoutable = 1 << iota // not draining, weight > 0
+	entryDown                 // down by the registrar's active health check
+)
+
+// wrrState is the smooth weighted round robin state of one name's target set: its
+// entries, read once when the state is (re)set, and the current weight of each. A
+// weight is at most MaxWeight and a set at most MaxTargets entries, so a current
+// weight stays within ±MaxWeight·MaxTargets (6,400) and fits an int16.
 type wrrState struct {
 	key     uint64 // hash of the name and its set; another key: the state is reset
+	n       int    // entries read
 	current [contract.MaxTargets]int16
+	entries [contract.MaxTargets]wrrEntry
 }
 
 // balancer keeps the round-robin states of one router VM in a fixed table, keyed by a
 // hash of the name and its target-set string: picking allocates nothing, the memory
-// does not grow with the names routed, and a changed set starts a fresh state.
+// does not grow with the names routed, a changed set starts a fresh state, and a set
+// is parsed only when its state is (re)set, not per request.
 type balancer struct {
 	slots [balanceSlots]wrrState
 }
@@ -56,11 +73,11 @@ func (b *balancer) pick(serverName, set string, ej Ejections) pick {
 	}
 	st := b.state(serverName, set)
 	checkEjected := ej != nil && ej.Len() > 0
-	if p, routable := b.round(st, set, ej, checkEjected, false); p.target != "" || routable == 0 {
+	if p, routable := st.round(set, ej, checkEjected, false); p.target != "" || routable == 0 {
 		p.noActive = p.target == ""
 		return p
 	}
-	p, _ := b.round(st, set, nil, false, true)
+	p, _ := st.round(set, nil, false, true)
 	p.panic = true
 	return p
 }
@@ -68,66 +85,75 @@ func (b *balancer) pick(serverName, set string, ej Ejections) pick {
 // round runs one round of smooth weighted round robin over the set's candidates:
 // with all set, every routable entry; else the routable entries not down and not
 // ejected. It reports the number of routable entries.
-func (b *balancer) round(st *wrrState, set string, ej Ejections, checkEjected, all bool) (pick, int) {
-	r := contract.ReadTargets(set)
+func (st *wrrState) round(set string, ej Ejections, checkEjected, all bool) (pick, int) {
 	best, total, routable := -1, 0, 0
 	var bestCurrent int16
-	var bestTarget string
-	for i := 0; i < contract.MaxTargets; i++ {
-		t, ok := r.Next()
-		if !ok {
-			break
-		}
-		if !t.Routable() {
+	for i := 0; i < st.n; i++ {
+		e := &st.entries[i]
+		if e.flags&entryRoutable == 0 {
 			continue
 		}
 		routable++
-		if !all && (t.Down || checkEjected && ej.Ejected(t.Address)) {
+		if !all && (e.flags&entryDown != 0 || checkEjected && ej.Ejected(set[e.start:e.end])) {
 			continue
 		}
-		c := st.current[i] + int16(t.Weight)
+		c := st.current[i] + int16(e.weight)
 		st.current[i] = c
-		total += t.Weight
+		total += int(e.weight)
 		if best < 0 || c > bestCurrent {
-			best, bestCurrent, bestTarget = i, c, t.Address
+			best, bestCurrent = i, c
 		}
 	}
 	if best < 0 {
 		return pick{}, routable
 	}
 	st.current[best] -= int16(total)
-	return pick{target: bestTarget}, routable
+	e := &st.entries[best]
+	return pick{target: set[e.start:e.end]}, routable
 }
 
-// state is the round-robin state of the name and set, reset when the slot held
-// another name or set.
+// state is the round-robin state of the name and set, reset (and the set read again)
+// when the slot held another name or set.
 func (b *balancer) state(serverName, set string) *wrrState {
-	h := hashString(hashString(hashSeed, serverName), set)
+	h := setKey(serverName, set)
 	st := &b.slots[h%balanceSlots]
 	if st.key != h {
 		st.key = h
 		st.current = [contract.MaxTargets]int16{}
+		st.read(set)
 	}
 	return st
 }
 
-const (
-	hashSeed  = 14695981039346656037 // FNV-1a's 64-bit offset basis
-	hashPrime = 1099511628211        // FNV-1a's 64-bit prime
-)
+// read fills the entries from set (stopping at a malformed entry: the sync refuses
+// such sets, so only a foreign writer of shared data could leave one).
+func (st *wrrState) read(set string) {
+	st.n = 0
+	r := contract.ReadTargets(set)
+	for st.n < contract.MaxTargets {
+		t, ok := r.Next()
+		if !ok {
+			break
+		}
+		// t.Address is a substring of set: its offset is the distance between the two.
+		start := int(uintptr(unsafe.Pointer(unsafe.StringData(t.Address))) - uintptr(unsafe.Pointer(unsafe.StringData(set))))
+		e := wrrEntry{start: uint16(start), end: uint16(start + len(t.Address)), weight: uint8(t.Weight)}
+		if t.Routable() {
+			e.flags |= entryRoutable
+		}
+		if t.Down {
+			e.flags |= entryDown
+		}
+		st.entries[st.n] = e
+		st.n++
+	}
+}
 
-// hashString continues h over s eight bytes at a time (FNV-1a's step on words, not
-// bytes: a set of four targets is about 80 bytes, hashed on every request), then
-// mixes in the length so that ("ab", "c") and ("a", "bc") differ.
-func hashString(h uint64, s string) uint64 {
-	p := unsafe.Pointer(unsafe.StringData(s))
-	n := len(s)
-	for ; n >= 8; n -= 8 {
-		h = (h ^ binary.LittleEndian.Uint64(unsafe.Slice((*byte)(p), 8))) * hashPrime
-		p = unsafe.Add(p, 8)
-	}
-	for i := 0; i < n; i++ {
-		h = (h ^ uint64(*(*byte)(unsafe.Add(p, i)))) * hashPrime
-	}
-	return (h ^ uint64(len(s))) * hashPrime
+// hashSeed keys the hashes of this VM's balancer (hash/maphash: the runtime's string
+// hash, many bytes per step, no allocation).
+var hashSeed = maphash.MakeSeed()
+
+// setKey is the state key of a name and its set.
+func setKey(serverName, set string) uint64 {
+	return maphash.String(hashSeed, serverName)*0x9e3779b97f4a7c15 ^ maphash.String(hashSeed, set)
 }

@@ -67,6 +67,8 @@ func TestCandidates(t *testing.T) {
 		{"*a/1/d,b/0,c/1", nil, "c c c c", ""},
 		{"*a/1/x,b/1,c/1/x", nil, "b b b b", ""},
 		{"*a/1,b/1,c/1", ejectedSet{"a": true, "c": true}, "b b b b", ""},
+		// An address inside another: each entry is its own.
+		{"*10.0.0.10:80/1,10.0.0.1/1/x,10.0.0.1:8/1", nil, "10.0.0.10:80 10.0.0.1:8 10.0.0.10:80 10.0.0.1:8", ""},
 		// Every routable entry down or ejected: round robin over them anyway.
 		{"*a/1/x,b/1,c/0,d/1/d", ejectedSet{"b": true}, "a b a b", "panic"},
 		// Nothing routable: draining or weight 0 only, whatever their health.

@@ -3,6 +3,7 @@ package routing
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -40,6 +41,70 @@ func TestSmoothWeightedRoundRobinSequence(t *testing.T) {
 	got := targetsOf(picks(&b, "web", "*a/5,b/1,c/1", nil, 14))
 	if want := "a a b a c a a a a b a c a a"; got != want {
 		t.Fatalf("sequence %q, want %q", got, want)
+	}
+}
+
+// referenceSWRR is nginx's algorithm as its description says it, for the test to hold
+// the balancer (precomputed cycles and all) to: weights of the candidates, the index
+// picked each time.
+func referenceSWRR(weights []int, n int) []int {
+	current := make([]int, len(weights))
+	total := 0
+	for _, w := range weights {
+		total += w
+	}
+	out := make([]int, n)
+	for k := range out {
+		best := -1
+		for i, w := range weights {
+			if w == 0 {
+				continue
+			}
+			current[i] += w
+			if best < 0 || current[i] > current[best] {
+				best = i
+			}
+		}
+		current[best] -= total
+		out[k] = best
+	}
+	return out
+}
+
+func TestPicksFollowNginxAlgorithm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := 0; trial < 300; trial++ {
+		n := 1 + rng.IntN(8)
+		weights := make([]int, n)
+		var entries []string
+		for i := range weights {
+			weights[i] = rng.IntN(contract.MaxWeight + 1)
+			if trial%3 == 0 {
+				weights[i] = 1 + rng.IntN(5)
+			}
+			entries = append(entries, fmt.Sprintf("10.0.0.%d:80/%d", i, weights[i]))
+		}
+		set := "*" + strings.Join(entries, ",")
+		if weights[0] == 0 {
+			set += ",10.0.0.99:80/1/d" // keep the '*' form valid even when all weigh 0
+		}
+		var b balancer
+		allZero := true
+		for _, x := range weights {
+			allZero = allZero && x == 0
+		}
+		if allZero {
+			if p := b.pick("web", set, nil); !p.noActive {
+				t.Fatalf("%s: %+v, want no active target", set, p)
+			}
+			continue
+		}
+		for k, w := range referenceSWRR(weights, 700) {
+			p := b.pick("web", set, nil)
+			if wantTarget := fmt.Sprintf("10.0.0.%d:80", w); p.target != wantTarget {
+				t.Fatalf("%s pick %d: %q, want %q", set, k, p.target, wantTarget)
+			}
+		}
 	}
 }
 
@@ -183,5 +248,26 @@ func BenchmarkPick(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A precomputed cycle gives way while a target of it is ejected, and resumes after.
+func TestScheduleYieldsToEjections(t *testing.T) {
+	var b balancer
+	set := "*a/1,b/1,c/2"
+	picks(&b, "web", set, nil, 10)
+	if st := b.state("web", set); st.period != 4 {
+		t.Fatalf("after 10 picks: period %d, want a planned cycle of 4", st.period)
+	}
+	ej := ejectedSet{"c": true}
+	if got := targetsOf(picks(&b, "web", set, ej, 4)); strings.Contains(got, "c") {
+		t.Fatalf("c ejected, picked %q", got)
+	}
+	count := map[string]int{}
+	for _, p := range picks(&b, "web", set, ejectedSet{}, 400) {
+		count[p.target]++
+	}
+	if count["a"] != 100 || count["b"] != 100 || count["c"] != 200 {
+		t.Fatalf("after the ejection: %v, want 100/100/200", count)
 	}
 }

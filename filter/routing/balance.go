@@ -13,10 +13,11 @@ type Ejections interface {
 	Ejected(address string) bool
 }
 
-// balanceSlots is the number of per-name round-robin states a router VM keeps. Two
-// names (or one name's old and new set) that share a slot reset each other's state:
-// each still gets its weights over time, just not as evenly spread, and its set is
-// read again.
+// balanceSlots is the number of per-name round-robin states a router VM keeps. A
+// name and set may live in two slots (by two parts of its hash); a third that needs
+// one of them takes the one used least recently. A name whose state was taken starts
+// afresh: it still gets its weights over time, just not as evenly spread, and its set
+// is read again.
 const balanceSlots = 256
 
 // wrrEntry is one entry of a set as the balancer keeps it: where its address is in
@@ -50,6 +51,7 @@ const maxSchedule = 256
 // weighing more than maxSchedule.
 type wrrState struct {
 	key      uint64 // hash of the name and its set; another key: the state is reset
+	used     uint64 // the balancer's clock when the state was last used
 	n        int    // entries read
 	picks    int    // round-by-round picks since the reset
 	planned  bool   // plan ran (it leaves period 0 for a set too heavy to plan)
@@ -66,6 +68,7 @@ type wrrState struct {
 // is parsed only when its state is (re)set, not per request.
 type balancer struct {
 	slots [balanceSlots]wrrState
+	clock uint64 // counts picks, for the least recently used slot
 }
 
 // pick is the balancer's choice for one request.
@@ -186,7 +189,14 @@ func (st *wrrState) plan() {
 // when the slot held another name or set.
 func (b *balancer) state(serverName, set string) *wrrState {
 	h := setKey(serverName, set)
+	b.clock++
 	st := &b.slots[h%balanceSlots]
+	if st.key != h {
+		if other := &b.slots[(h>>32)%balanceSlots]; other.key == h || other.used < st.used {
+			st = other
+		}
+	}
+	st.used = b.clock
 	if st.key != h {
 		st.key, st.picks, st.planned, st.period, st.pos = h, 0, false, 0, 0
 		st.current = [contract.MaxTargets]int32{}

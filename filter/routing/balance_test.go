@@ -271,3 +271,25 @@ func TestScheduleYieldsToEjections(t *testing.T) {
 		t.Fatalf("after the ejection: %v, want 100/100/200", count)
 	}
 }
+
+// Many names picked in turn each keep their own exact cycle (two slots per key make a
+// collision of two names harmless).
+func TestManyNamesKeepTheirCycles(t *testing.T) {
+	var b balancer
+	const names = 60
+	count := make([]map[string]int, names)
+	for i := range count {
+		count[i] = map[string]int{}
+	}
+	for k := 0; k < 100; k++ {
+		for i := 0; i < names; i++ {
+			p := b.pick(fmt.Sprintf("name-%d", i), fmt.Sprintf("*10.0.0.%d:1/90,10.0.0.%d:2/10", i, i), nil)
+			count[i][p.target[len(p.target)-1:]]++
+		}
+	}
+	for i, c := range count {
+		if c["1"] != 90 || c["2"] != 10 {
+			t.Fatalf("name-%d: %v, want 90/10", i, c)
+		}
+	}
+}

@@ -199,6 +199,9 @@ func TestDecideOverTargetSets(t *testing.T) {
 		"noport":   "*web-a/1,web-b/1/x",
 	}}
 	headers := func(n string) string { return abi.EncodePairs(get("/sys/x", name(n))) }
+	if d, _ := r.Decide(abi.EncodePairs(get("/sys/x", name("web"))), &mapTable{routes: map[string]string{"web": "10.0.0.1:80"}}); d.FromSet || d.Target != "10.0.0.1:80" {
+		t.Fatalf("a plain target: %+v", d)
+	}
 	var got []string
 	for i := 0; i < 4; i++ {
 		d, err := r.Decide(headers("pair"), tab)
@@ -211,7 +214,7 @@ func TestDecideOverTargetSets(t *testing.T) {
 		t.Fatalf("pair routed to %v", got)
 	}
 	d, _ := r.Decide(headers("noport"), tab)
-	if d.Outcome != Routed || d.Target != "web-a" || d.Edits()[0].Value != "web-a:80" || d.Panic {
+	if d.Outcome != Routed || d.Target != "web-a" || d.Edits()[0].Value != "web-a:80" || d.Panic || !d.FromSet {
 		t.Fatalf("noport: %+v %+v", d, d.Edits())
 	}
 	ej["web-a"] = true

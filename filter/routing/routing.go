@@ -141,6 +141,10 @@ type Decision struct {
 	// Panic: Routed although every routable target of the server is down or ejected
 	// (chosen among them, rather than answering 503).
 	Panic bool
+	// FromSet: the target was chosen from a set of several entries (the '*' form), so
+	// whether it fails matters to later choices; a name of one plain target is routed
+	// there whatever its health.
+	FromSet bool
 
 	edits  [3]HeaderEdit
 	nEdits int
@@ -212,7 +216,7 @@ func (r *Router) Header() string { return r.header }
 // code runs about ten times slower than natively, copies count.
 func (r *Router) Decide(headers string, t Table) (*Decision, error) {
 	d := &r.decision
-	d.Outcome, d.ServerName, d.Target, d.Panic, d.nEdits = Pass, "", "", false, 0
+	d.Outcome, d.ServerName, d.Target, d.Panic, d.FromSet, d.nEdits = Pass, "", "", false, false, 0
 	req, err := readRequest(headers, r.header)
 	if err != nil || !req.hasPath || !pluginconfig.MatchesPrefix(req.path, r.prefixes) {
 		return d, err
@@ -239,7 +243,7 @@ func (r *Router) Decide(headers string, t Table) (*Decision, error) {
 		d.Outcome = NoActiveTarget
 		return d, nil
 	}
-	d.Outcome, d.Target, d.Panic = Routed, p.target, p.panic
+	d.Outcome, d.Target, d.Panic, d.FromSet = Routed, p.target, p.panic, set[0] == contract.TargetSetMarker
 	d.edit(HeaderEdit{Header: ":authority", Value: r.withPort(p.target)})
 	if req.authority != "" {
 		d.edit(HeaderEdit{Header: "x-forwarded-host", Value: req.authority})

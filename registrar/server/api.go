@@ -8,38 +8,20 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
-	"switchyard/registrar/store/etcdstore"
 )
 
 // result is the body of every /api/ answer, in the Lua setup's shape (docs/origin.md)
-// {"result": {"success": ..., "error": ..., ...}}.
-type result struct {
-	Success  bool          `json:"success"`
-	Error    string        `json:"error,omitempty"`
-	Revision *uint64       `json:"revision,omitempty"`
-	Changed  *bool         `json:"changed,omitempty"`
-	Server   *serverView   `json:"server,omitempty"`
-	Servers  *[]serverView `json:"servers,omitempty"`
-
-	// GET /api/proxies (proxies_api.go).
-	Lineage string        `json:"lineage,omitempty"`
-	Replica string        `json:"replica,omitempty"`
-	Summary *ProxySummary `json:"summary,omitempty"`
-	Proxies *[]ProxyView  `json:"proxies,omitempty"`
-	// A write with wait=applied.
-	Applied   *bool        `json:"applied,omitempty"`
-	AppliedBy *int         `json:"appliedBy,omitempty"`
-	Pending   *[]ProxyView `json:"pending,omitempty"`
-}
+// {"result": {"success": ..., "error": ..., ...}}; its tests decode the same type.
+type result = registrarapi.Result
 
 func writeResult(w http.ResponseWriter, code int, res result) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(struct {
-		Result result `json:"result"`
-	}{res})
+	json.NewEncoder(w).Encode(registrarapi.Answer{Result: res})
 }
 
 func writeFailure(w http.ResponseWriter, code int, msg string) {
@@ -87,7 +69,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := a.store.Current()
-	servers := make([]serverView, 0, t.Len())
+	servers := make([]registrarapi.Server, 0, t.Len())
 	t.Ascend("", func(sv store.Server) bool {
 		servers = append(servers, *serverViewOf(&sv))
 		return true
@@ -274,7 +256,7 @@ func (a *api) writeStoreError(w http.ResponseWriter, name string, err error) {
 		writeFailure(w, http.StatusNotFound, "server '"+name+"' is not registered")
 	case errors.Is(err, store.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, etcdstore.ErrTransactionTooLarge):
+	case errors.Is(err, store.ErrTooLarge):
 		writeFailure(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, store.ErrUnavailable):
 		a.log.Warn("write failed: the store is unavailable", "host", name, "err", err)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/load"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/load"
 )
 
 // BenchmarkRegistrarScale measures the registrar at 100,000 names, on

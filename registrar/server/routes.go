@@ -44,7 +44,7 @@ const maxWait = 60 * time.Second
 type routes struct {
 	store     store.Store
 	release   <-chan struct{}
-	metrics   *metrics
+	metrics   *Metrics
 	pageBytes int
 	observe   func(SyncRequest)
 	v1        atomic.Pointer[cachedBody]    // the version-1 answer of the latest table asked for
@@ -91,31 +91,31 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	version := 1
-	switch v := q.Get("v"); {
-	case !q.Has("v"):
-	case v == "2":
+	switch v := q.Get(contract.QueryProtocol); {
+	case !q.Has(contract.QueryProtocol):
+	case v == contract.ProtocolV2:
 		version = 2
-	case v == "3":
+	case v == contract.ProtocolV3:
 		version = 3
 	default:
 		writeFailure(w, http.StatusBadRequest, "v: the protocol version must be 2 or 3, or absent for version 1 (got "+strconv.Quote(truncate(v))+")")
 		return
 	}
 	var after uint64
-	hasAfter := q.Has("after")
+	hasAfter := q.Has(contract.QueryAfter)
 	if hasAfter {
-		n, err := strconv.ParseUint(q.Get("after"), 10, 64)
+		n, err := strconv.ParseUint(q.Get(contract.QueryAfter), 10, 64)
 		if err != nil {
-			writeFailure(w, http.StatusBadRequest, "after: must be a revision, a whole number >= 0 (got "+strconv.Quote(truncate(q.Get("after")))+")")
+			writeFailure(w, http.StatusBadRequest, "after: must be a revision, a whole number >= 0 (got "+strconv.Quote(truncate(q.Get(contract.QueryAfter)))+")")
 			return
 		}
 		after = n
 	}
 	var wait time.Duration
-	if q.Has("wait") {
-		sec, err := strconv.ParseFloat(q.Get("wait"), 64)
+	if q.Has(contract.QueryWait) {
+		sec, err := strconv.ParseFloat(q.Get(contract.QueryWait), 64)
 		if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) || sec < 0 {
-			writeFailure(w, http.StatusBadRequest, "wait: must be a number of seconds >= 0, at most 60 is used (got "+strconv.Quote(truncate(q.Get("wait")))+")")
+			writeFailure(w, http.StatusBadRequest, "wait: must be a number of seconds >= 0, at most 60 is used (got "+strconv.Quote(truncate(q.Get(contract.QueryWait)))+")")
 			return
 		}
 		wait = min(time.Duration(sec*float64(time.Second)), maxWait)
@@ -124,11 +124,11 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveV1(w, r, hasAfter, after, wait)
 		return
 	}
-	req := SyncRequest{After: after, Remote: r.RemoteAddr, Wait: wait, HasWait: q.Has("wait"), Paging: q.Has("snapshot") || q.Has("start"),
-		Proxy: q.Get("proxy"), Cluster: q.Get("cluster"), Version: q.Get("version")}
+	req := SyncRequest{After: after, Remote: r.RemoteAddr, Wait: wait, HasWait: q.Has(contract.QueryWait), Paging: q.Has(contract.QuerySnapshot) || q.Has(contract.QueryStart),
+		Proxy: q.Get(contract.QueryProxy), Cluster: q.Get(contract.QueryCluster), Version: q.Get(contract.QueryVersion)}
 	// Who asks never makes a poll fail (a proxy whose node id has a space must still
 	// sync); the lineage is the protocol's own and must be well-formed.
-	req.Lineage = q.Get("lineage")
+	req.Lineage = q.Get(contract.QueryLineage)
 	if err := checkIdentity(req.Lineage); err != nil {
 		writeFailure(w, http.StatusBadRequest, "lineage: "+err.Error())
 		return
@@ -136,13 +136,13 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.observe != nil {
 		h.observe(req)
 	}
-	if q.Has("snapshot") || q.Has("start") {
-		rev, err := strconv.ParseUint(q.Get("snapshot"), 10, 64)
+	if q.Has(contract.QuerySnapshot) || q.Has(contract.QueryStart) {
+		rev, err := strconv.ParseUint(q.Get(contract.QuerySnapshot), 10, 64)
 		if err != nil || rev == 0 {
-			writeFailure(w, http.StatusBadRequest, "snapshot: must be the revision of the full table being paged, from its first page (got "+strconv.Quote(truncate(q.Get("snapshot")))+")")
+			writeFailure(w, http.StatusBadRequest, "snapshot: must be the revision of the full table being paged, from its first page (got "+strconv.Quote(truncate(q.Get(contract.QuerySnapshot)))+")")
 			return
 		}
-		h.writePage(w, version, rev, q.Get("start"))
+		h.writePage(w, version, rev, q.Get(contract.QueryStart))
 		return
 	}
 	t := h.store.Current()
@@ -243,8 +243,8 @@ func (h *routes) writePage(w http.ResponseWriter, version int, rev uint64, start
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusGone)
-		json.NewEncoder(w).Encode(map[string]string{"error": "snapshot_gone",
-			"message": "the registrar no longer holds revision " + strconv.FormatUint(rev, 10) + " (pages are kept 60 s after the last request); start over with a full table (v=2 without snapshot)"})
+		json.NewEncoder(w).Encode(map[string]string{contract.AnswerError: contract.SnapshotGone,
+			contract.AnswerMessage: "the registrar no longer holds revision " + strconv.FormatUint(rev, 10) + " (pages are kept 60 s after the last request); start over with a full table (v=2 without snapshot)"})
 		return
 	}
 	if err != nil {
@@ -264,15 +264,15 @@ func writeJSON(w http.ResponseWriter, body []byte) {
 
 func encodeDelta(version int, lineage string, d store.Delta) []byte {
 	b := make([]byte, 0, envelopeBytes+len(d.Upserts)*48+len(d.Removals)*24)
-	b = append(b, `{"kind":"delta","lineage":`...)
+	b = append(b, `{"`+contract.AnswerKind+`":"`+contract.KindDelta+`","`+contract.AnswerLineage+`":`...)
 	b = appendString(b, lineage)
-	b = append(b, `,"from":`...)
+	b = append(b, `,"`+contract.AnswerFrom+`":`...)
 	b = strconv.AppendUint(b, d.From, 10)
-	b = append(b, `,"revision":`...)
+	b = append(b, `,"`+contract.AnswerRevision+`":`...)
 	b = strconv.AppendUint(b, d.Revision, 10)
-	b = append(b, `,"upserts":{`...)
+	b = append(b, `,"`+contract.AnswerUpserts+`":{`...)
 	b = appendRoutes(b, version, d.Upserts)
-	b = append(b, `},"removals":[`...)
+	b = append(b, `},"`+contract.AnswerRemovals+`":[`...)
 	for i, n := range d.Removals {
 		if i > 0 {
 			b = append(b, ',')
@@ -284,15 +284,15 @@ func encodeDelta(version int, lineage string, d store.Delta) []byte {
 
 func encodePage(version int, lineage string, p store.Page) []byte {
 	b := make([]byte, 0, envelopeBytes+len(p.Routes)*48)
-	b = append(b, `{"kind":"full","lineage":`...)
+	b = append(b, `{"`+contract.AnswerKind+`":"`+contract.KindFull+`","`+contract.AnswerLineage+`":`...)
 	b = appendString(b, lineage)
-	b = append(b, `,"revision":`...)
+	b = append(b, `,"`+contract.AnswerRevision+`":`...)
 	b = strconv.AppendUint(b, p.Revision, 10)
-	b = append(b, `,"routes":{`...)
+	b = append(b, `,"`+contract.AnswerRoutes+`":{`...)
 	b = appendRoutes(b, version, p.Routes)
 	b = append(b, '}')
 	if p.Next != "" {
-		b = append(b, `,"next":`...)
+		b = append(b, `,"`+contract.AnswerNext+`":`...)
 		b = appendString(b, p.Next)
 	}
 	return append(b, "}\n"...)
@@ -318,9 +318,9 @@ func (h *routes) writeTable(w http.ResponseWriter, t *store.Table) {
 
 func encodeV1(t *store.Table) []byte {
 	b := make([]byte, 0, 64+t.RoutesSize())
-	b = append(b, `{"revision":`...)
+	b = append(b, `{"`+contract.AnswerRevision+`":`...)
 	b = strconv.AppendUint(b, t.Revision(), 10)
-	b = append(b, `,"routes":{`...)
+	b = append(b, `,"`+contract.AnswerRoutes+`":{`...)
 	first := true
 	t.Ascend("", func(sv store.Server) bool {
 		if !first {

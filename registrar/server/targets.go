@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 
+	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
 )
 
@@ -30,40 +30,25 @@ import (
 //   - Every answer shows the targets, each with its health ("up", or "down" once the
 //     registrar's active health check finds it so; a write never sets it).
 
-// serverView is a server as /api/ answers show it: the stored fields and its targets,
-// always (one for a server registered with ipAddress alone).
-type serverView struct {
-	Name      string       `json:"host"`
-	Target    string       `json:"ipAddress"`
-	Service   string       `json:"serviceName"`
-	UpdatedAt string       `json:"updatedAt"`
-	Targets   []targetView `json:"targets"`
-}
-
-type targetView struct {
-	Address string `json:"address"`
-	Weight  int    `json:"weight"`
-	State   string `json:"state"`
-	Health  string `json:"health"`
-}
-
 // Health values of a target in answers.
 const (
 	healthUp   = "up"
 	healthDown = "down"
 )
 
-func serverViewOf(sv *store.Server) *serverView {
+// serverViewOf is sv as /api/ answers show it (nil for nil): its targets always,
+// each with its health.
+func serverViewOf(sv *store.Server) *registrarapi.Server {
 	if sv == nil {
 		return nil
 	}
-	v := &serverView{Name: sv.Name, Target: sv.Target, Service: sv.Service, UpdatedAt: sv.UpdatedAt.Format("2006-01-02T15:04:05.999999999Z07:00")}
+	v := &registrarapi.Server{Name: sv.Name, Target: sv.Target, Service: sv.Service, UpdatedAt: sv.UpdatedAt}
 	for _, t := range sv.TargetList() {
 		h := healthUp
 		if t.Down {
 			h = healthDown
 		}
-		v.Targets = append(v.Targets, targetView{t.Address, t.Weight, t.State, h})
+		v.Targets = append(v.Targets, registrarapi.Target{Address: t.Address, Weight: t.Weight, State: t.State, Health: h})
 	}
 	return v
 }
@@ -100,81 +85,35 @@ func checkActive(ts []store.Target, allowed bool) error {
 		"make one active with a weight of 1 or more, or send the write with ?allowNoActive=true if that is what you want"))
 }
 
-// targetFields are the members of a target object.
-var targetFields = []string{"address", "weight", "state"}
-
-// readTarget reads one target object strictly (field names the member in errors,
-// e.g. "targets[2]"): address a string, weight an integer 0–100, state "active" or
-// "draining"; nothing else, each once. Members absent are nil.
+// readTarget reads one target object strictly, as decodeObject reads a body (field
+// names the object in errors, e.g. "targets[2]"): address a string, weight a whole
+// number 0–100, state "active" or "draining"; nothing else, each once. Members absent
+// are nil.
 func readTarget(raw json.RawMessage, field string) (address *string, weight *int, state *string, err error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, nil, nil, fmt.Errorf("%s: must be a JSON object such as {\"address\": \"10.1.2.3:8080\", \"weight\": 1, \"state\": \"active\"}", field)
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] != '{' {
+		return nil, nil, nil, fmt.Errorf(`%s: must be a JSON object such as {"address": "10.1.2.3:8080", "weight": 1, "state": "active"}`, field)
 	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %v", field, invalidJSON(err))
-		}
-		key := tok.(string)
-		if seen[key] {
-			return nil, nil, nil, fmt.Errorf("%s.%s: appears more than once; send it once", field, key)
-		}
-		seen[key] = true
-		if !slices.Contains(targetFields, key) {
-			return nil, nil, nil, fmt.Errorf("%s: field %q is not known; the fields of a target are %q, %q, %q", field, key, targetFields[0], targetFields[1], targetFields[2])
-		}
-		tok, err = dec.Token()
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %v", field, invalidJSON(err))
-		}
-		switch key {
-		case "address", "state":
-			s, ok := tok.(string)
-			if !ok {
-				return nil, nil, nil, fmt.Errorf("%s.%s: must be a JSON string", field, key)
-			}
-			if key == "address" {
-				address = &s
-				continue
-			}
-			if s != store.StateActive && s != store.StateDraining {
-				return nil, nil, nil, fmt.Errorf("%s.state: must be %q or %q (got %q)", field, store.StateActive, store.StateDraining, truncate(s))
-			}
-			state = &s
-		case "weight":
-			n, ok := tok.(json.Number)
-			w, err := strconv.Atoi(string(n))
-			if !ok || err != nil || w < 0 || w > store.MaxWeight {
-				return nil, nil, nil, fmt.Errorf("%s.weight: must be a whole number from 0 to %d (got %s)", field, store.MaxWeight, describeToken(tok))
-			}
-			weight = &w
-		}
+	got, raws, err := decodeObject(raw, []string{"address", "state"}, []string{"weight"})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %v", field, err)
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %v", field, invalidJSON(err))
+	if a, ok := got["address"]; ok {
+		address = &a
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, nil, nil, fmt.Errorf("%s: invalid JSON: unexpected data after the object", field)
+	if st, ok := got["state"]; ok {
+		if st != store.StateActive && st != store.StateDraining {
+			return nil, nil, nil, fmt.Errorf("%s.state: must be %q or %q (got %q)", field, store.StateActive, store.StateDraining, truncate(st))
+		}
+		state = &st
+	}
+	if w, ok := raws["weight"]; ok {
+		n, err := strconv.Atoi(string(w))
+		if err != nil || n < 0 || n > store.MaxWeight {
+			return nil, nil, nil, fmt.Errorf("%s.weight: must be a whole number from 0 to %d (got %s)", field, store.MaxWeight, truncate(string(w)))
+		}
+		weight = &n
 	}
 	return address, weight, state, nil
-}
-
-// describeToken shows a JSON value in an error, short.
-func describeToken(tok json.Token) string {
-	switch v := tok.(type) {
-	case json.Number:
-		return truncate(string(v))
-	case string:
-		return strconv.Quote(truncate(v))
-	case json.Delim:
-		return "a JSON " + map[json.Delim]string{'{': "object", '[': "array"}[v]
-	case bool:
-		return strconv.FormatBool(v)
-	}
-	return "null"
 }
 
 // newTarget reads a whole target (address required; weight 1 and state active when

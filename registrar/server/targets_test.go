@@ -4,30 +4,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"switchyard/internal/registrarapi"
+	"switchyard/internal/testkit/etcdtest"
 	"switchyard/registrar/store"
+	"switchyard/registrar/store/etcdstore"
 )
-
-// targetsAnswer is an /api/ answer with the server's targets as shown.
-type targetsAnswer struct {
-	Result struct {
-		Success  bool        `json:"success"`
-		Error    string      `json:"error"`
-		Revision uint64      `json:"revision"`
-		Changed  *bool       `json:"changed"`
-		Applied  *bool       `json:"applied"`
-		Server   *serverView `json:"server"`
-	} `json:"result"`
-}
 
 // send makes one API call and decodes its answer, requiring the status code and
 // the result shape.
-func send(t *testing.T, method, url, body string, code int) targetsAnswer {
+func send(t *testing.T, method, url, body string, code int) registrarapi.Answer {
 	t.Helper()
 	r := call(t, method, url, body)
-	var a targetsAnswer
+	var a registrarapi.Answer
 	if err := json.Unmarshal(r.Body, &a); err != nil {
 		t.Fatalf("%s %s: %d, not JSON in the result shape: %v: %s", method, url, r.Code, err, r.Body)
 	}
@@ -37,13 +31,13 @@ func send(t *testing.T, method, url, body string, code int) targetsAnswer {
 	return a
 }
 
-func views(ts ...targetView) []targetView { return ts }
+func views(ts ...registrarapi.Target) []registrarapi.Target { return ts }
 
-func up(address string, weight int, state string) targetView {
-	return targetView{address, weight, state, healthUp}
+func up(address string, weight int, state string) registrarapi.Target {
+	return registrarapi.Target{Address: address, Weight: weight, State: state, Health: healthUp}
 }
 
-func sameTargets(t *testing.T, what string, got *serverView, ip string, want []targetView) {
+func sameTargets(t *testing.T, what string, got *registrarapi.Server, ip string, want []registrarapi.Target) {
 	t.Helper()
 	if got == nil || got.Target != ip || fmt.Sprint(got.Targets) != fmt.Sprint(want) {
 		t.Fatalf("%s: %+v, want ipAddress %s and targets %v", what, got, ip, want)
@@ -62,12 +56,12 @@ func TestTargetsSetAndShow(t *testing.T) {
 	set := views(up("10.0.0.1:8080", 90, "active"), up("10.0.0.2:8080", 10, "active"), up("web-green.internal", 1, "draining"))
 	a := send(t, "POST", reg.URL+"/api/servers/register", blueGreen, 200)
 	sameTargets(t, "register answer", a.Result.Server, "10.0.0.1:8080", set)
-	rev := a.Result.Revision
+	rev := *a.Result.Revision
 	sameTargets(t, "GET", send(t, "GET", reg.URL+"/api/servers/web", "", 200).Result.Server, "10.0.0.1:8080", set)
 
 	// The same set again changes nothing.
-	if a := send(t, "PUT", reg.URL+"/api/servers/web", blueGreen, 200); *a.Result.Changed || a.Result.Revision != rev {
-		t.Fatalf("the same set again: changed %v at revision %d, want unchanged at %d", *a.Result.Changed, a.Result.Revision, rev)
+	if a := send(t, "PUT", reg.URL+"/api/servers/web", blueGreen, 200); *a.Result.Changed || *a.Result.Revision != rev {
+		t.Fatalf("the same set again: changed %v at revision %d, want unchanged at %d", *a.Result.Changed, *a.Result.Revision, rev)
 	}
 	// ipAddress given with targets must be the first active one: here the first is
 	// draining and the second has weight 0, so it is the third.
@@ -75,14 +69,14 @@ func TestTargetsSetAndShow(t *testing.T) {
 		{"address": "10.0.0.1:8080", "state": "draining"}, {"address": "10.0.0.2:8080", "weight": 0}, {"address": "10.0.0.3:8080"}]}`, 200)
 	sameTargets(t, "agreeing ipAddress", a.Result.Server, "10.0.0.3:8080",
 		views(up("10.0.0.1:8080", 1, "draining"), up("10.0.0.2:8080", 0, "active"), up("10.0.0.3:8080", 1, "active")))
-	if a.Result.Revision != rev+1 {
-		t.Fatalf("a replaced set: revision %d, want %d (one write, one revision)", a.Result.Revision, rev+1)
+	if *a.Result.Revision != rev+1 {
+		t.Fatalf("a replaced set: revision %d, want %d (one write, one revision)", *a.Result.Revision, rev+1)
 	}
 	// ipAddress alone: one target, shown as such; the old shape is unchanged.
 	register(t, reg.URL, "one", "10.0.0.9:80", "logs")
 	sameTargets(t, "ipAddress alone", send(t, "GET", reg.URL+"/api/servers/one", "", 200).Result.Server, "10.0.0.9:80", views(up("10.0.0.9:80", 1, "active")))
 	var list struct {
-		Result struct{ Servers []serverView } `json:"result"`
+		Result struct{ Servers []registrarapi.Server } `json:"result"`
 	}
 	if err := json.Unmarshal(call(t, "GET", reg.URL+"/api/servers", "").Body, &list); err != nil || len(list.Result.Servers) != 2 ||
 		len(list.Result.Servers[0].Targets) != 1 || len(list.Result.Servers[1].Targets) != 3 {
@@ -269,7 +263,7 @@ func TestTargetsBadInput(t *testing.T) {
 		{"loopback", "POST", reg.URL + "/api/servers/web/targets", `{"address": "127.0.0.1:9101"}`, "target.address: refused"},
 		{"duplicate", "PUT", put, withTargets(`{"address": "10.0.0.1"}, {"address": "10.0.0.2"}, {"address": "10.0.0.1", "weight": 5}`), `targets[2].address: "10.0.0.1" is also targets[0]`},
 		{"unknown field", "PUT", put, withTargets(`{"address": "10.0.0.1", "port": 80}`), `targets[0]: field "port" is not known`},
-		{"field twice", "PUT", put, withTargets(`{"address": "10.0.0.1", "weight": 1, "weight": 2}`), "targets[0].weight: appears more than once"},
+		{"field twice", "PUT", put, withTargets(`{"address": "10.0.0.1", "weight": 1, "weight": 2}`), `targets[0]: field "weight" appears more than once`},
 		{"targets twice", "PUT", put, `{"serviceName": "shop", "targets": [{"address": "10.0.0.1"}], "targets": [{"address": "10.0.0.2"}]}`, `field "targets" appears more than once`},
 		{"all draining", "PUT", put, withTargets(`{"address": "10.0.0.1", "state": "draining"}, {"address": "10.0.0.2", "state": "draining"}`), "targets: no target is active"},
 		{"all weight 0", "POST", reg.URL + "/api/servers/register", `{"host": "web", "serviceName": "shop", "targets": [{"address": "10.0.0.1", "weight": 0}]}`, "targets: no target is active"},
@@ -297,5 +291,104 @@ func TestTargetsBadInput(t *testing.T) {
 	}
 	if after := call(t, "GET", reg.URL+"/api/servers", "").Body; string(after) != string(before) {
 		t.Errorf("refused writes changed the table:\n%s\n%s", before, after)
+	}
+}
+
+// The registrar answers the same over either store: the same writes through the API
+// (whole sets, one-target changes, a set without an active target) on a registrar
+// over a data file and one over a real etcd, both starting from data written before
+// target sets (an old data file, an old etcd key), give the same servers and the same
+// v1, v2 and v3 full tables and deltas.
+func TestTargetsStoresAnswerTheSame(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	const prefix = "/targets-test/"
+	oldServer := `{"host":"old-1","ipAddress":"10.1.2.3:8080","serviceName":"logs","updatedAt":"2026-11-01T10:00:00Z"}`
+	if _, err := c.Client(t).Put(t.Context(), prefix+"old-1", oldServer); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "servers.json")
+	if err := os.WriteFile(data, []byte(`{"revision": 1, "servers": [`+oldServer+`]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emb := startRegistrar(t, regOptions{data: data})
+	m := NewMetrics()
+	st, err := etcdstore.Open(t.Context(), etcdstore.Options{Options: StoreOptions(Config{}, nil, m), Endpoints: c.Endpoints(), Prefix: prefix, DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{}, st, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		st.Close()
+	})
+	etc := &testRegistrar{URL: serve(t, srv), Server: srv, Store: st}
+
+	// servers is GET /api/servers without what differs by store (revisions, times).
+	servers := func(reg *testRegistrar) string {
+		var a registrarapi.Answer
+		if err := json.Unmarshal(call(t, "GET", reg.URL+"/api/servers", "").Body, &a); err != nil || a.Result.Servers == nil {
+			t.Fatalf("GET /api/servers: %v", err)
+		}
+		for i := range *a.Result.Servers {
+			(*a.Result.Servers)[i].UpdatedAt = time.Time{}
+		}
+		b, _ := json.Marshal(a.Result.Servers)
+		return string(b)
+	}
+	// answer is a v1/v2/v3 answer's routes or upserts and removals.
+	answer := func(reg *testRegistrar, v int, after uint64) string {
+		q := "/v1/routes"
+		if v > 1 {
+			q += fmt.Sprintf("?v=%d", v)
+			if after > 0 {
+				q += fmt.Sprintf("&after=%d&lineage=%s", after, reg.Store.Lineage())
+			}
+		}
+		var a struct {
+			Kind     string            `json:"kind"`
+			Routes   map[string]string `json:"routes"`
+			Upserts  map[string]string `json:"upserts"`
+			Removals []string          `json:"removals"`
+		}
+		r := call(t, "GET", reg.URL+q, "")
+		if err := json.Unmarshal(r.Body, &a); r.Code != 200 || err != nil {
+			t.Fatalf("%s: %d %v %s", q, r.Code, err, r.Body)
+		}
+		return fmt.Sprintf("%s %v %v %v", a.Kind, a.Routes, a.Upserts, a.Removals)
+	}
+	steps := []struct{ method, path, body string }{
+		{"POST", "/api/servers/register", blueGreen},
+		{"PATCH", "/api/servers/web/targets/10.0.0.2:8080", `{"weight": 30}`},
+		{"POST", "/api/servers/old-1/targets", `{"address": "[2001:db8::7]:9000", "weight": 2}`},
+		{"PATCH", "/api/servers/web/targets/10.0.0.1:8080", `{"state": "draining"}`},
+		{"DELETE", "/api/servers/web/targets/web-green.internal", ""},
+		{"PUT", "/api/servers/web?allowNoActive=true", `{"serviceName": "shop", "targets": [{"address": "10.0.0.1:8080", "state": "draining"}]}`},
+		{"PUT", "/api/servers/old-1", `{"ipAddress": "10.1.2.4", "serviceName": "logs"}`},
+		{"DELETE", "/api/servers/web", ""},
+	}
+	for i, s := range steps {
+		before := []uint64{emb.Store.Current().Revision(), etc.Store.Current().Revision()}
+		for _, reg := range []*testRegistrar{emb, etc} {
+			if r := call(t, s.method, reg.URL+s.path, s.body); r.Code != 200 {
+				t.Fatalf("step %d %s %s: %d %s", i, s.method, s.path, r.Code, r.Body)
+			}
+		}
+		if a, b := servers(emb), servers(etc); a != b {
+			t.Fatalf("step %d: servers differ:\nembedded %s\netcd     %s", i, a, b)
+		}
+		for v := 1; v <= 3; v++ {
+			if a, b := answer(emb, v, 0), answer(etc, v, 0); a != b {
+				t.Fatalf("step %d: v%d full tables differ:\nembedded %s\netcd     %s", i, v, a, b)
+			}
+		}
+		for v := 2; v <= 3; v++ {
+			a, b := answer(emb, v, before[0]), answer(etc, v, before[1])
+			if a != b || !strings.HasPrefix(a, "delta") {
+				t.Fatalf("step %d: v%d deltas:\nembedded %s\netcd     %s", i, v, a, b)
+			}
+		}
 	}
 }

@@ -8,6 +8,7 @@ package store
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -15,8 +16,8 @@ import (
 // (Name) and the targets the proxy sends them to (targets.go). Target (ipAddress) is
 // the first active target, what clients and data from before target sets know;
 // Targets is nil for a server of that one active target of weight 1 (see NewServer).
-// The JSON names are the data file's and etcd's format; host, ipAddress and
-// serviceName are also the API's wire contract.
+// The JSON names are the data file's and etcd's format; the API answers with
+// internal/registrarapi's Server, which shows targets with their health instead.
 type Server struct {
 	Name      string    `json:"host"`
 	Target    string    `json:"ipAddress"`
@@ -87,6 +88,9 @@ var (
 	ErrClosed = errors.New("the registrar is shutting down; retry against the new instance")
 	// ErrTableFull: the write would take the table past its maximum of servers.
 	ErrTableFull = errors.New("the table is full")
+	// ErrTooLarge: the store cannot make the write as one (the etcd store: more than
+	// one etcd transaction may hold); nothing was changed, and it may be made in parts.
+	ErrTooLarge = errors.New("the write is too large to make at once")
 	// ErrSnapshotGone: Page was asked for a revision the store no longer holds.
 	ErrSnapshotGone = errors.New("snapshot_gone")
 )
@@ -136,3 +140,25 @@ type Store interface {
 // counted with the target-set string, which is never shorter than the plain address
 // versions 1 and 2 send, so a page cut for version 3 also fits for them.
 func EncodedSize(name, target string) int { return len(name) + len(target) + 6 }
+
+// Options are the settings both stores take: Open (with EmbeddedOptions) and
+// etcdstore.Open (with etcdstore.Options) embed them.
+type Options struct {
+	// Log is where the store reports what it did (at open, compactions, invalid
+	// entries); nil: each store's default.
+	Log *slog.Logger
+	// OnCommit, when set, is called after each commit the store made durable (the
+	// embedded store's writer; etcd: each transaction etcd committed), so it sees
+	// every commit.
+	OnCommit func(Commit)
+	// EntryCheck adds the rules every loaded server must pass besides a valid name and
+	// address (the server's write rules). The embedded store refuses to open with an
+	// entry that fails; the etcd store skips it like any invalid key.
+	EntryCheck func(Server) error
+	// History is how many revisions of changes are kept for Delta (at most that many
+	// name changes in all); 0: DefaultHistory.
+	History int
+	// MaxServers makes writes that would take the table past it fail with
+	// ErrTableFull; 0: no limit.
+	MaxServers int
+}

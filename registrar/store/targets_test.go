@@ -39,7 +39,7 @@ func TestTargetsOldDataLoadsUnchanged(t *testing.T) {
 	if err := os.WriteFile(segmentName(path, 4), []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := openT(t, path, WithCompactAt(1))
+	s := openT(t, path, EmbeddedOptions{CompactAt: 1})
 	for name, addr := range map[string]string{"web-1": "10.1.2.3:8080", "web-2": "web-2.internal"} {
 		sv, ok := s.Current().Get(name)
 		if !ok || sv.Targets != nil || sv.Target != addr || sv.Route() != addr ||
@@ -101,7 +101,7 @@ func TestTargetsBadStoredSetRefused(t *testing.T) {
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(path); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Open(path, EmbeddedOptions{}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Open = %v, want a refusal saying %q", c.targets, err, c.want)
 		}
 	}
@@ -139,5 +139,20 @@ func TestTargetsUpdateIsOneStep(t *testing.T) {
 	out := s.Write(Change{Name: "other", Server: &sv}, Change{Name: "web", Update: func(*Server) (*Server, error) { return nil, refuse }})
 	if out.Err != refuse || s.Current().Revision() != rev || s.Current().Len() != 1 {
 		t.Fatalf("a write whose Update refuses: %+v, revision %d → %d, %d servers", out, rev, s.Current().Revision(), s.Current().Len())
+	}
+}
+
+// A write never stores what the loader would refuse: a set that breaks the rules
+// fails the write, and nothing changes.
+func TestTargetsWriteChecksSet(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "servers.json"))
+	for _, sv := range []Server{
+		{Target: "10.0.0.2", Targets: weighted()},
+		{Target: "10.0.0.1", Targets: []Target{{Address: "10.0.0.1", Weight: 1, State: "on"}}},
+		{Target: "10.0.0.1", Targets: []Target{}},
+	} {
+		if out := s.Write(Change{Name: "web", Server: &sv}); out.Err == nil || s.Current().Revision() != 0 {
+			t.Errorf("writing %+v: %+v, revision %d; want refused", sv, out, s.Current().Revision())
+		}
 	}
 }

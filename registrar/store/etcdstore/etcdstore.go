@@ -34,7 +34,7 @@
 //     with an error naming etcd (store.ErrUnavailable: the registrar answers 503);
 //     the watch resumes when it returns.
 //   - Deltas come from the changes this replica's watch delivered since its last full
-//     read (at most historyLimit of them); a proxy asking from before that gets the
+//     read (at most Options.History of them); a proxy asking from before that gets the
 //     full table. Pages are cut from this replica's copy of the table at the revision
 //     asked for, pinned as in the embedded store.
 //   - The lineage is a hash of etcd's cluster id and the @lineage key; a replica that
@@ -50,6 +50,7 @@
 package etcdstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -82,8 +83,11 @@ const (
 	lastWriteKey = "@last-write"
 )
 
-// Options says how to reach etcd and where the table lives.
+// Options says how to reach etcd and where the table lives, besides the settings
+// both stores share (store.Options; Log defaults to slog.Default, History to
+// 100,000).
 type Options struct {
+	store.Options
 	Endpoints   []string
 	Prefix      string        // default DefaultPrefix
 	CACert      string        // PEM file of the CA that signed etcd's certificate (https endpoints)
@@ -91,18 +95,6 @@ type Options struct {
 	Username    string        // etcd auth
 	Password    string        //
 	DialTimeout time.Duration // default 5 s; also bounds each request to etcd
-	Log         *slog.Logger
-	// OnCommit, when set, is called after each write etcd committed (Writes 1).
-	OnCommit func(store.Commit)
-	// EntryCheck, when set, applies the registrar's own rules to each stored server
-	// beyond what decoding checks (reserved names, serviceName); a server it refuses
-	// is skipped like any invalid key.
-	EntryCheck func(store.Server) error
-	// History is how many changes are kept for deltas (default 100,000).
-	History int
-	// MaxServers refuses writes that would take the table past it (store.ErrTableFull);
-	// 0: no limit.
-	MaxServers int
 }
 
 // DefaultPrefix is where the table lives unless -etcd-prefix says otherwise.
@@ -157,17 +149,6 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
-
-// historyLimit is the default bound of the changes kept for deltas (the protocol's
-// -history default); a proxy further behind gets the full table.
-const historyLimit = 100000
-
-func cmpOr(a, b int) int {
-	if a > 0 {
-		return a
-	}
-	return b
-}
 
 // Open connects to etcd, reads the whole table (creating the lineage key when it is
 // missing) and starts following it. It fails when etcd cannot be reached within the
@@ -228,7 +209,7 @@ func open(ctx context.Context, o Options) (*Store, error) {
 		log:        o.Log,
 		onCommit:   o.OnCommit,
 		check:      o.EntryCheck,
-		historyMax: cmpOr(o.History, historyLimit),
+		historyMax: cmp.Or(o.History, store.DefaultHistory),
 		maxSrv:     o.MaxServers,
 		badSeen:    map[string]int64{},
 		resync:     make(chan struct{}, 1),
@@ -738,7 +719,7 @@ func (s *Store) apply(evs []*clientv3.Event) {
 	old.table.Supersede()
 }
 
-// trimHistory drops the oldest revisions beyond historyLimit changes; base moves to
+// trimHistory drops the oldest revisions beyond historyMax changes; base moves to
 // the last revision dropped (deltas from before it are no longer held).
 func (s *Store) trimHistory() {
 	if len(s.history) <= s.historyMax {

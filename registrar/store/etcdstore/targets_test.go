@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/etcdtest"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/store"
 )
 
@@ -39,7 +39,7 @@ func TestTargetsInEtcd(t *testing.T) {
 		t.Fatalf("a key with weight 500: served %v, %d invalid keys; want skipped", ok, a.InvalidKeys())
 	}
 
-	emb, err := store.Open(filepath.Join(t.TempDir(), "servers.json"))
+	emb, err := store.Open(filepath.Join(t.TempDir(), "servers.json"), store.EmbeddedOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestTargetsInEtcd(t *testing.T) {
 			t.Fatalf("write %d: etcd %+v, embedded %+v", i, oa, oe)
 		}
 	}
-	testbin.Eventually(t, 5*time.Second, func() string { return same(a, b) })
+	wait.Eventually(t, 5*time.Second, func() string { return same(a, b) })
 	if msg := same(a, openStore(t, c.Endpoints(), nil)); msg != "" {
 		t.Fatal("a replica opened afresh:", msg)
 	}

@@ -13,10 +13,6 @@ import (
 	"switchyard/registrar/store"
 )
 
-// ErrTransactionTooLarge: etcd refused a write as one transaction (too many
-// operations or bytes); nothing was changed.
-var ErrTransactionTooLarge = errors.New("the write is too large for one etcd transaction")
-
 // maxTries bounds how often a write is retried when another replica changed one of
 // its keys between this replica's view and the commit.
 const maxTries = 20
@@ -89,7 +85,7 @@ func (s *Store) Write(changes ...store.Change) store.WriteResult {
 		r, err := s.cli.Txn(c).If(cmps...).Then(ops...).Commit()
 		cancel()
 		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
-			return store.WriteResult{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", ErrTransactionTooLarge, store.ErrNotSaved, len(changes), err)}
+			return store.WriteResult{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", store.ErrTooLarge, store.ErrNotSaved, len(changes), err)}
 		}
 		if err != nil {
 			s.reachable.Store(false)

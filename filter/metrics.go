@@ -12,14 +12,19 @@ import (
 // switchyard_routed). They are defined in on_configure, never in init(): Envoy traps a
 // define_metric made while the module initialises.
 
-// routerMetrics are the router's counter ids: routed, and one per rejection.
+// routerMetrics are the router's counter ids: routed, routed in panic, targets
+// ejected by the passive health check, and one per rejection.
 type routerMetrics struct {
-	routed   uint32
-	rejected [routing.NumOutcomes]uint32 // indexed by Outcome; only rejections are defined
+	routed, panic, ejections uint32
+	rejected                 [routing.NumOutcomes]uint32 // indexed by Outcome; only rejections are defined
 }
 
 func defineRouterMetrics() routerMetrics {
-	m := routerMetrics{routed: uint32(proxywasm.DefineCounterMetric(contract.MetricRouted))}
+	m := routerMetrics{
+		routed:    uint32(proxywasm.DefineCounterMetric(contract.MetricRouted)),
+		panic:     uint32(proxywasm.DefineCounterMetric(contract.MetricRoutedPanic)),
+		ejections: uint32(proxywasm.DefineCounterMetric(contract.MetricEjections)),
+	}
 	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
 		if o.Rejected() {
 			m.rejected[o] = uint32(proxywasm.DefineCounterMetric(contract.MetricRejectedBase + o.Code()))

@@ -62,6 +62,13 @@ func (r *router) OnTick() {
 	r.health.Tick(hostNow())
 }
 
+// OnPluginDone releases the poll lease if this VM holds it.
+func (r *router) OnPluginDone() bool {
+	r.tick.lease.Release()
+	r.tick.poller = nil
+	return true
+}
+
 // routerStream is one HTTP stream of the router: the authority its request was routed
 // to while the passive health check may want it on the response path.
 type routerStream struct {

@@ -70,7 +70,7 @@ run: build
 # time and memory at 1,000,000 names. Each benchmark prints its figures as custom units
 # (ns/req-median, MiB-at-5M, p99-ms, ratio, ...). About 4 minutes.
 bench: build
-	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$' -benchtime 200000x -timeout 20m ./filter/inhost/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$|^BenchmarkTargets$$' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkScale100k|BenchmarkDevproxyLoad1M' -benchtime 1x -timeout 20m ./e2e/

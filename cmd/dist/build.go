@@ -99,17 +99,17 @@ func build(o options) ([]string, error) {
 	return append(names, "SHA256SUMS"), nil
 }
 
-// commonFiles stages what every architecture shares: the files of packaging/, the
+// commonFiles stages what every architecture shares: the copied files, the
 // filter module, envoy.yaml for this layout and the Debian changelog.
 func commonFiles(o options, work string) ([]staged, error) {
 	var out []staged
-	names := make([]string, 0, len(fromPackaging))
-	for n := range fromPackaging {
+	names := make([]string, 0, len(copied))
+	for n := range copied {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		out = append(out, staged{fromPackaging[n], filepath.Join(o.Repo, "packaging", n)})
+		out = append(out, staged{copied[n], filepath.Join(o.Repo, filepath.FromSlash(n))})
 	}
 
 	wasm := filepath.Join(work, "filter.wasm")
@@ -156,7 +156,8 @@ func buildBinaries(o options, work, arch string) ([]staged, error) {
 			}
 		}
 		dst := filepath.Join(work, arch, path.Base(b.dst))
-		if err := goBuild(o, "linux", arch, dst, b.pkg); err != nil {
+		// -s -w: no symbol table or DWARF (Debian and rpm ship stripped binaries).
+		if err := goBuild(o, "linux", arch, dst, "-ldflags", "-s -w", b.pkg); err != nil {
 			return nil, err
 		}
 		out = append(out, staged{file{dst: b.dst, mode: 0o755}, dst})
@@ -210,8 +211,11 @@ func writePackage(o options, format, version, arch string, all []staged, scripts
 			continue
 		}
 		typ := files.TypeFile
-		if f.config {
+		switch {
+		case f.config:
 			typ = files.TypeConfigNoReplace
+		case format == "rpm" && f.doc != "":
+			typ = files.TypeRPMDoc
 		}
 		contents = append(contents, &files.Content{
 			Source:      f.src,
@@ -219,6 +223,13 @@ func writePackage(o options, format, version, arch string, all []staged, scripts
 			Type:        typ,
 			FileInfo:    &files.ContentFileInfo{Owner: "root", Group: "root", Mode: f.mode, MTime: o.Epoch},
 		})
+	}
+	if format == "rpm" {
+		// rpm owns only the folders a package lists (dpkg records every parent).
+		for _, d := range ownedDirs {
+			contents = append(contents, &files.Content{Destination: d, Type: files.TypeDir,
+				FileInfo: &files.ContentFileInfo{Owner: "root", Group: "root", Mode: 0o755, MTime: o.Epoch}})
+		}
 	}
 	info := &nfpm.Info{
 		Name:          pkgName,
@@ -230,7 +241,6 @@ func writePackage(o options, format, version, arch string, all []staged, scripts
 		Priority:      "optional",
 		Maintainer:    maintainer,
 		Vendor:        "Switchyard",
-		Homepage:      "https://switchyard.example.com/",
 		License:       "Proprietary",
 		Description: "routes requests to registered servers through Envoy\n" +
 			"Switchyard is a proxy-wasm filter for Envoy and the registrar service\n" +
@@ -250,7 +260,7 @@ func writePackage(o options, format, version, arch string, all []staged, scripts
 	} else {
 		info.Release = "1"
 		info.Scripts = nfpm.Scripts{PostInstall: scripts[rpmScripts["post"]], PreRemove: scripts[rpmScripts["preun"]], PostRemove: scripts[rpmScripts["postun"]]}
-		info.RPM = nfpm.RPM{Group: "System Environment/Daemons", Summary: "Switchyard registrar, filter module and Envoy configuration", BuildHost: "reproducible", Compression: "gzip", Packager: maintainer}
+		info.RPM = nfpm.RPM{Group: "System Environment/Daemons", Summary: "Registrar, proxy-wasm filter and Envoy configuration for request routing", BuildHost: "reproducible", Compression: "gzip", Packager: maintainer}
 	}
 	info = nfpm.WithDefaults(info)
 	p, err := nfpm.Get(format)

@@ -19,7 +19,11 @@ type file struct {
 	mode   fs.FileMode
 	config bool
 	only   string
+	doc    string // "doc": marked as documentation in the rpm (rpmlint wants the copyright so)
 }
+
+// ownedDirs are the folders that belong to the package alone.
+var ownedDirs = []string{"/etc/switchyard", "/usr/lib/switchyard", docDir}
 
 // binary is a Go command the package carries; optional ones are packaged when their
 // folder exists in the tree being built.
@@ -43,14 +47,15 @@ const (
 	tokenPath = "/etc/switchyard/registrar.token" // created by the postinst, not packaged
 )
 
-// fromPackaging maps files of packaging/ to where they are installed.
-var fromPackaging = map[string]file{
-	"switchyard-registrar.service": {dst: unitDir + "/switchyard-registrar.service", mode: 0o644},
-	"switchyard-envoy.service":     {dst: unitDir + "/switchyard-envoy.service", mode: 0o644},
-	"sysusers.conf":                {dst: "/usr/lib/sysusers.d/switchyard.conf", mode: 0o644},
-	"registrar.env":                {dst: "/etc/switchyard/registrar.env", mode: 0o644, config: true},
-	"copyright":                    {dst: docDir + "/copyright", mode: 0o644},
-	"lintian-overrides":            {dst: "/usr/share/lintian/overrides/" + pkgName, mode: 0o644, only: "deb"},
+// copied maps files of the repository to where they are installed.
+var copied = map[string]file{
+	"packaging/switchyard-registrar.service": {dst: unitDir + "/switchyard-registrar.service", mode: 0o644},
+	"packaging/switchyard-envoy.service":     {dst: unitDir + "/switchyard-envoy.service", mode: 0o644},
+	"packaging/sysusers.conf":                {dst: "/usr/lib/sysusers.d/switchyard.conf", mode: 0o644},
+	"packaging/registrar.env":                {dst: "/etc/switchyard/registrar.env", mode: 0o644, config: true},
+	"packaging/copyright":                    {dst: docDir + "/copyright", mode: 0o644, doc: "doc"},
+	"packaging/lintian-overrides":            {dst: "/usr/share/lintian/overrides/" + pkgName, mode: 0o644, only: "deb"},
+	"README.md":                              {dst: docDir + "/README.md", mode: 0o644, doc: "doc"},
 }
 
 // The maintainer scripts: each is packaging/scripts/common.sh followed by its own part.

@@ -571,3 +571,36 @@ func TestRegistrarUnitSecurity(t *testing.T) {
 		t.Errorf("exposure %.1f, more than %.1f:\n%s", score, maxExposure, out)
 	}
 }
+
+// Every setting registrar.env shows commented out is one the packaged registrar has,
+// at the default its -help states, so the file cannot drift from the program.
+func TestRegistrarEnvMatchesHelp(t *testing.T) {
+	need(t, "dpkg-deb")
+	dir, _ := built(t)
+	root := extract(t, artifact(t, dir, "*_amd64.deb"))
+	out, err := exec.Command(filepath.Join(root, "usr/bin/switchyard-registrar"), "-help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("switchyard-registrar -help: %v\n%s", err, out)
+	}
+	defaults := map[string]string{} // REGISTRAR_X → default as -help prints it, unquoted
+	for _, m := range regexp.MustCompile(`\(env (REGISTRAR_[A-Z_]+)\)[^\n]*?(?: \(default ([^)]*)\))?\n`).FindAllStringSubmatch(string(out), -1) {
+		defaults[m[1]] = strings.Trim(m[2], `"`)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "etc/switchyard/registrar.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range regexp.MustCompile(`(?m)^#(REGISTRAR_[A-Z_]+)=(.*)$`).FindAllStringSubmatch(string(b), -1) {
+		n++
+		def, ok := defaults[m[1]]
+		if !ok {
+			t.Errorf("registrar.env shows %s, which switchyard-registrar -help does not list", m[1])
+		} else if m[2] != def {
+			t.Errorf("registrar.env shows %s=%s, but its default is %q", m[1], m[2], def)
+		}
+	}
+	if n < 5 {
+		t.Errorf("registrar.env shows %d settings:\n%s", n, b)
+	}
+}

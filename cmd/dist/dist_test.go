@@ -258,6 +258,7 @@ var wantFiles = []entry{
 	{"-rw-r--r--", "root/root", "/etc/switchyard/envoy.yaml", true},
 	{"-rw-r--r--", "root/root", "/etc/switchyard/registrar.env", true},
 	{"-rwxr-xr-x", "root/root", "/usr/bin/switchyard-registrar", false},
+	{"-rwxr-xr-x", "root/root", "/usr/lib/switchyard/envoy-config", false},
 	{"-rw-r--r--", "root/root", "/usr/lib/switchyard/filter.wasm", false},
 	{"-rw-r--r--", "root/root", "/usr/lib/systemd/system/switchyard-envoy.service", false},
 	{"-rw-r--r--", "root/root", "/usr/lib/systemd/system/switchyard-registrar.service", false},
@@ -511,8 +512,10 @@ func TestPackagedRegistrarServes(t *testing.T) {
 				t.Fatal(err)
 			}
 			token := "packaged-registrar-token"
-			if err := os.WriteFile(filepath.Join(root, tokenPath), []byte(token+"\n"), 0o640); err != nil {
-				t.Fatal(err)
+			for p, tok := range map[string]string{tokenPath: token, proxyTokenPath: "packaged-proxy-token"} {
+				if err := os.WriteFile(filepath.Join(root, p), []byte(tok+"\n"), 0o640); err != nil {
+					t.Fatal(err)
+				}
 			}
 			startUnit(t, root).answers(t, token)
 		})
@@ -602,5 +605,63 @@ func TestRegistrarEnvMatchesHelp(t *testing.T) {
 	}
 	if n < 5 {
 		t.Errorf("registrar.env shows %d settings:\n%s", n, b)
+	}
+}
+
+// switchyard-envoy.service's first ExecStartPre, run as the unit has it (%d: the
+// credentials directory holding proxy-token, %t: the runtime root), writes an
+// envoy.yaml Envoy accepts (envoycheck) with the proxy token in the plugin
+// configuration; a token that cannot go into JSON is refused.
+func TestEnvoyConfigGetsTheProxyToken(t *testing.T) {
+	need(t, "dpkg-deb")
+	dir, _ := built(t)
+	root := extract(t, artifact(t, dir, "*_amd64.deb"))
+	b, err := os.ReadFile(filepath.Join(root, "usr/lib/systemd/system/switchyard-envoy.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^ExecStartPre=(/usr/lib/switchyard/envoy-config .*)$`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("switchyard-envoy.service has no ExecStartPre=/usr/lib/switchyard/envoy-config")
+	}
+	creds, runtime := t.TempDir(), t.TempDir()
+	words := strings.Fields(strings.NewReplacer("%d", creds, "%t", runtime).Replace(m[1]))
+	for i, w := range words {
+		if strings.HasPrefix(w, "/") && !strings.HasPrefix(w, creds) && !strings.HasPrefix(w, runtime) {
+			words[i] = filepath.Join(root, w)
+		}
+	}
+	os.MkdirAll(filepath.Join(runtime, "switchyard-envoy"), 0o700)
+	render := func(token string) (string, error) {
+		if err := os.WriteFile(filepath.Join(creds, "proxy-token"), []byte(token+"\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(words[0], words[1:]...).CombinedOutput()
+		return string(out), err
+	}
+	const token = "0123abcd-proxy.token"
+	if out, err := render(token); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(words, " "), err, out)
+	}
+	rendered := words[len(words)-1]
+	y, err := os.ReadFile(rendered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(y), `"token": "`+token+`"`) || strings.Contains(string(y), `"token": ""`) {
+		t.Errorf("the rendered envoy.yaml does not carry the proxy token in its plugin configuration")
+	}
+	if st, _ := os.Stat(rendered); st.Mode().Perm()&0o077 != 0 {
+		t.Errorf("the rendered envoy.yaml (holding the token) is %v, want it private", st.Mode())
+	}
+	problems, err := envoycheck.Check(rendered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := envoycheck.Join(problems); err != nil {
+		t.Errorf("rendered envoy.yaml: %v", err)
+	}
+	if out, err := render(`bad"token`); err == nil || !strings.Contains(out, "the proxy token must be") {
+		t.Errorf("a token with a quote: %v %s, want a refusal", err, out)
 	}
 }

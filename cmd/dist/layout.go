@@ -40,17 +40,19 @@ var binaries = []binary{
 
 // Files built or derived rather than copied from packaging/.
 const (
-	wasmDst   = "/usr/lib/switchyard/filter.wasm"
-	envoyDst  = "/etc/switchyard/envoy.yaml"
-	unitDir   = "/usr/lib/systemd/system"
-	docDir    = "/usr/share/doc/" + pkgName
-	tokenPath = "/etc/switchyard/registrar.token" // created by the postinst, not packaged
+	wasmDst        = "/usr/lib/switchyard/filter.wasm"
+	envoyDst       = "/etc/switchyard/envoy.yaml"
+	unitDir        = "/usr/lib/systemd/system"
+	docDir         = "/usr/share/doc/" + pkgName
+	tokenPath      = "/etc/switchyard/registrar.token" // created by the postinst, not packaged
+	proxyTokenPath = "/etc/switchyard/proxy.token"     // likewise
 )
 
 // copied maps files of the repository to where they are installed.
 var copied = map[string]file{
 	"packaging/switchyard-registrar.service": {dst: unitDir + "/switchyard-registrar.service", mode: 0o644},
 	"packaging/switchyard-envoy.service":     {dst: unitDir + "/switchyard-envoy.service", mode: 0o644},
+	"packaging/envoy-config":                 {dst: "/usr/lib/switchyard/envoy-config", mode: 0o755},
 	"packaging/sysusers.conf":                {dst: "/usr/lib/sysusers.d/switchyard.conf", mode: 0o644},
 	"packaging/registrar.env":                {dst: "/etc/switchyard/registrar.env", mode: 0o644, config: true},
 	"packaging/copyright":                    {dst: docDir + "/copyright", mode: 0o644, doc: "doc"},

@@ -75,27 +75,34 @@ func account(t *testing.T, root string) (uid, gid int) {
 	return 0, 0
 }
 
-// installed checks what the postinst leaves: the user, the token file (0640
+// installed checks what the postinst leaves: the user, the API token file (0640
 // root:switchyard, a 64-hex-digit token unless one was there) and the data folder
-// (0750 switchyard); it returns the token.
+// (0750 switchyard), and the proxy token file likewise; it returns the API token.
 func installed(t *testing.T, root string) string {
 	t.Helper()
 	uid, gid := account(t, root)
-	tok := filepath.Join(root, tokenPath)
-	st, err := os.Stat(tok)
-	if err != nil {
-		t.Fatalf("no token file after install: %v", err)
+	var tokens []string
+	for _, p := range []string{tokenPath, proxyTokenPath} {
+		tok := filepath.Join(root, p)
+		st, err := os.Stat(tok)
+		if err != nil {
+			t.Fatalf("no token file after install: %v", err)
+		}
+		if sys := st.Sys().(*syscall.Stat_t); st.Mode().Perm() != 0o640 || sys.Uid != 0 || int(sys.Gid) != gid {
+			t.Errorf("%s: %v %d:%d, want -rw-r----- 0:%d", p, st.Mode(), sys.Uid, sys.Gid, gid)
+		}
+		b, err := os.ReadFile(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, strings.TrimSpace(string(b)))
 	}
-	if sys := st.Sys().(*syscall.Stat_t); st.Mode().Perm() != 0o640 || sys.Uid != 0 || int(sys.Gid) != gid {
-		t.Errorf("token file %v %d:%d, want -rw-r----- 0:%d", st.Mode(), sys.Uid, sys.Gid, gid)
+	token := tokens[0]
+	if tokens[0] == tokens[1] {
+		t.Errorf("the API token and the proxy token are the same")
 	}
-	b, err := os.ReadFile(tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(b))
 	data := filepath.Join(root, "var/lib/switchyard")
-	st, err = os.Stat(data)
+	st, err := os.Stat(data)
 	if err != nil {
 		t.Fatalf("no data folder after install: %v", err)
 	}
@@ -177,7 +184,7 @@ func TestDebLifecycleInScratchRoot(t *testing.T) {
 
 	// Purge: data, token and configuration go.
 	dpkg(t, root, "-P", "switchyard")
-	for _, gone := range []string{tokenPath, "/var/lib/switchyard", "/etc/switchyard/registrar.env", "/etc/switchyard/envoy.yaml"} {
+	for _, gone := range []string{tokenPath, proxyTokenPath, "/var/lib/switchyard", "/etc/switchyard/registrar.env", "/etc/switchyard/envoy.yaml"} {
 		if _, err := os.Stat(filepath.Join(root, gone)); !os.IsNotExist(err) {
 			t.Errorf("purge left %s (%v)", gone, err)
 		}

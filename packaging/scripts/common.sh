@@ -7,6 +7,7 @@
 root=${DPKG_ROOT:-}
 unit=switchyard-registrar.service
 token=$root/etc/switchyard/registrar.token
+proxy_token=$root/etc/switchyard/proxy.token
 state=$root/var/lib/switchyard
 
 # systemd_running: systemctl may be used (systemd is PID 1, and the files are being
@@ -49,14 +50,14 @@ create_state() {
 	fi
 }
 
-# create_token: a random token, only when there is no token file (an existing one,
+# create_token FILE: a random token, only when there is no such file (an existing one,
 # edited or not, is kept). 0640 root:switchyard: the registrar reads it through its
 # group and refuses a token file anyone else may read.
 create_token() {
-	[ -e "$token" ] && return 0
+	[ -e "$1" ] && return 0
 	gid=$(field "$root/etc/group" switchyard 3)
-	mkdir -p "${token%/*}"
-	tmp=$token.tmp.$$
+	mkdir -p "${1%/*}"
+	tmp=$1.tmp.$$
 	(
 		umask 077
 		od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp"
@@ -64,7 +65,7 @@ create_token() {
 	)
 	chown "0:$gid" "$tmp"
 	chmod 0640 "$tmp"
-	mv "$tmp" "$token"
+	mv "$tmp" "$1"
 }
 
 start_service() {
@@ -93,5 +94,5 @@ disable_service() {
 
 purge_data() {
 	rm -rf "$state"
-	rm -f "$token"
+	rm -f "$token" "$proxy_token"
 }

@@ -576,3 +576,24 @@ func TestTLSRegistrar(t *testing.T) {
 	fails(t, exitUnreachable, `x509: .*give its CA with --ca-file`, nil, "--registrar", base, "servers", "list")
 	fails(t, exitUsage, `--ca-file .*: no PEM certificate in it`, nil, "--registrar", base, "--ca-file", pair.KeyFile, "servers", "list")
 }
+
+// A registrar that answers 503 (a replica whose etcd is down cannot write) passes the
+// command on to the next one, and the error names both when none can.
+func TestFailoverOn503(t *testing.T) {
+	replicaOn := func(c *etcdtest.Cluster) *proc.Proc {
+		return proc.StartRegistrar(t, "-allow-cidr", "127.0.0.0/8", "-etcd-endpoints", c.EndpointList(),
+			"-etcd-prefix", "/switchyard-ctl/servers/", "-etcd-dial-timeout", "2s")
+	}
+	c1, c2 := etcdtest.Start(t, 1), etcdtest.Start(t, 1)
+	a, b := replicaOn(c1), replicaOn(c2)
+	c1.Stop()
+	r := ctl(t, nil, "--registrar", a.URL()+","+b.URL(), "-v", "servers", "set", "web-1", "127.0.0.1:9101", "--service", "shop")
+	if r.code != 0 || !strings.Contains(r.stderr, "PUT "+a.URL()+"/api/servers/web-1: 503") || !strings.Contains(r.stderr, "PUT "+b.URL()+"/api/servers/web-1: 200") {
+		t.Fatalf("a write with the first replica's etcd down: %s", r)
+	}
+	if list := listServers(t, b.URL()); len(list) != 1 || list[0].Name != "web-1" {
+		t.Fatalf("the second replica: %+v", list)
+	}
+	// The last registrar's 503 is its answer: a refusal (exit 1) with its message.
+	fails(t, exitRefused, `PUT /api/servers/web-2: 503 Service Unavailable: `, nil, "--registrar", a.URL(), "servers", "set", "web-2", "127.0.0.1:9102", "--service", "shop")
+}

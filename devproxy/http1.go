@@ -104,6 +104,7 @@ type headSeen struct {
 	requestLine      bool
 	connect          bool
 	contentLength    int64 // -1: none
+	badLength        bool  // a Content-Length the scanner cannot read
 	chunked, hasTE   bool
 	upgrade, connUpg bool
 }
@@ -239,8 +240,10 @@ func (c *h1Conn) headerLine(line []byte) {
 	switch {
 	case bytes.EqualFold(name, []byte("Content-Length")):
 		n, err := strconv.ParseInt(string(value), 10, 64)
-		if err != nil {
-			n = 0 // net/http refuses a bad Content-Length before any handler runs
+		if err != nil || n < 0 {
+			// net/http refuses most such values itself and accepts a list of equal ones
+			// ("5, 5"); either way the scanner cannot follow the framing for sure.
+			c.head.badLength = true
 		}
 		c.head.contentLength = n
 	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
@@ -276,7 +279,7 @@ func (c *h1Conn) endHead() {
 		}
 		c.refused[idx] = true
 		c.state = passThrough // the answer closes the connection
-	case h.connect || h.upgrade && h.connUpg:
+	case h.connect || h.upgrade && h.connUpg || h.badLength:
 		c.state = passThrough
 	case h.hasTE && h.chunked:
 		c.state = inChunkSize

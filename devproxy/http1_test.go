@@ -65,9 +65,17 @@ func TestContentLengthWithChunkedIsRefused(t *testing.T) {
 	if n := w.frontend.count() - before; n != 0 {
 		t.Errorf("the frontend got %d requests, want none", n)
 	}
+	// Behind a request with a body on the same connection: the first is served, the
+	// second refused.
+	answers, closed = rawRequests(t, w.addr(),
+		"POST /a.txt HTTP/1.1\r\nHost: proxy\r\nContent-Length: 3\r\n\r\nabc"+
+			"POST /b.txt HTTP/1.1\r\nHost: proxy\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 5*time.Second)
+	if len(answers) != 2 || answers[0].status != 200 || answers[1].status != 400 || !closed {
+		t.Errorf("a body, then Content-Length with chunked: %+v closed=%v, want 200 then 400 and a close", answers, closed)
+	}
 	// Chunked alone, and two pipelined requests, are served.
 	answers, _ = rawRequests(t, w.addr(),
-		"POST /a.txt HTTP/1.1\r\nHost: proxy\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
+		"POST /a.txt HTTP/1.1\r\nHost: proxy\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n"+
 			"GET /b.txt HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n", 5*time.Second)
 	if len(answers) != 2 || answers[0].status != 200 || answers[1].body != "frontend GET /b.txt" {
 		t.Errorf("chunked then pipelined GET: %+v", answers)

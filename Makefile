@@ -12,7 +12,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo devel)
 
 build:
 	@mkdir -p $(BIN)
-	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -ldflags "-X switchyard/filter/syncing.BuildVersion=$(VERSION)" -o $(BIN)/filter.wasm ./filter
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -ldflags "-X switchyard/filter/polling.BuildVersion=$(VERSION)" -o $(BIN)/filter.wasm ./filter
 	$(GO) build -trimpath -o $(BIN)/registrar ./registrar
 	$(GO) build -trimpath -o $(BIN)/devproxy ./cmd/devproxy
 
@@ -38,11 +38,12 @@ FUZZ_TARGETS := \
 	FuzzParseAddress:./internal/validate/ \
 	FuzzServiceName:./internal/validate/ \
 	FuzzWrite:./registrar/server/ \
-	FuzzAnswer:./filter/syncing/ \
+	FuzzAnswer:./filter/polling/ \
 	FuzzConfig:./internal/pluginconfig/ \
 	FuzzPairs:./internal/abi/ \
 	FuzzDecide:./filter/routing/ \
-	FuzzSchemaAgreement:./deploy/
+	FuzzSchemaAgreement:./deploy/ \
+	FuzzTargetSet:./internal/contract/
 # fuzz-check fails when a `func Fuzz...` in a _test.go file is not in FUZZ_TARGETS with
 # its package folder, so the list stays the one list of fuzz targets (README points here).
 fuzz-check:

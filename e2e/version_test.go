@@ -21,7 +21,7 @@ import (
 )
 
 // TestFilterReportsBuildVersion: a filter.wasm linked with
-// -X switchyard/filter/syncing.BuildVersion=V (what `make build` passes, VERSION from
+// -X switchyard/filter/polling.BuildVersion=V (what `make build` passes, VERSION from
 // git describe) sends version=V in its polls, through the real dev proxy to the real
 // registrar. The module is built here with that flag, the way the Makefile builds it,
 // so the test does not depend on what the checked-out tree describes itself as.
@@ -83,7 +83,7 @@ func buildFilterWithVersion(t *testing.T, version string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildmode=c-shared",
-		"-ldflags", "-X switchyard/filter/syncing.BuildVersion="+version, "-o", out, "./filter")
+		"-ldflags", "-X switchyard/filter/polling.BuildVersion="+version, "-o", out, "./filter")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if msg, err := cmd.CombinedOutput(); err != nil {

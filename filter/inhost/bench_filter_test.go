@@ -27,7 +27,7 @@ import (
 //
 // Each benchmark first checks that the filter gives the right answer, then measures.
 // The requests run in batches of benchBatch, the measured VM's and the reference's in
-// turn, so that both see the same machine: on a noisy 2-core machine the load of a
+// turn, so that both see the same machine: on a shared machine the load of a
 // neighbour changes from one second to the next, and a ratio of figures taken minutes
 // apart says more about the neighbours than about the filter. ns/req-median is the
 // median batch time per request of the measured VM, <ref>-ns/req-median the

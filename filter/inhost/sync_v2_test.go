@@ -14,8 +14,7 @@ import (
 )
 
 // The sync protocol version 2 (docs/sync-protocol.md) with the real filter.wasm in the
-// wasmhost and the real registrar: deltas, paged full tables, lineage, identity
-// (issues 12, 15, 16).
+// wasmhost and the real registrar: deltas, paged full tables, lineage, identity.
 
 // waitQuery waits (bounded) until the registrar has seen a poll for which match holds.
 func waitQuery(t *testing.T, reg *fRegistrar, what string, match func(q map[string][]string) bool) {

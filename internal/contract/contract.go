@@ -2,7 +2,8 @@
 // the filter's root ids, its metric names, its shared-data keys, the error codes of
 // its local replies and the sync's poll timing. The filter (compiled for wasip1), the
 // dev proxy, the envoy.yaml checker and the tests import them from here instead of
-// retyping them. Pure constants: no dependencies, safe in the filter.
+// retyping them, and the target-set string's codec (targetset.go). Constants and pure
+// functions on the standard library and internal/validate: safe in the filter.
 package contract
 
 // Root ids of the one filter.wasm (the plugin's root_id in Envoy's configuration).
@@ -29,7 +30,7 @@ const (
 	KeyPrefix      = "switchyard/"
 	RouteKeyPrefix = "switchyard/route/" // + server name → target ("" once removed)
 	RevisionKey    = "switchyard/revision"
-	LeaseKey       = "switchyard/lease"  // which VM polls the registrar (filter/syncing/lease.go)
+	LeaseKey       = "switchyard/lease"  // which VM polls the registrar (filter/polling/lease.go)
 	PolledKey      = "switchyard/polled" // host time (ns) of the last successful poll
 	StaleKey       = "switchyard/stale"  // "1" while the table is older than stale_after_seconds
 )

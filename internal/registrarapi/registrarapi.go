@@ -7,14 +7,25 @@ package registrarapi
 
 import "time"
 
-// Server is one registered server: the server name clients put in X-Server-Name
-// (Name) and the target the proxy sends them to (Target, host:port or an IP). The
-// registrar's store keeps servers in this type (store.Server is an alias).
+// Server is one registered server as the API shows it: the server name clients put
+// in X-Server-Name (Name), its first active target (Target, host:port or an IP: what
+// clients from before target sets read), and all its targets, always (one for a
+// server registered with ipAddress alone). The registrar's store keeps servers in its
+// own type (store.Server), which the registrar turns into this one.
 type Server struct {
 	Name      string    `json:"host"`
 	Target    string    `json:"ipAddress"`
 	Service   string    `json:"serviceName"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	Targets   []Target  `json:"targets,omitempty"`
+}
+
+// Target is one target of a server as the API shows it.
+type Target struct {
+	Address string `json:"address"`
+	Weight  int    `json:"weight"` // 0–100
+	State   string `json:"state"`  // "active" or "draining"
+	Health  string `json:"health"` // "up", or "down" when the registrar's active health check finds it so
 }
 
 // Answer is the whole body of an /api/ answer.

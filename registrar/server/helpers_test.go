@@ -48,12 +48,18 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &testRegistrar{URL: serve(t, s), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+}
+
+// serve serves s's handler with httptest on 127.0.0.1 until the test ends, and
+// returns its URL. Cleanups registered before it run after it.
+func serve(t testing.TB, s *Server) string {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		s.releaseWaiters()
 		srv.Close()
 	})
-	return &testRegistrar{URL: srv.URL, Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+	return srv.URL
 }
 
 // newServer builds a server as the registrar command does: the embedded store at

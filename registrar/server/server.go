@@ -155,6 +155,8 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/servers/register", auth.wrap(http.HandlerFunc(a.register)))
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
+	mux.Handle("/api/servers/{host}/targets", auth.wrap(http.HandlerFunc(a.targets)))
+	mux.Handle("/api/servers/{host}/targets/{address}", auth.wrap(http.HandlerFunc(a.target)))
 	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
 	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
@@ -257,8 +259,10 @@ func checkLoaded(sv store.Server) error {
 // served, since dropping routes at start would be worse; the operator decides.
 func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
 	t.Ascend("", func(sv store.Server) bool {
-		if err := checkTarget(sv.Target, p); err != nil {
-			log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Name, "err", err)
+		for _, t := range sv.TargetList() {
+			if err := checkTarget(t.Address, p); err != nil {
+				log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Name, "err", err)
+			}
 		}
 		return true
 	})

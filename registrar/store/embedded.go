@@ -190,7 +190,7 @@ func Open(path string, o EmbeddedOptions) (*Embedded, error) {
 	s.snapBytes.Store(l.snapBytes)
 	first := &Table{revision: l.revision, tree: s.work.Clone(), changed: make(chan struct{})}
 	s.work.Ascend(func(sv Server) bool {
-		first.size += int64(EncodedSize(sv.Name, sv.Target))
+		first.size += int64(EncodedSize(sv.Name, sv.Route()))
 		return true
 	})
 	if s.lineage == "" {
@@ -259,8 +259,8 @@ func (s *Embedded) check(sv Server) error {
 	if err := validate.ServerName(sv.Name); err != nil {
 		return fmt.Errorf("host %q %v", sv.Name, err)
 	}
-	if _, err := validate.ParseAddress(sv.Target); err != nil {
-		return fmt.Errorf("ipAddress: %v", err)
+	if err := CheckTargets(sv); err != nil {
+		return err
 	}
 	if s.extraCheck != nil {
 		return s.extraCheck(sv)
@@ -315,7 +315,7 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 				return fmt.Errorf("server %q: %v", op.Name, err)
 			}
 			l.tree.ReplaceOrInsert(*op.Server)
-			changes = append(changes, histEntry{rev: r.Rev, name: op.Name, target: op.Server.Target, existed: existed})
+			changes = append(changes, histEntry{rev: r.Rev, name: op.Name, target: op.Server.Route(), existed: existed})
 		}
 		return nil
 	})
@@ -448,14 +448,15 @@ func (s *Embedded) commit(batch []writeOp) {
 				o, n := results[i].Old[j], results[i].New[j]
 				switch {
 				case n == nil && o != nil:
-					size -= int64(EncodedSize(o.Name, o.Target))
+					size -= int64(EncodedSize(o.Name, o.Route()))
 					rc.changes = append(rc.changes, histEntry{rev: rev, name: c.Name, existed: true})
 				case n != nil && n != o:
+					route := n.Route()
 					if o != nil {
-						size -= int64(EncodedSize(o.Name, o.Target))
+						size -= int64(EncodedSize(o.Name, o.Route()))
 					}
-					size += int64(EncodedSize(n.Name, n.Target))
-					rc.changes = append(rc.changes, histEntry{rev: rev, name: c.Name, target: n.Target, existed: o != nil})
+					size += int64(EncodedSize(n.Name, route))
+					rc.changes = append(rc.changes, histEntry{rev: rev, name: c.Name, target: route, existed: o != nil})
 				}
 			}
 			changed = append(changed, rc)
@@ -628,32 +629,38 @@ func truncateDurable(path string, size int64) error {
 }
 
 // apply performs one write's changes on m, or none of them when one fails: a
-// removal with MustExist of an absent name, or more than maxServers servers after a
-// write that adds some (maxServers 0: no limit).
+// removal with MustExist of an absent name, an Update that refuses, or more than
+// maxServers servers after a write that adds some (maxServers 0: no limit).
 func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers int) WriteResult {
-	var out WriteResult
-	present := map[string]bool{} // names the write touches, as the write goes on
+	sets, err := resolve(changes, func(name string) *Server {
+		if sv, ok := m.Get(Server{Name: name}); ok {
+			return &sv
+		}
+		return nil
+	})
+	if err != nil {
+		return WriteResult{Err: err}
+	}
 	count := m.Len()
-	for _, c := range changes {
+	present := map[string]bool{} // names the write touches, as the write goes on
+	for i, c := range changes {
 		had, seen := present[c.Name]
 		if !seen {
 			_, had = m.Get(Server{Name: c.Name})
 		}
-		if c.Server == nil && c.MustExist && !had {
-			return WriteResult{Err: ErrNotFound}
-		}
 		switch {
-		case c.Server == nil && had:
+		case sets[i] == nil && had:
 			count--
-		case c.Server != nil && !had:
+		case sets[i] != nil && !had:
 			count++
 		}
-		present[c.Name] = c.Server != nil
+		present[c.Name] = sets[i] != nil
 	}
 	if maxServers > 0 && count > maxServers && count > m.Len() {
 		return WriteResult{Err: ErrTableFull}
 	}
-	for _, c := range changes {
+	var out WriteResult
+	for i, c := range changes {
 		old, had := m.Get(Server{Name: c.Name})
 		if had {
 			o := old
@@ -661,7 +668,7 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 		} else {
 			out.Old = append(out.Old, nil)
 		}
-		if c.Server == nil {
+		if sets[i] == nil {
 			out.New = append(out.New, nil)
 			if had {
 				m.Delete(old)
@@ -669,11 +676,11 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 			}
 			continue
 		}
-		if had && old.Target == c.Server.Target && old.Service == c.Server.Service {
+		if had && sameContent(old, *sets[i]) {
 			out.New = append(out.New, out.Old[len(out.Old)-1])
 			continue // same content: keep updatedAt and the revision
 		}
-		sv := *c.Server
+		sv := *sets[i]
 		sv.Name = c.Name
 		sv.UpdatedAt = now
 		m.ReplaceOrInsert(sv)
@@ -681,6 +688,44 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 		out.Changed = true
 	}
 	return out
+}
+
+// resolve gives, per change, the server it sets (nil: a removal), calling Updates in
+// order with the server as the write has left it so far (current gives a name's
+// server before the write). It fails on a removal with MustExist of an absent name,
+// on an Update's error and on a server whose targets break CheckTargets.
+func resolve(changes []Change, current func(name string) *Server) ([]*Server, error) {
+	sets := make([]*Server, len(changes))
+	state := map[string]*Server{}
+	for i, c := range changes {
+		old, seen := state[c.Name]
+		if !seen {
+			old = current(c.Name)
+		}
+		set := c.Server
+		if c.Update != nil {
+			var err error
+			if set, err = c.Update(old); err != nil {
+				return nil, err
+			}
+		}
+		if set == nil && c.MustExist && old == nil {
+			return nil, ErrNotFound
+		}
+		if set != nil {
+			// What a write stores must load again: the rules the loader applies.
+			if err := CheckTargets(*set); err != nil {
+				return nil, fmt.Errorf("server %q: %v", c.Name, err)
+			}
+		}
+		sets[i], state[c.Name] = set, set
+	}
+	return sets, nil
+}
+
+// Resolve is resolve for stores outside this package.
+func Resolve(changes []Change, current func(name string) *Server) ([]*Server, error) {
+	return resolve(changes, current)
 }
 
 // Delta returns the compacted changes after revision after from the retained
@@ -707,13 +752,14 @@ func pageOf(t *Table, start string, maxBytes int) Page {
 	p := Page{Revision: t.revision}
 	size := 0
 	t.Ascend(start, func(sv Server) bool {
-		n := EncodedSize(sv.Name, sv.Target)
+		route := sv.Route()
+		n := EncodedSize(sv.Name, route)
 		if len(p.Routes) > 0 && size+n > maxBytes {
 			p.Next = sv.Name
 			return false
 		}
 		size += n
-		p.Routes = append(p.Routes, Route{sv.Name, sv.Target})
+		p.Routes = append(p.Routes, Route{sv.Name, route})
 		return true
 	})
 	return p

@@ -10,19 +10,32 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-
-	"switchyard/internal/registrarapi"
 )
 
-// Server is one registered server (name, target, service, when it last changed). It
-// is the API's wire type, declared once in internal/registrarapi; the data file and
-// the WAL use the same JSON names.
-type Server = registrarapi.Server
+// Server is one registered server: the server name clients put in X-Server-Name
+// (Name) and the targets the proxy sends them to (targets.go). Target (ipAddress) is
+// the first active target, what clients and data from before target sets know;
+// Targets is nil for a server of that one active target of weight 1 (see NewServer).
+// The JSON names are the data file's and etcd's format; the API answers with
+// internal/registrarapi's Server, which shows targets with their health instead.
+type Server struct {
+	Name      string    `json:"host"`
+	Target    string    `json:"ipAddress"`
+	Targets   []Target  `json:"targets,omitempty"`
+	Service   string    `json:"serviceName"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
 
-// Change sets (Server != nil) or removes (Server == nil) one server name.
+// Change sets (Server != nil, or Update) or removes (neither) one server name.
 type Change struct {
 	Name   string
 	Server *Server
+	// Update, when set, computes the server to set from the one the write finds
+	// registered (nil when none) as one step with the write, so that changing one
+	// target cannot lose another write made meanwhile. It must not modify old (its
+	// Targets are shared with the table). An error fails the whole write, unchanged
+	// (WriteResult.Err). A store may call it more than once (etcd retries).
+	Update func(old *Server) (*Server, error)
 	// MustExist makes a removal of an absent name fail with ErrNotFound.
 	MustExist bool
 }
@@ -41,7 +54,8 @@ type WriteResult struct {
 	Err error
 }
 
-// Route is one entry of the table as the proxies see it: a server name and its target.
+// Route is one entry of the table as the proxies see it: a server name and its
+// target-set string (Server.Route).
 type Route struct {
 	Name   string
 	Target string
@@ -122,7 +136,9 @@ type Store interface {
 }
 
 // EncodedSize is the size a route takes in a JSON object of routes: "name":"target",
-// (names and targets are validated, so nothing in them needs escaping).
+// (names and targets are validated, so nothing in them needs escaping). Sizes are
+// counted with the target-set string, which is never shorter than the plain address
+// versions 1 and 2 send, so a page cut for version 3 also fits for them.
 func EncodedSize(name, target string) int { return len(name) + len(target) + 6 }
 
 // Options are the settings both stores take: Open (with EmbeddedOptions) and

@@ -4,7 +4,8 @@
 // What is stored where, under the prefix P (-etcd-prefix, default /switchyard/servers/):
 //
 //   - P + NAME: one key per server, its value the server as JSON
-//     ({"host","ipAddress","serviceName","updatedAt"}), NAME equal to "host";
+//     ({"host","ipAddress","serviceName","updatedAt"}, and "targets" for a server that
+//     is not one active target of weight 1, as in the data file), NAME equal to "host";
 //   - P + "@lineage": created once (random hex) by the first registrar that finds it
 //     missing; with etcd's cluster id it makes the table's lineage;
 //   - P + "@last-write": put in the same transaction as every write the registrar
@@ -297,8 +298,9 @@ func (s *Store) Delta(after uint64, maxBytes int) (store.Delta, bool) {
 	for name, st := range names {
 		switch {
 		case st.last.server != nil:
-			size += store.EncodedSize(name, st.last.server.Target)
-			d.Upserts = append(d.Upserts, store.Route{Name: name, Target: st.last.server.Target})
+			route := st.last.server.Route()
+			size += store.EncodedSize(name, route)
+			d.Upserts = append(d.Upserts, store.Route{Name: name, Target: route})
 		case st.first.had:
 			size += len(name) + 3
 			d.Removals = append(d.Removals, name)
@@ -521,7 +523,7 @@ func (s *Store) decode(name string, value []byte) (store.Server, error) {
 	return sv, err
 }
 
-// decode checks one stored value's form: name, JSON, host, address.
+// decode checks one stored value's form: name, JSON, host, targets.
 func decode(name string, value []byte) (store.Server, error) {
 	var sv store.Server
 	if err := validate.ServerName(name); err != nil {
@@ -535,8 +537,8 @@ func decode(name string, value []byte) (store.Server, error) {
 	if sv.Name != name {
 		return sv, fmt.Errorf("the value's host %q is not the key's name %q", sv.Name, name)
 	}
-	if _, err := validate.ParseAddress(sv.Target); err != nil {
-		return sv, fmt.Errorf("ipAddress: %v", err)
+	if err := store.CheckTargets(sv); err != nil {
+		return sv, err
 	}
 	return sv, nil
 }

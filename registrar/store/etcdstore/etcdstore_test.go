@@ -65,7 +65,7 @@ func same(a, b *Store) string {
 	}
 	msg := ""
 	ta.Ascend("", func(sv store.Server) bool {
-		if o, _ := tb.Get(sv.Name); o != sv {
+		if o, _ := tb.Get(sv.Name); !store.SameContent(o, sv) || o.Name != sv.Name || !o.UpdatedAt.Equal(sv.UpdatedAt) {
 			msg = fmt.Sprintf("server %s: %+v vs %+v", sv.Name, sv, o)
 			return false
 		}

@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"switchyard/internal/contract"
 	"switchyard/internal/validate"
 )
 
@@ -21,7 +22,7 @@ const (
 )
 
 // Answer is a 200 answer of the registrar, checked on its own (ParseAnswer); whether
-// it fits the table the sync holds (lineage, from, the page's place) is the Machine's
+// it fits the table the poller holds (lineage, from, the page's place) is the Machine's
 // to check. Strings are views into the body it was parsed from.
 type Answer struct {
 	Kind     Kind
@@ -63,8 +64,9 @@ func ParseAnswer(body []byte) (Answer, error) {
 	// Get would take the first of two equal keys and a Go decoder the last: an answer
 	// that means two things is refused.
 	var kind, lineage, rev, from, routes, upserts, removals, next gjson.Result
-	fields := map[string]*gjson.Result{"kind": &kind, "lineage": &lineage, "revision": &rev, "from": &from,
-		"routes": &routes, "upserts": &upserts, "removals": &removals, "next": &next}
+	fields := map[string]*gjson.Result{contract.AnswerKind: &kind, contract.AnswerLineage: &lineage,
+		contract.AnswerRevision: &rev, contract.AnswerFrom: &from, contract.AnswerRoutes: &routes,
+		contract.AnswerUpserts: &upserts, contract.AnswerRemovals: &removals, contract.AnswerNext: &next}
 	var err error
 	root.ForEach(func(k, v gjson.Result) bool {
 		if p, ok := fields[k.Str]; ok {
@@ -79,63 +81,63 @@ func ParseAnswer(body []byte) (Answer, error) {
 	if err != nil {
 		return a, err
 	}
-	if a.Revision, err = uintField("revision", rev); err != nil {
+	if a.Revision, err = uintField(contract.AnswerRevision, rev); err != nil {
 		return a, err
 	}
 	if !kind.Exists() {
 		for _, f := range []struct {
 			name string
 			v    gjson.Result
-		}{{"upserts", upserts}, {"removals", removals}, {"next", next}, {"from", from}, {"lineage", lineage}} {
+		}{{contract.AnswerUpserts, upserts}, {contract.AnswerRemovals, removals}, {contract.AnswerNext, next}, {contract.AnswerFrom, from}, {contract.AnswerLineage, lineage}} {
 			if f.v.Exists() {
-				return a, errors.New("\"kind\" is missing but \"" + f.name + "\" is present")
+				return a, errors.New("\"" + contract.AnswerKind + "\" is missing but \"" + f.name + "\" is present")
 			}
 		}
 		a.Kind, a.V1 = Full, true
-		a.Routes, err = parseRoutes("routes", routes, false)
+		a.Routes, err = parseRoutes(contract.AnswerRoutes, routes, false)
 		return a, err
 	}
 	if kind.Type != gjson.String {
-		return a, errors.New("\"kind\" is not a string")
+		return a, errors.New("\"" + contract.AnswerKind + "\" is not a string")
 	}
 	if !lineage.Exists() {
-		return a, errors.New("\"lineage\" is missing")
+		return a, errors.New("\"" + contract.AnswerLineage + "\" is missing")
 	}
 	if lineage.Type != gjson.String || !ValidLineage(lineage.Str) {
-		return a, errors.New("\"lineage\" " + quote(lineage.Raw) + " is not 1-128 characters of visible ASCII")
+		return a, errors.New("\"" + contract.AnswerLineage + "\" " + quote(lineage.Raw) + " is not 1-128 characters of visible ASCII")
 	}
 	a.Lineage = lineage.Str
 	switch kind.Str {
-	case "full":
+	case contract.KindFull:
 		a.Kind = Full
 		if upserts.Exists() || removals.Exists() || from.Exists() {
-			return a, errors.New("a full table holds \"upserts\", \"removals\" or \"from\"")
+			return a, errors.New("a full table holds \"" + contract.AnswerUpserts + "\", \"" + contract.AnswerRemovals + "\" or \"" + contract.AnswerFrom + "\"")
 		}
-		if a.Routes, err = parseRoutes("routes", routes, true); err != nil {
+		if a.Routes, err = parseRoutes(contract.AnswerRoutes, routes, true); err != nil {
 			return a, err
 		}
 		if next.Exists() {
 			if next.Type != gjson.String || !validate.IsServerName(next.Str) {
-				return a, errors.New("\"next\" " + quote(next.Raw) + " is not a server name")
+				return a, errors.New("\"" + contract.AnswerNext + "\" " + quote(next.Raw) + " is not a server name")
 			}
 			if len(a.Routes) == 0 || next.Str <= a.Routes[len(a.Routes)-1][0] {
-				return a, errors.New("\"next\" " + quote(next.Str) + " does not come after the page's last name")
+				return a, errors.New("\"" + contract.AnswerNext + "\" " + quote(next.Str) + " does not come after the page's last name")
 			}
 			a.Next = next.Str
 		}
 		return a, nil
-	case "delta":
+	case contract.KindDelta:
 		a.Kind = Delta
 		if routes.Exists() || next.Exists() {
-			return a, errors.New("a delta holds \"routes\" or \"next\"")
+			return a, errors.New("a delta holds \"" + contract.AnswerRoutes + "\" or \"" + contract.AnswerNext + "\"")
 		}
-		if a.From, err = uintField("from", from); err != nil {
+		if a.From, err = uintField(contract.AnswerFrom, from); err != nil {
 			return a, err
 		}
 		if a.Revision <= a.From {
-			return a, errors.New("delta to revision " + strconv.FormatUint(a.Revision, 10) + " is not after its \"from\" " + strconv.FormatUint(a.From, 10))
+			return a, errors.New("delta to revision " + strconv.FormatUint(a.Revision, 10) + " is not after its \"" + contract.AnswerFrom + "\" " + strconv.FormatUint(a.From, 10))
 		}
-		if a.Routes, err = parseRoutes("upserts", upserts, false); err != nil {
+		if a.Routes, err = parseRoutes(contract.AnswerUpserts, upserts, false); err != nil {
 			return a, err
 		}
 		if a.Removals, err = parseRemovals(removals); err != nil {
@@ -153,7 +155,7 @@ func ParseAnswer(body []byte) (Answer, error) {
 		}
 		return a, nil
 	}
-	return a, errors.New("\"kind\" " + quote(kind.Str) + " is neither \"full\" nor \"delta\"")
+	return a, errors.New("\"" + contract.AnswerKind + "\" " + quote(kind.Str) + " is neither \"" + contract.KindFull + "\" nor \"" + contract.KindDelta + "\"")
 }
 
 func uintField(name string, v gjson.Result) (uint64, error) {
@@ -220,10 +222,10 @@ func parseRoutes(field string, v gjson.Result, ordered bool) ([][2]string, error
 
 func parseRemovals(v gjson.Result) ([]string, error) {
 	if !v.Exists() {
-		return nil, errors.New("\"removals\" is missing")
+		return nil, errors.New("\"" + contract.AnswerRemovals + "\" is missing")
 	}
 	if !v.IsArray() {
-		return nil, errors.New("\"removals\" is not an array")
+		return nil, errors.New("\"" + contract.AnswerRemovals + "\" is not an array")
 	}
 	var out []string
 	var err error

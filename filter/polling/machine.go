@@ -1,8 +1,10 @@
-// Package syncing is the filter's sync as plain Go: when to poll the registrar, the
+// Package polling is the filter's poller as plain Go: when to poll the registrar, the
 // request it sends, how each answer is classified, checked and applied to the route
 // table in shared data, and how failures are retried (backoff), logged (once per kind)
-// and counted. The proxy-wasm glue (filter/sync.go) only carries host calls in and
-// out, so every decision here is tested natively with table tests.
+// and counted; with it the poll lease (which VM polls) and the table's age watch. The
+// poller runs in the sync root or, in router-only mode, in the router VM holding the
+// lease; the proxy-wasm glue (filter/poller.go) only carries host calls in and out, so
+// every decision here is tested natively with table tests.
 //
 // It arms no Go timer and starts no goroutine: the glue calls Tick on proxy_on_tick
 // and Answer from the http-call callback, and every due time is a comparison with the
@@ -12,9 +14,9 @@
 // The protocol is docs/sync-protocol.md, version 2: deltas applied in O(change), full
 // tables in pages assembled before any router sees them, a lineage that tells an older
 // answer of the same history from a new history. A version-1 answer (no "kind": the
-// whole table) is still understood, so this sync works against registrars that do not
+// whole table) is still understood, so this poller works against registrars that do not
 // serve version 2 yet.
-package syncing
+package polling
 
 import (
 	"net/url"
@@ -86,7 +88,7 @@ type assembly struct {
 	received int // names received
 }
 
-// Machine is the sync's state. Create it with New, then call Tick on every host tick
+// Machine is the poller's state. Create it with New, then call Tick on every host tick
 // and Answer with every reply to a poll it sent.
 type Machine struct {
 	cfg     pluginconfig.RegistrarConfig
@@ -113,10 +115,10 @@ type Machine struct {
 	polledFailed bool // a write of PolledKey failed (logged once)
 }
 
-// New starts from what shared data already holds: when only the sync VM was replaced
-// (the router VMs keep the vm_id's store alive), the table an earlier sync wrote is
-// still there and still served. The new sync adopts it, so its first poll asks only
-// for what changed since, and names removed while no sync ran are emptied by the first
+// New starts from what shared data already holds: when only the poller's VM was replaced
+// (the router VMs keep the vm_id's store alive), the table an earlier poller wrote is
+// still there and still served. The new poller adopts it, so its first poll asks only
+// for what changed since, and names removed while no poller ran are emptied by the first
 // update. now seeds the backoff's jitter.
 func New(cfg pluginconfig.RegistrarConfig, id Identity, host Host, now int64) *Machine {
 	m := &Machine{cfg: cfg, id: id, host: host, backoff: NewBackoff(uint64(now))}
@@ -162,7 +164,7 @@ func (m *Machine) TimeoutMillis() uint32 {
 func (m *Machine) Tick(now int64) {
 	if m.inFlight {
 		// The host times the call out itself and calls back; this is a guard
-		// against a host that never answers, so the sync cannot stall for good.
+		// against a host that never answers, so the poller cannot stall for good.
 		if now-m.sentAt > (int64(m.TimeoutMillis())+contract.PollLostMarginSeconds*1000)*1e6 {
 			m.inFlight = false
 			m.fail(now, "no_answer", "the poll got no answer, not even a timeout, within "+
@@ -182,19 +184,20 @@ func (m *Machine) Tick(now int64) {
 func (m *Machine) Path() string {
 	var b strings.Builder
 	b.WriteString(m.cfg.Path)
-	b.WriteString("?v=2")
+	b.WriteString("?" + contract.QueryProtocol + "=" + contract.ProtocolV2)
 	if m.asm != nil {
-		b.WriteString("&snapshot=" + strconv.FormatUint(m.asm.revision, 10) + "&start=" + url.QueryEscape(m.asm.start))
+		b.WriteString("&" + contract.QuerySnapshot + "=" + strconv.FormatUint(m.asm.revision, 10) +
+			"&" + contract.QueryStart + "=" + url.QueryEscape(m.asm.start))
 	} else {
 		if m.loaded && !m.needFull {
-			b.WriteString("&after=" + strconv.FormatUint(m.revision, 10))
+			b.WriteString("&" + contract.QueryAfter + "=" + strconv.FormatUint(m.revision, 10))
 			if m.lineage != "" {
-				b.WriteString("&lineage=" + url.QueryEscape(m.lineage))
+				b.WriteString("&" + contract.QueryLineage + "=" + url.QueryEscape(m.lineage))
 			}
 		}
-		b.WriteString("&wait=" + strconv.Itoa(m.cfg.WaitSeconds))
+		b.WriteString("&" + contract.QueryWait + "=" + strconv.Itoa(m.cfg.WaitSeconds))
 	}
-	for _, p := range [...][2]string{{"proxy", m.id.Proxy}, {"cluster", m.id.Cluster}, {"version", m.id.Version}} {
+	for _, p := range [...][2]string{{contract.QueryProxy, m.id.Proxy}, {contract.QueryCluster, m.id.Cluster}, {contract.QueryVersion, m.id.Version}} {
 		if p[1] != "" {
 			b.WriteString("&" + p[0] + "=" + url.QueryEscape(p[1]))
 		}
@@ -269,8 +272,8 @@ func (m *Machine) Answer(now int64, r Reply) {
 	case "410":
 		// snapshot_gone: the registrar no longer serves the pages of that revision.
 		m.asm = nil
-		m.fail(now, "snapshot_gone", "the registrar no longer serves the full table being received page by page "+
-			"(410 snapshot_gone); starting the full table over")
+		m.fail(now, contract.SnapshotGone, "the registrar no longer serves the full table being received page by page "+
+			"(410 "+contract.SnapshotGone+"); starting the full table over")
 	case "401", "403":
 		m.fail(now, "http_"+r.Status, "the registrar refused the poll with HTTP "+r.Status+"; check registrar.token")
 	default:
@@ -542,18 +545,18 @@ func (m *Machine) applyFull(asm *assembly) (added, changed, removed int, err err
 	return
 }
 
-// markDirty tells a sync that may replace this one that an update is being written.
+// markDirty tells a poller that may replace this one that an update is being written.
 func (m *Machine) markDirty() error {
 	if !m.loaded {
-		return nil // no table key yet: a new sync finds no table and asks for a full one
+		return nil // no table key yet: a new poller finds no table and asks for a full one
 	}
-	return m.host.Set(TableKey, tableValue(m.revision, m.lineage, true))
+	return m.host.Set(StateKey, stateValue(m.revision, m.lineage, true))
 }
 
 // commit writes the table key, then the revision key (the one routers read) last.
 func (m *Machine) commit(lineage string, revision uint64) error {
 	rev := strconv.FormatUint(revision, 10)
-	if err := m.host.Set(TableKey, tableValue(revision, lineage, false)); err != nil {
+	if err := m.host.Set(StateKey, stateValue(revision, lineage, false)); err != nil {
 		return err
 	}
 	if err := m.host.Set(RevisionKey, rev); err != nil {

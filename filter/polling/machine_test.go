@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 import (
 	"errors"
@@ -328,8 +328,8 @@ func TestPagesAssembledBeforeAnyWrite(t *testing.T) {
 	if got := h.routes(); !maps.Equal(got, want) {
 		t.Errorf("routers see %v, want %v", got, want)
 	}
-	if m.Revision() != 40 || m.Lineage() != "L2" || h.kv[TableKey] != "40 L2" {
-		t.Errorf("revision %d lineage %q table key %q", m.Revision(), m.Lineage(), h.kv[TableKey])
+	if m.Revision() != 40 || m.Lineage() != "L2" || h.kv[StateKey] != "40 L2" {
+		t.Errorf("revision %d lineage %q table key %q", m.Revision(), m.Lineage(), h.kv[StateKey])
 	}
 	if h.countLogs("5 servers (3 added, 1 changed, 1 removed) from a full table in 3 pages") != 1 {
 		t.Errorf("logs:\n%s", strings.Join(h.logs, "\n"))

@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ import (
 // be valid by the registrar's own rules, because routers trust the table without
 // checking again. Run it for a while with:
 //
-//	go test -run '^$' -fuzz '^FuzzAnswer$' -fuzztime 20s ./filter/syncing/
+//	go test -run '^$' -fuzz '^FuzzAnswer$' -fuzztime 20s ./filter/polling/
 //
 // Inputs the fuzzer found are kept in testdata/fuzz/FuzzAnswer/ and run by every
 // `go test` as regression cases.

@@ -1,9 +1,9 @@
-package syncing
+package polling
 
 import "runtime/debug"
 
-// BuildVersion, when set at link time (-ldflags "-X switchyard/filter/syncing.BuildVersion=v1.2.3"),
-// is the version the sync reports; otherwise Version derives one from the build info.
+// BuildVersion, when set at link time (-ldflags "-X switchyard/filter/polling.BuildVersion=v1.2.3"),
+// is the version the poller reports; otherwise Version derives one from the build info.
 var BuildVersion string
 
 // Version is the filter's build version as sent in version=: BuildVersion when set,

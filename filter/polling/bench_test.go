@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 import (
 	"strconv"
@@ -9,7 +9,7 @@ import (
 // names. The cost (time, bytes allocated, shared-data bytes written) follows the
 // change, not the table.
 //
-//	go test -run '^$' -bench 'BenchmarkApplyDelta' ./filter/syncing/
+//	go test -run '^$' -bench 'BenchmarkApplyDelta' ./filter/polling/
 func BenchmarkApplyDelta(b *testing.B) {
 	for _, n := range []int{10, 100_000} {
 		b.Run(strconv.Itoa(n)+"-names", func(b *testing.B) {

@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 import (
 	"strconv"
@@ -9,8 +9,8 @@ import (
 	"switchyard/internal/validate"
 )
 
-// The route table in proxy-wasm shared data (one store per vm_id, seen by the sync
-// and every router VM). What routers read, unchanged from the first version:
+// The route table in proxy-wasm shared data (one store per vm_id, seen by the poller
+// and every router VM). What routers read:
 //
 //	switchyard/route/<name>  → the target as registered; "" = not registered (ABI 0.2.1
 //	                           has no delete, so a removed name is written empty).
@@ -18,29 +18,29 @@ import (
 //	                           first table is written: routers tell "not loaded yet"
 //	                           (503) from "unknown name" (404) by its presence.
 //
-// What only the sync reads, when it starts:
+// What only a poller reads, when it starts:
 //
 //	switchyard/table         → "<revision> <lineage>" of the table the route keys hold
 //	                           (lineage "" for a version-1 registrar). Before the first
-//	                           route key of an update the sync appends " dirty"; it
+//	                           route key of an update the poller appends " dirty"; it
 //	                           writes the new value after the route keys and before
-//	                           switchyard/revision. A sync that restarts asks for the
+//	                           switchyard/revision. A poller that restarts asks for the
 //	                           changes since exactly that table, or, when it finds it
-//	                           dirty (the last sync died half-way), for a full table.
+//	                           dirty (the last poller died half-way), for a full table.
 //	switchyard/names/head    → "<generation> <segments>": the names index lives in the
 //	                           keys switchyard/names/<generation>/0 … /<segments-1>,
 //	                           generation "a" or "b".
 //	switchyard/names/<g>/<n> → a segment: names, one per line, at most SegmentBytes.
 //
-// The sync writes only what changed, then switchyard/table, then switchyard/revision
+// The poller writes only what changed, then switchyard/table, then switchyard/revision
 // LAST. Each value is written whole by one proxy_set_shared_data, so a router reads
 // either the old or the new target of a name, never a mix.
 //
-// The index exists because shared data outlives a sync VM: when only the sync is
-// replaced (the router VMs keep the vm_id's store alive), the new sync must learn
-// which names the store holds, or a name removed while no sync ran would stay
+// The index exists because shared data outlives a poller's VM: when only the poller is
+// replaced (the router VMs keep the vm_id's store alive), the new poller must learn
+// which names the store holds, or a name removed while no poller ran would stay
 // routable for good. The promise: the index lists every non-empty route key at every
-// moment, even if the sync dies between two writes. How it is kept:
+// moment, even if the poller dies between two writes. How it is kept:
 //
 //   - A name is appended to the last segment (or a new segment, then the head) before
 //     its route key is first written. Appending rewrites one segment of at most
@@ -54,13 +54,13 @@ import (
 //     compactSlack, so its O(table) cost is amortised over as many changes.
 //
 // Names hold no line breaks (validate.IsServerName), so segments need no escaping.
-// The first version kept the whole index in one value, switchyard/names (rewritten per
-// change); a sync that finds only that key reads it and replaces it at its first
-// compaction.
+// LegacyNamesKey, switchyard/names, is the index as one value (rewritten per change),
+// as older filters wrote it; a poller that finds only that key reads it and replaces
+// it at its first compaction.
 const (
 	RouteKeyPrefix = contract.RouteKeyPrefix
 	RevisionKey    = contract.RevisionKey
-	TableKey       = contract.KeyPrefix + "table"
+	StateKey       = contract.KeyPrefix + "table"
 	PolledKey      = contract.PolledKey
 	HeadKey        = contract.KeyPrefix + "names/head"
 	SegmentPrefix  = contract.KeyPrefix + "names/"
@@ -72,15 +72,17 @@ const (
 )
 
 // Store is shared data: Get is proxy_get_shared_data, Set proxy_set_shared_data with
-// cas 0 (unconditional). Set must copy key and value if it keeps them: the sync
+// cas 0 (unconditional). Set must copy key and value if it keeps them: the poller
 // passes views of buffers it reuses.
 type Store interface {
 	Get(key string) ([]byte, bool)
 	Set(key, value string) error
 }
 
-// tableValue is the value of TableKey.
-func tableValue(revision uint64, lineage string, dirty bool) string {
+// stateValue is the value of StateKey: the revision and lineage of the table the route
+// keys hold, not a table (the key's string, switchyard/table, stays for the stores
+// that outlive a filter upgrade).
+func stateValue(revision uint64, lineage string, dirty bool) string {
 	v := strconv.FormatUint(revision, 10) + " " + lineage
 	if dirty {
 		v += " dirty"
@@ -105,13 +107,13 @@ func segmentKey(gen byte, n int) string {
 	return SegmentPrefix + string(gen) + "/" + strconv.Itoa(n)
 }
 
-// index is the sync's view of the names index in shared data.
+// index is the poller's view of the names index in shared data.
 type index struct {
 	gen    byte   // 'a' or 'b'; 0 before anything was written
 	segs   int    // segments in use
 	tail   []byte // the content of segment segs-1
 	listed int    // names listed, removed ones included
-	legacy bool   // the first version's switchyard/names was found: blank it at compaction
+	legacy bool   // LegacyNamesKey was found: blank it at compaction
 }
 
 // appendNames lists names in the index, writing the last segment (and new segments,
@@ -209,26 +211,26 @@ func (ix *index) compact(st Store, names func(yield func(string) bool)) error {
 	return nil
 }
 
-// Recovered is what a starting sync finds in shared data left by an earlier sync.
+// Recovered is what a starting poller finds in shared data left by an earlier poller.
 type Recovered struct {
 	Live     map[string]string // every name the index lists → its route key's value ("" when removed or never written)
 	Revision uint64
 	Lineage  string
 	Loaded   bool // a valid revision was found
-	Dirty    bool // the last sync died while writing an update: only a full table repairs it
+	Dirty    bool // the last poller died while writing an update: only a full table repairs it
 	index    index
 }
 
-// Recover reads the table an earlier sync left in shared data: the table (or, from a
-// first-version sync, the revision) key, the index, and the route key of every name
+// Recover reads the table an earlier poller left in shared data: the state key (or, from an
+// older filter, the revision key), the index, and the route key of every name
 // the index lists. The result is what shared data holds, not what the index claims,
-// so the first update of the new sync writes exactly what differs, including names a
-// sync that died half-way had written. Lines that are not valid server names are
+// so the first update of the new poller writes exactly what differs, including names a
+// poller that died half-way had written. Lines that are not valid server names are
 // skipped (the store is ours, but it is cheap to stay safe); a table key that does not
 // parse counts as no table.
 func Recover(st Store) Recovered {
 	r := Recovered{Live: map[string]string{}}
-	if v, ok := st.Get(TableKey); ok {
+	if v, ok := st.Get(StateKey); ok {
 		f := strings.Split(string(v), " ")
 		n, err := strconv.ParseUint(f[0], 10, 64)
 		if err == nil && len(f) >= 2 && len(f) <= 3 && (f[1] == "" || ValidLineage(f[1])) && (len(f) == 2 || f[2] == "dirty") {
@@ -267,7 +269,7 @@ func Recover(st Store) Recovered {
 		}
 	}
 	if v, ok := st.Get(LegacyNamesKey); ok && len(v) > 0 {
-		// A first-version sync's index; its names are listed in no segment, so the
+		// An older filter's index; its names are listed in no segment, so the
 		// first update compacts them into one.
 		add(string(v))
 		r.index.legacy = true

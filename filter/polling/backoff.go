@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 // Backoff gives the delays between failed polls: 1 s, 2 s, 4 s, ... up to 30 s, each
 // shortened by a random 0–25 % so that many proxies that lost the registrar at the
@@ -12,7 +12,7 @@ type Backoff struct {
 	rng                  uint64
 }
 
-// NewBackoff returns the sync's backoff, 1 s to 30 s, with jitter seeded by seed
+// NewBackoff returns the poller's backoff, 1 s to 30 s, with jitter seeded by seed
 // (the host's clock in nanoseconds is good enough: it only spreads proxies apart).
 func NewBackoff(seed uint64) *Backoff {
 	return &Backoff{MinMillis: 1000, MaxMillis: 30000, rng: seed | 1}

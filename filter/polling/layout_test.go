@@ -1,4 +1,4 @@
-package syncing
+package polling
 
 import (
 	"maps"
@@ -173,18 +173,18 @@ func TestRecover(t *testing.T) {
 		loaded  bool
 	}{
 		{"empty store", map[string]string{}, map[string]string{}, 0, "", false},
-		{"segments", map[string]string{TableKey: "7 L1", RevisionKey: "7", HeadKey: "b 2",
+		{"segments", map[string]string{StateKey: "7 L1", RevisionKey: "7", HeadKey: "b 2",
 			SegmentPrefix + "b/0": "a\nb\n", SegmentPrefix + "b/1": "c\n", SegmentPrefix + "a/0": "stale\n",
 			RouteKeyPrefix + "a": "10.0.0.1", RouteKeyPrefix + "b": "", RouteKeyPrefix + "c": "[::1]:9", RouteKeyPrefix + "stale": "10.0.0.9"},
 			map[string]string{"a": "10.0.0.1", "b": "", "c": "[::1]:9"}, 7, "L1", true},
 		{"first-version store", map[string]string{RevisionKey: "4", LegacyNamesKey: "a\nz\n", RouteKeyPrefix + "a": "10.0.0.1"},
 			map[string]string{"a": "10.0.0.1", "z": ""}, 4, "", true},
-		{"junk lines skipped", map[string]string{TableKey: "2 ", HeadKey: "a 1", SegmentPrefix + "a/0": "\n../x\na b\na\n", RouteKeyPrefix + "a": "10.0.0.1"},
+		{"junk lines skipped", map[string]string{StateKey: "2 ", HeadKey: "a 1", SegmentPrefix + "a/0": "\n../x\na b\na\n", RouteKeyPrefix + "a": "10.0.0.1"},
 			map[string]string{"a": "10.0.0.1"}, 2, "", true},
-		{"dirty table", map[string]string{TableKey: "5 L dirty", RevisionKey: "5"}, map[string]string{}, 5, "L", true},
-		{"dirty table of a version-1 registrar", map[string]string{TableKey: "5  dirty", RevisionKey: "5"}, map[string]string{}, 5, "", true},
-		{"bad table key is no table", map[string]string{TableKey: "x L", RevisionKey: "3"}, map[string]string{}, 0, "", false},
-		{"bad head ignored", map[string]string{TableKey: "2 L", HeadKey: "c 1", SegmentPrefix + "c/0": "a\n", RouteKeyPrefix + "a": "10.0.0.1"},
+		{"dirty table", map[string]string{StateKey: "5 L dirty", RevisionKey: "5"}, map[string]string{}, 5, "L", true},
+		{"dirty table of a version-1 registrar", map[string]string{StateKey: "5  dirty", RevisionKey: "5"}, map[string]string{}, 5, "", true},
+		{"bad table key is no table", map[string]string{StateKey: "x L", RevisionKey: "3"}, map[string]string{}, 0, "", false},
+		{"bad head ignored", map[string]string{StateKey: "2 L", HeadKey: "c 1", SegmentPrefix + "c/0": "a\n", RouteKeyPrefix + "a": "10.0.0.1"},
 			map[string]string{}, 2, "L", true},
 	}
 	for _, tt := range tests {

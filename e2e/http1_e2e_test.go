@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"switchyard/devproxy"
 	"switchyard/internal/testkit/wait"
@@ -28,12 +26,7 @@ func TestDevproxyRefusesContentLengthWithChunked(t *testing.T) {
 		return ""
 	})
 
-	conn, err := net.DialTimeout("tcp", px.Addr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := px.dial(t)
 	io.WriteString(conn, "POST /sys/a HTTP/1.1\r\nHost: proxy\r\nX-Server-Name: web-1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"+
 		"GET /sys/smuggled HTTP/1.1\r\nHost: proxy\r\nX-Server-Name: web-1\r\n\r\n")
 	br := bufio.NewReader(conn)

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"switchyard/internal/testkit/apitest"
 	"switchyard/internal/testkit/bin"
@@ -111,4 +113,17 @@ func upstream(t testing.TB, name string) (addr string) {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
+}
+
+// dial opens a raw TCP connection to p for a test that writes its own bytes; reads and
+// writes time out after 10 s, and the connection is closed when the test ends.
+func (p process) dial(t testing.TB) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
 }

@@ -175,12 +175,7 @@ func TestProxyPassesWebSocketUpgrade(t *testing.T) {
 		return ""
 	})
 
-	conn, err := net.DialTimeout("tcp", px.Addr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := px.dial(t)
 	fmt.Fprintf(conn, "GET /sys/ws HTTP/1.1\r\nHost: proxy\r\nX-Server-Name: ws-1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)

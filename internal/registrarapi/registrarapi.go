@@ -18,6 +18,20 @@ type Server struct {
 	Service   string    `json:"serviceName"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	Targets   []Target  `json:"targets,omitempty"`
+	// HealthCheck is the server's active health check; absent when it has none.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+}
+
+// HealthCheck is a server's active health check as the API shows it (README, "Active
+// health checks"): the path the registrar sends GET to on each target, how often and
+// how long it waits (Go duration strings such as "5s"), and how many passed or failed
+// checks in a row mark a target up or down.
+type HealthCheck struct {
+	Path               string `json:"path"`
+	Interval           string `json:"interval"`
+	Timeout            string `json:"timeout"`
+	HealthyThreshold   int    `json:"healthyThreshold"`
+	UnhealthyThreshold int    `json:"unhealthyThreshold"`
 }
 
 // Target is one target of a server as the API shows it.

@@ -57,6 +57,9 @@ type Server struct {
 	proxies  *proxyRegistry
 	stop     chan struct{} // closed by Close: stops following the store's revisions
 	stopped  sync.Once
+	checks   *checker
+	// endChecks stops the active health checks (Close).
+	endChecks context.CancelFunc
 }
 
 // New checks cfg and builds the handler over st, which was opened with
@@ -85,6 +88,14 @@ func New(cfg Config, st store.Store, m *Metrics, opts ...Option) (*Server, error
 	s.stop = make(chan struct{})
 	go s.proxies.followRevisions(s.store, s.stop)
 	warnStoredTargets(s.log, s.store.Current(), s.cfg.Policy)
+	var lead leader = soleLeader{}
+	if el, ok := s.store.(electing); ok {
+		lead = electedLeader{el, s.proxies.replicaName}
+	}
+	s.checks = newChecker(s.store, s.cfg.Policy, s.log, lead, s.proxies.replicaName, s.metrics.reg)
+	var cctx context.Context
+	cctx, s.endChecks = context.WithCancel(context.Background())
+	go s.checks.run(cctx)
 	s.handler = s.newHandler(g)
 	return s, nil
 }
@@ -98,11 +109,17 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // are served like writes through the API, without the API's checks.
 func (s *Server) Store() store.Store { return s.store }
 
-// Close answers waiting long-polls at once (304) and stops following the store's
-// revisions; the store stays open (its opener closes it, after Close).
+// Close answers waiting long-polls at once (304), stops following the store's
+// revisions and stops the active health checks (giving up their leadership at once,
+// so another replica takes over without waiting for the election's lease); the store
+// stays open (its opener closes it, after Close).
 func (s *Server) Close() error {
 	s.releaseWaiters()
-	s.stopped.Do(func() { close(s.stop) })
+	s.stopped.Do(func() {
+		close(s.stop)
+		s.endChecks()
+		<-s.checks.done
+	})
 	return nil
 }
 

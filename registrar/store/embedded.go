@@ -262,6 +262,9 @@ func (s *Embedded) check(sv Server) error {
 	if err := CheckTargets(sv); err != nil {
 		return err
 	}
+	if err := CheckHealthCheck(sv.HealthCheck); err != nil {
+		return err
+	}
 	if s.extraCheck != nil {
 		return s.extraCheck(sv)
 	}

@@ -16,14 +16,16 @@ import (
 // (Name) and the targets the proxy sends them to (targets.go). Target (ipAddress) is
 // the first active target, what clients and data from before target sets know;
 // Targets is nil for a server of that one active target of weight 1 (see NewServer).
-// The JSON names are the data file's and etcd's format; the API answers with
-// internal/registrarapi's Server, which shows targets with their health instead.
+// HealthCheck, when set, is the registrar's active health check of the targets
+// (health.go). The JSON names are the data file's and etcd's format; the API answers
+// with internal/registrarapi's Server, which shows targets with their health instead.
 type Server struct {
-	Name      string    `json:"host"`
-	Target    string    `json:"ipAddress"`
-	Targets   []Target  `json:"targets,omitempty"`
-	Service   string    `json:"serviceName"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Name        string       `json:"host"`
+	Target      string       `json:"ipAddress"`
+	Targets     []Target     `json:"targets,omitempty"`
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+	Service     string       `json:"serviceName"`
+	UpdatedAt   time.Time    `json:"updatedAt"`
 }
 
 // Change sets (Server != nil, or Update) or removes (neither) one server name.

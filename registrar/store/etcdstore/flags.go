@@ -16,7 +16,7 @@ type Flags struct {
 	getenv                               func(string) string
 	endpoints, prefix, cacert, cert, key string
 	username, password, passwordFile     string
-	dialTimeout                          time.Duration
+	dialTimeout, electionTTL             time.Duration
 }
 
 // BindFlags defines the -etcd-* flags on fs, their defaults taken from getenv.
@@ -43,15 +43,24 @@ func BindFlags(fs *flag.FlagSet, getenv func(string) string) *Flags {
 		}
 	}
 	fs.DurationVar(&f.dialTimeout, "etcd-dial-timeout", def, "how long to wait for etcd when connecting, and for each request (a write not confirmed in time answers 503) (env REGISTRAR_ETCD_DIAL_TIMEOUT)")
+	ttl := DefaultElectionTTL
+	if v := getenv("REGISTRAR_ETCD_ELECTION_TTL"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			ttl = d
+		}
+	}
+	fs.DurationVar(&f.electionTTL, "etcd-election-ttl", ttl, "lease of this replica's candidacy in the election of the one replica that runs the active health checks: when it dies, another takes over within this time; whole seconds from 2s to 60s (env REGISTRAR_ETCD_ELECTION_TTL)")
 	return f
 }
 
 // Options returns the settings after fs was parsed; ok is false when no endpoints
 // are set (the embedded store is used).
 func (f *Flags) Options() (o Options, ok bool, err error) {
-	if v := f.getenv("REGISTRAR_ETCD_DIAL_TIMEOUT"); v != "" {
-		if _, err := time.ParseDuration(v); err != nil {
-			return o, false, fmt.Errorf("REGISTRAR_ETCD_DIAL_TIMEOUT: %q is not a duration (e.g. 5s)", v)
+	for _, name := range []string{"REGISTRAR_ETCD_DIAL_TIMEOUT", "REGISTRAR_ETCD_ELECTION_TTL"} {
+		if v := f.getenv(name); v != "" {
+			if _, err := time.ParseDuration(v); err != nil {
+				return o, false, fmt.Errorf("%s: %q is not a duration (e.g. 5s)", name, v)
+			}
 		}
 	}
 	set := map[string]bool{}
@@ -65,7 +74,7 @@ func (f *Flags) Options() (o Options, ok bool, err error) {
 		}
 	}
 	if len(o.Endpoints) == 0 {
-		for _, name := range []string{"etcd-prefix", "etcd-cacert", "etcd-cert", "etcd-key", "etcd-username", "etcd-password", "etcd-password-file", "etcd-dial-timeout"} {
+		for _, name := range []string{"etcd-prefix", "etcd-cacert", "etcd-cert", "etcd-key", "etcd-username", "etcd-password", "etcd-password-file", "etcd-dial-timeout", "etcd-election-ttl"} {
 			if set[name] {
 				return o, false, fmt.Errorf("-%s is set but -etcd-endpoints is not; set the endpoints to use etcd, or drop -%s", name, name)
 			}
@@ -80,6 +89,10 @@ func (f *Flags) Options() (o Options, ok bool, err error) {
 		return o, false, errors.New("-etcd-dial-timeout must be positive (e.g. 5s)")
 	}
 	o.DialTimeout = f.dialTimeout
+	if t := f.electionTTL; t < 2*time.Second || t > time.Minute || t%time.Second != 0 {
+		return o, false, fmt.Errorf("-etcd-election-ttl: %v is not whole seconds from 2s to 60s (etcd leases count whole seconds and grant at least about 2)", t)
+	}
+	o.ElectionTTL = f.electionTTL
 	o.CACert, o.Cert, o.Key = f.cacert, f.cert, f.key
 	if (o.Cert == "") != (o.Key == "") {
 		return o, false, errors.New("give both -etcd-cert and -etcd-key, or neither")

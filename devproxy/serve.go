@@ -43,6 +43,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// byte count includes the request target, as its HTTP/1 codec counts the URL with
 	// the headers. The http.Server (Server) also caps the bytes before a handler runs.
 	if n, size := headerSize(r); n > h.maxHeaders || size > h.maxHeaderBytes {
+		// A codec error in Envoy: the answer closes the connection.
+		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge,
 			"the request has more than "+strconv.Itoa(h.maxHeaders)+" headers or "+strconv.Itoa(h.maxHeaderBytes>>10)+" KiB of them")
 		return
@@ -178,6 +180,7 @@ func (p *Proxy) underscores(w http.ResponseWriter, r *http.Request) bool {
 			continue
 		}
 		if act == 1 { // REJECT_REQUEST
+			w.Header().Set("Connection", "close") // a codec error in Envoy, as above
 			writeJSON(w, http.StatusBadRequest, CodeUnderscoreHeader,
 				"header names with underscores are refused here; use '-' instead of '_'")
 			return false

@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
+	"switchyard/internal/secretfile"
 	"switchyard/registrar/server"
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"
@@ -99,7 +99,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 	fs.StringVar(&sc.Listen, "listen", env("REGISTRAR_LISTEN", "127.0.0.1:9000"), "address to listen on, host:port (env REGISTRAR_LISTEN); port 0 picks a free one")
 	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write; its write-ahead log is kept beside it as <data>.wal-<revision> (env REGISTRAR_DATA)")
 	fs.StringVar(&token, "token", "", "bearer token every /api/ and /v1/ request must carry (env REGISTRAR_TOKEN); prefer -token-file, since flags show in ps")
-	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed (env REGISTRAR_TOKEN_FILE)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed; others must not be able to read it (chmod 600) (env REGISTRAR_TOKEN_FILE)")
 	fs.StringVar(&allowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, metadata, unspecified or multicast targets, by a range inside theirs (env REGISTRAR_ALLOW_CIDR)")
 	fs.StringVar(&dnsTargets, "dns-targets", env("REGISTRAR_DNS_TARGETS", "allow"), "allow: targets may be DNS names (the proxy checks what they resolve to); deny: IP addresses only (env REGISTRAR_DNS_TARGETS)")
 	fs.StringVar(&allowDNSSuffix, "allow-dns-suffix", env("REGISTRAR_ALLOW_DNS_SUFFIX", ""), "comma-separated DNS suffixes (e.g. .internal.example.com); when set, DNS-name targets must be under one of them (env REGISTRAR_ALLOW_DNS_SUFFIX)")
@@ -207,11 +207,11 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 }
 
 func readTokenFile(path, from string) (string, error) {
-	b, err := os.ReadFile(path)
+	t, err := secretfile.Read(path, "the token file")
 	if err != nil {
-		return "", fmt.Errorf("%s: cannot read the token file: %v", from, err)
+		return "", fmt.Errorf("%s: %v", from, err)
 	}
-	return checkToken(strings.TrimSpace(string(b)), from+" "+path)
+	return checkToken(t, from+" "+path)
 }
 
 // checkToken refuses tokens that would silently open the API (empty) or could never

@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -24,5 +26,32 @@ func TestParseFlagsTuningFlags(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-max-proxies", "0"}, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "-max-proxies") {
 		t.Errorf("-max-proxies 0: %v, want an error naming it", err)
+	}
+}
+
+// A token file others may read is refused, as ssh refuses such a key: the error names
+// the file and the chmod that fixes it. A file only its owner (and group) may read is
+// taken.
+func TestTokenFileReadableByOthersRefused(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte("s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o644) // whatever the umask
+	_, err := parseFlags([]string{"-token-file", path}, noEnv, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+		t.Fatalf("0644 token file: %v, want a refusal naming %s and the chmod", err, path)
+	}
+	_, err = parseFlags(nil, func(k string) string { return map[string]string{"REGISTRAR_TOKEN_FILE": path}[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("0644 token file from REGISTRAR_TOKEN_FILE: %v, want a refusal", err)
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400, 0o440} {
+		os.Chmod(path, mode)
+		c, err := parseFlags([]string{"-token-file", path}, noEnv, io.Discard)
+		if err != nil || c.server.Token != "s3cret" {
+			t.Fatalf("%o token file: %q, %v", mode, c.server.Token, err)
+		}
 	}
 }

@@ -67,6 +67,16 @@ type Result struct {
 	Applied   *bool        `json:"applied,omitempty"`
 	AppliedBy *int         `json:"appliedBy,omitempty"`
 	Pending   *[]ProxyView `json:"pending,omitempty"`
+	// POST /api/import: the servers imported (Lineage is the new one).
+	Imported *int `json:"imported,omitempty"`
+}
+
+// Export is the body of GET /api/export, and the form POST /api/import takes (which
+// does not use Revision and Lineage): the whole table at one revision.
+type Export struct {
+	Revision uint64   `json:"revision"`
+	Lineage  string   `json:"lineage"`
+	Servers  []Server `json:"servers"`
 }
 
 // ProxyView is one proxy as GET /api/proxies shows it.

@@ -19,7 +19,7 @@ func TestWireNames(t *testing.T) {
 		RevisionsBehind: 1, BehindSeconds: 2, LastPoll: at, SilentSeconds: 3, WaitSeconds: 4, FirstSeen: at, Replica: "r"}
 	b, err := json.Marshal(Answer{Result{Success: true, Error: "e", Revision: &rev, Changed: &yes, Server: &sv,
 		Servers: &[]Server{sv}, Lineage: "L", Replica: "r", Summary: &ProxySummary{1, 2, 3, 4},
-		Proxies: &[]ProxyView{pv}, Applied: &yes, AppliedBy: &by, Pending: &[]ProxyView{}}})
+		Proxies: &[]ProxyView{pv}, Applied: &yes, AppliedBy: &by, Pending: &[]ProxyView{}, Imported: &by}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,9 +33,16 @@ func TestWireNames(t *testing.T) {
 		`"lineage":"L","replica":"r","summary":{"proxies":1,"current":2,"behind":3,"gone":4},` +
 		`"proxies":[{"proxy":"edge-a","cluster":"c","version":"v1","state":"current","revision":7,"lineage":"L",` +
 		`"revisionsBehind":1,"behindSeconds":2,"lastPoll":"2026-01-02T03:04:05Z","silentSeconds":3,"waitSeconds":4,` +
-		`"firstSeen":"2026-01-02T03:04:05Z","replica":"r"}],"applied":true,"appliedBy":2,"pending":[]}}`
+		`"firstSeen":"2026-01-02T03:04:05Z","replica":"r"}],"applied":true,"appliedBy":2,"pending":[],"imported":2}}`
 	if string(b) != want {
 		t.Errorf("encoded\n%s\nwant\n%s", b, want)
+	}
+
+	plain := sv
+	plain.Targets, plain.HealthCheck = nil, nil
+	b, _ = json.Marshal(Export{Revision: 7, Lineage: "L", Servers: []Server{plain}})
+	if want := `{"revision":7,"lineage":"L","servers":[{"host":"web-1","ipAddress":"10.0.0.1:80","serviceName":"shop","updatedAt":"2026-01-02T03:04:05Z"}]}`; string(b) != want {
+		t.Errorf("encoded %s, want %s", b, want)
 	}
 
 	// A failure carries only success and error; an empty list is still present.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
@@ -41,6 +42,7 @@ type api struct {
 	health     *writeHealth
 	maxServers int64
 	proxies    *proxyRegistry
+	importing  sync.Mutex // held by the one POST /api/import running (export.go)
 }
 
 // register is POST /api/servers/register, as the Lua setup answered it

@@ -3,9 +3,12 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,7 +52,15 @@ type routes struct {
 	observe   func(SyncRequest)
 	v1        atomic.Pointer[cachedBody]    // the version-1 answer of the latest table asked for
 	delta     [2]atomic.Pointer[cachedBody] // the latest delta answer of versions 2 and 3 (watchers woken together share it)
+	log       *slog.Logger
+	forkMu    sync.Mutex
+	lastFork  time.Time // when a poll ahead last made the store fork (forkFor)
 }
+
+// forkEvery bounds how often polls ahead of the store make it start a new lineage:
+// a poll's revision is the caller's word, and each new lineage sends every proxy the
+// whole table.
+const forkEvery = time.Minute
 
 // cachedBody is an encoded answer and what it answers.
 type cachedBody struct {
@@ -118,7 +129,9 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeFailure(w, http.StatusBadRequest, "wait: must be a number of seconds >= 0, at most 60 is used (got "+strconv.Quote(truncate(q.Get(contract.QueryWait)))+")")
 			return
 		}
-		wait = min(time.Duration(sec*float64(time.Second)), maxWait)
+		// Capped in seconds before the conversion: a time.Duration holds only ~292
+		// years, and a larger float converts to a negative one.
+		wait = time.Duration(min(sec, maxWait.Seconds()) * float64(time.Second))
 	}
 	if version == 1 {
 		h.serveV1(w, r, hasAfter, after, wait)
@@ -147,6 +160,10 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t := h.store.Current()
 	deadline := time.Now().Add(wait)
+	if req.Lineage == h.store.Lineage() && after > t.Revision() {
+		h.forkFor(req, t)
+		t = h.store.Current()
+	}
 	// A proxy ahead of this replica in the same history was served by another replica
 	// (in etcd mode, one whose watch is further along): wait for this one to catch up
 	// instead of sending a full table the proxy would ignore as older.
@@ -164,6 +181,31 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.answerV2(w, version, h.store.Current(), after, req.Lineage)
+}
+
+// forkFor handles a proxy ahead of t in the store's lineage when the store never
+// lags behind what it handed out (store.Forker, the embedded store): the proxy's table
+// is another history under this lineage, and waiting would give it deltas against
+// the wrong table. The store starts a new lineage (at most once per forkEvery), and
+// the proxy takes the table whole. Other stores (etcd replicas, whose watches lag)
+// let it wait for this replica to catch up.
+func (h *routes) forkFor(req SyncRequest, t *store.Table) {
+	f, ok := h.store.(store.Forker)
+	if !ok {
+		return
+	}
+	h.forkMu.Lock()
+	if !h.lastFork.IsZero() && time.Since(h.lastFork) < forkEvery {
+		h.forkMu.Unlock()
+		return
+	}
+	h.lastFork = time.Now()
+	h.forkMu.Unlock()
+	why := fmt.Sprintf("a proxy (%q from %s) holds revision %d of this lineage, above the %d this registrar reached: its table is another history under the same lineage (the data restored together with its lock file, as from a copy of the whole volume?); serving a new history (new lineage) so every proxy takes the table whole",
+		req.Proxy, req.Remote, req.After, t.Revision())
+	if out := f.Fork(why); out.Err != nil {
+		h.log.Error("could not start a new history for a proxy ahead of this registrar; it waits", "proxy", req.Proxy, "err", out.Err)
+	}
 }
 
 // checkIdentity: printable ASCII without spaces, at most maxIdentity bytes.

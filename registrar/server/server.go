@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +88,6 @@ func New(cfg Config, st store.Store, m *Metrics, opts ...Option) (*Server, error
 	s.metrics.observeProxies(s.proxies, s.store)
 	s.stop = make(chan struct{})
 	go s.proxies.followRevisions(s.store, s.stop)
-	warnStoredTargets(s.log, s.store.Current(), s.cfg.Policy)
 	var lead leader = soleLeader{}
 	if el, ok := s.store.(electing); ok {
 		lead = electedLeader{el, s.proxies.replicaName}
@@ -175,8 +175,10 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/servers/{host}/targets", auth.wrap(http.HandlerFunc(a.targets)))
 	mux.Handle("/api/servers/{host}/targets/{address}", auth.wrap(http.HandlerFunc(a.target)))
 	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
+	mux.Handle("/api/export", auth.wrap(http.HandlerFunc(a.export)))
+	mux.Handle("/api/import", auth.wrap(http.HandlerFunc(a.importTable)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
+	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync, log: s.log}))
 	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))
@@ -258,7 +260,8 @@ func saveFailure(err error) string {
 // entries, cfg's history and table limit, and m's commit observer.
 func StoreOptions(cfg Config, log *slog.Logger, m *Metrics) store.Options {
 	return store.Options{Log: log, OnCommit: m.observeCommit, EntryCheck: checkLoaded,
-		History: int(cfg.History), MaxServers: int(cmp.Or(cfg.MaxServers, DefaultMaxServers))}
+		TargetCheck: func(sv store.Server) error { return checkStoredTargets(sv, cfg.Policy) },
+		History:     int(cfg.History), MaxServers: int(cmp.Or(cfg.MaxServers, DefaultMaxServers))}
 }
 
 // checkLoaded applies the write rules the store does not know (reserved names,
@@ -271,18 +274,20 @@ func checkLoaded(sv store.Server) error {
 	return checkServiceName(sv.Service)
 }
 
-// warnStoredTargets flags stored targets the current policy would refuse (the
-// -allow-cidr list may have narrowed since they were written). They are kept and
-// served, since dropping routes at start would be worse; the operator decides.
-func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
-	t.Ascend("", func(sv store.Server) bool {
-		for _, t := range sv.TargetList() {
-			if err := checkTarget(t.Address, p); err != nil {
-				log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Name, "err", err)
-			}
+// checkStoredTargets applies the target policy to every target of a stored server
+// (the store's TargetCheck): data that reached the store another way than a checked
+// write is held to the rules a write is.
+func checkStoredTargets(sv store.Server, p Policy) error {
+	for i, t := range sv.TargetList() {
+		field := "ipAddress"
+		if sv.Targets != nil {
+			field = "targets[" + strconv.Itoa(i) + "].address"
 		}
-		return true
-	})
+		if err := checkAddress(t.Address, p, field); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // observeSync records a version-2 poll in the proxy registry, then tells the

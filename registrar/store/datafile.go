@@ -43,7 +43,7 @@ type snapshotFile struct {
 // current format, "lineage"; nothing else, nothing after it. Every entry must pass
 // the rules a write passes (check); the first that does not is named.
 func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path, os.O_RDONLY, 0, "data file")
 	if err != nil {
 		return nil, err
 	}

@@ -136,6 +136,7 @@ type Store struct {
 	log        *slog.Logger
 	onCommit   func(store.Commit)
 	check      func(store.Server) error
+	target     func(store.Server) error // the target policy (Options.TargetCheck)
 	historyMax int
 	maxSrv     int
 	// electionTTL is Options.ElectionTTL (election.go).
@@ -222,6 +223,7 @@ func open(ctx context.Context, o Options) (*Store, error) {
 		log:         o.Log,
 		onCommit:    o.OnCommit,
 		check:       o.EntryCheck,
+		target:      o.TargetCheck,
 		historyMax:  cmp.Or(o.History, store.DefaultHistory),
 		maxSrv:      o.MaxServers,
 		badSeen:     map[string]int64{},
@@ -530,11 +532,16 @@ func (s *Store) skip(key string, mod int64, err error) {
 }
 
 // decode checks one stored value as the registrar would check a registration,
-// with the registrar's own rules (EntryCheck) last.
+// with the registrar's own rules (EntryCheck) and the target policy (TargetCheck)
+// last: a key written into etcd directly with a refused target is skipped like any
+// invalid key.
 func (s *Store) decode(name string, value []byte) (store.Server, error) {
 	sv, err := decode(name, value)
 	if err == nil && s.check != nil {
 		err = s.check(sv)
+	}
+	if err == nil && s.target != nil {
+		err = s.target(sv)
 	}
 	return sv, err
 }

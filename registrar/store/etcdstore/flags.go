@@ -4,9 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"switchyard/internal/secretfile"
 )
 
 // Flags are the registrar's -etcd-* settings, each with an environment twin
@@ -35,7 +36,7 @@ func BindFlags(fs *flag.FlagSet, getenv func(string) string) *Flags {
 	fs.StringVar(&f.key, "etcd-key", env("REGISTRAR_ETCD_KEY", ""), "client certificate's key (PEM); with -etcd-cert (env REGISTRAR_ETCD_KEY)")
 	fs.StringVar(&f.username, "etcd-username", env("REGISTRAR_ETCD_USERNAME", ""), "etcd user, when etcd has auth enabled (env REGISTRAR_ETCD_USERNAME)")
 	fs.StringVar(&f.password, "etcd-password", "", "etcd user's password (env REGISTRAR_ETCD_PASSWORD); prefer -etcd-password-file, since flags show in ps")
-	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "file holding the etcd password, surrounding whitespace trimmed (env REGISTRAR_ETCD_PASSWORD_FILE)")
+	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "file holding the etcd password, surrounding whitespace trimmed; others must not be able to read it (chmod 600) (env REGISTRAR_ETCD_PASSWORD_FILE)")
 	def := 5 * time.Second
 	if v := getenv("REGISTRAR_ETCD_DIAL_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -111,11 +112,10 @@ func (f *Flags) Options() (o Options, ok bool, err error) {
 		from = "REGISTRAR_ETCD_PASSWORD"
 	}
 	if pwFile != "" {
-		b, err := os.ReadFile(pwFile)
-		if err != nil {
-			return o, false, fmt.Errorf("etcd password file: %v", err)
+		var err error
+		if pw, err = secretfile.Read(pwFile, "the etcd password file"); err != nil {
+			return o, false, err
 		}
-		pw = strings.TrimSpace(string(b))
 		if pw == "" {
 			return o, false, fmt.Errorf("etcd password file %s is empty", pwFile)
 		}

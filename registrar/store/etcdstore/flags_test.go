@@ -61,3 +61,18 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// A password file others may read is refused, naming the file and the chmod to run.
+func TestPasswordFileReadableByOthersRefused(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("s3cret\n"), 0o600)
+	os.Chmod(pwFile, 0o644)
+	args := []string{"-etcd-endpoints", "http://127.0.0.1:1", "-etcd-username", "u", "-etcd-password-file", pwFile}
+	if _, _, err := parse(t, args, nil); err == nil || !strings.Contains(err.Error(), "chmod 600 "+pwFile) {
+		t.Fatalf("0644 password file: %v, want a refusal naming the chmod", err)
+	}
+	os.Chmod(pwFile, 0o600)
+	if o, _, err := parse(t, args, nil); err != nil || o.Password != "s3cret" {
+		t.Fatalf("0600 password file: %q %v", o.Password, err)
+	}
+}

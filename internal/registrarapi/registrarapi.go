@@ -66,7 +66,9 @@ type Result struct {
 	// A write with wait=applied.
 	Applied   *bool        `json:"applied,omitempty"`
 	AppliedBy *int         `json:"appliedBy,omitempty"`
-	Pending   *[]ProxyView `json:"pending,omitempty"`
+	Pending   *[]ProxyView `json:"pending,omitempty"` // the first 100 by id
+	// PendingCount is how many proxies have not applied it (Pending shows at most 100).
+	PendingCount *int `json:"pendingCount,omitempty"`
 	// POST /api/import: the servers imported (Lineage is the new one).
 	Imported *int `json:"imported,omitempty"`
 }

@@ -19,7 +19,7 @@ func TestWireNames(t *testing.T) {
 		RevisionsBehind: 1, BehindSeconds: 2, LastPoll: at, SilentSeconds: 3, WaitSeconds: 4, FirstSeen: at, Replica: "r"}
 	b, err := json.Marshal(Answer{Result{Success: true, Error: "e", Revision: &rev, Changed: &yes, Server: &sv,
 		Servers: &[]Server{sv}, Lineage: "L", Replica: "r", Summary: &ProxySummary{1, 2, 3, 4},
-		Proxies: &[]ProxyView{pv}, Applied: &yes, AppliedBy: &by, Pending: &[]ProxyView{}, Imported: &by}})
+		Proxies: &[]ProxyView{pv}, Applied: &yes, AppliedBy: &by, Pending: &[]ProxyView{}, PendingCount: &by, Imported: &by}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestWireNames(t *testing.T) {
 		`"lineage":"L","replica":"r","summary":{"proxies":1,"current":2,"behind":3,"gone":4},` +
 		`"proxies":[{"proxy":"edge-a","cluster":"c","version":"v1","state":"current","revision":7,"lineage":"L",` +
 		`"revisionsBehind":1,"behindSeconds":2,"lastPoll":"2026-01-02T03:04:05Z","silentSeconds":3,"waitSeconds":4,` +
-		`"firstSeen":"2026-01-02T03:04:05Z","replica":"r"}],"applied":true,"appliedBy":2,"pending":[],"imported":2}}`
+		`"firstSeen":"2026-01-02T03:04:05Z","replica":"r"}],"applied":true,"appliedBy":2,"pending":[],"pendingCount":2,"imported":2}}`
 	if string(b) != want {
 		t.Errorf("encoded\n%s\nwant\n%s", b, want)
 	}

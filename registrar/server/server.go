@@ -56,9 +56,11 @@ type Server struct {
 	handler  http.Handler
 	released sync.Once
 	proxies  *proxyRegistry
-	stop     chan struct{} // closed by Close: stops following the store's revisions
-	stopped  sync.Once
-	checks   *checker
+	// routesHandler serves /v1/routes (its page cache and slots are read by tests).
+	routesHandler *routes
+	stop          chan struct{} // closed by Close: stops following the store's revisions
+	stopped       sync.Once
+	checks        *checker
 	// endChecks stops the active health checks (Close).
 	endChecks context.CancelFunc
 }
@@ -135,6 +137,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.Token == "" {
 		s.log.Warn("no token configured: anyone who can reach this address can change routes; set -token-file or REGISTRAR_TOKEN", "addr", ln.Addr().String())
 	}
+	ln, err := s.cfg.listener(ln, s.log)
+	if err != nil {
+		return err
+	}
 	srv := newHTTPServer(s.handler, s.log)
 	srv.RegisterOnShutdown(s.releaseWaiters)
 	served := make(chan error, 1)
@@ -143,7 +149,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.proxies.setReplica(ln.Addr().String()) // the address it really listens on (port 0 resolved)
 	}
 	t := s.store.Current()
-	s.log.Info("listening", append(append([]any{"addr", ln.Addr().String()}, s.cfg.StoreAt...), "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "")...)
+	s.log.Info("listening", append(append([]any{"addr", ln.Addr().String()}, s.cfg.StoreAt...), "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "",
+		"proxy_token", s.cfg.ProxyToken != "", "tls", s.cfg.TLSCert != "", "client_certs", s.cfg.TLSClientCA != "")...)
 
 	select {
 	case err := <-served:
@@ -166,7 +173,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) newHandler(g guard.Options) http.Handler {
 	a := &api{store: s.store, policy: s.cfg.Policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers), proxies: s.proxies}
-	auth := newBearer(s.cfg.Token)
+	auth := newBearer(s.cfg.Token, "the registrar's token")
+	// The proxies' credential: the proxy token when one is set (and then only it: the
+	// CMS's token does not make a poll, nor the proxy token a write), else the token.
+	// With -tls-client-ca a poll must also come with a client certificate it signed.
+	proxyAuth := auth
+	if s.cfg.ProxyToken != "" {
+		proxyAuth = newBearer(s.cfg.ProxyToken, "the registrar's proxy token (the filter's registrar.token)")
+	}
+	v1 := func(h http.Handler) http.Handler { return proxyAuth.wrap(s.requireClientCert(h)) }
 	page := web.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers/register", auth.wrap(http.HandlerFunc(a.register)))
@@ -178,8 +193,9 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/export", auth.wrap(http.HandlerFunc(a.export)))
 	mux.Handle("/api/import", auth.wrap(http.HandlerFunc(a.importTable)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync, log: s.log}))
-	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.routesHandler = s.routes()
+	mux.Handle("/v1/routes", v1(s.routesHandler))
+	mux.Handle("/v1/", v1(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -202,6 +218,14 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 		page.ServeHTTP(w, r)
 	}))
 	return s.metrics.count(guard.Wrap(mux, g))
+}
+
+// routes builds the /v1/routes handler with the full-table bounds (pagecache.go).
+func (s *Server) routes() *routes {
+	return &routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync, log: s.log,
+		pages:    newPageCache(pageCachePages * int(s.cfg.PageBytes)),
+		full:     make(fullSlots, cmp.Or(s.cfg.MaxFullAnswers, DefaultMaxFullAnswers)),
+		writeFor: cmp.Or(s.cfg.AnswerWriteTimeout, DefaultAnswerWriteTimeout)}
 }
 
 // newHTTPServer sets the timeouts: headers and bodies must arrive promptly, while

@@ -2,14 +2,12 @@ package e2e
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"switchyard/devproxy"
-	"switchyard/internal/testkit/wait"
 )
 
 // The built dev proxy keeps Envoy's HTTP/1 rules on its listener (docs/devproxy.md,
@@ -19,12 +17,7 @@ func TestDevproxyRefusesContentLengthWithChunked(t *testing.T) {
 	reg := startRegistrar(t)
 	register(t, reg.url(), "web-1", upstream(t, "alpha"))
 	px := startDevproxy(t, reg.url())
-	wait.Eventually(t, propagation, func() string {
-		if got := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); got.status != 200 {
-			return fmt.Sprintf("web-1: %d %q", got.status, got.body)
-		}
-		return ""
-	})
+	px.waitRouted(t, "/sys/x", "web-1", 200)
 
 	conn := px.dial(t)
 	io.WriteString(conn, "POST /sys/a HTTP/1.1\r\nHost: proxy\r\nX-Server-Name: web-1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"+

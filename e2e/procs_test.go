@@ -16,6 +16,7 @@ import (
 	"switchyard/internal/testkit/bin"
 	"switchyard/internal/testkit/envoycheck"
 	"switchyard/internal/testkit/proc"
+	"switchyard/internal/testkit/wait"
 )
 
 // process is one of the project's binaries running for a test (proc.Start): on a
@@ -126,4 +127,16 @@ func (p process) dial(t testing.TB) net.Conn {
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	return conn
+}
+
+// waitRouted waits (within propagation) until a GET of path naming name through the
+// dev proxy p answers status: the table with name has reached its routers.
+func (p process) waitRouted(t testing.TB, path, name string, status int) {
+	t.Helper()
+	wait.Eventually(t, propagation, func() string {
+		if g := get(t, p.url()+path, "X-Server-Name", name); g.status != status {
+			return fmt.Sprintf("GET %s naming %s: %d %q, want %d", path, name, g.status, g.body, status)
+		}
+		return ""
+	})
 }

@@ -15,8 +15,10 @@ build:
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -ldflags "-X switchyard/filter/polling.BuildVersion=$(VERSION)" -o $(BIN)/filter.wasm ./filter
 	$(GO) build -trimpath -o $(BIN)/registrar ./registrar
 	$(GO) build -trimpath -o $(BIN)/devproxy ./cmd/devproxy
+	$(GO) build -trimpath -o $(BIN)/switchyardctl ./cmd/switchyardctl
 
-# What the tests need beyond Go (Chromium for the page test), installed when missing.
+# What the tests need beyond Go (Chromium for the page test, etcd, Node.js and the pinned
+# Redocly CLI for the OpenAPI lint), installed when missing.
 test-deps:
 	@scripts/test-deps
 

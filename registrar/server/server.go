@@ -192,6 +192,7 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
 	mux.Handle("/api/export", auth.wrap(http.HandlerFunc(a.export)))
 	mux.Handle("/api/import", auth.wrap(http.HandlerFunc(a.importTable)))
+	mux.HandleFunc("GET /api/openapi.json", serveOpenAPI)
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
 	s.routesHandler = s.routes()
 	mux.Handle("/v1/routes", v1(s.routesHandler))

@@ -24,7 +24,8 @@ type Reply struct {
 	Body   []byte
 }
 
-// Call sends one request; hdr is name/value pairs ("Host" sets the request's Host). A
+// Call sends one request and holds it and its answer to the registrar's OpenAPI
+// document (CheckOpenAPI); hdr is name/value pairs ("Host" sets the request's Host). A
 // body goes as application/json unless hdr names another Content-Type.
 func Call(t testing.TB, method, url, body string, hdr ...string) Reply {
 	t.Helper()
@@ -55,6 +56,7 @@ func Call(t testing.TB, method, url, body string, hdr ...string) Reply {
 	if err != nil {
 		t.Fatal(err)
 	}
+	CheckOpenAPI(t, req, []byte(body), resp, b)
 	return Reply{resp.StatusCode, resp.Header, b}
 }
 

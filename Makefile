@@ -8,7 +8,7 @@ BIN   := $(CURDIR)/bin
 # sets it by hand; a VERSION in the environment does not.
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: build test test-deps run bench fuzz fuzz-check clean
+.PHONY: build test test-deps run bench fuzz fuzz-check clean dist
 
 build:
 	@mkdir -p $(BIN)
@@ -83,7 +83,14 @@ bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStores' -benchtime 1x -timeout 10m ./e2e/
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
+
+# What a machine without internet installs (cmd/dist; README, "Install on a VM
+# (offline)"): switchyard .deb and .rpm for amd64 and arm64, a .tar.gz of the same
+# files each, and SHA256SUMS, in dist/. Reproducible: the same commit and
+# SOURCE_DATE_EPOCH (default: the commit's time) give the same bytes.
+dist:
+	$(GO) run ./cmd/dist -out dist -version $(VERSION)
 
 # OCI image layouts, no Docker needed (internal/ociimage, deploy/): bin/oci/filter (compat
 # Wasm image), bin/oci/filter-wasm (two-layer Wasm artifact), bin/oci/registrar (static

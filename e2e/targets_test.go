@@ -158,6 +158,7 @@ func ejectsKilledTarget(t *testing.T, workers int) {
 	waitBody(t, px.url(), "shop", func(body string) bool { return body == "a" })
 	client := &http.Client{}
 	a.kill()
+	killed := time.Now()
 	failed, seenB := 0, 0
 	for i := 0; i < 200; i++ {
 		got := getWith(t, client, px.url()+"/sys/x", "X-Server-Name", "shop")
@@ -190,6 +191,11 @@ func ejectsKilledTarget(t *testing.T, workers int) {
 			t.Fatal("the restarted target got no traffic within 10 s (fail_timeout 2 s)")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The first failure came after the kill, so the target is skipped until at least
+	// fail_timeout after the kill.
+	if back := time.Since(killed); back < 2*time.Second {
+		t.Fatalf("the killed target got traffic again %v after the kill, before fail_timeout (2 s)", back)
 	}
 	t.Logf("%d failed requests after the kill; traffic back %v after the restart", failed, time.Since(start).Round(time.Millisecond))
 }

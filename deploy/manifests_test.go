@@ -64,6 +64,9 @@ func dig(v any, keys ...string) any {
 
 func list(v any) []any { l, _ := v.([]any); return l }
 
+// has reports whether the object m has the key k (of any value).
+func has(m map[string]any, k string) bool { _, ok := m[k]; return ok }
+
 var docSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
 
 // readManifests splits a YAML stream into its documents and converts each to JSON.
@@ -319,7 +322,6 @@ func TestSchemaValidationCanFail(t *testing.T) {
 func celRules(o object) []string {
 	var p []string
 	spec, _ := o.m["spec"].(map[string]any)
-	has := func(m map[string]any, k string) bool { _, ok := m[k]; return ok }
 	switch o.kind() {
 	case "EnvoyExtensionPolicy":
 		// "either targetRef or targetRefs must be used"
@@ -588,17 +590,40 @@ func istioPluginConfig(t *testing.T, v any) []byte {
 	return b
 }
 
-// TestIstioWiring: the WasmPlugin runs the router root from the OCI image, and the
-// filter accepts its configuration as Istio delivers it, with registrar.cluster the
-// name Istio gives the registrar Service's port: outbound|<port>||<FQDN>.
+// TestIstioWiring: the WasmPlugin runs the router root from the OCI image on a Gateway
+// of its own, and the filter accepts its configuration as Istio delivers it, with
+// registrar.cluster the name Istio gives the registrar Service's port:
+// outbound|<port>||<FQDN>.
 func TestIstioWiring(t *testing.T) {
 	svc, svcPort := registrarService(t)
 	objs := readManifests(t, "istio/wasmplugin.yaml")
-	if len(objs) != 1 || objs[0].kind() != "WasmPlugin" {
-		t.Fatalf("istio/wasmplugin.yaml: want one WasmPlugin")
+	byKind := map[string][]object{}
+	for _, o := range objs {
+		byKind[o.kind()] = append(byKind[o.kind()], o)
 	}
-	wp := objs[0]
+	if len(objs) != 2 || len(byKind["WasmPlugin"]) != 1 || len(byKind["Gateway"]) != 1 {
+		t.Fatalf("istio/wasmplugin.yaml: want one Gateway and one WasmPlugin, found %d objects", len(objs))
+	}
+	wp, gw := byKind["WasmPlugin"][0], byKind["Gateway"][0]
 	spec, _ := wp.m["spec"].(map[string]any)
+	// With FAIL_CLOSE, a module istio-agent cannot fetch becomes a deny-all RBAC filter
+	// on every listener the plugin selects; only a Gateway that serves nothing but /sys
+	// keeps that failure to /sys. A selector (the shared ingress gateway's labels)
+	// would take every route down with it.
+	if has(spec, "selector") || has(spec, "targetRef") {
+		t.Errorf("%s: selects its proxies by selector or targetRef; want targetRefs to the Gateway of its own", wp)
+	}
+	refs := list(spec["targetRefs"])
+	if len(refs) != 1 {
+		t.Fatalf("%s: %d targetRefs, want the one Gateway of this file", wp, len(refs))
+	}
+	ref, _ := refs[0].(map[string]any)
+	if ref["group"] != "gateway.networking.k8s.io" || ref["kind"] != "Gateway" || ref["name"] != gw.name() || wp.namespace() != gw.namespace() {
+		t.Errorf("%s: targetRefs %v, want the Gateway %s in the same namespace (Istio refuses cross-namespace references)", wp, ref, gw)
+	}
+	if c := str(gw.m, "spec", "gatewayClassName"); c != "istio" {
+		t.Errorf("%s: gatewayClassName %q, want istio (Istio deploys the gateway for it)", gw, c)
+	}
 	if spec["pluginName"] != contract.RootRouter {
 		t.Errorf("pluginName %v: Istio can run only the router root (no singleton)", spec["pluginName"])
 	}

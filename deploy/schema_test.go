@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -138,11 +139,13 @@ func duplicateKey(data []byte) bool {
 
 // agreementCases are configurations on which the schema and the parser must agree,
 // good and bad: each key, its type, its bounds, its syntax, unknown keys.
-var agreementCases = []struct {
+type agreementCase struct {
 	name string
 	json string
 	ok   bool
-}{
+}
+
+var agreementCases = []agreementCase{
 	{"empty object", `{}`, true},
 	{"everything", `{"header":"X-Target-Server","path_prefixes":["/sys","/logs/v2"],"default_port":8080,"strip_header":true,"registrar":{"cluster":"outbound|9000||registrar.switchyard.svc.cluster.local","authority":"registrar.switchyard.svc.cluster.local","path":"/v1/routes","wait_seconds":600,"token":"s3cret"}}`, true},
 	{"pluginconfig.Default() written out", `{"header":"x-server-name","path_prefixes":["/sys"],"default_port":80,"strip_header":false,"registrar":{"cluster":"registrar","authority":"registrar","path":"/v1/routes","wait_seconds":30,"token":""}}`, true},
@@ -215,6 +218,18 @@ var agreementCases = []struct {
 	{"token wrong type", `{"registrar":{"token":42}}`, false},
 	{"token with newline", `{"registrar":{"token":"a\nb"}}`, false},
 	{"token with CR", `{"registrar":{"token":"a\rb"}}`, false},
+	// A final newline: Python's re.search reads `$` as "at the end or before a final
+	// newline", ECMA-262 and Go as "at the end" (TestSchemaSecondValidator).
+	{"header with final newline", `{"header":"x-server-name\n"}`, false},
+	{"prefix with final newline", `{"path_prefixes":["/sys\n"]}`, false},
+	{"root prefix with final newline", `{"path_prefixes":["/\n"]}`, false},
+	{"proxy id with final newline", `{"proxy_id":"edge-a\n"}`, false},
+	{"proxy id a newline", `{"proxy_id":"\n"}`, false},
+	{"cluster with final newline", `{"registrar":{"cluster":"registrar\n"}}`, false},
+	{"authority with final newline", `{"registrar":{"authority":"registrar\n"}}`, false},
+	{"path with final newline", `{"registrar":{"path":"/v1/routes\n"}}`, false},
+	{"token with final newline", `{"registrar":{"token":"s3cret\n"}}`, false},
+	{"token a newline", `{"registrar":{"token":"\n"}}`, false},
 }
 
 // TestSchemaAgreesWithParser: for every configuration of the table, the filter's
@@ -238,6 +253,100 @@ func TestSchemaAgreesWithParser(t *testing.T) {
 			t.Errorf("%s: %s: both %s it; the table expects accepted=%v", c.name, data, map[bool]string{true: "accept", false: "refuse"}[sok], c.ok)
 		}
 	}
+}
+
+// TestSchemaSecondValidator runs the table through a second, independent validator
+// (Python's jsonschema; scripts/test-deps installs Debian's python3-jsonschema), so the
+// schema says the same in a dialect other than Go's: its patterns are ECMA-262 regular
+// expressions, which validators run with their own engines.
+func TestSchemaSecondValidator(t *testing.T) {
+	if err := exec.Command("python3", "-c", "import jsonschema").Run(); err != nil {
+		t.Fatalf("python3 with jsonschema is needed for this test (%v): run scripts/test-deps, or apt-get install python3-jsonschema", err)
+	}
+	_, raw := configSchema(t)
+	cases := append(agreementCases[:len(agreementCases):len(agreementCases)], finalNewlineCases(t, raw)...)
+	var docs []string
+	for _, c := range cases {
+		docs = append(docs, c.json)
+	}
+	in, _ := json.Marshal(docs)
+	cmd := exec.Command("python3", "testdata/validate.py", schemaFile)
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python3 testdata/validate.py: %v\n%s", err, stderr.String())
+	}
+	var verdicts []*string
+	if err := json.Unmarshal(out, &verdicts); err != nil || len(verdicts) != len(docs) {
+		t.Fatalf("validate.py answered %s (%v); want %d verdicts", out, err, len(docs))
+	}
+	for i, c := range cases {
+		if ok := verdicts[i] == nil; ok != c.ok {
+			why := ""
+			if verdicts[i] != nil {
+				why = ": " + *verdicts[i]
+			}
+			t.Errorf("%s: %q: Python's jsonschema says accepted=%v%s; the table (and the parser) say %v", c.name, c.json, ok, why, c.ok)
+		}
+	}
+}
+
+// finalNewlineCases are, for every string the schema gives a pattern (the keys added
+// later too), its default with a line feed appended: a case every validator and the
+// parser must refuse. The schema's one_line definition is what makes Python refuse it,
+// so each pattern must sit beside a reference to it.
+func finalNewlineCases(t *testing.T, raw map[string]any) []agreementCase {
+	var out []agreementCase
+	var walk func(path []string, node map[string]any)
+	walk = func(path []string, node map[string]any) {
+		props, _ := node["properties"].(map[string]any)
+		for k, v := range props {
+			p, _ := v.(map[string]any)
+			walk(append(path[:len(path):len(path)], k), p)
+		}
+		pattern := node["pattern"]
+		value := node["default"]
+		if items, ok := node["items"].(map[string]any); ok {
+			pattern = items["pattern"]
+			if d, _ := value.([]any); len(d) > 0 {
+				value = d[0]
+			}
+			if items["pattern"] != nil && items["$ref"] != "#/$defs/one_line" {
+				t.Errorf("%s: the items' pattern has no \"$ref\": \"#/$defs/one_line\" beside it", strings.Join(path, "."))
+			}
+		} else if pattern != nil && node["$ref"] != "#/$defs/one_line" {
+			t.Errorf("%s: its pattern has no \"$ref\": \"#/$defs/one_line\" beside it", strings.Join(path, "."))
+		}
+		if pattern == nil {
+			return
+		}
+		str, _ := value.(string)
+		var doc any = str + "\n"
+		if _, ok := node["items"]; ok {
+			doc = []any{doc}
+		}
+		for i := len(path) - 1; i >= 0; i-- {
+			doc = map[string]any{path[i]: doc}
+		}
+		b, _ := json.Marshal(doc)
+		out = append(out, agreementCase{strings.Join(path, ".") + " default with a final newline", string(b), false})
+	}
+	walk(nil, raw)
+	if len(out) < 7 {
+		t.Fatalf("found %d strings with a pattern in %s; want at least 7", len(out), schemaFile)
+	}
+	s, _ := configSchema(t)
+	for _, c := range out {
+		if _, err := pluginconfig.Parse([]byte(c.json)); err == nil {
+			t.Errorf("%s: the parser accepts %s", c.name, c.json)
+		}
+		if ok, _ := schemaAccepts(s, []byte(c.json)); ok {
+			t.Errorf("%s: %s accepts %s", c.name, schemaFile, c.json)
+		}
+	}
+	return out
 }
 
 func verdict(err error) string {
@@ -443,6 +552,9 @@ func TestManifestConfigsMatchSchema(t *testing.T) {
 		}
 	}
 	for _, o := range readManifests(t, "istio/wasmplugin.yaml") {
+		if o.kind() != "WasmPlugin" {
+			continue
+		}
 		configs = append(configs, struct {
 			where string
 			data  []byte

@@ -57,8 +57,7 @@ func setupBench(b *testing.B) *benchSetup {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
-	srv := httptest.NewServer(p)
-	b.Cleanup(srv.Close)
+	srv := serveProxy(b, p) // as the command serves it: Envoy's HTTP/1 rules on the listener
 	env := &benchSetup{proxy: srv, client: load.NewClient(benchClients)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

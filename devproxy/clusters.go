@@ -256,6 +256,9 @@ func parseBaseURL(what, raw string) (*url.URL, error) {
 func newTransport(responseHeader, connect, idle time.Duration) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil // never an outside proxy: targets are what the config and the filter chose
+	// Envoy passes the client's Accept-Encoding on as it is and the body back
+	// untouched; net/http would otherwise ask for gzip itself and unpack the answer.
+	t.DisableCompression = true
 	t.MaxIdleConnsPerHost = 256
 	t.ResponseHeaderTimeout = responseHeader
 	if connect > 0 {

@@ -16,4 +16,10 @@ const (
 	CodeUpstreamTimeout   = "upstream_timeout"       // 504: the route timeout passed
 	CodeTargetRefused     = "target_refused"         // 403: the target's address is outside the target policy
 	CodeNoHealthyUpstream = "no_healthy_upstream"    // 503: the cluster has no address
+
+	// Envoy's HTTP/1 rules (http1.go, serve.go)
+	CodeChunkedContentLength = "content_length_and_chunked" // 400: Content-Length with Transfer-Encoding; the connection is closed
+	CodeHTTP10               = "http_1_0_refused"           // 426: HTTP/1.0 (accept_http_10 is off)
+	CodeFragment             = "fragment_in_path"           // 400: the request target holds a #fragment
+	CodeRequestHeaderTimeout = "request_header_timeout"     // 408: request_headers_timeout passed mid-head; the connection is closed
 )

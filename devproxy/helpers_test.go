@@ -83,8 +83,7 @@ func startWorldAllow(t *testing.T, allow []netip.Prefix, extra ...string) *world
 	}
 	t.Cleanup(func() { p.Close() })
 	w.p = p
-	w.proxy = httptest.NewServer(p)
-	t.Cleanup(w.proxy.Close)
+	w.proxy = serveProxy(t, p)
 	wait.Eventually(t, 10*time.Second, func() string {
 		if a := w.do(t, "GET", "/sys/ready", "X-Server-Name", "web-1"); a.status != 200 {
 			return fmt.Sprintf("web-1 not routed yet: %d %s", a.status, a.body)
@@ -92,6 +91,17 @@ func startWorldAllow(t *testing.T, allow []netip.Prefix, extra ...string) *world
 		return ""
 	})
 	return w
+}
+
+// serveProxy serves p on loopback as the devproxy command does: its Server on its
+// wrapped listener.
+func serveProxy(t testing.TB, p *Proxy) *httptest.Server {
+	srv := httptest.NewUnstartedServer(p)
+	srv.Config = p.Server()
+	srv.Listener = p.WrapListener(srv.Listener)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 type reply struct {

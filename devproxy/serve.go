@@ -36,14 +36,33 @@ type forward struct {
 // then the route's cluster.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := &p.site.hcm
-	// Envoy's header limits (max_headers_count, max_request_headers_kb): 431. The
-	// command's http.Server also caps the bytes before a handler runs.
-	if n, size := headerSize(r.Header); n > h.maxHeaders || size > h.maxHeaderBytes {
+	if codecRefusal(w, r) {
+		return
+	}
+	// Envoy's header limits (max_headers_count, max_request_headers_kb): 431. Envoy's
+	// byte count includes the request target, as its HTTP/1 codec counts the URL with
+	// the headers. The http.Server (Server) also caps the bytes before a handler runs.
+	if n, size := headerSize(r); n > h.maxHeaders || size > h.maxHeaderBytes {
+		// A codec error in Envoy: the answer closes the connection.
+		w.Header().Set("Connection", "close")
 		writeJSON(w, http.StatusRequestHeaderFieldsTooLarge, CodeHeadersTooLarge,
 			"the request has more than "+strconv.Itoa(h.maxHeaders)+" headers or "+strconv.Itoa(h.maxHeaderBytes>>10)+" KiB of them")
 		return
 	}
 	if !p.underscores(w, r) {
+		return
+	}
+	if r.ProtoMajor == 1 && r.ProtoMinor == 0 {
+		// Envoy's default (accept_http_10 off) answers any HTTP/1.0 request 426,
+		// with or without a Host header.
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusUpgradeRequired, CodeHTTP10, "HTTP/1.0 is not accepted here; use HTTP/1.1")
+		return
+	}
+	if strings.IndexByte(r.RequestURI, '#') >= 0 {
+		// A fragment is not part of a request target (RFC 9112 3.2); Envoy refuses a
+		// path with one rather than forwarding it (net/http would send it on as %23).
+		writeJSON(w, http.StatusBadRequest, CodeFragment, "the request target holds a #fragment; send the path without it")
 		return
 	}
 	path, ok := p.normalise(w, r)
@@ -134,9 +153,14 @@ func pathOnly(p string) string {
 }
 
 // headerSize is the number of header lines (the unit of Envoy's max_headers_count)
-// and their bytes, names and values.
-func headerSize(h http.Header) (n, size int) {
-	for k, vs := range h {
+// and the bytes Envoy's max_request_headers_kb counts: the request target, and every
+// header's name and value (Host's too, which net/http keeps apart).
+func headerSize(r *http.Request) (n, size int) {
+	size = len(r.RequestURI)
+	if r.Host != "" {
+		n, size = 1, size+len("host")+len(r.Host)
+	}
+	for k, vs := range r.Header {
 		n += len(vs)
 		for _, v := range vs {
 			size += len(k) + len(v)
@@ -156,6 +180,7 @@ func (p *Proxy) underscores(w http.ResponseWriter, r *http.Request) bool {
 			continue
 		}
 		if act == 1 { // REJECT_REQUEST
+			w.Header().Set("Connection", "close") // a codec error in Envoy, as above
 			writeJSON(w, http.StatusBadRequest, CodeUnderscoreHeader,
 				"header names with underscores are refused here; use '-' instead of '_'")
 			return false
@@ -226,11 +251,22 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// The connection manager's X-Forwarded-* rules. A client's Forwarded header is
 	// never passed on: nothing here vouches for it.
 	out.Header.Del("Forwarded")
+	// Every client is external: Envoy (1.36 on) counts no address as internal unless
+	// internal_address_config names it, and the dev proxy reads no such setting.
+	// Envoy's header sanitizing then drops the x-envoy-* control headers a client
+	// could steer it or the upstream with.
+	for _, k := range envoyExternalStripped {
+		out.Header.Del(k)
+	}
 	prior := pr.In.Header.Values("X-Forwarded-For")
 	if p.site.hcm.useRemoteAddress {
 		// The edge: the peer address is appended, and the scheme is the connection's.
+		for _, k := range envoyEdgeStripped {
+			out.Header.Del(k)
+		}
 		if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
 			prior = append(prior, ip)
+			out.Header.Set("X-Envoy-External-Address", ip)
 		}
 		out.Header.Set("X-Forwarded-Proto", "http")
 	} else if v := pr.In.Header.Values("X-Forwarded-Proto"); len(v) > 0 {
@@ -242,6 +278,27 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		out.Header.Del("X-Forwarded-For")
 	}
 }
+
+// envoyExternalStripped are the headers Envoy removes from every external request
+// (its connection manager's header sanitizing, docs/devproxy.md); envoyEdgeStripped
+// the ones it removes as well where use_remote_address makes it the edge, before it
+// sets X-Envoy-External-Address itself.
+var (
+	envoyExternalStripped = []string{
+		"X-Envoy-Internal",
+		"X-Envoy-Retriable-Status-Codes", "X-Envoy-Retriable-Header-Names",
+		"X-Envoy-Retry-On", "X-Envoy-Retry-Grpc-On", "X-Envoy-Max-Retries",
+		"X-Envoy-Upstream-Alt-Stat-Name",
+		"X-Envoy-Upstream-Rq-Timeout-Ms", "X-Envoy-Upstream-Rq-Per-Try-Timeout-Ms",
+		"X-Envoy-Upstream-Rq-Timeout-Alt-Response", "X-Envoy-Expected-Rq-Timeout-Ms",
+		"X-Envoy-Force-Trace", "X-Envoy-Ip-Tags", "X-Envoy-Original-Url",
+		"X-Envoy-Hedge-On-Per-Try-Timeout",
+	}
+	envoyEdgeStripped = []string{
+		"X-Envoy-Decorator-Operation", "X-Envoy-Downstream-Service-Cluster",
+		"X-Envoy-Downstream-Service-Node", "X-Envoy-External-Address",
+	}
+)
 
 // modifyResponse gives the router VM the response headers, applies the route's
 // header removal and the CORS filter's response headers.

@@ -4,16 +4,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"switchyard/internal/testkit/apitest"
 	"switchyard/internal/testkit/bin"
 	"switchyard/internal/testkit/envoycheck"
 	"switchyard/internal/testkit/proc"
+	"switchyard/internal/testkit/wait"
 )
 
 // process is one of the project's binaries running for a test (proc.Start): on a
@@ -134,4 +137,29 @@ func upstream(t testing.TB, name string) (addr string) {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
+}
+
+// dial opens a raw TCP connection to p for a test that writes its own bytes; reads and
+// writes time out after 10 s, and the connection is closed when the test ends.
+func (p process) dial(t testing.TB) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
+// waitRouted waits (within propagation) until a GET of path naming name through the
+// dev proxy p answers status: the table with name has reached its routers.
+func (p process) waitRouted(t testing.TB, path, name string, status int) {
+	t.Helper()
+	wait.Eventually(t, propagation, func() string {
+		if g := get(t, p.url()+path, "X-Server-Name", name); g.status != status {
+			return fmt.Sprintf("GET %s naming %s: %d %q, want %d", path, name, g.status, g.body, status)
+		}
+		return ""
+	})
 }

@@ -168,19 +168,9 @@ func TestProxyPassesWebSocketUpgrade(t *testing.T) {
 	reg := startRegistrar(t)
 	register(t, reg.url(), "ws-1", srv.Listener.Addr().String())
 	px := startDevproxy(t, reg.url())
-	wait.Eventually(t, propagation, func() string {
-		if g := get(t, px.url()+"/sys/ws", "X-Server-Name", "ws-1"); g.status != 400 {
-			return fmt.Sprintf("plain GET to the ws upstream: %d %q, want its own 400", g.status, g.body)
-		}
-		return ""
-	})
+	px.waitRouted(t, "/sys/ws", "ws-1", 400) // a plain GET gets the ws upstream's own 400
 
-	conn, err := net.DialTimeout("tcp", px.Addr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := px.dial(t)
 	fmt.Fprintf(conn, "GET /sys/ws HTTP/1.1\r\nHost: proxy\r\nX-Server-Name: ws-1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)

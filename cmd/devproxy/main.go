@@ -135,7 +135,7 @@ func run() error {
 	defer p.Close()
 
 	ls := p.Listener()
-	servers := []*http.Server{{Handler: p, ReadHeaderTimeout: ls.ReadHeaderTimeout, IdleTimeout: ls.IdleTimeout, MaxHeaderBytes: ls.MaxHeaderBytes}}
+	servers := []*http.Server{p.Server()}
 	addrs := []string{*listen}
 	if *admin != "" {
 		servers = append(servers, &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second})
@@ -150,8 +150,11 @@ func run() error {
 		what := "listening"
 		if i == 1 {
 			what = "admin listening"
-		} else if ls.MaxConnections > 0 {
-			ln = &capListener{Listener: ln, max: int64(ls.MaxConnections)}
+		} else {
+			if ls.MaxConnections > 0 {
+				ln = &capListener{Listener: ln, max: int64(ls.MaxConnections)}
+			}
+			ln = p.WrapListener(ln)
 		}
 		log.Info(what, "addr", ln.Addr().String(), "workers", *workers, "config", *configPath)
 		go func() { errc <- srv.Serve(ln) }()

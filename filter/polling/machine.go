@@ -234,8 +234,13 @@ func (m *Machine) Headers() [][2]string {
 
 func (m *Machine) poll(now int64) {
 	if err := m.host.Dispatch(m.Headers(), m.TimeoutMillis()); err != nil {
+		// Envoy refuses an http call to a cluster it does not have at once. The line
+		// names the cluster and the names each proxy gives the registrar's cluster, since
+		// they differ by platform and setting.
 		m.fail(now, "dispatch", "the proxy refused the poll to cluster '"+m.cfg.Cluster+"' ("+err.Error()+
-			"); check registrar.cluster names a configured cluster")
+			"); check registrar.cluster names a cluster this proxy has: Envoy Gateway names a route rule's "+
+			"httproute/<namespace>/<route>/rule/<index>, or service/<namespace>/<service>/<port>/http with "+
+			"EnvoyProxy mergeBackends; Istio outbound|<port>||<service FQDN>")
 		return
 	}
 	m.inFlight = true
@@ -254,7 +259,7 @@ func (m *Machine) Answer(now int64, r Reply) {
 		// Envoy reports a refused connection, a reset and an answer over its buffer
 		// limit for http calls (32 MiB by default) the same way, so the line names all
 		// three.
-		m.fail(now, "unreachable", "the poll failed without an answer"+st+": the registrar could not be reached, "+
+		m.fail(now, "unreachable", "the poll to cluster '"+m.cfg.Cluster+"' failed without an answer"+st+": the registrar could not be reached, "+
 			"the connection was reset or timed out, or the answer was larger than the proxy's buffer limit for http calls "+
 			"(Envoy's default is 32 MiB; a registrar that serves sync protocol 2 pages its answers under it)")
 		return

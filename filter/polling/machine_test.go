@@ -241,7 +241,7 @@ func TestAnswers(t *testing.T) {
 		{"400 names the parameter", Reply{Status: "400", Body: []byte(`{"error":"bad after"}`)}, base, 5, false, `answered HTTP 400 instead of 200 or 304 ("{\"error\":\"bad after\"}")`, ""},
 		{"401", Reply{Status: "401"}, base, 5, false, "refused the poll with HTTP 401; check registrar.token", ""},
 		{"no answer", Reply{Failed: &CallFailure{Status: "reset"}}, base, 5, false,
-			"the poll failed without an answer (host status: reset): the registrar could not be reached, the connection was reset or timed out, or the answer was larger than the proxy's buffer limit", ""},
+			"the poll to cluster 'registrar' failed without an answer (host status: reset): the registrar could not be reached, the connection was reset or timed out, or the answer was larger than the proxy's buffer limit", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -460,6 +460,11 @@ func TestDispatchRefused(t *testing.T) {
 	m.Tick(0)
 	if h.fail != 1 || h.countLogs("refused the poll to cluster 'registrar' (bad argument)") != 1 {
 		t.Errorf("failures %d logs:\n%s", h.fail, strings.Join(h.logs, "\n"))
+	}
+	// The line says what the cluster is called where the name is not obvious: Envoy
+	// Gateway with mergeBackends names it by Service, not by route.
+	if h.countLogs("service/<namespace>/<service>/<port>/http with EnvoyProxy mergeBackends") != 1 {
+		t.Errorf("the refusal does not say Envoy Gateway's mergeBackends cluster name:\n%s", strings.Join(h.logs, "\n"))
 	}
 }
 

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +54,7 @@ func BenchmarkScale100k(b *testing.B) {
 	ups := []struct{ name, addr string }{{"alpha", upstream(b, "alpha")}, {"beta", upstream(b, "beta")}}
 	began := time.Now()
 	reg := importedRegistrar(b, names, map[int]string{names - 1: ups[0].addr})
-	relay := newWireRelay(b, strings.TrimPrefix(reg.url(), "http://"))
+	relay := newWireRelay(b, reg.Addr(), 0)
 	px := startDevproxy(b, "http://"+relay.addr())
 	waitLoaded(b, px, scaleName(names-1), began)
 	b.Logf("set-up: %d names imported, registrar and dev proxy started, table routed in %v", names, time.Since(began).Round(time.Millisecond))
@@ -238,71 +235,4 @@ func importedRegistrar(b *testing.B, n int, to map[int]string) *process {
 		b.Fatalf("registrar -import of %d names: %v\n%s", n, err, out)
 	}
 	return startRegistrar(b, "-data", data)
-}
-
-// wireRelay is a TCP relay to a registrar that counts the bytes each way: what
-// crosses the loopback wire, HTTP headers included.
-type wireRelay struct {
-	ln                net.Listener
-	toProxy, toTarget atomic.Int64
-	mu                sync.Mutex
-	conns             []net.Conn
-}
-
-func newWireRelay(b *testing.B, target string) *wireRelay {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := &wireRelay{ln: ln}
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			r.mu.Lock()
-			r.conns = append(r.conns, in, out)
-			r.mu.Unlock()
-			go relayCopy(out, in, &r.toTarget)
-			go relayCopy(in, out, &r.toProxy)
-		}
-	}()
-	b.Cleanup(func() {
-		ln.Close()
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, c := range r.conns {
-			c.Close()
-		}
-	})
-	return r
-}
-
-func (r *wireRelay) addr() string { return r.ln.Addr().String() }
-
-// relayCopy copies src to dst, counting each read before it is passed on (so a
-// change seen through the proxy has all its bytes counted), and closes both at the end.
-func relayCopy(dst, src net.Conn, n *atomic.Int64) {
-	defer dst.Close()
-	defer src.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		k, err := src.Read(buf)
-		if k > 0 {
-			n.Add(int64(k))
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }

@@ -63,6 +63,8 @@ run: build
 bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkTable1M' -benchtime 1x -timeout 30m ./filter/inhost/
+	$(if $(REF_WASM),SWITCHYARD_BIN=$(BIN) SWITCHYARD_REF_WASM=$(REF_WASM) $(GO) test -run '^$$' -bench 'BenchmarkRouterVsReference' -benchtime 200000x -timeout 20m ./filter/inhost/)
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkScale100k|BenchmarkDevproxyLoad1M' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout|BenchmarkRegistrarScale' -benchtime 1x -timeout 10m ./registrar/server/

@@ -13,13 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/load"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/load"
 )
 
-// In-process benchmarks of the dev proxy, for profiling its own cost per request: the real filter.wasm on the real host, the real registrar binary feeding the
-// table, real HTTP on loopback. Unlike e2e's BenchmarkDevproxyThroughput (the built
+// In-process benchmarks of the dev proxy, for profiling its own cost per request: the
+// real filter.wasm on the real host, the real registrar binary feeding the table, real
+// HTTP on loopback. Unlike e2e's BenchmarkDevproxyThroughput (the built
 // binary, measured from outside), these run the proxy in the test process, so
 // -cpuprofile and -memprofile show where its time and garbage go:
 //
@@ -49,7 +50,7 @@ func setupBench(b *testing.B) *benchSetup {
 	reg := startRegistrar(b)
 	register(b, reg.URL(), "bench", up.Listener.Addr().String())
 	p, err := New(context.Background(), Config{
-		Wasm: testbin.Read(b, "filter.wasm"), Envoy: repoEnvoy(b), Registrar: []string{reg.URL()}, Upstream: up.URL, Workers: 2,
+		Wasm: bin.Read(b, "filter.wasm"), Envoy: repoEnvoy(b), Registrar: []string{reg.URL()}, Upstream: up.URL, Workers: 2,
 		AllowCIDR: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	})
 	if err != nil {
@@ -130,8 +131,8 @@ func register(b testing.TB, regURL, name, target string) {
 
 // BenchmarkRewriteManyHeaders is the routed path's header rewrite alone, for requests
 // with many distinct headers: the cost per header (ns/header) must stay flat as the
-// count grows (it grew with the count when each name was looked up among all the
-// others).
+// count grows (looking each name up among all the others would make it grow with the
+// count).
 func BenchmarkRewriteManyHeaders(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {

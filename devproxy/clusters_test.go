@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 )
 
 // A replica failing its health check (/healthz not 2xx) gets no requests until it
@@ -56,7 +56,7 @@ func TestClusterSkipsUnhealthyEndpoints(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return string(body)
 	}
-	testbin.Eventually(t, 5*time.Second, func() string {
+	wait.Eventually(t, 5*time.Second, func() string {
 		for i := 0; i < 6; i++ {
 			if got := get(); got != "b" {
 				return fmt.Sprintf("request %d went to %q while a fails its health check and the third is dead", i, got)
@@ -66,7 +66,7 @@ func TestClusterSkipsUnhealthyEndpoints(t *testing.T) {
 	})
 	<-sick
 	sick <- false
-	testbin.Eventually(t, 5*time.Second, func() string {
+	wait.Eventually(t, 5*time.Second, func() string {
 		seen := map[string]bool{}
 		for i := 0; i < 6; i++ {
 			seen[get()] = true

@@ -8,6 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"switchyard/internal/envoyconfig"
 )
 
 // features lists every field of an Envoy bootstrap the dev proxy knows, as
@@ -193,7 +195,7 @@ func checkFeatures(m proto.Message) (unknown []string, notes []string) {
 	var walk func(m protoreflect.Message, path string)
 	walk = func(m protoreflect.Message, path string) {
 		if a, ok := m.Interface().(*anypb.Any); ok {
-			inner, err := anypb.UnmarshalNew(a, proto.UnmarshalOptions{})
+			inner, err := envoyconfig.Unpack(a)
 			if err != nil {
 				unknown = append(unknown, fmt.Sprintf("%s (%s: %v)", path, a.GetTypeUrl(), err))
 				return

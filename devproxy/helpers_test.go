@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,45 +17,24 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 
-	"switchyard/internal/envoyconfig"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/envoycheck"
+	"switchyard/internal/testkit/proc"
+	"switchyard/internal/testkit/wait"
 )
 
-// repoEnvoyPath is the project's envoy.yaml, the file the dev proxy serves.
-const repoEnvoyPath = "../envoy.yaml"
-
-var repoEnvoyText = sync.OnceValues(func() (string, error) {
-	b, err := os.ReadFile(repoEnvoyPath)
-	return string(b), err
-})
-
-// repoEnvoy loads envoy.yaml with each old→new replacement applied; every old string
-// must occur exactly once, so a case never silently tests the unchanged file.
+// repoEnvoy loads envoy.yaml with each old→new replacement applied (envoycheck.RepoConfig).
 func repoEnvoy(t testing.TB, replace ...string) *bootstrapv3.Bootstrap {
 	t.Helper()
-	text, err := repoEnvoyText()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(replace); i += 2 {
-		if n := strings.Count(text, replace[i]); n != 1 {
-			t.Fatalf("%q occurs %d times in %s, want once; update the test to the file", replace[i], n, repoEnvoyPath)
-		}
-		text = strings.Replace(text, replace[i], replace[i+1], 1)
-	}
-	bs, err := envoyconfig.Parse([]byte(text))
-	if err != nil {
-		t.Fatalf("the (changed) envoy.yaml does not load: %v", err)
-	}
-	return bs
+	return envoycheck.RepoConfig(t, replace...)
 }
 
 // startRegistrar runs the built registrar on loopback with its own data file,
 // loopback targets allowed, and none of the REGISTRAR_* settings of whoever runs the
 // tests.
-func startRegistrar(t testing.TB) *testbin.Proc {
+func startRegistrar(t testing.TB) *proc.Proc {
 	t.Helper()
-	return testbin.StartRegistrar(t, "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
+	return proc.StartRegistrar(t, "-data", filepath.Join(t.TempDir(), "servers.json"), "-allow-cidr", "127.0.0.0/8")
 }
 
 // world is the dev proxy on the repo's envoy.yaml with everything its routes need on
@@ -65,7 +43,7 @@ func startRegistrar(t testing.TB) *testbin.Proc {
 type world struct {
 	proxy    *httptest.Server
 	p        *Proxy
-	reg      *testbin.Proc
+	reg      *proc.Proc
 	target   *recorder // web-1's target
 	blue     *recorder // the app cluster's instances
 	green    *recorder
@@ -89,7 +67,7 @@ func startWorldAllow(t *testing.T, allow []netip.Prefix, extra ...string) *world
 	w.reg = startRegistrar(t)
 	register(t, w.reg.URL(), "web-1", w.target.addr)
 	p, err := New(t.Context(), Config{
-		Wasm:      testbin.Read(t, "filter.wasm"),
+		Wasm:      bin.Read(t, "filter.wasm"),
 		Envoy:     repoEnvoy(t, extra...),
 		Registrar: []string{w.reg.URL()},
 		Clusters: map[string][]string{
@@ -107,7 +85,7 @@ func startWorldAllow(t *testing.T, allow []netip.Prefix, extra ...string) *world
 	w.p = p
 	w.proxy = httptest.NewServer(p)
 	t.Cleanup(w.proxy.Close)
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		if a := w.do(t, "GET", "/sys/ready", "X-Server-Name", "web-1"); a.status != 200 {
 			return fmt.Sprintf("web-1 not routed yet: %d %s", a.status, a.body)
 		}

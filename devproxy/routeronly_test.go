@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/wait"
 )
 
 // TestRouterOnlyWithoutBootstrapService: envoy.yaml without its envoy.bootstrap.wasm
@@ -29,7 +30,7 @@ func TestRouterOnlyWithoutBootstrapService(t *testing.T) {
 	bs.BootstrapExtensions = nil
 	logs := &syncWriter{w: &strings.Builder{}}
 	p, err := New(t.Context(), Config{
-		Wasm:          testbin.Read(t, "filter.wasm"),
+		Wasm:          bin.Read(t, "filter.wasm"),
 		Envoy:         bs,
 		Registrar:     []string{reg.URL()},
 		Clusters:      map[string][]string{"app": {"http://" + other.addr}, "frontend": {"http://" + other.addr}},
@@ -47,7 +48,7 @@ func TestRouterOnlyWithoutBootstrapService(t *testing.T) {
 	}
 	w := &world{p: p, proxy: httptest.NewServer(p)}
 	t.Cleanup(w.proxy.Close)
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		if a := w.do(t, "GET", "/sys/ready", "X-Server-Name", "web-1"); a.status != 200 || !strings.HasPrefix(a.body, "target GET /sys/ready") {
 			return fmt.Sprintf("web-1 not routed: %d %s", a.status, a.body)
 		}
@@ -55,7 +56,7 @@ func TestRouterOnlyWithoutBootstrapService(t *testing.T) {
 	})
 	register(t, reg.URL(), "web-2", other.addr)
 	// Every worker (requests are spread over the router VMs) routes the new name.
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		for i := 0; i < 12; i++ {
 			if a := w.do(t, "GET", "/sys/x", "X-Server-Name", "web-2"); a.status != 200 || !strings.HasPrefix(a.body, "other GET /sys/x") {
 				return fmt.Sprintf("web-2 not routed: %d %s", a.status, a.body)

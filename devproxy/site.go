@@ -11,7 +11,6 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	dfpclusterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/dynamic_forward_proxy/v3"
 	commondfpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/dynamic_forward_proxy/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	dfpfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_forward_proxy/v3"
@@ -19,13 +18,11 @@ import (
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	downconnv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/resource_monitors/downstream_connections/v3"
-	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	wasmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"switchyard/internal/envoyconfig"
 )
@@ -125,41 +122,42 @@ const (
 	defaultConnIdle       = time.Hour
 )
 
-// readSite builds the site from bs. Anything of the file the dev proxy would not
-// serve as Envoy does is an error that names it; every error is collected.
+// readSite builds the site from bs, as envoyconfig.Inspect unpacks it. Anything of
+// the file the dev proxy would not serve as Envoy does is an error that names it;
+// every error is collected.
 func readSite(bs *bootstrapv3.Bootstrap) (*site, error) {
 	unknown, notes := checkFeatures(bs)
 	if len(unknown) > 0 {
 		return nil, fmt.Errorf("the Envoy config uses what the dev proxy does not implement (remove it, or run Envoy): %s",
 			strings.Join(unknown, "; "))
 	}
+	cfg := envoyconfig.Inspect(bs)
 	s := &site{clusters: map[string]*clusterSpec{}, notes: notes}
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, f := range cfg.Faults {
+		fail("%s: cannot unpack %q: %v", f.Path, f.TypeURL, f.Err)
+	}
 
-	s.readWasmService(bs, fail)
+	s.readWasmService(cfg, fail)
 	for _, rm := range bs.GetOverloadManager().GetResourceMonitors() {
-		var dc downconnv3.DownstreamConnectionsConfig
-		if err := unpackInto(rm.GetTypedConfig(), &dc); err != nil {
+		dc, ok := unpack(rm.GetTypedConfig()).(*downconnv3.DownstreamConnectionsConfig)
+		if !ok {
 			fail("overload_manager.resource_monitors[%s]: only envoy.resource_monitors.global_downstream_max_connections is implemented", rm.GetName())
 			continue
 		}
 		s.maxConnections = int(dc.GetMaxActiveDownstreamConnections())
 	}
-	for _, c := range bs.GetStaticResources().GetClusters() {
+	for _, c := range cfg.ClusterList {
 		s.readCluster(c, fail)
 	}
 	ls := bs.GetStaticResources().GetListeners()
 	if len(ls) != 1 || len(ls[0].GetFilterChains()) != 1 || len(ls[0].GetFilterChains()[0].GetFilters()) != 1 {
 		fail("static_resources.listeners: the dev proxy serves exactly one listener with one filter chain holding one filter (the HTTP connection manager)")
+	} else if len(cfg.Managers) != 1 {
+		fail("listener %s: filter %s is not an HTTP connection manager", ls[0].GetName(), ls[0].GetFilterChains()[0].GetFilters()[0].GetName())
 	} else {
-		var hcm hcmv3.HttpConnectionManager
-		f := ls[0].GetFilterChains()[0].GetFilters()[0]
-		if err := unpackInto(f.GetTypedConfig(), &hcm); err != nil {
-			fail("listener %s: filter %s is not an HTTP connection manager", ls[0].GetName(), f.GetName())
-		} else {
-			s.readHCM(&hcm, fail)
-		}
+		s.readHCM(cfg.Managers[0], fail)
 	}
 	// Without the envoy.bootstrap.wasm singleton the filter runs router-only: its router
 	// VMs elect one poller through the lease in shared data (README, "How the table is
@@ -170,31 +168,31 @@ func readSite(bs *bootstrapv3.Bootstrap) (*site, error) {
 	return s, nil
 }
 
-func (s *site) readWasmService(bs *bootstrapv3.Bootstrap, fail func(string, ...any)) {
-	for _, ext := range bs.GetBootstrapExtensions() {
-		var svc wasmv3.WasmService
-		if err := unpackInto(ext.GetTypedConfig(), &svc); err != nil {
-			fail("bootstrap_extensions[%s]: only envoy.bootstrap.wasm is implemented", ext.GetName())
+func (s *site) readWasmService(cfg *envoyconfig.Config, fail func(string, ...any)) {
+	for _, ext := range cfg.Extensions {
+		svc, ok := ext.Msg.(*wasmv3.WasmService)
+		if !ok {
+			fail("bootstrap_extensions[%s]: only envoy.bootstrap.wasm is implemented", ext.Name)
 			continue
 		}
 		if s.wasm != nil && s.wasm.hasSync {
-			fail("bootstrap_extensions[%s]: the dev proxy runs one wasm service", ext.GetName())
+			fail("bootstrap_extensions[%s]: the dev proxy runs one wasm service", ext.Name)
 			continue
 		}
 		if !svc.GetSingleton() {
-			fail("bootstrap_extensions[%s]: a per-worker wasm service is not implemented; set singleton: true", ext.GetName())
+			fail("bootstrap_extensions[%s]: a per-worker wasm service is not implemented; set singleton: true", ext.Name)
 		}
 		pc := svc.GetConfig()
-		checkFailurePolicy(pc, "bootstrap_extensions["+ext.GetName()+"]", fail)
-		cfg, err := pluginBytes(pc)
+		checkFailurePolicy(pc, "bootstrap_extensions["+ext.Name+"]", fail)
+		conf, err := envoyconfig.ConfigurationBytes(pc)
 		if err != nil {
-			fail("bootstrap_extensions[%s]: %v", ext.GetName(), err)
+			fail("bootstrap_extensions[%s]: %v", ext.Name, err)
 		}
 		if s.wasm == nil {
 			s.wasm = &wasmSettings{}
 		}
 		s.wasm.hasSync = true
-		s.wasm.syncRoot, s.wasm.syncConfig, s.wasm.syncPluginName = pc.GetRootId(), cfg, pc.GetName()
+		s.wasm.syncRoot, s.wasm.syncConfig, s.wasm.syncPluginName = pc.GetRootId(), conf, pc.GetName()
 		s.wasm.vmID = pc.GetVmConfig().GetVmId()
 	}
 }
@@ -205,25 +203,8 @@ func checkFailurePolicy(pc *wasmv3.PluginConfig, where string, fail func(string,
 	}
 }
 
-func pluginBytes(pc *wasmv3.PluginConfig) ([]byte, error) {
-	a := pc.GetConfiguration()
-	if a == nil {
-		return nil, nil
-	}
-	m, err := anypb.UnmarshalNew(a, proto.UnmarshalOptions{})
-	if err != nil {
-		return nil, err
-	}
-	switch c := m.(type) {
-	case *wrapperspb.StringValue:
-		return []byte(c.GetValue()), nil
-	case *wrapperspb.BytesValue:
-		return c.GetValue(), nil
-	}
-	return nil, fmt.Errorf("config.configuration is a %s; the dev proxy passes a StringValue or BytesValue to the plugin", m.ProtoReflect().Descriptor().FullName())
-}
-
-func (s *site) readHCM(h *hcmv3.HttpConnectionManager, fail func(string, ...any)) {
+func (s *site) readHCM(m envoyconfig.Manager, fail func(string, ...any)) {
+	h := m.HCM
 	switch h.GetCodecType() {
 	case hcmv3.HttpConnectionManager_AUTO, hcmv3.HttpConnectionManager_HTTP1:
 	default:
@@ -257,44 +238,43 @@ func (s *site) readHCM(h *hcmv3.HttpConnectionManager, fail func(string, ...any)
 	}
 
 	// The chain: CORS, wasm, DFP and router are implemented, in any order Envoy
-	// accepts (internal/envoyconfig checks the order this project needs).
+	// accepts (internal/testkit/envoycheck checks the order this project needs).
 	sawRouter := false
-	for _, f := range h.GetHttpFilters() {
-		m, err := anypb.UnmarshalNew(f.GetTypedConfig(), proto.UnmarshalOptions{})
-		if err != nil {
-			fail("http_filters[%s]: %v", f.GetName(), err)
+	for _, f := range m.Filters {
+		if f.Msg == nil {
+			fail("http_filters[%s]: no typed_config the dev proxy can read", f.Name)
 			continue
 		}
-		switch c := m.(type) {
+		switch c := f.Msg.(type) {
 		case *corsv3.Cors:
-			st.corsFilter = f.GetName()
+			st.corsFilter = f.Name
 		case *wasmfilterv3.Wasm:
 			if st.wasmFilter != "" {
-				fail("http_filters[%s]: the dev proxy runs one wasm filter", f.GetName())
+				fail("http_filters[%s]: the dev proxy runs one wasm filter", f.Name)
 				continue
 			}
-			st.wasmFilter = f.GetName()
+			st.wasmFilter = f.Name
 			pc := c.GetConfig()
-			checkFailurePolicy(pc, "http_filters["+f.GetName()+"]", fail)
-			cfg, err := pluginBytes(pc)
+			checkFailurePolicy(pc, "http_filters["+f.Name+"]", fail)
+			conf, err := envoyconfig.ConfigurationBytes(pc)
 			if err != nil {
-				fail("http_filters[%s]: %v", f.GetName(), err)
+				fail("http_filters[%s]: %v", f.Name, err)
 			}
 			if s.wasm == nil {
 				s.wasm = &wasmSettings{}
 			}
 			if s.wasm.vmID != "" && pc.GetVmConfig().GetVmId() != s.wasm.vmID {
 				fail("http_filters[%s]: vm_id %q differs from the wasm service's %q; the dev proxy runs both roots on one vm_id",
-					f.GetName(), pc.GetVmConfig().GetVmId(), s.wasm.vmID)
+					f.Name, pc.GetVmConfig().GetVmId(), s.wasm.vmID)
 			}
 			s.wasm.vmID = pc.GetVmConfig().GetVmId()
-			s.wasm.routerRoot, s.wasm.routerConfig, s.wasm.routerPluginName = pc.GetRootId(), cfg, pc.GetName()
+			s.wasm.routerRoot, s.wasm.routerConfig, s.wasm.routerPluginName = pc.GetRootId(), conf, pc.GetName()
 		case *dfpfilterv3.FilterConfig:
 			s.dnsFilter = readAddressMatcher(c.GetDnsCacheConfig(), fail)
 		case *routerv3.Router:
 			sawRouter = true
 		default:
-			fail("http_filters[%s]: %s is not implemented (cors, wasm, dynamic_forward_proxy and router are)", f.GetName(), m.ProtoReflect().Descriptor().FullName())
+			fail("http_filters[%s]: %s is not implemented (cors, wasm, dynamic_forward_proxy and router are)", f.Name, f.TypeName)
 		}
 	}
 	if !sawRouter {
@@ -388,19 +368,18 @@ func (s *site) readRoute(vh *routev3.VirtualHost, r *routev3.Route, fail func(st
 	}
 	if s.hcm.corsFilter != "" {
 		if a := perFilter(s.hcm.corsFilter); a != nil {
-			var cp corsv3.CorsPolicy
-			if err := unpackInto(a, &cp); err != nil {
+			if cp, ok := unpack(a).(*corsv3.CorsPolicy); !ok {
 				fail("%s.typed_per_filter_config[%s]: want an envoy.extensions.filters.http.cors.v3.CorsPolicy", where, s.hcm.corsFilter)
 			} else {
-				rt.cors = readCORS(&cp)
+				rt.cors = readCORS(cp)
 			}
 		}
 	}
 	if s.hcm.wasmFilter != "" {
 		rt.wasm = true
 		if a := perFilter(s.hcm.wasmFilter); a != nil {
-			var fc routev3.FilterConfig
-			if err := unpackInto(a, &fc); err != nil {
+			fc, ok := unpack(a).(*routev3.FilterConfig)
+			if !ok {
 				fail("%s.typed_per_filter_config[%s]: only envoy.config.route.v3.FilterConfig{disabled} is implemented for the wasm filter", where, s.hcm.wasmFilter)
 			}
 			rt.wasm = !fc.GetDisabled()
@@ -409,16 +388,17 @@ func (s *site) readRoute(vh *routev3.VirtualHost, r *routev3.Route, fail func(st
 	return rt
 }
 
-func (s *site) readCluster(c *clusterv3.Cluster, fail func(string, ...any)) {
+func (s *site) readCluster(lc *envoyconfig.Cluster, fail func(string, ...any)) {
+	c := lc.Msg
 	cs := &clusterSpec{
 		name:           c.GetName(),
 		connectTimeout: duration(c.GetConnectTimeout(), defaultConnectTimeout),
 		idleTimeout:    defaultConnIdle,
 	}
-	where := "static_resources.clusters[" + c.GetName() + "]"
+	where := lc.Path
 	if ct := c.GetClusterType(); ct != nil {
-		var cc dfpclusterv3.ClusterConfig
-		if ct.GetName() != "envoy.clusters.dynamic_forward_proxy" || unpackInto(ct.GetTypedConfig(), &cc) != nil {
+		cc := lc.DFP
+		if ct.GetName() != "envoy.clusters.dynamic_forward_proxy" || cc == nil {
 			fail("%s.cluster_type %q: only envoy.clusters.dynamic_forward_proxy is implemented", where, ct.GetName())
 		}
 		if cc.GetAllowInsecureClusterOptions() {
@@ -436,10 +416,10 @@ func (s *site) readCluster(c *clusterv3.Cluster, fail func(string, ...any)) {
 			fail("%s.lb_policy %s: only ROUND_ROBIN is implemented", where, p)
 		}
 	}
-	if a, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; ok {
-		var po upstreamhttpv3.HttpProtocolOptions
-		if err := unpackInto(a, &po); err != nil {
-			fail("%s.typed_extension_protocol_options: %v", where, err)
+	if _, ok := c.GetTypedExtensionProtocolOptions()[envoyconfig.HTTPOptionsKey]; ok {
+		po := lc.HTTPOptions
+		if po == nil {
+			fail("%s.typed_extension_protocol_options[%s]: want that type", where, envoyconfig.HTTPOptionsKey)
 		}
 		if po.GetExplicitHttpConfig() != nil && po.GetExplicitHttpConfig().GetHttpProtocolOptions() == nil {
 			fail("%s: only explicit HTTP/1.1 toward upstreams is implemented", where)
@@ -447,7 +427,7 @@ func (s *site) readCluster(c *clusterv3.Cluster, fail func(string, ...any)) {
 		cs.idleTimeout = duration(po.GetCommonHttpProtocolOptions().GetIdleTimeout(), defaultConnIdle)
 	}
 	for k := range c.GetTypedExtensionProtocolOptions() {
-		if k != "envoy.extensions.upstreams.http.v3.HttpProtocolOptions" {
+		if k != envoyconfig.HTTPOptionsKey {
 			fail("%s.typed_extension_protocol_options[%s] is not implemented", where, k)
 		}
 	}
@@ -577,11 +557,13 @@ func (c *corsPolicy) allowed(origin string) bool {
 	return false
 }
 
-func unpackInto(a *anypb.Any, m proto.Message) error {
+// unpack returns the message inside a; nil when a is nil or does not unpack.
+func unpack(a *anypb.Any) proto.Message {
 	if a == nil {
-		return errors.New("no typed_config")
+		return nil
 	}
-	return a.UnmarshalTo(m)
+	m, _ := envoyconfig.Unpack(a)
+	return m
 }
 
 func duration(d *durationpb.Duration, def time.Duration) time.Duration {
@@ -664,6 +646,6 @@ func (s *site) routeFor(host, path string) *route {
 	return nil
 }
 
-// LoadEnvoyConfig reads an Envoy bootstrap file the way the offline checker does
-// (strict: an unknown field or @type is an error).
+// LoadEnvoyConfig reads an Envoy bootstrap file strictly (envoyconfig.Load: an unknown
+// field or @type is an error).
 func LoadEnvoyConfig(path string) (*bootstrapv3.Bootstrap, error) { return envoyconfig.Load(path) }

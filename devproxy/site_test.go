@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 )
 
-// The dev proxy serves the repo's envoy.yaml: the Lua setup's nginx behaviour (CORS
+// The dev proxy serves the repo's envoy.yaml: the Lua setup's nginx behaviour (docs/origin.md; CORS
 // preflight answered at the proxy on /api and /stomp, WebSocket on /stomp, the SPA for
 // everything else) and the file's own rules (/v1 not exposed, x-server-name removed
 // after routing, normalised paths), with the real filter and the real registrar.
@@ -191,7 +191,7 @@ func TestErrorsNameTheServerNotTheTarget(t *testing.T) {
 	ln.Close()
 	register(t, w.reg.URL(), "gone-1", dead)
 	_, port, _ := net.SplitHostPort(dead)
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		a := w.do(t, "GET", "/sys/x", "X-Server-Name", "gone-1")
 		if a.status != 503 || !strings.Contains(a.body, "gone-1") {
 			return fmt.Sprintf("gone-1: %d %q, want 503 naming the server", a.status, a.body)

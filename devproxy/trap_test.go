@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/wait"
 )
 
 type answer struct {
@@ -47,7 +48,7 @@ func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
 	}))
 	t.Cleanup(reg.Close)
 	p, err := New(t.Context(), Config{
-		Wasm:      testbin.Guest(t, "testdata/trapguest"),
+		Wasm:      bin.Guest(t, "testdata/trapguest"),
 		Envoy:     repoEnvoy(t),
 		Registrar: []string{reg.URL},
 		Workers:   1, // one router VM: every request goes to the same slot
@@ -74,7 +75,7 @@ func TestReliabilityTrappingRouterIsReplaced(t *testing.T) {
 	}
 	// While the slot is being refilled requests get 503 at once; then a fresh VM
 	// (its count starts again at 1) serves them.
-	testbin.Eventually(t, 5*time.Second, func() string {
+	wait.Eventually(t, 5*time.Second, func() string {
 		if g := get(t, srv.URL+"/sys/ok"); g.status != 200 || g.body != `{"served":1}` {
 			return fmt.Sprintf("after the trap: %d %q, want 200 from a fresh VM", g.status, g.body)
 		}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/etcdtest"
-	"switchyard/internal/load"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/load"
+	"switchyard/internal/testkit/proc"
 )
 
 // BenchmarkRegistrarStores puts the two stores side by side, through the built
@@ -20,7 +20,7 @@ import (
 //
 //   - embedded: one registrar with its data file (every write fsynced);
 //   - etcd3: two registrar replicas on a 3-member etcd cluster (Debian's etcd-server,
-//     internal/etcdtest) on this machine; writes go through one replica, the long-poll
+//     internal/testkit/etcdtest) on this machine; writes go through one replica, the long-poll
 //     watches the other, so propagation includes etcd's watch to the other replica.
 //
 // Figures: write acknowledgement p50/p99 (one writer, 200 registrations in a row,
@@ -32,7 +32,7 @@ import (
 func BenchmarkRegistrarStores(b *testing.B) {
 	b.Run("embedded", func(b *testing.B) {
 		data := filepath.Join(b.TempDir(), "servers.json")
-		reg := &proc{testbin.StartConfig(b, "registrar", testbin.Config{Args: []string{"-listen", "127.0.0.1:0", "-data", data, "-allow-cidr", "127.0.0.0/8"}, Clear: []string{"REGISTRAR_"}})}
+		reg := &process{proc.StartConfig(b, "registrar", proc.Config{Args: []string{"-listen", "127.0.0.1:0", "-data", data, "-allow-cidr", "127.0.0.0/8"}, Clear: []string{"REGISTRAR_"}})}
 		measureStore(b, reg.url(), reg.url())
 	})
 	b.Run("etcd3", func(b *testing.B) {

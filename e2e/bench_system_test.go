@@ -3,15 +3,15 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"switchyard/internal/load"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/load"
+	"switchyard/internal/testkit/procfs"
+	"switchyard/internal/testkit/wait"
 )
 
 // System benchmarks of propagation and proxy throughput: the built registrar and dev proxy binaries, running
@@ -72,14 +72,14 @@ func BenchmarkPropagation(b *testing.B) {
 }
 
 // proxyGet sends one routed request for name through the dev proxy.
-func proxyGet(b *testing.B, px *proc, name string) answer {
+func proxyGet(b *testing.B, px *process, name string) answer {
 	return get(b, px.url()+"/sys/prop", "X-Server-Name", name)
 }
 
 // timeUntil measures from now until the first answer for name that done accepts,
 // polling back to back (with a pause far below the figure's resolution) so the first
 // right answer is seen within about one request's time.
-func timeUntil(b *testing.B, px *proc, name string, done func(answer) (bool, error)) time.Duration {
+func timeUntil(b *testing.B, px *process, name string, done func(answer) (bool, error)) time.Duration {
 	b.Helper()
 	start := time.Now()
 	for time.Since(start) < propagationBound {
@@ -133,9 +133,9 @@ func reportLatencies(b *testing.B, what string, ds []time.Duration) {
 }
 
 // waitRoutedTo waits until name is routed to the upstream called want.
-func waitRoutedTo(b *testing.B, px *proc, name, want string) {
+func waitRoutedTo(b *testing.B, px *process, name, want string) {
 	b.Helper()
-	testbin.Eventually(b, propagation, func() string {
+	wait.Eventually(b, propagation, func() string {
 		if g := proxyGet(b, px, name); g.status != 200 || !strings.HasPrefix(g.body, want+" ") {
 			return fmt.Sprintf("%s → %d %q, want %s", name, g.status, g.body, want)
 		}
@@ -157,7 +157,7 @@ const (
 // shared upstream.
 type throughputTarget struct {
 	label  string
-	px     *proc
+	px     *process
 	names  []string
 	client *http.Client
 }
@@ -198,7 +198,7 @@ func newThroughputTarget(b *testing.B, label string, n int, upstreamAddr string)
 	registered := time.Since(start)
 	tt.px = startDevproxy(b, reg.url(), "-upstream", "http://"+upstreamAddr)
 	// The table is in when every name routes: one request per name, all checked.
-	testbin.Eventually(b, time.Minute, func() string {
+	wait.Eventually(b, time.Minute, func() string {
 		res := tt.run(b, "/sys/bench", loadClients, n, time.Minute)
 		if err := res.Err(); err != nil || res.Requests != n {
 			return fmt.Sprintf("%s: %d of %d names checked: %v", label, res.Requests, n, err)
@@ -258,12 +258,12 @@ func (m *mode) perSecond() float64 { return float64(m.requests) / m.elapsed.Seco
 // measure runs m once for loadDuration and adds the run to its totals.
 func (m *mode) measure(b *testing.B) float64 {
 	b.Helper()
-	cpu0 := procCPU(b, m.tt.px)
+	cpu0 := procfs.CPUTime(b, m.tt.px.Pid())
 	res := m.tt.run(b, m.path, loadClients, loadMax, loadDuration)
 	if err := res.Err(); err != nil {
 		b.Fatalf("%s %s: %v", m.tt.label, m.path, err)
 	}
-	m.cpu += procCPU(b, m.tt.px) - cpu0
+	m.cpu += procfs.CPUTime(b, m.tt.px.Pid()) - cpu0
 	m.requests += res.Requests
 	m.elapsed += res.Elapsed
 	return res.PerSecond()
@@ -338,25 +338,4 @@ func median(fs []float64) float64 {
 
 func (m *mode) cpuPerRequest() float64 {
 	return float64(m.cpu) / float64(time.Microsecond) / float64(m.requests)
-}
-
-// clockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
-const clockTick = 10 * time.Millisecond
-
-// procCPU is the user+system CPU time p's process has used so far, all threads.
-func procCPU(b *testing.B, p *proc) time.Duration {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
-	if err != nil {
-		b.Fatalf("reading the dev proxy's CPU time: %v", err)
-	}
-	// Fields after the command name (which is in parentheses and may hold spaces):
-	// state is field 3, utime 14 and stime 15.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("unexpected /proc stat line %q", raw)
-	}
-	return time.Duration(utime+stime) * clockTick
 }

@@ -1,6 +1,6 @@
 package e2e
 
-// Registrar replicas on a real 3-member etcd cluster (internal/etcdtest): the built
+// Registrar replicas on a real 3-member etcd cluster (internal/testkit/etcdtest): the built
 // registrar binary, over real HTTP, with etcd members killed, stopped and compacted.
 // Each test is bounded: its loops have counts and deadlines.
 
@@ -17,19 +17,20 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/etcdtest"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/proc"
+	"switchyard/internal/testkit/wait"
 )
 
 const etcdPrefix = "/switchyard-e2e/servers/"
 
 // startEtcdRegistrar runs the registrar binary as one replica on c.
-func startEtcdRegistrar(t testing.TB, c *etcdtest.Cluster, extra ...string) *proc {
+func startEtcdRegistrar(t testing.TB, c *etcdtest.Cluster, extra ...string) *process {
 	t.Helper()
 	args := append([]string{"-allow-cidr", "127.0.0.0/8",
 		"-etcd-endpoints", c.EndpointList(), "-etcd-prefix", etcdPrefix, "-etcd-dial-timeout", "2s"}, extra...)
-	return &proc{testbin.StartRegistrar(t, args...)}
+	return &process{proc.StartRegistrar(t, args...)}
 }
 
 var client = &http.Client{Timeout: 20 * time.Second}
@@ -197,7 +198,7 @@ func TestEtcdReplicasServeOneTable(t *testing.T) {
 	up1, up2 := upstream(t, "alpha"), upstream(t, "beta")
 	register(t, a.url(), "web-1", up1)
 	register(t, b.url(), "web-2", up2)
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		ra, rb := mustRoutes(t, a.url()), mustRoutes(t, b.url())
 		if len(ra.Routes) != 2 {
 			return fmt.Sprintf("replica a serves %v", ra.Routes)
@@ -215,7 +216,7 @@ func TestEtcdReplicasServeOneTable(t *testing.T) {
 	// One dev proxy syncing through each replica; each routes what was registered
 	// through the other.
 	pxA, pxB := startDevproxy(t, a.url()), startDevproxy(t, b.url())
-	routes := func(px *proc, name, want string) func() string {
+	routes := func(px *process, name, want string) func() string {
 		return func() string {
 			if g := get(t, px.url()+"/sys/x", "X-Server-Name", name); !strings.HasPrefix(g.body, want) {
 				return fmt.Sprintf("%s via the proxy at %s: %d %q, want %s", name, px.url(), g.status, g.body, want)
@@ -223,12 +224,12 @@ func TestEtcdReplicasServeOneTable(t *testing.T) {
 			return ""
 		}
 	}
-	testbin.Eventually(t, 20*time.Second, routes(pxB, "web-1", "alpha"))
-	testbin.Eventually(t, 20*time.Second, routes(pxA, "web-2", "beta"))
+	wait.Eventually(t, 20*time.Second, routes(pxB, "web-1", "alpha"))
+	wait.Eventually(t, 20*time.Second, routes(pxA, "web-2", "beta"))
 	register(t, a.url(), "web-1", up2)
 	register(t, b.url(), "web-2", up1)
-	testbin.Eventually(t, 20*time.Second, routes(pxB, "web-1", "beta"))
-	testbin.Eventually(t, 20*time.Second, routes(pxA, "web-2", "alpha"))
+	wait.Eventually(t, 20*time.Second, routes(pxB, "web-1", "beta"))
+	wait.Eventually(t, 20*time.Second, routes(pxA, "web-2", "alpha"))
 }
 
 // writeLoad sends count registrations from clients goroutines, spread over the
@@ -315,7 +316,7 @@ func TestEtcdReplicaKilledDuringWrites(t *testing.T) {
 	if len(acked) != 1000 {
 		t.Fatalf("%d of 1000 writes acknowledged within the deadline", len(acked))
 	}
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		if n := len(mustRoutes(t, b.url()).Routes); n != 1000 {
 			return fmt.Sprintf("replica b serves %d routes", n)
 		}
@@ -377,13 +378,13 @@ func TestEtcdLeaderStoppedDuringWrites(t *testing.T) {
 	if after := int64(len(acked)) - leaderStopped.Load(); after < 100 {
 		t.Fatalf("only %d writes acknowledged after the leader %s stopped", after, leader.Name)
 	}
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		if n := len(mustRoutes(t, b.url()).Routes); n != 400 {
 			return fmt.Sprintf("replica b serves %d routes", n)
 		}
 		return ""
 	})
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		if pollErr != nil {
 			return ""
 		}
@@ -419,7 +420,7 @@ func TestEtcdUnreachable(t *testing.T) {
 	up := upstream(t, "alpha")
 	register(t, a.url(), "web-1", up)
 	px := startDevproxy(t, a.url())
-	testbin.Eventually(t, 20*time.Second, func() string {
+	wait.Eventually(t, 20*time.Second, func() string {
 		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); !strings.HasPrefix(g.body, "alpha") {
 			return fmt.Sprintf("web-1: %d %q", g.status, g.body)
 		}
@@ -452,7 +453,7 @@ func TestEtcdUnreachable(t *testing.T) {
 		woke <- r
 	}()
 	c.Restart()
-	testbin.Eventually(t, 30*time.Second, func() string {
+	wait.Eventually(t, 30*time.Second, func() string {
 		code, body, err := tryRegister(a.url(), "web-2", up)
 		if err != nil || code != 200 {
 			return fmt.Sprintf("write after etcd returned: %d %s %v", code, body, err)
@@ -476,11 +477,11 @@ func TestEtcdCompactionPastLaggingReplica(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	lag := c.Members[0]
 	a := startEtcdRegistrar(t, c)
-	b := &proc{testbin.StartRegistrar(t, "-allow-cidr", "127.0.0.0/8",
+	b := &process{proc.StartRegistrar(t, "-allow-cidr", "127.0.0.0/8",
 		"-etcd-endpoints", lag.ClientURL, "-etcd-prefix", etcdPrefix, "-etcd-dial-timeout", "2s")}
 	up := upstream(t, "alpha")
 	register(t, a.url(), "web-1", up)
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		return sameRoutes(mustRoutes(t, b.url()), mustRoutes(t, a.url()))
 	})
 	// The lagging client: a proxy synced through b, holding the table at this revision.
@@ -500,7 +501,7 @@ func TestEtcdCompactionPastLaggingReplica(t *testing.T) {
 
 	// b reads the table afresh; the client, behind b's new history, is given the
 	// full table and converges on what a serves.
-	testbin.Eventually(t, 30*time.Second, func() string {
+	wait.Eventually(t, 30*time.Second, func() string {
 		if err := lagging.step(1); err != nil {
 			t.Fatalf("lagging client: %v", err)
 		}
@@ -527,7 +528,7 @@ func TestEtcdImportIntoEmptyEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"-allow-cidr", "127.0.0.0/8", "-etcd-endpoints", c.EndpointList(), "-etcd-prefix", etcdPrefix, "-import", seed}
-	code, out := testbin.Run(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})
+	code, out := proc.Run(t, "registrar", proc.Config{Args: args, Clear: []string{"REGISTRAR_"}})
 	if code != 0 {
 		t.Fatalf("registrar -import: exit %d\n%s", code, out)
 	}
@@ -537,7 +538,7 @@ func TestEtcdImportIntoEmptyEtcd(t *testing.T) {
 		t.Fatalf("after the import, the replica serves %v", r.Routes)
 	}
 	// Importing the same seed again changes nothing: same revision.
-	code, out = testbin.Run(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})
+	code, out = proc.Run(t, "registrar", proc.Config{Args: args, Clear: []string{"REGISTRAR_"}})
 	if code != 0 {
 		t.Fatalf("second import: exit %d\n%s", code, out)
 	}
@@ -556,11 +557,11 @@ func TestEtcdImportIntoEmptyEtcd(t *testing.T) {
 	if err := os.WriteFile(seed, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out = testbin.Run(t, "registrar", testbin.Config{Args: args, Clear: []string{"REGISTRAR_"}})
+	code, out = proc.Run(t, "registrar", proc.Config{Args: args, Clear: []string{"REGISTRAR_"}})
 	if code != 0 {
 		t.Fatalf("import of %d entries: exit %d\n%s", many, code, out)
 	}
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		got := mustRoutes(t, a.url()).Routes
 		for name, target := range big {
 			if got[name] != target {

@@ -18,11 +18,12 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
-	"switchyard/internal/apitest"
-	"switchyard/internal/testbin"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/wait"
 )
 
 // countingUpstream is an upstream that counts the requests it receives, so a test can
@@ -79,7 +80,7 @@ func TestHostileRegistrationsChangeNothing(t *testing.T) {
 	up, hits := countingUpstream(t)
 	register(t, reg.url(), "web-1", up)
 	px := startDevproxy(t, reg.url())
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); g.status != 200 {
 			return fmt.Sprintf("web-1 not routed yet: %d %q", g.status, g.body)
 		}
@@ -180,7 +181,7 @@ func TestHostileServerNameHeader(t *testing.T) {
 	register(t, reg.url(), name100, up)
 	register(t, reg.url(), "web-1", up)
 	px := startDevproxy(t, reg.url())
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/x", "X-Server-Name", name100); g.status != 200 {
 			return fmt.Sprintf("the 100-character name is not routed: %d %q", g.status, g.body)
 		}

@@ -10,43 +10,35 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/envoycheck"
+	"switchyard/internal/testkit/proc"
 )
 
-// proc is one of the project's binaries running for a test (testbin.Start): on a
+// process is one of the project's binaries running for a test (proc.Start): on a
 // free loopback port, stopped when the test ends; Restart keeps its address.
-type proc struct{ *testbin.Proc }
+type process struct{ *proc.Proc }
 
-func (p proc) url() string { return p.URL() }
+func (p process) url() string { return p.URL() }
 
 // startRegistrar starts the real registrar on a free port with a data file in a temp dir;
 // loopback targets are allowed so tests can route to their own upstreams. The
 // REGISTRAR_* settings of whoever runs the tests do not reach it.
-func startRegistrar(t testing.TB, extra ...string) *proc {
+func startRegistrar(t testing.TB, extra ...string) *process {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "servers.json")
-	return &proc{testbin.StartRegistrar(t, append([]string{"-data", data, "-allow-cidr", "127.0.0.0/8"}, extra...)...)}
+	return &process{proc.StartRegistrar(t, append([]string{"-data", data, "-allow-cidr", "127.0.0.0/8"}, extra...)...)}
 }
 
 // startDevproxy runs the real dev proxy with the real filter on the repo's envoy.yaml
 // against registrarURL (several comma-separated for a cluster of replicas); loopback
 // targets are allowed, since the tests' upstreams are on this machine.
-func startDevproxy(t testing.TB, registrarURL string, extra ...string) *proc {
+func startDevproxy(t testing.TB, registrarURL string, extra ...string) *process {
 	t.Helper()
-	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", repoEnvoy(t), "-allow-cidr", "127.0.0.0/8",
-		"-wasm", testbin.Path(t, "filter.wasm"), "-registrar", registrarURL}, extra...)
-	return &proc{testbin.Start(t, "devproxy", args...)}
-}
-
-// repoEnvoy is the path of the repo's envoy.yaml.
-func repoEnvoy(t testing.TB) string {
-	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(root, "envoy.yaml")
+	args := append([]string{"-listen", "127.0.0.1:0", "-admin", "", "-workers", "2", "-config", envoycheck.RepoConfigPath(t), "-allow-cidr", "127.0.0.0/8",
+		"-wasm", bin.Path(t, "filter.wasm"), "-registrar", registrarURL}, extra...)
+	return &process{proc.Start(t, "devproxy", args...)}
 }
 
 // register puts name → target through POST /api/servers/register.

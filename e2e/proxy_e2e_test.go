@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"switchyard/devproxy"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/envoycheck"
+	"switchyard/internal/testkit/proc"
+	"switchyard/internal/testkit/wait"
 )
 
 // These tests run the built binaries (registrar, devproxy with the real filter.wasm)
@@ -28,7 +31,7 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 	register(t, reg.url(), "web-1", a)
 	px := startDevproxy(t, reg.url())
 
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if got := get(t, px.url()+"/sys/logs?tail=10", "X-Server-Name", "web-1"); got.status != 200 || !strings.HasPrefix(got.body, "alpha GET /sys/logs?tail=10") {
 			return fmt.Sprintf("web-1: %d %q", got.status, got.body)
 		}
@@ -73,7 +76,7 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 	// Change, add and delete reach the routers without a restart.
 	register(t, reg.url(), "web-1", b)
 	register(t, reg.url(), "web-2", a)
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		g1 := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1")
 		g2 := get(t, px.url()+"/sys/x", "X-Server-Name", "web-2")
 		if !strings.HasPrefix(g1.body, "beta") || !strings.HasPrefix(g2.body, "alpha") {
@@ -82,7 +85,7 @@ func TestProxyRoutesRegisteredServers(t *testing.T) {
 		return ""
 	})
 	deleteServer(t, reg.url(), "web-1")
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); g.status != 404 {
 			return fmt.Sprintf("deleted web-1 still answers %d %q", g.status, g.body)
 		}
@@ -126,7 +129,7 @@ func TestProxyKeepsRoutingWhileRegistrarIsDownAndAfterRestart(t *testing.T) {
 			return ""
 		}
 	}
-	testbin.Eventually(t, propagation, routedTo("web-1", "alpha"))
+	wait.Eventually(t, propagation, routedTo("web-1", "alpha"))
 
 	reg.Stop()
 	for i := 0; i < 50; i++ { // fail-static: every request still routed while it is down
@@ -142,7 +145,7 @@ func TestProxyKeepsRoutingWhileRegistrarIsDownAndAfterRestart(t *testing.T) {
 	}
 	register(t, reg.url(), "web-1", b)
 	// The sync is in backoff after the outage: a change lands within the backoff cap.
-	testbin.Eventually(t, 35*time.Second, routedTo("web-1", "beta"))
+	wait.Eventually(t, 35*time.Second, routedTo("web-1", "beta"))
 }
 
 func TestProxyPassesWebSocketUpgrade(t *testing.T) {
@@ -165,7 +168,7 @@ func TestProxyPassesWebSocketUpgrade(t *testing.T) {
 	reg := startRegistrar(t)
 	register(t, reg.url(), "ws-1", srv.Listener.Addr().String())
 	px := startDevproxy(t, reg.url())
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/ws", "X-Server-Name", "ws-1"); g.status != 400 {
 			return fmt.Sprintf("plain GET to the ws upstream: %d %q, want its own 400", g.status, g.body)
 		}
@@ -202,8 +205,8 @@ func TestDevproxyRefusesModuleEnvoyWouldRefuse(t *testing.T) {
 	if err := os.WriteFile(path, empty, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out := testbin.Run(t, "devproxy", testbin.Config{Args: []string{
-		"-listen", "127.0.0.1:0", "-admin", "", "-config", repoEnvoy(t), "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
+	code, out := proc.Run(t, "devproxy", proc.Config{Args: []string{
+		"-listen", "127.0.0.1:0", "-admin", "", "-config", envoycheck.RepoConfigPath(t), "-wasm", path, "-registrar", "http://127.0.0.1:1"}})
 	if code == 0 {
 		t.Fatalf("devproxy started with a module that has no ABI marker; output:\n%s", out)
 	}
@@ -235,7 +238,7 @@ func TestDevproxyFailsOverBetweenRegistrarReplicas(t *testing.T) {
 
 	// The sync's first poll may go to the stopped replica; its retry (backoff from
 	// 1 s) goes to the live one, which is the only healthy one left.
-	testbin.Eventually(t, propagation+2*time.Second, func() string {
+	wait.Eventually(t, propagation+2*time.Second, func() string {
 		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-1"); g.status != 200 || !strings.HasPrefix(g.body, "alpha") {
 			return fmt.Sprintf("web-1: %d %q", g.status, g.body)
 		}
@@ -249,7 +252,7 @@ func TestDevproxyFailsOverBetweenRegistrarReplicas(t *testing.T) {
 	if n := len(readTable(t, live.url()).Servers); n != 5 {
 		t.Fatalf("the live replica holds %d servers, want 5", n)
 	}
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-5"); g.status != 200 {
 			return fmt.Sprintf("web-5: %d %q", g.status, g.body)
 		}
@@ -323,17 +326,9 @@ func TestDevproxyServesSeedRoutes(t *testing.T) {
 
 // A part of envoy.yaml the dev proxy does not implement stops the binary, named.
 func TestDevproxyRefusesUnimplementedConfig(t *testing.T) {
-	src, err := os.ReadFile(repoEnvoy(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := strings.Replace(string(src), "use_remote_address: true", "use_remote_address: true\n          xff_num_trusted_hops: 1", 1)
-	path := filepath.Join(t.TempDir(), "envoy.yaml")
-	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code, out := testbin.Run(t, "devproxy", testbin.Config{Args: []string{
-		"-listen", "127.0.0.1:0", "-admin", "", "-config", path, "-wasm", testbin.Path(t, "filter.wasm"), "-registrar", "http://127.0.0.1:1"}})
+	path := envoycheck.WriteRepoConfig(t, "use_remote_address: true", "use_remote_address: true\n          xff_num_trusted_hops: 1")
+	code, out := proc.Run(t, "devproxy", proc.Config{Args: []string{
+		"-listen", "127.0.0.1:0", "-admin", "", "-config", path, "-wasm", bin.Path(t, "filter.wasm"), "-registrar", "http://127.0.0.1:1"}})
 	if code == 0 || !strings.Contains(out, "xff_num_trusted_hops") {
 		t.Fatalf("exit %d; want a refusal naming xff_num_trusted_hops:\n%s", code, out)
 	}

@@ -5,16 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/etcdtest"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/envoycheck"
+	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/wait"
 )
 
 // proxyView is one entry of GET /api/proxies (and of a write's "pending").
@@ -84,25 +83,9 @@ func registerAndWait(t testing.TB, regURL, name, target, timeout string) (applie
 // without a poll) comes within seconds.
 func configWithIdentity(t testing.TB, proxyID string, waitSeconds int) string {
 	t.Helper()
-	b, err := os.ReadFile(repoEnvoy(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	for old, repl := range map[string]string{
-		`"strip_header": false,`: fmt.Sprintf(`"strip_header": false, "proxy_id": %q,`, proxyID),
-		`"wait_seconds": 30,`:    fmt.Sprintf(`"wait_seconds": %d,`, waitSeconds),
-	} {
-		if strings.Count(s, old) != 1 {
-			t.Fatalf("envoy.yaml no longer holds %s once; update this test", old)
-		}
-		s = strings.Replace(s, old, repl, 1)
-	}
-	path := filepath.Join(t.TempDir(), "envoy-"+proxyID+".yaml")
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return envoycheck.WriteRepoConfig(t,
+		`"strip_header": false,`, fmt.Sprintf(`"strip_header": false, "proxy_id": %q,`, proxyID),
+		`"wait_seconds": 30,`, fmt.Sprintf(`"wait_seconds": %d,`, waitSeconds))
 }
 
 // Two dev proxies with the real filter sync through the real registrar under their own
@@ -121,13 +104,13 @@ func TestProxyStatus(t *testing.T) {
 	})
 }
 
-func proxyStatus(t *testing.T, reg *proc) {
+func proxyStatus(t *testing.T, reg *process) {
 	up := upstream(t, "alpha")
-	const wait = 2 // seconds: gone after 2×2+5 = 9 s of silence
-	pa := startDevproxy(t, reg.url(), "-config", configWithIdentity(t, "edge-a", wait))
-	pb := startDevproxy(t, reg.url(), "-config", configWithIdentity(t, "edge-b", wait))
+	const waitSeconds = 2 // seconds: gone after 2×2+5 = 9 s of silence
+	pa := startDevproxy(t, reg.url(), "-config", configWithIdentity(t, "edge-a", waitSeconds))
+	pb := startDevproxy(t, reg.url(), "-config", configWithIdentity(t, "edge-b", waitSeconds))
 
-	testbin.Eventually(t, 30*time.Second, func() string { // two proxies start and take their first table
+	wait.Eventually(t, 30*time.Second, func() string { // two proxies start and take their first table
 		rev, ps := proxiesNow(t, reg.url())
 		for _, id := range []string{"edge-a", "edge-b"} {
 			if p := ps[id]; p.State != "current" || p.Revision != rev || p.Replica != "reg-e2e" || p.Version == "" {
@@ -142,7 +125,7 @@ func proxyStatus(t *testing.T, reg *proc) {
 	if !*res.Applied || res.AppliedBy != 2 || len(res.Pending) != 0 {
 		t.Fatalf("wait=applied with both proxies syncing: %+v after %v", res, took)
 	}
-	for _, px := range []*proc{pa, pb} {
+	for _, px := range []*process{pa, pb} {
 		if got := get(t, px.url()+"/sys/logs", "X-Server-Name", "web-1"); got.status != 200 || !strings.HasPrefix(got.body, "alpha GET /sys/logs") {
 			t.Errorf("right after the applied answer, %s routes web-1 as %d %q", px.url(), got.status, got.body)
 		}
@@ -171,7 +154,7 @@ func proxyStatus(t *testing.T, reg *proc) {
 	}
 
 	// Silent past two waits and the grace: gone, and writes no longer wait for it.
-	testbin.Eventually(t, 30*time.Second, func() string {
+	wait.Eventually(t, 30*time.Second, func() string {
 		_, ps := proxiesNow(t, reg.url())
 		if p := ps["edge-b"]; p.State != "gone" {
 			return fmt.Sprintf("edge-b: %+v", p)
@@ -187,7 +170,7 @@ func proxyStatus(t *testing.T, reg *proc) {
 	if err := syscall.Kill(pb.Pid(), syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		rev, ps := proxiesNow(t, reg.url())
 		if p := ps["edge-b"]; p.State != "current" || p.Revision != rev {
 			return fmt.Sprintf("edge-b after SIGCONT: %+v (registrar at %d)", p, rev)
@@ -207,7 +190,7 @@ func TestProxyNodeID(t *testing.T) {
 	startDevproxy(t, reg.url(), "-node-id", "edge-node", "-node-cluster", "edges")
 	startDevproxy(t, reg.url(), "-config", configWithIdentity(t, "edge-conf", 30), "-node-id", "edge-ignored", "-node-cluster", "edges")
 
-	testbin.Eventually(t, 30*time.Second, func() string {
+	wait.Eventually(t, 30*time.Second, func() string {
 		_, ps := proxiesNow(t, reg.url())
 		for _, id := range []string{"edge-node", "edge-conf"} {
 			if p := ps[id]; p.State != "current" || p.Cluster != "edges" {

@@ -5,11 +5,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"switchyard/internal/testbin"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"switchyard/internal/testkit/wait"
 )
 
 // TestReliabilityFailStaticUnderLoad: with 8 clients sending requests for registered
@@ -27,7 +28,7 @@ func TestReliabilityFailStaticUnderLoad(t *testing.T) {
 	register(t, reg.url(), "web-1", alpha)
 	register(t, reg.url(), "web-2", alpha)
 	px := startDevproxy(t, reg.url())
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/x", "X-Server-Name", "web-2"); !strings.HasPrefix(g.body, "alpha") {
 			return fmt.Sprintf("web-2 → %d %q", g.status, g.body)
 		}

@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/wait"
 )
 
 // TestFilterReportsBuildVersion: a filter.wasm linked with
-// -X switchyard/filter/syncing.BuildVersion=V (what `make build` passes, VERSION from
+// -X switchyard/filter/polling.BuildVersion=V (what `make build` passes, VERSION from
 // git describe) sends version=V in its polls, through the real dev proxy to the real
 // registrar. The module is built here with that flag, the way the Makefile builds it,
 // so the test does not depend on what the checked-out tree describes itself as.
@@ -52,7 +53,7 @@ func TestFilterReportsBuildVersion(t *testing.T) {
 	up := upstream(t, "alpha")
 	register(t, reg.url(), "versioned", up)
 	px := startDevproxy(t, front.URL, "-wasm", wasm)
-	testbin.Eventually(t, propagation, func() string {
+	wait.Eventually(t, propagation, func() string {
 		if g := get(t, px.url()+"/sys/v", "X-Server-Name", "versioned"); g.status != 200 {
 			return "the dev proxy with the versioned filter does not route yet: " + strconv.Itoa(g.status) + " " + g.body
 		}
@@ -74,7 +75,7 @@ func TestFilterReportsBuildVersion(t *testing.T) {
 // to version, and returns the module's path.
 func buildFilterWithVersion(t *testing.T, version string) string {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
+	root, err := bin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func buildFilterWithVersion(t *testing.T, version string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildmode=c-shared",
-		"-ldflags", "-X switchyard/filter/syncing.BuildVersion="+version, "-o", out, "./filter")
+		"-ldflags", "-X switchyard/filter/polling.BuildVersion="+version, "-o", out, "./filter")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if msg, err := cmd.CombinedOutput(); err != nil {

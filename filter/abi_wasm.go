@@ -3,14 +3,15 @@
 package main
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"switchyard/internal/abi"
 )
 
-// The proxy-wasm host calls the SDK does not offer (or offers only in a form that
-// loses information), and the router's hot path, declared here against ABI 0.2.1 as
-// Envoy links them. Out-parameters are package globals: the host writes into them
+// The module's own host calls: those the SDK does not offer (or offers only in a form
+// that loses information), and the router's hot path, declared here against ABI 0.2.1
+// as Envoy links them; abi_native.go holds their native stand-ins. Out-parameters are package globals: the host writes into them
 // while the call is in progress, and a call may re-enter the module (malloc) and grow
 // the goroutine stack, which moves it — a host holding the address of a stack
 // variable would then write into the old stack. A global never moves. (The SDK's
@@ -32,10 +33,32 @@ func proxyRemoveHeaderMapValue(mapType uint32, key string) uint32
 //go:wasmimport env proxy_get_shared_data
 func proxyGetSharedData(key string, retData, retSize, retCas *uint32) uint32
 
+//go:wasmimport env proxy_set_shared_data
+func proxySetSharedData(key, value string, cas uint32) uint32
+
+//go:wasmimport env proxy_get_current_time_nanoseconds
+func proxyGetCurrentTimeNanoseconds(ret *uint64) uint32
+
+//go:wasmimport env proxy_record_metric
+func proxyRecordMetric(id uint32, value uint64) uint32
+
+//go:wasmimport env proxy_get_status
+func proxyGetStatus(code *uint32, retData unsafe.Pointer, retSize *uint32) uint32
+
+//go:wasmimport wasi_snapshot_preview1 random_get
+func wasiRandomGet(buf unsafe.Pointer, size uint32) uint32
+
 //go:wasmimport env proxy_increment_metric
 func proxyIncrementMetric(id uint32, offset int64) uint32
 
-var outData, outSize, outCas uint32
+var (
+	outData, outSize, outCas uint32
+	outNow                   uint64
+	outStatusCode            uint32
+	outStatusData            *byte
+	outStatusSize            uint32
+	outRandom                [8]byte
+)
 
 // sendLocalResponse answers the stream with details (Envoy's response code
 // details, shown in access logs), which the SDK's SendHttpResponse leaves empty.
@@ -71,16 +94,56 @@ func removeRequestHeader(key string) abi.Status {
 	return abi.Status(proxyRemoveHeaderMapValue(uint32(abi.MapRequestHeaders), key))
 }
 
-// sharedData reads one shared-data value into the request arena, like
-// requestHeaderPairs.
-func sharedData(key string) (string, abi.Status) {
-	arenaOn = true
+// getSharedData reads one shared-data value and its cas. With inArena (the router's
+// request path) the value lands in the request arena, like requestHeaderPairs;
+// otherwise in fresh heap memory the caller may keep.
+func getSharedData(key string, inArena bool) (string, uint32, abi.Status) {
+	arenaOn = inArena
 	st := abi.Status(proxyGetSharedData(key, &outData, &outSize, &outCas))
 	arenaOn = false
 	if st != abi.StatusOK {
-		return "", st
+		return "", 0, st
 	}
-	return hostValue(), abi.StatusOK
+	return hostValue(), outCas, abi.StatusOK
+}
+
+// setSharedData writes a value with a cas (0: unconditional), straight from the
+// string: the SDK's SetSharedData takes a []byte.
+func setSharedData(key, value string, cas uint32) abi.Status {
+	return abi.Status(proxySetSharedData(key, value, cas))
+}
+
+// hostNow is the host's clock (Envoy's dispatcher time; the wasmhost's driven clock).
+// Every due time of the filter is a comparison against it, never a Go timer.
+func hostNow() int64 {
+	if proxyGetCurrentTimeNanoseconds(&outNow) != 0 {
+		return 0
+	}
+	return int64(outNow)
+}
+
+// recordMetric sets a gauge (or adds to a counter) by id; the SDK can only add to a
+// gauge, which is wrong after another VM has set it.
+func recordMetric(id uint32, value uint64) { proxyRecordMetric(id, value) }
+
+// callStatus is proxy_get_status's message after a failed http call ("reset" in Envoy
+// for every cause), "" when the host gives none.
+func callStatus() string {
+	outStatusData, outStatusSize = nil, 0
+	if proxyGetStatus(&outStatusCode, unsafe.Pointer(&outStatusData), &outStatusSize) != 0 || outStatusData == nil {
+		return ""
+	}
+	msg := string(unsafe.Slice(outStatusData, outStatusSize))
+	outStatusData = nil
+	return msg
+}
+
+// randomBytes8 is 64 bits from WASI random_get (Envoy: BoringSSL RAND_bytes).
+func randomBytes8() (uint64, bool) {
+	if wasiRandomGet(unsafe.Pointer(&outRandom[0]), 8) != 0 {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(outRandom[:]), true
 }
 
 // hostValue gives the value a host call just returned through outData/outSize. The

@@ -27,3 +27,18 @@ func defineRouterMetrics() routerMetrics {
 	}
 	return m
 }
+
+// pollMetrics are a poller's counters and gauges: polls answered and failed, and the
+// table's size and revision.
+type pollMetrics struct {
+	success, failure, size, revision uint32
+}
+
+func definePollMetrics() pollMetrics {
+	return pollMetrics{
+		success:  uint32(proxywasm.DefineCounterMetric(contract.MetricSyncSuccess)),
+		failure:  uint32(proxywasm.DefineCounterMetric(contract.MetricSyncFailure)),
+		size:     uint32(proxywasm.DefineGaugeMetric(contract.MetricTableSize)),
+		revision: uint32(proxywasm.DefineGaugeMetric(contract.MetricTableRevision)),
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
 	"switchyard/filter/routing"
-	"switchyard/filter/syncing"
 	"switchyard/internal/abi"
 	"switchyard/internal/contract"
 	"switchyard/internal/pluginconfig"
@@ -28,25 +27,12 @@ type router struct {
 	replyHeaders [routing.NumOutcomes]string
 	stream       routerStream
 
-	// Router-only mode (no sync singleton): the VM that holds the poll lease polls
-	// (filter/syncing/lease.go). Only the tick touches these; a request never does.
-	cfg          pluginconfig.Config
-	identity     syncing.Identity
-	lease        *syncing.Lease
-	poller       *poller // not nil while this VM holds the lease
-	syncCounters syncCounters
-	// The table's age: the gauge, set on every tick, and the stale watch.
-	age      *syncing.AgeWatch
-	ageGauge uint32
+	// The tick's state (router_tick.go); a request never touches it.
+	tick routerTick
 }
 
 func newRouter(cfg pluginconfig.Config) *router {
-	r := &router{rules: routing.New(cfg), metrics: defineRouterMetrics(), cfg: cfg}
-	r.identity = proxyIdentity(cfg)
-	r.syncCounters = defineSyncCounters()
-	r.lease = syncing.NewLease(syncing.RoleRouter, vmID(syncNow()), casStore{})
-	r.age = syncing.NewAgeWatch(cfg.StaleAfter(), casStore{})
-	r.ageGauge = uint32(proxywasm.DefineGaugeMetric(contract.MetricTableAge))
+	r := &router{rules: routing.New(cfg), metrics: defineRouterMetrics(), tick: newRouterTick(cfg)}
 	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
 		if o.Rejected() {
 			r.replyBodies[o] = string(r.rules.AppendReplyBody(nil, &routing.Decision{Outcome: o}))
@@ -59,49 +45,8 @@ func newRouter(cfg pluginconfig.Config) *router {
 
 func (r *router) NewHttpContext(uint32) types.HttpContext { return &r.stream }
 
-// OnTick runs the router's side of the poll lease and reports the table's age
-// (syncing.AgeWatch). The lease: the VM that takes it starts a
-// syncing.Machine from the table in shared data (another poller may have written it
-// last) and polls on this tick, as the sync would; the VM that loses it stops, and the
-// answer of a poll it has in flight is dropped.
-func (r *router) OnTick() {
-	now := syncNow()
-	switch r.lease.Tick(now) {
-	case syncing.LeaseAcquired:
-		proxywasm.LogInfo("router: no live sync or other router polls the registrar for this proxy; this VM (" +
-			r.lease.ID() + ") holds the poll lease and polls")
-		r.poller = newPoller(r.cfg, r.identity, r.syncCounters, r.pollerCurrent)
-	case syncing.LeaseLost:
-		proxywasm.LogInfo("router: this VM (" + r.lease.ID() + ") no longer holds the poll lease (" +
-			r.lease.Current.Role + " " + r.lease.Current.Holder + " does); it stops polling")
-		r.poller = nil
-	}
-	if r.poller != nil {
-		r.poller.m.Tick(now)
-	}
-	a := r.age.Tick(now)
-	if a.Known {
-		syncRecordMetric(r.ageGauge, uint64(a.Seconds))
-	}
-	switch a.Event {
-	case syncing.AgeStale:
-		proxywasm.LogWarn(a.Message)
-	case syncing.AgeFresh:
-		proxywasm.LogInfo(a.Message)
-	}
-}
-
-// pollerCurrent tells an answer's callback whether its poller may still write the table.
-func (r *router) pollerCurrent(p *poller) bool {
-	if r.poller != p {
-		return false
-	}
-	if !r.lease.StillHeld() {
-		r.poller = nil
-		return false
-	}
-	return true
-}
+// OnTick runs the poll lease and the age watch (router_tick.go).
+func (r *router) OnTick() { r.tick.run() }
 
 type routerStream struct {
 	types.DefaultHttpContext
@@ -170,43 +115,35 @@ func (r *router) fail(what string, st abi.Status) types.Action {
 	return types.ActionPause
 }
 
-// sharedTable is the routing.Table in shared data, as the sync writes it:
-// contract.RouteKeyPrefix + server name → target ("" once removed), and
-// contract.RevisionKey present once a table is loaded. A routed request costs one
-// get; a second only tells 503 from 404.
-type sharedTable struct{}
+// sharedTable is the routing.Table in shared data, as a poller writes it
+// (filter/polling/layout.go): contract.CurrentKey holds the route key prefix of the
+// generation routers read, and that prefix + server name → target ("" or absent: not
+// registered). A request reads the pointer, then the route key, within one callback:
+// it is answered wholly from one generation, the one the poller switched to last. No
+// pointer means no table yet (503), so telling 503 from 404 costs no third read.
+type sharedTable struct{ sharedStore }
 
 // lookupKey holds the key of a lookup, built in place so that a lookup allocates
-// nothing (the VM runs one call at a time, so one buffer suffices).
-var lookupKey = make([]byte, 0, len(contract.RouteKeyPrefix)+128)
+// nothing (the VM runs one call at a time, so one buffer suffices); tableLoaded is
+// whether the last Lookup found a current generation, which Loaded reports (routing
+// asks it only right after a Lookup that found nothing).
+var (
+	lookupKey   = make([]byte, 0, len(contract.RouteKeyPrefixA)+128)
+	tableLoaded bool
+)
 
-func (sharedTable) Lookup(serverName string) (string, bool) {
-	lookupKey = append(append(lookupKey[:0], contract.RouteKeyPrefix...), serverName...)
-	v, st := sharedData(unsafe.String(unsafe.SliceData(lookupKey), len(lookupKey)))
-	if st != abi.StatusOK || len(v) == 0 {
+func (t sharedTable) Lookup(serverName string) (string, bool) {
+	prefix, ok := t.view(contract.CurrentKey)
+	tableLoaded = ok && contract.IsRouteKeyPrefix(prefix)
+	if !tableLoaded {
+		return "", false
+	}
+	lookupKey = contract.AppendRouteKey(lookupKey[:0], prefix, serverName)
+	v, ok := t.view(unsafe.String(unsafe.SliceData(lookupKey), len(lookupKey)))
+	if !ok || len(v) == 0 {
 		return "", false
 	}
 	return v, true
 }
 
-func (sharedTable) Loaded() bool {
-	v, st := sharedData(contract.RevisionKey)
-	return st == abi.StatusOK && len(v) > 0
-}
-
-// jsonReplyHeaders are the headers of the filter's JSON replies that carry nothing else.
-var jsonReplyHeaders = abi.EncodePairs([][2]string{{"content-type", "application/json"}})
-
-// misconfiguredStream answers every request when an HTTP stream reaches the sync
-// root (the HTTP filter configured with root_id "sync"): failing closed is the only
-// safe answer, since the request would otherwise go upstream unrouted.
-type misconfiguredStream struct {
-	types.DefaultHttpContext
-}
-
-func (*misconfiguredStream) OnHttpRequestHeaders(int, bool) types.Action {
-	proxywasm.LogError(`an HTTP request reached the "` + contract.RootSync + `" root: configure the HTTP filter with root_id "` + contract.RootRouter + `"`)
-	sendLocalResponse(500, "switchyard_misconfigured",
-		`{"error":"misconfigured","message":"The proxy's Switchyard filter is configured with root_id `+contract.RootSync+`; it must be `+contract.RootRouter+`"}`, jsonReplyHeaders)
-	return types.ActionPause
-}
+func (sharedTable) Loaded() bool { return tableLoaded }

@@ -3,20 +3,19 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/proc"
+	"switchyard/internal/testkit/procfs"
 )
 
 // BenchmarkRegistrarStart1M measures the built registrar on a data file of 1,000,000
 // names: start-up time (process start until it listens, the table
-// loaded; testbin allows 30 s), resident memory after start-up and after one full v2 table has been paged
+// loaded; proc allows 30 s), resident memory after start-up and after one full v2 table has been paged
 // out, and the size of the data file. It checks the answer first: every name is in
 // the paged table at one revision, and a registration is acknowledged. Run with
 // -benchtime 1x:
@@ -31,18 +30,18 @@ func BenchmarkRegistrarStart1M(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		began := time.Now()
-		p := testbin.StartConfig(b, "registrar", testbin.Config{
+		p := proc.StartConfig(b, "registrar", proc.Config{
 			Args:  []string{"-listen", "127.0.0.1:0", "-data", data},
 			Clear: []string{"REGISTRAR_"},
 		})
 		startup = append(startup, time.Since(began))
 		b.StopTimer()
-		rssStart = rssMiB(b, p.Pid())
+		rssStart = procfs.RSSMiB(b, p.Pid())
 		got := pageAll(b, p.URL())
 		if got != names {
 			b.Fatalf("the paged table holds %d names, want %d", got, names)
 		}
-		rssPaged = rssMiB(b, p.Pid())
+		rssPaged = procfs.RSSMiB(b, p.Pid())
 		register(b, p.URL(), "after-start", "10.9.9.9:80", "bench")
 		if err := p.Stop(); err != nil {
 			b.Fatal(err)
@@ -89,21 +88,4 @@ func pageAll(b *testing.B, base string) int {
 		next := body[k+8 : k+8+strings.IndexByte(body[k+8:], '"')]
 		url = fmt.Sprintf("%s/v1/routes?v=2&snapshot=%s&start=%s", base, rev, next)
 	}
-}
-
-// rssMiB reads the resident set size of pid from /proc.
-func rssMiB(b *testing.B, pid int) float64 {
-	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	b.Fatal("no VmRSS in /proc status")
-	return 0
 }

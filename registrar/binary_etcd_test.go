@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"switchyard/internal/etcdtest"
+	"switchyard/internal/testkit/etcdtest"
 )
 
 // The -etcd-* flags as an operator gives them: through the environment, refused in

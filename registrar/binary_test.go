@@ -1,6 +1,6 @@
 package main
 
-// Tests against the built registrar binary (testbin): flags, environment, restart,
+// Tests against the built registrar binary (internal/testkit/proc): flags, environment, restart,
 // signals and the one-shot import, as an operator would run it.
 
 import (
@@ -14,15 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/proc"
 )
 
-// startBinary runs the built registrar (testbin.Start) with args plus -listen
+// startBinary runs the built registrar (proc.Start) with args plus -listen
 // 127.0.0.1:0 and env on top of the test's environment, without the REGISTRAR_*
 // settings of whoever runs the tests. It is stopped when the test ends.
-func startBinary(t *testing.T, env []string, args ...string) *testbin.Proc {
+func startBinary(t *testing.T, env []string, args ...string) *proc.Proc {
 	t.Helper()
-	return testbin.StartConfig(t, "registrar", testbin.Config{
+	return proc.StartConfig(t, "registrar", proc.Config{
 		Args:  append([]string{"-listen", "127.0.0.1:0"}, args...),
 		Env:   env,
 		Clear: []string{"REGISTRAR_"},
@@ -30,7 +30,7 @@ func startBinary(t *testing.T, env []string, args ...string) *testbin.Proc {
 }
 
 // stop sends SIGTERM and requires exit status 0 within 10 s.
-func stop(t *testing.T, p *testbin.Proc) {
+func stop(t *testing.T, p *proc.Proc) {
 	t.Helper()
 	if err := p.Stop(); err != nil {
 		t.Fatalf("registrar after SIGTERM: %v\n%s", err, p.Output())
@@ -40,7 +40,7 @@ func stop(t *testing.T, p *testbin.Proc) {
 // runBinary runs the registrar to completion and returns its exit code and output.
 func runBinary(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
-	return testbin.Run(t, "registrar", testbin.Config{Args: args, Env: env, Clear: []string{"REGISTRAR_"}})
+	return proc.Run(t, "registrar", proc.Config{Args: args, Env: env, Clear: []string{"REGISTRAR_"}})
 }
 
 func TestBinaryRestartKeepsDataAndCleansTemps(t *testing.T) {
@@ -266,7 +266,7 @@ func TestBinaryMissingDataNeedsInit(t *testing.T) {
 // a wide -allow-cidr does not open the special ranges, an IPv4-mapped range is read
 // as IPv4, and DNS names follow -dns-targets and -allow-dns-suffix.
 func TestBinaryTargetPolicy(t *testing.T) {
-	try := func(p *testbin.Proc, addr string) int {
+	try := func(p *proc.Proc, addr string) int {
 		t.Helper()
 		return call(t, "POST", p.URL()+"/api/servers/register", regBody("web-1", addr, "logs")).Code
 	}

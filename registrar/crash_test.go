@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/proc"
 	"switchyard/registrar/store"
 )
 
@@ -94,7 +94,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 // round, so a later unacknowledged write can never stand in for an acknowledged one)
 // with crashConcurrency clients, SIGKILLs the registrar once killAt of them are
 // acknowledged, and returns every acknowledged write.
-func registerUntilKilled(t *testing.T, p *testbin.Proc, round, killAt int) map[string]ack {
+func registerUntilKilled(t *testing.T, p *proc.Proc, round, killAt int) map[string]ack {
 	t.Helper()
 	client := &http.Client{
 		Timeout:   10 * time.Second,
@@ -200,7 +200,7 @@ func readDataFile(t *testing.T, data string, acked map[string]ack) uint64 {
 
 // checkRecovered requires a restarted registrar to have removed every temporary file
 // and to serve every acknowledged write at a revision no lower than highest.
-func checkRecovered(t *testing.T, p *testbin.Proc, data string, acked map[string]ack, highest uint64) {
+func checkRecovered(t *testing.T, p *proc.Proc, data string, acked map[string]ack, highest uint64) {
 	t.Helper()
 	if left := tempFiles(t, data); len(left) > 0 {
 		t.Fatalf("temporary files survived the restart: %v", left)
@@ -213,8 +213,11 @@ func checkRecovered(t *testing.T, p *testbin.Proc, data string, acked map[string
 	if res.Revision == nil || *res.Revision < highest {
 		t.Fatalf("the revision went back to %v after the restart; %d had been acknowledged or stored", res.Revision, highest)
 	}
+	if res.Servers == nil {
+		t.Fatalf("the list after the restart has no \"servers\": %s", r.Body)
+	}
 	served := map[string]string{}
-	for _, s := range res.Servers {
+	for _, s := range *res.Servers {
 		served[s.Name] = s.Target
 	}
 	for name, a := range acked {

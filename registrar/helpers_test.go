@@ -1,6 +1,6 @@
 package main
 
-import "switchyard/internal/apitest"
+import "switchyard/internal/testkit/apitest"
 
 // The shared HTTP helpers (apitest) under the names these tests use.
 type reply = apitest.Reply

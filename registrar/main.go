@@ -1,8 +1,9 @@
 // Command registrar is the service a CMS registers servers with: it keeps the table
 // of server names and targets in a durable store, validates and authenticates every
 // write, and serves the table to the proxies' filter through a long-poll
-// (GET /v1/routes). The logic is in switchyard/registrar/server and .../store; this
-// is flags → config → construct → run. See -help for flags.
+// (GET /v1/routes). This is the composition root: it reads the flags (flags.go),
+// opens the store (the embedded one at -data, or etcd), hands it to
+// switchyard/registrar/server and runs it. See -help for flags.
 package main
 
 import (
@@ -18,6 +19,8 @@ import (
 	"syscall"
 
 	"switchyard/registrar/server"
+	"switchyard/registrar/store"
+	"switchyard/registrar/store/etcdstore"
 )
 
 func main() {
@@ -30,7 +33,7 @@ func main() {
 // (SIGINT/SIGTERM) or a successful -import, 1 when it could not start or serve, 2 for
 // a bad command line.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	cfg, err := server.ParseConfig(args, getenv, stderr)
+	cfg, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -38,14 +41,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintln(stderr, "registrar:", err)
 		return 2
 	}
-	if _, err := server.PolicyFrom(cfg); err != nil {
-		fmt.Fprintln(stderr, "registrar:", err)
-		return 2
-	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	srv, err := server.New(cfg, server.WithLogger(log))
+	m := server.NewMetrics()
+	st, err := openStore(ctx, cfg, server.StoreOptions(cfg.server, log, m))
 	if err != nil {
 		log.Error("cannot open the data", "err", err)
+		return 1
+	}
+	defer st.Close()
+	srv, err := server.New(cfg.server, st, m, server.WithLogger(log))
+	if err != nil {
+		log.Error("cannot serve the data", "err", err)
 		return 1
 	}
 	defer srv.Close()
@@ -56,17 +62,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("import failed", "err", err)
 			return 1
 		}
-		into := []any{"data", cfg.Data}
-		if cfg.UseEtcd {
-			into = []any{"etcd", cfg.Etcd.Endpoints, "prefix", cfg.Etcd.Prefix}
-		}
-		log.Info("imported", append([]any{"file", cfg.Import, "entries", rep.Entries, "changed", rep.Changed, "revision", rep.Revision}, into...)...)
+		log.Info("imported", append([]any{"file", cfg.Import, "entries", rep.Entries, "changed", rep.Changed, "revision", rep.Revision}, cfg.server.StoreAt...)...)
 		return 0
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := net.Listen("tcp", cfg.server.Listen)
 	if err != nil {
-		log.Error("cannot listen; choose another -listen address or stop what uses it", "addr", cfg.Listen, "err", err)
+		log.Error("cannot listen; choose another -listen address or stop what uses it", "addr", cfg.server.Listen, "err", err)
 		return 1
 	}
 	if err := srv.Serve(ctx, ln); err != nil {
@@ -74,4 +76,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 1
 	}
 	return 0
+}
+
+// openStore opens the store cfg names: etcd when -etcd-endpoints is set, else the
+// embedded one at -data; o holds what the server needs of either.
+func openStore(ctx context.Context, cfg settings, o store.Options) (store.Store, error) {
+	if cfg.UseEtcd {
+		eo := cfg.Etcd
+		eo.Options = o
+		return etcdstore.Open(ctx, eo)
+	}
+	return store.Open(cfg.Data, store.EmbeddedOptions{Options: o, CompactAt: cfg.CompactBytes, Init: cfg.Init})
 }

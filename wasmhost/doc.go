@@ -1,8 +1,7 @@
 // Package wasmhost runs proxy-wasm modules (the real filter.wasm) on wazero the way
-// Envoy runs them, so that a filter that passes here also loads and runs in Envoy. No
-// Envoy binary can run on the project's machines; this host is the stand-in for it in
-// every end-to-end test, in the dev proxy and in the benchmarks. Where Envoy is strict,
-// the host is strict too. The facts it reproduces are in docs/proxy-wasm-host.md; the
+// Envoy runs them, so that a filter that passes here also loads and runs in Envoy. It
+// stands in for Envoy in every end-to-end test, in the dev proxy and in the
+// benchmarks, so where Envoy is strict, the host is strict too. The facts it reproduces are in docs/proxy-wasm-host.md; the
 // import table is laid out one file per group of host functions (imports.go lists
 // them), each function with a doc block naming what it returns.
 //
@@ -18,7 +17,7 @@
 // writes become Info/Error log lines, clocks and random work, poll_oneoff returns no
 // events at once, proc_exit returns, the rest are Envoy's stubs. The Legacy profile
 // reproduces Envoy 1.33–1.37: poll_oneoff fails with ENOSYS (52), which crashes a Go
-// guest that armed a runtime timer at its next GC, and only the pre-#533 WASI list is
+// guest that armed a runtime timer at its next GC, and only the shorter WASI list is
 // linked.
 //
 // Restricted windows (docs/proxy-wasm-host.md, Restricted windows): during _initialize

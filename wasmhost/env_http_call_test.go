@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 )
 
 // Synchronous refusals of proxy_http_call: BadArgument (2), no callback.
@@ -177,7 +177,7 @@ func TestHTTPCallTimeoutAfterHeadersIsReset(t *testing.T) {
 		t.Fatal("the upstream never answered")
 	}
 	// The host's goroutine must have seen the headers before the clock moves.
-	testbin.Eventually(t, 5*time.Second, func() string {
+	wait.Eventually(t, 5*time.Second, func() string {
 		vm.mu.Lock()
 		defer vm.mu.Unlock()
 		for _, c := range vm.calls {

@@ -6,7 +6,7 @@ import (
 	"log"
 
 	"switchyard/internal/contract"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 	"switchyard/wasmhost"
 )
 
@@ -14,7 +14,7 @@ import (
 // yet: a request naming a server is answered by the filter itself, and one without the
 // header too. A dev proxy does the same per request and forwards on Continue.
 func Example() {
-	wasm, err := testbin.Bytes("filter.wasm") // built once per test process
+	wasm, err := bin.Bytes("filter.wasm") // built once per test process
 	if err != nil {
 		log.Fatal(err)
 	}

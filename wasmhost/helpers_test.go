@@ -9,14 +9,14 @@ import (
 
 	"switchyard/internal/abi"
 	"switchyard/internal/contract"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 )
 
 // guestBytes is the test guest testdata/<name> (a tiny main package), built once per
-// test process by testbin.Guest.
+// test process by bin.Guest.
 func guestBytes(t testing.TB, name string) []byte {
 	t.Helper()
-	return testbin.Guest(t, "testdata/"+name)
+	return bin.Guest(t, "testdata/"+name)
 }
 
 // newHost returns a Host closed when the test ends.

@@ -15,12 +15,14 @@ import (
 type Profile int
 
 const (
-	// Current is cpp-host after PR #533 (Envoy ≥ ~1.38): poll_oneoff answers 0 events at
-	// once, the full WASI stub set is linked, and poll_oneoff is allowed in the allocator.
+	// Current is Envoy ≥ ~1.38: poll_oneoff answers 0 events at once, the full WASI
+	// stub set is linked (the file and socket calls Legacy lacks, e.g.
+	// fd_filestat_get), and poll_oneoff is allowed in the allocator.
 	Current Profile = iota
-	// Legacy is Envoy 1.33–1.37 (cpp-host #427 without #533): poll_oneoff returns ENOSYS
-	// (52), which makes the Go runtime throw; only the pre-#533 WASI list is linked and
-	// the restricted windows are the pre-#533 ones.
+	// Legacy is Envoy 1.33–1.37: poll_oneoff returns ENOSYS (52), which makes the Go
+	// runtime throw; only the shorter WASI list is linked (a module importing one of
+	// Current's extra stubs is refused) and the restricted windows are narrower
+	// (docs/proxy-wasm-host.md, WASI and Restricted windows).
 	Legacy
 )
 

@@ -62,7 +62,7 @@ type link uint8
 
 const (
 	linkedEverywhere link = iota // both profiles
-	linkedCurrent                // cpp-host #533 and later only (the Current profile)
+	linkedCurrent                // the Current profile only
 	linkedABI021                 // both profiles, only for modules exporting proxy_abi_version_0_2_1
 )
 
@@ -79,7 +79,7 @@ const (
 
 	callbacksOnly      allowed = 0
 	inInit                     = initCurrent | initLegacy
-	inInitCurrent              = initCurrent // the #533 stubs
+	inInitCurrent              = initCurrent // the Current-only WASI stubs
 	inInitAndAlloc             = inInit | allocCurrent | allocLegacy
 	inInitAllocCurrent         = initCurrent | allocCurrent // poll_oneoff
 )

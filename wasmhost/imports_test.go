@@ -41,7 +41,7 @@ func TestRestrictedWindowsTrap(t *testing.T) {
 	})
 }
 
-// Where Envoy links each kind of import: #533 WASI stubs only in the Current profile,
+// Where Envoy links each kind of import: the extra WASI stubs only in the Current profile,
 // proxy_get_log_level only under the 0_2_1 marker, the rest everywhere.
 func TestLinkRules(t *testing.T) {
 	cases := []struct {

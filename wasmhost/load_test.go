@@ -19,7 +19,7 @@ func TestLoadRefusesWhatEnvoyRefuses(t *testing.T) {
 		{"no ABI marker", "noabi", Current, "Missing or unknown Proxy-Wasm ABI version"},
 		{"no allocator", "noalloc", Current, "Wasm module is missing malloc function"},
 		{"get_log_level under 0_2_0", "loglevel020", Current, "missing import: env.proxy_get_log_level"},
-		{"#533 WASI import on legacy Envoy", "wasi533", Legacy, "missing import: wasi_snapshot_preview1.fd_filestat_get"},
+		{"Current-only WASI import on legacy Envoy", "wasi533", Legacy, "missing import: wasi_snapshot_preview1.fd_filestat_get"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,7 +44,7 @@ func TestLoadAcceptsWhatEnvoyLinks(t *testing.T) {
 	}{
 		{"probe, current", "probe", Current, []string{"env.proxy_get_log_level", "wasi_snapshot_preview1.poll_oneoff"}},
 		{"probe, legacy", "probe", Legacy, []string{"env.proxy_http_call"}},
-		{"#533 WASI import on current Envoy", "wasi533", Current, []string{"wasi_snapshot_preview1.fd_filestat_get"}},
+		{"Current-only WASI import on current Envoy", "wasi533", Current, []string{"wasi_snapshot_preview1.fd_filestat_get"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

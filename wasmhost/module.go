@@ -34,7 +34,7 @@ type Module struct {
 //   - every import is one the host links for that ABI under its profile, with the
 //     same signature, else "Failed to load Wasm module due to a missing import:
 //     <module>.<name>" (proxy_get_log_level needs the 0_2_1 marker; the Legacy profile
-//     links only the pre-#533 WASI list);
+//     links only the shorter WASI list);
 //   - an allocator export, malloc first, then proxy_on_memory_allocate, (i32) -> i32,
 //     else "Wasm module is missing malloc function";
 //   - a memory export named "memory".
@@ -87,7 +87,7 @@ func (h *Host) check(cm wazero.CompiledModule) (*Module, error) {
 			case name == "proxy_get_log_level" && mod == "env":
 				why = " (Envoy links proxy_get_log_level only for modules exporting " + abi021 + ")"
 			case h.opts.Profile == Legacy && h.byName["wasi."+name] != nil:
-				why = " (Envoy before cpp-host #533 does not link it; the legacy profile reproduces Envoy 1.33–1.37)"
+				why = " (only the current profile, Envoy ≈1.38 and later, links it; the legacy profile reproduces Envoy 1.33–1.37)"
 			}
 			return nil, fmt.Errorf("host: Failed to load Wasm module due to a missing import: %s%s", qualified, why)
 		}

@@ -19,7 +19,7 @@ const (
 	errnoNotsup  = 58
 )
 
-// wasiStub is a cpp-host #533 stub that answers fd 1/2 with SUCCESS when okForStdio,
+// wasiStub is a stub of the Current profile's WASI set that answers fd 1/2 with SUCCESS when okForStdio,
 // and everything else with errno.
 func wasiStub(errno uint64, okForStdio bool) func(vm *VM, s []uint64) {
 	return func(vm *VM, s []uint64) {
@@ -36,9 +36,10 @@ func wasiConst(errno uint64) func(vm *VM, s []uint64) {
 	return func(vm *VM, s []uint64) { s[0] = errno }
 }
 
-// stub533 is a file or socket stub cpp-host #533 added: linked in the Current profile
-// only, allowed during _initialize, returning an errno from fn.
-func stub533(name string, params []api.ValueType, fn func(vm *VM, s []uint64)) *hostFunc {
+// stubCurrent is a file or socket stub that only the Current profile links (Legacy
+// refuses a module importing it), allowed during _initialize, returning an errno
+// from fn.
+func stubCurrent(name string, params []api.ValueType, fn func(vm *VM, s []uint64)) *hostFunc {
 	return &hostFunc{module: moduleWASI, name: name, params: params, results: r32,
 		link: linkedCurrent, allowed: inInitCurrent, fn: fn}
 }

@@ -50,7 +50,7 @@ var clockTimeGet = &hostFunc{
 	},
 }
 
-// clockResGet is wasi clock_res_get: 1 ns for both clocks (cpp-host #533).
+// clockResGet is wasi clock_res_get: 1 ns for both clocks (Current profile only).
 //
 //	clock_res_get(id, ret_resolution) -> errno
 //
@@ -60,7 +60,7 @@ var clockTimeGet = &hostFunc{
 //   - INVAL: ret_resolution outside guest memory.
 //
 // Linked in the Current profile only; allowed during _initialize.
-var clockResGet = stub533("clock_res_get", ps(2), func(vm *VM, s []uint64) {
+var clockResGet = stubCurrent("clock_res_get", ps(2), func(vm *VM, s []uint64) {
 	if id := uint32(s[0]); id != clockRealtime && id != clockMonotonic {
 		s[0] = errnoNotsup
 		return

@@ -9,27 +9,27 @@ import "encoding/binary"
 var wasiFSImports = []*hostFunc{
 	fdWrite, fdRead, fdSeek, fdClose, fdFdstatGet, fdFdstatSetFlags, fdPrestatGet,
 	fdPrestatDirName, pathOpen,
-	// cpp-host #533 additions (Current profile only)
+	// Current profile only
 	fdPwrite, fdFilestatGet, pathFilestatGet,
-	stub533("fd_advise", types(i32, i64, i64, i32), wasiStub(errnoBadf, true)),
-	stub533("fd_allocate", types(i32, i64, i64), wasiStub(errnoBadf, false)),
-	stub533("fd_datasync", ps(1), wasiStub(errnoBadf, true)),
-	stub533("fd_fdstat_set_rights", types(i32, i64, i64), wasiStub(errnoBadf, false)),
-	stub533("fd_filestat_set_size", types(i32, i64), wasiStub(errnoBadf, false)),
-	stub533("fd_filestat_set_times", types(i32, i64, i64, i32), wasiStub(errnoBadf, false)),
-	stub533("fd_sync", ps(1), wasiStub(errnoBadf, true)),
-	stub533("fd_tell", ps(2), wasiStub(errnoBadf, false)),
-	stub533("fd_renumber", ps(2), wasiStub(errnoBadf, false)),
-	stub533("fd_readdir", types(i32, i32, i32, i64, i32), wasiStub(errnoNotdir, false)),
-	stub533("fd_pread", types(i32, i32, i32, i64, i32), wasiStub(errnoBadf, false)),
-	stub533("path_create_directory", ps(3), wasiConst(errnoNotsup)),
-	stub533("path_filestat_set_times", types(i32, i32, i32, i32, i64, i64, i32), wasiConst(errnoNotsup)),
-	stub533("path_link", ps(7), wasiConst(errnoNotsup)),
-	stub533("path_readlink", ps(6), wasiConst(errnoNotsup)),
-	stub533("path_remove_directory", ps(3), wasiConst(errnoNotsup)),
-	stub533("path_rename", ps(6), wasiConst(errnoNotsup)),
-	stub533("path_symlink", ps(5), wasiConst(errnoNotsup)),
-	stub533("path_unlink_file", ps(3), wasiConst(errnoNotsup)),
+	stubCurrent("fd_advise", types(i32, i64, i64, i32), wasiStub(errnoBadf, true)),
+	stubCurrent("fd_allocate", types(i32, i64, i64), wasiStub(errnoBadf, false)),
+	stubCurrent("fd_datasync", ps(1), wasiStub(errnoBadf, true)),
+	stubCurrent("fd_fdstat_set_rights", types(i32, i64, i64), wasiStub(errnoBadf, false)),
+	stubCurrent("fd_filestat_set_size", types(i32, i64), wasiStub(errnoBadf, false)),
+	stubCurrent("fd_filestat_set_times", types(i32, i64, i64, i32), wasiStub(errnoBadf, false)),
+	stubCurrent("fd_sync", ps(1), wasiStub(errnoBadf, true)),
+	stubCurrent("fd_tell", ps(2), wasiStub(errnoBadf, false)),
+	stubCurrent("fd_renumber", ps(2), wasiStub(errnoBadf, false)),
+	stubCurrent("fd_readdir", types(i32, i32, i32, i64, i32), wasiStub(errnoNotdir, false)),
+	stubCurrent("fd_pread", types(i32, i32, i32, i64, i32), wasiStub(errnoBadf, false)),
+	stubCurrent("path_create_directory", ps(3), wasiConst(errnoNotsup)),
+	stubCurrent("path_filestat_set_times", types(i32, i32, i32, i32, i64, i64, i32), wasiConst(errnoNotsup)),
+	stubCurrent("path_link", ps(7), wasiConst(errnoNotsup)),
+	stubCurrent("path_readlink", ps(6), wasiConst(errnoNotsup)),
+	stubCurrent("path_remove_directory", ps(3), wasiConst(errnoNotsup)),
+	stubCurrent("path_rename", ps(6), wasiConst(errnoNotsup)),
+	stubCurrent("path_symlink", ps(5), wasiConst(errnoNotsup)),
+	stubCurrent("path_unlink_file", ps(3), wasiConst(errnoNotsup)),
 }
 
 // fdWrite is wasi fd_write: fd 1 becomes one Info log line per call, fd 2 one Error
@@ -51,12 +51,12 @@ var fdWrite = &hostFunc{
 	fn: func(vm *VM, s []uint64) { s[0] = vm.fdWrite(s) },
 }
 
-// fdPwrite is wasi fd_pwrite: fd_write with the offset ignored (cpp-host #533).
+// fdPwrite is wasi fd_pwrite: fd_write with the offset ignored (Current profile only).
 //
 //	fd_pwrite(fd, iovs, iovs_len, offset i64, ret_nwritten) -> errno
 //
 // Errnos: as fd_write. Linked in the Current profile only; allowed during _initialize.
-var fdPwrite = stub533("fd_pwrite", types(i32, i32, i32, i64, i32), func(vm *VM, s []uint64) {
+var fdPwrite = stubCurrent("fd_pwrite", types(i32, i32, i32, i64, i32), func(vm *VM, s []uint64) {
 	s[3] = s[4] // drop the offset: fdWrite reads ret_nwritten from s[3]
 	s[0] = vm.fdWrite(s)
 })
@@ -132,7 +132,7 @@ var fdFdstatGet = &hostFunc{
 	},
 }
 
-// fdFdstatSetFlags is wasi fd_fdstat_set_flags (cpp-host #427).
+// fdFdstatSetFlags is wasi fd_fdstat_set_flags (both profiles): NOSYS.
 //
 //	fd_fdstat_set_flags(fd, flags) -> errno
 //
@@ -166,12 +166,12 @@ var fdPrestatDirName = &hostFunc{
 	fn: wasiConst(errnoNosys),
 }
 
-// fdFilestatGet is wasi fd_filestat_get (cpp-host #533).
+// fdFilestatGet is wasi fd_filestat_get (Current profile only).
 //
 //	fd_filestat_get(fd, ret_filestat) -> errno
 //
 // Errnos: BADF, always. Linked in the Current profile only; allowed during _initialize.
-var fdFilestatGet = stub533("fd_filestat_get", ps(2), wasiConst(errnoBadf))
+var fdFilestatGet = stubCurrent("fd_filestat_get", ps(2), wasiConst(errnoBadf))
 
 // pathOpen is wasi path_open: there are no files.
 //
@@ -186,15 +186,15 @@ var pathOpen = &hostFunc{
 	fn: wasiConst(errnoNoent),
 }
 
-// pathFilestatGet is wasi path_filestat_get (cpp-host #533).
+// pathFilestatGet is wasi path_filestat_get (Current profile only).
 //
 //	path_filestat_get(dirfd, flags, path, path_len, ret_filestat) -> errno
 //
 // Errnos: NOTSUP, always. Linked in the Current profile only; allowed during
 // _initialize.
-var pathFilestatGet = stub533("path_filestat_get", ps(5), wasiConst(errnoNotsup))
+var pathFilestatGet = stubCurrent("path_filestat_get", ps(5), wasiConst(errnoNotsup))
 
-// The remaining cpp-host #533 stubs (in wasiFSImports) answer SUCCESS for fd 1/2 where
+// The remaining Current-only stubs (in wasiFSImports) answer SUCCESS for fd 1/2 where
 // that makes sense (fd_advise, fd_datasync, fd_sync) and otherwise BADF (fd_*),
 // NOTDIR (fd_readdir) or NOTSUP (path_*); Current profile only, allowed during
 // _initialize.

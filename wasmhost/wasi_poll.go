@@ -6,9 +6,8 @@ package wasmhost
 
 var wasiPollImports = []*hostFunc{pollOneoff, schedYield}
 
-// pollOneoff is wasi poll_oneoff. Current profile (cpp-host #533): no events, at once;
-// the guest never sleeps (a Go time.Sleep then busy-waits on the clock). Legacy
-// profile (cpp-host #427 without #533): ENOSYS, on which the Go runtime throws
+// pollOneoff is wasi poll_oneoff. Current profile: no events, at once; the guest
+// never sleeps (a Go time.Sleep then busy-waits on the clock). Legacy profile: ENOSYS, on which the Go runtime throws
 // "poll_oneoff failed" and the VM dies. Host.PollOneoffCalls counts the calls.
 //
 //	poll_oneoff(subscriptions, events, nsubscriptions, ret_nevents) -> errno
@@ -37,7 +36,7 @@ var pollOneoff = &hostFunc{
 	},
 }
 
-// schedYield is wasi sched_yield (cpp-host #427): there is no one to yield to.
+// schedYield is wasi sched_yield (both profiles): there is no one to yield to.
 //
 //	sched_yield() -> errno
 //

@@ -1,7 +1,7 @@
 package wasmhost
 
-// Sockets: docs/proxy-wasm-host.md, WASI. A plugin has none; cpp-host #533 added
-// stubs so that modules importing them load.
+// Sockets: docs/proxy-wasm-host.md, WASI. A plugin has none; the Current profile
+// links stubs so that modules importing them load (Legacy refuses such modules).
 
 // The socket stubs: NOSYS, always; Current profile only, allowed during _initialize.
 //
@@ -10,8 +10,8 @@ package wasmhost
 //	sock_send(fd, si_data, si_data_len, si_flags, ret_so_datalen) -> errno
 //	sock_shutdown(fd, how) -> errno
 var wasiSockImports = []*hostFunc{
-	stub533("sock_accept", ps(3), wasiConst(errnoNosys)),
-	stub533("sock_recv", ps(6), wasiConst(errnoNosys)),
-	stub533("sock_send", ps(5), wasiConst(errnoNosys)),
-	stub533("sock_shutdown", ps(2), wasiConst(errnoNosys)),
+	stubCurrent("sock_accept", ps(3), wasiConst(errnoNosys)),
+	stubCurrent("sock_recv", ps(6), wasiConst(errnoNosys)),
+	stubCurrent("sock_send", ps(5), wasiConst(errnoNosys)),
+	stubCurrent("sock_shutdown", ps(2), wasiConst(errnoNosys)),
 }

@@ -80,7 +80,7 @@ func run() error {
 	flag.Var(clusters, "cluster", "NAME=URL[,URL]: the endpoints of a cluster of the Envoy config (repeatable)")
 	allowCIDR := flag.String("allow-cidr", "", "comma-separated CIDR ranges /sys targets may be in, as the registrar's -allow-cidr: the only way to allow loopback, link-local, metadata, unspecified or multicast targets (e.g. 127.0.0.0/8 for targets on this machine)")
 	workers := flag.Int("workers", runtime.NumCPU(), "router VMs, one per worker as in Envoy")
-	profile := flag.String("profile", "current", "Envoy behaviour to reproduce: current (cpp-host with #533) or legacy (Envoy 1.33-1.37)")
+	profile := flag.String("profile", "current", "Envoy behaviour to reproduce: current (Envoy ≈1.38 and later: the full WASI stub set, poll_oneoff answers at once) or legacy (Envoy 1.33-1.37; docs/proxy-wasm-host.md, Profiles)")
 	nodeID := flag.String("node-id", "", "the proxy's node id, as Envoy's --service-node: the filter names itself by it in its polls, so the registrar's /api/proxies lists it by this name (empty: unnamed, as Envoy without it)")
 	nodeCluster := flag.String("node-cluster", "", "the proxy's node cluster, as Envoy's --service-cluster (empty: none)")
 	flag.Parse()

@@ -9,19 +9,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"switchyard/internal/ociimage"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 )
 
 // TestRunWritesLayouts: what `make oci` runs writes one layout per image, each
 // holding the manifest the library builds for the same input, and refuses a missing
 // module with a hint.
 func TestRunWritesLayouts(t *testing.T) {
-	wasmPath := testbin.Path(t, "filter.wasm")
+	wasmPath := bin.Path(t, "filter.wasm")
 	out := t.TempDir()
 	if err := run(wasmPath, "", "amd64", out); err != nil {
 		t.Fatal(err)
 	}
-	wasm := testbin.Read(t, "filter.wasm")
+	wasm := bin.Read(t, "filter.wasm")
 	compat, err := ociimage.FilterCompat(wasm)
 	if err != nil {
 		t.Fatal(err)

@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/filter/syncing"
+	"switchyard/filter/polling"
 	"switchyard/internal/contract"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/server"
 	"switchyard/wasmhost"
 )
 
-// Full tables switched atomically (filter/syncing/layout.go): the real filter.wasm in
+// Full tables switched atomically (filter/polling/layout.go): the real filter.wasm in
 // the wasmhost with the real registrar. A full table is streamed into the generation
 // routers do not read and switched with one write; the old generation is emptied.
 
@@ -170,7 +170,7 @@ func forceFullTable(t testing.TB, e *fEnv, i int, within time.Duration) {
 	full := e.countLogs("from a full table")
 	e.reg.setMode("baddelta")
 	e.reg.put(atomicName(i), "10.99.0."+strconv.Itoa(i&255))
-	testbin.Eventually(t, within, func() string {
+	wait.Eventually(t, within, func() string {
 		if e.countLogs("from a full table") <= full {
 			return "full table " + strconv.Itoa(i) + " not loaded"
 		}
@@ -192,8 +192,8 @@ func retiredGen(e *fEnv) string {
 // clean, and checks sample route keys of g are empty.
 func waitEmptied(t testing.TB, e *fEnv, g string) {
 	t.Helper()
-	testbin.Eventually(t, syncWithin+time.Minute, func() string {
-		if v, _, _ := e.h.SharedData("switchyard", "switchyard/"+g+"/table"); len(v) != 0 {
+	wait.Eventually(t, syncWithin+time.Minute, func() string {
+		if v, _, _ := e.h.SharedData("switchyard", "switchyard/"+g+"/state"); len(v) != 0 {
 			return "generation " + g + " is " + string(v)
 		}
 		return ""
@@ -328,7 +328,7 @@ func TestRegistrarFailsMidPages(t *testing.T) {
 // layout; the fixture was written by its sync) is served by this filter's routers at
 // once, replaced by the registrar's full table in one switch, and its keys emptied.
 func TestMigratesFirstLayoutTable(t *testing.T) {
-	raw, err := os.ReadFile("../syncing/testdata/first-layout.json")
+	raw, err := os.ReadFile("../polling/testdata/first-layout.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,9 +355,9 @@ func TestMigratesFirstLayoutTable(t *testing.T) {
 	waitRouted(t, r, "web-1", "10.7.0.1:8080", time.Second)
 	waitRouted(t, r, "fresh", "10.7.0.2:8080", time.Second)
 	waitRouted(t, r, "web-7", "", time.Second)
-	testbin.Eventually(t, syncWithin, func() string {
+	wait.Eventually(t, syncWithin, func() string {
 		for k := range kv {
-			if k == syncing.RevisionKey || k == syncing.PolledKey {
+			if k == polling.RevisionKey || k == polling.PolledKey {
 				continue
 			}
 			if v, _, _ := e.h.SharedData("switchyard", k); len(v) != 0 {
@@ -392,8 +392,8 @@ func TestKeysBoundedOverFullReloads(t *testing.T) {
 	}
 	// Per name: a route key in each generation (key 26 bytes, value at most 14) and an
 	// index line (8 bytes) in the current one; segments of 4 KiB; a few fixed keys.
-	keyLimit := 2*n + 2*(n*8/syncing.SegmentBytes+2) + 20
-	byteLimit := 2*n*26 + n*14 + n*8 + 2*(n*8/syncing.SegmentBytes+2)*30 + 4096
+	keyLimit := 2*n + 2*(n*8/polling.SegmentBytes+2) + 20
+	byteLimit := 2*n*26 + n*14 + n*8 + 2*(n*8/polling.SegmentBytes+2)*30 + 4096
 	t.Logf("after %d reloads of %d names: at most %d keys (limit %d), %d bytes (limit %d)", reloads, n, maxKeys, keyLimit, maxBytes, byteLimit)
 	if maxKeys > keyLimit || maxBytes > byteLimit {
 		t.Errorf("shared data grew to %d keys, %d bytes; want at most %d keys, %d bytes", maxKeys, maxBytes, keyLimit, byteLimit)

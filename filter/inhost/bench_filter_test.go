@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"switchyard/internal/contract"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 	"switchyard/wasmhost"
 )
 
@@ -28,7 +28,7 @@ import (
 //
 // Each benchmark first checks that the filter gives the right answer, then measures.
 // The requests run in batches of benchBatch, the measured VM's and the reference's in
-// turn, so that both see the same machine: on a noisy 2-core machine the load of a
+// turn, so that both see the same machine: on a shared machine the load of a
 // neighbour changes from one second to the next, and a ratio of figures taken minutes
 // apart says more about the neighbours than about the filter. ns/req-median is the
 // median batch time per request of the measured VM, <ref>-ns/req-median the
@@ -88,7 +88,7 @@ func benchFloor(b *testing.B) (*wasmhost.Host, *wasmhost.VM) {
 	b.Helper()
 	h := wasmhost.New(wasmhost.Options{})
 	b.Cleanup(func() { h.Close() })
-	m, err := h.Load(b.Context(), testbin.Guest(b, "testdata/floorfilter"))
+	m, err := h.Load(b.Context(), bin.Guest(b, "testdata/floorfilter"))
 	if err != nil {
 		b.Fatalf("loading the floor filter: %v", err)
 	}

@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 	"switchyard/wasmhost"
 )
 
 // BenchmarkTable1M: full tables of 1,000,000 names (the registrar's default pages of
-// 4 MiB) streamed into shared data and switched (filter/syncing/layout.go). It reports:
+// 4 MiB) streamed into shared data and switched (filter/polling/layout.go). It reports:
 //
 //   - load-s: from the sync VM's start until the first table is switched in (the log
 //     line of the last page). Target ≤ 5 s.
@@ -52,7 +52,7 @@ func BenchmarkTable1M(b *testing.B) {
 		// the sync asks for the new table as it returns.
 		e.reg.replace(next)
 		began := time.Now()
-		testbin.Eventually(b, 5*time.Minute, func() string {
+		wait.Eventually(b, 5*time.Minute, func() string {
 			if e.countLogs("from a full table") == full {
 				return "the reload did not finish; logs:\n" + e.logText()
 			}

@@ -1,13 +1,10 @@
-//go:build !wasm
-
 package inhost
 
 import "syscall"
 
 // cpuTime is the CPU time the process has used (user and system, all threads), in ns.
 // Per request it is a steadier figure than wall time when other processes share
-// the machine, though it also counts the host's GC. (Not built for wasip1, which has
-// no getrusage; the package's tests run natively only.)
+// the machine, though it also counts the host's GC.
 func cpuTime() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

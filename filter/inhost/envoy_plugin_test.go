@@ -7,14 +7,14 @@ import (
 
 	"switchyard/internal/contract"
 	"switchyard/internal/envoyconfig"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 	"switchyard/wasmhost"
 )
 
 // The plugin configuration that envoy.yaml gives each root is accepted by the real
 // filter's on_configure and routes: the offline schema check cannot see this.
 func TestEnvoyYAMLPluginConfigurationRunsInTheFilter(t *testing.T) {
-	root, err := testbin.ModuleRoot()
+	root, err := bin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

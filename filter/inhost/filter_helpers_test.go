@@ -15,15 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 	"switchyard/registrar/server"
 	"switchyard/registrar/store"
 	"switchyard/wasmhost"
 )
 
-// Helpers for the tests that run the real filter.wasm in the wasmhost
-// (filter_e2e_test.go). Names start with "f" or "filter" to stay clear of the
-// process-level helpers in procs_test.go.
+// Helpers for this package's tests, which run the real filter.wasm in the wasmhost
+// (filter_test.go, sync_v2_test.go, reliability_filter_test.go, the benchmarks).
 
 // fRegistrar is the real registrar (registrar/server over an embedded store in a
 // temporary folder) on 127.0.0.1, behind a wrapper that injects faults into its
@@ -57,8 +56,8 @@ func newFRegistrar(t testing.TB, routes map[string]string) *fRegistrar {
 	return newFRegistrarWith(t, server.Config{}, routes)
 }
 
-// newFRegistrarWith starts the registrar with cfg (Data is set here), e.g. a small
-// History or PageBytes.
+// newFRegistrarWith starts the registrar with cfg (its store is opened here), e.g. a
+// small History or PageBytes.
 func newFRegistrarWith(t testing.TB, cfg server.Config, routes map[string]string) *fRegistrar {
 	t.Helper()
 	r := &fRegistrar{t: t, cfg: cfg, changed: make(chan struct{})}
@@ -76,12 +75,18 @@ func newFRegistrarWith(t testing.TB, cfg server.Config, routes map[string]string
 	return r
 }
 
-// start opens a registrar on a new data file holding routes.
+// start opens a registrar on a new data file holding routes, as the registrar
+// command does (the store opened with server.StoreOptions, handed to server.New);
+// the test's cleanup closes the store.
 func (r *fRegistrar) start(routes map[string]string) *server.Server {
 	r.t.Helper()
-	cfg := r.cfg
-	cfg.Data = filepath.Join(r.t.TempDir(), "servers.json")
-	s, err := server.New(cfg)
+	m := server.NewMetrics()
+	st, err := store.Open(filepath.Join(r.t.TempDir(), "servers.json"), store.EmbeddedOptions{Options: server.StoreOptions(r.cfg, nil, m)})
+	if err != nil {
+		r.t.Fatalf("opening the registrar's store: %v", err)
+	}
+	r.t.Cleanup(func() { st.Close() })
+	s, err := server.New(r.cfg, st, m)
 	if err != nil {
 		r.t.Fatalf("starting the registrar: %v", err)
 	}
@@ -108,6 +113,7 @@ func (r *fRegistrar) replace(routes map[string]string) {
 	r.server = s
 	r.mu.Unlock()
 	old.Close()
+	old.Store().Close()
 }
 
 func (r *fRegistrar) url() string { return r.srv.URL }
@@ -342,7 +348,7 @@ func newFEnvAt(t testing.TB, opts wasmhost.Options, registrarURL string) *fEnv {
 	opts.Clusters["registrar"] = registrarURL
 	h := wasmhost.New(opts)
 	t.Cleanup(func() { h.Close() })
-	m, err := h.Load(context.Background(), testbin.Read(t, "filter.wasm"))
+	m, err := h.Load(context.Background(), bin.Read(t, "filter.wasm"))
 	if err != nil {
 		t.Fatalf("loading filter.wasm: %v", err)
 	}

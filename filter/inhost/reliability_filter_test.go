@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 	"switchyard/wasmhost"
 )
 
@@ -213,7 +213,7 @@ func TestReliabilitySlowBodyTimesOut(t *testing.T) {
 
 func waitFaults(t *testing.T, reg *faultRegistrar, n int64) {
 	t.Helper()
-	testbin.Eventually(t, syncWithin, func() string {
+	wait.Eventually(t, syncWithin, func() string {
 		if f := reg.faults.Load(); f < n {
 			return fmt.Sprintf("the registrar gave %d faulty answers, want %d", f, n)
 		}
@@ -223,7 +223,7 @@ func waitFaults(t *testing.T, reg *faultRegistrar, n int64) {
 
 func waitMetric(t *testing.T, e *fEnv, name string, min int64, within time.Duration) {
 	t.Helper()
-	testbin.Eventually(t, within, func() string {
+	wait.Eventually(t, within, func() string {
 		if v := e.metric(name); v < min {
 			return fmt.Sprintf("%s = %d, want at least %d\nlogs:\n%s", name, v, min, e.logText())
 		}

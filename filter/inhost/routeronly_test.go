@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/filter/syncing"
+	"switchyard/filter/polling"
 	"switchyard/internal/contract"
 	"switchyard/wasmhost"
 )
 
 // Router-only mode: no sync singleton; one router VM per vm_id holds the poll lease
-// (filter/syncing/lease.go) and polls. Each router VM here has its own proxy_id, so the
+// (filter/polling/lease.go) and polls. Each router VM here has its own proxy_id, so the
 // registrar's polls tell which VM sent them.
 
 // leaseBound is the documented bound for a dead holder's replacement: the lease plus
@@ -30,12 +30,12 @@ func startRouters(e *fEnv, n int, env map[string]string) []*wasmhost.VM {
 }
 
 // lease reads the lease key as the host holds it.
-func (e *fEnv) lease() syncing.LeaseValue {
-	v, _, ok := e.h.SharedData("switchyard", syncing.LeaseKey)
+func (e *fEnv) lease() polling.LeaseValue {
+	v, _, ok := e.h.SharedData("switchyard", polling.LeaseKey)
 	if !ok {
-		return syncing.LeaseValue{}
+		return polling.LeaseValue{}
 	}
-	l, _ := syncing.ParseLease(v)
+	l, _ := polling.ParseLease(v)
 	return l
 }
 

@@ -8,19 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/server"
 	"switchyard/wasmhost"
 )
 
 // The sync protocol version 2 (docs/sync-protocol.md) with the real filter.wasm in the
-// wasmhost and the real registrar: deltas, paged full tables, lineage, identity
-// (issues 12, 15, 16).
+// wasmhost and the real registrar: deltas, paged full tables, lineage, identity.
 
 // waitQuery waits (bounded) until the registrar has seen a poll for which match holds.
 func waitQuery(t *testing.T, reg *fRegistrar, what string, match func(q map[string][]string) bool) {
 	t.Helper()
-	testbin.Eventually(t, syncWithin, func() string {
+	wait.Eventually(t, syncWithin, func() string {
 		for _, q := range reg.seen() {
 			if match(q) {
 				return ""

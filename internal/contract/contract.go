@@ -2,7 +2,8 @@
 // the filter's root ids, its metric names, its shared-data keys, the error codes of
 // its local replies and the sync's poll timing. The filter (compiled for wasip1), the
 // dev proxy, the envoy.yaml checker and the tests import them from here instead of
-// retyping them. Pure constants: no dependencies, safe in the filter.
+// retyping them, and the target-set string's codec (targetset.go). Constants and pure
+// functions on the standard library and internal/validate: safe in the filter.
 package contract
 
 // Root ids of the one filter.wasm (the plugin's root_id in Envoy's configuration).
@@ -31,13 +32,13 @@ const (
 	// read: RouteKeyPrefixA or RouteKeyPrefixB (LegacyRouteKeyPrefix while a table
 	// written by the first layout awaits its reload). Absent until the first table is
 	// complete. A router reads it, then CurrentKey's value + server name → target
-	// ("" or absent: not registered); the sync switches tables by writing it once.
+	// ("" or absent: not registered); the poller switches tables by writing it once.
 	CurrentKey           = "switchyard/current"
 	RouteKeyPrefixA      = "switchyard/a/route/"
 	RouteKeyPrefixB      = "switchyard/b/route/"
 	LegacyRouteKeyPrefix = "switchyard/route/"
 	RevisionKey          = "switchyard/revision" // revision of the current table, for tools and tests
-	LeaseKey             = "switchyard/lease"    // which VM polls the registrar (filter/syncing/lease.go)
+	LeaseKey             = "switchyard/lease"    // which VM polls the registrar (filter/polling/lease.go)
 	PolledKey            = "switchyard/polled"   // host time (ns) of the last successful poll
 	StaleKey             = "switchyard/stale"    // "1" while the table is older than stale_after_seconds
 )

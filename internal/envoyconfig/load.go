@@ -1,7 +1,10 @@
+// Package envoyconfig reads an Envoy bootstrap file (the project's envoy.yaml) into the
+// go-control-plane types, strictly (Load, Parse), and unpacks the parts Switchyard reads
+// (Inspect, Config). The dev proxy serves what it reads; the offline checker
+// (internal/testkit/envoycheck) runs Envoy's schema and start-up rules on the same model.
 package envoyconfig
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
@@ -12,8 +15,8 @@ import (
 
 // Load reads an Envoy bootstrap in YAML (anchors and aliases allowed) or JSON and
 // decodes it strictly: an unknown field, an unknown enum name or an "@type" that is not
-// one of the types this package registers (see register.go) is an error. Load does not
-// run validation rules; call ValidateDeep and CheckSemantics (or Check) for that.
+// one of the types this package registers (see register.go) is an error. Load runs no
+// validation rules; internal/testkit/envoycheck has those. Inspect unpacks the result.
 func Load(path string) (*bootstrapv3.Bootstrap, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -41,23 +44,4 @@ func Parse(data []byte) (*bootstrapv3.Bootstrap, error) {
 			"a type missing from internal/envoyconfig/register.go must be added there): %w", err)
 	}
 	return &bs, nil
-}
-
-// Check loads the file at path and returns every problem ValidateDeep and
-// CheckSemantics find. The error is for a file that cannot be loaded at all.
-func Check(path string) ([]Problem, error) {
-	bs, err := Load(path)
-	if err != nil {
-		return nil, err
-	}
-	return append(ValidateDeep(bs), CheckSemantics(bs)...), nil
-}
-
-// Join turns problems into one error (nil when there are none), one problem a line.
-func Join(ps []Problem) error {
-	errs := make([]error, len(ps))
-	for i, p := range ps {
-		errs[i] = p
-	}
-	return errors.Join(errs...)
 }

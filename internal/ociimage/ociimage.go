@@ -60,28 +60,13 @@ var Epoch = time.Unix(0, 0).UTC()
 // annotation module.wasm.image/variant=compat. Both Istio and Envoy Gateway pull it;
 // it is also what any OCI registry and tool accepts, being an ordinary image.
 func FilterCompat(wasm []byte) (v1.Image, error) {
-	layer, diffID, err := tarLayer([]file{{name: PluginFile, mode: 0o444, body: wasm}})
-	if err != nil {
-		return nil, err
-	}
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		mutate.Addendum{Layer: layer, MediaType: types.OCILayer})
-	if err != nil {
-		return nil, err
-	}
 	// The platform a registry UI shows; the fetchers do not read the config. The
 	// module runs wherever the proxy runs, but linux/amd64 is what an index lookup
 	// defaults to, and this is a plain manifest, not an index.
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-		Architecture: "amd64",
-		OS:           "linux",
-		Created:      v1.Time{Time: Epoch},
-		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}},
-	})
+	img, err := layerImage([]file{{name: PluginFile, mode: 0o444, body: wasm}}, v1.ConfigFile{Architecture: "amd64"})
 	if err != nil {
 		return nil, err
 	}
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	return mutate.Annotations(img, map[string]string{VariantAnnotation: VariantCompat}).(v1.Image), nil
 }
 
@@ -175,20 +160,8 @@ func Registrar(binary []byte, arch string) (v1.Image, error) {
 		{name: "usr/local/bin/", mode: 0o755, dir: true},
 		{name: "usr/local/bin/registrar", mode: 0o755, body: binary},
 	}
-	layer, diffID, err := tarLayer(files)
-	if err != nil {
-		return nil, err
-	}
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		mutate.Addendum{Layer: layer, MediaType: types.OCILayer})
-	if err != nil {
-		return nil, err
-	}
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
+	return layerImage(files, v1.ConfigFile{
 		Architecture: arch,
-		OS:           "linux",
-		Created:      v1.Time{Time: Epoch},
-		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}},
 		Config: v1.Config{
 			User:         RegistrarUser,
 			Entrypoint:   []string{RegistrarPath},
@@ -202,6 +175,25 @@ func Registrar(binary []byte, arch string) (v1.Image, error) {
 			},
 		},
 	})
+}
+
+// layerImage is an OCI image of one tar+gzip layer holding files, with cfg as its
+// config (OCI media type) for OS linux, its time Epoch and its rootfs that layer: the
+// build FilterCompat and Registrar share.
+func layerImage(files []file, cfg v1.ConfigFile) (v1.Image, error) {
+	layer, diffID, err := tarLayer(files)
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
+		mutate.Addendum{Layer: layer, MediaType: types.OCILayer})
+	if err != nil {
+		return nil, err
+	}
+	cfg.OS = "linux"
+	cfg.Created = v1.Time{Time: Epoch}
+	cfg.RootFS = v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffID}}
+	img, err = mutate.ConfigFile(img, &cfg)
 	if err != nil {
 		return nil, err
 	}

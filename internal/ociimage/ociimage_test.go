@@ -26,7 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/wait"
 )
 
 // The media types, spelled out here rather than taken from the package, so that a
@@ -194,7 +195,7 @@ func writeLayout(t *testing.T, img v1.Image, err error) (string, string) {
 // OCI manifest annotated module.wasm.image/variant=compat whose one tar+gzip layer
 // holds exactly plugin.wasm, byte-equal to the freshly built filter.
 func TestFilterCompatImage(t *testing.T) {
-	wasm := testbin.Read(t, "filter.wasm")
+	wasm := bin.Read(t, "filter.wasm")
 	img, err := FilterCompat(wasm)
 	dir, digest := writeLayout(t, img, err)
 	l := onDisk{t, dir}
@@ -236,7 +237,7 @@ func TestFilterCompatImage(t *testing.T) {
 // TestFilterArtifactImage: the two-layer "oci" variant, which the fetchers take when
 // a manifest has exactly two layers, one of them the raw module.
 func TestFilterArtifactImage(t *testing.T) {
-	wasm := testbin.Read(t, "filter.wasm")
+	wasm := bin.Read(t, "filter.wasm")
 	img, err := FilterArtifact(wasm)
 	dir, digest := writeLayout(t, img, err)
 	l := onDisk{t, dir}
@@ -281,7 +282,7 @@ func TestFilterArtifactImage(t *testing.T) {
 // sha256 users pin is the same whoever builds it, and any change to the module
 // changes it.
 func TestFilterImagesReproducible(t *testing.T) {
-	wasm := testbin.Read(t, "filter.wasm")
+	wasm := bin.Read(t, "filter.wasm")
 	for name, build := range map[string]func([]byte) (v1.Image, error){"compat": FilterCompat, "artifact": FilterArtifact} {
 		digest := func(b []byte) v1.Hash {
 			img, err := build(b)
@@ -312,7 +313,7 @@ func TestFilterImagesReproducible(t *testing.T) {
 // linux/amd64, so it runs in an image with no libc.
 func buildStaticRegistrar(t *testing.T) []byte {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
+	root, err := bin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +447,7 @@ func runFromLayer(t *testing.T, bin []byte) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	testbin.Eventually(t, 20*time.Second, func() string {
+	wait.Eventually(t, 20*time.Second, func() string {
 		r, err := http.Get("http://" + addr + "/healthz")
 		if err != nil {
 			output, _ := os.ReadFile(logPath)

@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/bin"
 )
 
 // TestPushAndFetchLikeTheProxies: the layouts `make oci` writes, pushed to a registry
@@ -29,7 +29,7 @@ import (
 // fetchers do it (istio/istio pkg/wasm/imagefetcher.go) yields exactly filter.wasm.
 // The registry is go-containerregistry's OCI distribution server on 127.0.0.1.
 func TestPushAndFetchLikeTheProxies(t *testing.T) {
-	wasm := testbin.Read(t, "filter.wasm")
+	wasm := bin.Read(t, "filter.wasm")
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")

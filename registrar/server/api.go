@@ -3,42 +3,25 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
-	"switchyard/registrar/store/etcdstore"
 )
 
 // result is the body of every /api/ answer, in the Lua setup's shape (docs/origin.md)
-// {"result": {"success": ..., "error": ..., ...}}.
-type result struct {
-	Success  bool            `json:"success"`
-	Error    string          `json:"error,omitempty"`
-	Revision *uint64         `json:"revision,omitempty"`
-	Changed  *bool           `json:"changed,omitempty"`
-	Server   *store.Server   `json:"server,omitempty"`
-	Servers  *[]store.Server `json:"servers,omitempty"`
-
-	// GET /api/proxies (proxies_api.go).
-	Lineage string        `json:"lineage,omitempty"`
-	Replica string        `json:"replica,omitempty"`
-	Summary *ProxySummary `json:"summary,omitempty"`
-	Proxies *[]ProxyView  `json:"proxies,omitempty"`
-	// A write with wait=applied.
-	Applied   *bool        `json:"applied,omitempty"`
-	AppliedBy *int         `json:"appliedBy,omitempty"`
-	Pending   *[]ProxyView `json:"pending,omitempty"`
-}
+// {"result": {"success": ..., "error": ..., ...}}; its tests decode the same type.
+type result = registrarapi.Result
 
 func writeResult(w http.ResponseWriter, code int, res result) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(struct {
-		Result result `json:"result"`
-	}{res})
+	json.NewEncoder(w).Encode(registrarapi.Answer{Result: res})
 }
 
 func writeFailure(w http.ResponseWriter, code int, msg string) {
@@ -72,15 +55,11 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	fields, ok := a.readFields(w, r, "host", "ipAddress", "serviceName")
+	sw, ok := a.readServerWrite(w, r, "", "host", "ipAddress", "serviceName")
 	if !ok {
 		return
 	}
-	if err := a.check(fields["host"], fields["ipAddress"], fields["serviceName"]); err != nil {
-		writeFailure(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	a.put(w, r, fields["host"], fields["ipAddress"], fields["serviceName"], aw)
+	a.put(w, r, sw, aw)
 }
 
 // list is GET /api/servers: the whole table, sorted by host, with its revision.
@@ -90,9 +69,9 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := a.store.Current()
-	servers := make([]store.Server, 0, t.Len())
+	servers := make([]registrarapi.Server, 0, t.Len())
 	t.Ascend("", func(sv store.Server) bool {
-		servers = append(servers, sv)
+		servers = append(servers, *serverViewOf(&sv))
 		return true
 	})
 	rev := t.Revision()
@@ -129,35 +108,17 @@ func (a *api) server(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rev := t.Revision()
-		writeResult(w, http.StatusOK, result{Success: true, Revision: &rev, Server: &sv})
+		writeResult(w, http.StatusOK, result{Success: true, Revision: &rev, Server: serverViewOf(&sv)})
 	case http.MethodPut:
 		// "host" may be repeated in the body (a form may send the whole record), but
 		// only with the name the path gives.
-		fields, ok := a.readFields(w, r, "ipAddress", "serviceName", "host")
+		sw, ok := a.readServerWrite(w, r, name, "ipAddress", "serviceName", "host")
 		if !ok {
 			return
 		}
-		if h, given := fields["host"]; given && h != name {
-			writeFailure(w, http.StatusBadRequest, "host: the body says '"+truncate(h)+"' but the path says '"+name+"'; rename by deleting and registering again")
-			return
-		}
-		fields["host"] = name
-		if err := a.check(name, fields["ipAddress"], fields["serviceName"]); err != nil {
-			writeFailure(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		a.put(w, r, name, fields["ipAddress"], fields["serviceName"], aw)
+		a.put(w, r, sw, aw)
 	case http.MethodDelete:
-		out := a.store.Write(store.Change{Name: name, MustExist: true})
-		a.health.observe(out.Err)
-		if out.Err != nil {
-			a.writeStoreError(w, name, out.Err)
-			return
-		}
-		a.audit(r, "delete", name, out.Old[0], nil, out.Revision)
-		res := result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.Old[0]}
-		a.awaitApplied(r, aw, out.Revision, &res)
-		writeResult(w, http.StatusOK, res)
+		a.finishWrite(w, r, "delete", name, a.store.Write(store.Change{Name: name, MustExist: true}), aw)
 	}
 }
 
@@ -166,10 +127,9 @@ func (a *api) notFound(w http.ResponseWriter, r *http.Request) {
 	writeFailure(w, http.StatusNotFound, "no such endpoint "+r.Method+" "+r.URL.Path+"; see /api/servers and /api/servers/register")
 }
 
-// readFields reads the body as a JSON object of the given string fields; it answers
-// the client itself and returns false when the body is refused. Every field but a
-// trailing optional "host" of PUT is required.
-func (a *api) readFields(w http.ResponseWriter, r *http.Request, fields ...string) (map[string]string, bool) {
+// readBodyOrFail reads the request body, answering the client itself (413, 400)
+// and returning false when it cannot.
+func (a *api) readBodyOrFail(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := readBody(w, r)
 	if errors.Is(err, errTooLarge) {
 		writeFailure(w, http.StatusRequestEntityTooLarge, err.Error()+"; a registration is a few hundred bytes")
@@ -179,60 +139,124 @@ func (a *api) readFields(w http.ResponseWriter, r *http.Request, fields ...strin
 		writeFailure(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
-	got, err := decodeStringObject(body, fields...)
+	return body, true
+}
+
+// serverWrite is a checked write of a whole server: its name, service name and
+// target set.
+type serverWrite struct {
+	name, service string
+	targets       []store.Target
+}
+
+// readServerWrite reads and checks the body of a register (path "") or PUT (path:
+// the name in the path) with the string fields given: host, serviceName, and
+// ipAddress or targets (both: ipAddress must be the set's first active target). It
+// answers the client itself and returns false when the write is refused.
+func (a *api) readServerWrite(w http.ResponseWriter, r *http.Request, path string, fields ...string) (serverWrite, bool) {
+	fail := func(err error) (serverWrite, bool) {
+		var re *requestError
+		if errors.As(err, &re) {
+			writeFailure(w, re.code, re.msg)
+		} else {
+			writeFailure(w, http.StatusBadRequest, err.Error())
+		}
+		return serverWrite{}, false
+	}
+	allowed, err := allowNoActive(r.URL.Query())
 	if err != nil {
-		writeFailure(w, http.StatusBadRequest, err.Error())
-		return nil, false
+		return fail(err)
 	}
-	required := fields
-	if r.Method == http.MethodPut {
-		required = fields[:2]
+	body, ok := a.readBodyOrFail(w, r)
+	if !ok {
+		return serverWrite{}, false
 	}
+	got, raw, err := decodeObject(body, fields, []string{"targets"})
+	if err != nil {
+		return fail(err)
+	}
+	rawTargets, hasTargets := raw["targets"]
+	ip, hasIP := got["ipAddress"]
 	var missing []string
-	for _, f := range required {
-		if _, ok := got[f]; !ok {
+	for _, f := range fields {
+		if _, ok := got[f]; !ok && !(f == "host" && path != "") && !(f == "ipAddress" && hasTargets) {
 			missing = append(missing, f)
 		}
 	}
 	if len(missing) > 0 {
-		writeFailure(w, http.StatusBadRequest, "missing field(s): "+strings.Join(missing, ", ")+"; "+strings.Join(required, ", ")+" are required")
-		return nil, false
+		return fail(errors.New("missing field(s): " + strings.Join(missing, ", ") + "; host, serviceName and ipAddress (or targets) are required, host only when the path does not name the server"))
 	}
-	return got, true
+	sw := serverWrite{name: got["host"], service: got["serviceName"]}
+	if path != "" {
+		if h, given := got["host"]; given && h != path {
+			return fail(errors.New("host: the body says '" + truncate(h) + "' but the path says '" + path + "'; rename by deleting and registering again"))
+		}
+		sw.name = path
+	}
+	if err := checkServerName(sw.name); err != nil {
+		return fail(err)
+	}
+	if hasIP {
+		if err := checkTarget(ip, a.policy); err != nil {
+			return fail(err)
+		}
+	}
+	if err := checkServiceName(sw.service); err != nil {
+		return fail(err)
+	}
+	if !hasTargets {
+		sw.targets = []store.Target{{Address: ip, Weight: 1, State: store.StateActive}}
+		return sw, true
+	}
+	if sw.targets, err = a.readTargets(rawTargets); err != nil {
+		return fail(err)
+	}
+	if first := store.FirstActive(sw.targets); hasIP && ip != first {
+		return fail(fieldErr("ipAddress", fmt.Errorf("'%s' is not the first active target of targets ('%s'); send ipAddress equal to it, or targets alone", truncate(ip), first)))
+	}
+	if err := checkActive(sw.targets, allowed); err != nil {
+		return fail(err)
+	}
+	return sw, true
 }
 
-func (a *api) check(name, target, service string) error {
-	if err := checkServerName(name); err != nil {
-		return err
-	}
-	if err := checkTarget(target, a.policy); err != nil {
-		return err
-	}
-	return checkServiceName(service)
+// put sets a whole server, keeping the health of targets it already had.
+func (a *api) put(w http.ResponseWriter, r *http.Request, sw serverWrite, aw applyWait) {
+	out := a.store.Write(store.Change{Name: sw.name, Update: setServer(sw.name, sw.service, sw.targets)})
+	a.finishWrite(w, r, "set", sw.name, out, aw)
 }
 
-func (a *api) put(w http.ResponseWriter, r *http.Request, name, target, service string, aw applyWait) {
-	out := a.store.Write(store.Change{Name: name, Server: &store.Server{Name: name, Target: target, Service: service}})
+// finishWrite answers a write of one server: the store's error, or 200 with the
+// revision, whether it changed anything and the server as it stands (removed, for a
+// delete), after waiting for the proxies with wait=applied.
+func (a *api) finishWrite(w http.ResponseWriter, r *http.Request, action, name string, out store.WriteResult, aw applyWait) {
 	a.health.observe(out.Err)
 	if out.Err != nil {
 		a.writeStoreError(w, name, out.Err)
 		return
 	}
 	if out.Changed {
-		a.audit(r, "set", name, out.Old[0], out.New[0], out.Revision)
+		a.audit(r, action, name, out.Old[0], out.New[0], out.Revision)
 	}
-	res := result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: out.New[0]}
+	shown := out.New[0]
+	if action == "delete" {
+		shown = out.Old[0]
+	}
+	res := result{Success: true, Revision: &out.Revision, Changed: &out.Changed, Server: serverViewOf(shown)}
 	a.awaitApplied(r, aw, out.Revision, &res)
 	writeResult(w, http.StatusOK, res)
 }
 
 func (a *api) writeStoreError(w http.ResponseWriter, name string, err error) {
+	var re *requestError
 	switch {
+	case errors.As(err, &re):
+		writeFailure(w, re.code, re.msg)
 	case errors.Is(err, store.ErrNotFound):
 		writeFailure(w, http.StatusNotFound, "server '"+name+"' is not registered")
 	case errors.Is(err, store.ErrClosed):
 		writeFailure(w, http.StatusServiceUnavailable, err.Error())
-	case errors.Is(err, etcdstore.ErrTransactionTooLarge):
+	case errors.Is(err, store.ErrTooLarge):
 		writeFailure(w, http.StatusRequestEntityTooLarge, err.Error())
 	case errors.Is(err, store.ErrUnavailable):
 		a.log.Warn("write failed: the store is unavailable", "host", name, "err", err)
@@ -252,12 +276,12 @@ func (a *api) writeStoreError(w http.ResponseWriter, name string, err error) {
 func (a *api) audit(r *http.Request, action, name string, old, cur *store.Server, rev uint64) {
 	attrs := []any{"action", action, "host", name, "revision", rev, "remote", r.RemoteAddr}
 	if old != nil {
-		attrs = append(attrs, "old", old.Target, "oldServiceName", old.Service)
+		attrs = append(attrs, "old", old.Route(), "oldServiceName", old.Service)
 	} else {
 		attrs = append(attrs, "old", "")
 	}
 	if cur != nil {
-		attrs = append(attrs, "new", cur.Target, "serviceName", cur.Service)
+		attrs = append(attrs, "new", cur.Route(), "serviceName", cur.Service)
 	} else {
 		attrs = append(attrs, "new", "")
 	}

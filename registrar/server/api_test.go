@@ -188,8 +188,11 @@ func TestServersLifecycle(t *testing.T) {
 
 	register(t, reg.URL, "a-first", "10.0.0.3", "logs")
 	list := call(t, "GET", reg.URL+"/api/servers", "").Result(t)
+	if list.Servers == nil {
+		t.Fatalf("GET /api/servers has no \"servers\": %+v", list)
+	}
 	var hosts []string
-	for _, s := range list.Servers {
+	for _, s := range *list.Servers {
 		hosts = append(hosts, s.Name)
 		if s.UpdatedAt.IsZero() {
 			t.Errorf("%s has no updatedAt", s.Name)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/internal/apitest"
-	"switchyard/internal/load"
+	"switchyard/internal/testkit/apitest"
+	"switchyard/internal/testkit/load"
 )
 
 // BenchmarkRegistrarScale measures the registrar at 100,000 names, on
@@ -22,6 +22,9 @@ import (
 //     <= 10 ms); ack50-p50/p99-ms: 1,000 registrations from 50 clients;
 //   - delta-bytes: the version-2 answer a proxy one revision behind gets for a
 //     one-name change;
+//   - target-delta-bytes: the version-3 answer a proxy one revision behind gets when one
+//     target of a name with four targets changes weight (PATCH of one target; target:
+//     <= 1 KiB);
 //   - fanout-all-woken-ms: 1,000 version-2 long-poll watchers, one registration, time
 //     until the last has its delta (target <= 100 ms); every one must hold the name.
 //
@@ -45,7 +48,7 @@ func BenchmarkRegistrarScale(b *testing.B) {
 	client := load.NewClient(watchers)
 	defer client.CloseIdleConnections()
 	var ack1, ack50, woken []time.Duration
-	var deltaBytes int
+	var deltaBytes, targetDeltaBytes int
 	b.ResetTimer()
 	for iter := range b.N {
 		// One client: each registration changes an existing name's target.
@@ -95,6 +98,24 @@ func BenchmarkRegistrarScale(b *testing.B) {
 		}
 		deltaBytes = len(r.Body)
 
+		// One target of a four-target name changed: what a version-3 proxy downloads.
+		name = fmt.Sprintf("scale-set-%d", iter)
+		r = call(b, "POST", reg.URL+"/api/servers/register", `{"host": "`+name+`", "serviceName": "scale", "targets": [
+			{"address": "10.202.0.1:8080", "weight": 40}, {"address": "10.202.0.2:8080", "weight": 30},
+			{"address": "10.202.0.3:8080", "weight": 20}, {"address": "10.202.0.4:8080", "weight": 10}]}`)
+		if r.Code != 200 {
+			b.Fatalf("register a set: %d %s", r.Code, r.Body)
+		}
+		rev = reg.Store.Current().Revision()
+		if r = call(b, "PATCH", reg.URL+"/api/servers/"+name+"/targets/10.202.0.2:8080", `{"weight": 0}`); r.Code != 200 {
+			b.Fatalf("patch one target: %d %s", r.Code, r.Body)
+		}
+		r = call(b, "GET", fmt.Sprintf("%s/v1/routes?v=3&after=%d&lineage=%s", reg.URL, rev, lineage), "")
+		if r.Code != 200 || !strings.Contains(string(r.Body), `"kind":"delta"`) || !strings.Contains(string(r.Body), "10.202.0.2:8080/0,") {
+			b.Fatalf("one-target delta: %d %.300s", r.Code, r.Body)
+		}
+		targetDeltaBytes = len(r.Body)
+
 		// Fan-out to 1,000 watchers.
 		rev = reg.Store.Current().Revision()
 		name = fmt.Sprintf("scale-fan-%d", iter)
@@ -140,9 +161,13 @@ func BenchmarkRegistrarScale(b *testing.B) {
 	b.ReportMetric(load.Millis(load.Percentile(ack50, 50)), "ack50-p50-ms")
 	b.ReportMetric(load.Millis(load.Percentile(ack50, 99)), "ack50-p99-ms")
 	b.ReportMetric(float64(deltaBytes), "delta-bytes")
+	b.ReportMetric(float64(targetDeltaBytes), "target-delta-bytes")
 	b.ReportMetric(load.Millis(load.Percentile(woken, 100)), "fanout-all-woken-ms")
 	if p99 := load.Percentile(ack1, 99); p99 > 10*time.Millisecond {
 		b.Logf("target missed: 1-client ack p99 %v > 10 ms", p99)
+	}
+	if targetDeltaBytes > 1024 {
+		b.Logf("target missed: a one-target change costs a proxy %d bytes > 1 KiB", targetDeltaBytes)
 	}
 	if w := load.Percentile(woken, 100); w > 100*time.Millisecond {
 		b.Logf("target missed: last of %d watchers woken after %v > 100 ms", watchers, w)

@@ -12,7 +12,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"switchyard/internal/load"
+	"switchyard/internal/testkit/load"
 	"switchyard/registrar/store"
 )
 
@@ -29,7 +29,7 @@ import (
 //     revision with the new server in it.
 //
 // In-process rather than the built binary, to read the store's commit counter and the
-// watcher gauge directly; the two share the machine's 2 cores either way. Each
+// watcher gauge directly; client and server share the machine's cores either way. Each
 // benchmark does its whole workload once per b.N iteration and reports figures over
 // all iterations; run them with -benchtime 1x:
 //
@@ -102,8 +102,11 @@ func writeTarget(i int) string {
 func checkAllRegistered(b *testing.B, reg *testRegistrar, iter int) {
 	b.Helper()
 	res := call(b, "GET", reg.URL+"/api/servers", "").Result(b)
+	if res.Servers == nil {
+		b.Fatalf("GET /api/servers has no \"servers\": %+v", res)
+	}
 	served := map[string]string{}
-	for _, s := range res.Servers {
+	for _, s := range *res.Servers {
 		served[s.Name] = s.Target
 	}
 	rev, onDisk, err := store.ReadData(reg.Data)

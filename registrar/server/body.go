@@ -38,51 +38,69 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // resolve to the last one), members not in allowed (naming them), non-string values
 // and anything after the object. Key matching is exact (case-sensitive).
 func decodeStringObject(body []byte, allowed ...string) (map[string]string, error) {
+	out, _, err := decodeObject(body, allowed, nil)
+	return out, err
+}
+
+// decodeObject is decodeStringObject where the members named in raw may hold any
+// JSON value, handed back undecoded (for the caller to read as strictly).
+func decodeObject(body []byte, allowed, raw []string) (map[string]string, map[string]json.RawMessage, error) {
+	all := append(slices.Clone(allowed), raw...)
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, errors.New("request body is empty; send a JSON object such as " + example(allowed))
+		return nil, nil, errors.New("request body is empty; send a JSON object such as " + example(allowed))
 	}
 	if !utf8.Valid(body) {
-		return nil, errors.New("request body is not valid UTF-8")
+		return nil, nil, errors.New("request body is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, invalidJSON(err)
+		return nil, nil, invalidJSON(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("request body must be a JSON object such as " + example(allowed))
+		return nil, nil, errors.New("request body must be a JSON object such as " + example(allowed))
 	}
 	out := map[string]string{}
+	raws := map[string]json.RawMessage{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, invalidJSON(err)
+			return nil, nil, invalidJSON(err)
 		}
 		key := tok.(string) // object keys are always strings
-		if _, dup := out[key]; dup {
-			return nil, fmt.Errorf("field %q appears more than once; send it once", key)
+		_, dup := out[key]
+		if _, dupRaw := raws[key]; dup || dupRaw {
+			return nil, nil, fmt.Errorf("field %q appears more than once; send it once", key)
+		}
+		if slices.Contains(raw, key) {
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return nil, nil, invalidJSON(err)
+			}
+			raws[key] = v
+			continue
 		}
 		tok, err = dec.Token()
 		if err != nil {
-			return nil, invalidJSON(err)
+			return nil, nil, invalidJSON(err)
 		}
 		if !slices.Contains(allowed, key) {
-			return nil, fmt.Errorf("field %q is not known; the fields are %s", key, strings.Join(quoteAll(allowed), ", "))
+			return nil, nil, fmt.Errorf("field %q is not known; the fields are %s", key, strings.Join(quoteAll(all), ", "))
 		}
 		s, ok := tok.(string)
 		if !ok {
-			return nil, fmt.Errorf("field %q must be a JSON string", key)
+			return nil, nil, fmt.Errorf("field %q must be a JSON string", key)
 		}
 		out[key] = s
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, invalidJSON(err)
+		return nil, nil, invalidJSON(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("invalid JSON: unexpected data after the object")
+		return nil, nil, errors.New("invalid JSON: unexpected data after the object")
 	}
-	return out, nil
+	return out, raws, nil
 }
 
 func invalidJSON(err error) error {

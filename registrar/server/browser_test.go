@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestBrowserWritesChangeNothing(t *testing.T) {
 		})
 	}
 	after := call(t, "GET", reg.URL+"/api/servers/web-1", "").Result(t)
-	if *after.Server != *before.Server || reg.Store.Current().Revision() != rev {
+	if !reflect.DeepEqual(after.Server, before.Server) || reg.Store.Current().Revision() != rev {
 		t.Errorf("refused writes changed the table: web-1 %+v → %+v, revision %d → %d", before.Server, after.Server, rev, reg.Store.Current().Revision())
 	}
 	// The registrar's own page (same origin, JSON) still writes.

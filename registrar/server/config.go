@@ -1,246 +1,52 @@
 package server
 
-import (
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"os"
-	"strconv"
-	"strings"
-	"switchyard/registrar/store"
-	"switchyard/registrar/store/etcdstore"
-)
+import "fmt"
 
-// Config is the registrar's settings. Each flag may also come from an environment
-// variable; a flag given on the command line wins over its variable.
+// Config is what a server is built from; the registrar command fills it from its
+// flags (registrar/flags.go), the tests directly. Zero values mean the defaults.
 type Config struct {
-	Listen    string
-	Data      string
-	Token     string // resolved from -token, -token-file, REGISTRAR_TOKEN or REGISTRAR_TOKEN_FILE
-	AllowCIDR string
-	// DNSTargets ("allow" or "deny") and AllowDNSSuffix (comma list) say which DNS
-	// names targets may be; see targetpolicy.
-	DNSTargets     string
-	AllowDNSSuffix string
+	Listen string // the address served, a host the browser guards accept
+	Token  string // bearer token every /api/ and /v1/ request must carry; "": none
+	// Policy says which targets writes may name (PolicyFrom builds it from the
+	// -allow-cidr, -dns-targets and -allow-dns-suffix settings).
+	Policy Policy
 	// AllowHost and AllowOrigin (comma lists) widen what browsers may do; see
 	// guardOptions.
 	AllowHost   string
 	AllowOrigin string
-	Import      string
-	// Etcd holds the -etcd-* settings; UseEtcd is true when -etcd-endpoints is set,
-	// and then the table is kept in etcd (Data and the data file's tuning are not
-	// used).
-	Etcd    etcdstore.Options
-	UseEtcd bool
-
-	// CompactBytes: the log is compacted into the data file once it holds this many
-	// bytes, or the data file's size when that is larger.
-	CompactBytes int64
-	// History is how many revisions of changes are kept for delta answers. In this
-	// struct and the one below, zero means the default.
-	History int64
 	// PageBytes is the largest /v1/routes answer: full tables are paged by it, a
 	// delta that would not fit is answered with a full table, a version-1 request for
 	// a larger table gets 507.
 	PageBytes int64
 	// MaxServers refuses writes that would take the table past it (507).
 	MaxServers int64
+	// History is how many revisions of changes the store keeps for delta answers
+	// (StoreOptions; zero: store.DefaultHistory).
+	History int64
 	// ReplicaName names this registrar in GET /api/proxies (which replica saw a
 	// proxy); "" means the address it listens on.
 	ReplicaName string
 	// MaxProxies bounds the proxy registry (DefaultMaxProxies when zero).
 	MaxProxies int64
-	// Init allows starting a new, empty history when data existed at Data and is
-	// gone (see store.WithInit).
-	Init bool
+	// StoreAt names where the table is kept, as log attributes of the "listening"
+	// line (e.g. "data", path or "etcd", endpoints, "prefix", prefix).
+	StoreAt []any
 }
 
-// Defaults of the tuning flags.
+// Defaults of the tuning settings.
 const (
-	DefaultCompactBytes = 8 << 20
-	DefaultHistory      = store.DefaultHistory
-	DefaultPageBytes    = 4 << 20
-	DefaultMaxServers   = 2_000_000
+	DefaultPageBytes  = 4 << 20
+	DefaultMaxServers = 2_000_000
 	// MinPageBytes holds the answer's envelope and the longest route.
 	MinPageBytes = 4096
 )
 
-const usageHead = `registrar: the durable, validated, authenticated service a CMS registers servers with.
-
-Usage: registrar [flags]
-
-Every flag can also be set through the environment variable named after it; a flag
-on the command line wins over the variable.
-
-`
-
-const usageTail = `
-With -etcd-endpoints the table is kept in etcd under -etcd-prefix (one key per
-server, its value the server as JSON) instead of the -data file: run 2-3 registrars
-on the same etcd and prefix and they serve one table, at etcd's revisions. See the
-README, "etcd".
-
--import FILE is a one-shot migration: it loads the Lua router's server_mapping.json
-({"name": "ip", ...}) into the data file (or etcd) as one all-or-nothing write (every entry is
-validated like a registration, with -allow-cidr applied; serviceName "imported";
-entries already registered with the same address are left as they are), prints
-what it did and exits (0 on success) without serving. Run it once, then start the
-registrar without -import.
-
-Browsers: every write with a body must be Content-Type: application/json, and a
-write whose Origin is not the registrar's own (or an -allow-origin one) is refused.
-Without a token the registrar answers only for IP addresses, localhost, the -listen
-host and -allow-host names (421 otherwise), so a page whose DNS name was re-pointed
-here cannot use it; /v1/, /healthz and /metrics answer any name.
-
-Targets refused unless -allow-cidr names their range explicitly (with a range
-inside it, e.g. 127.0.0.0/8 or 127.0.0.1/32; 0.0.0.0/0 does not count): loopback
-(and the names localhost, *.localhost, localhost.localdomain, ip6-localhost...),
-link-local (169.254.0.0/16, fe80::/10), cloud metadata and platform addresses
-(169.254.169.254, fd00:ec2::254, 100.100.100.200, 168.63.129.16, ... and names
-such as metadata.google.internal; each only by its own address), unspecified
-(0.0.0.0/8, ::), multicast and broadcast. IPv6 forms that carry an IPv4 address
-(::ffff:a.b.c.d, ::a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo) are judged
-as that IPv4 address. With -allow-cidr set, IP targets outside every range are
-refused too. DNS names are accepted unless -dns-targets=deny or -allow-dns-suffix
-says otherwise: the proxy checks the addresses they resolve to when it connects.
-`
-
-// ParseConfig reads args (without the program name) and the environment (getenv).
-// It returns flag.ErrHelp after printing usage for -h/-help to out.
-func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
-	var c Config
-	var token, tokenFile string
-	fs := flag.NewFlagSet("registrar", flag.ContinueOnError)
-	fs.SetOutput(out)
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
+// Check returns the error New would give for c's settings, so that a command line
+// can be refused before a store is opened.
+func (c Config) Check() error {
+	if c.PageBytes != 0 && c.PageBytes < MinPageBytes {
+		return fmt.Errorf("-page-bytes must be at least %d", MinPageBytes)
 	}
-	fs.StringVar(&c.Listen, "listen", env("REGISTRAR_LISTEN", "127.0.0.1:9000"), "address to listen on, host:port (env REGISTRAR_LISTEN); port 0 picks a free one")
-	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write; its write-ahead log is kept beside it as <data>.wal-<revision> (env REGISTRAR_DATA)")
-	fs.StringVar(&token, "token", "", "bearer token every /api/ and /v1/ request must carry (env REGISTRAR_TOKEN); prefer -token-file, since flags show in ps")
-	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed (env REGISTRAR_TOKEN_FILE)")
-	fs.StringVar(&c.AllowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, metadata, unspecified or multicast targets, by a range inside theirs (env REGISTRAR_ALLOW_CIDR)")
-	fs.StringVar(&c.DNSTargets, "dns-targets", env("REGISTRAR_DNS_TARGETS", "allow"), "allow: targets may be DNS names (the proxy checks what they resolve to); deny: IP addresses only (env REGISTRAR_DNS_TARGETS)")
-	fs.StringVar(&c.AllowDNSSuffix, "allow-dns-suffix", env("REGISTRAR_ALLOW_DNS_SUFFIX", ""), "comma-separated DNS suffixes (e.g. .internal.example.com); when set, DNS-name targets must be under one of them (env REGISTRAR_ALLOW_DNS_SUFFIX)")
-	fs.StringVar(&c.AllowHost, "allow-host", env("REGISTRAR_ALLOW_HOST", ""), "comma-separated names the registrar answers for without a token, besides IP addresses, localhost and the -listen host (a guard against DNS rebinding) (env REGISTRAR_ALLOW_HOST)")
-	fs.StringVar(&c.AllowOrigin, "allow-origin", env("REGISTRAR_ALLOW_ORIGIN", ""), "comma-separated origins (https://cms.example.com) whose pages may write besides the registrar's own page (env REGISTRAR_ALLOW_ORIGIN)")
-	fs.StringVar(&c.ReplicaName, "replica-name", env("REGISTRAR_REPLICA_NAME", ""), "this registrar's name in GET /api/proxies, which says which replica saw each proxy; default: the address it listens on (env REGISTRAR_REPLICA_NAME)")
-	fs.StringVar(&c.Import, "import", "", "load the Lua router's server_mapping.json once, then exit (see below)")
-	etcdFlags := etcdstore.BindFlags(fs, getenv)
-	var numErr error
-	envInt := func(name string, def int64) int64 {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil && numErr == nil {
-			numErr = fmt.Errorf("%s: %q is not a whole number", name, v)
-		}
-		return n
-	}
-	fs.Int64Var(&c.CompactBytes, "compact-bytes", envInt("REGISTRAR_COMPACT_BYTES", DefaultCompactBytes), "compact the write-ahead log into the data file once it holds this many bytes, or the data file's size when larger (env REGISTRAR_COMPACT_BYTES)")
-	fs.Int64Var(&c.History, "history", envInt("REGISTRAR_HISTORY", DefaultHistory), "revisions of changes kept for delta answers to proxies (at most that many name changes; ~100 bytes each); a proxy further behind gets the full table (env REGISTRAR_HISTORY)")
-	fs.Int64Var(&c.PageBytes, "page-bytes", envInt("REGISTRAR_PAGE_BYTES", DefaultPageBytes), "largest /v1/routes answer in bytes: full tables are sent in pages of this size, well under Envoy's 32 MiB http-call limit (env REGISTRAR_PAGE_BYTES)")
-	fs.Int64Var(&c.MaxServers, "max-servers", envInt("REGISTRAR_MAX_SERVERS", DefaultMaxServers), "most servers the table may hold; writes that would add more are refused with 507 (env REGISTRAR_MAX_SERVERS)")
-	fs.Int64Var(&c.MaxProxies, "max-proxies", envInt("REGISTRAR_MAX_PROXIES", DefaultMaxProxies), "most proxies GET /api/proxies remembers; a new one beyond that evicts the one silent longest (env REGISTRAR_MAX_PROXIES)")
-	initDefault := false
-	if v := getenv("REGISTRAR_INIT"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil && numErr == nil {
-			numErr = fmt.Errorf("REGISTRAR_INIT: %q is not true or false", v)
-		}
-		initDefault = b
-	}
-	fs.BoolVar(&c.Init, "init", initDefault, "start a new, empty history when the data file is missing although data existed there (the lock file beside it remembers); without it such a start is refused (env REGISTRAR_INIT=1)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHead)
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), usageTail)
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if numErr != nil {
-		return c, numErr
-	}
-	if c.MaxServers < 1 {
-		return c, errors.New("-max-servers must be at least 1")
-	}
-	if c.MaxProxies < 1 || c.MaxProxies > 10_000_000 {
-		return c, errors.New("-max-proxies must be between 1 and 10000000")
-	}
-	if c.CompactBytes < 1 {
-		return c, errors.New("-compact-bytes must be at least 1")
-	}
-	if c.History < 1 || c.History > 1<<30 {
-		return c, errors.New("-history must be between 1 and 1073741824 revisions")
-	}
-	if c.PageBytes < MinPageBytes || c.PageBytes > 32<<20 {
-		return c, fmt.Errorf("-page-bytes must be between %d and %d (Envoy's http-call answer limit)", MinPageBytes, 32<<20)
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q: all settings are flags (see -help)", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-
-	var err error
-	switch {
-	case set["token"] && set["token-file"]:
-		return c, errors.New("give either -token or -token-file, not both")
-	case set["token"]:
-		c.Token, err = checkToken(token, "-token")
-	case set["token-file"]:
-		c.Token, err = readTokenFile(tokenFile, "-token-file")
-	case getenv("REGISTRAR_TOKEN") != "" && getenv("REGISTRAR_TOKEN_FILE") != "":
-		return c, errors.New("set either REGISTRAR_TOKEN or REGISTRAR_TOKEN_FILE, not both")
-	case getenv("REGISTRAR_TOKEN") != "":
-		c.Token, err = checkToken(getenv("REGISTRAR_TOKEN"), "REGISTRAR_TOKEN")
-	case getenv("REGISTRAR_TOKEN_FILE") != "":
-		c.Token, err = readTokenFile(getenv("REGISTRAR_TOKEN_FILE"), "REGISTRAR_TOKEN_FILE")
-	}
-	if err != nil {
-		return c, err
-	}
-	if c.Etcd, c.UseEtcd, err = etcdFlags.Options(); err != nil {
-		return c, err
-	}
-	if c.UseEtcd && set["data"] {
-		return c, errors.New("give either -data (the embedded store) or -etcd-endpoints (etcd), not both")
-	}
-	if c.Data == "" {
-		return c, errors.New("-data must name a file")
-	}
-	if _, err := guardOptions(c); err != nil {
-		return c, err
-	}
-	return c, nil
-}
-
-func readTokenFile(path, from string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%s: cannot read the token file: %v", from, err)
-	}
-	return checkToken(strings.TrimSpace(string(b)), from+" "+path)
-}
-
-// checkToken refuses tokens that would silently open the API (empty) or could never
-// be sent in a header (spaces, control characters).
-func checkToken(t, from string) (string, error) {
-	if t == "" {
-		return "", fmt.Errorf("%s: the token is empty; put a long random string in it (e.g. openssl rand -hex 32)", from)
-	}
-	for _, r := range t {
-		if r <= ' ' || r == 0x7f {
-			return "", fmt.Errorf("%s: the token must not contain spaces or control characters", from)
-		}
-	}
-	return t, nil
+	_, err := guardOptions(c)
+	return err
 }

@@ -42,15 +42,19 @@ func checkServerName(name string) error {
 
 // checkTarget applies validate.ParseAddress's rules (an IP or RFC 1123 DNS name with
 // an optional port) and then the SSRF policy p.
-func checkTarget(target string, p Policy) error {
-	a, err := validate.ParseAddress(target)
+func checkTarget(target string, p Policy) error { return checkAddress(target, p, "ipAddress") }
+
+// checkAddress is checkTarget for an address in the field named field (ipAddress, or a
+// target's address).
+func checkAddress(address string, p Policy, field string) error {
+	a, err := validate.ParseAddress(address)
 	if err != nil {
 		// validate's message already quotes the part at fault, or names a byte that
 		// must not be echoed; quoting the value again would only repeat it.
-		return fieldErr("ipAddress", err)
+		return fieldErr(field, err)
 	}
 	if err := p.Check(a); err != nil {
-		return fieldErr("ipAddress", fmt.Errorf("refused: %v", err))
+		return fieldErr(field, fmt.Errorf("refused: %v", err))
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -21,7 +23,8 @@ import (
 // POST /api/servers/register and PUT /api/servers/{host}, through the real handler
 // and a real store. Nothing may panic; a refusal is a 4xx in the result shape that
 // says what was wrong and changes nothing; an acceptance must be a registration
-// the name and address rules allow (checkRegistration), stored exactly as sent. Run it for longer with:
+// the name and address rules allow (checkRegistration, for ipAddress and every
+// target), stored exactly as sent. Run it for longer with:
 //
 //	go test -run '^$' -fuzz '^FuzzWrite$' -fuzztime 30s ./registrar/server/
 //
@@ -55,15 +58,20 @@ func FuzzWrite(f *testing.F) {
 		{false, "", `{"host":"..","ipAddress":"10.1.2.3","serviceName":"s"}`},
 		{true, "a/b", `{"ipAddress":"10.1.2.4","serviceName":"logs"}`},
 		{true, "web\x00", `{"ipAddress":"10.1.2.4","serviceName":"logs"}`},
+		{false, "", `{"host":"a","serviceName":"s","targets":[{"address":"10.1.2.3:80","weight":90},{"address":"10.1.2.4","weight":10,"state":"draining"}]}`},
+		{true, "web-2", `{"ipAddress":"10.1.2.4","serviceName":"logs","targets":[{"address":"10.1.2.4"},{"address":"[2001:db8::1]:9000","weight":0}]}`},
+		{false, "", `{"host":"a","serviceName":"s","targets":[{"address":"10.1.2.3","weight":1.0}]}`},
+		{false, "", `{"host":"a","serviceName":"s","targets":[{"address":"10.1.2.3"},{"address":"10.1.2.3"}]}`},
+		{false, "", `{"host":"a","serviceName":"s","targets":[{"address":"169.254.169.254","state":"active"}]}`},
+		{false, "", `{"host":"a","serviceName":"s","targets":[{"address":"10.1.2.3","state":"draining"}]}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.put, s.host, []byte(s.body))
 	}
-	srv, err := New(Config{Data: filepath.Join(f.TempDir(), "servers.json")})
+	srv, err := newServer(f, Config{}, filepath.Join(f.TempDir(), "servers.json"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { srv.Close() })
 	h, st := srv.Handler(), srv.Store()
 
 	f.Fuzz(func(t *testing.T, put bool, pathHost string, body []byte) {
@@ -118,21 +126,79 @@ func FuzzWrite(f *testing.F) {
 				t.Fatalf("PUT %q accepted a body naming host %q", host, h)
 			}
 		}
-		checkRegistration(t, host, fields["ipAddress"], fields["serviceName"])
 		got, ok := after.Get(host)
-		if !ok || got.Target != fields["ipAddress"] || got.Service != fields["serviceName"] {
+		if !ok || got.Service != fields["serviceName"] {
 			t.Fatalf("accepted %s for %q but the table holds %+v", body, host, got)
+		}
+		if ip, given := fields["ipAddress"]; given {
+			checkRegistration(t, host, ip, fields["serviceName"])
+			if got.Target != ip {
+				t.Fatalf("accepted ipAddress %q for %q but the table holds %+v", ip, host, got)
+			}
+		}
+		want := []store.Target{{Address: fields["ipAddress"], Weight: 1, State: store.StateActive}}
+		if targets, given := fields["targets"]; given {
+			want = acceptedTargets(t, targets)
+		}
+		active := false
+		for _, tg := range want {
+			checkRegistration(t, host, tg.Address, fields["serviceName"])
+			active = active || tg.State == store.StateActive && tg.Weight > 0
+		}
+		if !active {
+			t.Fatalf("accepted %s: no active target, without allowNoActive", body)
+		}
+		if list := got.TargetList(); !slices.Equal(list, want) {
+			t.Fatalf("accepted %s for %q but the table holds %+v", body, host, list)
 		}
 	})
 }
 
+// acceptedTargets decodes an accepted targets array with encoding/json and requires
+// what the API promises: 1–64 targets of distinct addresses, weights 0–100 (default
+// 1), states active (default) or draining.
+func acceptedTargets(t *testing.T, raw string) []store.Target {
+	t.Helper()
+	var list []struct {
+		Address string
+		Weight  *json.Number
+		State   *string
+	}
+	if err := json.Unmarshal([]byte(raw), &list); err != nil || len(list) < 1 || len(list) > 64 {
+		t.Fatalf("accepted targets %s (%v)", raw, err)
+	}
+	var out []store.Target
+	for _, e := range list {
+		tg := store.Target{Address: e.Address, Weight: 1, State: store.StateActive}
+		if e.Weight != nil {
+			w, err := strconv.Atoi(string(*e.Weight))
+			if err != nil || w < 0 || w > 100 {
+				t.Fatalf("accepted weight %s in %s", *e.Weight, raw)
+			}
+			tg.Weight = w
+		}
+		if e.State != nil {
+			if *e.State != store.StateActive && *e.State != store.StateDraining {
+				t.Fatalf("accepted state %q in %s", *e.State, raw)
+			}
+			tg.State = *e.State
+		}
+		if slices.ContainsFunc(out, func(u store.Target) bool { return u.Address == tg.Address }) {
+			t.Fatalf("accepted the address %q twice in %s", tg.Address, raw)
+		}
+		out = append(out, tg)
+	}
+	return out
+}
+
 // refusalSaysWhat matches a message that names the field at fault or the problem with
 // the body as a whole.
-var refusalSaysWhat = regexp.MustCompile(`^(host|ipAddress|serviceName): |field|request body|invalid JSON|JSON object|` +
+var refusalSaysWhat = regexp.MustCompile(`^(host|ipAddress|serviceName): |^targets(\[\d+\](\.(address|weight|state))?)?: |field|request body|invalid JSON|JSON object|` +
 	`not allowed here; use POST|no such endpoint`) // PUT /api/servers/register and PUT /api/servers/
 
 // acceptedFields decodes an accepted body with encoding/json, independently of
-// decodeStringObject, and requires exactly the fields the write takes, each a string.
+// decodeObject, and requires exactly the fields the write takes, each a string but
+// targets (returned as its JSON text); ipAddress is required unless targets is given.
 func acceptedFields(t *testing.T, body []byte, put bool) map[string]string {
 	t.Helper()
 	if !utf8.Valid(body) || !json.Valid(body) {
@@ -142,11 +208,16 @@ func acceptedFields(t *testing.T, body []byte, put bool) map[string]string {
 	if err := json.Unmarshal(body, &raw); err != nil {
 		t.Fatalf("accepted a body that is not a JSON object: %q: %v", body, err)
 	}
-	want := map[string]bool{"host": !put, "ipAddress": true, "serviceName": true} // name → required
+	_, hasTargets := raw["targets"]
+	want := map[string]bool{"host": !put, "ipAddress": !hasTargets, "serviceName": true, "targets": false} // name → required
 	out := map[string]string{}
 	for k, v := range raw {
 		if _, known := want[k]; !known {
 			t.Fatalf("accepted unknown field %q in %q", k, body)
+		}
+		if k == "targets" {
+			out[k] = string(v)
+			continue
 		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"switchyard/internal/apitest"
+	"switchyard/internal/testkit/apitest"
 	"switchyard/registrar/store"
 )
 
@@ -16,7 +16,7 @@ type testRegistrar struct {
 	Data    string
 	Server  *Server
 	Store   store.Store
-	Metrics *metrics
+	Metrics *Metrics
 }
 
 type regOptions struct {
@@ -40,17 +40,48 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if o.data == "" {
 		o.data = filepath.Join(t.TempDir(), "data", "servers.json")
 	}
-	s, err := New(Config{Data: o.data, Token: o.token, AllowCIDR: o.allow, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers}, WithSyncObserver(o.observe))
+	policy, err := PolicyFrom(o.allow, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	s, err := newServer(t, Config{Token: o.token, Policy: policy, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers}, o.data, WithSyncObserver(o.observe))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testRegistrar{URL: serve(t, s), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+}
+
+// serve serves s's handler with httptest on 127.0.0.1 until the test ends, and
+// returns its URL. Cleanups registered before it run after it.
+func serve(t testing.TB, s *Server) string {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
 		s.releaseWaiters()
 		srv.Close()
-		s.Close()
 	})
-	return &testRegistrar{URL: srv.URL, Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+	return srv.URL
+}
+
+// newServer builds a server as the registrar command does: the embedded store at
+// data, opened with StoreOptions, handed to New. The test's cleanup closes the
+// server, then the store.
+func newServer(t testing.TB, cfg Config, data string, opts ...Option) (*Server, error) {
+	t.Helper()
+	m := NewMetrics()
+	st, err := store.Open(data, store.EmbeddedOptions{Options: StoreOptions(cfg, nil, m)})
+	if err != nil {
+		return nil, err
+	}
+	s, err := New(cfg, st, m, opts...)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	t.Cleanup(func() {
+		s.Close()
+		st.Close()
+	})
+	return s, nil
 }
 
 // The shared HTTP helpers (apitest) under the names these tests use.

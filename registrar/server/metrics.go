@@ -10,9 +10,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics live on their own registry so that only what is defined here (plus the Go
-// runtime and process collectors) appears on /metrics.
-type metrics struct {
+// Metrics are what /metrics serves, on their own registry so that only what is
+// defined here (plus the Go runtime and process collectors) appears there. They are
+// made before the store is opened, so that the store's commit observer
+// (StoreOptions) feeds them, and handed to New.
+type Metrics struct {
 	reg        *prometheus.Registry
 	requests   *prometheus.CounterVec
 	watchers   prometheus.Gauge
@@ -21,8 +23,9 @@ type metrics struct {
 	batchSize  prometheus.Histogram
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
+// NewMetrics makes the registry and the server's own metrics.
+func NewMetrics() *Metrics {
+	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "registrar_http_requests_total",
@@ -54,7 +57,7 @@ func newMetrics() *metrics {
 
 // observeStore adds the table gauges, read from st's current table at each scrape
 // (so they hold for any store, whoever wrote to it).
-func (m *metrics) observeStore(st store.Store) {
+func (m *Metrics) observeStore(st store.Store) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "registrar_servers",
@@ -67,20 +70,20 @@ func (m *metrics) observeStore(st store.Store) {
 	)
 }
 
-// observeCommit is the embedded store's commit observer.
-func (m *metrics) observeCommit(c store.Commit) {
+// observeCommit is the store's commit observer (StoreOptions).
+func (m *Metrics) observeCommit(c store.Commit) {
 	m.commits.Inc()
 	m.batchSize.Observe(float64(c.Writes))
 	m.commitSecs.Observe(c.Took.Seconds())
 }
 
-func (m *metrics) handler() http.Handler {
+func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
 // count wraps the whole mux: after it has served, r.Pattern holds the pattern that
 // matched, which keeps the route label to a fixed set (never the raw path).
-func (m *metrics) count(next http.Handler) http.Handler {
+func (m *Metrics) count(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, r)
@@ -116,7 +119,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // observeProxies adds the proxy registry's metrics, computed at each scrape against
 // st's current table: proxies by state, the largest lag of the proxies that are not
 // gone (revisions and seconds; 0 when all are current), and the registry's counters.
-func (m *metrics) observeProxies(r *proxyRegistry, st store.Store) {
+func (m *Metrics) observeProxies(r *proxyRegistry, st store.Store) {
 	m.reg.MustRegister(&proxyCollector{r: r, st: st})
 }
 

@@ -17,16 +17,16 @@ func ParseAllowCIDRs(list string) ([]netip.Prefix, error) { return targetpolicy.
 
 // PolicyFrom builds the target policy from the -allow-cidr, -dns-targets and
 // -allow-dns-suffix settings; its error names the flag at fault.
-func PolicyFrom(c Config) (Policy, error) {
+func PolicyFrom(allowCIDR, dnsTargets, allowDNSSuffix string) (Policy, error) {
 	var p Policy
 	var err error
-	if p.Allow, err = ParseAllowCIDRs(c.AllowCIDR); err != nil {
+	if p.Allow, err = ParseAllowCIDRs(allowCIDR); err != nil {
 		return p, err
 	}
-	if p.DNS, err = targetpolicy.ParseDNSRule(c.DNSTargets); err != nil {
+	if p.DNS, err = targetpolicy.ParseDNSRule(dnsTargets); err != nil {
 		return p, err
 	}
-	if p.DNSSuffixes, err = targetpolicy.ParseDNSSuffixes(c.AllowDNSSuffix); err != nil {
+	if p.DNSSuffixes, err = targetpolicy.ParseDNSSuffixes(allowDNSSuffix); err != nil {
 		return p, err
 	}
 	if p.DNS == targetpolicy.DNSDeny && len(p.DNSSuffixes) > 0 {

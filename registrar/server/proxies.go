@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
 )
 
@@ -218,33 +219,12 @@ func (r *proxyRegistry) heldSince(after uint64) time.Time {
 	return r.started
 }
 
-// ProxyView is one proxy as GET /api/proxies shows it.
-type ProxyView struct {
-	Proxy    string `json:"proxy"`
-	Cluster  string `json:"cluster,omitempty"`
-	Version  string `json:"version,omitempty"`
-	State    string `json:"state"`
-	Revision uint64 `json:"revision"` // the after of its last poll
-	Lineage  string `json:"lineage,omitempty"`
-	// RevisionsBehind is the current revision minus Revision (the whole current
-	// revision when the proxy holds another lineage or none); 0 when current.
-	RevisionsBehind uint64 `json:"revisionsBehind"`
-	// BehindSeconds is how long it has been behind (0 when current).
-	BehindSeconds float64   `json:"behindSeconds"`
-	LastPoll      time.Time `json:"lastPoll"`
-	SilentSeconds float64   `json:"silentSeconds"`
-	WaitSeconds   float64   `json:"waitSeconds"`
-	FirstSeen     time.Time `json:"firstSeen"`
-	Replica       string    `json:"replica"`
-}
-
-// ProxySummary counts proxies by state.
-type ProxySummary struct {
-	Proxies int `json:"proxies"`
-	Current int `json:"current"`
-	Behind  int `json:"behind"`
-	Gone    int `json:"gone"`
-}
+// ProxyView and ProxySummary are the shapes GET /api/proxies answers with, declared
+// with the rest of the API's wire types in internal/registrarapi.
+type (
+	ProxyView    = registrarapi.ProxyView
+	ProxySummary = registrarapi.ProxySummary
+)
 
 // view computes the state of p against revision rev of lineage at now. Holds mu.
 func (r *proxyRegistry) view(p *proxyEntry, rev uint64, lineage string, now time.Time) ProxyView {
@@ -296,13 +276,14 @@ func (r *proxyRegistry) list(rev uint64, lineage string) ([]ProxyView, ProxySumm
 	for _, p := range r.byID {
 		v := r.view(p, rev, lineage, now)
 		out = append(out, v)
-		s.add(v.State)
+		count(&s, v.State)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Proxy < out[j].Proxy })
 	return out, s
 }
 
-func (s *ProxySummary) add(state string) {
+// count adds one proxy in state to s.
+func count(s *ProxySummary, state string) {
 	s.Proxies++
 	switch state {
 	case stateCurrent:

@@ -9,13 +9,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"switchyard/internal/contract"
 	"switchyard/registrar/store"
 )
 
 // maxWait caps the wait parameter of GET /v1/routes.
 const maxWait = 60 * time.Second
 
-// routes serves GET /v1/routes, the long-poll the filter's sync uses, in the two
+// routes serves GET /v1/routes, the long-poll the filter's sync uses, in the three
 // versions of docs/sync-protocol.md.
 //
 // Version 1 (no v): the whole table {"revision": R, "routes": {...}}.
@@ -34,17 +35,20 @@ const maxWait = 60 * time.Second
 // store no longer holds R); 304 after wait seconds when nothing changed. No answer
 // is larger than the page limit.
 //
+// Version 3 (v=3): version 2 whose route values are target-set strings
+// (internal/contract); versions 1 and 2 give each name its first active target.
+//
 // At shutdown, waiting requests are answered 304 right away so the server can stop.
 // Waiting costs no polling: each table carries a channel that is closed when the
 // next one is published, so one commit wakes every waiter at once.
 type routes struct {
 	store     store.Store
 	release   <-chan struct{}
-	metrics   *metrics
+	metrics   *Metrics
 	pageBytes int
 	observe   func(SyncRequest)
-	v1        atomic.Pointer[cachedBody] // the version-1 answer of the latest table asked for
-	delta     atomic.Pointer[cachedBody] // the latest delta answer (watchers woken together share it)
+	v1        atomic.Pointer[cachedBody]    // the version-1 answer of the latest table asked for
+	delta     [2]atomic.Pointer[cachedBody] // the latest delta answer of versions 2 and 3 (watchers woken together share it)
 }
 
 // cachedBody is an encoded answer and what it answers.
@@ -87,29 +91,31 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	version := 1
-	switch v := q.Get("v"); {
-	case !q.Has("v"):
-	case v == "2":
+	switch v := q.Get(contract.QueryProtocol); {
+	case !q.Has(contract.QueryProtocol):
+	case v == contract.ProtocolV2:
 		version = 2
+	case v == contract.ProtocolV3:
+		version = 3
 	default:
-		writeFailure(w, http.StatusBadRequest, "v: the protocol version must be 2, or absent for version 1 (got "+strconv.Quote(truncate(v))+")")
+		writeFailure(w, http.StatusBadRequest, "v: the protocol version must be 2 or 3, or absent for version 1 (got "+strconv.Quote(truncate(v))+")")
 		return
 	}
 	var after uint64
-	hasAfter := q.Has("after")
+	hasAfter := q.Has(contract.QueryAfter)
 	if hasAfter {
-		n, err := strconv.ParseUint(q.Get("after"), 10, 64)
+		n, err := strconv.ParseUint(q.Get(contract.QueryAfter), 10, 64)
 		if err != nil {
-			writeFailure(w, http.StatusBadRequest, "after: must be a revision, a whole number >= 0 (got "+strconv.Quote(truncate(q.Get("after")))+")")
+			writeFailure(w, http.StatusBadRequest, "after: must be a revision, a whole number >= 0 (got "+strconv.Quote(truncate(q.Get(contract.QueryAfter)))+")")
 			return
 		}
 		after = n
 	}
 	var wait time.Duration
-	if q.Has("wait") {
-		sec, err := strconv.ParseFloat(q.Get("wait"), 64)
+	if q.Has(contract.QueryWait) {
+		sec, err := strconv.ParseFloat(q.Get(contract.QueryWait), 64)
 		if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) || sec < 0 {
-			writeFailure(w, http.StatusBadRequest, "wait: must be a number of seconds >= 0, at most 60 is used (got "+strconv.Quote(truncate(q.Get("wait")))+")")
+			writeFailure(w, http.StatusBadRequest, "wait: must be a number of seconds >= 0, at most 60 is used (got "+strconv.Quote(truncate(q.Get(contract.QueryWait)))+")")
 			return
 		}
 		wait = min(time.Duration(sec*float64(time.Second)), maxWait)
@@ -118,11 +124,11 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveV1(w, r, hasAfter, after, wait)
 		return
 	}
-	req := SyncRequest{After: after, Remote: r.RemoteAddr, Wait: wait, HasWait: q.Has("wait"), Paging: q.Has("snapshot") || q.Has("start"),
-		Proxy: q.Get("proxy"), Cluster: q.Get("cluster"), Version: q.Get("version")}
+	req := SyncRequest{After: after, Remote: r.RemoteAddr, Wait: wait, HasWait: q.Has(contract.QueryWait), Paging: q.Has(contract.QuerySnapshot) || q.Has(contract.QueryStart),
+		Proxy: q.Get(contract.QueryProxy), Cluster: q.Get(contract.QueryCluster), Version: q.Get(contract.QueryVersion)}
 	// Who asks never makes a poll fail (a proxy whose node id has a space must still
 	// sync); the lineage is the protocol's own and must be well-formed.
-	req.Lineage = q.Get("lineage")
+	req.Lineage = q.Get(contract.QueryLineage)
 	if err := checkIdentity(req.Lineage); err != nil {
 		writeFailure(w, http.StatusBadRequest, "lineage: "+err.Error())
 		return
@@ -130,13 +136,13 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.observe != nil {
 		h.observe(req)
 	}
-	if q.Has("snapshot") || q.Has("start") {
-		rev, err := strconv.ParseUint(q.Get("snapshot"), 10, 64)
+	if q.Has(contract.QuerySnapshot) || q.Has(contract.QueryStart) {
+		rev, err := strconv.ParseUint(q.Get(contract.QuerySnapshot), 10, 64)
 		if err != nil || rev == 0 {
-			writeFailure(w, http.StatusBadRequest, "snapshot: must be the revision of the full table being paged, from its first page (got "+strconv.Quote(truncate(q.Get("snapshot")))+")")
+			writeFailure(w, http.StatusBadRequest, "snapshot: must be the revision of the full table being paged, from its first page (got "+strconv.Quote(truncate(q.Get(contract.QuerySnapshot)))+")")
 			return
 		}
-		h.writePage(w, rev, q.Get("start"))
+		h.writePage(w, version, rev, q.Get(contract.QueryStart))
 		return
 	}
 	t := h.store.Current()
@@ -151,13 +157,13 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t = h.store.Current()
 	}
 	if after != t.Revision() || req.Lineage != h.store.Lineage() {
-		h.answerV2(w, t, after, req.Lineage)
+		h.answerV2(w, version, t, after, req.Lineage)
 		return
 	}
 	if !h.wait(w, r, t, time.Until(deadline)) {
 		return
 	}
-	h.answerV2(w, h.store.Current(), after, req.Lineage)
+	h.answerV2(w, version, h.store.Current(), after, req.Lineage)
 }
 
 // checkIdentity: printable ASCII without spaces, at most maxIdentity bytes.
@@ -208,43 +214,44 @@ func (h *routes) serveV1(w http.ResponseWriter, r *http.Request, hasAfter bool, 
 	}
 }
 
-// answerV2 answers a proxy at revision after of lineage with a delta when one is held
-// and fits, else with the first page of the full table t.
-func (h *routes) answerV2(w http.ResponseWriter, t *store.Table, after uint64, lineage string) {
+// answerV2 answers a proxy (protocol version 2 or 3) at revision after of lineage
+// with a delta when one is held and fits, else with the first page of the full table t.
+func (h *routes) answerV2(w http.ResponseWriter, version int, t *store.Table, after uint64, lineage string) {
 	cur := h.store.Lineage()
 	if after > 0 && after < t.Revision() && lineage == cur {
-		if c := h.delta.Load(); c != nil && c.from == after && c.table == t && c.lineage == cur {
+		cache := &h.delta[version-2]
+		if c := cache.Load(); c != nil && c.from == after && c.table == t && c.lineage == cur {
 			writeJSON(w, c.body)
 			return
 		}
 		if d, ok := h.store.Delta(after, h.pageBytes-envelopeBytes); ok {
-			body := encodeDelta(cur, d)
+			body := encodeDelta(version, cur, d)
 			if d.Revision == t.Revision() {
-				h.delta.Store(&cachedBody{table: t, from: after, lineage: cur, body: body})
+				cache.Store(&cachedBody{table: t, from: after, lineage: cur, body: body})
 			}
 			writeJSON(w, body)
 			return
 		}
 	}
-	h.writePage(w, t.Revision(), "")
+	h.writePage(w, version, t.Revision(), "")
 }
 
 // writePage answers one page of the full table at rev from start.
-func (h *routes) writePage(w http.ResponseWriter, rev uint64, start string) {
+func (h *routes) writePage(w http.ResponseWriter, version int, rev uint64, start string) {
 	p, err := h.store.Page(rev, start, h.pageBytes-envelopeBytes)
 	if errors.Is(err, store.ErrSnapshotGone) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusGone)
-		json.NewEncoder(w).Encode(map[string]string{"error": "snapshot_gone",
-			"message": "the registrar no longer holds revision " + strconv.FormatUint(rev, 10) + " (pages are kept 60 s after the last request); start over with a full table (v=2 without snapshot)"})
+		json.NewEncoder(w).Encode(map[string]string{contract.AnswerError: contract.SnapshotGone,
+			contract.AnswerMessage: "the registrar no longer holds revision " + strconv.FormatUint(rev, 10) + " (pages are kept 60 s after the last request); start over with a full table (v=2 without snapshot)"})
 		return
 	}
 	if err != nil {
 		writeFailure(w, http.StatusServiceUnavailable, "the table cannot be read now; retry")
 		return
 	}
-	writeJSON(w, encodePage(h.store.Lineage(), p))
+	writeJSON(w, encodePage(version, h.store.Lineage(), p))
 }
 
 func writeJSON(w http.ResponseWriter, body []byte) {
@@ -255,17 +262,17 @@ func writeJSON(w http.ResponseWriter, body []byte) {
 	w.Write(body)
 }
 
-func encodeDelta(lineage string, d store.Delta) []byte {
+func encodeDelta(version int, lineage string, d store.Delta) []byte {
 	b := make([]byte, 0, envelopeBytes+len(d.Upserts)*48+len(d.Removals)*24)
-	b = append(b, `{"kind":"delta","lineage":`...)
+	b = append(b, `{"`+contract.AnswerKind+`":"`+contract.KindDelta+`","`+contract.AnswerLineage+`":`...)
 	b = appendString(b, lineage)
-	b = append(b, `,"from":`...)
+	b = append(b, `,"`+contract.AnswerFrom+`":`...)
 	b = strconv.AppendUint(b, d.From, 10)
-	b = append(b, `,"revision":`...)
+	b = append(b, `,"`+contract.AnswerRevision+`":`...)
 	b = strconv.AppendUint(b, d.Revision, 10)
-	b = append(b, `,"upserts":{`...)
-	b = appendRoutes(b, d.Upserts)
-	b = append(b, `},"removals":[`...)
+	b = append(b, `,"`+contract.AnswerUpserts+`":{`...)
+	b = appendRoutes(b, version, d.Upserts)
+	b = append(b, `},"`+contract.AnswerRemovals+`":[`...)
 	for i, n := range d.Removals {
 		if i > 0 {
 			b = append(b, ',')
@@ -275,17 +282,17 @@ func encodeDelta(lineage string, d store.Delta) []byte {
 	return append(b, "]}\n"...)
 }
 
-func encodePage(lineage string, p store.Page) []byte {
+func encodePage(version int, lineage string, p store.Page) []byte {
 	b := make([]byte, 0, envelopeBytes+len(p.Routes)*48)
-	b = append(b, `{"kind":"full","lineage":`...)
+	b = append(b, `{"`+contract.AnswerKind+`":"`+contract.KindFull+`","`+contract.AnswerLineage+`":`...)
 	b = appendString(b, lineage)
-	b = append(b, `,"revision":`...)
+	b = append(b, `,"`+contract.AnswerRevision+`":`...)
 	b = strconv.AppendUint(b, p.Revision, 10)
-	b = append(b, `,"routes":{`...)
-	b = appendRoutes(b, p.Routes)
+	b = append(b, `,"`+contract.AnswerRoutes+`":{`...)
+	b = appendRoutes(b, version, p.Routes)
 	b = append(b, '}')
 	if p.Next != "" {
-		b = append(b, `,"next":`...)
+		b = append(b, `,"`+contract.AnswerNext+`":`...)
 		b = appendString(b, p.Next)
 	}
 	return append(b, "}\n"...)
@@ -311,30 +318,41 @@ func (h *routes) writeTable(w http.ResponseWriter, t *store.Table) {
 
 func encodeV1(t *store.Table) []byte {
 	b := make([]byte, 0, 64+t.RoutesSize())
-	b = append(b, `{"revision":`...)
+	b = append(b, `{"`+contract.AnswerRevision+`":`...)
 	b = strconv.AppendUint(b, t.Revision(), 10)
-	b = append(b, `,"routes":{`...)
+	b = append(b, `,"`+contract.AnswerRoutes+`":{`...)
 	first := true
 	t.Ascend("", func(sv store.Server) bool {
 		if !first {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendRoute(b, sv.Name, sv.Target)
+		b = appendRoute(b, sv.Name, routeValue(1, sv.Route()))
 		return true
 	})
 	return append(b, "}}\n"...)
 }
 
-// appendRoutes appends routes as the members of a JSON object, name: target.
-func appendRoutes(b []byte, routes []store.Route) []byte {
+// appendRoutes appends routes as the members of a JSON object, name: target, the
+// target as protocol version gives it (routeValue).
+func appendRoutes(b []byte, version int, routes []store.Route) []byte {
 	for i, r := range routes {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendRoute(b, r.Name, r.Target)
+		b = appendRoute(b, r.Name, routeValue(version, r.Target))
 	}
 	return b
+}
+
+// routeValue is a route's target as protocol version sends it: the target-set string
+// in version 3; in versions 1 and 2, which carry one address per name, the set's
+// first active target (a substring of set: nothing is allocated).
+func routeValue(version int, set string) string {
+	if version >= 3 {
+		return set
+	}
+	return contract.FirstActiveTarget(set)
 }
 
 func appendRoute(b []byte, name, target string) []byte {

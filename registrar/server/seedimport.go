@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"switchyard/registrar/store"
-	"switchyard/registrar/store/etcdstore"
 )
 
 // importedServiceName marks servers that came from the Lua setup's mapping file, which
@@ -31,7 +30,7 @@ type ImportReport struct {
 // all-or-nothing. A failure part-way leaves the earlier parts written and says so;
 // running the same -import again finishes it (entries already there change nothing).
 func (s *Server) Import(path string) (ImportReport, error) {
-	return importSeed(s.store, path, s.policy)
+	return importSeed(s.store, path, s.cfg.Policy)
 }
 
 // importSeed loads the Lua setup's server_mapping.json ({"name": "ip", ...}) into store as
@@ -67,7 +66,7 @@ func importSeed(st store.Store, path string, policy Policy) (ImportReport, error
 		return rep, nil
 	}
 	out := st.Write(changes...)
-	if errors.Is(out.Err, etcdstore.ErrTransactionTooLarge) {
+	if errors.Is(out.Err, store.ErrTooLarge) {
 		return importInParts(st, path, changes, rep)
 	}
 	if out.Err != nil {

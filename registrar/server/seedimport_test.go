@@ -32,7 +32,7 @@ func TestImportSeed(t *testing.T) {
 			dir := t.TempDir()
 			seed := filepath.Join(dir, "server_mapping.json")
 			os.WriteFile(seed, []byte(c.file), 0o600)
-			s, err := store.Open(filepath.Join(dir, "servers.json"))
+			s, err := store.Open(filepath.Join(dir, "servers.json"), store.EmbeddedOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func TestImportSeedIsIdempotent(t *testing.T) {
 	dir := t.TempDir()
 	seed := filepath.Join(dir, "server_mapping.json")
 	os.WriteFile(seed, []byte(`{"a": "10.0.0.1", "b": "10.0.0.2"}`), 0o600)
-	s, err := store.Open(filepath.Join(dir, "servers.json"))
+	s, err := store.Open(filepath.Join(dir, "servers.json"), store.EmbeddedOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

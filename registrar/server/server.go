@@ -1,6 +1,7 @@
 // Package server is the registrar's HTTP side: the /api/ writes and reads, the
 // /v1/routes sync the proxies poll, /healthz, /metrics and the page, over a
-// store.Store. New builds it from a Config; the registrar command and the tests share
+// store.Store it is handed. New builds it from a Config and an open store; the
+// registrar command (which reads the flags and opens the store) and the tests share
 // that one constructor.
 package server
 
@@ -9,20 +10,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"switchyard/registrar/guard"
 	"switchyard/registrar/store"
-	"switchyard/registrar/store/etcdstore"
 	"switchyard/registrar/web"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +31,6 @@ type Option func(*options)
 
 type options struct {
 	log     *slog.Logger
-	store   store.Store
 	observe func(SyncRequest)
 }
 
@@ -46,75 +43,37 @@ func WithSyncObserver(fn func(SyncRequest)) Option { return func(o *options) { o
 // discard.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithStore serves st instead of opening the embedded store at Config.Data. The
-// caller keeps ownership: Close does not close st.
-func WithStore(st store.Store) Option { return func(o *options) { o.store = st } }
-
 // Server is one registrar: its store, policy, token and handler.
 type Server struct {
-	cfg       Config
-	store     store.Store
-	ownsStore bool
-	policy    Policy
-	metrics   *metrics
-	log       *slog.Logger
-	release   chan struct{}     // closed by Close: waiting long-polls answer at once
-	observe   func(SyncRequest) // WithSyncObserver's
-	health    writeHealth
-	handler   http.Handler
-	released  sync.Once
-	proxies   *proxyRegistry
-	stop      chan struct{} // closed by Close: stops following the store's revisions
-	stopped   sync.Once
+	cfg      Config
+	store    store.Store
+	metrics  *Metrics
+	log      *slog.Logger
+	release  chan struct{}     // closed by Close: waiting long-polls answer at once
+	observe  func(SyncRequest) // WithSyncObserver's
+	health   writeHealth
+	handler  http.Handler
+	released sync.Once
+	proxies  *proxyRegistry
+	stop     chan struct{} // closed by Close: stops following the store's revisions
+	stopped  sync.Once
 }
 
-// New checks cfg, opens the store (the embedded one at cfg.Data unless WithStore) and
-// builds the handler. It does not listen; see Serve and Handler.
-func New(cfg Config, opts ...Option) (*Server, error) {
+// New checks cfg and builds the handler over st, which was opened with
+// StoreOptions(cfg, log, m) so that its commits feed m, the metrics /metrics serves.
+// The caller keeps st: Close does not close it. New does not listen; see Serve and
+// Handler.
+func New(cfg Config, st store.Store, m *Metrics, opts ...Option) (*Server, error) {
 	o := options{log: slog.New(slog.DiscardHandler)}
 	for _, f := range opts {
 		f(&o)
 	}
-	policy, err := PolicyFrom(cfg)
-	if err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	g, err := guardOptions(cfg)
-	if err != nil {
-		return nil, err
-	}
+	g, _ := guardOptions(cfg)
 	cfg.PageBytes = cmp.Or(cfg.PageBytes, DefaultPageBytes)
-	if cfg.PageBytes < MinPageBytes {
-		return nil, fmt.Errorf("-page-bytes must be at least %d", MinPageBytes)
-	}
-	if cfg.History == 0 {
-		cfg.History = DefaultHistory
-	}
-	s := &Server{cfg: cfg, policy: policy, log: o.log, release: make(chan struct{})}
-	s.metrics = newMetrics()
-	s.observe = o.observe
-	s.store = o.store
-	if s.store == nil && cfg.UseEtcd {
-		eo := cfg.Etcd
-		eo.Log, eo.OnCommit, eo.EntryCheck = o.log, s.metrics.observeCommit, checkLoaded
-		eo.History, eo.MaxServers = int(cfg.History), int(cmp.Or(cfg.MaxServers, DefaultMaxServers))
-		st, err := etcdstore.Open(context.Background(), eo)
-		if err != nil {
-			return nil, err
-		}
-		s.store, s.ownsStore = st, true
-	}
-	if s.store == nil {
-		if cfg.Data == "" {
-			return nil, errors.New("-data must name a file")
-		}
-		st, err := store.Open(cfg.Data, store.WithLogger(o.log), store.OnCommit(s.metrics.observeCommit), store.WithEntryCheck(checkLoaded), store.WithCompactAt(cmp.Or(cfg.CompactBytes, DefaultCompactBytes)), store.WithHistory(int(cfg.History)),
-			store.WithMaxServers(int(cmp.Or(cfg.MaxServers, DefaultMaxServers))), store.WithInit(cfg.Init))
-		if err != nil {
-			return nil, err
-		}
-		s.store, s.ownsStore = st, true
-	}
+	s := &Server{cfg: cfg, store: st, metrics: m, log: o.log, release: make(chan struct{}), observe: o.observe}
 	s.metrics.observeStore(s.store)
 	if c, ok := s.store.(interface{ Collectors() []prometheus.Collector }); ok {
 		s.metrics.reg.MustRegister(c.Collectors()...) // the etcd store's own (reachable, invalid keys)
@@ -125,7 +84,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.metrics.observeProxies(s.proxies, s.store)
 	s.stop = make(chan struct{})
 	go s.proxies.followRevisions(s.store, s.stop)
-	warnStoredTargets(s.log, s.store.Current(), s.policy)
+	warnStoredTargets(s.log, s.store.Current(), s.cfg.Policy)
 	s.handler = s.newHandler(g)
 	return s, nil
 }
@@ -139,14 +98,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // are served like writes through the API, without the API's checks.
 func (s *Server) Store() store.Store { return s.store }
 
-// Close answers waiting long-polls at once (304) and closes the store when New
-// opened it. Requests still running see writes fail with store.ErrClosed.
+// Close answers waiting long-polls at once (304) and stops following the store's
+// revisions; the store stays open (its opener closes it, after Close).
 func (s *Server) Close() error {
 	s.releaseWaiters()
 	s.stopped.Do(func() { close(s.stop) })
-	if s.ownsStore {
-		return s.store.Close()
-	}
 	return nil
 }
 
@@ -170,15 +126,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.proxies.setReplica(ln.Addr().String()) // the address it really listens on (port 0 resolved)
 	}
 	t := s.store.Current()
-	where := []any{"data", s.cfg.Data}
-	if s.cfg.UseEtcd {
-		where = []any{"etcd", strings.Join(s.cfg.Etcd.Endpoints, ","), "prefix", s.cfg.Etcd.Prefix}
-	}
-	s.log.Info("listening", append([]any{"addr", ln.Addr().String()}, append(where, "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "")...)...)
+	s.log.Info("listening", append(append([]any{"addr", ln.Addr().String()}, s.cfg.StoreAt...), "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "")...)
 
 	select {
 	case err := <-served:
-		s.closeStore()
 		return err
 	case <-ctx.Done():
 	}
@@ -189,7 +140,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		s.log.Error("server stopped", "err", err)
 	}
-	s.closeStore()
 	s.log.Info("stopped", "revision", s.store.Current().Revision())
 	if shutErr != nil {
 		return errors.Join(errors.New("requests still running at the end of the grace period were cut"), shutErr)
@@ -197,20 +147,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-func (s *Server) closeStore() {
-	if s.ownsStore {
-		s.store.Close()
-	}
-}
-
 func (s *Server) newHandler(g guard.Options) http.Handler {
-	a := &api{store: s.store, policy: s.policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers), proxies: s.proxies}
+	a := &api{store: s.store, policy: s.cfg.Policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers), proxies: s.proxies}
 	auth := newBearer(s.cfg.Token)
 	page := web.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers/register", auth.wrap(http.HandlerFunc(a.register)))
 	mux.Handle("/api/servers", auth.wrap(http.HandlerFunc(a.list)))
 	mux.Handle("/api/servers/{host}", auth.wrap(http.HandlerFunc(a.server)))
+	mux.Handle("/api/servers/{host}/targets", auth.wrap(http.HandlerFunc(a.targets)))
+	mux.Handle("/api/servers/{host}/targets/{address}", auth.wrap(http.HandlerFunc(a.target)))
 	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
 	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
@@ -290,6 +236,14 @@ func saveFailure(err error) string {
 	return "the data could not be saved"
 }
 
+// StoreOptions are the settings the store a server built from cfg serves must be
+// opened with (the caller adds each store's own): log, the write rules for loaded
+// entries, cfg's history and table limit, and m's commit observer.
+func StoreOptions(cfg Config, log *slog.Logger, m *Metrics) store.Options {
+	return store.Options{Log: log, OnCommit: m.observeCommit, EntryCheck: checkLoaded,
+		History: int(cfg.History), MaxServers: int(cmp.Or(cfg.MaxServers, DefaultMaxServers))}
+}
+
 // checkLoaded applies the write rules the store does not know (reserved names,
 // serviceName) to a server loaded from the data: data a write could not have made is
 // refused at start rather than served.
@@ -305,8 +259,10 @@ func checkLoaded(sv store.Server) error {
 // served, since dropping routes at start would be worse; the operator decides.
 func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
 	t.Ascend("", func(sv store.Server) bool {
-		if err := checkTarget(sv.Target, p); err != nil {
-			log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Name, "err", err)
+		for _, t := range sv.TargetList() {
+			if err := checkTarget(t.Address, p); err != nil {
+				log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Name, "err", err)
+			}
 		}
 		return true
 	})

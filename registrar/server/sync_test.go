@@ -216,7 +216,7 @@ func TestSyncV2SnapshotGone(t *testing.T) {
 func TestSyncV2BadParameters(t *testing.T) {
 	reg := startRegistrar(t, regOptions{})
 	for _, c := range []struct{ query, field string }{
-		{"v=3", "v:"}, {"v=2&after=x", "after:"}, {"v=2&wait=-1", "wait:"},
+		{"v=4", "v:"}, {"v=3&after=x", "after:"}, {"v=2&wait=-1", "wait:"},
 		{"v=2&snapshot=x", "snapshot:"}, {"v=2&start=a", "snapshot:"},
 		{"v=2&lineage=%FF", "lineage:"}, {"v=2&lineage=" + strings.Repeat("c", 257), "lineage:"},
 	} {

@@ -111,9 +111,9 @@ func TestLoadedEntriesFollowWriteRules(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "servers.json")
 			os.WriteFile(data, []byte(`{"revision": 1, "servers": [`+c.server+`]}`), 0o600)
-			_, err := New(Config{Data: data})
+			_, err := newServer(t, Config{}, data)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), data) {
-				t.Fatalf("New = %v, want a refusal naming %s and %q", err, data, c.want)
+				t.Fatalf("opening the store for a server = %v, want a refusal naming %s and %q", err, data, c.want)
 			}
 		})
 	}

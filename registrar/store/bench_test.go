@@ -31,7 +31,7 @@ func openWith(b *testing.B, n int) *Embedded {
 	if _, err := writeSnapshot(path, newLineage(), tableOf(n)); err != nil {
 		b.Fatal(err)
 	}
-	s, err := Open(path)
+	s, err := Open(path, EmbeddedOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

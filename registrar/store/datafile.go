@@ -17,7 +17,12 @@ import (
 //
 //	{"revision": 7, "lineage": "9f…", "servers": [
 //	{"host": "web-1", "ipAddress": "10.1.2.3:8080", "serviceName": "logs", "updatedAt": "…"},
+//	{"host": "web-2", "ipAddress": "10.1.2.4:80", "targets": [{"address": "10.1.2.4:80", "weight": 90, "state": "active"}, …], …},
 //	…]}
+//
+// A server of one active target of weight 1 has no "targets" (it is written exactly
+// as before target sets); "targets" holds any other set, "ipAddress" its first
+// active target, and a target's "down": true the active health check's finding.
 //
 // one server per line, names in byte order. It is replaced whole (temporary file,
 // fsync, rename, fsync of the folder) only when the log is compacted; the changes
@@ -131,11 +136,12 @@ func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) 
 }
 
 // rawServer is one entry of the data file as decoded (the decoder refuses unknown
-// fields): host, ipAddress and serviceName must be present and not null, updatedAt
-// is optional.
+// fields): host, ipAddress and serviceName must be present and not null, targets and
+// updatedAt are optional.
 type rawServer struct {
 	Name      *string    `json:"host"`
 	Target    *string    `json:"ipAddress"`
+	Targets   []Target   `json:"targets"`
 	Service   *string    `json:"serviceName"`
 	UpdatedAt *time.Time `json:"updatedAt"`
 }
@@ -152,7 +158,7 @@ func (r *rawServer) server() (Server, error) {
 			return Server{}, fmt.Errorf("%q is missing", f.name)
 		}
 	}
-	sv := Server{Name: *r.Name, Target: *r.Target, Service: *r.Service}
+	sv := Server{Name: *r.Name, Target: *r.Target, Targets: r.Targets, Service: *r.Service}
 	if r.UpdatedAt != nil {
 		sv.UpdatedAt = *r.UpdatedAt
 	}

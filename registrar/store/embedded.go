@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -25,39 +26,18 @@ type Commit struct {
 	Took   time.Duration // applying and making the batch durable
 }
 
-// Option configures an Embedded store.
-type Option func(*Embedded)
-
-// OnCommit registers fn, called by the writer after each published commit. It is
-// set before the writer starts, so it sees every commit.
-func OnCommit(fn func(Commit)) Option { return func(s *Embedded) { s.onCommit = fn } }
-
-// WithLogger sets where the store reports what it did at open (stale files removed,
-// a torn log record dropped, a migration) and compactions.
-func WithLogger(l *slog.Logger) Option { return func(s *Embedded) { s.log = l } }
-
-// WithEntryCheck adds the rules every loaded server must pass besides a valid name
-// and address (the server's write rules); a loaded entry that fails stops the open.
-func WithEntryCheck(check func(Server) error) Option {
-	return func(s *Embedded) { s.extraCheck = check }
+// EmbeddedOptions are the embedded store's settings: those both stores share, and
+// its own.
+type EmbeddedOptions struct {
+	Options
+	// CompactAt is how many bytes the log may grow to, at least, before it is
+	// compacted into the data file (0: 8 MiB; the data file's size when larger).
+	CompactAt int64
+	// Init allows starting a new, empty table with a new lineage when the lock file
+	// says data existed at the path and the data file is gone (-init). Without it
+	// such a start is refused.
+	Init bool
 }
-
-// WithCompactAt sets how many bytes the log may grow to, at least, before it is
-// compacted into the data file (default 8 MiB, or the data file's size when larger).
-func WithCompactAt(n int64) Option { return func(s *Embedded) { s.compactMin = n } }
-
-// WithHistory sets how many revisions of changes are kept for Delta (at most that
-// many name changes in all; default DefaultHistory).
-func WithHistory(n int) Option { return func(s *Embedded) { s.historyRevs = n } }
-
-// WithInit allows starting a new, empty table with a new lineage when the lock file
-// says data existed at the path and the data file is gone (-init). Without it such
-// a start is refused.
-func WithInit(init bool) Option { return func(s *Embedded) { s.init = init } }
-
-// WithMaxServers makes writes that would take the table past n servers fail with
-// ErrTableFull (0: no limit).
-func WithMaxServers(n int) Option { return func(s *Embedded) { s.maxServers = n } }
 
 type writeOp struct {
 	changes []Change
@@ -74,12 +54,11 @@ type writeOp struct {
 // the data file (from an immutable Table, so writes go on meanwhile) and removes the
 // older segments.
 //
-// Why a log and a B-tree, measured (bench_test.go, on the 2-core development VM):
-// a commit used to rewrite and fsync the whole data file; that costs 2.1 ms at 10
-// names and 57 ms at 100,000 (BenchmarkRewriteWholeFile; 280–570 ms per
-// acknowledgement through HTTP under load). Appending a record of ~200 bytes
-// and one fsync costs 0.17 ms at 10 names and 0.17 ms at 100,000 (BenchmarkCommit):
-// the cost follows the change. An embedded B+tree store such as bbolt would fsync
+// Why a log and a B-tree, measured by bench_test.go (`make bench`): rewriting and
+// fsyncing the whole data file per commit costs in proportion to the table
+// (BenchmarkRewriteWholeFile, at 10 and 100,000 names), while appending a record of
+// ~200 bytes and one fsync costs the same at both sizes (BenchmarkCommit): the cost
+// follows the change. An embedded B+tree store such as bbolt would fsync
 // twice per commit (pages, then the meta page), and keeps an old revision readable
 // only while a read transaction pins it, which blocks the reuse of freed pages for
 // the 60 s a paged full table must stay readable; the copy-on-write B-tree gives any
@@ -126,19 +105,20 @@ const maxBatch = 1024
 // no log is an empty table at revision 0), removing temporary files a crash left
 // behind and dropping a record a crash cut short, and starts the writer. A data file
 // of the old format (no lineage) is rewritten with a new lineage before Open returns.
-func Open(path string, opts ...Option) (*Embedded, error) {
+func Open(path string, o EmbeddedOptions) (*Embedded, error) {
 	s := &Embedded{
 		path:        path,
 		ops:         make(chan writeOp),
 		quit:        make(chan struct{}),
 		stopped:     make(chan struct{}),
 		now:         func() time.Time { return time.Now().UTC() },
-		log:         slog.New(slog.DiscardHandler),
-		compactMin:  8 << 20,
-		historyRevs: DefaultHistory,
-	}
-	for _, o := range opts {
-		o(s)
+		log:         cmp.Or(o.Log, slog.New(slog.DiscardHandler)),
+		onCommit:    o.OnCommit,
+		extraCheck:  o.EntryCheck,
+		compactMin:  cmp.Or(o.CompactAt, 8<<20),
+		historyRevs: cmp.Or(o.History, DefaultHistory),
+		init:        o.Init,
+		maxServers:  o.MaxServers,
 	}
 	ok := false
 	defer func() {
@@ -210,7 +190,7 @@ func Open(path string, opts ...Option) (*Embedded, error) {
 	s.snapBytes.Store(l.snapBytes)
 	first := &Table{revision: l.revision, tree: s.work.Clone(), changed: make(chan struct{})}
 	s.work.Ascend(func(sv Server) bool {
-		first.size += int64(EncodedSize(sv.Name, sv.Target))
+		first.size += int64(EncodedSize(sv.Name, sv.Route()))
 		return true
 	})
 	if s.lineage == "" {
@@ -279,8 +259,8 @@ func (s *Embedded) check(sv Server) error {
 	if err := validate.ServerName(sv.Name); err != nil {
 		return fmt.Errorf("host %q %v", sv.Name, err)
 	}
-	if _, err := validate.ParseAddress(sv.Target); err != nil {
-		return fmt.Errorf("ipAddress: %v", err)
+	if err := CheckTargets(sv); err != nil {
+		return err
 	}
 	if s.extraCheck != nil {
 		return s.extraCheck(sv)
@@ -335,7 +315,7 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 				return fmt.Errorf("server %q: %v", op.Name, err)
 			}
 			l.tree.ReplaceOrInsert(*op.Server)
-			changes = append(changes, histEntry{rev: r.Rev, name: op.Name, target: op.Server.Target, existed: existed})
+			changes = append(changes, histEntry{rev: r.Rev, name: op.Name, target: op.Server.Route(), existed: existed})
 		}
 		return nil
 	})
@@ -468,14 +448,15 @@ func (s *Embedded) commit(batch []writeOp) {
 				o, n := results[i].Old[j], results[i].New[j]
 				switch {
 				case n == nil && o != nil:
-					size -= int64(EncodedSize(o.Name, o.Target))
+					size -= int64(EncodedSize(o.Name, o.Route()))
 					rc.changes = append(rc.changes, histEntry{rev: rev, name: c.Name, existed: true})
 				case n != nil && n != o:
+					route := n.Route()
 					if o != nil {
-						size -= int64(EncodedSize(o.Name, o.Target))
+						size -= int64(EncodedSize(o.Name, o.Route()))
 					}
-					size += int64(EncodedSize(n.Name, n.Target))
-					rc.changes = append(rc.changes, histEntry{rev: rev, name: c.Name, target: n.Target, existed: o != nil})
+					size += int64(EncodedSize(n.Name, route))
+					rc.changes = append(rc.changes, histEntry{rev: rev, name: c.Name, target: route, existed: o != nil})
 				}
 			}
 			changed = append(changed, rc)
@@ -648,32 +629,38 @@ func truncateDurable(path string, size int64) error {
 }
 
 // apply performs one write's changes on m, or none of them when one fails: a
-// removal with MustExist of an absent name, or more than maxServers servers after a
-// write that adds some (maxServers 0: no limit).
+// removal with MustExist of an absent name, an Update that refuses, or more than
+// maxServers servers after a write that adds some (maxServers 0: no limit).
 func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers int) WriteResult {
-	var out WriteResult
-	present := map[string]bool{} // names the write touches, as the write goes on
+	sets, err := resolve(changes, func(name string) *Server {
+		if sv, ok := m.Get(Server{Name: name}); ok {
+			return &sv
+		}
+		return nil
+	})
+	if err != nil {
+		return WriteResult{Err: err}
+	}
 	count := m.Len()
-	for _, c := range changes {
+	present := map[string]bool{} // names the write touches, as the write goes on
+	for i, c := range changes {
 		had, seen := present[c.Name]
 		if !seen {
 			_, had = m.Get(Server{Name: c.Name})
 		}
-		if c.Server == nil && c.MustExist && !had {
-			return WriteResult{Err: ErrNotFound}
-		}
 		switch {
-		case c.Server == nil && had:
+		case sets[i] == nil && had:
 			count--
-		case c.Server != nil && !had:
+		case sets[i] != nil && !had:
 			count++
 		}
-		present[c.Name] = c.Server != nil
+		present[c.Name] = sets[i] != nil
 	}
 	if maxServers > 0 && count > maxServers && count > m.Len() {
 		return WriteResult{Err: ErrTableFull}
 	}
-	for _, c := range changes {
+	var out WriteResult
+	for i, c := range changes {
 		old, had := m.Get(Server{Name: c.Name})
 		if had {
 			o := old
@@ -681,7 +668,7 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 		} else {
 			out.Old = append(out.Old, nil)
 		}
-		if c.Server == nil {
+		if sets[i] == nil {
 			out.New = append(out.New, nil)
 			if had {
 				m.Delete(old)
@@ -689,11 +676,11 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 			}
 			continue
 		}
-		if had && old.Target == c.Server.Target && old.Service == c.Server.Service {
+		if had && sameContent(old, *sets[i]) {
 			out.New = append(out.New, out.Old[len(out.Old)-1])
 			continue // same content: keep updatedAt and the revision
 		}
-		sv := *c.Server
+		sv := *sets[i]
 		sv.Name = c.Name
 		sv.UpdatedAt = now
 		m.ReplaceOrInsert(sv)
@@ -701,6 +688,44 @@ func apply(m *btree.BTreeG[Server], changes []Change, now time.Time, maxServers 
 		out.Changed = true
 	}
 	return out
+}
+
+// resolve gives, per change, the server it sets (nil: a removal), calling Updates in
+// order with the server as the write has left it so far (current gives a name's
+// server before the write). It fails on a removal with MustExist of an absent name,
+// on an Update's error and on a server whose targets break CheckTargets.
+func resolve(changes []Change, current func(name string) *Server) ([]*Server, error) {
+	sets := make([]*Server, len(changes))
+	state := map[string]*Server{}
+	for i, c := range changes {
+		old, seen := state[c.Name]
+		if !seen {
+			old = current(c.Name)
+		}
+		set := c.Server
+		if c.Update != nil {
+			var err error
+			if set, err = c.Update(old); err != nil {
+				return nil, err
+			}
+		}
+		if set == nil && c.MustExist && old == nil {
+			return nil, ErrNotFound
+		}
+		if set != nil {
+			// What a write stores must load again: the rules the loader applies.
+			if err := CheckTargets(*set); err != nil {
+				return nil, fmt.Errorf("server %q: %v", c.Name, err)
+			}
+		}
+		sets[i], state[c.Name] = set, set
+	}
+	return sets, nil
+}
+
+// Resolve is resolve for stores outside this package.
+func Resolve(changes []Change, current func(name string) *Server) ([]*Server, error) {
+	return resolve(changes, current)
 }
 
 // Delta returns the compacted changes after revision after from the retained
@@ -727,13 +752,14 @@ func pageOf(t *Table, start string, maxBytes int) Page {
 	p := Page{Revision: t.revision}
 	size := 0
 	t.Ascend(start, func(sv Server) bool {
-		n := EncodedSize(sv.Name, sv.Target)
+		route := sv.Route()
+		n := EncodedSize(sv.Name, route)
 		if len(p.Routes) > 0 && size+n > maxBytes {
 			p.Next = sv.Name
 			return false
 		}
 		size += n
-		p.Routes = append(p.Routes, Route{sv.Name, sv.Target})
+		p.Routes = append(p.Routes, Route{sv.Name, route})
 		return true
 	})
 	return p

@@ -13,7 +13,7 @@ import (
 // and the revision keeps growing from there, also after the table was emptied.
 func TestStoreReopenKeepsDataAndRevision(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a", "b", "servers.json")
-	s, err := Open(path)
+	s, err := Open(path, EmbeddedOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestStoreReopenKeepsDataAndRevision(t *testing.T) {
 		t.Fatalf("write after Close: %v, want errClosed", out.Err)
 	}
 
-	s2, err := Open(path)
+	s2, err := Open(path, EmbeddedOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestStoreRemovesStaleTemps(t *testing.T) {
 		}
 	}
 	var logs bytes.Buffer
-	s, err := Open(path, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	s, err := Open(path, EmbeddedOptions{Options: Options{Log: slog.New(slog.NewTextHandler(&logs, nil))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestStoreRefusesBadDataFile(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "servers.json")
 			os.WriteFile(path, []byte(c.content), 0o600)
-			_, err := Open(path)
+			_, err := Open(path, EmbeddedOptions{})
 			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Open = %v, want an error naming %s and %q", err, path, c.want)
 			}

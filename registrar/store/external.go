@@ -15,9 +15,9 @@ func NewTable(rev uint64, servers []Server) *Table {
 	var size int64
 	for _, sv := range servers {
 		if old, had := tree.ReplaceOrInsert(sv); had {
-			size -= int64(EncodedSize(old.Name, old.Target))
+			size -= int64(EncodedSize(old.Name, old.Route()))
 		}
-		size += int64(EncodedSize(sv.Name, sv.Target))
+		size += int64(EncodedSize(sv.Name, sv.Route()))
 	}
 	return &Table{revision: rev, tree: tree, changed: make(chan struct{}), size: size}
 }
@@ -30,13 +30,13 @@ func (t *Table) Next(rev uint64, upserts []Server, removals []string) *Table {
 	size := t.size
 	for _, sv := range upserts {
 		if old, had := tree.ReplaceOrInsert(sv); had {
-			size -= int64(EncodedSize(old.Name, old.Target))
+			size -= int64(EncodedSize(old.Name, old.Route()))
 		}
-		size += int64(EncodedSize(sv.Name, sv.Target))
+		size += int64(EncodedSize(sv.Name, sv.Route()))
 	}
 	for _, h := range removals {
 		if old, had := tree.Delete(Server{Name: h}); had {
-			size -= int64(EncodedSize(old.Name, old.Target))
+			size -= int64(EncodedSize(old.Name, old.Route()))
 		}
 	}
 	return &Table{revision: rev, tree: tree, changed: make(chan struct{}), size: size}

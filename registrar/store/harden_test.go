@@ -15,7 +15,7 @@ func TestLockRefusesSecondStore(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "servers.json")
 	s := openT(t, path)
 	set(t, s, "a", "10.0.0.1")
-	_, err := Open(path)
+	_, err := Open(path, EmbeddedOptions{})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by another registrar (pid %d", os.Getpid())) {
 		t.Fatalf("second Open = %v, want a refusal naming pid %d", err, os.Getpid())
 	}
@@ -54,11 +54,11 @@ func TestMissingDataRefusedUnlessInit(t *testing.T) {
 		os.Remove(sg.path)
 	}
 	os.Remove(path)
-	_, err := Open(path)
+	_, err := Open(path, EmbeddedOptions{})
 	if err == nil || !strings.Contains(err.Error(), "is missing") || !strings.Contains(err.Error(), "-init") {
 		t.Fatalf("Open = %v, want a refusal pointing to -init", err)
 	}
-	s2 := openT(t, path, WithInit(true))
+	s2 := openT(t, path, EmbeddedOptions{Init: true})
 	if s2.Current().Len() != 0 || s2.Current().Revision() < 3 || s2.Lineage() == oldLineage {
 		t.Fatalf("after -init: %d servers at revision %d, lineage %s (old %s)", s2.Current().Len(), s2.Current().Revision(), s2.Lineage(), oldLineage)
 	}
@@ -131,7 +131,7 @@ func copyData(t *testing.T, from, to string) {
 // Writes that would take the table past WithMaxServers fail whole; writes that do
 // not add servers still go through.
 func TestMaxServers(t *testing.T) {
-	s := openT(t, filepath.Join(t.TempDir(), "servers.json"), WithMaxServers(2))
+	s := openT(t, filepath.Join(t.TempDir(), "servers.json"), EmbeddedOptions{Options: Options{MaxServers: 2}})
 	set(t, s, "a", "10.0.0.1")
 	set(t, s, "b", "10.0.0.2")
 	if out := s.Write(Change{Name: "c", Server: &Server{Target: "10.0.0.3", Service: "x"}}); !errors.Is(out.Err, ErrTableFull) {

@@ -8,23 +8,34 @@ package store
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 )
 
 // Server is one registered server: the server name clients put in X-Server-Name
-// (Name) and the target the proxy sends them to (Target, host:port or an IP). The JSON
-// names (host, ipAddress, serviceName) are the API's wire contract and stay as they are.
+// (Name) and the targets the proxy sends them to (targets.go). Target (ipAddress) is
+// the first active target, what clients and data from before target sets know;
+// Targets is nil for a server of that one active target of weight 1 (see NewServer).
+// The JSON names are the data file's and etcd's format; the API answers with
+// internal/registrarapi's Server, which shows targets with their health instead.
 type Server struct {
 	Name      string    `json:"host"`
 	Target    string    `json:"ipAddress"`
+	Targets   []Target  `json:"targets,omitempty"`
 	Service   string    `json:"serviceName"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
 
-// Change sets (Server != nil) or removes (Server == nil) one server name.
+// Change sets (Server != nil, or Update) or removes (neither) one server name.
 type Change struct {
 	Name   string
 	Server *Server
+	// Update, when set, computes the server to set from the one the write finds
+	// registered (nil when none) as one step with the write, so that changing one
+	// target cannot lose another write made meanwhile. It must not modify old (its
+	// Targets are shared with the table). An error fails the whole write, unchanged
+	// (WriteResult.Err). A store may call it more than once (etcd retries).
+	Update func(old *Server) (*Server, error)
 	// MustExist makes a removal of an absent name fail with ErrNotFound.
 	MustExist bool
 }
@@ -43,7 +54,8 @@ type WriteResult struct {
 	Err error
 }
 
-// Route is one entry of the table as the proxies see it: a server name and its target.
+// Route is one entry of the table as the proxies see it: a server name and its
+// target-set string (Server.Route).
 type Route struct {
 	Name   string
 	Target string
@@ -76,6 +88,9 @@ var (
 	ErrClosed = errors.New("the registrar is shutting down; retry against the new instance")
 	// ErrTableFull: the write would take the table past its maximum of servers.
 	ErrTableFull = errors.New("the table is full")
+	// ErrTooLarge: the store cannot make the write as one (the etcd store: more than
+	// one etcd transaction may hold); nothing was changed, and it may be made in parts.
+	ErrTooLarge = errors.New("the write is too large to make at once")
 	// ErrSnapshotGone: Page was asked for a revision the store no longer holds.
 	ErrSnapshotGone = errors.New("snapshot_gone")
 )
@@ -121,5 +136,29 @@ type Store interface {
 }
 
 // EncodedSize is the size a route takes in a JSON object of routes: "name":"target",
-// (names and targets are validated, so nothing in them needs escaping).
+// (names and targets are validated, so nothing in them needs escaping). Sizes are
+// counted with the target-set string, which is never shorter than the plain address
+// versions 1 and 2 send, so a page cut for version 3 also fits for them.
 func EncodedSize(name, target string) int { return len(name) + len(target) + 6 }
+
+// Options are the settings both stores take: Open (with EmbeddedOptions) and
+// etcdstore.Open (with etcdstore.Options) embed them.
+type Options struct {
+	// Log is where the store reports what it did (at open, compactions, invalid
+	// entries); nil: each store's default.
+	Log *slog.Logger
+	// OnCommit, when set, is called after each commit the store made durable (the
+	// embedded store's writer; etcd: each transaction etcd committed), so it sees
+	// every commit.
+	OnCommit func(Commit)
+	// EntryCheck adds the rules every loaded server must pass besides a valid name and
+	// address (the server's write rules). The embedded store refuses to open with an
+	// entry that fails; the etcd store skips it like any invalid key.
+	EntryCheck func(Server) error
+	// History is how many revisions of changes are kept for Delta (at most that many
+	// name changes in all); 0: DefaultHistory.
+	History int
+	// MaxServers makes writes that would take the table past it fail with
+	// ErrTableFull; 0: no limit.
+	MaxServers int
+}

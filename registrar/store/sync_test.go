@@ -55,7 +55,7 @@ func TestDeltaCompacts(t *testing.T) {
 
 // Only the last WithHistory revisions are held; a client behind them gets "not held".
 func TestDeltaRetention(t *testing.T) {
-	s := openT(t, filepath.Join(t.TempDir(), "servers.json"), WithHistory(3))
+	s := openT(t, filepath.Join(t.TempDir(), "servers.json"), EmbeddedOptions{Options: Options{History: 3}})
 	for i := range 6 {
 		set(t, s, fmt.Sprintf("n%d", i), "10.0.0.1")
 	}

@@ -11,9 +11,13 @@ import (
 	"testing"
 )
 
-func openT(t *testing.T, path string, opts ...Option) *Embedded {
+func openT(t *testing.T, path string, opts ...EmbeddedOptions) *Embedded {
 	t.Helper()
-	s, err := Open(path, opts...)
+	var o EmbeddedOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	s, err := Open(path, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +67,7 @@ func TestMigratesOldDataFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	s := openT(t, path, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	s := openT(t, path, EmbeddedOptions{Options: Options{Log: slog.New(slog.NewTextHandler(&logs, nil))}})
 	cur := s.Current()
 	if sv, _ := cur.Get("web-2"); cur.Revision() != 7 || cur.Len() != 2 || sv.Service != "로그" || sv.UpdatedAt.Day() != 2 {
 		t.Fatalf("migrated table: revision %d, %d servers, web-2 %+v", cur.Revision(), cur.Len(), sv)
@@ -112,7 +116,7 @@ func TestDropsTornLastRecord(t *testing.T) {
 		wantTable(t, path, 2, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2"})
 
 		var logs bytes.Buffer
-		s2 := openT(t, path, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		s2 := openT(t, path, EmbeddedOptions{Options: Options{Log: slog.New(slog.NewTextHandler(&logs, nil))}})
 		if !strings.Contains(logs.String(), "dropped the last log record") {
 			t.Errorf("the torn record was dropped silently:\n%s", logs.String())
 		}
@@ -137,7 +141,7 @@ func TestRefusesDamagedLog(t *testing.T) {
 	raw, _ := os.ReadFile(segs[0].path)
 	raw[0] ^= 1 // the first record's checksum
 	os.WriteFile(segs[0].path, raw, 0o600)
-	_, err := Open(path)
+	_, err := Open(path, EmbeddedOptions{})
 	if err == nil || !strings.Contains(err.Error(), segs[0].path) || !strings.Contains(err.Error(), "damaged at byte 0") {
 		t.Fatalf("Open = %v, want the damaged log named", err)
 	}
@@ -149,7 +153,7 @@ func TestRefusesDamagedLog(t *testing.T) {
 func TestCompaction(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "servers.json")
 	var logs bytes.Buffer
-	s := openT(t, path, WithCompactAt(2000), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	s := openT(t, path, EmbeddedOptions{CompactAt: 2000, Options: Options{Log: slog.New(slog.NewTextHandler(&logs, nil))}})
 	want := map[string]string{}
 	for i := range 200 {
 		name, addr := fmt.Sprintf("n%03d", i%70), fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)
@@ -187,7 +191,7 @@ func TestRefusesLogWithoutDataFile(t *testing.T) {
 	set(t, s, "a", "10.0.0.1")
 	s.Close()
 	os.Remove(path)
-	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "is missing") {
+	if _, err := Open(path, EmbeddedOptions{}); err == nil || !strings.Contains(err.Error(), "is missing") {
 		t.Fatalf("Open = %v, want a refusal", err)
 	}
 }

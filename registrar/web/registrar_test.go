@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/proc"
 )
 
 // registrar is the real registrar binary, started on a free loopback port with its
-// own data file for one test (testbin.Start), and stopped when the test ends; its
+// own data file for one test (proc.Start), and stopped when the test ends; its
 // output is shown when the test fails.
 type registrar struct {
 	URL   string // http://127.0.0.1:port
@@ -28,7 +28,7 @@ func startRegistrar(t *testing.T, token string) *registrar {
 	if token != "" {
 		args = append(args, "-token", token)
 	}
-	p := testbin.StartRegistrar(t, args...)
+	p := proc.StartRegistrar(t, args...)
 	return &registrar{URL: p.URL(), token: token}
 }
 

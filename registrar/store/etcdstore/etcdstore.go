@@ -4,7 +4,8 @@
 // What is stored where, under the prefix P (-etcd-prefix, default /switchyard/servers/):
 //
 //   - P + NAME: one key per server, its value the server as JSON
-//     ({"host","ipAddress","serviceName","updatedAt"}), NAME equal to "host";
+//     ({"host","ipAddress","serviceName","updatedAt"}, and "targets" for a server that
+//     is not one active target of weight 1, as in the data file), NAME equal to "host";
 //   - P + "@lineage": created once (random hex) by the first registrar that finds it
 //     missing; with etcd's cluster id it makes the table's lineage;
 //   - P + "@last-write": put in the same transaction as every write the registrar
@@ -33,7 +34,7 @@
 //     with an error naming etcd (store.ErrUnavailable: the registrar answers 503);
 //     the watch resumes when it returns.
 //   - Deltas come from the changes this replica's watch delivered since its last full
-//     read (at most historyLimit of them); a proxy asking from before that gets the
+//     read (at most Options.History of them); a proxy asking from before that gets the
 //     full table. Pages are cut from this replica's copy of the table at the revision
 //     asked for, pinned as in the embedded store.
 //   - The lineage is a hash of etcd's cluster id and the @lineage key; a replica that
@@ -49,6 +50,7 @@
 package etcdstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -81,8 +83,11 @@ const (
 	lastWriteKey = "@last-write"
 )
 
-// Options says how to reach etcd and where the table lives.
+// Options says how to reach etcd and where the table lives, besides the settings
+// both stores share (store.Options; Log defaults to slog.Default, History to
+// 100,000).
 type Options struct {
+	store.Options
 	Endpoints   []string
 	Prefix      string        // default DefaultPrefix
 	CACert      string        // PEM file of the CA that signed etcd's certificate (https endpoints)
@@ -90,18 +95,6 @@ type Options struct {
 	Username    string        // etcd auth
 	Password    string        //
 	DialTimeout time.Duration // default 5 s; also bounds each request to etcd
-	Log         *slog.Logger
-	// OnCommit, when set, is called after each write etcd committed (Writes 1).
-	OnCommit func(store.Commit)
-	// EntryCheck, when set, applies the registrar's own rules to each stored server
-	// beyond what decoding checks (reserved names, serviceName); a server it refuses
-	// is skipped like any invalid key.
-	EntryCheck func(store.Server) error
-	// History is how many changes are kept for deltas (default 100,000).
-	History int
-	// MaxServers refuses writes that would take the table past it (store.ErrTableFull);
-	// 0: no limit.
-	MaxServers int
 }
 
 // DefaultPrefix is where the table lives unless -etcd-prefix says otherwise.
@@ -156,17 +149,6 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
-
-// historyLimit is the default bound of the changes kept for deltas (the protocol's
-// -history default); a proxy further behind gets the full table.
-const historyLimit = 100000
-
-func cmpOr(a, b int) int {
-	if a > 0 {
-		return a
-	}
-	return b
-}
 
 // Open connects to etcd, reads the whole table (creating the lineage key when it is
 // missing) and starts following it. It fails when etcd cannot be reached within the
@@ -227,7 +209,7 @@ func open(ctx context.Context, o Options) (*Store, error) {
 		log:        o.Log,
 		onCommit:   o.OnCommit,
 		check:      o.EntryCheck,
-		historyMax: cmpOr(o.History, historyLimit),
+		historyMax: cmp.Or(o.History, store.DefaultHistory),
 		maxSrv:     o.MaxServers,
 		badSeen:    map[string]int64{},
 		resync:     make(chan struct{}, 1),
@@ -316,8 +298,9 @@ func (s *Store) Delta(after uint64, maxBytes int) (store.Delta, bool) {
 	for name, st := range names {
 		switch {
 		case st.last.server != nil:
-			size += store.EncodedSize(name, st.last.server.Target)
-			d.Upserts = append(d.Upserts, store.Route{Name: name, Target: st.last.server.Target})
+			route := st.last.server.Route()
+			size += store.EncodedSize(name, route)
+			d.Upserts = append(d.Upserts, store.Route{Name: name, Target: route})
 		case st.first.had:
 			size += len(name) + 3
 			d.Removals = append(d.Removals, name)
@@ -540,7 +523,7 @@ func (s *Store) decode(name string, value []byte) (store.Server, error) {
 	return sv, err
 }
 
-// decode checks one stored value's form: name, JSON, host, address.
+// decode checks one stored value's form: name, JSON, host, targets.
 func decode(name string, value []byte) (store.Server, error) {
 	var sv store.Server
 	if err := validate.ServerName(name); err != nil {
@@ -554,8 +537,8 @@ func decode(name string, value []byte) (store.Server, error) {
 	if sv.Name != name {
 		return sv, fmt.Errorf("the value's host %q is not the key's name %q", sv.Name, name)
 	}
-	if _, err := validate.ParseAddress(sv.Target); err != nil {
-		return sv, fmt.Errorf("ipAddress: %v", err)
+	if err := store.CheckTargets(sv); err != nil {
+		return sv, err
 	}
 	return sv, nil
 }
@@ -736,7 +719,7 @@ func (s *Store) apply(evs []*clientv3.Event) {
 	old.table.Supersede()
 }
 
-// trimHistory drops the oldest revisions beyond historyLimit changes; base moves to
+// trimHistory drops the oldest revisions beyond historyMax changes; base moves to
 // the last revision dropped (deltas from before it are no longer held).
 func (s *Store) trimHistory() {
 	if len(s.history) <= s.historyMax {

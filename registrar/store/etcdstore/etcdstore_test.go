@@ -12,8 +12,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"switchyard/internal/etcdtest"
-	"switchyard/internal/testbin"
+	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/store"
 )
 
@@ -65,7 +65,7 @@ func same(a, b *Store) string {
 	}
 	msg := ""
 	ta.Ascend("", func(sv store.Server) bool {
-		if o, _ := tb.Get(sv.Name); o != sv {
+		if o, _ := tb.Get(sv.Name); !store.SameContent(o, sv) || o.Name != sv.Name || !o.UpdatedAt.Equal(sv.UpdatedAt) {
 			msg = fmt.Sprintf("server %s: %+v vs %+v", sv.Name, sv, o)
 			return false
 		}
@@ -97,7 +97,7 @@ func TestReplicasAgree(t *testing.T) {
 	if o2.Revision <= o1.Revision {
 		t.Fatalf("revision %d after %d", o2.Revision, o1.Revision)
 	}
-	testbin.Eventually(t, 5*time.Second, func() string { return same(a, b) })
+	wait.Eventually(t, 5*time.Second, func() string { return same(a, b) })
 
 	// Same content again: no change, no new revision, updatedAt kept.
 	again := put(t, a, "web-1", "10.0.0.1:80")
@@ -112,7 +112,7 @@ func TestReplicasAgree(t *testing.T) {
 	if del.Err != nil || !del.Changed {
 		t.Fatalf("delete: %+v", del)
 	}
-	testbin.Eventually(t, 5*time.Second, func() string { return same(a, b) })
+	wait.Eventually(t, 5*time.Second, func() string { return same(a, b) })
 	if targetOf(a, "web-1") != "" {
 		t.Fatal("web-1 still served after its deletion")
 	}
@@ -165,7 +165,7 @@ func TestInvalidKeys(t *testing.T) {
 	if _, err := cli.Put(ctx, "/t/servers/bad-addr", `{"host":"bad-addr","ipAddress":"10.0.0.9:80"}`); err != nil {
 		t.Fatal(err)
 	}
-	testbin.Eventually(t, 5*time.Second, func() string {
+	wait.Eventually(t, 5*time.Second, func() string {
 		if n := s.InvalidKeys(); n != 5 {
 			return fmt.Sprintf("InvalidKeys %d, want 5", n)
 		}
@@ -195,7 +195,7 @@ func TestUnreachable(t *testing.T) {
 	if got := s.Current(); got.Revision() != o.Revision || got.Len() != 1 {
 		t.Fatalf("table while etcd is down: revision %d, %d servers; want the last one (%d, 1)", got.Revision(), got.Len(), o.Revision)
 	}
-	testbin.Eventually(t, 10*time.Second, func() string {
+	wait.Eventually(t, 10*time.Second, func() string {
 		if s.Reachable() {
 			return "Reachable() still true with every member stopped"
 		}
@@ -203,7 +203,7 @@ func TestUnreachable(t *testing.T) {
 	})
 
 	c.Restart()
-	testbin.Eventually(t, 30*time.Second, func() string {
+	wait.Eventually(t, 30*time.Second, func() string {
 		out := s.Write(store.Change{Name: "web-2", Server: &store.Server{Target: "10.0.0.2:80"}})
 		if out.Err != nil {
 			return out.Err.Error()
@@ -226,7 +226,7 @@ func TestCompactionPastReplica(t *testing.T) {
 	s := openStore(t, []string{lag.ClientURL}, &log)
 	w := openStore(t, c.Endpoints()[1:], nil)
 	put(t, w, "web-1", "10.0.0.1:80")
-	testbin.Eventually(t, 5*time.Second, func() string { return same(w, s) })
+	wait.Eventually(t, 5*time.Second, func() string { return same(w, s) })
 
 	lag.Kill()
 	c.WaitHealthy()
@@ -247,7 +247,7 @@ func TestCompactionPastReplica(t *testing.T) {
 	}
 	lag.Start()
 	c.WaitHealthy()
-	testbin.Eventually(t, 30*time.Second, func() string { return same(w, s) })
+	wait.Eventually(t, 30*time.Second, func() string { return same(w, s) })
 	if !bytes.Contains([]byte(log.String()), []byte("compacted")) {
 		t.Fatalf("the lagging replica converged without a full read after compaction; log:\n%s", log.String())
 	}
@@ -262,7 +262,7 @@ func TestRestoredBackup(t *testing.T) {
 	put(t, a, "web-1", "10.0.0.1:80")
 	lineage := a.Lineage()
 	backup := c.Backup()
-	testbin.Eventually(t, 30*time.Second, func() string {
+	wait.Eventually(t, 30*time.Second, func() string {
 		out := a.Write(store.Change{Name: "web-2", Server: &store.Server{Target: "10.0.0.2:80"}})
 		if out.Err != nil {
 			return out.Err.Error()
@@ -272,7 +272,7 @@ func TestRestoredBackup(t *testing.T) {
 
 	put(t, a, "web-3", "10.0.0.3:80")
 	c.RestoreBackup(backup)
-	testbin.Eventually(t, 30*time.Second, func() string {
+	wait.Eventually(t, 30*time.Second, func() string {
 		for _, s := range []*Store{a, b} {
 			if s.Lineage() == lineage {
 				return "lineage unchanged after the restore"
@@ -302,7 +302,7 @@ func TestHandRemovalSameRevision(t *testing.T) {
 	if _, err := cli.Put(context.Background(), "/elsewhere", "x"); err != nil {
 		t.Fatal(err)
 	}
-	testbin.Eventually(t, 5*time.Second, func() string {
+	wait.Eventually(t, 5*time.Second, func() string {
 		if a.Current().Revision() != uint64(r.Header.Revision) {
 			return fmt.Sprintf("following replica at %d, want the deletion's %d", a.Current().Revision(), r.Header.Revision)
 		}
@@ -338,7 +338,7 @@ func TestDeltaAndPage(t *testing.T) {
 	if out := a.Write(store.Change{Name: "gone", MustExist: true}); out.Err != nil {
 		t.Fatal(out.Err)
 	}
-	testbin.Eventually(t, 5*time.Second, func() string { return same(a, b) })
+	wait.Eventually(t, 5*time.Second, func() string { return same(a, b) })
 	for _, s := range []*Store{a, b} {
 		d, ok := s.Delta(from, 1<<20)
 		if !ok {

@@ -13,10 +13,6 @@ import (
 	"switchyard/registrar/store"
 )
 
-// ErrTransactionTooLarge: etcd refused a write as one transaction (too many
-// operations or bytes); nothing was changed.
-var ErrTransactionTooLarge = errors.New("the write is too large for one etcd transaction")
-
 // maxTries bounds how often a write is retried when another replica changed one of
 // its keys between this replica's view and the commit.
 const maxTries = 20
@@ -89,7 +85,7 @@ func (s *Store) Write(changes ...store.Change) store.WriteResult {
 		r, err := s.cli.Txn(c).If(cmps...).Then(ops...).Commit()
 		cancel()
 		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
-			return store.WriteResult{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", ErrTransactionTooLarge, store.ErrNotSaved, len(changes), err)}
+			return store.WriteResult{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", store.ErrTooLarge, store.ErrNotSaved, len(changes), err)}
 		}
 		if err != nil {
 			s.reachable.Store(false)
@@ -156,14 +152,13 @@ func (s *Store) refresh(ctx context.Context, view map[string]known, changes []st
 // fresh read the revision of the last change (deletions included).
 func plan(prefix string, view map[string]known, changes []store.Change, now time.Time) (store.WriteResult, []clientv3.Cmp, []clientv3.Op) {
 	var out store.WriteResult
-	for _, c := range changes {
-		if c.Server == nil && c.MustExist && view[c.Name].server == nil {
-			return store.WriteResult{Err: store.ErrNotFound}, nil, nil
-		}
+	sets, err := store.Resolve(changes, func(name string) *store.Server { return view[name].server })
+	if err != nil {
+		return store.WriteResult{Err: err}, nil, nil
 	}
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
-	for _, c := range changes {
+	for i, c := range changes {
 		key := prefix + c.Name
 		k := view[c.Name]
 		if k.exact {
@@ -172,7 +167,7 @@ func plan(prefix string, view map[string]known, changes []store.Change, now time
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "<", k.mod))
 		}
 		out.Old = append(out.Old, k.server)
-		if c.Server == nil {
+		if sets[i] == nil {
 			out.New = append(out.New, nil)
 			if k.server != nil {
 				ops = append(ops, clientv3.OpDelete(key))
@@ -180,11 +175,11 @@ func plan(prefix string, view map[string]known, changes []store.Change, now time
 			}
 			continue
 		}
-		if k.server != nil && k.server.Target == c.Server.Target && k.server.Service == c.Server.Service {
+		if k.server != nil && store.SameContent(*k.server, *sets[i]) {
 			out.New = append(out.New, k.server)
 			continue // same content: keep updatedAt and the revision
 		}
-		sv := *c.Server
+		sv := *sets[i]
 		sv.Name = c.Name
 		sv.UpdatedAt = now
 		body, _ := json.Marshal(sv)

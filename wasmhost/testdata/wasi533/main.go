@@ -1,6 +1,6 @@
-// Command wasi533 imports wasi_snapshot_preview1.fd_filestat_get, which cpp-host links
-// only since PR #533: the current profile loads it, the legacy one (Envoy 1.33–1.37)
-// refuses it.
+// Command wasi533 imports wasi_snapshot_preview1.fd_filestat_get, which only the
+// Current profile links (wasmhost.Current): it loads there, the Legacy one (Envoy
+// 1.33–1.37) refuses it.
 package main
 
 import "unsafe"

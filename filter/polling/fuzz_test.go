@@ -1,0 +1,86 @@
+package polling
+
+import (
+	"strings"
+	"testing"
+
+	"switchyard/internal/validate"
+)
+
+// FuzzAnswer checks the parser of the registrar's answers (ParseAnswer: version-1
+// tables, full-table pages and deltas): it may not panic, and whatever it accepts must
+// be valid by the registrar's own rules, because routers trust the table without
+// checking again. Run it for a while with:
+//
+//	go test -run '^$' -fuzz '^FuzzAnswer$' -fuzztime 20s ./filter/polling/
+//
+// Inputs the fuzzer found are kept in testdata/fuzz/FuzzAnswer/ and run by every
+// `go test` as regression cases.
+func FuzzAnswer(f *testing.F) {
+	for _, s := range []string{
+		`{"revision":3,"routes":{"web-1":"10.1.2.3:8080","v6":"[2001:db8::1]","dns":"logs.internal"}}`,
+		`{"revision":0,"routes":{}}`,
+		`{"revision":1,"routes":{"a":"10.0.0.1","a":"10.0.0.2"}}`,
+		`{"revision":18446744073709551615,"routes":{"a":"h:65535"}}`,
+		`{"revision":1,"routes":{"a\u0000":"10.0.0.1"}}`,
+		`{"revision":1,"routes":{"` + strings.Repeat("a", 100) + `":"` + strings.Repeat("b", 63) + `.c"}}`,
+		`{"kind":"full","lineage":"0f3a","revision":7,"routes":{"a":"10.0.0.1","b":"10.0.0.2"},"next":"c"}`,
+		`{"kind":"full","lineage":"0f3a","revision":7,"routes":{"b":"10.0.0.1","a":"10.0.0.2"}}`,
+		`{"kind":"full","lineage":"0f3a","revision":7,"routes":{},"next":"a"}`,
+		`{"kind":"delta","lineage":"0f3a","from":6,"revision":9,"upserts":{"a":"10.0.0.1"},"removals":["b"]}`,
+		`{"kind":"delta","lineage":"0f3a","from":9,"revision":9,"upserts":{},"removals":[]}`,
+		`{"kind":"delta","lineage":"0f3a","from":1,"revision":2,"upserts":{"a":"10.0.0.1"},"removals":["a"]}`,
+		`{"kind":"delta","lineage":"x y","from":1,"revision":2,"upserts":{},"removals":[]}`,
+		`{"kind":"snapshot","lineage":"L","revision":2}`,
+		`<html>502</html>`,
+		``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := ParseAnswer(body)
+		if err != nil {
+			if err.Error() == "" {
+				t.Errorf("an empty error for %q", body)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for i, r := range a.Routes {
+			if !validate.IsServerName(r[0]) {
+				t.Errorf("accepted the invalid server name %q in %q", r[0], body)
+			}
+			if _, err := validate.ParseAddress(r[1]); err != nil {
+				t.Errorf("accepted the invalid target %q of %q (%v) in %q", r[1], r[0], err, body)
+			}
+			if seen[r[0]] {
+				t.Errorf("accepted %q twice in %q", r[0], body)
+			}
+			seen[r[0]] = true
+			if a.Kind == Full && !a.V1 && i > 0 && r[0] <= a.Routes[i-1][0] {
+				t.Errorf("accepted a page out of byte order: %q", body)
+			}
+		}
+		for _, n := range a.Removals {
+			if !validate.IsServerName(n) || seen[n] {
+				t.Errorf("accepted the removal %q in %q", n, body)
+			}
+			seen[n] = true
+		}
+		switch a.Kind {
+		case Delta:
+			if a.Revision <= a.From || a.V1 || a.Next != "" {
+				t.Errorf("accepted the delta %+v from %q", a, body)
+			}
+		case Full:
+			if a.Next != "" && (len(a.Routes) == 0 || a.Next <= a.Routes[len(a.Routes)-1][0] || !validate.IsServerName(a.Next)) {
+				t.Errorf("accepted next %q after %q", a.Next, body)
+			}
+		default:
+			t.Errorf("accepted kind %d from %q", a.Kind, body)
+		}
+		if !a.V1 && !ValidLineage(a.Lineage) || a.V1 && a.Lineage != "" {
+			t.Errorf("accepted lineage %q (v1 %v) from %q", a.Lineage, a.V1, body)
+		}
+	})
+}

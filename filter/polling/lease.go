@@ -1,0 +1,221 @@
+package polling
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"switchyard/internal/contract"
+)
+
+// The poll lease: which VM of a proxy (of a vm_id) polls the registrar.
+//
+// Without a "sync" singleton (router-only mode: Istio and Envoy Gateway insert HTTP
+// filters only), every router VM could poll, and N workers would send N long-polls
+// and write the same table N times. So exactly one VM holds the lease and polls; the
+// others only read the table. The lease is one shared-data key, LeaseKey:
+//
+//	switchyard/lease → "<role> <holder> <expires>"
+//
+// role is "sync" or "router", holder the VM's random id (there is no ABI call for a
+// VM's identity; each root draws 64 bits with random_get when it starts), expires the
+// host time (ns, proxy_get_current_time_nanoseconds) after which anyone may take it.
+//
+// The rules, checked on every tick (no Go timer):
+//
+//   - A router takes the lease only when it is absent, unreadable or expired. Over an
+//     existing key it writes with the cas it read, so of two routers racing for the
+//     same expired lease one write fails (CasMismatch) and only the other holds it.
+//   - Envoy ignores cas when the key does not exist (a cold start, or after a reload
+//     dropped the vm_id's data): two routers can both "create" it. So a router that
+//     created the key holds only a claim; it polls once the next tick reads its own id
+//     back (the last writer wins and every other claimant reads the winner).
+//   - The holder renews on its tick once less than half the lease remains, with cas;
+//     a router that reads another holder's id (or fails to renew) has lost it and
+//     stops polling: the answer of a poll it still has in flight is dropped.
+//   - The sync singleton has priority: it writes the lease unconditionally when it
+//     starts and on every renewal, so routers see a live sync and never poll. When its
+//     VM dies and is not replaced, the lease expires and a router takes it. (Should
+//     router VMs start before the sync and one take the lease, it polls until the
+//     sync starts; it reads the sync's id at its next tick and stops, and the answer of
+//     its poll in flight is dropped. Both run the same Machine, which adopts what
+//     shared data holds, so the table stays whole either way.)
+//
+// A holder whose VM dies is replaced within LeaseNanos plus one tick (the first tick
+// of another router after expiry takes the expired key with cas); from no key at all
+// (a cold start) the first poll goes out on the second tick.
+const (
+	LeaseKey   = contract.LeaseKey
+	LeaseNanos = int64(contract.LeaseSeconds) * 1e9
+)
+
+// ErrCasMismatch is what a CASStore's SetCAS returns when the key changed since the
+// cas was read.
+var ErrCasMismatch = errors.New("CasMismatch")
+
+// CASStore is shared data with its cas: GetCAS is proxy_get_shared_data (cas is never
+// 0 for a present key), SetCAS proxy_set_shared_data with a cas (0: unconditional).
+type CASStore interface {
+	GetCAS(key string) (value []byte, cas uint32, ok bool)
+	SetCAS(key, value string, cas uint32) error
+}
+
+// Lease roles.
+const (
+	RoleSync   = contract.RootSync
+	RoleRouter = contract.RootRouter
+)
+
+// LeaseValue is a parsed LeaseKey.
+type LeaseValue struct {
+	Role, Holder string
+	Expires      int64
+}
+
+// ParseLease reads a LeaseKey value; ok is false for a malformed one (treated as
+// expired, so a garbled key cannot stop the table for good).
+func ParseLease(v []byte) (LeaseValue, bool) {
+	f := strings.Fields(string(v))
+	if len(f) != 3 || (f[0] != RoleSync && f[0] != RoleRouter) || f[1] == "" {
+		return LeaseValue{}, false
+	}
+	exp, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return LeaseValue{}, false
+	}
+	return LeaseValue{Role: f[0], Holder: f[1], Expires: exp}, true
+}
+
+func (l LeaseValue) String() string {
+	return l.Role + " " + l.Holder + " " + strconv.FormatInt(l.Expires, 10)
+}
+
+// LeaseEvent is what a Tick changed.
+type LeaseEvent int
+
+const (
+	LeaseUnchanged LeaseEvent = iota
+	LeaseAcquired             // this VM holds the lease now: start polling
+	LeaseLost                 // this VM held it and does no more: stop polling
+)
+
+// Lease is one VM's side of the poll lease.
+type Lease struct {
+	role, id string
+	st       CASStore
+	held     bool
+	claimed  bool // created the absent key: holds it once the next tick reads it back
+	// Current is what the last Tick read (zero when absent or malformed).
+	Current LeaseValue
+}
+
+// NewLease gives the lease of a VM of role (RoleSync or RoleRouter) with id (random,
+// drawn when the root starts).
+func NewLease(role, id string, st CASStore) *Lease {
+	return &Lease{role: role, id: id, st: st}
+}
+
+// Held reports whether this VM holds the lease (and so polls).
+func (l *Lease) Held() bool { return l.held }
+
+// ID is this VM's holder id.
+func (l *Lease) ID() string { return l.id }
+
+// Tick applies the rules at host time now.
+func (l *Lease) Tick(now int64) LeaseEvent {
+	v, cas, present := l.st.GetCAS(LeaseKey)
+	cur, valid := LeaseValue{}, false
+	if present {
+		cur, valid = ParseLease(v)
+	}
+	l.Current = cur
+	mine := valid && cur.Holder == l.id
+	if l.role == RoleSync {
+		return l.tickSync(now, mine, cur)
+	}
+	if mine {
+		l.claimed = false
+		if cur.Expires-now < LeaseNanos/2 && !l.write(now, cas) {
+			return l.lose()
+		}
+		if !l.held {
+			l.held = true
+			return LeaseAcquired
+		}
+		return LeaseUnchanged
+	}
+	ev := l.lose()
+	if valid && now < cur.Expires {
+		return ev // another VM holds a live lease
+	}
+	// Absent, malformed or expired: take it.
+	if !present {
+		if l.write(now, 0) {
+			l.claimed = true
+		}
+		return ev
+	}
+	if l.write(now, cas) {
+		// cas protected the write over an existing key: no one else took it.
+		// (After a LeaseLost in the same tick this is a new term all the same: the
+		// glue starts over from shared data, which another holder wrote meanwhile.)
+		l.held = true
+		return LeaseAcquired
+	}
+	return ev
+}
+
+// tickSync: the sync holds the lease whatever it reads; it rewrites the key when it
+// finds another holder's (a router that took it while the sync was stalled: that
+// router reads the sync's id at its next tick and stops) or when half the lease ran.
+func (l *Lease) tickSync(now int64, mine bool, cur LeaseValue) LeaseEvent {
+	if !mine || cur.Expires-now < LeaseNanos/2 {
+		l.write(now, 0)
+	}
+	if !l.held {
+		l.held = true
+		return LeaseAcquired
+	}
+	return LeaseUnchanged
+}
+
+// Start is the sync's first write, in on_configure, so that routers starting with it
+// see a live sync before their first tick.
+func (l *Lease) Start(now int64) {
+	if l.role == RoleSync {
+		l.write(now, 0)
+		l.held = true
+	}
+}
+
+func (l *Lease) write(now int64, cas uint32) bool {
+	v := LeaseValue{Role: l.role, Holder: l.id, Expires: now + LeaseNanos}
+	if err := l.st.SetCAS(LeaseKey, v.String(), cas); err != nil {
+		return false
+	}
+	l.Current = v
+	return true
+}
+
+func (l *Lease) lose() LeaseEvent {
+	l.claimed = false
+	if l.held {
+		l.held = false
+		return LeaseLost
+	}
+	return LeaseUnchanged
+}
+
+// StillHeld re-reads the key: whether this VM is still the holder, for a poll answer
+// that arrives between ticks (a router that lost the lease must not write the table).
+func (l *Lease) StillHeld() bool {
+	if !l.held {
+		return false
+	}
+	v, _, ok := l.st.GetCAS(LeaseKey)
+	if !ok {
+		return false
+	}
+	cur, valid := ParseLease(v)
+	return valid && cur.Holder == l.id
+}

@@ -1,0 +1,199 @@
+package polling
+
+import (
+	"testing"
+)
+
+// casStore is shared data as Envoy keeps it (proxy-wasm-cpp-host shared_data.cc):
+// every write gets a new cas; a non-zero cas that differs from the stored one is a
+// mismatch, but only when the key exists; cas 0 always writes.
+type casStore struct {
+	blind bool // GetCAS finds nothing: every VM read before any wrote (a race)
+	vals  map[string]string
+	cas   map[string]uint32
+	next  uint32
+}
+
+func newCASStore() *casStore {
+	return &casStore{vals: map[string]string{}, cas: map[string]uint32{}}
+}
+
+func (s *casStore) GetCAS(key string) ([]byte, uint32, bool) {
+	v, ok := s.vals[key]
+	if s.blind {
+		return nil, 0, false
+	}
+	return []byte(v), s.cas[key], ok
+}
+
+func (s *casStore) SetCAS(key, value string, cas uint32) error {
+	if cur, ok := s.cas[key]; ok && cas != 0 && cas != cur {
+		return ErrCasMismatch
+	}
+	s.next++
+	s.vals[key], s.cas[key] = value, s.next
+	return nil
+}
+
+const tick = int64(100e6)
+
+func TestLeaseColdStartOneHolder(t *testing.T) {
+	st := newCASStore()
+	a, b, c := NewLease(RoleRouter, "a", st), NewLease(RoleRouter, "b", st), NewLease(RoleRouter, "c", st)
+	now := int64(1e12)
+	// All three find no key in the same tick and all "create" it (Envoy ignores cas
+	// on a missing key): none polls yet.
+	st.blind = true
+	for _, l := range []*Lease{a, b, c} {
+		if ev := l.Tick(now); ev != LeaseUnchanged || l.Held() {
+			t.Fatalf("%s: %v held %v after the first tick", l.ID(), ev, l.Held())
+		}
+	}
+	// The next tick: only the last writer reads its own id back.
+	st.blind = false
+	now += tick
+	var holders []string
+	for _, l := range []*Lease{a, b, c} {
+		if l.Tick(now) == LeaseAcquired {
+			holders = append(holders, l.ID())
+		}
+	}
+	if len(holders) != 1 || holders[0] != "c" {
+		t.Fatalf("holders %v, want [c]", holders)
+	}
+	// Many ticks later still exactly one, renewing (the lease never expires).
+	for i := 0; i < 500; i++ {
+		now += tick
+		n := 0
+		for _, l := range []*Lease{a, b, c} {
+			if ev := l.Tick(now); ev != LeaseUnchanged {
+				t.Fatalf("tick %d: %s %v", i, l.ID(), ev)
+			}
+			if l.Held() {
+				n++
+			}
+		}
+		if n != 1 || !c.Held() {
+			t.Fatalf("tick %d: %d holders", i, n)
+		}
+	}
+}
+
+func TestLeaseTakeoverAfterHolderDies(t *testing.T) {
+	st := newCASStore()
+	a, b := NewLease(RoleRouter, "a", st), NewLease(RoleRouter, "b", st)
+	now := int64(1e12)
+	a.Tick(now)
+	now += tick
+	if a.Tick(now) != LeaseAcquired {
+		t.Fatal("a did not acquire")
+	}
+	b.Tick(now)
+	diedAt := now // a stops ticking: its VM died
+	for b.Tick(now) != LeaseAcquired {
+		now += tick
+		if now-diedAt > LeaseNanos+tick {
+			t.Fatalf("b had not taken the lease %d ms after the holder died", (now-diedAt)/1e6)
+		}
+	}
+	if now-diedAt < LeaseNanos/2 {
+		t.Fatalf("b took a live lease after %d ms", (now-diedAt)/1e6)
+	}
+	// a comes back (it was only stalled): it reads b's id and stops.
+	if ev := a.Tick(now + tick); ev != LeaseLost || a.Held() {
+		t.Fatalf("stalled holder: %v held %v, want lost", ev, a.Held())
+	}
+}
+
+func TestLeaseExpiredContention(t *testing.T) {
+	// Two routers read the same expired lease; the cas makes one write fail.
+	st := newCASStore()
+	st.SetCAS(LeaseKey, LeaseValue{RoleRouter, "dead", 5}.String(), 0)
+	a, b := NewLease(RoleRouter, "a", st), NewLease(RoleRouter, "b", st)
+	_, cas, _ := st.GetCAS(LeaseKey)
+	// a wins the race first...
+	if a.Tick(100) != LeaseAcquired {
+		t.Fatal("a did not take the expired lease")
+	}
+	// ...and b's write with the stale cas it would have read fails.
+	if err := st.SetCAS(LeaseKey, "router b 999", cas); err != ErrCasMismatch {
+		t.Fatalf("write with a stale cas: %v", err)
+	}
+	if b.Tick(100) != LeaseUnchanged || b.Held() {
+		t.Fatal("b took a live lease")
+	}
+}
+
+func TestLeaseRenewsAndMalformed(t *testing.T) {
+	st := newCASStore()
+	st.SetCAS(LeaseKey, "garbage", 0)
+	a := NewLease(RoleRouter, "a", st)
+	if a.Tick(1000) != LeaseAcquired { // a malformed key counts as expired; it exists, so cas holds
+		t.Fatal("a did not replace a malformed lease")
+	}
+	first := a.Current.Expires
+	now := int64(1000) + LeaseNanos/2 + 1
+	if a.Tick(now) != LeaseUnchanged || a.Current.Expires <= first {
+		t.Fatalf("not renewed past half the lease: expires %d (was %d)", a.Current.Expires, first)
+	}
+	if !a.StillHeld() {
+		t.Fatal("StillHeld false for the holder")
+	}
+	st.SetCAS(LeaseKey, LeaseValue{RoleRouter, "b", now + LeaseNanos}.String(), 0)
+	if a.StillHeld() {
+		t.Fatal("StillHeld true after another VM took the lease")
+	}
+}
+
+func TestLeaseSyncHasPriority(t *testing.T) {
+	st := newCASStore()
+	r := NewLease(RoleRouter, "r", st)
+	now := int64(1e12)
+	r.Tick(now)
+	now += tick
+	if r.Tick(now) != LeaseAcquired {
+		t.Fatal("router did not acquire")
+	}
+	s := NewLease(RoleSync, "s", st)
+	s.Start(now)
+	if !s.Held() {
+		t.Fatal("the sync does not hold the lease after Start")
+	}
+	now += tick
+	if r.Tick(now) != LeaseLost {
+		t.Fatal("the router kept polling beside a live sync")
+	}
+	// Routers never take a live sync's lease, however long it runs.
+	for i := 0; i < 3*int(LeaseNanos/tick); i++ {
+		now += tick
+		s.Tick(now)
+		if r.Tick(now) != LeaseUnchanged || r.Held() {
+			t.Fatalf("tick %d: the router took the sync's lease", i)
+		}
+	}
+	// The sync's VM dies: a router takes over within the lease plus one tick.
+	diedAt := now
+	for r.Tick(now) != LeaseAcquired {
+		now += tick
+		if now-diedAt > LeaseNanos+tick {
+			t.Fatal("no router took over from the dead sync")
+		}
+	}
+	if v, ok := ParseLease([]byte(r.Current.String())); !ok || v.Role != RoleRouter || v.Holder != "r" {
+		t.Fatalf("lease after takeover: %+v", r.Current)
+	}
+}
+
+func TestParseLease(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"router abc 123", true}, {"sync abc 123", true}, {"other abc 123", false},
+		{"router abc", false}, {"router abc x", false}, {"", false}, {"router  abc 1 2", false},
+	} {
+		if _, ok := ParseLease([]byte(tc.in)); ok != tc.ok {
+			t.Errorf("ParseLease(%q) ok %v, want %v", tc.in, ok, tc.ok)
+		}
+	}
+}

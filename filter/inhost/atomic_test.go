@@ -224,12 +224,18 @@ func sample(vm *wasmhost.VM, n int) map[int]int {
 	return tables
 }
 
-// TestPollerKilledMidStream: the sync VM dies (closed) with a page of a full table in
-// flight. Routers keep the complete old table; the next sync resumes the load from the
+// TestPollerKilledMidStream: in both host profiles, the sync VM dies (closed) with a
+// page of a full table in flight. Routers keep the complete old table; the next sync resumes the load from the
 // page after the last one written and switches to the complete new table.
 func TestPollerKilledMidStream(t *testing.T) {
+	for _, p := range []wasmhost.Profile{wasmhost.Current, wasmhost.Legacy} {
+		t.Run(p.String(), func(t *testing.T) { pollerKilledMidStream(t, p) })
+	}
+}
+
+func pollerKilledMidStream(t *testing.T, profile wasmhost.Profile) {
 	const n = 3000
-	e := newFEnvWith(t, wasmhost.Options{}, server.Config{PageBytes: server.MinPageBytes}, tableOf(n, 1))
+	e := newFEnvWith(t, wasmhost.Options{Profile: profile}, server.Config{PageBytes: server.MinPageBytes}, tableOf(n, 1))
 	syncA := e.vm("sync", filterConfig(""))
 	r := e.vm("router", filterConfig(""))
 	e.waitLog("sync: table at revision 1: 3000 servers", syncWithin)
@@ -271,16 +277,20 @@ func TestPollerKilledMidStream(t *testing.T) {
 	waitEmptied(t, e, "a")
 }
 
-// TestRegistrarFailsMidPages: the registrar answers the second page of a full table
+// TestRegistrarFailsMidPages (410 in the legacy profile too): the registrar answers the second page of a full table
 // with 410 snapshot_gone, a reset connection or a page cut short. Routers keep the
 // complete old table meanwhile, and the sync ends on the complete new one (asking the
 // page again after a reset, which Envoy answers as a local 503; emptying the half-loaded generation and starting over after
 // 410 and garbage).
 func TestRegistrarFailsMidPages(t *testing.T) {
 	const n = 2000
-	for _, fault := range []string{"410", "reset", "garbage"} {
-		t.Run(fault, func(t *testing.T) {
-			e := newFEnvWith(t, wasmhost.Options{}, server.Config{PageBytes: server.MinPageBytes}, tableOf(n, 1))
+	for _, c := range []struct {
+		fault   string
+		profile wasmhost.Profile
+	}{{"410", wasmhost.Current}, {"reset", wasmhost.Current}, {"garbage", wasmhost.Current}, {"410", wasmhost.Legacy}} {
+		fault := c.fault
+		t.Run(fault+"/"+c.profile.String(), func(t *testing.T) {
+			e := newFEnvWith(t, wasmhost.Options{Profile: c.profile}, server.Config{PageBytes: server.MinPageBytes}, tableOf(n, 1))
 			r := startSynced(t, e, 1, filterConfig(""))[0]
 			e.waitLog("sync: table at revision 1: 2000 servers", syncWithin)
 			var pages atomic.Int32

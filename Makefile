@@ -79,7 +79,8 @@ bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout|BenchmarkRegistrarScale' -benchtime 1x -timeout 10m ./registrar/server/
 	$(GO) test -run '^$$' -bench 'BenchmarkCommit|BenchmarkRewriteWholeFile' -benchtime 200x -timeout 10m ./registrar/store/
 	$(GO) test -run '^$$' -bench 'BenchmarkProxyRegistryFlood' -benchtime 100000x ./registrar/server/
-	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStart1M' -benchtime 1x -timeout 10m ./registrar/
+	$(GO) test -run '^$$' -bench 'BenchmarkWaitApplied' -benchtime 1x -timeout 10m ./registrar/server/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStart1M|BenchmarkRegistrarSlowReaders' -benchtime 1x -timeout 10m ./registrar/
 	$(GO) test -run '^$$' -bench 'BenchmarkRewriteManyHeaders' -benchtime 20x ./devproxy/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStores' -benchtime 1x -timeout 10m ./e2e/
 

@@ -2,6 +2,7 @@ package devproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -201,8 +202,9 @@ func runHealthCheck(ctx context.Context, cluster string, e *endpoint, hc *health
 	}
 }
 
-// newClusterTransport makes the pools from the given addresses.
-func newClusterTransport(specs map[string]*clusterSpec, addrs map[string][]string) (*clusterTransport, error) {
+// newClusterTransport makes the pools from the given addresses; tlsFor gives a
+// cluster's TLS client setting for its https:// endpoints (none: Go's defaults).
+func newClusterTransport(specs map[string]*clusterSpec, addrs map[string][]string, tlsFor map[string]*tls.Config) (*clusterTransport, error) {
 	t := &clusterTransport{clusters: map[string]*endpointPool{}}
 	for name, spec := range specs {
 		if spec.dfp {
@@ -213,6 +215,9 @@ func newClusterTransport(specs map[string]*clusterSpec, addrs map[string][]strin
 		pool := &endpointPool{name: name, base: newTransport(0, spec.connectTimeout, spec.idleTimeout)}
 		pool.upgrades = newTransport(0, spec.connectTimeout, 0)
 		pool.upgrades.DisableKeepAlives = true
+		if c := tlsFor[name]; c != nil {
+			pool.base.TLSClientConfig, pool.upgrades.TLSClientConfig = c.Clone(), c.Clone()
+		}
 		dial := pool.upgrades.DialContext
 		pool.upgrades.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dial(ctx, network, addr)

@@ -39,7 +39,7 @@ func TestClusterSkipsUnhealthyEndpoints(t *testing.T) {
 
 	specs := map[string]*clusterSpec{"registrar": {name: "registrar", connectTimeout: time.Second,
 		health: &healthCheck{interval: 50 * time.Millisecond, timeout: time.Second, unhealthy: 1, healthy: 1, httpPath: "/healthz"}}}
-	ct, err := newClusterTransport(specs, map[string][]string{"registrar": {dead, a, b}})
+	ct, err := newClusterTransport(specs, map[string][]string{"registrar": {dead, a, b}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

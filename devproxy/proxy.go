@@ -19,6 +19,7 @@ package devproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +51,10 @@ type Config struct {
 	// with several, a request goes to a healthy one and fails over on a refused
 	// connection.
 	Registrar []string
+	// RegistrarTLS is the TLS client setting for https:// registrar URLs: the CAs to
+	// trust (RootCAs) and a client certificate for a registrar with -tls-client-ca.
+	// nil: the system's CAs, no client certificate.
+	RegistrarTLS *tls.Config
 	// Upstream is the base URL of every other static cluster not named in Clusters.
 	Upstream string
 	// Clusters gives the endpoints of named clusters; it overrides Registrar and
@@ -128,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.clusters, err = newClusterTransport(s.clusters, addrs); err != nil {
+	if p.clusters, err = newClusterTransport(s.clusters, addrs, map[string]*tls.Config{p.registrarCluster(): p.cfg.RegistrarTLS}); err != nil {
 		return nil, err
 	}
 	checkCtx, stop := context.WithCancel(context.Background())
@@ -163,12 +168,17 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
+// registrarCluster is the cluster the filter polls ("" without a filter).
+func (p *Proxy) registrarCluster() string {
+	if regCluster := p.plugin.Registrar.Cluster; regCluster != "" || p.site.wasm == nil {
+		return regCluster
+	}
+	return pluginconfig.Default().Registrar.Cluster
+}
+
 // clusterAddresses decides each static cluster's endpoints from Config.
 func (p *Proxy) clusterAddresses() (map[string][]string, error) {
-	regCluster := p.plugin.Registrar.Cluster
-	if regCluster == "" && p.site.wasm != nil {
-		regCluster = pluginconfig.Default().Registrar.Cluster
-	}
+	regCluster := p.registrarCluster()
 	out := map[string][]string{}
 	for name, spec := range p.site.clusters {
 		if spec.dfp {

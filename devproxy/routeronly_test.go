@@ -7,11 +7,11 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"switchyard/internal/testkit/bin"
+	"switchyard/internal/testkit/logbuf"
 	"switchyard/internal/testkit/wait"
 )
 
@@ -28,7 +28,7 @@ func TestRouterOnlyWithoutBootstrapService(t *testing.T) {
 		t.Fatal("envoy.yaml has no bootstrap extension to leave out; update the test")
 	}
 	bs.BootstrapExtensions = nil
-	logs := &syncWriter{w: &strings.Builder{}}
+	logs := &logbuf.Buffer{}
 	p, err := New(t.Context(), Config{
 		Wasm:          bin.Read(t, "filter.wasm"),
 		Envoy:         bs,
@@ -67,22 +67,4 @@ func TestRouterOnlyWithoutBootstrapService(t *testing.T) {
 	if n := strings.Count(logs.String(), "holds the poll lease"); n != 1 {
 		t.Fatalf("%d router VMs took the poll lease, want 1\n%s", n, logs.String())
 	}
-}
-
-// syncWriter is a writer safe for the VMs' concurrent log lines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.String()
 }

@@ -51,6 +51,9 @@ func wasiRandomGet(buf unsafe.Pointer, size uint32) uint32
 //go:wasmimport env proxy_increment_metric
 func proxyIncrementMetric(id uint32, offset int64) uint32
 
+//go:wasmimport env proxy_define_metric
+func proxyDefineMetric(typ uint32, name string, retID *uint32) uint32
+
 var (
 	outData, outSize, outCas uint32
 	outNow                   uint64
@@ -65,6 +68,15 @@ var (
 // headers is in the pairs format (abi.EncodePairs).
 func sendLocalResponse(status uint32, details, body, headers string) abi.Status {
 	return abi.Status(proxySendLocalResponse(status, details, body, headers, -1))
+}
+
+// defineMetric asks the host for the id of the metric of that type and name. Unlike
+// the SDK's, it returns the host's status rather than panicking (a trap) when the host
+// keeps no metrics.
+func defineMetric(typ abi.MetricType, name string) (uint32, abi.Status) {
+	var id uint32
+	st := abi.Status(proxyDefineMetric(uint32(typ), name, &id))
+	return id, st
 }
 
 // incrementMetric adds offset to a counter by id.

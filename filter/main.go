@@ -97,6 +97,16 @@ func (p *plugin) OnTick() {
 	}
 }
 
+// OnPluginDone (proxy_on_done: the plugin is updated or removed) lets the root give
+// up the poll lease, so another VM polls at its next tick rather than when the lease
+// would have expired.
+func (p *plugin) OnPluginDone() bool {
+	if p.root != nil {
+		return p.root.OnPluginDone()
+	}
+	return true
+}
+
 func (p *plugin) NewHttpContext(id uint32) types.HttpContext {
 	if p.root == nil {
 		return &misconfiguredStream{}

@@ -4,6 +4,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 
 	"switchyard/filter/routing"
+	"switchyard/internal/abi"
 	"switchyard/internal/contract"
 )
 
@@ -12,6 +13,30 @@ import (
 // switchyard_routed). They are defined in on_configure, never in init(): Envoy traps a
 // define_metric made while the module initialises.
 
+// metricsOff is set once the host refused a metric definition (a host that keeps no
+// metrics answers define_metric with an error): the VM then runs without metrics,
+// having said so once, and every id is 0 (which the host ignores).
+var metricsOff bool
+
+// defineCounter and defineGauge give the id of a metric, or 0 when the host keeps
+// none.
+func defineCounter(name string) uint32 { return define(abi.MetricCounter, name) }
+func defineGauge(name string) uint32   { return define(abi.MetricGauge, name) }
+
+func define(typ abi.MetricType, name string) uint32 {
+	if metricsOff {
+		return 0
+	}
+	id, st := defineMetric(typ, name)
+	if st != abi.StatusOK {
+		metricsOff = true
+		proxywasm.LogWarn("the proxy keeps no metrics for this plugin (define_metric " + name + ": " + st.String() +
+			"); running without switchyard's metrics")
+		return 0
+	}
+	return id
+}
+
 // routerMetrics are the router's counter ids: routed, and one per rejection.
 type routerMetrics struct {
 	routed   uint32
@@ -19,10 +44,10 @@ type routerMetrics struct {
 }
 
 func defineRouterMetrics() routerMetrics {
-	m := routerMetrics{routed: uint32(proxywasm.DefineCounterMetric(contract.MetricRouted))}
+	m := routerMetrics{routed: defineCounter(contract.MetricRouted)}
 	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
 		if o.Rejected() {
-			m.rejected[o] = uint32(proxywasm.DefineCounterMetric(contract.MetricRejectedBase + o.Code()))
+			m.rejected[o] = defineCounter(contract.MetricRejectedBase + o.Code())
 		}
 	}
 	return m
@@ -36,9 +61,9 @@ type pollMetrics struct {
 
 func definePollMetrics() pollMetrics {
 	return pollMetrics{
-		success:  uint32(proxywasm.DefineCounterMetric(contract.MetricSyncSuccess)),
-		failure:  uint32(proxywasm.DefineCounterMetric(contract.MetricSyncFailure)),
-		size:     uint32(proxywasm.DefineGaugeMetric(contract.MetricTableSize)),
-		revision: uint32(proxywasm.DefineGaugeMetric(contract.MetricTableRevision)),
+		success:  defineCounter(contract.MetricSyncSuccess),
+		failure:  defineCounter(contract.MetricSyncFailure),
+		size:     defineGauge(contract.MetricTableSize),
+		revision: defineGauge(contract.MetricTableRevision),
 	}
 }

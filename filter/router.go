@@ -48,6 +48,13 @@ func (r *router) NewHttpContext(uint32) types.HttpContext { return &r.stream }
 // OnTick runs the poll lease and the age watch (router_tick.go).
 func (r *router) OnTick() { r.tick.run() }
 
+// OnPluginDone releases the poll lease if this VM holds it.
+func (r *router) OnPluginDone() bool {
+	r.tick.lease.Release()
+	r.tick.poller = nil
+	return true
+}
+
 type routerStream struct {
 	types.DefaultHttpContext
 	r *router

@@ -29,7 +29,7 @@ func newRouterTick(cfg pluginconfig.Config) routerTick {
 		metrics:  definePollMetrics(),
 		lease:    polling.NewLease(polling.RoleRouter, vmID(hostNow()), sharedStore{}),
 		age:      polling.NewAgeWatch(cfg.StaleAfter(), sharedStore{}),
-		ageGauge: uint32(proxywasm.DefineGaugeMetric(contract.MetricTableAge)),
+		ageGauge: defineGauge(contract.MetricTableAge),
 	}
 }
 

@@ -29,6 +29,12 @@ func newSyncRoot(cfg pluginconfig.Config) *syncRoot {
 // NewHttpContext: an HTTP stream reaching this root is a misconfiguration.
 func (s *syncRoot) NewHttpContext(uint32) types.HttpContext { return &misconfiguredStream{} }
 
+// OnPluginDone releases the poll lease, so that routers poll until a new sync starts.
+func (s *syncRoot) OnPluginDone() bool {
+	s.lease.Release()
+	return true
+}
+
 func (s *syncRoot) OnTick() {
 	now := hostNow()
 	s.lease.Tick(now)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"switchyard/internal/testkit/proc"
+	"switchyard/registrar/store"
 )
 
 // startBinary runs the built registrar (proc.Start) with args plus -listen
@@ -222,6 +223,28 @@ func TestBinarySecondInstanceRefused(t *testing.T) {
 		t.Fatalf("second instance: exit %d, want 1 with %q:\n%s", code, want, out)
 	}
 	stop(t, p)
+}
+
+// With the lock file removed while the first registrar runs, a second one on the same
+// -data is still refused (the first holds a lock on its log segment), and the first
+// one's writes all survive its restart.
+func TestBinarySecondInstanceRefusedWithoutLockFile(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "servers.json")
+	p := startBinary(t, nil, "-data", data)
+	register(t, p.URL(), "web-1", "10.1.2.3", "logs")
+	if err := os.Remove(data + ".lock"); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runBinary(t, nil, "-listen", "127.0.0.1:0", "-data", data)
+	if want := "in use by another registrar: its log"; code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("second instance without the lock file: exit %d, want 1 with %q:\n%s", code, want, out)
+	}
+	register(t, p.URL(), "web-2", "10.1.2.4", "logs")
+	stop(t, p)
+	rev, servers, err := store.ReadData(data)
+	if err != nil || rev != 2 || len(servers) != 2 {
+		t.Fatalf("after the restart: revision %d, %d servers, %v; want both writes", rev, len(servers), err)
+	}
 }
 
 // Data deleted after it existed stops the start, loudly, unless -init (or

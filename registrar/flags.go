@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
+	"switchyard/internal/secretfile"
 	"switchyard/registrar/server"
 	"switchyard/registrar/store"
 	"switchyard/registrar/store/etcdstore"
@@ -87,7 +87,7 @@ says otherwise: the proxy checks the addresses they resolve to when it connects.
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (settings, error) {
 	var c settings
 	sc := &c.server
-	var token, tokenFile, allowCIDR, dnsTargets, allowDNSSuffix string
+	var token, tokenFile, proxyToken, proxyTokenFile, allowCIDR, dnsTargets, allowDNSSuffix string
 	fs := flag.NewFlagSet("registrar", flag.ContinueOnError)
 	fs.SetOutput(out)
 	env := func(name, def string) string {
@@ -99,7 +99,12 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 	fs.StringVar(&sc.Listen, "listen", env("REGISTRAR_LISTEN", "127.0.0.1:9000"), "address to listen on, host:port (env REGISTRAR_LISTEN); port 0 picks a free one")
 	fs.StringVar(&c.Data, "data", env("REGISTRAR_DATA", "data/servers.json"), "data file, created with its folders on the first write; its write-ahead log is kept beside it as <data>.wal-<revision> (env REGISTRAR_DATA)")
 	fs.StringVar(&token, "token", "", "bearer token every /api/ and /v1/ request must carry (env REGISTRAR_TOKEN); prefer -token-file, since flags show in ps")
-	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed (env REGISTRAR_TOKEN_FILE)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the token, surrounding whitespace trimmed; others must not be able to read it (chmod 600) (env REGISTRAR_TOKEN_FILE)")
+	fs.StringVar(&proxyToken, "proxy-token", "", "the proxies' own bearer token: when set, /v1/ takes only it (the filter's registrar.token) and /api/ never does (env REGISTRAR_PROXY_TOKEN); prefer -proxy-token-file")
+	fs.StringVar(&proxyTokenFile, "proxy-token-file", "", "file holding the proxy token, surrounding whitespace trimmed; others must not be able to read it (chmod 600) (env REGISTRAR_PROXY_TOKEN_FILE)")
+	fs.StringVar(&sc.TLSCert, "tls-cert", env("REGISTRAR_TLS_CERT", ""), "PEM certificate chain to serve HTTPS with, with -tls-key; both files are read again when they change (env REGISTRAR_TLS_CERT)")
+	fs.StringVar(&sc.TLSKey, "tls-key", env("REGISTRAR_TLS_KEY", ""), "PEM private key of -tls-cert (env REGISTRAR_TLS_KEY)")
+	fs.StringVar(&sc.TLSClientCA, "tls-client-ca", env("REGISTRAR_TLS_CLIENT_CA", ""), "PEM CA certificates: /v1/ then requires a client certificate one of them signed (the proxies'); /api/ and the page do not (env REGISTRAR_TLS_CLIENT_CA)")
 	fs.StringVar(&allowCIDR, "allow-cidr", env("REGISTRAR_ALLOW_CIDR", ""), "comma-separated CIDR ranges IP targets must be in; also the only way to allow loopback, link-local, metadata, unspecified or multicast targets, by a range inside theirs (env REGISTRAR_ALLOW_CIDR)")
 	fs.StringVar(&dnsTargets, "dns-targets", env("REGISTRAR_DNS_TARGETS", "allow"), "allow: targets may be DNS names (the proxy checks what they resolve to); deny: IP addresses only (env REGISTRAR_DNS_TARGETS)")
 	fs.StringVar(&allowDNSSuffix, "allow-dns-suffix", env("REGISTRAR_ALLOW_DNS_SUFFIX", ""), "comma-separated DNS suffixes (e.g. .internal.example.com); when set, DNS-name targets must be under one of them (env REGISTRAR_ALLOW_DNS_SUFFIX)")
@@ -124,7 +129,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 	fs.Int64Var(&sc.History, "history", envInt("REGISTRAR_HISTORY", store.DefaultHistory), "revisions of changes kept for delta answers to proxies (at most that many name changes; ~100 bytes each); a proxy further behind gets the full table (env REGISTRAR_HISTORY)")
 	fs.Int64Var(&sc.PageBytes, "page-bytes", envInt("REGISTRAR_PAGE_BYTES", server.DefaultPageBytes), "largest /v1/routes answer in bytes: full tables are sent in pages of this size, well under Envoy's 32 MiB http-call limit (env REGISTRAR_PAGE_BYTES)")
 	fs.Int64Var(&sc.MaxServers, "max-servers", envInt("REGISTRAR_MAX_SERVERS", server.DefaultMaxServers), "most servers the table may hold; writes that would add more are refused with 507 (env REGISTRAR_MAX_SERVERS)")
-	fs.Int64Var(&sc.MaxProxies, "max-proxies", envInt("REGISTRAR_MAX_PROXIES", server.DefaultMaxProxies), "most proxies GET /api/proxies remembers; a new one beyond that evicts the one silent longest (env REGISTRAR_MAX_PROXIES)")
+	fs.Int64Var(&sc.MaxProxies, "max-proxies", envInt("REGISTRAR_MAX_PROXIES", server.DefaultMaxProxies), "most proxies GET /api/proxies remembers; a new one beyond that takes the slot of the one silent longest when that one is gone, and is not recorded while all are live (env REGISTRAR_MAX_PROXIES)")
 	initDefault := false
 	if v := getenv("REGISTRAR_INIT"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -167,21 +172,10 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	var err error
-	switch {
-	case set["token"] && set["token-file"]:
-		return c, errors.New("give either -token or -token-file, not both")
-	case set["token"]:
-		sc.Token, err = checkToken(token, "-token")
-	case set["token-file"]:
-		sc.Token, err = readTokenFile(tokenFile, "-token-file")
-	case getenv("REGISTRAR_TOKEN") != "" && getenv("REGISTRAR_TOKEN_FILE") != "":
-		return c, errors.New("set either REGISTRAR_TOKEN or REGISTRAR_TOKEN_FILE, not both")
-	case getenv("REGISTRAR_TOKEN") != "":
-		sc.Token, err = checkToken(getenv("REGISTRAR_TOKEN"), "REGISTRAR_TOKEN")
-	case getenv("REGISTRAR_TOKEN_FILE") != "":
-		sc.Token, err = readTokenFile(getenv("REGISTRAR_TOKEN_FILE"), "REGISTRAR_TOKEN_FILE")
+	if sc.Token, err = tokenSetting(set, getenv, "token", token, tokenFile); err != nil {
+		return c, err
 	}
-	if err != nil {
+	if sc.ProxyToken, err = tokenSetting(set, getenv, "proxy-token", proxyToken, proxyTokenFile); err != nil {
 		return c, err
 	}
 	if c.Etcd, c.UseEtcd, err = etcdFlags.Options(); err != nil {
@@ -206,12 +200,34 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (setti
 	return c, nil
 }
 
-func readTokenFile(path, from string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%s: cannot read the token file: %v", from, err)
+// tokenSetting reads the token named name (token, proxy-token) from -name or
+// -name-file, else from the variables REGISTRAR_NAME or REGISTRAR_NAME_FILE: "" when
+// none is set, an error when both of a pair are.
+func tokenSetting(set map[string]bool, getenv func(string) string, name, value, file string) (string, error) {
+	envName := "REGISTRAR_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	switch {
+	case set[name] && set[name+"-file"]:
+		return "", fmt.Errorf("give either -%s or -%s-file, not both", name, name)
+	case set[name]:
+		return checkToken(value, "-"+name)
+	case set[name+"-file"]:
+		return readTokenFile(file, "-"+name+"-file")
+	case getenv(envName) != "" && getenv(envName+"_FILE") != "":
+		return "", fmt.Errorf("set either %s or %s_FILE, not both", envName, envName)
+	case getenv(envName) != "":
+		return checkToken(getenv(envName), envName)
+	case getenv(envName+"_FILE") != "":
+		return readTokenFile(getenv(envName+"_FILE"), envName+"_FILE")
 	}
-	return checkToken(strings.TrimSpace(string(b)), from+" "+path)
+	return "", nil
+}
+
+func readTokenFile(path, from string) (string, error) {
+	t, err := secretfile.Read(path, "the token file")
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", from, err)
+	}
+	return checkToken(t, from+" "+path)
 }
 
 // checkToken refuses tokens that would silently open the API (empty) or could never

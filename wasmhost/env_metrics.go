@@ -21,6 +21,7 @@ var metricImports = []*hostFunc{proxyDefineMetric, proxyIncrementMetric, proxyRe
 //   - Ok: the id was written.
 //   - BadArgument: type above 2 (0 counter, 1 gauge, 2 histogram).
 //   - InvalidMemoryAccess: name or ret_id_ptr outside guest memory.
+//   - Unimplemented: Options.NoMetrics (a host that keeps no metrics).
 //
 // Linked everywhere; callbacks only (so not from a Go guest's init()).
 var proxyDefineMetric = envCall("proxy_define_metric", 4, (*VM).defineMetric)
@@ -111,6 +112,9 @@ func (h *Host) Metrics() map[string]int64 {
 }
 
 func (vm *VM) defineMetric(s []uint64) abi.Status {
+	if vm.host.opts.NoMetrics {
+		return abi.StatusUnimplemented
+	}
 	typ := abi.MetricType(s[0])
 	if typ > abi.MetricHistogram {
 		return abi.StatusBadArgument

@@ -61,6 +61,10 @@ type Options struct {
 	// Node is Envoy's bootstrap node (--service-node, --service-cluster): the
 	// properties xds.node.id and xds.node.cluster. Empty, as Envoy without them.
 	Node Node
+	// NoMetrics makes a host that keeps no metrics: proxy_define_metric answers
+	// Unimplemented (so a guest must run without them), as a host without a stats
+	// store does.
+	NoMetrics bool
 }
 
 // Node is the part of Envoy's bootstrap node (config.core.v3.Node) the host serves.

@@ -340,6 +340,15 @@ func (vm *VM) Close() error {
 	return err
 }
 
+// Kill ends the VM at once without proxy_on_done or proxy_on_delete, as a worker that
+// crashed or a process that was killed: its ticks stop, its http calls are cancelled
+// and the instance is freed. The guest learns nothing (Close is the orderly end).
+func (vm *VM) Kill() {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	vm.teardown()
+}
+
 // Err returns nil while the VM is alive, and the trap or panic (with the guest's
 // stderr) once it died.
 func (vm *VM) Err() error {

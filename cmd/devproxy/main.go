@@ -83,6 +83,9 @@ func run() error {
 	profile := flag.String("profile", "current", "Envoy behaviour to reproduce: current (Envoy ≈1.38 and later: the full WASI stub set, poll_oneoff answers at once) or legacy (Envoy 1.33-1.37; docs/proxy-wasm-host.md, Profiles)")
 	nodeID := flag.String("node-id", "", "the proxy's node id, as Envoy's --service-node: the filter names itself by it in its polls, so the registrar's /api/proxies lists it by this name (empty: unnamed, as Envoy without it)")
 	nodeCluster := flag.String("node-cluster", "", "the proxy's node cluster, as Envoy's --service-cluster (empty: none)")
+	registrarCA := flag.String("registrar-ca", "", "PEM CA certificates to trust for an https:// -registrar (empty: the system's)")
+	registrarCert := flag.String("registrar-cert", "", "PEM client certificate for an https:// -registrar that requires one (-tls-client-ca), with -registrar-key")
+	registrarKey := flag.String("registrar-key", "", "PEM private key of -registrar-cert")
 	flag.Parse()
 	if len(registrars) == 0 {
 		registrars = listFlag{"http://127.0.0.1:9000"}
@@ -114,10 +117,15 @@ func run() error {
 		return fmt.Errorf("-profile must be current or legacy, not %q", *profile)
 	}
 
+	regTLS, err := devproxy.RegistrarTLS(*registrarCA, *registrarCert, *registrarKey)
+	if err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p, err := devproxy.New(ctx, devproxy.Config{
-		Wasm: wasm, Envoy: bs, Registrar: registrars, Upstream: *upstream, Clusters: clusters, AllowCIDR: allow,
+		Wasm: wasm, Envoy: bs, Registrar: registrars, RegistrarTLS: regTLS, Upstream: *upstream, Clusters: clusters, AllowCIDR: allow,
 		Workers: *workers, Profile: prof, Logger: log, HostLogOutput: os.Stderr,
 		Node: wasmhost.Node{ID: *nodeID, Cluster: *nodeCluster},
 	})

@@ -204,6 +204,20 @@ func TestFilterSyncSendsToken(t *testing.T) {
 	}
 }
 
+// TestFilterSyncTokenFromEnvironment: registrar.token_env reads the token from the
+// VM's environment (Envoy's vm_config.environment_variables), as the hosts hand a
+// plugin its secrets.
+func TestFilterSyncTokenFromEnvironment(t *testing.T) {
+	e := newFEnv(t, wasmhost.Options{}, nil)
+	e.vmWith(wasmhost.PluginConfig{Name: "switchyard", RootID: "sync", VMID: "switchyard",
+		Configuration: []byte(`{"registrar": {"wait_seconds": 1, "token_env": "SWITCHYARD_REGISTRAR_TOKEN"}}`),
+		Env:           map[string]string{"SWITCHYARD_REGISTRAR_TOKEN": "from-the-env"}})
+	e.waitLog("sync: table at revision", syncWithin)
+	if _, last := e.reg.stats(); last.Header.Get("Authorization") != "Bearer from-the-env" {
+		t.Errorf("poll sent authorization %q, want the token from the VM's environment", last.Header.Get("Authorization"))
+	}
+}
+
 // TestFilterKeepsTableWhenRegistrarFails: every kind of failure leaves the last good
 // table routing, is logged once (not once per retry), and the sync recovers.
 func TestFilterKeepsTableWhenRegistrarFails(t *testing.T) {

@@ -3,6 +3,7 @@ package inhost
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,9 +140,7 @@ func TestRouterOnlyHolderKilledAnotherTakesOver(t *testing.T) {
 			vms := startRouters(e, 3, map[string]string{"GOGC": "10"})
 			advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[2], "web-1", "10.0.0.1:81") })
 			holder, _ := holderVM(t, e, vms, clk)
-			if err := vms[holder].Close(); err != nil {
-				t.Fatal(err)
-			}
+			vms[holder].Kill() // it dies: no proxy_on_done releases the lease
 			e.reg.pollers()
 			e.reg.put("web-1", "10.0.0.2:82")
 			rest := slices.Delete(slices.Clone(vms), holder, holder+1)
@@ -174,6 +173,49 @@ func TestRouterOnlyHolderKilledAnotherTakesOver(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeaseReleasedWhenPluginDone: a VM that is done (proxy_on_done: a plugin update
+// or removal) releases the poll lease, so another router polls at its next tick
+// rather than when the lease would have expired: for a router holder, and for the
+// sync.
+func TestLeaseReleasedWhenPluginDone(t *testing.T) {
+	const bound = 300 * time.Millisecond // two ticks and the tick the release lands in
+	t.Run("router", func(t *testing.T) {
+		clk := wasmhost.NewManualClock(time.Now())
+		e := newFEnv(t, wasmhost.Options{Clock: clk}, map[string]string{"web-1": "10.0.0.1:81"})
+		vms := startRouters(e, 2, nil)
+		advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[1], "web-1", "10.0.0.1:81") })
+		holder, _ := holderVM(t, e, vms, clk)
+		if err := vms[holder].Close(); err != nil {
+			t.Fatal(err)
+		}
+		e.reg.pollers()
+		other := vms[1-holder]
+		took := advanceUntil(t, clk, leaseBound+time.Second, "the other router polls", func() bool { return len(e.reg.byProxyNow()) > 0 })
+		if took > bound {
+			t.Errorf("the other router polled %v of host time after the holder was done, want within %v (not the lease's %v)", took, bound, leaseBound)
+		}
+		e.reg.put("web-1", "10.0.0.2:82")
+		advanceUntil(t, clk, 3*time.Second, "a change after the handover", func() bool { return routes(t, other, "web-1", "10.0.0.2:82") })
+	})
+	t.Run("sync", func(t *testing.T) {
+		clk := wasmhost.NewManualClock(time.Now())
+		e := newFEnv(t, wasmhost.Options{Clock: clk}, map[string]string{"web-1": "10.0.0.1:81"})
+		syncVM := e.vm(contract.RootSync, filterConfig(`"proxy_id": "sync"`))
+		vms := startRouters(e, 1, nil)
+		advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[0], "web-1", "10.0.0.1:81") })
+		if err := syncVM.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e.reg.pollers()
+		took := advanceUntil(t, clk, leaseBound+time.Second, "a router polls", func() bool {
+			return e.lease().Role == contract.RootRouter && len(e.reg.byProxyNow()) > 0
+		})
+		if took > bound {
+			t.Errorf("a router polled %v of host time after the sync was done, want within %v", took, bound)
+		}
+	})
 }
 
 // TestRouterOnlyReloadColdStarts: a reload replaces every VM; the vm_id's shared data
@@ -234,7 +276,7 @@ func TestRouterOnlySyncPresentRoutersNeverPoll(t *testing.T) {
 		t.Fatalf("lease %+v beside a live sync", l)
 	}
 	// The sync's VM dies and is not replaced: a router takes over within the bound.
-	syncVM.Close()
+	syncVM.Kill()
 	e.reg.put("web-1", "10.0.3.1:80")
 	took := advanceUntil(t, clk, leaseBound+time.Second, "a router took the lease from the dead sync", func() bool {
 		return e.lease().Role == contract.RootRouter && len(e.reg.byProxyNow()) > 0
@@ -298,9 +340,7 @@ func TestRouterOnlyMillionRequestsAcrossHandover(t *testing.T) {
 	start := time.Now()
 	for i := 0; i < requests; i++ {
 		if i == 300_000 {
-			if err := holder.Close(); err != nil {
-				t.Fatal(err)
-			}
+			holder.Kill()
 			e.reg.put("n500", "10.9.9.9:80")
 		}
 		if i%1000 == 0 {
@@ -412,5 +452,31 @@ func TestTableAgeStaleAndFresh(t *testing.T) {
 				t.Fatalf("%d fresh lines, want 1", n)
 			}
 		})
+	}
+}
+
+// TestRunsWithoutMetrics: on a host that keeps no metrics (define_metric answers
+// Unimplemented) the router and the sync start, route and poll, and each VM says once
+// that it runs without metrics.
+func TestRunsWithoutMetrics(t *testing.T) {
+	clk := wasmhost.NewManualClock(time.Now())
+	e := newFEnv(t, wasmhost.Options{Clock: clk, NoMetrics: true}, map[string]string{"web-1": "10.0.0.1:81"})
+	e.vm(contract.RootSync, filterConfig(`"proxy_id": "sync"`))
+	vms := startRouters(e, 1, nil)
+	advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[0], "web-1", "10.0.0.1:81") })
+	if got := fRequest(t, vms[0], "/sys/x", "nobody"); got.status() != 404 {
+		t.Errorf("an unknown name: %d, want 404", got.status())
+	}
+	n := 0
+	for _, l := range e.h.Logs() {
+		if strings.Contains(l.Message, "running without switchyard's metrics") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d lines say the VM runs without metrics, want one per VM (2):\n%s", n, e.logText())
+	}
+	if err := vms[0].Err(); err != nil {
+		t.Fatalf("the router died: %v", err)
 	}
 }

@@ -41,9 +41,11 @@ import (
 //     its poll in flight is dropped. Both run the same Machine, which adopts what
 //     shared data holds, so the table stays whole either way.)
 //
-// A holder whose VM dies is replaced within LeaseNanos plus one tick (the first tick
-// of another router after expiry takes the expired key with cas); from no key at all
-// (a cold start) the first poll goes out on the second tick.
+// A holder whose VM is done (a plugin update or removal: proxy_on_done) releases the
+// lease (Release), and another router takes it at its next tick. A holder whose VM
+// dies without that is replaced within LeaseNanos plus one tick (the first tick of
+// another router after expiry takes the expired key with cas); from no key at all (a
+// cold start) the first poll goes out on the second tick.
 const (
 	LeaseKey   = contract.LeaseKey
 	LeaseNanos = int64(contract.LeaseSeconds) * 1e9
@@ -204,6 +206,30 @@ func (l *Lease) lose() LeaseEvent {
 		return LeaseLost
 	}
 	return LeaseUnchanged
+}
+
+// Release gives the lease up when the VM is done (proxy_on_done: a plugin update or
+// removal), so that another VM takes it at its next tick instead of when it would
+// have expired: it writes the key expired, with the cas it read, and only over its
+// own holding (a key another VM holds or changed since is left as it is). Polls of
+// this VM stop counting as the holder's at once.
+func (l *Lease) Release() {
+	held, claimed := l.held, l.claimed
+	l.held, l.claimed = false, false
+	if !held && !claimed {
+		return
+	}
+	v, cas, ok := l.st.GetCAS(LeaseKey)
+	if !ok {
+		return
+	}
+	if cur, valid := ParseLease(v); !valid || cur.Holder != l.id {
+		return
+	}
+	released := LeaseValue{Role: l.role, Holder: l.id, Expires: 0}
+	if l.st.SetCAS(LeaseKey, released.String(), cas) == nil {
+		l.Current = released
+	}
 }
 
 // StillHeld re-reads the key: whether this VM is still the holder, for a poll answer

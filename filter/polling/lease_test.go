@@ -105,6 +105,42 @@ func TestLeaseTakeoverAfterHolderDies(t *testing.T) {
 	}
 }
 
+// A holder that is done (a plugin update) releases the lease: another router takes
+// it at its next tick, not when it would have expired.
+func TestLeaseReleasedWhenDone(t *testing.T) {
+	for _, role := range []string{RoleRouter, RoleSync} {
+		st := newCASStore()
+		a, b := NewLease(role, "a", st), NewLease(RoleRouter, "b", st)
+		now := int64(1e12)
+		a.Start(now)
+		a.Tick(now)
+		now += tick
+		if a.Tick(now); !a.Held() {
+			t.Fatalf("%s a does not hold the lease", role)
+		}
+		b.Tick(now)
+		a.Release()
+		if a.Held() || a.StillHeld() {
+			t.Errorf("%s a still holds the lease after releasing it", role)
+		}
+		now += tick
+		if ev := b.Tick(now); ev != LeaseAcquired {
+			t.Errorf("%s: the tick after the release: %v, want b to take the lease at once", role, ev)
+		}
+	}
+	// A release never undoes another VM's holding.
+	st := newCASStore()
+	a, b := NewLease(RoleRouter, "a", st), NewLease(RoleSync, "b", st)
+	now := int64(1e12)
+	a.Tick(now)
+	a.Tick(now + tick)
+	b.Start(now + tick) // the sync takes it over before a's next tick
+	a.Release()
+	if v, _, _ := st.GetCAS(LeaseKey); string(v) != (LeaseValue{RoleSync, "b", now + tick + LeaseNanos}).String() {
+		t.Errorf("a's release changed the sync's lease to %q", v)
+	}
+}
+
 func TestLeaseExpiredContention(t *testing.T) {
 	// Two routers read the same expired lease; the cas makes one write fail.
 	st := newCASStore()

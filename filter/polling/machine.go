@@ -20,6 +20,7 @@ package polling
 
 import (
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,14 @@ type Machine struct {
 // layout. now seeds the backoff's jitter and starts the grace of a retired generation.
 func New(cfg pluginconfig.RegistrarConfig, id Identity, host Host, now int64) *Machine {
 	m := &Machine{cfg: cfg, id: id, host: host, backoff: NewBackoff(uint64(now))}
+	if cfg.TokenEnv != "" {
+		m.cfg.Token = os.Getenv(cfg.TokenEnv)
+		if m.cfg.Token == "" {
+			host.Log(true, "sync: registrar.token_env names "+cfg.TokenEnv+", which the VM's environment does not hold (or holds empty): "+
+				"polling without a token. Give it to the VM: Envoy vm_config.environment_variables (host_env_keys or key_values), "+
+				"Istio WasmPlugin vmConfig.env, Envoy Gateway env.hostKeys")
+		}
+	}
 	m.adopt(now)
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -524,5 +525,28 @@ func TestPolledKeyIsLastSuccess(t *testing.T) {
 	m.Answer(3_000, Reply{Status: "500"})
 	if h.kv[PolledKey] != "2000" {
 		t.Fatalf("after a failure: %q, want 2000 still", h.kv[PolledKey])
+	}
+}
+
+// registrar.token_env: the token is read from the VM's environment when the sync
+// starts and sent on every poll; a variable that is not set is said once.
+func TestTokenFromEnvironment(t *testing.T) {
+	cfg := testCfg
+	cfg.TokenEnv = "SWITCHYARD_TEST_REGISTRAR_TOKEN"
+	t.Setenv(cfg.TokenEnv, "proxy-secret")
+	m := New(cfg, Identity{Proxy: "edge-1"}, newFakeHost(), 1)
+	if !slices.Contains(m.Headers(), [2]string{"authorization", "Bearer proxy-secret"}) {
+		t.Errorf("headers %v, want the token from %s", m.Headers(), cfg.TokenEnv)
+	}
+	t.Setenv(cfg.TokenEnv, "")
+	h := newFakeHost()
+	m = New(cfg, Identity{Proxy: "edge-1"}, h, 1)
+	for _, hd := range m.Headers() {
+		if hd[0] == "authorization" {
+			t.Errorf("an empty variable still sent %v", hd)
+		}
+	}
+	if h.countLogs("registrar.token_env names SWITCHYARD_TEST_REGISTRAR_TOKEN") != 1 {
+		t.Errorf("no line about the missing variable:\n%s", strings.Join(h.logs, "\n"))
 	}
 }

@@ -26,6 +26,19 @@ func TestRegistrarAnswersThroughTheParser(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "servers.json")
 	apitest.WriteData(t, data, n)
 	reg := proc.StartRegistrar(t, "-data", data, "-allow-cidr", "127.0.0.0/8,10.0.0.0/8", "-page-bytes", "4096")
+	// The revision it serves: n, or above it when the start makes the hand-written data
+	// a new history (no lock record of it), which starts above the highest revision.
+	var health struct{ Revision uint64 }
+	if resp, err := http.Get(reg.URL() + "/healthz"); err != nil {
+		t.Fatal(err)
+	} else {
+		json.NewDecoder(resp.Body).Decode(&health)
+		resp.Body.Close()
+	}
+	rev := health.Revision
+	if rev < n {
+		t.Fatalf("the registrar serves revision %d of data written at %d", rev, n)
+	}
 
 	want := map[string]string{}
 	for i := range n {
@@ -82,7 +95,7 @@ func TestRegistrarAnswersThroughTheParser(t *testing.T) {
 			t.Fatalf("page %d does not parse: %v\n%s", pages, err, r.Body)
 		}
 		pages++
-		if a.Kind != Full || a.V1 || a.Revision != n || !ValidLineage(a.Lineage) || len(a.Routes) == 0 {
+		if a.Kind != Full || a.V1 || a.Revision != rev || !ValidLineage(a.Lineage) || len(a.Routes) == 0 {
 			t.Fatalf("page %d: kind %d v1 %v revision %d lineage %q, %d routes", pages, a.Kind, a.V1, a.Revision, a.Lineage, len(a.Routes))
 		}
 		lineage = a.Lineage
@@ -94,7 +107,7 @@ func TestRegistrarAnswersThroughTheParser(t *testing.T) {
 		if a.Next == "" {
 			break
 		}
-		if q := h.lastQuery(t); q.Get(contract.QuerySnapshot) != strconv.Itoa(n) || q.Get(contract.QueryStart) != a.Next {
+		if q := h.lastQuery(t); q.Get(contract.QuerySnapshot) != strconv.FormatUint(rev, 10) || q.Get(contract.QueryStart) != a.Next {
 			t.Fatalf("after a page with next %q the Machine asks %s", a.Next, lastPath())
 		}
 	}
@@ -104,24 +117,24 @@ func TestRegistrarAnswersThroughTheParser(t *testing.T) {
 	if got := h.routes(); !maps.Equal(got, want) {
 		t.Fatalf("after the last page shared data holds %d routes, want the %d registered", len(got), len(want))
 	}
-	if m.Revision() != n || m.Lineage() != lineage {
-		t.Fatalf("the Machine holds revision %d lineage %q, want %d %q", m.Revision(), m.Lineage(), n, lineage)
+	if m.Revision() != rev || m.Lineage() != lineage {
+		t.Fatalf("the Machine holds revision %d lineage %q, want %d %q", m.Revision(), m.Lineage(), rev, lineage)
 	}
 
 	// Nothing changed: 304, no body.
 	q := h.lastQuery(t)
-	if q.Get(contract.QueryAfter) != strconv.Itoa(n) || q.Get(contract.QueryLineage) != lineage {
+	if q.Get(contract.QueryAfter) != strconv.FormatUint(rev, 10) || q.Get(contract.QueryLineage) != lineage {
 		t.Fatalf("with the table loaded the Machine asks %s", lastPath())
 	}
 	okBefore := h.ok
 	if r := poll(lastPath()); r.Status != "304" || len(r.Body) != 0 {
 		t.Fatalf("an unchanged table answered %s %q, want 304 and no body", r.Status, r.Body)
 	}
-	if h.ok != okBefore+1 || m.Revision() != n {
+	if h.ok != okBefore+1 || m.Revision() != rev {
 		t.Fatalf("the 304 counted %d successes, revision %d", h.ok-okBefore, m.Revision())
 	}
 
-	// One registration and one removal: a delta from n to n+2.
+	// One registration and one removal: a delta from rev to rev+2.
 	added, addedTarget := "added.pods.example", "127.0.0.1:9"
 	removed := apitest.ScaleName(7)
 	apitest.Register(t, reg.URL(), added, addedTarget, "scale")
@@ -133,27 +146,27 @@ func TestRegistrarAnswersThroughTheParser(t *testing.T) {
 	if r.Status != "200" || err != nil {
 		t.Fatalf("the poll after two changes: %s %v\n%s", r.Status, err, r.Body)
 	}
-	if a.Kind != Delta || a.Lineage != lineage || a.From != n || a.Revision != n+2 ||
+	if a.Kind != Delta || a.Lineage != lineage || a.From != rev || a.Revision != rev+2 ||
 		len(a.Routes) != 1 || a.Routes[0] != [2]string{added, addedTarget} ||
 		len(a.Removals) != 1 || a.Removals[0] != removed {
 		t.Fatalf("the delta parsed as %+v", a)
 	}
 	want[added] = addedTarget
 	delete(want, removed)
-	if got := h.routes(); !maps.Equal(got, want) || m.Revision() != n+2 {
-		t.Fatalf("after the delta shared data holds %d routes at revision %d, want %d at %d", len(got), m.Revision(), len(want), n+2)
+	if got := h.routes(); !maps.Equal(got, want) || m.Revision() != rev+2 {
+		t.Fatalf("after the delta shared data holds %d routes at revision %d, want %d at %d", len(got), m.Revision(), len(want), rev+2)
 	}
 
 	// A page of a revision the registrar no longer holds: 410 snapshot_gone. A second
-	// Machine takes the first page of revision n+2; the registrar moves on to n+3 and
-	// restarts, so that nothing pins revision n+2 any more; the second page's answer
+	// Machine takes the first page of revision rev+2; the registrar moves on to rev+3 and
+	// restarts, so that nothing pins revision rev+2 any more; the second page's answer
 	// makes the Machine start over with a full table.
 	h2 := newFakeHost()
 	m2 := New(cfg, Identity{}, h2, now)
 	m2.Tick(now)
 	r = answer(h2.sent[len(h2.sent)-1])
-	if a, err := ParseAnswer(r.Body); r.Status != "200" || err != nil || a.Revision != n+2 || a.Next == "" {
-		t.Fatalf("the first page of revision %d: %s %v %+v", n+2, r.Status, err, a)
+	if a, err := ParseAnswer(r.Body); r.Status != "200" || err != nil || a.Revision != rev+2 || a.Next == "" {
+		t.Fatalf("the first page of revision %d: %s %v %+v", rev+2, r.Status, err, a)
 	}
 	m2.Answer(now, r)
 	apitest.Register(t, reg.URL(), "later.pods.example", "127.0.0.1:9", "scale")

@@ -57,6 +57,10 @@ type RegistrarConfig struct {
 	Path        string // e.g. /v1/routes; ?after=R&wait=W is appended
 	WaitSeconds int    // long-poll wait the registrar is asked for
 	Token       string // sent as "authorization: Bearer <token>" when not empty
+	// TokenEnv ("": none) names an environment variable of the VM holding the token instead (the
+	// hosts put secrets there: Envoy's vm_config.environment_variables, Istio's
+	// vmConfig.env, Envoy Gateway's env.hostKeys); the sync reads it when it starts.
+	TokenEnv string
 }
 
 // MaxWaitSeconds bounds registrar.wait_seconds: the poll timeout is wait+10 s and a
@@ -160,8 +164,17 @@ func parseRegistrar(v gjson.Result, r *RegistrarConfig) error {
 	if !v.IsObject() {
 		return wrongType("registrar", "an object", v)
 	}
-	return eachKey(v, "registrar.", func(key string, v gjson.Result) error {
+	err := eachKey(v, "registrar.", func(key string, v gjson.Result) error {
 		switch key {
+		case "registrar.token_env":
+			s, err := stringValue(key, v)
+			if err != nil {
+				return err
+			}
+			if s != "" && !isEnvName(s) {
+				return errors.New("key \"registrar.token_env\": " + strconv.Quote(s) + " is not an environment variable name (letters, digits and _, not starting with a digit), e.g. SWITCHYARD_REGISTRAR_TOKEN")
+			}
+			r.TokenEnv = s
 		case "registrar.cluster", "registrar.authority", "registrar.path", "registrar.token":
 			s, err := stringValue(key, v)
 			if err != nil {
@@ -199,10 +212,25 @@ func parseRegistrar(v gjson.Result, r *RegistrarConfig) error {
 			}
 			r.WaitSeconds = int(n)
 		default:
-			return unknownKey(key, "registrar.cluster, registrar.authority, registrar.path, registrar.wait_seconds, registrar.token")
+			return unknownKey(key, "registrar.cluster, registrar.authority, registrar.path, registrar.wait_seconds, registrar.token, registrar.token_env")
 		}
 		return nil
 	})
+	if err == nil && r.Token != "" && r.TokenEnv != "" {
+		err = errors.New("keys \"registrar.token\" and \"registrar.token_env\" both give the token; keep one")
+	}
+	return err
+}
+
+// isEnvName: a POSIX environment variable name.
+func isEnvName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // eachKey calls f for each key of obj (named with prefix) and refuses duplicates,

@@ -44,6 +44,7 @@ func TestParseValues(t *testing.T) {
 		{"stale after", `{"stale_after_seconds":120}`, func(c *Config) { c.StaleAfterSeconds = 120 }},
 		{"stale after 0 is the default", `{"stale_after_seconds":0}`, func(c *Config) {}},
 		{"partial registrar keeps other defaults", `{"registrar":{"token":"t"}}`, func(c *Config) { c.Registrar.Token = "t" }},
+		{"token from the environment", `{"registrar":{"token_env":"SWITCHYARD_REGISTRAR_TOKEN"}}`, func(c *Config) { c.Registrar.TokenEnv = "SWITCHYARD_REGISTRAR_TOKEN" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,6 +106,9 @@ func TestParseRefusals(t *testing.T) {
 		{"wait too long", `{"registrar":{"wait_seconds":601}}`, `key "registrar.wait_seconds": 601 is out of range`},
 		{"token wrong type", `{"registrar":{"token":42}}`, `key "registrar.token" must be a string`},
 		{"token with newline", `{"registrar":{"token":"a\nb"}}`, `key "registrar.token" must not contain line breaks`},
+		{"token_env not a name", `{"registrar":{"token_env":"9TOKEN"}}`, `key "registrar.token_env": "9TOKEN" is not an environment variable name`},
+		{"token_env with a space", `{"registrar":{"token_env":"A B"}}`, `key "registrar.token_env": "A B" is not an environment variable name`},
+		{"token and token_env", `{"registrar":{"token":"t","token_env":"T"}}`, `keys "registrar.token" and "registrar.token_env" both give the token`},
 		{"authority with tab", `{"registrar":{"authority":"reg\tx"}}`, `key "registrar.authority" must not contain line breaks, tabs`},
 		{"cluster with DEL", `{"registrar":{"cluster":"reg\u007f"}}`, `key "registrar.cluster" must not contain`},
 		{"path with tab", `{"registrar":{"path":"/v1/routes\t"}}`, `key "registrar.path" must not contain line breaks, tabs`},

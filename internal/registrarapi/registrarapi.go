@@ -18,6 +18,20 @@ type Server struct {
 	Service   string    `json:"serviceName"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	Targets   []Target  `json:"targets,omitempty"`
+	// HealthCheck is the server's active health check; absent when it has none.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+}
+
+// HealthCheck is a server's active health check as the API shows it (README, "Active
+// health checks"): the path the registrar sends GET to on each target, how often and
+// how long it waits (Go duration strings such as "5s"), and how many passed or failed
+// checks in a row mark a target up or down.
+type HealthCheck struct {
+	Path               string `json:"path"`
+	Interval           string `json:"interval"`
+	Timeout            string `json:"timeout"`
+	HealthyThreshold   int    `json:"healthyThreshold"`
+	UnhealthyThreshold int    `json:"unhealthyThreshold"`
 }
 
 // Target is one target of a server as the API shows it.
@@ -52,7 +66,19 @@ type Result struct {
 	// A write with wait=applied.
 	Applied   *bool        `json:"applied,omitempty"`
 	AppliedBy *int         `json:"appliedBy,omitempty"`
-	Pending   *[]ProxyView `json:"pending,omitempty"`
+	Pending   *[]ProxyView `json:"pending,omitempty"` // the first 100 by id
+	// PendingCount is how many proxies have not applied it (Pending shows at most 100).
+	PendingCount *int `json:"pendingCount,omitempty"`
+	// POST /api/import: the servers imported (Lineage is the new one).
+	Imported *int `json:"imported,omitempty"`
+}
+
+// Export is the body of GET /api/export, and the form POST /api/import takes (which
+// does not use Revision and Lineage): the whole table at one revision.
+type Export struct {
+	Revision uint64   `json:"revision"`
+	Lineage  string   `json:"lineage"`
+	Servers  []Server `json:"servers"`
 }
 
 // ProxyView is one proxy as GET /api/proxies shows it.

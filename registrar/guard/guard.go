@@ -45,6 +45,8 @@ type Options struct {
 	Origins []string
 	// MaxBody is the largest body a write may declare, in bytes (0: no limit here).
 	MaxBody int64
+	// MaxBodyAt overrides MaxBody for writes to the paths it names (exact match).
+	MaxBodyAt map[string]int64
 	// Fail writes a refusal (the registrar's {"result": ...} shape).
 	Fail func(w http.ResponseWriter, code int, msg string)
 }
@@ -94,10 +96,18 @@ func Wrap(next http.Handler, o Options) http.Handler {
 					return
 				}
 			}
-			if o.MaxBody > 0 && r.ContentLength > o.MaxBody {
+			limit := o.MaxBody
+			if l, ok := o.MaxBodyAt[r.URL.Path]; ok {
+				limit = l
+			}
+			if limit > 0 && r.ContentLength > limit {
 				w.Header().Set("Connection", "close")
-				o.Fail(w, http.StatusRequestEntityTooLarge, "request body is larger than "+size(o.MaxBody)+
-					" (Content-Length "+strconv.FormatInt(r.ContentLength, 10)+"); send one server at a time")
+				hint := "; send one server at a time"
+				if limit != o.MaxBody {
+					hint = ""
+				}
+				o.Fail(w, http.StatusRequestEntityTooLarge, "request body is larger than "+size(limit)+
+					" (Content-Length "+strconv.FormatInt(r.ContentLength, 10)+")"+hint)
 				return
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"switchyard/internal/registrarapi"
 	"switchyard/registrar/store"
@@ -41,6 +42,7 @@ type api struct {
 	health     *writeHealth
 	maxServers int64
 	proxies    *proxyRegistry
+	importing  sync.Mutex // held by the one POST /api/import running (export.go)
 }
 
 // register is POST /api/servers/register, as the Lua setup answered it
@@ -147,6 +149,7 @@ func (a *api) readBodyOrFail(w http.ResponseWriter, r *http.Request) ([]byte, bo
 type serverWrite struct {
 	name, service string
 	targets       []store.Target
+	healthCheck   *store.HealthCheck
 }
 
 // readServerWrite reads and checks the body of a register (path "") or PUT (path:
@@ -171,7 +174,11 @@ func (a *api) readServerWrite(w http.ResponseWriter, r *http.Request, path strin
 	if !ok {
 		return serverWrite{}, false
 	}
-	got, raw, err := decodeObject(body, fields, []string{"targets"})
+	got, raw, err := decodeObject(body, fields, []string{"targets", "healthCheck"})
+	if err != nil {
+		return fail(err)
+	}
+	hc, err := readHealthCheck(raw["healthCheck"])
 	if err != nil {
 		return fail(err)
 	}
@@ -186,7 +193,7 @@ func (a *api) readServerWrite(w http.ResponseWriter, r *http.Request, path strin
 	if len(missing) > 0 {
 		return fail(errors.New("missing field(s): " + strings.Join(missing, ", ") + "; host, serviceName and ipAddress (or targets) are required, host only when the path does not name the server"))
 	}
-	sw := serverWrite{name: got["host"], service: got["serviceName"]}
+	sw := serverWrite{name: got["host"], service: got["serviceName"], healthCheck: hc}
 	if path != "" {
 		if h, given := got["host"]; given && h != path {
 			return fail(errors.New("host: the body says '" + truncate(h) + "' but the path says '" + path + "'; rename by deleting and registering again"))
@@ -220,9 +227,10 @@ func (a *api) readServerWrite(w http.ResponseWriter, r *http.Request, path strin
 	return sw, true
 }
 
-// put sets a whole server, keeping the health of targets it already had.
+// put sets a whole server, keeping the health of targets it already had while it
+// stays health-checked.
 func (a *api) put(w http.ResponseWriter, r *http.Request, sw serverWrite, aw applyWait) {
-	out := a.store.Write(store.Change{Name: sw.name, Update: setServer(sw.name, sw.service, sw.targets)})
+	out := a.store.Write(store.Change{Name: sw.name, Update: setServer(sw)})
 	a.finishWrite(w, r, "set", sw.name, out, aw)
 }
 

@@ -7,19 +7,21 @@ import (
 	"strings"
 )
 
-// bearer guards the /api/ and /v1/ routes when a token is configured. The compare
-// is over SHA-256 digests in constant time, so neither the token's bytes nor its
-// length leak through timing.
+// bearer guards routes with a token: /api/ with the token (the CMS's), /v1/ with
+// the proxy token when one is set, else with the token. The compare is over SHA-256
+// digests in constant time, so neither the token's bytes nor its length leak through
+// timing.
 type bearer struct {
 	digest [32]byte
 	set    bool
+	what   string // the token asked for in a 401's message, e.g. "the registrar's token (-token-file)"
 }
 
-func newBearer(token string) bearer {
+func newBearer(token, what string) bearer {
 	if token == "" {
 		return bearer{}
 	}
-	return bearer{digest: sha256.Sum256([]byte(token)), set: true}
+	return bearer{digest: sha256.Sum256([]byte(token)), set: true, what: what}
 }
 
 func (b bearer) ok(r *http.Request) bool {
@@ -45,9 +47,9 @@ func (b bearer) wrap(next http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			// A client without the token gets no kept-alive connection to hold.
 			w.Header().Set("Connection", "close")
-			msg := "missing or wrong token: send the header 'Authorization: Bearer <token>' with the registrar's token"
+			msg := "missing or wrong token: send the header 'Authorization: Bearer <token>' with " + b.what
 			if r.Header.Get("Authorization") == "" {
-				msg = "authorization required: send the header 'Authorization: Bearer <token>' with the registrar's token"
+				msg = "authorization required: send the header 'Authorization: Bearer <token>' with " + b.what
 			}
 			writeFailure(w, http.StatusUnauthorized, msg)
 			return

@@ -20,7 +20,9 @@ func guardOptions(c Config) (guard.Options, error) {
 		TokenSet: c.Token != "",
 		HostFree: []string{"/v1/", "/healthz", "/metrics"},
 		MaxBody:  maxBody,
-		Fail:     writeFailure,
+		// A whole table; the handler bounds what it reads the same way.
+		MaxBodyAt: map[string]int64{"/api/import": maxImportBody},
+		Fail:      writeFailure,
 	}
 	if h, _, err := net.SplitHostPort(c.Listen); err == nil && h != "" {
 		o.Hosts = append(o.Hosts, h)

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"switchyard/internal/testkit/apitest"
 	"switchyard/registrar/store"
@@ -20,14 +22,20 @@ type testRegistrar struct {
 }
 
 type regOptions struct {
-	token string
-	allow string // -allow-cidr
-	data  string // data file; default <tmp>/data/servers.json
+	token      string
+	proxyToken string
+	allow      string // -allow-cidr
+	data       string // data file; default <tmp>/data/servers.json
 
 	history    int64 // -history; 0: the default
 	pageBytes  int64 // -page-bytes; 0: the default
 	maxServers int64 // -max-servers; 0: the default
 	observe    func(SyncRequest)
+	maxFull    int           // MaxFullAnswers; 0: the default
+	writeFor   time.Duration // AnswerWriteTimeout; 0: the default
+	// smallSends gives each accepted connection a 4 KiB send buffer, so that an
+	// answer a client does not read fills it at once instead of the kernel's buffers.
+	smallSends bool
 }
 
 func startRegistrar(t *testing.T, o regOptions) *testRegistrar { return startRegistrarTB(t, o) }
@@ -44,22 +52,41 @@ func startRegistrarTB(t testing.TB, o regOptions) *testRegistrar {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := newServer(t, Config{Token: o.token, Policy: policy, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers}, o.data, WithSyncObserver(o.observe))
+	s, err := newServer(t, Config{Token: o.token, ProxyToken: o.proxyToken, Policy: policy, History: o.history, PageBytes: o.pageBytes, MaxServers: o.maxServers,
+		MaxFullAnswers: o.maxFull, AnswerWriteTimeout: o.writeFor}, o.data, WithSyncObserver(o.observe))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testRegistrar{URL: serve(t, s), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
+	return &testRegistrar{URL: serveWith(t, s, o.smallSends), Data: o.data, Server: s, Store: s.Store(), Metrics: s.metrics}
 }
 
 // serve serves s's handler with httptest on 127.0.0.1 until the test ends, and
 // returns its URL. Cleanups registered before it run after it.
-func serve(t testing.TB, s *Server) string {
-	srv := httptest.NewServer(s.Handler())
+func serve(t testing.TB, s *Server) string { return serveWith(t, s, false) }
+
+// serveWith is serve; smallSends gives each connection a 4 KiB send buffer.
+func serveWith(t testing.TB, s *Server, smallSends bool) string {
+	srv := httptest.NewUnstartedServer(s.Handler())
+	if smallSends {
+		srv.Listener = smallSendListener{srv.Listener}
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		s.releaseWaiters()
 		srv.Close()
 	})
 	return srv.URL
+}
+
+// smallSendListener gives each accepted TCP connection a 4 KiB send buffer.
+type smallSendListener struct{ net.Listener }
+
+func (l smallSendListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return c, err
 }
 
 // newServer builds a server as the registrar command does: the embedded store at

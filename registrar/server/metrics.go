@@ -136,7 +136,9 @@ var (
 	proxyLagSecDesc = prometheus.NewDesc("registrar_proxy_lag_seconds_max",
 		"The longest time a proxy that is not gone has been behind the current table (0 when all are current).", nil, nil)
 	proxyEvictedDesc = prometheus.NewDesc("registrar_proxies_evicted_total",
-		"Proxies dropped from the registry to make room for a new one (-max-proxies reached; a flood of ids shows here).", nil, nil)
+		"Gone proxies dropped from the registry to make room for a new one (-max-proxies reached).", nil, nil)
+	proxyRefusedDesc = prometheus.NewDesc("registrar_proxies_refused_total",
+		"Polls of new proxy ids not recorded because -max-proxies live proxies are known (a flood of made-up ids shows here).", nil, nil)
 	proxyEscapedDesc = prometheus.NewDesc("registrar_proxy_identities_escaped_total",
 		"Polls whose proxy, cluster or version held characters outside visible ASCII (or was too long) and were recorded escaped.", nil, nil)
 	proxyUnnamedDesc = prometheus.NewDesc("registrar_proxy_polls_unnamed_total",
@@ -144,7 +146,7 @@ var (
 )
 
 func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{proxiesDesc, proxyLagRevDesc, proxyLagSecDesc, proxyEvictedDesc, proxyEscapedDesc, proxyUnnamedDesc} {
+	for _, d := range []*prometheus.Desc{proxiesDesc, proxyLagRevDesc, proxyLagSecDesc, proxyEvictedDesc, proxyRefusedDesc, proxyEscapedDesc, proxyUnnamedDesc} {
 		ch <- d
 	}
 }
@@ -163,8 +165,9 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(proxiesDesc, prometheus.GaugeValue, float64(sum.Gone), stateGone)
 	ch <- prometheus.MustNewConstMetric(proxyLagRevDesc, prometheus.GaugeValue, float64(lagRev))
 	ch <- prometheus.MustNewConstMetric(proxyLagSecDesc, prometheus.GaugeValue, lagSec)
-	evicted, escaped, unnamed := c.r.counters()
+	evicted, refused, escaped, unnamed := c.r.counters()
 	ch <- prometheus.MustNewConstMetric(proxyEvictedDesc, prometheus.CounterValue, float64(evicted))
+	ch <- prometheus.MustNewConstMetric(proxyRefusedDesc, prometheus.CounterValue, float64(refused))
 	ch <- prometheus.MustNewConstMetric(proxyEscapedDesc, prometheus.CounterValue, float64(escaped))
 	ch <- prometheus.MustNewConstMetric(proxyUnnamedDesc, prometheus.CounterValue, float64(unnamed))
 }

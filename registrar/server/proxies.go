@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"switchyard/internal/registrarapi"
@@ -21,11 +22,18 @@ import (
 // the proxies that polled it (with several replicas, each answers for its own).
 //
 // Bounds (what a flood of fake ids can cost):
-//   - at most maxProxies entries (default DefaultMaxProxies); a new id beyond that
-//     evicts the entry that has been silent longest (registrar_proxies_evicted_total
-//     counts them), so memory stays under about 1.3 KB per proxy with the longest
-//     ids: 12 MiB at the default (BenchmarkProxyRegistryFlood);
+//   - at most maxProxies entries (default DefaultMaxProxies), so memory stays under
+//     about 1.3 KB per proxy with the longest ids: 12 MiB at the default
+//     (BenchmarkProxyRegistryFlood). A new id beyond that takes the slot of the entry
+//     silent longest only when that one is gone (registrar_proxies_evicted_total
+//     counts them); while every entry is live, the new id is not recorded
+//     (registrar_proxies_refused_total): made-up ids never push out proxies that poll;
 //   - an entry not heard from for ProxyForget (24 h) is forgotten.
+//
+// What is recorded is only what the registrar can vouch for: a poll refused (400,
+// 401) is not recorded at all, and a poll whose after is beyond the revision this
+// registrar holds in the same lineage (a revision it never served) is recorded at
+// revision 0, so a made-up after never shows a proxy current nor ends a wait=applied.
 //
 // Identity values (proxy, cluster, version) never make a poll fail: a value with
 // bytes outside visible ASCII, or with % " ' < > & \ or `, is recorded with those
@@ -77,10 +85,13 @@ type proxyRegistry struct {
 	replica string
 	now     func() time.Time
 	started time.Time
-	// woken is closed (and cleared) by the next report; waiters for a revision to be
-	// applied take it and sleep on it: no polling loop.
-	woken   chan struct{}
+	// waiters are the writes waiting for their revision to be applied (waitApplied);
+	// every change to an entry updates their counts, and wakes one only when its
+	// count says it may be done.
+	waiters map[*applyWaiter]struct{}
+	scans   atomic.Uint64 // how many times a waiter has looked at every entry
 	evicted uint64
+	refused uint64
 	escaped uint64
 	unnamed uint64
 
@@ -102,7 +113,8 @@ func newProxyRegistry(max int, forget time.Duration, now func() time.Time) *prox
 	if now == nil {
 		now = time.Now
 	}
-	return &proxyRegistry{byID: map[string]*proxyEntry{}, order: list.New(), max: max, forget: forget, grace: goneGrace, now: now, started: now()}
+	return &proxyRegistry{byID: map[string]*proxyEntry{}, order: list.New(), max: max, forget: forget, grace: goneGrace, now: now, started: now(),
+		waiters: map[*applyWaiter]struct{}{}}
 }
 
 // setReplica names this registrar replica in what the registry reports.
@@ -141,7 +153,12 @@ func (r *proxyRegistry) report(req SyncRequest) {
 	p := r.byID[id]
 	if p == nil {
 		for len(r.byID) >= r.max {
-			r.evict(r.order.Back().Value.(*proxyEntry))
+			oldest := r.order.Back().Value.(*proxyEntry)
+			if now.Sub(oldest.lastPoll) <= r.goneAfter(oldest.wait) {
+				r.refused++ // every entry is live: the new id gets no slot
+				return
+			}
+			r.evict(oldest)
 			r.evicted++
 		}
 		p = &proxyEntry{id: id, firstSeen: now, lineageSince: now}
@@ -149,6 +166,7 @@ func (r *proxyRegistry) report(req SyncRequest) {
 		r.byID[id] = p
 	} else {
 		r.order.MoveToFront(p.elem)
+		r.tally(p, -1) // counted again below, as it now stands
 	}
 	p.cluster, p.version, p.lastPoll = cluster, version, now
 	if req.HasWait {
@@ -159,11 +177,11 @@ func (r *proxyRegistry) report(req SyncRequest) {
 			p.lineageSince = now
 		}
 		p.after, p.lineage = req.After, lineage
+		if req.Unserved {
+			p.after = 0
+		}
 	}
-	if r.woken != nil {
-		close(r.woken)
-		r.woken = nil
-	}
+	r.tally(p, +1)
 }
 
 // unnamedID is the id of a proxy that sent no proxy= (Envoy without a node id and no
@@ -178,6 +196,7 @@ func unnamedID(remote string) string {
 }
 
 func (r *proxyRegistry) evict(p *proxyEntry) {
+	r.tally(p, -1)
 	r.order.Remove(p.elem)
 	delete(r.byID, p.id)
 }
@@ -300,49 +319,110 @@ type Applied struct {
 	Applied bool
 	// Proxies is how many proxies counted (not gone) when the wait ended.
 	Proxies int
-	// Pending are the proxies (not gone) that have not applied it, when Applied is false.
-	Pending []ProxyView
+	// Pending are the first maxPendingShown proxies by id (not gone) that have not
+	// applied it, when Applied is false; PendingCount is how many there are in all.
+	Pending      []ProxyView
+	PendingCount int
+}
+
+// maxPendingShown bounds the pending list of a wait=applied answer.
+const maxPendingShown = 100
+
+// applyWaiter is one waitApplied: the revision and lineage it waits for, and counts
+// of the entries that have not applied them. pending counts every such entry; gone
+// is how many of them were gone at the waiter's last look. Reports and evictions
+// keep pending exact; gone only changes at a look, so pending-gone can only
+// underestimate the live ones left, and a wake at zero is checked by a look.
+type applyWaiter struct {
+	rev           uint64
+	lineage       string
+	pending, gone int
+	wake          chan struct{} // capacity 1: a wake sent while it is not asleep is kept
+}
+
+// behind: p has not applied w's revision.
+func (w *applyWaiter) behind(p *proxyEntry) bool { return p.lineage != w.lineage || p.after < w.rev }
+
+// tally adds d (+1 or -1) to the pending count of every waiter p is behind for, and
+// wakes a waiter whose count may have reached zero. Holds mu. Its cost is the number
+// of waiting writes, not of proxies.
+func (r *proxyRegistry) tally(p *proxyEntry, d int) {
+	for w := range r.waiters {
+		if !w.behind(p) {
+			continue
+		}
+		w.pending += d
+		if d < 0 && w.pending-w.gone <= 0 {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// waiting is how many writes wait for their revision to be applied.
+func (r *proxyRegistry) waiting() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.waiters)
 }
 
 // waitApplied waits until every proxy that is not gone reports having applied rev of
-// lineage (after >= rev, same lineage), until timeout, or until ctx ends. It sleeps on
-// poll reports and on the moment the next pending proxy would turn gone: no polling.
+// lineage (after >= rev, same lineage), until timeout, or until ctx ends. It looks at
+// every proxy when it starts, when the counts kept by reports (tally) say it may be
+// done, and at the moment the next pending proxy would turn gone: no polling, and a
+// report costs the waiter nothing unless it can end the wait.
 func (r *proxyRegistry) waitApplied(ctx context.Context, rev uint64, lineage string, timeout time.Duration) Applied {
 	deadline := r.now().Add(timeout)
+	w := &applyWaiter{rev: rev, lineage: lineage, wake: make(chan struct{}, 1)}
+	r.mu.Lock()
+	r.waiters[w] = struct{}{}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.waiters, w)
+		r.mu.Unlock()
+	}()
 	for {
 		now := r.now()
 		r.mu.Lock()
 		r.forgetSilent(now)
+		r.scans.Add(1)
 		var res Applied
 		var nextGone time.Time
+		w.pending, w.gone = 0, 0
 		for _, p := range r.byID {
-			v := r.view(p, rev, lineage, now)
-			if v.State == stateGone {
+			gone := now.Sub(p.lastPoll) > r.goneAfter(p.wait)
+			behind := w.behind(p)
+			if behind {
+				w.pending++
+			}
+			if gone {
+				if behind {
+					w.gone++
+				}
 				continue
 			}
 			res.Proxies++
-			if p.lineage == lineage && p.after >= rev {
+			if !behind {
 				continue
 			}
-			res.Pending = append(res.Pending, v)
+			res.PendingCount++
 			if g := p.lastPoll.Add(r.goneAfter(p.wait)); nextGone.IsZero() || g.Before(nextGone) {
 				nextGone = g
 			}
 		}
-		if len(res.Pending) == 0 {
+		if res.PendingCount == 0 {
 			r.mu.Unlock()
-			res.Applied, res.Pending = true, nil
+			res.Applied = true
 			return res
 		}
 		if !now.Before(deadline) || ctx.Err() != nil {
+			res.Pending = r.pendingViews(w, now)
 			r.mu.Unlock()
-			sort.Slice(res.Pending, func(i, j int) bool { return res.Pending[i].Proxy < res.Pending[j].Proxy })
 			return res
 		}
-		if r.woken == nil {
-			r.woken = make(chan struct{})
-		}
-		woken := r.woken
 		r.mu.Unlock()
 		wake := deadline
 		if nextGone.Before(wake) {
@@ -350,12 +430,30 @@ func (r *proxyRegistry) waitApplied(ctx context.Context, rev uint64, lineage str
 		}
 		t := time.NewTimer(wake.Sub(now))
 		select {
-		case <-woken:
+		case <-w.wake:
 		case <-t.C:
 		case <-ctx.Done():
 		}
 		t.Stop()
 	}
+}
+
+// pendingViews are the first maxPendingShown proxies by id, not gone, that w waits
+// for. Holds mu.
+func (r *proxyRegistry) pendingViews(w *applyWaiter, now time.Time) []ProxyView {
+	var ids []string
+	for id, p := range r.byID {
+		if w.behind(p) && now.Sub(p.lastPoll) <= r.goneAfter(p.wait) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	ids = ids[:min(len(ids), maxPendingShown)]
+	out := make([]ProxyView, len(ids))
+	for i, id := range ids {
+		out[i] = r.view(r.byID[id], w.rev, w.lineage, now)
+	}
+	return out
 }
 
 // followRevisions notes the time of every revision st makes current until stop is
@@ -374,11 +472,12 @@ func (r *proxyRegistry) followRevisions(st store.Store, stop <-chan struct{}) {
 	}
 }
 
-// counters returns the evictions, escaped reports and unnamed polls so far.
-func (r *proxyRegistry) counters() (evicted, escaped, unnamed uint64) {
+// counters returns the evictions, refused new ids, escaped reports and unnamed polls
+// so far.
+func (r *proxyRegistry) counters() (evicted, refused, escaped, unnamed uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.evicted, r.escaped, r.unnamed
+	return r.evicted, r.refused, r.escaped, r.unnamed
 }
 
 // recordedIdentity is the form an identity value is recorded and shown in (see the

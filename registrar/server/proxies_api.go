@@ -73,9 +73,9 @@ func (a *api) awaitApplied(r *http.Request, aw applyWait, rev uint64, res *resul
 		return
 	}
 	out := a.proxies.waitApplied(r.Context(), rev, a.store.Lineage(), aw.timeout)
-	by := out.Proxies - len(out.Pending)
+	by := out.Proxies - out.PendingCount
 	res.Applied, res.AppliedBy = &out.Applied, &by
 	if !out.Applied {
-		res.Pending = &out.Pending
+		res.Pending, res.PendingCount = &out.Pending, &out.PendingCount
 	}
 }

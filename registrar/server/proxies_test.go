@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -111,25 +113,47 @@ func TestProxyPagingKeepsRevision(t *testing.T) {
 	}
 }
 
+// fullRegistry is a registry of 3 at its cap: a, b and c polled a second apart.
+func fullRegistry() (*fakeClock, *proxyRegistry) {
+	clk := newFakeClock()
+	r := newProxyRegistry(3, 0, clk.now)
+	for _, id := range []string{"a", "b", "c"} {
+		r.report(poll(id, 1, "L", time.Second))
+		clk.advance(time.Second)
+	}
+	return clk, r
+}
+
+// listedIDs are the ids of the registry's list, comma-separated.
+func listedIDs(r *proxyRegistry) string {
+	views, _ := r.list(1, "L")
+	var ids []string
+	for _, v := range views {
+		ids = append(ids, v.Proxy)
+	}
+	return strings.Join(ids, ",")
+}
+
 func TestProxyRegistryBounds(t *testing.T) {
-	t.Run("a new proxy past the cap evicts the one silent longest", func(t *testing.T) {
-		clk := newFakeClock()
-		r := newProxyRegistry(3, 0, clk.now)
-		for _, id := range []string{"a", "b", "c"} {
-			r.report(poll(id, 1, "L", time.Second))
-			clk.advance(time.Second)
-		}
-		r.report(poll("a", 1, "L", time.Second)) // a polls again: b is now the longest silent
+	t.Run("a new proxy past the cap is refused while every proxy is live", func(t *testing.T) {
+		_, r := fullRegistry()
 		r.report(poll("d", 1, "L", time.Second))
-		views, _ := r.list(1, "L")
-		var ids []string
-		for _, v := range views {
-			ids = append(ids, v.Proxy)
+		if ids := listedIDs(r); ids != "a,b,c" {
+			t.Errorf("listed %v, want a,b,c (d refused: they all poll)", ids)
 		}
-		if strings.Join(ids, ",") != "a,c,d" {
+		if ev, ref, _, _ := r.counters(); ev != 0 || ref != 1 {
+			t.Errorf("evictions %d refused %d, want 0 and 1", ev, ref)
+		}
+	})
+	t.Run("a new proxy past the cap takes the slot of a gone one silent longest", func(t *testing.T) {
+		clk, r := fullRegistry()
+		clk.advance(10 * time.Second)
+		r.report(poll("a", 1, "L", time.Second)) // a polls again: b is now the longest silent, gone
+		r.report(poll("d", 1, "L", time.Second))
+		if ids := listedIDs(r); ids != "a,c,d" {
 			t.Errorf("listed %v, want a,c,d (b evicted)", ids)
 		}
-		if ev, _, _ := r.counters(); ev != 1 {
+		if ev, _, _, _ := r.counters(); ev != 1 {
 			t.Errorf("evictions = %d, want 1", ev)
 		}
 	})
@@ -145,23 +169,34 @@ func TestProxyRegistryBounds(t *testing.T) {
 			t.Errorf("after 61 min: %+v, want only young (gone)", views)
 		}
 	})
-	t.Run("a flood of ids stays within the cap", func(t *testing.T) {
+	t.Run("a flood of made-up ids pushes out no proxy that polls", func(t *testing.T) {
 		clk := newFakeClock()
 		r := newProxyRegistry(100, 0, clk.now)
-		for i := range 10_000 {
+		for i := range 50 {
+			r.report(poll(fmt.Sprintf("real-%02d", i), 1, "L", 30*time.Second))
+		}
+		for i := range 12_000 {
 			r.report(poll(fmt.Sprintf("fake-%d", i), 1, "L", time.Second))
+			if i%1000 == 0 { // the real proxies keep polling
+				clk.advance(time.Second)
+				for j := range 50 {
+					r.report(poll(fmt.Sprintf("real-%02d", j), 1, "L", 30*time.Second))
+				}
+			}
 		}
 		r.mu.Lock()
 		n, ln := len(r.byID), r.order.Len()
 		r.mu.Unlock()
 		if n != 100 || ln != 100 {
-			t.Errorf("after 10,000 ids the registry holds %d (list %d), want the cap 100", n, ln)
+			t.Errorf("after 12,000 ids the registry holds %d (list %d), want the cap 100", n, ln)
 		}
-		if ev, _, _ := r.counters(); ev != 9_900 {
-			t.Errorf("evictions = %d, want 9900", ev)
+		for j := range 50 {
+			if v := viewOf(t, r, fmt.Sprintf("real-%02d", j), 1, "L"); v.State != stateCurrent {
+				t.Errorf("real-%02d: %+v, want current", j, v)
+			}
 		}
-		if v := viewOf(t, r, "fake-9999", 1, "L"); v.State != stateCurrent {
-			t.Errorf("the newest survives: %+v", v)
+		if _, ref, _, _ := r.counters(); ref == 0 {
+			t.Error("no new id was refused")
 		}
 	})
 	t.Run("a poll without proxy= is listed by the address it came from", func(t *testing.T) {
@@ -173,7 +208,7 @@ func TestProxyRegistryBounds(t *testing.T) {
 		if len(views) != 2 || views[0].Proxy != "unnamed@10.1.2.3" || views[1].Proxy != "unnamed@::1" || views[0].State != stateCurrent {
 			t.Errorf("listed %+v", views)
 		}
-		if _, _, un := r.counters(); un != 3 {
+		if _, _, _, un := r.counters(); un != 3 {
 			t.Errorf("unnamed = %d, want 3", un)
 		}
 	})
@@ -223,7 +258,7 @@ func TestHostileIdentityRecordedEscaped(t *testing.T) {
 	if len(views) != 1 || views[0].Proxy != "%3Cimg%20src=x%20onerror=alert(1)%3E" || views[0].Cluster != "a%20b" || views[0].Version != "%1B[31m" {
 		t.Errorf("recorded %+v", views)
 	}
-	if _, esc, _ := r.counters(); esc != 1 {
+	if _, _, esc, _ := r.counters(); esc != 1 {
 		t.Errorf("escaped = %d, want 1", esc)
 	}
 }
@@ -276,6 +311,17 @@ func TestWaitApplied(t *testing.T) {
 			t.Errorf("took %v; it should end when frozen turns gone (0.3 s)", took)
 		}
 	})
+	t.Run("the pending list is bounded, the count is not", func(t *testing.T) {
+		r := newProxyRegistry(0, 0, nil)
+		for p := range 150 {
+			r.report(poll(fmt.Sprintf("edge-%03d", 149-p), 4, "L", 30*time.Second))
+		}
+		res := r.waitApplied(context.Background(), 5, "L", 50*time.Millisecond)
+		if res.Applied || res.Proxies != 150 || res.PendingCount != 150 || len(res.Pending) != maxPendingShown ||
+			res.Pending[0].Proxy != "edge-000" || res.Pending[maxPendingShown-1].Proxy != "edge-099" {
+			t.Errorf("got applied=%v proxies=%d pendingCount=%d, %d listed; want 150 pending, the first 100 by id listed", res.Applied, res.Proxies, res.PendingCount, len(res.Pending))
+		}
+	})
 	t.Run("no proxies: applied at once", func(t *testing.T) {
 		r := newProxyRegistry(0, 0, nil)
 		if res := r.waitApplied(context.Background(), 5, "L", time.Minute); !res.Applied || res.Proxies != 0 {
@@ -286,7 +332,7 @@ func TestWaitApplied(t *testing.T) {
 
 // BenchmarkProxyRegistryFlood reports what the registry holds at its cap when a flood
 // of ids of the largest size arrives: bytes per proxy and in all, and the cost of one
-// report (which evicts one entry).
+// report of a new id (refused: every entry is live).
 func BenchmarkProxyRegistryFlood(b *testing.B) {
 	const cap = DefaultMaxProxies
 	pad := strings.Repeat("x", maxIdentity-12)
@@ -308,4 +354,86 @@ func BenchmarkProxyRegistryFlood(b *testing.B) {
 	b.ReportMetric(held/cap, "bytes/proxy")
 	b.ReportMetric(held/(1<<20), "MiB-at-cap")
 	runtime.KeepAlive(r)
+}
+
+// BenchmarkWaitApplied is one write waiting for wait=applied on the real registrar
+// while 10,000 proxies poll it over HTTP: 5,000 polls (one after the other, as
+// proxies spread over time do) each bring one proxy up to the revision waited for,
+// so each can change the waiter's condition. Reported: the wall time of the 5,000
+// polls, and how many times the waiter looked at every proxy.
+func BenchmarkWaitApplied(b *testing.B) {
+	const proxies, reports = 10_000, 5_000
+	for i := 0; i < b.N; i++ {
+		reg := startRegistrarB(b)
+		client := &http.Client{}
+		register(b, reg.URL, "bench-0", "10.0.0.1", "bench")
+		lineage := reg.Store.Lineage()
+		pollAt := func(p int, after uint64) {
+			u := fmt.Sprintf("%s/v1/routes?v=2&proxy=edge-%05d&after=%d&lineage=%s", reg.URL, p, after, lineage)
+			resp, err := client.Get(u)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		for p := range proxies {
+			pollAt(p, 1)
+		}
+		done := make(chan string, 1)
+		go func() {
+			resp, err := http.Post(reg.URL+"/api/servers/register?wait=applied&timeout=60s", "application/json", strings.NewReader(regBody("bench-1", "10.0.0.2", "bench")))
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- resp.Status + " " + string(body)
+		}()
+		for reg.Server.proxies.waiting() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		start := time.Now()
+		for p := range reports {
+			pollAt(p, 2)
+		}
+		took := time.Since(start)
+		for p := reports; p < proxies; p++ {
+			pollAt(p, 2)
+		}
+		if got := <-done; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, `"applied":true`) {
+			b.Fatalf("the waiting write answered %s, want applied", got)
+		}
+		b.ReportMetric(took.Seconds(), "s-5000-reports")
+		b.ReportMetric(float64(reg.Server.proxies.scans.Load()), "scans")
+	}
+}
+
+// TestWaitAppliedScansRarely: reports that cannot finish the wait do not make the
+// waiting write look at every proxy again. The reports are spaced (as polls are) so
+// that a waiter woken by each has the time to look.
+func TestWaitAppliedScansRarely(t *testing.T) {
+	r := newProxyRegistry(0, 0, nil)
+	const n = 100
+	for p := range n {
+		r.report(poll(fmt.Sprintf("edge-%03d", p), 4, "L", 30*time.Second))
+	}
+	done := make(chan Applied, 1)
+	go func() { done <- r.waitApplied(context.Background(), 5, "L", time.Minute) }()
+	for r.waiting() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for p := range n {
+		r.report(poll(fmt.Sprintf("edge-%03d", p), 4, "L", 30*time.Second)) // still behind
+		r.report(poll(fmt.Sprintf("edge-%03d", p), 5, "L", 30*time.Second))
+		time.Sleep(time.Millisecond)
+	}
+	res := <-done
+	if !res.Applied || res.Proxies != n {
+		t.Fatalf("got %+v, want applied by %d", res, n)
+	}
+	if got := r.scans.Load(); got > 3 {
+		t.Errorf("the waiter looked at every proxy %d times for %d reports; want it to count, and look again only when the count says it may be done", got, 2*n)
+	}
 }

@@ -3,9 +3,12 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,9 +50,20 @@ type routes struct {
 	metrics   *Metrics
 	pageBytes int
 	observe   func(SyncRequest)
+	pages     *pageCache                    // encoded pages of full tables, shared (pagecache.go)
+	full      fullSlots                     // full-table answers being sent
+	writeFor  time.Duration                 // how long a client has to take an answer
 	v1        atomic.Pointer[cachedBody]    // the version-1 answer of the latest table asked for
 	delta     [2]atomic.Pointer[cachedBody] // the latest delta answer of versions 2 and 3 (watchers woken together share it)
+	log       *slog.Logger
+	forkMu    sync.Mutex
+	lastFork  time.Time // when a poll ahead last made the store fork (forkFor)
 }
+
+// forkEvery bounds how often polls ahead of the store make it start a new lineage:
+// a poll's revision is the caller's word, and each new lineage sends every proxy the
+// whole table.
+const forkEvery = time.Minute
 
 // cachedBody is an encoded answer and what it answers.
 type cachedBody struct {
@@ -73,6 +87,9 @@ type SyncRequest struct {
 	HasWait bool
 	// Paging: a request for a further page (snapshot=); it carries no after or lineage.
 	Paging bool
+	// Unserved: After is beyond the revision the registrar holds in the same lineage,
+	// so no registrar served it (or another replica is ahead of this one).
+	Unserved bool
 }
 
 // envelopeBytes is what a full page or delta answer takes besides its routes: kind,
@@ -118,7 +135,9 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeFailure(w, http.StatusBadRequest, "wait: must be a number of seconds >= 0, at most 60 is used (got "+strconv.Quote(truncate(q.Get(contract.QueryWait)))+")")
 			return
 		}
-		wait = min(time.Duration(sec*float64(time.Second)), maxWait)
+		// Capped in seconds before the conversion: a time.Duration holds only ~292
+		// years, and a larger float converts to a negative one.
+		wait = time.Duration(min(sec, maxWait.Seconds()) * float64(time.Second))
 	}
 	if version == 1 {
 		h.serveV1(w, r, hasAfter, after, wait)
@@ -133,20 +152,31 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusBadRequest, "lineage: "+err.Error())
 		return
 	}
-	if h.observe != nil {
-		h.observe(req)
-	}
-	if q.Has(contract.QuerySnapshot) || q.Has(contract.QueryStart) {
+	var snapshot uint64
+	if req.Paging {
 		rev, err := strconv.ParseUint(q.Get(contract.QuerySnapshot), 10, 64)
 		if err != nil || rev == 0 {
 			writeFailure(w, http.StatusBadRequest, "snapshot: must be the revision of the full table being paged, from its first page (got "+strconv.Quote(truncate(q.Get(contract.QuerySnapshot)))+")")
 			return
 		}
-		h.writePage(w, version, rev, q.Get(contract.QueryStart))
-		return
+		snapshot = rev
 	}
 	t := h.store.Current()
+	// Only a poll that is answered is recorded, and an after beyond what this
+	// registrar holds in its lineage is no revision it served (see the proxy registry).
+	req.Unserved = !req.Paging && req.Lineage == h.store.Lineage() && after > t.Revision()
+	if h.observe != nil {
+		h.observe(req)
+	}
+	if req.Paging {
+		h.writePage(w, version, snapshot, q.Get(contract.QueryStart))
+		return
+	}
 	deadline := time.Now().Add(wait)
+	if req.Lineage == h.store.Lineage() && after > t.Revision() {
+		h.forkFor(req, t)
+		t = h.store.Current()
+	}
 	// A proxy ahead of this replica in the same history was served by another replica
 	// (in etcd mode, one whose watch is further along): wait for this one to catch up
 	// instead of sending a full table the proxy would ignore as older.
@@ -164,6 +194,31 @@ func (h *routes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.answerV2(w, version, h.store.Current(), after, req.Lineage)
+}
+
+// forkFor handles a proxy ahead of t in the store's lineage when the store never
+// lags behind what it handed out (store.Forker, the embedded store): the proxy's table
+// is another history under this lineage, and waiting would give it deltas against
+// the wrong table. The store starts a new lineage (at most once per forkEvery), and
+// the proxy takes the table whole. Other stores (etcd replicas, whose watches lag)
+// let it wait for this replica to catch up.
+func (h *routes) forkFor(req SyncRequest, t *store.Table) {
+	f, ok := h.store.(store.Forker)
+	if !ok {
+		return
+	}
+	h.forkMu.Lock()
+	if !h.lastFork.IsZero() && time.Since(h.lastFork) < forkEvery {
+		h.forkMu.Unlock()
+		return
+	}
+	h.lastFork = time.Now()
+	h.forkMu.Unlock()
+	why := fmt.Sprintf("a proxy (%q from %s) holds revision %d of this lineage, above the %d this registrar reached: its table is another history under the same lineage (the data restored together with its lock file, as from a copy of the whole volume?); serving a new history (new lineage) so every proxy takes the table whole",
+		req.Proxy, req.Remote, req.After, t.Revision())
+	if out := f.Fork(why); out.Err != nil {
+		h.log.Error("could not start a new history for a proxy ahead of this registrar; it waits", "proxy", req.Proxy, "err", out.Err)
+	}
 }
 
 // checkIdentity: printable ASCII without spaces, at most maxIdentity bytes.
@@ -221,7 +276,7 @@ func (h *routes) answerV2(w http.ResponseWriter, version int, t *store.Table, af
 	if after > 0 && after < t.Revision() && lineage == cur {
 		cache := &h.delta[version-2]
 		if c := cache.Load(); c != nil && c.from == after && c.table == t && c.lineage == cur {
-			writeJSON(w, c.body)
+			h.writeJSON(w, c.body)
 			return
 		}
 		if d, ok := h.store.Delta(after, h.pageBytes-envelopeBytes); ok {
@@ -229,16 +284,29 @@ func (h *routes) answerV2(w http.ResponseWriter, version int, t *store.Table, af
 			if d.Revision == t.Revision() {
 				cache.Store(&cachedBody{table: t, from: after, lineage: cur, body: body})
 			}
-			writeJSON(w, body)
+			h.writeJSON(w, body)
 			return
 		}
 	}
 	h.writePage(w, version, t.Revision(), "")
 }
 
-// writePage answers one page of the full table at rev from start.
+// writePage answers one page of the full table at rev from start, encoded once and
+// shared with every request for the same page (of the same protocol version), within
+// the bound on full-table answers sent at once.
 func (h *routes) writePage(w http.ResponseWriter, version int, rev uint64, start string) {
-	p, err := h.store.Page(rev, start, h.pageBytes-envelopeBytes)
+	if !h.full.take(w) {
+		return
+	}
+	defer h.full.free()
+	lineage := h.store.Lineage()
+	body, err := h.pages.get(pageKey{version, lineage, rev, start}, func() ([]byte, error) {
+		p, err := h.store.Page(rev, start, h.pageBytes-envelopeBytes)
+		if err != nil {
+			return nil, err
+		}
+		return encodePage(version, lineage, p), nil
+	})
 	if errors.Is(err, store.ErrSnapshotGone) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -251,15 +319,25 @@ func (h *routes) writePage(w http.ResponseWriter, version int, rev uint64, start
 		writeFailure(w, http.StatusServiceUnavailable, "the table cannot be read now; retry")
 		return
 	}
-	writeJSON(w, encodePage(version, h.store.Lineage(), p))
+	h.writeJSON(w, body)
 }
 
-func writeJSON(w http.ResponseWriter, body []byte) {
+// writeJSON answers 200 with body, which the client must take within writeFor: one
+// that does not read loses the connection (and whatever slot the answer holds).
+//
+// The deadline is lifted once the answer is handed over (flushed), so that it does
+// not outlive the answer on a kept-alive connection (a server with a WriteTimeout
+// sets its own at the next request).
+func (h *routes) writeJSON(w http.ResponseWriter, body []byte) {
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(h.writeFor))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	if _, err := w.Write(body); err == nil && rc.Flush() == nil {
+		rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 func encodeDelta(version int, lineage string, d store.Delta) []byte {
@@ -308,12 +386,16 @@ func (h *routes) writeTable(w http.ResponseWriter, t *store.Table) {
 			" KiB) is larger than one answer may be (-page-bytes "+strconv.Itoa(h.pageBytes)+"); this filter asks with sync protocol version 1, which cannot page the table: upgrade the filter to one that sends v=2")
 		return
 	}
+	if !h.full.take(w) {
+		return
+	}
+	defer h.full.free()
 	b := h.v1.Load()
 	if b == nil || b.table != t {
 		b = &cachedBody{table: t, body: encodeV1(t)}
 		h.v1.Store(b)
 	}
-	writeJSON(w, b.body)
+	h.writeJSON(w, b.body)
 }
 
 func encodeV1(t *store.Table) []byte {

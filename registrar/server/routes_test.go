@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -176,4 +177,28 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+// A wait too large for a time.Duration is capped at 60 s like any other long wait:
+// the poll parks (it neither answers 304 at once nor reports a negative wait).
+func TestRoutesHugeWaitIsCapped(t *testing.T) {
+	waits := make(chan time.Duration, 8)
+	reg := startRegistrarTB(t, regOptions{observe: func(r SyncRequest) { waits <- r.Wait }})
+	for _, v := range []string{"1e10", "9223372037", "1e300"} {
+		t.Run(v, func(t *testing.T) {
+			rev := reg.Store.Current().Revision()
+			got := make(chan reply, 1)
+			go func() {
+				got <- call(t, "GET", reg.URL+"/v1/routes?v=2&lineage="+reg.Store.Lineage()+"&after="+strconv.FormatUint(rev, 10)+"&wait="+v, "")
+			}()
+			if w := <-waits; w != maxWait {
+				t.Fatalf("wait=%s observed as %v, want %v", v, w, maxWait)
+			}
+			waitGauge(t, reg, 1)
+			register(t, reg.URL, "web-"+v, "10.1.2.3", "logs")
+			if r := <-got; r.Code != 200 {
+				t.Fatalf("wait=%s: %d after a write, want 200", v, r.Code)
+			}
+		})
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,8 +56,13 @@ type Server struct {
 	handler  http.Handler
 	released sync.Once
 	proxies  *proxyRegistry
-	stop     chan struct{} // closed by Close: stops following the store's revisions
-	stopped  sync.Once
+	// routesHandler serves /v1/routes (its page cache and slots are read by tests).
+	routesHandler *routes
+	stop          chan struct{} // closed by Close: stops following the store's revisions
+	stopped       sync.Once
+	checks        *checker
+	// endChecks stops the active health checks (Close).
+	endChecks context.CancelFunc
 }
 
 // New checks cfg and builds the handler over st, which was opened with
@@ -84,7 +90,14 @@ func New(cfg Config, st store.Store, m *Metrics, opts ...Option) (*Server, error
 	s.metrics.observeProxies(s.proxies, s.store)
 	s.stop = make(chan struct{})
 	go s.proxies.followRevisions(s.store, s.stop)
-	warnStoredTargets(s.log, s.store.Current(), s.cfg.Policy)
+	var lead leader = soleLeader{}
+	if el, ok := s.store.(electing); ok {
+		lead = electedLeader{el, s.proxies.replicaName}
+	}
+	s.checks = newChecker(s.store, s.cfg.Policy, s.log, lead, s.proxies.replicaName, s.metrics.reg)
+	var cctx context.Context
+	cctx, s.endChecks = context.WithCancel(context.Background())
+	go s.checks.run(cctx)
 	s.handler = s.newHandler(g)
 	return s, nil
 }
@@ -98,11 +111,17 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // are served like writes through the API, without the API's checks.
 func (s *Server) Store() store.Store { return s.store }
 
-// Close answers waiting long-polls at once (304) and stops following the store's
-// revisions; the store stays open (its opener closes it, after Close).
+// Close answers waiting long-polls at once (304), stops following the store's
+// revisions and stops the active health checks (giving up their leadership at once,
+// so another replica takes over without waiting for the election's lease); the store
+// stays open (its opener closes it, after Close).
 func (s *Server) Close() error {
 	s.releaseWaiters()
-	s.stopped.Do(func() { close(s.stop) })
+	s.stopped.Do(func() {
+		close(s.stop)
+		s.endChecks()
+		<-s.checks.done
+	})
 	return nil
 }
 
@@ -118,6 +137,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.Token == "" {
 		s.log.Warn("no token configured: anyone who can reach this address can change routes; set -token-file or REGISTRAR_TOKEN", "addr", ln.Addr().String())
 	}
+	ln, err := s.cfg.listener(ln, s.log)
+	if err != nil {
+		return err
+	}
 	srv := newHTTPServer(s.handler, s.log)
 	srv.RegisterOnShutdown(s.releaseWaiters)
 	served := make(chan error, 1)
@@ -126,7 +149,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.proxies.setReplica(ln.Addr().String()) // the address it really listens on (port 0 resolved)
 	}
 	t := s.store.Current()
-	s.log.Info("listening", append(append([]any{"addr", ln.Addr().String()}, s.cfg.StoreAt...), "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "")...)
+	s.log.Info("listening", append(append([]any{"addr", ln.Addr().String()}, s.cfg.StoreAt...), "revision", t.Revision(), "servers", t.Len(), "auth", s.cfg.Token != "",
+		"proxy_token", s.cfg.ProxyToken != "", "tls", s.cfg.TLSCert != "", "client_certs", s.cfg.TLSClientCA != "")...)
 
 	select {
 	case err := <-served:
@@ -149,7 +173,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) newHandler(g guard.Options) http.Handler {
 	a := &api{store: s.store, policy: s.cfg.Policy, log: s.log, health: &s.health, maxServers: cmp.Or(s.cfg.MaxServers, DefaultMaxServers), proxies: s.proxies}
-	auth := newBearer(s.cfg.Token)
+	auth := newBearer(s.cfg.Token, "the registrar's token")
+	// The proxies' credential: the proxy token when one is set (and then only it: the
+	// CMS's token does not make a poll, nor the proxy token a write), else the token.
+	// With -tls-client-ca a poll must also come with a client certificate it signed.
+	proxyAuth := auth
+	if s.cfg.ProxyToken != "" {
+		proxyAuth = newBearer(s.cfg.ProxyToken, "the registrar's proxy token (the filter's registrar.token)")
+	}
+	v1 := func(h http.Handler) http.Handler { return proxyAuth.wrap(s.requireClientCert(h)) }
 	page := web.Handler()
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers/register", auth.wrap(http.HandlerFunc(a.register)))
@@ -158,9 +190,12 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 	mux.Handle("/api/servers/{host}/targets", auth.wrap(http.HandlerFunc(a.targets)))
 	mux.Handle("/api/servers/{host}/targets/{address}", auth.wrap(http.HandlerFunc(a.target)))
 	mux.Handle("/api/proxies", auth.wrap(http.HandlerFunc(a.listProxies)))
+	mux.Handle("/api/export", auth.wrap(http.HandlerFunc(a.export)))
+	mux.Handle("/api/import", auth.wrap(http.HandlerFunc(a.importTable)))
 	mux.Handle("/api/", auth.wrap(http.HandlerFunc(a.notFound)))
-	mux.Handle("/v1/routes", auth.wrap(&routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync}))
-	mux.Handle("/v1/", auth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.routesHandler = s.routes()
+	mux.Handle("/v1/routes", v1(s.routesHandler))
+	mux.Handle("/v1/", v1(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, http.StatusNotFound, "no such endpoint "+r.URL.Path+"; the route table is at /v1/routes")
 	})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -183,6 +218,14 @@ func (s *Server) newHandler(g guard.Options) http.Handler {
 		page.ServeHTTP(w, r)
 	}))
 	return s.metrics.count(guard.Wrap(mux, g))
+}
+
+// routes builds the /v1/routes handler with the full-table bounds (pagecache.go).
+func (s *Server) routes() *routes {
+	return &routes{store: s.store, release: s.release, metrics: s.metrics, pageBytes: int(s.cfg.PageBytes), observe: s.observeSync, log: s.log,
+		pages:    newPageCache(pageCachePages * int(s.cfg.PageBytes)),
+		full:     make(fullSlots, cmp.Or(s.cfg.MaxFullAnswers, DefaultMaxFullAnswers)),
+		writeFor: cmp.Or(s.cfg.AnswerWriteTimeout, DefaultAnswerWriteTimeout)}
 }
 
 // newHTTPServer sets the timeouts: headers and bodies must arrive promptly, while
@@ -241,7 +284,8 @@ func saveFailure(err error) string {
 // entries, cfg's history and table limit, and m's commit observer.
 func StoreOptions(cfg Config, log *slog.Logger, m *Metrics) store.Options {
 	return store.Options{Log: log, OnCommit: m.observeCommit, EntryCheck: checkLoaded,
-		History: int(cfg.History), MaxServers: int(cmp.Or(cfg.MaxServers, DefaultMaxServers))}
+		TargetCheck: func(sv store.Server) error { return checkStoredTargets(sv, cfg.Policy) },
+		History:     int(cfg.History), MaxServers: int(cmp.Or(cfg.MaxServers, DefaultMaxServers))}
 }
 
 // checkLoaded applies the write rules the store does not know (reserved names,
@@ -254,18 +298,20 @@ func checkLoaded(sv store.Server) error {
 	return checkServiceName(sv.Service)
 }
 
-// warnStoredTargets flags stored targets the current policy would refuse (the
-// -allow-cidr list may have narrowed since they were written). They are kept and
-// served, since dropping routes at start would be worse; the operator decides.
-func warnStoredTargets(log *slog.Logger, t *store.Table, p Policy) {
-	t.Ascend("", func(sv store.Server) bool {
-		for _, t := range sv.TargetList() {
-			if err := checkTarget(t.Address, p); err != nil {
-				log.Warn("a stored target would be refused by the current policy; update or delete it", "host", sv.Name, "err", err)
-			}
+// checkStoredTargets applies the target policy to every target of a stored server
+// (the store's TargetCheck): data that reached the store another way than a checked
+// write is held to the rules a write is.
+func checkStoredTargets(sv store.Server, p Policy) error {
+	for i, t := range sv.TargetList() {
+		field := "ipAddress"
+		if sv.Targets != nil {
+			field = "targets[" + strconv.Itoa(i) + "].address"
 		}
-		return true
-	})
+		if err := checkAddress(t.Address, p, field); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // observeSync records a version-2 poll in the proxy registry, then tells the

@@ -114,12 +114,6 @@ func TestSyncV2DeltaAndFull(t *testing.T) {
 	}
 	t.Logf("a delta of 2 upserts and 1 removal: %d bytes", size)
 
-	// A proxy ahead of this replica in the same history (another replica served it)
-	// waits for this one to catch up: 304 after the wait, not a full table it would
-	// ignore as older.
-	if code, a, _ := sync2(t, reg, "after=99&wait=0.2&lineage="+L); code != 304 {
-		t.Errorf("a proxy ahead in the same lineage: %d %+v, want 304", code, a)
-	}
 	// Full tables instead of deltas: no table, another lineage (a new history, even
 	// when it is behind the proxy).
 	for _, q := range []string{"after=0&lineage=" + L, "after=2", "after=2&lineage=00000000000000000000000000000000", "after=99&lineage=00000000000000000000000000000000"} {
@@ -146,6 +140,18 @@ func TestSyncV2DeltaAndFull(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the long-poll was not woken by the write")
+	}
+
+	// A proxy ahead of the embedded store in its lineage holds another history under
+	// it (the store never hands out a revision it could lose): the store starts a new
+	// lineage above its revision, and the proxy takes the table whole at once. A
+	// second poll ahead within forkEvery does not fork again.
+	code, a, _ := sync2(t, reg, "after=99&wait=0.2&lineage="+L)
+	if code != 200 || a.Kind != "full" || a.Lineage == L || a.Revision != 10 || !reflect.DeepEqual(a.Routes, map[string]string{"a": "10.0.0.12", "c": "10.0.0.3", "e": "10.0.0.5"}) {
+		t.Errorf("a proxy ahead in the same lineage: %d %+v, want the full table at 10 under a new lineage", code, a)
+	}
+	if code, a, _ := sync2(t, reg, "after=99&wait=0.2&lineage="+a.Lineage); code != 304 || reg.Store.Current().Revision() != 10 {
+		t.Errorf("a second poll ahead within a minute: %d %+v, revision %d; want 304 and no new lineage", code, a, reg.Store.Current().Revision())
 	}
 }
 

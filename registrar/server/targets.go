@@ -43,6 +43,10 @@ func serverViewOf(sv *store.Server) *registrarapi.Server {
 		return nil
 	}
 	v := &registrarapi.Server{Name: sv.Name, Target: sv.Target, Service: sv.Service, UpdatedAt: sv.UpdatedAt}
+	if hc := sv.HealthCheck; hc != nil {
+		v.HealthCheck = &registrarapi.HealthCheck{Path: hc.Path, Interval: hc.Interval.String(), Timeout: hc.Timeout.String(),
+			HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold}
+	}
 	for _, t := range sv.TargetList() {
 		h := healthUp
 		if t.Down {
@@ -166,8 +170,10 @@ func (a *api) readTargets(raw json.RawMessage) ([]store.Target, error) {
 
 // keepHealth gives the targets of a write the health the server's current targets of
 // the same address have: a write says what to route to, the health check what is up.
-func keepHealth(ts []store.Target, old *store.Server) []store.Target {
-	if old == nil {
+// A write that takes the server's health check away makes every target up, since no
+// check would ever do so.
+func keepHealth(ts []store.Target, old *store.Server, checked bool) []store.Target {
+	if old == nil || (old.HealthCheck != nil && !checked) {
 		return ts
 	}
 	prev := old.TargetList()
@@ -180,10 +186,12 @@ func keepHealth(ts []store.Target, old *store.Server) []store.Target {
 	return out
 }
 
-// setServer is the Update of a write that sets a server's whole target set.
-func setServer(name, service string, ts []store.Target) func(*store.Server) (*store.Server, error) {
+// setServer is the Update of a write that sets a whole server: its target set and
+// health check.
+func setServer(w serverWrite) func(*store.Server) (*store.Server, error) {
 	return func(old *store.Server) (*store.Server, error) {
-		sv := store.NewServer(name, service, keepHealth(ts, old))
+		sv := store.NewServer(w.name, w.service, keepHealth(w.targets, old, w.healthCheck != nil))
+		sv.HealthCheck = w.healthCheck
 		return &sv, nil
 	}
 }
@@ -274,6 +282,7 @@ func withTargets(old *store.Server, ts []store.Target, allowed bool) (*store.Ser
 		return nil, badRequest(err)
 	}
 	sv := store.NewServer(old.Name, old.Service, ts)
+	sv.HealthCheck = old.HealthCheck
 	return &sv, nil
 }
 

@@ -43,7 +43,7 @@ type snapshotFile struct {
 // current format, "lineage"; nothing else, nothing after it. Every entry must pass
 // the rules a write passes (check); the first that does not is named.
 func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path, os.O_RDONLY, 0, "data file")
 	if err != nil {
 		return nil, err
 	}
@@ -136,14 +136,15 @@ func readSnapshot(path string, check func(Server) error) (*snapshotFile, error) 
 }
 
 // rawServer is one entry of the data file as decoded (the decoder refuses unknown
-// fields): host, ipAddress and serviceName must be present and not null, targets and
-// updatedAt are optional.
+// fields): host, ipAddress and serviceName must be present and not null, targets,
+// healthCheck and updatedAt are optional.
 type rawServer struct {
-	Name      *string    `json:"host"`
-	Target    *string    `json:"ipAddress"`
-	Targets   []Target   `json:"targets"`
-	Service   *string    `json:"serviceName"`
-	UpdatedAt *time.Time `json:"updatedAt"`
+	Name        *string      `json:"host"`
+	Target      *string      `json:"ipAddress"`
+	Targets     []Target     `json:"targets"`
+	HealthCheck *HealthCheck `json:"healthCheck"`
+	Service     *string      `json:"serviceName"`
+	UpdatedAt   *time.Time   `json:"updatedAt"`
 }
 
 func (r *rawServer) server() (Server, error) {
@@ -158,7 +159,7 @@ func (r *rawServer) server() (Server, error) {
 			return Server{}, fmt.Errorf("%q is missing", f.name)
 		}
 	}
-	sv := Server{Name: *r.Name, Target: *r.Target, Targets: r.Targets, Service: *r.Service}
+	sv := Server{Name: *r.Name, Target: *r.Target, Targets: r.Targets, HealthCheck: r.HealthCheck, Service: *r.Service}
 	if r.UpdatedAt != nil {
 		sv.UpdatedAt = *r.UpdatedAt
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // tempPattern names the temporary files a replacement writes next to the data file.
@@ -124,4 +125,45 @@ func cleanStaleTemps(dataPath string) ([]string, error) {
 // has left (none once a store has opened it).
 func StaleTemps(dataPath string) ([]string, error) {
 	return filepath.Glob(filepath.Join(filepath.Dir(dataPath), tempPattern(dataPath)))
+}
+
+// openRegular opens one of the store's own files (data file, lock file, log segment;
+// what names it in errors) without following a symbolic link at path and only when it
+// is a regular file. A linked data file would be replaced by a regular one at the
+// first compaction (the data silently leaving the link's volume, the log beside the
+// target never read), and a linked lock file would have its target overwritten; a
+// linked folder above the files is fine. A missing file gives an error that
+// errors.Is(fs.ErrNotExist) (unless flag creates it).
+func openRegular(path string, flag int, perm os.FileMode, what string) (*os.File, error) {
+	notRegular := func(m fs.FileMode) error {
+		if m&fs.ModeSymlink != 0 {
+			return fmt.Errorf("the %s %s is a symbolic link, which the registrar does not follow: put the real file there, or point -data at the real location (a linked folder above it is fine)", what, path)
+		}
+		kind := "mode " + m.Type().String()
+		if m.IsDir() {
+			kind = "a directory"
+		}
+		return fmt.Errorf("the %s %s is not a regular file (%s); move it away", what, path, kind)
+	}
+	// Checked before the open as well, so that a FIFO cannot block it.
+	if st, err := os.Lstat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, notRegular(st.Mode())
+	}
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, perm)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, notRegular(fs.ModeSymlink)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, notRegular(st.Mode())
+	}
+	return f, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/btree"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/internal/validate"
 )
@@ -41,6 +42,7 @@ type EmbeddedOptions struct {
 
 type writeOp struct {
 	changes []Change
+	replace *replaceOp // a replacement of the table (nil for a write of changes)
 	done    chan WriteResult
 }
 
@@ -66,7 +68,7 @@ type writeOp struct {
 // is a small part of this package (wal.go), in a format a person can read.
 type Embedded struct {
 	path        string
-	lineage     string
+	lineage     atomic.Pointer[string] // set by Open and then only by the writer
 	cur         atomic.Pointer[Table]
 	work        *btree.BTreeG[Server] // the writer's tree; only the writer touches it
 	ops         chan writeOp
@@ -78,6 +80,8 @@ type Embedded struct {
 	log         *slog.Logger
 	onCommit    func(Commit)
 	extraCheck  func(Server) error
+	targetCheck func(Server) error
+	refused     int // servers left out at open by targetCheck
 	compactMin  int64
 	historyRevs int
 	hist        *history
@@ -115,6 +119,7 @@ func Open(path string, o EmbeddedOptions) (*Embedded, error) {
 		log:         cmp.Or(o.Log, slog.New(slog.DiscardHandler)),
 		onCommit:    o.OnCommit,
 		extraCheck:  o.EntryCheck,
+		targetCheck: o.TargetCheck,
 		compactMin:  cmp.Or(o.CompactAt, 8<<20),
 		historyRevs: cmp.Or(o.History, DefaultHistory),
 		init:        o.Init,
@@ -132,6 +137,9 @@ func Open(path string, o EmbeddedOptions) (*Embedded, error) {
 		if s.lock, err = acquireLock(path); err != nil {
 			return nil, err
 		}
+		if err := probeSegments(path); err != nil {
+			return nil, err
+		}
 	}
 	removed, err := cleanStaleTemps(path)
 	for _, f := range removed {
@@ -140,20 +148,25 @@ func Open(path string, o EmbeddedOptions) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := load(path, s.check, s.historyRevs)
+	l, err := load(path, s.check, s.targetCheck, s.historyRevs)
 	if err != nil {
 		return nil, err
 	}
+	for _, r := range l.refused {
+		s.log.Warn("a stored target is refused by the target policy and is not served: register the server again with an allowed target, or allow it with -allow-cidr (the next compaction drops it from the data file)", "host", r.server.Name, "ipAddress", r.server.Target, "file", r.file, "err", r.err)
+	}
+	s.refused = len(l.refused)
 	var prev lockRecord
 	if s.lock != nil {
 		prev = s.lock.prev
 	}
 	startNewHistory := func(why string) {
 		// A new lineage tells proxies this is another history; the revision goes on
-		// from the highest one recorded so that it still only grows.
-		old := l.lineage
+		// above the highest one recorded, so that it is above any this data may have
+		// been served at here.
+		old := cmp.Or(l.lineage, prev.Lineage) // the lock file's when the data file is gone
 		l.lineage = newLineage()
-		l.revision = max(l.revision, prev.Revision)
+		l.revision = max(l.revision, prev.Revision) + 1
 		l.hist = newHistory(l.revision, s.historyRevs)
 		s.log.Warn(why, "data", path, "old_lineage", old, "new_lineage", l.lineage, "revision", l.revision, "servers", l.tree.Len())
 	}
@@ -168,8 +181,23 @@ func Open(path string, o EmbeddedOptions) (*Embedded, error) {
 		l.dataExists = true
 	case !l.dataExists:
 		s.log.Warn("no data file: starting a new, empty table (it is created by the first write)", "data", path)
-	case prev.Lineage == l.lineage && prev.Revision > l.revision:
-		startNewHistory(fmt.Sprintf("THE DATA WENT BACK IN TIME (a restored backup?): it is at revision %d but revision %d was reached; serving it as a new history so proxies take it", l.revision, prev.Revision))
+	case l.lineage != "" && !s.lock.owns(l.lineage, l.revision):
+		// Data this lock file does not record as its own may be a copy of a history
+		// that goes on elsewhere, or one that went further here: serving it under its
+		// lineage would let a proxy that holds the other history take deltas against
+		// the wrong table.
+		var why string
+		switch {
+		case prev.Lineage == "":
+			why = "the lock file holds no record of this data (copied or restored to a new place?)"
+		case prev.Lineage != l.lineage:
+			why = "the lock file records another history, lineage " + prev.Lineage + " (data copied or restored from elsewhere?)"
+		case prev.Revision > l.revision:
+			why = fmt.Sprintf("THE DATA WENT BACK IN TIME (a restored backup?): it is at revision %d but revision %d was reached", l.revision, prev.Revision)
+		default:
+			why = "the lock file's record was written into another file (data and lock file copied or restored?)"
+		}
+		startNewHistory(why + "; serving it as a new history (new lineage) so every proxy takes it whole")
 		t := &Table{revision: l.revision, tree: l.tree}
 		n, err := writeSnapshot(path, l.lineage, t)
 		if err != nil {
@@ -186,42 +214,52 @@ func Open(path string, o EmbeddedOptions) (*Embedded, error) {
 		}
 		s.log.Warn("dropped the last log record, cut short by a crash before it was acknowledged", "file", l.torn.path, "offset", l.torn.offset, "reason", l.torn.reason)
 	}
-	s.work, s.lineage, s.dataExists = l.tree, l.lineage, l.dataExists
+	s.work, s.dataExists = l.tree, l.dataExists
 	s.snapBytes.Store(l.snapBytes)
 	first := &Table{revision: l.revision, tree: s.work.Clone(), changed: make(chan struct{})}
 	s.work.Ascend(func(sv Server) bool {
 		first.size += int64(EncodedSize(sv.Name, sv.Route()))
 		return true
 	})
-	if s.lineage == "" {
-		s.lineage = newLineage()
+	if l.lineage == "" {
+		l.lineage = newLineage()
 		if s.dataExists {
-			n, err := writeSnapshot(path, s.lineage, first)
+			n, err := writeSnapshot(path, l.lineage, first)
 			if err != nil {
 				return nil, fmt.Errorf("migrate data file %s to the current format: %w", path, err)
 			}
 			s.snapBytes.Store(n)
-			s.log.Info("migrated the data file to the current format (data file + write-ahead log); the table is unchanged", "file", path, "revision", l.revision, "servers", s.work.Len(), "lineage", s.lineage)
+			s.log.Info("migrated the data file to the current format (data file + write-ahead log); the table is unchanged", "file", path, "revision", l.revision, "servers", s.work.Len(), "lineage", l.lineage)
 		}
 	}
+	s.lineage.Store(&l.lineage)
 	if n := len(l.segments); n > 0 {
 		last := l.segments[n-1]
 		if last.first > l.revision+1 {
 			return nil, fmt.Errorf("log %s starts at revision %d but the data ends at %d: revisions are missing; restore the data from a backup", last.path, last.first, l.revision)
 		}
-		f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+		f, err := openRegular(last.path, os.O_WRONLY|os.O_APPEND, 0, "log segment")
 		if err != nil {
 			return nil, fmt.Errorf("open log %s: %w", last.path, err)
 		}
 		st, err := f.Stat()
+		if err == nil {
+			err = lockSegment(path, f)
+		}
 		if err != nil {
 			f.Close()
 			return nil, err
 		}
 		s.seg, s.segSize = f, st.Size()
+	} else if s.dataExists {
+		// A segment from the start, so that the data is locked by one even when the
+		// lock file is removed before the first write.
+		if err := s.newSegment(first.revision + 1); err != nil {
+			return nil, err
+		}
 	}
 	if s.lock != nil && s.dataExists {
-		if err := s.lock.record(lockRecord{os.Getpid(), s.lineage, first.revision}, true); err != nil {
+		if err := s.lock.record(l.lineage, first.revision, true); err != nil {
 			return nil, fmt.Errorf("write the lock file %s: %w", lockPath(path), err)
 		}
 	}
@@ -244,13 +282,16 @@ func (s *Embedded) createData(rev uint64, lineage string) error {
 		}
 		s.lock = l
 	}
+	if _, err := os.Lstat(s.path); err == nil {
+		return fmt.Errorf("the data file %s was created by another registrar after this one started (was the lock file %s removed?); stop one of them", s.path, lockPath(s.path))
+	}
 	n, err := writeSnapshot(s.path, lineage, &Table{revision: rev, tree: newTree()})
 	if err != nil {
 		return err
 	}
 	s.snapBytes.Store(n)
 	s.dataExists = true
-	return s.lock.record(lockRecord{os.Getpid(), lineage, rev}, true)
+	return s.lock.record(lineage, rev, true)
 }
 
 // check is what every loaded server must pass: the name and address rules of a
@@ -260,6 +301,9 @@ func (s *Embedded) check(sv Server) error {
 		return fmt.Errorf("host %q %v", sv.Name, err)
 	}
 	if err := CheckTargets(sv); err != nil {
+		return err
+	}
+	if err := CheckHealthCheck(sv.HealthCheck); err != nil {
 		return err
 	}
 	if s.extraCheck != nil {
@@ -279,9 +323,19 @@ type loaded struct {
 	logBytes   int64
 	torn       *tornTail
 	hist       *history // the changes replayed from the log
+	refused    []refusal
 }
 
-func load(path string, check func(Server) error, historyRevs int) (*loaded, error) {
+// refusal is a loaded server the target check left out, and where it was.
+type refusal struct {
+	server Server
+	file   string
+	err    error
+}
+
+// load reads the data file and replays the log. Servers that fail targetCheck (when
+// set) are left out of the table and listed in refused.
+func load(path string, check, targetCheck func(Server) error, historyRevs int) (*loaded, error) {
 	l := &loaded{tree: newTree()}
 	snap, err := readSnapshot(path, check)
 	switch {
@@ -291,18 +345,37 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 	default:
 		return nil, err
 	}
+	if targetCheck != nil {
+		var out []Server
+		l.tree.Ascend(func(sv Server) bool {
+			if err := targetCheck(sv); err != nil {
+				out = append(out, sv)
+				l.refused = append(l.refused, refusal{sv, path, err})
+			}
+			return true
+		})
+		for _, sv := range out {
+			l.tree.Delete(sv)
+		}
+	}
 	if l.segments, err = listSegments(path); err != nil {
 		return nil, err
 	}
 	l.hist = newHistory(l.revision, historyRevs)
 	if !l.dataExists && len(l.segments) > 0 {
-		return nil, fmt.Errorf("data file %s is missing but its write-ahead log (%s) is there: the data existed and was removed; restore the data file from a backup", path, l.segments[0].path)
+		return nil, fmt.Errorf("data file %s is missing but its write-ahead log (%s) is there: the data existed and was removed. Restore the data file from a backup; or, to start a new, empty history, move %s.wal-* away and start with -init (REGISTRAR_INIT=1), which does not remove them itself", path, l.segments[0].path, path)
 	}
-	l.revision, l.logBytes, l.torn, err = replay(l.segments, l.revision, func(r logRecord) error {
+	l.revision, l.logBytes, l.torn, err = replay(l.segments, l.revision, func(r logRecord, file string) error {
 		var changes []histEntry
 		defer func() { l.hist.add(r.Rev, changes) }()
 		for _, op := range r.Ops {
 			_, existed := l.tree.Get(Server{Name: op.Name})
+			if op.Server != nil && targetCheck != nil && op.Server.Name == op.Name {
+				if err := targetCheck(*op.Server); err != nil {
+					l.refused = append(l.refused, refusal{*op.Server, file, err})
+					op.Server = nil // not served: the name is as if removed
+				}
+			}
 			if op.Server == nil {
 				l.tree.Delete(Server{Name: op.Name})
 				changes = append(changes, histEntry{rev: r.Rev, name: op.Name, existed: existed})
@@ -331,7 +404,7 @@ func load(path string, check func(Server) error, historyRevs int) (*loaded, erro
 // log is left out (it was never acknowledged).
 func ReadData(path string) (uint64, map[string]Server, error) {
 	s := &Embedded{}
-	l, err := load(path, s.check, 0)
+	l, err := load(path, s.check, nil, 0)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -351,17 +424,33 @@ func newLineage() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Refused is how many servers of the data the target check left out at open.
+func (s *Embedded) Refused() int { return s.refused }
+
+// Collectors are the embedded store's own metrics, for the registrar's /metrics.
+func (s *Embedded) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "registrar_stored_targets_refused",
+		Help: "Servers of the data file or log left out at start because the target policy refuses their target (each is logged by name).",
+	}, func() float64 { return float64(s.Refused()) })}
+}
+
 // Current returns the current table.
 func (s *Embedded) Current() *Table { return s.cur.Load() }
 
 // Lineage names this history of the table: 32 hex digits, created with the data and
 // kept in the data file.
-func (s *Embedded) Lineage() string { return s.lineage }
+func (s *Embedded) Lineage() string { return *s.lineage.Load() }
 
 // Write applies changes as one all-or-nothing write and returns once it is durable
 // (or has failed, in which case nothing changed).
 func (s *Embedded) Write(changes ...Change) WriteResult {
-	op := writeOp{changes: changes, done: make(chan WriteResult, 1)}
+	return s.hand(writeOp{changes: changes})
+}
+
+// hand gives op to the writer and waits for its result.
+func (s *Embedded) hand(op writeOp) WriteResult {
+	op.done = make(chan WriteResult, 1)
 	select {
 	case s.ops <- op:
 	case <-s.quit:
@@ -388,7 +477,7 @@ func (s *Embedded) release() {
 	}
 	if s.lock != nil {
 		if s.dataExists {
-			s.lock.record(lockRecord{os.Getpid(), s.lineage, s.cur.Load().revision}, true)
+			s.lock.record(s.Lineage(), s.cur.Load().revision, true)
 		}
 		s.lock.release()
 		s.lock = nil
@@ -406,13 +495,23 @@ func (s *Embedded) writer() {
 		}
 		batch := []writeOp{first}
 	drain:
-		for len(batch) < maxBatch {
+		for len(batch) < maxBatch && first.replace == nil {
 			select {
 			case op := <-s.ops:
 				batch = append(batch, op)
+				if op.replace != nil {
+					break drain // a replacement goes alone, after the writes before it
+				}
 			default:
 				break drain
 			}
+		}
+		if last := batch[len(batch)-1]; last.replace != nil {
+			if len(batch) > 1 {
+				s.commit(batch[:len(batch)-1])
+			}
+			last.done <- s.replaceTable(last.replace)
+			continue
 		}
 		s.commit(batch)
 	}
@@ -489,7 +588,7 @@ func (s *Embedded) commit(batch []writeOp) {
 			close(cur.changed)
 			// The highest revision reached, for noticing a restored backup at the next
 			// start; not fsynced (best effort, see lock.go).
-			s.lock.record(lockRecord{os.Getpid(), s.lineage, rev}, false)
+			s.lock.record(s.Lineage(), rev, false)
 			if s.onCommit != nil {
 				s.onCommit(Commit{Table: t, Writes: len(batch), Took: time.Since(start)})
 			}
@@ -528,7 +627,7 @@ func (s *Embedded) appendLog(cur *Table, records []byte) error {
 		if cur.Len() != 0 {
 			return errors.New("no data file but a table that is not empty") // cannot happen: the data file exists once anything was written
 		}
-		if err := s.createData(cur.revision, s.lineage); err != nil {
+		if err := s.createData(cur.revision, s.Lineage()); err != nil {
 			return err
 		}
 	}
@@ -557,9 +656,13 @@ func (s *Embedded) appendLog(cur *Table, records []byte) error {
 // makes its name durable.
 func (s *Embedded) newSegment(first uint64) error {
 	name := segmentName(s.path, first)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := openRegular(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600, "log segment")
 	if err != nil {
 		return fmt.Errorf("create log segment: %w", err)
+	}
+	if err := lockSegment(s.path, f); err != nil {
+		f.Close()
+		return err
 	}
 	if err := syncDir(filepath.Dir(s.path)); err != nil {
 		f.Close()
@@ -588,36 +691,144 @@ func (s *Embedded) maybeCompact(t *Table) {
 	}
 	s.compactOn.Store(true)
 	s.compacting.Add(1)
+	lineage := s.Lineage()
 	go func() {
 		defer s.compacting.Done()
 		defer s.compactOn.Store(false)
 		began := time.Now()
-		n, err := writeSnapshot(s.path, s.lineage, t)
+		n, err := writeSnapshot(s.path, lineage, t)
 		if err != nil {
 			s.log.Error("compaction failed: the data file could not be written; the log keeps every change and compaction is retried later", "err", err)
 			return
 		}
 		s.snapBytes.Store(n)
-		segs, err := listSegments(s.path)
-		if err != nil {
-			s.log.Error("compaction: cannot list log segments", "err", err)
-			return
-		}
-		for _, sg := range segs {
-			if sg.first <= t.revision {
-				if err := os.Remove(sg.path); err != nil {
-					s.log.Error("compaction: cannot remove an old log segment", "file", sg.path, "err", err)
-				}
-			}
-		}
-		syncDir(filepath.Dir(s.path))
+		s.removeSegmentsThrough(t.revision)
 		s.log.Info("compacted the log into the data file", "revision", t.revision, "servers", t.Len(), "bytes", n, "took", time.Since(began).Round(time.Millisecond))
 	}()
 }
 
+// removeSegmentsThrough removes the log segments that start at or below rev, once
+// the data file holds rev: their records are in it.
+func (s *Embedded) removeSegmentsThrough(rev uint64) {
+	segs, err := listSegments(s.path)
+	if err != nil {
+		s.log.Error("cannot list log segments to remove the old ones", "err", err)
+		return
+	}
+	for _, sg := range segs {
+		if sg.first <= rev {
+			if err := os.Remove(sg.path); err != nil {
+				s.log.Error("cannot remove an old log segment", "file", sg.path, "err", err)
+			}
+		}
+	}
+	syncDir(filepath.Dir(s.path))
+}
+
+// Replace makes servers the whole table in one durable write and starts a new
+// lineage, so that every proxy takes the table whole (an import, a restore): the data
+// file is rewritten at a revision above the current one, and the log starts over
+// after it. Every server must pass the rules loaded data passes (the first that does
+// not is named) and a name may appear once; then nothing changes. A server without
+// updatedAt gets the time of the write.
+func (s *Embedded) Replace(servers []Server) WriteResult {
+	return s.hand(writeOp{replace: &replaceOp{servers: servers, why: "replaced the whole table: a new history (new lineage); every proxy takes it whole"}})
+}
+
+// Fork starts a new lineage with the table as it is, at a revision above the current
+// one, so that every proxy takes the table whole. The store hands out a revision only
+// once it is durable, so a proxy of its lineage at a higher revision holds another
+// history under the same lineage (data restored together with its lock record, as
+// from a copy of the whole volume); why says what was seen, for the log.
+func (s *Embedded) Fork(why string) WriteResult {
+	return s.hand(writeOp{replace: &replaceOp{keep: true, why: why}})
+}
+
+// replaceOp is a replacement of the table: by servers, or by the writer's own table
+// (keep).
+type replaceOp struct {
+	servers []Server
+	keep    bool
+	why     string
+}
+
+func (s *Embedded) replaceTable(r *replaceOp) WriteResult {
+	if s.broken != nil {
+		return WriteResult{Err: fmt.Errorf("%w: %w", ErrNotSaved, s.broken)}
+	}
+	servers := r.servers
+	if r.keep {
+		servers = make([]Server, 0, s.work.Len())
+		s.work.Ascend(func(sv Server) bool {
+			servers = append(servers, sv)
+			return true
+		})
+	}
+	start := time.Now()
+	tree := newTree()
+	var size int64
+	now := s.now()
+	for _, sv := range servers {
+		if err := s.check(sv); err != nil {
+			return WriteResult{Err: fmt.Errorf("server %q: %w", sv.Name, err)}
+		}
+		if sv.UpdatedAt.IsZero() {
+			sv.UpdatedAt = now
+		}
+		if _, dup := tree.ReplaceOrInsert(sv); dup {
+			return WriteResult{Err: fmt.Errorf("server %q appears more than once", sv.Name)}
+		}
+		size += int64(EncodedSize(sv.Name, sv.Route()))
+	}
+	if s.maxServers > 0 && tree.Len() > s.maxServers {
+		return WriteResult{Err: ErrTableFull}
+	}
+	cur := s.cur.Load()
+	old := s.Lineage()
+	if !s.dataExists {
+		if err := s.createData(cur.revision, old); err != nil {
+			return WriteResult{Err: fmt.Errorf("%w: %w", ErrNotSaved, err)}
+		}
+	}
+	// A compaction in flight writes the data file with the old lineage: it must land
+	// first. None starts meanwhile: only the writer starts them.
+	s.compacting.Wait()
+	lineage := newLineage()
+	rev := cur.revision + 1
+	t := &Table{revision: rev, tree: tree, changed: make(chan struct{}), size: size}
+	n, err := writeSnapshot(s.path, lineage, t)
+	if err != nil {
+		return WriteResult{Err: fmt.Errorf("%w: %w", ErrNotSaved, err)}
+	}
+	// The data file holds the new table now; every log record is below its revision.
+	s.snapBytes.Store(n)
+	if err := s.newSegment(rev + 1); err != nil {
+		s.log.Error("cannot start a new log segment after replacing the table; the old one goes on", "err", err)
+	} else {
+		s.removeSegmentsThrough(rev)
+	}
+	if err := s.lock.record(lineage, rev, true); err != nil {
+		s.log.Error("cannot record the new history in the lock file; the next start serves it as another new history", "file", lockPath(s.path), "err", err)
+	}
+	s.work = tree
+	t.tree = tree.Clone()
+	s.hist.mu.Lock()
+	s.hist.reset(rev)
+	s.lineage.Store(&lineage)
+	s.cur.Store(t)
+	s.hist.mu.Unlock()
+	s.pins.recent(t)
+	close(cur.changed)
+	s.log.Warn(r.why, "old_lineage", old, "new_lineage", lineage, "revision", rev, "servers", t.Len())
+	if s.onCommit != nil {
+		s.onCommit(Commit{Table: t, Writes: 1, Took: time.Since(start)})
+	}
+	return WriteResult{Revision: rev, Changed: true}
+}
+
 // truncateDurable cuts the file at path to size and fsyncs it.
 func truncateDurable(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := openRegular(path, os.O_WRONLY, 0, "log segment")
 	if err != nil {
 		return err
 	}

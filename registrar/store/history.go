@@ -38,6 +38,11 @@ func newHistory(rev uint64, maxRevs int) *history {
 	return &history{floor: rev, rev: rev, maxRevs: maxRevs}
 }
 
+// reset drops every change held: the table was replaced at rev (the caller holds mu).
+func (h *history) reset(rev uint64) {
+	h.entries, h.start, h.floor, h.rev = nil, 0, rev, rev
+}
+
 // add appends the changes of revision rev (the caller holds mu).
 func (h *history) add(rev uint64, changes []histEntry) {
 	h.entries = append(h.entries, changes...)

@@ -16,14 +16,16 @@ import (
 // (Name) and the targets the proxy sends them to (targets.go). Target (ipAddress) is
 // the first active target, what clients and data from before target sets know;
 // Targets is nil for a server of that one active target of weight 1 (see NewServer).
-// The JSON names are the data file's and etcd's format; the API answers with
-// internal/registrarapi's Server, which shows targets with their health instead.
+// HealthCheck, when set, is the registrar's active health check of the targets
+// (health.go). The JSON names are the data file's and etcd's format; the API answers
+// with internal/registrarapi's Server, which shows targets with their health instead.
 type Server struct {
-	Name      string    `json:"host"`
-	Target    string    `json:"ipAddress"`
-	Targets   []Target  `json:"targets,omitempty"`
-	Service   string    `json:"serviceName"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Name        string       `json:"host"`
+	Target      string       `json:"ipAddress"`
+	Targets     []Target     `json:"targets,omitempty"`
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+	Service     string       `json:"serviceName"`
+	UpdatedAt   time.Time    `json:"updatedAt"`
 }
 
 // Change sets (Server != nil, or Update) or removes (neither) one server name.
@@ -122,17 +124,31 @@ const SnapshotKeep = 60 * time.Second
 //     when the store still holds every change in between and the delta's routes fit
 //     in maxBytes (by EncodedSize); ok is false otherwise ("not held"), and the
 //     caller serves the full table instead. after must be below the current revision.
+//   - Replace makes servers the whole table as one all-or-nothing, durable write
+//     that starts a new lineage (an import), at a revision above the current one, so
+//     that every proxy takes the table whole. A name may appear once; a server
+//     without UpdatedAt gets the time of the write.
 //   - Lineage names this history of the table; it changes whenever the history is
-//     replaced (a new data store, a restored backup).
+//     replaced (a new data store, a restored backup, Replace).
 //   - Close finishes writes in flight and releases the store; later writes fail with
 //     ErrClosed. Reads of tables already obtained keep working.
 type Store interface {
 	Current() *Table
 	Write(changes ...Change) WriteResult
+	Replace(servers []Server) WriteResult
 	Page(rev uint64, start string, maxBytes int) (Page, error)
 	Delta(after uint64, maxBytes int) (d Delta, ok bool)
 	Lineage() string
 	Close() error
+}
+
+// Forker is a store that hands out a revision only once it holds it for good (the
+// embedded store), so that a client of its lineage at a higher revision holds another
+// history under the same lineage. Fork starts a new lineage with the current table,
+// at a revision above the current one, so that such a client takes the table whole
+// instead of waiting for a revision that would not be the one it holds; why is logged.
+type Forker interface {
+	Fork(why string) WriteResult
 }
 
 // EncodedSize is the size a route takes in a JSON object of routes: "name":"target",
@@ -155,6 +171,13 @@ type Options struct {
 	// address (the server's write rules). The embedded store refuses to open with an
 	// entry that fails; the etcd store skips it like any invalid key.
 	EntryCheck func(Server) error
+	// TargetCheck is the target policy. A loaded server whose target it refuses
+	// reached the data another way than a checked write (a file edited, a key written
+	// into etcd directly, the policy narrowed since): it is not served but logged and
+	// counted, and the store goes on. The embedded store leaves it out at open (its
+	// next compaction drops it from the data file); the etcd store skips it like any
+	// invalid key.
+	TargetCheck func(Server) error
 	// History is how many revisions of changes are kept for Delta (at most that many
 	// name changes in all); 0: DefaultHistory.
 	History int

@@ -82,7 +82,8 @@ func (sv Server) Route() string {
 // sameContent says whether a and b register the same thing (name and updatedAt
 // aside): a write of the same content changes nothing.
 func sameContent(a, b Server) bool {
-	return a.Target == b.Target && a.Service == b.Service && slices.Equal(a.Targets, b.Targets)
+	return a.Target == b.Target && a.Service == b.Service && slices.Equal(a.Targets, b.Targets) &&
+		(a.HealthCheck == nil) == (b.HealthCheck == nil) && (a.HealthCheck == nil || *a.HealthCheck == *b.HealthCheck)
 }
 
 // SameContent is sameContent for stores outside this package.

@@ -39,6 +39,7 @@ func TestTargetsOldDataLoadsUnchanged(t *testing.T) {
 	if err := os.WriteFile(segmentName(path, 4), []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	adoptData(t, path, "0123456789abcdef0123456789abcdef", 4)
 	s := openT(t, path, EmbeddedOptions{CompactAt: 1})
 	for name, addr := range map[string]string{"web-1": "10.1.2.3:8080", "web-2": "web-2.internal"} {
 		sv, ok := s.Current().Get(name)

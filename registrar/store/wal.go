@@ -22,10 +22,11 @@ import (
 //
 // A record is one line: 8 hex digits of the CRC-32C of the JSON that follows, a
 // space, the JSON {"rev": R, "ops": [{"host": "a", "server": {...}}, {"host": "b"}]}
-// (an op without "server" removes the name), and "\n". A crash can only cut the last
-// record of the last segment short; such a record fails its checksum (or lacks its
-// newline), was never acknowledged, and is dropped when the store opens. A bad record
-// anywhere else is damage, and the store refuses to open, naming file and offset.
+// (an op without "server" removes the name), and "\n". A crash can only spoil the
+// end of the last segment: a record without its newline, or zero bytes where the data
+// never reached the disk. Such records were never acknowledged and are dropped when
+// the store opens. Any other bad record, also a complete last one that fails its
+// checksum, is damage, and the store refuses to open, naming file and offset.
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -101,11 +102,18 @@ type tornTail struct {
 // requiring the revisions to follow each other without a gap. It returns the
 // revision reached, the byte size of the segments, and the torn tail of the last
 // segment (nil when it ends cleanly).
-func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, int64, *tornTail, error) {
+//
+// A record at or below the starting revision is skipped (a compaction finished
+// before its segments were removed). A record whose revision was already applied
+// from the log is skipped when it is the same record again, and is damage when its
+// content differs: two writers appended to one log.
+func replay(segs []segment, rev uint64, apply func(r logRecord, file string) error) (uint64, int64, *tornTail, error) {
 	var size int64
+	base := rev
+	sums := map[uint64]uint32{} // checksum of each record applied, by revision
 	for i, sg := range segs {
 		last := i == len(segs)-1
-		f, err := os.Open(sg.path)
+		f, err := openRegular(sg.path, os.O_RDONLY, 0, "log segment")
 		if err != nil {
 			return rev, size, nil, err
 		}
@@ -116,28 +124,39 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 			if err == io.EOF && len(line) == 0 {
 				break
 			}
-			rec, perr := parseRecord(line, err)
+			rec, sum, perr := parseRecord(line, err)
 			if perr != nil {
-				tail := last && isTail(r, err)
+				var reason string
+				if last {
+					reason = tornReason(line, r)
+				}
 				f.Close()
-				if tail {
-					return rev, size + off, &tornTail{sg.path, off, perr.Error()}, nil
+				if reason != "" {
+					return rev, size + off, &tornTail{sg.path, off, reason}, nil
 				}
 				return rev, size, nil, fmt.Errorf("log %s is damaged at byte %d (%v); restore the data from a backup", sg.path, off, perr)
 			}
 			off += int64(len(line))
+			if rec.Rev <= base {
+				continue // already in the data file
+			}
 			if rec.Rev <= rev {
-				continue // already in the data file (a compaction finished before its segments were removed)
+				if sums[rec.Rev] == sum {
+					continue
+				}
+				f.Close()
+				return rev, size, nil, fmt.Errorf("log %s repeats revision %d with other content at byte %d: two registrars wrote to this data (was its lock file removed while one ran?), and writes of one of them would be lost; restore the data from a backup", sg.path, rec.Rev, off-int64(len(line)))
 			}
 			if rec.Rev != rev+1 {
 				f.Close()
 				return rev, size, nil, fmt.Errorf("log %s jumps from revision %d to %d at byte %d: revisions are missing; restore the data from a backup", sg.path, rev, rec.Rev, off-int64(len(line)))
 			}
-			if err := apply(rec); err != nil {
+			if err := apply(rec, sg.path); err != nil {
 				f.Close()
 				return rev, size, nil, fmt.Errorf("log %s, revision %d: %v", sg.path, rec.Rev, err)
 			}
 			rev = rec.Rev
+			sums[rev] = sum
 		}
 		f.Close()
 		size += off
@@ -145,36 +164,60 @@ func replay(segs []segment, rev uint64, apply func(logRecord) error) (uint64, in
 	return rev, size, nil, nil
 }
 
-// isTail says whether nothing but the record that failed is left in r.
-func isTail(r *bufio.Reader, readErr error) bool {
-	if readErr != nil {
-		return true // the line had no newline: it is the end of the file
+// tornReason says why the end of the last segment, from the record that failed
+// (line) through what is left in r, is what a crash leaves of records that were
+// never acknowledged, or "" when it is damage. A crash can leave a record without
+// its newline (cut short) and ranges of zero bytes (space the file system allocated
+// that the data never reached, at any place in the record); a record never holds a
+// zero byte. A complete line without one that fails was whole when its newline was
+// fsynced, so it was acknowledged: that is damage.
+func tornReason(line []byte, r *bufio.Reader) string {
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		return ""
 	}
-	_, err := r.Peek(1)
-	return err == io.EOF
+	rest = append(line, rest...)
+	zeros := false
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break // the last piece, without its newline: cut short
+		}
+		if bytes.IndexByte(rest[:i], 0) < 0 {
+			return ""
+		}
+		zeros = true
+		rest = rest[i+1:]
+	}
+	if zeros || bytes.IndexByte(rest, 0) >= 0 {
+		return "zero-filled: the data never reached the disk"
+	}
+	return "the record is cut short"
 }
 
-func parseRecord(line []byte, readErr error) (logRecord, error) {
+// parseRecord checks and decodes one line of the log; it returns the record and its
+// checksum.
+func parseRecord(line []byte, readErr error) (logRecord, uint32, error) {
 	var rec logRecord
 	if readErr != nil {
-		return rec, errors.New("the record is cut short")
+		return rec, 0, errors.New("the record is cut short")
 	}
 	line = line[:len(line)-1]
 	if len(line) < 10 || line[8] != ' ' {
-		return rec, errors.New("not a log record")
+		return rec, 0, errors.New("not a log record")
 	}
 	sum, err := strconv.ParseUint(string(line[:8]), 16, 32)
 	if err != nil {
-		return rec, errors.New("not a log record")
+		return rec, 0, errors.New("not a log record")
 	}
 	body := line[9:]
 	if crc32.Checksum(body, castagnoli) != uint32(sum) {
-		return rec, errors.New("checksum mismatch")
+		return rec, 0, errors.New("checksum mismatch")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
-		return rec, fmt.Errorf("record does not parse: %v", err)
+		return rec, 0, fmt.Errorf("record does not parse: %v", err)
 	}
-	return rec, nil
+	return rec, uint32(sum), nil
 }

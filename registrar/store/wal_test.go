@@ -95,19 +95,18 @@ func TestMigratesOldDataFile(t *testing.T) {
 }
 
 // A record a crash cut short at the end of the log was never acknowledged: the open
-// drops it (and says so) and the revisions go on from the last whole record.
+// drops it (and says so) and the revisions go on from the last whole record. So is a
+// zero-filled tail (space the file system allocated that the data never reached),
+// also when the end of the record did reach it.
 func TestDropsTornLastRecord(t *testing.T) {
 	for _, tail := range []string{
-		`0badc0de {"rev":3,"ops":[{"host":"x"}]}` + "\n", // checksum mismatch
-		`1234abcd {"rev":3,"ops":[{"ho`,                  // cut short, no newline
+		`1234abcd {"rev":3,"ops":[{"ho`,                                      // cut short, no newline
+		strings.Repeat("\x00", 4096),                                         // zero-filled
+		strings.Repeat("\x00", 20) + `"ops":[{"host":"x"}]}` + "\n",          // the start never written
+		`1234abcd {"rev":3,"ops":[{"ho` + strings.Repeat("\x00", 100) + "\n", // the middle never written
 	} {
-		path := filepath.Join(t.TempDir(), "servers.json")
-		s := openT(t, path)
-		set(t, s, "a", "10.0.0.1")
-		set(t, s, "b", "10.0.0.2")
-		s.Close()
-		segs, _ := listSegments(path)
-		f, err := os.OpenFile(segs[len(segs)-1].path, os.O_WRONLY|os.O_APPEND, 0)
+		path, seg, _, _ := twoRecords(t)
+		f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,6 +144,51 @@ func TestRefusesDamagedLog(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), segs[0].path) || !strings.Contains(err.Error(), "damaged at byte 0") {
 		t.Fatalf("Open = %v, want the damaged log named", err)
 	}
+}
+
+// A complete last record that fails its checksum was acknowledged (its newline was
+// fsynced with it): it is damage, not a torn write, and the open refuses, naming the
+// file and the record's offset.
+func TestRefusesDamagedLastRecord(t *testing.T) {
+	for name, damage := range map[string]func(raw []byte, last int) []byte{
+		"a flipped byte": func(raw []byte, last int) []byte { raw[len(raw)-5] ^= 1; return raw },
+		"a bad checksum": func(raw []byte, last int) []byte { raw[last] ^= 1; return raw },
+		"an appended record": func(raw []byte, last int) []byte {
+			return append(raw, `0badc0de {"rev":3,"ops":[{"host":"x"}]}`+"\n"...)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path, seg, raw, last := twoRecords(t)
+			want := fmt.Sprintf("damaged at byte %d", last)
+			if name == "an appended record" {
+				want = fmt.Sprintf("damaged at byte %d", len(raw))
+			}
+			os.WriteFile(seg, damage(raw, last), 0o600)
+			_, err := Open(path, EmbeddedOptions{})
+			if err == nil || !strings.Contains(err.Error(), seg) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Open = %v, want a refusal naming %s and %q", err, seg, want)
+			}
+		})
+	}
+}
+
+// twoRecords makes data with a log of two records (a → 10.0.0.1, b → 10.0.0.2) and
+// closes it: the data path, the segment's path and bytes, and where its last record
+// starts.
+func twoRecords(t *testing.T) (path, seg string, raw []byte, last int) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "servers.json")
+	s := openT(t, path)
+	set(t, s, "a", "10.0.0.1")
+	set(t, s, "b", "10.0.0.2")
+	s.Close()
+	segs, _ := listSegments(path)
+	seg = segs[len(segs)-1].path
+	raw, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, seg, raw, bytes.LastIndexByte(raw[:len(raw)-1], '\n') + 1
 }
 
 // When the log passes the compaction size, the table goes to the data file and the
@@ -193,5 +237,18 @@ func TestRefusesLogWithoutDataFile(t *testing.T) {
 	os.Remove(path)
 	if _, err := Open(path, EmbeddedOptions{}); err == nil || !strings.Contains(err.Error(), "is missing") {
 		t.Fatalf("Open = %v, want a refusal", err)
+	}
+	// -init does not throw the log away: the refusal says what to move, then -init.
+	_, err := Open(path, EmbeddedOptions{Init: true})
+	if err == nil || !strings.Contains(err.Error(), "move "+path+".wal-* away") || !strings.Contains(err.Error(), "-init") {
+		t.Fatalf("Open with -init = %v, want a refusal saying to move the log away and use -init", err)
+	}
+	segs, _ := listSegments(path)
+	for _, sg := range segs {
+		os.Rename(sg.path, sg.path+".old")
+	}
+	s2 := openT(t, path, EmbeddedOptions{Init: true})
+	if s2.Current().Len() != 0 {
+		t.Fatalf("-init after moving the log: %d servers", s2.Current().Len())
 	}
 }

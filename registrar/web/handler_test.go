@@ -64,14 +64,18 @@ func TestPageUsesOnlyItsOwnFilesAndThePublicAPI(t *testing.T) {
 			}
 		})
 	}
-	t.Run("the script calls only /api/servers and /api/proxies", func(t *testing.T) {
+	t.Run("the script calls only /api/servers... and /api/proxies", func(t *testing.T) {
 		_, js := get(t, "/app.js")
 		paths := regexp.MustCompile(`["'](/[^"'\s]*)["']`).FindAllStringSubmatch(js, -1)
 		if len(paths) == 0 {
 			t.Fatal("found no paths in app.js; the test no longer reads it right")
 		}
+		// Pieces that are not calls: "/targets" and "/targets/" follow a server's path
+		// (/api/servers/{host}/targets/...); "/healthz" is the health check path in a
+		// curl example's body.
+		pieces := map[string]bool{"/targets": true, "/targets/": true, "/healthz": true}
 		for _, m := range paths {
-			if !strings.HasPrefix(m[1], "/api/servers") && m[1] != "/api/proxies" {
+			if !strings.HasPrefix(m[1], "/api/servers") && m[1] != "/api/proxies" && !pieces[m[1]] {
 				t.Errorf("app.js uses %q, which is not part of the public API (/api/servers, /api/proxies)", m[1])
 			}
 		}

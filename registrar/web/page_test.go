@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +20,28 @@ import (
 type pageCase struct {
 	name string
 	run  func(t *testing.T, r *registrar, p *page)
+}
+
+// refused waits until the element with the given id shows a refusal that contains
+// want, and checks that the API stored nothing under host.
+func refused(t *testing.T, r *registrar, p *page, id, want, host string) {
+	t.Helper()
+	p.waitFor("the refusal in #"+id, `!document.getElementById(`+jsString(id)+`).hidden`)
+	if got := p.text("#" + id); !strings.Contains(got, want) {
+		t.Errorf("#%s reads %q, want it to say %q", id, got, want)
+	}
+	if _, servers := r.servers(t); servers[host].Name != "" {
+		t.Errorf("the API stored %s anyway: %v", host, servers[host])
+	}
+}
+
+// runCases runs each case in its own tab of browser against r.
+func runCases(t *testing.T, r *registrar, browser context.Context, cases []pageCase) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.run(t, r, openPage(t, browser, r.URL+"/"))
+		})
+	}
 }
 
 func TestPage(t *testing.T) {
@@ -218,11 +241,7 @@ func TestPage(t *testing.T) {
 			}
 		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.run(t, r, openPage(t, browser, r.URL+"/"))
-		})
-	}
+	runCases(t, r, browser, cases)
 
 	// Keep what the page looked like, at laptop and phone width, for a person to check.
 	dir := artifactDir(t)
@@ -266,13 +285,7 @@ func TestPageWithToken(t *testing.T) {
 		{"a write without the token fails visibly and stores nothing", func(t *testing.T, r *registrar, p *page) {
 			fill(p, "tok-1")
 			p.click("#save")
-			p.waitFor("the refusal", `!document.getElementById("form-error").hidden`)
-			if got := p.text("#form-error"); !strings.Contains(got, "token") {
-				t.Errorf("form error %q does not say a token is needed", got)
-			}
-			if _, servers := r.servers(t); servers["tok-1"].Name != "" {
-				t.Errorf("the API stored tok-1 without a token: %v", servers["tok-1"])
-			}
+			refused(t, r, p, "form-error", "token", "tok-1")
 		}},
 		{"a wrong token is refused and not kept", func(t *testing.T, r *registrar, p *page) {
 			p.typeInto("#token-input", "not-the-token\n")
@@ -307,11 +320,7 @@ func TestPageWithToken(t *testing.T) {
 			}
 		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.run(t, r, openPage(t, browser, r.URL+"/"))
-		})
-	}
+	runCases(t, r, browser, cases)
 	p := openPage(t, browser, r.URL+"/")
 	fill(p, "tok-3")
 	p.click("#save")

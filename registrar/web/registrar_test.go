@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"switchyard/internal/registrarapi"
 	"switchyard/internal/testkit/proc"
 )
 
@@ -34,18 +35,20 @@ func startRegistrar(t *testing.T, token string) *registrar {
 
 // apiServer is one entry of GET /api/servers.
 type apiServer struct {
-	Name      string `json:"host"`
-	Target    string `json:"ipAddress"`
-	Service   string `json:"serviceName"`
-	UpdatedAt string `json:"updatedAt"`
+	Name      string                `json:"host"`
+	Target    string                `json:"ipAddress"`
+	Service   string                `json:"serviceName"`
+	UpdatedAt string                `json:"updatedAt"`
+	Targets   []registrarapi.Target `json:"targets"`
 }
 
 // apiResult is the "result" object every /api/ answer carries.
 type apiResult struct {
-	Success  bool        `json:"success"`
-	Error    string      `json:"error"`
-	Revision int64       `json:"revision"`
-	Servers  []apiServer `json:"servers"`
+	Success  bool                 `json:"success"`
+	Error    string               `json:"error"`
+	Revision int64                `json:"revision"`
+	Servers  []apiServer          `json:"servers"`
+	Server   *registrarapi.Server `json:"server"`
 }
 
 // call sends one API request over plain HTTP (with the token when the registrar has
@@ -87,8 +90,22 @@ func (r *registrar) call(t *testing.T, method, path string, body any) (int, apiR
 // register creates or replaces a server through the API, for a case's starting state.
 func (r *registrar) register(t *testing.T, name, target, service string) {
 	t.Helper()
-	status, res := r.call(t, http.MethodPost, "/api/servers/register",
-		map[string]string{"host": name, "ipAddress": target, "serviceName": service})
+	r.registerBody(t, name, map[string]any{"host": name, "ipAddress": target, "serviceName": service})
+}
+
+// registerSet creates or replaces a server with a whole target set.
+func (r *registrar) registerSet(t *testing.T, name, service string, targets ...registrarapi.Target) {
+	t.Helper()
+	set := make([]map[string]any, len(targets))
+	for i, tg := range targets {
+		set[i] = map[string]any{"address": tg.Address, "weight": tg.Weight, "state": tg.State}
+	}
+	r.registerBody(t, name, map[string]any{"host": name, "serviceName": service, "targets": set})
+}
+
+func (r *registrar) registerBody(t *testing.T, name string, body map[string]any) {
+	t.Helper()
+	status, res := r.call(t, http.MethodPost, "/api/servers/register", body)
 	if status != http.StatusOK || !res.Success {
 		t.Fatalf("registering %s: HTTP %d %+v", name, status, res)
 	}

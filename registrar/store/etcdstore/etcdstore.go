@@ -11,6 +11,9 @@
 //   - P + "@last-write": put in the same transaction as every write the registrar
 //     makes, so that a fresh read of the prefix knows the revision of the last change,
 //     deletions included (the largest mod revision under P).
+//   - P + "@health-checker/" + LEASE: the candidates of the election of the replica
+//     that runs the active health checks (election.go); not part of the table, and
+//     their changes never move its revision.
 //
 // Promises:
 //
@@ -95,7 +98,14 @@ type Options struct {
 	Username    string        // etcd auth
 	Password    string        //
 	DialTimeout time.Duration // default 5 s; also bounds each request to etcd
+	// ElectionTTL is the lease of this replica's candidacy in the election of the
+	// replica that runs the active health checks (Lead): when the leading replica
+	// dies, another leads within it. Default DefaultElectionTTL; whole seconds.
+	ElectionTTL time.Duration
 }
+
+// DefaultElectionTTL is the election lease unless Options.ElectionTTL says otherwise.
+const DefaultElectionTTL = 5 * time.Second
 
 // DefaultPrefix is where the table lives unless -etcd-prefix says otherwise.
 const DefaultPrefix = "/switchyard/servers/"
@@ -126,8 +136,11 @@ type Store struct {
 	log        *slog.Logger
 	onCommit   func(store.Commit)
 	check      func(store.Server) error
+	target     func(store.Server) error // the target policy (Options.TargetCheck)
 	historyMax int
 	maxSrv     int
+	// electionTTL is Options.ElectionTTL (election.go).
+	electionTTL time.Duration
 
 	cur        atomic.Pointer[view]
 	reachable  atomic.Bool
@@ -203,17 +216,19 @@ func open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("etcd %s: %v", strings.Join(o.Endpoints, ","), err)
 	}
 	s := &Store{
-		cli:        cli,
-		prefix:     o.Prefix,
-		timeout:    o.DialTimeout,
-		log:        o.Log,
-		onCommit:   o.OnCommit,
-		check:      o.EntryCheck,
-		historyMax: cmp.Or(o.History, store.DefaultHistory),
-		maxSrv:     o.MaxServers,
-		badSeen:    map[string]int64{},
-		resync:     make(chan struct{}, 1),
-		done:       make(chan struct{}),
+		cli:         cli,
+		prefix:      o.Prefix,
+		timeout:     o.DialTimeout,
+		electionTTL: cmp.Or(o.ElectionTTL, DefaultElectionTTL),
+		log:         o.Log,
+		onCommit:    o.OnCommit,
+		check:       o.EntryCheck,
+		target:      o.TargetCheck,
+		historyMax:  cmp.Or(o.History, store.DefaultHistory),
+		maxSrv:      o.MaxServers,
+		badSeen:     map[string]int64{},
+		resync:      make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 	if err := s.load(ctx); err != nil {
 		cli.Close()
@@ -412,8 +427,11 @@ func (s *Store) load(ctx context.Context) error {
 			pinned = r.Header.Revision
 		}
 		for _, kv := range r.Kvs {
-			maxMod = max(maxMod, kv.ModRevision)
 			name := string(kv.Key[len(s.prefix):])
+			if isElection(name) {
+				continue
+			}
+			maxMod = max(maxMod, kv.ModRevision)
 			if name == lineageKey || name == lastWriteKey {
 				continue
 			}
@@ -497,7 +515,7 @@ func (s *Store) lastRemoval(ctx context.Context, mod, pinned int64) (int64, erro
 		for _, ev := range resp.Events {
 			rev := ev.Kv.ModRevision
 			done = done || rev >= pinned
-			if rev <= pinned && strings.HasPrefix(string(ev.Kv.Key), s.prefix) {
+			if k := string(ev.Kv.Key); rev <= pinned && strings.HasPrefix(k, s.prefix) && !isElection(k[len(s.prefix):]) {
 				last = max(last, rev)
 			}
 		}
@@ -514,11 +532,16 @@ func (s *Store) skip(key string, mod int64, err error) {
 }
 
 // decode checks one stored value as the registrar would check a registration,
-// with the registrar's own rules (EntryCheck) last.
+// with the registrar's own rules (EntryCheck) and the target policy (TargetCheck)
+// last: a key written into etcd directly with a refused target is skipped like any
+// invalid key.
 func (s *Store) decode(name string, value []byte) (store.Server, error) {
 	sv, err := decode(name, value)
 	if err == nil && s.check != nil {
 		err = s.check(sv)
+	}
+	if err == nil && s.target != nil {
+		err = s.target(sv)
 	}
 	return sv, err
 }
@@ -538,6 +561,9 @@ func decode(name string, value []byte) (store.Server, error) {
 		return sv, fmt.Errorf("the value's host %q is not the key's name %q", sv.Name, name)
 	}
 	if err := store.CheckTargets(sv); err != nil {
+		return sv, err
+	}
+	if err := store.CheckHealthCheck(sv.HealthCheck); err != nil {
 		return sv, err
 	}
 	return sv, nil
@@ -664,9 +690,12 @@ func (s *Store) apply(evs []*clientv3.Event) {
 	for _, ev := range evs {
 		r := ev.Kv.ModRevision
 		key := string(ev.Kv.Key)
-		rev = max(rev, uint64(r))
 		applied = max(applied, r)
 		name := key[len(s.prefix):]
+		if isElection(name) {
+			continue
+		}
+		rev = max(rev, uint64(r))
 		if name == lineageKey {
 			if ev.Type == clientv3.EventTypeDelete || ev.Kv.Version > 1 {
 				// Someone replaced the lineage: a new history.

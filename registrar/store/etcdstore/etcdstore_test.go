@@ -6,36 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"switchyard/internal/testkit/etcdtest"
+	"switchyard/internal/testkit/logbuf"
 	"switchyard/internal/testkit/wait"
 	"switchyard/registrar/store"
 )
 
-// syncBuffer is a log sink a test can read while the store writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func openStore(t *testing.T, endpoints []string, log *syncBuffer) *Store {
+func openStore(t *testing.T, endpoints []string, log *logbuf.Buffer) *Store {
 	t.Helper()
 	o := Options{Endpoints: endpoints, Prefix: "/t/servers/", DialTimeout: 2 * time.Second}
 	if log != nil {
@@ -145,7 +128,7 @@ func TestInvalidKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var log syncBuffer
+	var log logbuf.Buffer
 	s := openStore(t, c.Endpoints(), &log)
 	if got := s.Current(); got.Len() != 1 || targetOf(s, "good-1") != "10.0.0.1:80" {
 		t.Fatalf("served %d servers, want only good-1", got.Len())
@@ -222,7 +205,7 @@ func TestCompactionPastReplica(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	lag := c.Members[0]
 	// This replica talks to one member only; with that member down it sees nothing.
-	var log syncBuffer
+	var log logbuf.Buffer
 	s := openStore(t, []string{lag.ClientURL}, &log)
 	w := openStore(t, c.Endpoints()[1:], nil)
 	put(t, w, "web-1", "10.0.0.1:80")
@@ -370,5 +353,40 @@ func TestDeltaAndPage(t *testing.T) {
 	}
 	if _, err := a.Page(rev-1, "", 100); !errors.Is(err, store.ErrSnapshotGone) {
 		t.Fatalf("page of a revision never handed out: %v, want ErrSnapshotGone", err)
+	}
+}
+
+// Replace swaps the whole table in one transaction and gives every replica a new
+// lineage with the new table; a server with the same content keeps its updatedAt.
+func TestReplaceNewLineageOnEveryReplica(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := openStore(t, c.Endpoints(), nil)
+	b := openStore(t, c.Endpoints(), nil)
+	put(t, a, "web-1", "10.0.0.1:80")
+	kept := put(t, a, "web-2", "10.0.0.2:80")
+	old := a.Lineage()
+	before := b.Current()
+	out := b.Replace([]store.Server{{Name: "web-2", Target: "10.0.0.2:80", Service: "svc"}, {Name: "web-3", Target: "10.0.0.3:80", Service: "new"}})
+	if out.Err != nil || !out.Changed || out.Revision <= kept.Revision {
+		t.Fatalf("Replace = %+v", out)
+	}
+	if b.Lineage() == old || b.Current().Revision() != out.Revision {
+		t.Fatalf("replica b after Replace: lineage %s (was %s) at %d, want a new one at %d", b.Lineage(), old, b.Current().Revision(), out.Revision)
+	}
+	select {
+	case <-before.Changed():
+	default:
+		t.Fatal("the table before the replacement was not superseded")
+	}
+	wait.Eventually(t, 5*time.Second, func() string { return same(a, b) })
+	cur := a.Current()
+	if _, ok := cur.Get("web-1"); ok || cur.Len() != 2 || targetOf(a, "web-3") != "10.0.0.3:80" {
+		t.Fatalf("after Replace: %d servers, web-3=%q", cur.Len(), targetOf(a, "web-3"))
+	}
+	if sv, _ := cur.Get("web-2"); !sv.UpdatedAt.Equal(kept.New[0].UpdatedAt) {
+		t.Fatalf("web-2's updatedAt moved: %v, was %v", sv.UpdatedAt, kept.New[0].UpdatedAt)
+	}
+	if out := a.Replace([]store.Server{{Name: "x", Target: "10.0.0.5", Service: "s"}, {Name: "x", Target: "10.0.0.6", Service: "s"}}); out.Err == nil || !strings.Contains(out.Err.Error(), `"x"`) {
+		t.Fatalf("a name twice: %v, want a refusal naming it", out.Err)
 	}
 }

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"switchyard/internal/secretfile"
 )
 
 // Flags are the registrar's -etcd-* settings, each with an environment twin
@@ -16,7 +17,7 @@ type Flags struct {
 	getenv                               func(string) string
 	endpoints, prefix, cacert, cert, key string
 	username, password, passwordFile     string
-	dialTimeout                          time.Duration
+	dialTimeout, electionTTL             time.Duration
 }
 
 // BindFlags defines the -etcd-* flags on fs, their defaults taken from getenv.
@@ -35,7 +36,7 @@ func BindFlags(fs *flag.FlagSet, getenv func(string) string) *Flags {
 	fs.StringVar(&f.key, "etcd-key", env("REGISTRAR_ETCD_KEY", ""), "client certificate's key (PEM); with -etcd-cert (env REGISTRAR_ETCD_KEY)")
 	fs.StringVar(&f.username, "etcd-username", env("REGISTRAR_ETCD_USERNAME", ""), "etcd user, when etcd has auth enabled (env REGISTRAR_ETCD_USERNAME)")
 	fs.StringVar(&f.password, "etcd-password", "", "etcd user's password (env REGISTRAR_ETCD_PASSWORD); prefer -etcd-password-file, since flags show in ps")
-	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "file holding the etcd password, surrounding whitespace trimmed (env REGISTRAR_ETCD_PASSWORD_FILE)")
+	fs.StringVar(&f.passwordFile, "etcd-password-file", "", "file holding the etcd password, surrounding whitespace trimmed; others must not be able to read it (chmod 600) (env REGISTRAR_ETCD_PASSWORD_FILE)")
 	def := 5 * time.Second
 	if v := getenv("REGISTRAR_ETCD_DIAL_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
@@ -43,15 +44,24 @@ func BindFlags(fs *flag.FlagSet, getenv func(string) string) *Flags {
 		}
 	}
 	fs.DurationVar(&f.dialTimeout, "etcd-dial-timeout", def, "how long to wait for etcd when connecting, and for each request (a write not confirmed in time answers 503) (env REGISTRAR_ETCD_DIAL_TIMEOUT)")
+	ttl := DefaultElectionTTL
+	if v := getenv("REGISTRAR_ETCD_ELECTION_TTL"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			ttl = d
+		}
+	}
+	fs.DurationVar(&f.electionTTL, "etcd-election-ttl", ttl, "lease of this replica's candidacy in the election of the one replica that runs the active health checks: when it dies, another takes over within this time; whole seconds from 2s to 60s (env REGISTRAR_ETCD_ELECTION_TTL)")
 	return f
 }
 
 // Options returns the settings after fs was parsed; ok is false when no endpoints
 // are set (the embedded store is used).
 func (f *Flags) Options() (o Options, ok bool, err error) {
-	if v := f.getenv("REGISTRAR_ETCD_DIAL_TIMEOUT"); v != "" {
-		if _, err := time.ParseDuration(v); err != nil {
-			return o, false, fmt.Errorf("REGISTRAR_ETCD_DIAL_TIMEOUT: %q is not a duration (e.g. 5s)", v)
+	for _, name := range []string{"REGISTRAR_ETCD_DIAL_TIMEOUT", "REGISTRAR_ETCD_ELECTION_TTL"} {
+		if v := f.getenv(name); v != "" {
+			if _, err := time.ParseDuration(v); err != nil {
+				return o, false, fmt.Errorf("%s: %q is not a duration (e.g. 5s)", name, v)
+			}
 		}
 	}
 	set := map[string]bool{}
@@ -65,7 +75,7 @@ func (f *Flags) Options() (o Options, ok bool, err error) {
 		}
 	}
 	if len(o.Endpoints) == 0 {
-		for _, name := range []string{"etcd-prefix", "etcd-cacert", "etcd-cert", "etcd-key", "etcd-username", "etcd-password", "etcd-password-file", "etcd-dial-timeout"} {
+		for _, name := range []string{"etcd-prefix", "etcd-cacert", "etcd-cert", "etcd-key", "etcd-username", "etcd-password", "etcd-password-file", "etcd-dial-timeout", "etcd-election-ttl"} {
 			if set[name] {
 				return o, false, fmt.Errorf("-%s is set but -etcd-endpoints is not; set the endpoints to use etcd, or drop -%s", name, name)
 			}
@@ -80,6 +90,10 @@ func (f *Flags) Options() (o Options, ok bool, err error) {
 		return o, false, errors.New("-etcd-dial-timeout must be positive (e.g. 5s)")
 	}
 	o.DialTimeout = f.dialTimeout
+	if t := f.electionTTL; t < 2*time.Second || t > time.Minute || t%time.Second != 0 {
+		return o, false, fmt.Errorf("-etcd-election-ttl: %v is not whole seconds from 2s to 60s (etcd leases count whole seconds and grant at least about 2)", t)
+	}
+	o.ElectionTTL = f.electionTTL
 	o.CACert, o.Cert, o.Key = f.cacert, f.cert, f.key
 	if (o.Cert == "") != (o.Key == "") {
 		return o, false, errors.New("give both -etcd-cert and -etcd-key, or neither")
@@ -98,11 +112,10 @@ func (f *Flags) Options() (o Options, ok bool, err error) {
 		from = "REGISTRAR_ETCD_PASSWORD"
 	}
 	if pwFile != "" {
-		b, err := os.ReadFile(pwFile)
-		if err != nil {
-			return o, false, fmt.Errorf("etcd password file: %v", err)
+		var err error
+		if pw, err = secretfile.Read(pwFile, "the etcd password file"); err != nil {
+			return o, false, err
 		}
-		pw = strings.TrimSpace(string(b))
 		if pw == "" {
 			return o, false, fmt.Errorf("etcd password file %s is empty", pwFile)
 		}

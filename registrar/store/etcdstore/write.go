@@ -2,6 +2,8 @@ package etcdstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,8 +86,8 @@ func (s *Store) Write(changes ...store.Change) store.WriteResult {
 		c, cancel := s.rctx(ctx)
 		r, err := s.cli.Txn(c).If(cmps...).Then(ops...).Commit()
 		cancel()
-		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
-			return store.WriteResult{Err: fmt.Errorf("%w: %w: etcd refused this write of %d changes as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member, or write in parts", store.ErrTooLarge, store.ErrNotSaved, len(changes), err)}
+		if tooLarge(err) {
+			return store.WriteResult{Err: tooLargeErr(fmt.Sprintf("this write of %d changes", len(changes)), "or write in parts", err)}
 		}
 		if err != nil {
 			s.reachable.Store(false)
@@ -107,6 +109,20 @@ func (s *Store) Write(changes ...store.Change) store.WriteResult {
 		return out
 	}
 	return store.WriteResult{Err: fmt.Errorf("%w: etcd: the servers of this write kept changing under it (%d tries); retry", store.ErrUnavailable, maxTries)}
+}
+
+// tooLarge says whether etcd refused a transaction for its size.
+func tooLarge(err error) bool {
+	return errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge)
+}
+
+// tooLargeErr says that etcd refused what (a transaction) for its size, and what to
+// do: raise etcd's limits, or else.
+func tooLargeErr(what, orElse string, err error) error {
+	if orElse != "" {
+		orElse = ", " + orElse
+	}
+	return fmt.Errorf("%w: %w: etcd refused %s as one transaction (%v): etcd allows at most --max-txn-ops operations (default 128) and --max-request-bytes (default 1.5 MiB) in one; raise them on every etcd member%s", store.ErrTooLarge, store.ErrNotSaved, what, err, orElse)
 }
 
 func (s *Store) unavailable(err error) error {
@@ -213,4 +229,104 @@ func (s *Store) waitApplied(ctx context.Context, rev int64) {
 			return
 		}
 	}
+}
+
+// Replace makes servers the whole table in one etcd transaction and replaces the
+// lineage key in it, so that every replica, and every proxy, takes the table whole as
+// a new history. The transaction holds only what changes (servers to put, keys to
+// delete) and commits only if nothing under the prefix changed since the read it was
+// planned from; it is retried when something did. etcd's --max-txn-ops (default 128)
+// bounds what one Replace can change: a larger one fails with ErrTransactionTooLarge
+// and changes nothing. It returns once this replica serves the new history (or after
+// the request timeout: the write is committed either way).
+func (s *Store) Replace(servers []store.Server) store.WriteResult {
+	if s.closed.Load() {
+		return store.WriteResult{Err: store.ErrClosed}
+	}
+	want := make(map[string]store.Server, len(servers))
+	for _, sv := range servers {
+		if _, dup := want[sv.Name]; dup {
+			return store.WriteResult{Err: fmt.Errorf("server %q appears more than once", sv.Name)}
+		}
+		want[sv.Name] = sv
+	}
+	if s.maxSrv > 0 && len(want) > s.maxSrv {
+		return store.WriteResult{Err: store.ErrTableFull}
+	}
+	ctx := context.Background()
+	now := time.Now().UTC()
+	old := s.Lineage()
+	for try := 0; try < maxTries; try++ {
+		c, cancel := s.rctx(ctx)
+		r, err := s.cli.Get(c, s.prefix, clientv3.WithPrefix())
+		cancel()
+		if err != nil {
+			s.reachable.Store(false)
+			return store.WriteResult{Err: s.unavailable(err)}
+		}
+		var ops []clientv3.Op
+		kept := map[string]bool{}
+		for _, kv := range r.Kvs {
+			name := string(kv.Key[len(s.prefix):])
+			if name == lineageKey || name == lastWriteKey {
+				continue
+			}
+			sv, ok := want[name]
+			if !ok {
+				ops = append(ops, clientv3.OpDelete(string(kv.Key)))
+				continue
+			}
+			if cur, err := s.decode(name, kv.Value); err == nil && store.SameContent(cur, sv) {
+				kept[name] = true // same content: keep updatedAt and the key's revision
+			}
+		}
+		for name, sv := range want {
+			if kept[name] {
+				continue
+			}
+			if sv.UpdatedAt.IsZero() {
+				sv.UpdatedAt = now
+			}
+			body, _ := json.Marshal(sv)
+			ops = append(ops, clientv3.OpPut(s.prefix+name, string(body)))
+		}
+		var raw [16]byte
+		rand.Read(raw[:])
+		ops = append(ops, clientv3.OpPut(s.prefix+lineageKey, hex.EncodeToString(raw[:])), clientv3.OpPut(s.prefix+lastWriteKey, "@replace"))
+		unchanged := clientv3.Compare(clientv3.ModRevision(s.prefix), "<", r.Header.Revision+1).WithPrefix()
+		c, cancel = s.rctx(ctx)
+		tr, err := s.cli.Txn(c).If(unchanged).Then(ops...).Commit()
+		cancel()
+		if tooLarge(err) {
+			return store.WriteResult{Err: tooLargeErr(fmt.Sprintf("replacing the table (%d operations)", len(ops)), "", err)}
+		}
+		if err != nil {
+			s.reachable.Store(false)
+			return store.WriteResult{Err: s.unavailable(err)}
+		}
+		s.reachable.Store(true)
+		if !tr.Succeeded {
+			continue // written meanwhile: plan again from a new read
+		}
+		rev := tr.Header.Revision
+		deadline := time.NewTimer(s.timeout)
+		defer deadline.Stop()
+	wait:
+		for {
+			v := s.cur.Load()
+			if v.lineage != old && v.applied >= rev {
+				break
+			}
+			select {
+			case <-v.table.Changed():
+			case <-deadline.C:
+				break wait
+			}
+		}
+		if s.onCommit != nil {
+			s.onCommit(store.Commit{Table: s.Current(), Writes: 1, Took: time.Since(now)})
+		}
+		return store.WriteResult{Revision: uint64(rev), Changed: true}
+	}
+	return store.WriteResult{Err: fmt.Errorf("%w: etcd: the table kept changing while it was being replaced (%d tries); retry", store.ErrUnavailable, maxTries)}
 }

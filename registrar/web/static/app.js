@@ -6,12 +6,16 @@
 //     and an error stays on screen until the person closes it or the same form succeeds;
 //   - the token, when the registrar asks for one (a 401), lives in sessionStorage only:
 //     it is gone when the tab is closed and never shown again after it is entered;
-//   - text from the API is put on the page as text (textContent), never as HTML.
+//   - text from the API is put on the page as text (textContent), never as HTML;
+//   - no write drops or changes a target the person did not touch: a whole-set write
+//     (editing a server with several targets, the blue/green switch) sends the set as
+//     the registrar holds it just before, and a write that leaves no active target is
+//     sent only after the person confirms it.
 "use strict";
 
 (function () {
   const TOKEN_KEY = "switchyard.registrar.token";
-  const FIELDS = ["host", "ipAddress", "serviceName"];
+  const FIELDS = ["host", "ipAddress", "serviceName", "healthPath"];
 
   const $ = (id) => document.getElementById(id);
 
@@ -20,7 +24,10 @@
     revision: null,    // the registrar's revision, from a list or a write
     tokenNeeded: null, // null: not known yet; true: a 401 was seen; false: the API answered without a token
     editing: null,     // the host being edited, or null when the form adds a server
+    editTargets: 0,    // how many targets the edited server had when the edit began
     pendingDelete: null,
+    open: new Set(),   // hosts whose targets panel is open
+    panelError: new Map(), // host -> the last failed target write's message, until one succeeds
   };
 
   // ---- token (sessionStorage only) ----
@@ -90,9 +97,11 @@
   // fieldOf says which form field an API error concerns: the "field" key when the
   // registrar sends one, else a field name at the start of the message
   // ("ipAddress: '999.1.1.1' is not ..."), else the one field the message names.
+  // healthCheck.path is the health check path field.
   function fieldOf(result) {
     if (FIELDS.includes(result.field)) return result.field;
     const msg = String(result.error || "");
+    if (/^healthCheck\.path\b/.test(msg)) return "healthPath";
     const start = /^\W?(host|ipAddress|serviceName)\b/.exec(msg);
     if (start) return start[1];
     const named = FIELDS.filter((f) => new RegExp("\\b" + f + "\\b").test(msg));
@@ -184,7 +193,7 @@
 
   function matches(server, needle) {
     if (!needle) return true;
-    return [server.host, server.ipAddress, server.serviceName]
+    return [server.host, server.ipAddress, server.serviceName, ...targetsOf(server).map((t) => t.address)]
       .some((v) => String(v || "").toLowerCase().includes(needle));
   }
 
@@ -200,22 +209,30 @@
     const body = document.querySelector("#servers tbody");
     const needle = $("filter").value.trim().toLowerCase();
     const shown = state.servers.filter((s) => matches(s, needle));
+    const kept = keepInputs(body);
     body.replaceChildren();
     for (const s of shown) {
       const tr = document.createElement("tr");
       tr.dataset.host = s.host;
       const name = cell(tr, "Name", s.host);
       name.className = "name";
-      cell(tr, "Address", s.ipAddress || "");
+      cell(tr, "Address", addressOf(s));
       cell(tr, "Service", s.serviceName || "");
       cell(tr, "Last change", timeOf(s.updatedAt));
       const actions = document.createElement("div");
       actions.className = "row-actions";
-      actions.append(
+      const open = state.open.has(s.host);
+      const toggle = button(open ? "Hide targets" : "Targets", "secondary targets-toggle",
+        (open ? "Hide the targets of " : "Targets of ") + s.host, () => toggleTargets(s.host));
+      toggle.setAttribute("aria-expanded", String(open));
+      toggle.setAttribute("aria-controls", panelId(s.host));
+      toggle.dataset.key = s.host + "|toggle";
+      actions.append(toggle,
         button("Edit", "secondary edit", "Edit " + s.host, () => startEdit(s)),
         button("Delete", "danger delete", "Delete " + s.host, () => askDelete(s)));
       cell(tr, "Actions", actions);
       body.append(tr);
+      if (open) body.append(targetsRow(s));
     }
     if (shown.length === 0) {
       const tr = document.createElement("tr");
@@ -231,6 +248,32 @@
     $("shown").textContent = needle
       ? "Showing " + shown.length + " of " + state.servers.length
       : "";
+    restoreInputs(body, kept);
+  }
+
+  // keepInputs notes what the person typed in the list's fields (a value other than
+  // the one drawn, data-drawn) and which element has the focus (by data-key: server,
+  // target, role), so that redrawing the list loses neither.
+  function keepInputs(root) {
+    const values = new Map();
+    root.querySelectorAll("[data-key]").forEach((e) => {
+      if (e.tagName !== "BUTTON" && "drawn" in e.dataset && e.value !== e.dataset.drawn) values.set(e.dataset.key, e.value);
+    });
+    const active = document.activeElement;
+    return { values, focus: active && root.contains(active) ? active.dataset.key : undefined };
+  }
+
+  function restoreInputs(root, kept) {
+    root.querySelectorAll("[data-key]").forEach((e) => {
+      if (kept.values.has(e.dataset.key) && e.tagName !== "BUTTON") e.value = kept.values.get(e.dataset.key);
+    });
+    if (kept.focus) {
+      // The element itself, else (a removed target's button) its server's Targets button.
+      const keys = [kept.focus, kept.focus.split("|")[0] + "|toggle"];
+      const all = [...root.querySelectorAll("[data-key]")];
+      const e = keys.map((k) => all.find((n) => n.dataset.key === k)).find(Boolean);
+      if (e) e.focus();
+    }
   }
 
   function button(text, cls, label, onClick) {
@@ -321,18 +364,34 @@
     $("editor").classList.toggle("editing", editing);
   }
 
+  // startEdit fills the form with a server. A server with several targets is edited
+  // without the address field: its targets change in its targets panel, and saving
+  // sends them as they stand.
   function startEdit(server) {
     clearErrors();
     setMode(server.host);
+    const ts = targetsOf(server);
+    state.editTargets = ts.length;
     $("host").value = server.host;
-    $("ipAddress").value = server.ipAddress || "";
+    $("ipAddress").value = ts.length === 1 ? ts[0].address : "";
     $("serviceName").value = server.serviceName || "";
-    $("ipAddress").focus();
+    $("healthPath").value = server.healthCheck ? String(server.healthCheck.path) : "";
+    showAddressField(ts.length === 1, server.host, ts.length);
+    (ts.length === 1 ? $("ipAddress") : $("serviceName")).focus();
     $("editor").scrollIntoView({ block: "nearest" });
+  }
+
+  function showAddressField(show, host, count) {
+    $("address-field").hidden = !show;
+    $("targets-note").hidden = show;
+    $("targets-note").textContent = show ? "" : host + " has " + count +
+      " targets: change them with \u201cTargets\u201d on its row. Saving here keeps them as they are.";
   }
 
   function resetForm() {
     setMode(null);
+    state.editTargets = 0;
+    showAddressField(true);
     $("server-form").reset();
     clearErrors();
   }
@@ -347,9 +406,10 @@
     if (state.editing !== null) return;
     const name = $("host").value.trim();
     const hit = state.servers.find((s) => s.host === name);
-    $("host-hint").textContent = hit
-      ? name + " is already registered (" + hit.ipAddress + "); adding replaces it."
-      : "Letters, digits, . _ -; matched exactly.";
+    const n = hit ? targetsOf(hit).length : 0;
+    $("host-hint").textContent = !hit ? "Letters, digits, . _ -; matched exactly."
+      : n === 1 ? name + " is already registered (" + hit.ipAddress + "); adding replaces it."
+      : name + " is already registered with " + n + " targets; adding replaces them with this one address.";
   }
   $("host").addEventListener("input", checkExisting);
 
@@ -361,28 +421,490 @@
     const editing = state.editing;
     const save = $("save");
     save.disabled = true;
-    let answer;
+    let result;
     try {
-      answer = editing === null
-        ? await call("POST", "/api/servers/register", values)
-        : await call("PUT", serverPath(editing),
-            { ipAddress: values.ipAddress, serviceName: values.serviceName });
+      const add = { host: values.host, ipAddress: values.ipAddress, serviceName: values.serviceName };
+      if (values.healthPath) add.healthCheck = { path: values.healthPath };
+      result = editing === null
+        ? (await call("POST", "/api/servers/register", add)).result
+        : await saveEdit(editing, values);
     } finally {
       save.disabled = false;
     }
-    const { result } = answer;
+    if (result === null) return; // the person kept the server as it was
     if (!result.success) {
       showError(result);
       return;
     }
     const rev = typeof result.revision === "number" ? " (revision " + result.revision + ")" : "";
+    const to = result.server ? targetsOf(result.server) : [];
     say("ok", (editing === null ? "Registered " : "Saved ") + values.host + " \u2192 " +
-      values.ipAddress + rev + ".");
+      (to.length > 1 ? to.length + " targets" : values.ipAddress) + rev + ".");
     resetForm();
     await loadServers();
     watchWrite(result.revision);
     $("host").focus();
   });
+
+  // saveEdit writes the edited server with its whole target set and health check, read
+  // from the registrar just before, so that no target is dropped: with one target, the
+  // address field replaces its address (weight and state kept); with several, they are
+  // sent as they stand. The health check keeps its other settings when only its path
+  // changes; an empty path turns it off. It resolves to the API's result, or null when
+  // the person chose not to leave the server without an active target.
+  async function saveEdit(host, values) {
+    const fresh = await call("GET", serverPath(host));
+    if (!fresh.result.success) return fresh.result;
+    const hc = fresh.result.server.healthCheck;
+    const ts = targetsOf(fresh.result.server).map(plainTarget);
+    if (state.editTargets === 1 && ts.length !== 1) {
+      await loadServers();
+      return { success: false, error: host + " has " + ts.length + " targets now (changed since this edit began); " +
+        "the list shows them: open Edit again." };
+    }
+    const body = { serviceName: values.serviceName, targets: ts };
+    if (values.healthPath) body.healthCheck = Object.assign({}, hc, { path: values.healthPath });
+    if (state.editTargets === 1) { // the form showed the address field: it is the one target's
+      ts[0].address = values.ipAddress;
+      body.ipAddress = values.ipAddress; // so an address error names the address field
+    }
+    return writeSet(host, "save " + host, serverPath(host), "PUT", body, ts);
+  }
+
+  // ---- targets ----
+
+  // targetsOf is a server's target set; a registrar from before target sets sends only
+  // ipAddress, one active target of weight 1.
+  function targetsOf(server) {
+    if (server && Array.isArray(server.targets) && server.targets.length > 0) return server.targets;
+    return [{ address: String((server && server.ipAddress) || ""), weight: 1, state: "active", health: "up" }];
+  }
+
+  // plainTarget is a target as a write sends it (health is the registrar's to set).
+  const plainTarget = (t) => ({ address: t.address, weight: t.weight, state: t.state });
+
+  // takesRequests: active with a weight above 0 (health aside), the registrar's rule
+  // for a set that is not left without an active target.
+  const takesRequests = (t) => t.state !== "draining" && Number(t.weight) > 0;
+
+  // plainOne: one active target of weight 1 that is up, shown as the address alone.
+  function plainOne(ts) {
+    return ts.length === 1 && ts[0].state !== "draining" && Number(ts[0].weight) === 1 && ts[0].health !== "down";
+  }
+
+  const panelId = (host) => "targets-" + host;
+  const targetsPath = (host) => serverPath(host) + "/targets";
+  const targetPath = (host, address) => serverPath(host) + "/targets/" + encodeURIComponent(address);
+
+  // addressOf is the list's Address cell: the address, as before target sets, for a
+  // plain one-target server; else each target with what sets it apart.
+  function addressOf(server) {
+    const ts = targetsOf(server);
+    if (plainOne(ts)) return server.ipAddress || ts[0].address;
+    const ul = document.createElement("ul");
+    ul.className = "target-summary";
+    for (const t of ts) {
+      const li = document.createElement("li");
+      li.dataset.address = t.address;
+      const a = document.createElement("span");
+      a.className = "addr";
+      a.textContent = t.address;
+      li.append(a);
+      for (const b of exceptions(t, ts.length > 1)) li.append(" ", b);
+      ul.append(li);
+    }
+    return ul;
+  }
+
+  // exceptions are the badges the list shows by a target's address: its weight (when
+  // the set has several targets, or it is not 1), and draining and down; active and
+  // up go without saying there, and the targets panel shows every word.
+  function exceptions(t, withWeight) {
+    const out = [];
+    if (withWeight || Number(t.weight) !== 1) {
+      const b = badgeOf(Number(t.weight) === 0 ? "zero" : "weight");
+      b.textContent = "weight " + t.weight;
+      out.push(b);
+    }
+    if (t.state === "draining") out.push(badgeOf("draining"));
+    if (t.health === "down") out.push(badgeOf("down"));
+    return out;
+  }
+
+  function toggleTargets(host) {
+    if (state.open.has(host)) state.open.delete(host); else state.open.add(host);
+    renderList();
+  }
+
+  // targetsRow is the panel under a server's row: its targets with their weight, state
+  // and health and the controls that change one; the blue/green switch; adding one.
+  function targetsRow(server) {
+    const host = server.host;
+    const ts = targetsOf(server);
+    const tr = document.createElement("tr");
+    tr.className = "targets-row";
+    tr.dataset.targetsOf = host;
+    const td = document.createElement("td");
+    td.colSpan = 5;
+    td.className = "targets-cell";
+    const panel = document.createElement("section");
+    panel.id = panelId(host);
+    panel.className = "targets-panel";
+    panel.setAttribute("aria-label", "Targets of " + host);
+    td.append(panel);
+    tr.append(td);
+
+    const table = document.createElement("table");
+    table.className = "targets";
+    const cap = document.createElement("caption");
+    cap.textContent = "Targets of " + host + " (" + ts.length + ")";
+    const head = document.createElement("thead");
+    const hr = document.createElement("tr");
+    for (const h of ["Address", "Weight", "State", "Health", "Actions"]) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = h;
+      hr.append(th);
+    }
+    head.append(hr);
+    const body = document.createElement("tbody");
+    for (const t of ts) body.append(targetLine(server, ts, t));
+    table.append(cap, head, body);
+
+    const err = document.createElement("p");
+    err.className = "form-error targets-error";
+    err.setAttribute("role", "alert");
+    err.textContent = state.panelError.get(host) || "";
+    err.hidden = !state.panelError.has(host);
+
+    panel.append(table, checkLine(server), err, switchBlock(server, ts), addForm(server, ts));
+    return tr;
+  }
+
+  function targetLine(server, ts, t) {
+    const host = server.host;
+    const key = host + "|" + t.address + "|";
+    const tr = document.createElement("tr");
+    tr.dataset.address = t.address;
+    tr.dataset.state = t.state;
+    tr.dataset.health = t.health || "up";
+    const addr = document.createElement("span");
+    addr.className = "addr";
+    addr.textContent = t.address;
+    cell(tr, "Address", addr);
+
+    const form = document.createElement("form");
+    form.className = "weight-form";
+    form.noValidate = true;
+    const label = document.createElement("label");
+    const hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = "Weight of " + t.address;
+    const input = document.createElement("input");
+    input.type = "number";
+    input.min = "0";
+    input.max = "100";
+    input.step = "1";
+    input.inputMode = "numeric";
+    input.className = "weight";
+    input.value = input.dataset.drawn = String(t.weight);
+    input.dataset.key = key + "weight";
+    label.append(hidden, input);
+    const set = document.createElement("button");
+    set.type = "submit";
+    set.className = "secondary";
+    set.textContent = "Set";
+    set.setAttribute("aria-label", "Set the weight of " + t.address);
+    set.dataset.key = key + "set";
+    form.append(label, set);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const w = weightOf(input);
+      if (w === null) {
+        panelFail(host, "weight of " + t.address + ": enter a whole number from 0 to 100 (got \u201c" + input.value + "\u201d).");
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
+      const change = "set the weight of " + t.address + " to " + w; // the same, to do and done
+      changeOne(server, [change, change], "PATCH", t.address, { weight: w },
+        ts.map((u) => u.address === t.address ? Object.assign({}, u, { weight: w }) : u));
+    });
+    cell(tr, "Weight", form);
+
+    cell(tr, "State", badgeOf(t.state === "draining" ? "draining" : "active"));
+    cell(tr, "Health", badgeOf(t.health === "down" ? "down" : "up"));
+
+    const actions = document.createElement("div");
+    actions.className = "row-actions";
+    const draining = t.state === "draining";
+    const next = draining ? "active" : "draining";
+    const flip = button(draining ? "Activate" : "Drain", "secondary " + (draining ? "activate" : "drain"),
+      (draining ? "Activate " : "Drain ") + t.address, () =>
+        changeOne(server, draining ? ["activate " + t.address, "activated " + t.address] : ["drain " + t.address, "drained " + t.address], "PATCH", t.address, { state: next },
+          ts.map((u) => u.address === t.address ? Object.assign({}, u, { state: next }) : u)));
+    flip.dataset.key = key + "flip";
+    actions.append(flip);
+    if (ts.length > 1) {
+      const rm = button("Remove", "danger remove", "Remove " + t.address + " from " + host, () =>
+        changeOne(server, ["remove " + t.address, "removed " + t.address], "DELETE", t.address, undefined,
+          ts.filter((u) => u.address !== t.address)));
+      rm.dataset.key = key + "remove";
+      actions.append(rm);
+    }
+    cell(tr, "Actions", actions);
+    return tr;
+  }
+
+  // checkLine says how the registrar checks the targets' health, if it does.
+  function checkLine(server) {
+    const p = document.createElement("p");
+    p.className = "hint check-line";
+    const hc = server.healthCheck;
+    p.textContent = hc
+      ? "Health check: GET " + hc.path + " on each target every " + hc.interval + " (timeout " + hc.timeout +
+        "); down after " + plural(hc.unhealthyThreshold, "failed check", "failed checks in a row") +
+        ", up again after " + plural(hc.healthyThreshold, "passed one", "passed ones") + "."
+      : "No health check: every target counts as up. Set a health check path with Edit.";
+    return p;
+  }
+
+  // weightOf is the whole number 0–100 in a weight field, or null.
+  function weightOf(input) {
+    const v = input.value.trim();
+    const w = Number(v);
+    return v !== "" && Number.isInteger(w) && w >= 0 && w <= 100 ? w : null;
+  }
+
+  function badgeOf(word) {
+    const b = document.createElement("span");
+    b.className = "badge " + word;
+    b.textContent = word;
+    return b;
+  }
+
+  // swapped is the blue/green switch of a set: the draining targets become active and
+  // the active ones draining, weights kept.
+  const swapped = (ts) => ts.map((t) => Object.assign(plainTarget(t), { state: t.state === "draining" ? "active" : "draining" }));
+
+  function switchBlock(server, ts) {
+    const host = server.host;
+    const div = document.createElement("div");
+    div.className = "switch";
+    const hint = document.createElement("p");
+    hint.className = "hint";
+    const canSwitch = ts.some((t) => t.state === "draining") && ts.some((t) => t.state !== "draining");
+    if (!canSwitch) {
+      hint.textContent = ts.length === 1
+        ? "Blue/green: add the new version as a draining target, then switch to it here in one step."
+        : "Blue/green: drain the targets that are to stand by; a switch button then swaps them in one step.";
+      div.append(hint);
+      return div;
+    }
+    const b = button("Switch blue/green", "switch-button", "Switch blue/green for " + host +
+      ": make the draining targets active and drain the active ones", () => switchBlueGreen(host, b));
+    b.dataset.key = host + "|switch";
+    const to = ts.filter((t) => t.state === "draining").map((t) => t.address);
+    hint.textContent = "One write: " + to.join(", ") + (to.length === 1 ? " becomes" : " become") +
+      " active and the active targets drain. The page waits until every proxy routes the new set.";
+    div.append(b, hint);
+    return div;
+  }
+
+  function addForm(server, ts) {
+    const host = server.host;
+    const key = host + "|new|";
+    const form = document.createElement("form");
+    form.className = "add-target";
+    form.noValidate = true;
+    form.autocomplete = "off";
+    const title = document.createElement("h3");
+    title.textContent = "Add a target to " + host;
+    const field = (text, input) => {
+      const label = document.createElement("label");
+      const span = document.createElement("span");
+      span.textContent = text;
+      label.append(span, input);
+      return label;
+    };
+    const addr = document.createElement("input");
+    addr.className = "new-address";
+    addr.spellcheck = false;
+    addr.setAttribute("autocapitalize", "off");
+    addr.dataset.key = key + "address";
+    addr.dataset.drawn = "";
+    const weight = document.createElement("input");
+    weight.type = "number";
+    weight.min = "0";
+    weight.max = "100";
+    weight.step = "1";
+    weight.value = weight.dataset.drawn = "1";
+    weight.className = "new-weight";
+    weight.dataset.key = key + "weight";
+    const st = document.createElement("select");
+    st.className = "new-state";
+    st.dataset.key = key + "state";
+    st.dataset.drawn = "active";
+    for (const v of ["active", "draining"]) {
+      const o = document.createElement("option");
+      o.value = v;
+      o.textContent = v;
+      st.append(o);
+    }
+    const add = document.createElement("button");
+    add.type = "submit";
+    add.textContent = "Add target";
+    add.setAttribute("aria-label", "Add the target to " + host);
+    add.dataset.key = key + "add";
+    const row = document.createElement("div");
+    row.className = "add-fields";
+    row.append(field("Address", addr), field("Weight", weight), field("State", st), add);
+    form.append(title, row);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      addr.removeAttribute("aria-invalid");
+      weight.removeAttribute("aria-invalid");
+      const w = weightOf(weight);
+      if (w === null) {
+        panelFail(host, "weight: enter a whole number from 0 to 100 (got \u201c" + weight.value + "\u201d).");
+        weight.setAttribute("aria-invalid", "true");
+        weight.focus();
+        return;
+      }
+      const t = { address: addr.value.trim(), weight: w, state: st.value };
+      const ok = await changeOne(server, ["add " + (t.address || "a target"), "added " + t.address], "POST", null, t, ts.concat([t]),
+        (result) => {
+          const bad = /^(target\.)?weight\b/.test(result.error) ? weight : addr;
+          bad.setAttribute("aria-invalid", "true");
+          bad.focus();
+        }, () => { addr.value = ""; weight.value = "1"; st.value = "active"; });
+      if (ok) {
+        const e = [...document.querySelectorAll("[data-key]")].find((n) => n.dataset.key === key + "address");
+        if (e) e.focus();
+      }
+    });
+    return form;
+  }
+
+  // panelFail shows what went wrong in a server's targets panel; it stays until a
+  // later target write of that server succeeds.
+  function panelFail(host, text) {
+    state.panelError.set(host, text);
+    const row = document.querySelector("#servers tr.targets-row[data-targets-of=\"" + CSS.escape(host) + "\"]");
+    const p = row && row.querySelector(".targets-error");
+    if (p) { p.textContent = text; p.hidden = false; }
+  }
+
+  // NO_ACTIVE recognises the registrar's refusal of a set without an active target.
+  const NO_ACTIVE = /allowNoActive=true/;
+
+  // confirmNoActive asks whether a write may leave host without an active target;
+  // it resolves to true only when the person says so.
+  function confirmNoActive(host, what) {
+    const d = $("confirm-noactive");
+    d.returnValue = "";
+    $("noactive-title").textContent = "Leave " + host + " with no active target?";
+    $("noactive-text").textContent = "After you " + what + ", no target of " + host +
+      " is active with a weight above 0: every proxy will answer each request for " + host +
+      " with 503 no_active_target until a target is active again.";
+    return new Promise((resolve) => {
+      d.addEventListener("close", () => resolve(d.returnValue === "allow"), { once: true });
+      d.showModal();
+    });
+  }
+
+  // writeSet sends a write whose result leaves the set after (as far as the page
+  // knows). When that has no active target, or the registrar refuses the write because
+  // the set it would leave has none, the person is asked first, and the write goes
+  // with allowNoActive=true only when they agree. query is added to the path (e.g. a
+  // wait). It resolves to the API's result, or null when the person said no.
+  async function writeSet(host, what, path, method, body, after, query) {
+    const send = (allow) => {
+      const q = [query, allow ? "allowNoActive=true" : ""].filter(Boolean).join("&");
+      return call(method, q ? path + "?" + q : path, body);
+    };
+    let allow = false;
+    if (after && !after.some(takesRequests)) {
+      if (!await confirmNoActive(host, what)) return null;
+      allow = true;
+    }
+    let { result } = await send(allow);
+    if (!result.success && !allow && NO_ACTIVE.test(String(result.error))) {
+      if (!await confirmNoActive(host, what)) return null;
+      ({ result } = await send(true));
+    }
+    return result;
+  }
+
+  // changeOne makes one write of one target (POST adds, PATCH changes, DELETE
+  // removes), leaving the others as they are, then redraws the list. words are what
+  // it does, to do and done ("drain A", "drained A"). It resolves to whether the write
+  // was made.
+  async function changeOne(server, words, method, address, body, after, onFail, onDone) {
+    const [what, done] = words;
+    const host = server.host;
+    const path = address === null ? targetsPath(host) : targetPath(host, address);
+    const result = await writeSet(host, what, path, method, body, after);
+    if (result === null) {
+      say("ok", "Nothing changed: " + host + " keeps an active target.");
+      return false;
+    }
+    if (!result.success) {
+      panelFail(host, host + ": could not " + what + ": " + result.error);
+      if (onFail) onFail(result);
+      return false;
+    }
+    state.panelError.delete(host);
+    if (onDone) onDone();
+    const rev = typeof result.revision === "number" ? " (revision " + result.revision + ")" : "";
+    say("ok", host + ": " + done + rev + ".");
+    await loadServers();
+    watchWrite(result.revision);
+    return true;
+  }
+
+  // switchBlueGreen swaps a server's active and draining targets in one write of the
+  // whole set (read from the registrar just before, so a change made meanwhile is kept),
+  // waiting until every proxy has applied it.
+  async function switchBlueGreen(host, b) {
+    b.disabled = true;
+    b.textContent = "Switching\u2026";
+    try {
+      const fresh = await call("GET", serverPath(host));
+      if (!fresh.result.success) {
+        panelFail(host, "Could not switch " + host + ": " + fresh.result.error);
+        return;
+      }
+      const sv = fresh.result.server;
+      const after = swapped(targetsOf(sv));
+      // A PUT writes the whole server: its health check goes with it, or checking stops.
+      const body = { serviceName: sv.serviceName, targets: after };
+      if (sv.healthCheck) body.healthCheck = sv.healthCheck;
+      const result = await writeSet(host, "switch blue/green", serverPath(host), "PUT",
+        body, after, "wait=applied&timeout=10s");
+      if (result === null) {
+        say("ok", "Nothing changed: " + host + " keeps an active target.");
+        return;
+      }
+      if (!result.success) {
+        panelFail(host, "Could not switch " + host + ": " + result.error);
+        return;
+      }
+      state.panelError.delete(host);
+      const now = after.filter(takesRequests).map((t) => t.address).join(", ") || "no target";
+      let live;
+      if (result.applied && !result.appliedBy) live = "no proxy polls this registrar yet";
+      else if (result.applied) live = "live: applied by all " + plural(result.appliedBy, "proxy", "proxies");
+      else live = "applied by " + (result.appliedBy || 0) + " so far; not yet by " +
+        (Array.isArray(result.pending) ? result.pending.map((p) => String(p.proxy)).join(", ") : "some proxies");
+      say("ok", "Switched " + host + " (revision " + result.revision + "): new requests go to " + now + "; " + live + ".");
+      await loadServers();
+      watchWrite(result.revision);
+    } finally {
+      b.disabled = false;
+      b.textContent = "Switch blue/green";
+    }
+  }
 
   // ---- delete, with confirmation ----
 
@@ -392,8 +914,9 @@
     // "delete" from an earlier confirmation must never be read as this one's answer.
     $("confirm-delete").returnValue = "";
     $("confirm-title").textContent = "Delete " + server.host + "?";
+    const n = targetsOf(server).length;
     $("confirm-text").textContent = "Requests for " + server.host + " (now routed to " +
-      server.ipAddress + ") will get 404 from the proxy once it is deleted.";
+      (n === 1 ? server.ipAddress : n + " targets") + ") will get 404 from the proxy once it is deleted.";
     $("confirm-delete").showModal();
   }
 
@@ -420,17 +943,21 @@
     const base = location.origin;
     const auth = currentToken() || state.tokenNeeded
       ? " \\\n  -H \"Authorization: Bearer $REGISTRAR_TOKEN\"" : "";
-    $("curl-register").textContent =
-      "curl -sS -X POST " + base + "/api/servers/register" + auth + " \\\n" +
-      "  -H 'Content-Type: application/json' \\\n" +
-      "  -d '{\"host\":\"web-1\",\"ipAddress\":\"10.1.2.3:8080\",\"serviceName\":\"logs\"}'";
-    $("curl-register-wait").textContent =
-      "curl -sS -X POST '" + base + "/api/servers/register?wait=applied&timeout=5s'" + auth + " \\\n" +
-      "  -H 'Content-Type: application/json' \\\n" +
-      "  -d '{\"host\":\"web-1\",\"ipAddress\":\"10.1.2.3:8080\",\"serviceName\":\"logs\"}'";
+    // write is a curl line sending a JSON body (url quoted when it has a query), each
+    // element of a list of objects on a line of its own.
+    const write = (method, url, body) => "curl -sS -X " + method + " " + url + auth + " \\\n" +
+      "  -H 'Content-Type: application/json' \\\n  -d '" +
+      JSON.stringify(body).replace(/([[,])\{/g, (m, p) => p + "\n    {") + "'";
+    const web1 = { host: "web-1", ipAddress: "10.1.2.3:8080", serviceName: "logs" };
+    $("curl-register").textContent = write("POST", base + "/api/servers/register", web1);
+    $("curl-register-wait").textContent = write("POST", "'" + base + "/api/servers/register?wait=applied&timeout=5s'", web1);
     $("curl-list").textContent = "curl -sS " + base + "/api/servers" + auth;
     $("curl-proxies").textContent = "curl -sS " + base + "/api/proxies" + auth;
     $("curl-delete").textContent = "curl -sS -X DELETE " + base + "/api/servers/web-1" + auth;
+    $("curl-switch").textContent = write("PUT", "'" + base + "/api/servers/web-1?wait=applied&timeout=10s'",
+      { serviceName: "logs", healthCheck: { path: "/healthz" },
+        targets: [{ address: "10.1.2.3:8080", state: "draining" }, { address: "10.1.2.4:8080", state: "active" }] });
+    $("curl-drain").textContent = write("PATCH", base + "/api/servers/web-1/targets/10.1.2.3%3A8080", { state: "draining" });
     $("curl-token-note").textContent = auth
       ? "Set REGISTRAR_TOKEN in your shell to the registrar's token first."
       : "When the registrar runs with -token, add -H \"Authorization: Bearer $REGISTRAR_TOKEN\" to each call.";

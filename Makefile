@@ -67,8 +67,12 @@ run: build
 # requests, propagation, dev proxy throughput routed vs bypass (10 and 10,000 names),
 # registrar durable writes and long-poll fan-out; at scale through the built binaries,
 # propagation and bytes per one-name change at 100,000 names, a fresh dev proxy's load
-# time and memory at 1,000,000 names. Each benchmark prints its figures as custom units
-# (ns/req-median, MiB-at-5M, p99-ms, ratio, ...). About 4 minutes.
+# time and memory at 1,000,000 names (and above an empty dev proxy); full tables of
+# 1,000,000 names loaded and switched under load (BenchmarkTable1M: load and reload time,
+# answers from the other table, poller VM memory after 10 reloads, shared data). With
+# REF_WASM=<an older filter.wasm>, the router's cost per request against it. Each
+# benchmark prints its figures as custom units (ns/req-median, MiB-at-5M, p99-ms,
+# ratio, ...). About 10 minutes on an idle machine.
 bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/

@@ -243,7 +243,7 @@ func (m *Machine) countLegacy() int {
 	for _, k := range legacySegmentKeys(m.host) {
 		seg, _ := m.host.Get(k)
 		for name := range segmentNames(string(seg)) {
-			if v, _ := m.host.Get(routeKeyView(legacyGen, name)); len(v) > 0 {
+			if v, _ := m.host.Peek(routeKeyView(legacyGen, name)); len(v) > 0 {
 				n++
 			}
 		}
@@ -631,11 +631,11 @@ func (m *Machine) writePage(a Answer) error {
 	for _, r := range a.Routes {
 		name, target := r[0], r[1]
 		if m.cur != 0 {
-			old, _ := m.host.Get(routeKeyView(m.cur, name))
+			old, _ := m.host.Peek(routeKeyView(m.cur, name))
 			switch {
 			case len(old) == 0:
 				ld.added++
-			case string(old) == target:
+			case old == target:
 				ld.kept++
 			default:
 				ld.kept++
@@ -682,11 +682,11 @@ func (m *Machine) switchTo(now int64, ld *load) error {
 }
 
 // setRoute writes one route key of the current generation, keeping the size.
-func (m *Machine) setRoute(name string, old []byte, target string) error {
+func (m *Machine) setRoute(name string, had bool, target string) error {
 	if err := m.host.Set(routeKeyView(m.cur, name), target); err != nil {
 		return err
 	}
-	if len(old) > 0 {
+	if had {
 		m.size--
 	}
 	if target != "" {
@@ -704,7 +704,7 @@ func (m *Machine) applyDelta(a Answer) (added, changed, removed int, err error) 
 	}
 	var fresh []string
 	for _, r := range a.Routes {
-		if _, ok := m.host.Get(routeKeyView(m.cur, r[0])); !ok {
+		if _, ok := m.host.Peek(routeKeyView(m.cur, r[0])); !ok {
 			fresh = append(fresh, r[0])
 		}
 	}
@@ -713,26 +713,25 @@ func (m *Machine) applyDelta(a Answer) (added, changed, removed int, err error) 
 	}
 	for _, r := range a.Routes {
 		name, target := r[0], r[1]
-		old, _ := m.host.Get(routeKeyView(m.cur, name))
+		old, _ := m.host.Peek(routeKeyView(m.cur, name))
 		switch {
-		case string(old) == target:
+		case old == target:
 			continue
 		case len(old) == 0:
 			added++
 		default:
 			changed++
 		}
-		if err = m.setRoute(name, old, target); err != nil {
+		if err = m.setRoute(name, old != "", target); err != nil {
 			return
 		}
 	}
 	for _, name := range a.Removals {
-		old, _ := m.host.Get(routeKeyView(m.cur, name))
-		if len(old) == 0 {
+		if old, _ := m.host.Peek(routeKeyView(m.cur, name)); old == "" {
 			continue
 		}
 		removed++
-		if err = m.setRoute(name, old, ""); err != nil {
+		if err = m.setRoute(name, true, ""); err != nil {
 			return
 		}
 	}

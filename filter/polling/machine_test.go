@@ -37,6 +37,11 @@ func (h *fakeHost) Get(key string) ([]byte, bool) {
 	return []byte(v), ok
 }
 
+func (h *fakeHost) Peek(key string) (string, bool) {
+	v, ok := h.kv[key]
+	return v, ok
+}
+
 func (h *fakeHost) Set(key, value string) error {
 	if h.budget == 0 {
 		return errDied

@@ -8,7 +8,7 @@ BIN   := $(CURDIR)/bin
 # sets it by hand; a VERSION in the environment does not.
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: build test test-deps run bench fuzz fuzz-check clean
+.PHONY: build test test-deps run bench fuzz fuzz-check clean dist
 
 build:
 	@mkdir -p $(BIN)
@@ -74,7 +74,7 @@ run: build
 # benchmark prints its figures as custom units (ns/req-median, MiB-at-5M, p99-ms,
 # ratio, ...). About 4 minutes, plus BenchmarkTable1M, which loads 1,000,000 names 12 times.
 bench: build
-	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$' -benchtime 200000x -timeout 20m ./filter/inhost/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$|^BenchmarkTargets$$' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkTable1M' -benchtime 1x -timeout 30m ./filter/inhost/
 	$(if $(REF_WASM),SWITCHYARD_BIN=$(BIN) SWITCHYARD_REF_WASM=$(REF_WASM) $(GO) test -run '^$$' -bench 'BenchmarkRouterVsReference' -benchtime 200000x -timeout 20m ./filter/inhost/)
@@ -89,7 +89,14 @@ bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRegistrarStores' -benchtime 1x -timeout 10m ./e2e/
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
+
+# What a machine without internet installs (cmd/dist; README, "Install on a VM
+# (offline)"): switchyard .deb and .rpm for amd64 and arm64, a .tar.gz of the same
+# files each, and SHA256SUMS, in dist/. Reproducible: the same commit and
+# SOURCE_DATE_EPOCH (default: the commit's time) give the same bytes.
+dist:
+	$(GO) run ./cmd/dist -out dist -version $(VERSION)
 
 # OCI image layouts, no Docker needed (internal/ociimage, deploy/): bin/oci/filter (compat
 # Wasm image), bin/oci/filter-wasm (two-layer Wasm artifact), bin/oci/registrar (static

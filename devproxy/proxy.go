@@ -33,7 +33,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -309,44 +308,19 @@ func (p *Proxy) Listener() ListenerSettings {
 
 // writeJSON answers the way the filter's local replies do, for the proxy's own errors.
 func writeJSON(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(map[string]string{"error": code, "message": msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(jsonBody(code, msg))
+}
+
+// jsonBody is the body of the proxy's own error answers.
+func jsonBody(code, msg string) []byte {
+	b, _ := json.Marshal(map[string]string{"error": code, "message": msg})
+	return append(b, '\n')
 }
 
 // errRouteTimeout ends a request whose route timeout passed.
 var errRouteTimeout = errors.New("route timeout")
-
-// upstreamError answers as Envoy does when the chosen upstream fails: 504 on a
-// timeout, 503 when it cannot be reached or reset the connection. The answer names
-// the server (routed requests) or the cluster, never an address: the error itself,
-// which carries the address, goes to the log only.
-func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	f, _ := r.Context().Value(forwardKey{}).(*forward)
-	if errors.Is(r.Context().Err(), context.Canceled) && context.Cause(r.Context()) != errRouteTimeout {
-		return // the client went away; nobody to answer
-	}
-	who := "cluster " + f.route.cluster
-	if f.serverName != "" {
-		who = "server " + f.serverName
-	}
-	status, code, what := http.StatusServiceUnavailable, CodeUpstreamDown, "could not be reached or reset the connection"
-	var ne interface{ Timeout() bool }
-	var refused *targetRefusedError
-	switch {
-	case context.Cause(r.Context()) == errRouteTimeout || errors.As(err, &ne) && ne.Timeout():
-		status, code, what = http.StatusGatewayTimeout, CodeUpstreamTimeout, "did not answer in time"
-	case errors.As(err, &refused):
-		status, code, what = http.StatusForbidden, CodeTargetRefused, "has a target this proxy may not connect to ("+refused.reason+")"
-	case errors.Is(err, errNoEndpoint):
-		code, what = CodeNoHealthyUpstream, "has no address; start the dev proxy with -cluster "+f.route.cluster+"=URL or -upstream URL"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		what = "refused the connection"
-	}
-	p.log.Warn("upstream failed", "path", r.URL.Path, "who", who, "err", err)
-	writeJSON(w, status, code, "the upstream of "+who+" "+what)
-}
 
 // Stats renders the filter's metrics the way Envoy's admin /stats does: "name: value",
 // sorted by name.

@@ -259,6 +259,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		f.idle.Stop()
 	}
 	if f.filtered != nil {
+		f.filtered.stream.SetUpstream(answeredUpstream(resp.Request.URL.Host))
 		if err := responseThroughFilter(resp, f.filtered); err != nil {
 			return err
 		}

@@ -44,15 +44,22 @@ func startDevproxy(t testing.TB, registrarURL string, extra ...string) *process 
 // register puts name → target through POST /api/servers/register.
 func register(t testing.TB, baseURL, name, target string) {
 	t.Helper()
-	body := apitest.RegBody(name, target, "e2e")
-	resp, err := http.Post(baseURL+"/api/servers/register", "application/json", strings.NewReader(body))
+	write(t, "POST", baseURL+"/api/servers/register", apitest.RegBody(name, target, "e2e"))
+}
+
+// write sends a JSON body to the registrar's API and fails the test unless it is a 200.
+func write(t testing.TB, method, url, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("register %s → %s: %d %s", name, target, resp.StatusCode, b)
+		t.Fatalf("%s %s %s: %d %s", method, url, body, resp.StatusCode, b)
 	}
 }
 
@@ -85,6 +92,12 @@ func (a answer) errorCode() string {
 
 func get(t testing.TB, url string, header ...string) answer {
 	t.Helper()
+	return getWith(t, http.DefaultClient, url, header...)
+}
+
+// getWith is get on a given client (e.g. one keep-alive connection of its own).
+func getWith(t testing.TB, c *http.Client, url string, header ...string) answer {
+	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +105,7 @@ func get(t testing.TB, url string, header ...string) answer {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ func replaceRequestHeader(key, value string) abi.Status                         
 func removeRequestHeader(key string) abi.Status                                 { return abi.StatusOK }
 func resetArena()                                                               {}
 func requestHeaderPairs() (string, abi.Status)                                  { return "", abi.StatusNotFound }
+func responseHeader(key string) (string, abi.Status)                            { return "", abi.StatusNotFound }
+func property(path string) (string, abi.Status)                                 { return "", abi.StatusNotFound }
 func getSharedData(key string, inArena bool) (string, uint32, abi.Status) {
 	return "", 0, abi.StatusNotFound
 }

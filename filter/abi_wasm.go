@@ -51,6 +51,12 @@ func wasiRandomGet(buf unsafe.Pointer, size uint32) uint32
 //go:wasmimport env proxy_increment_metric
 func proxyIncrementMetric(id uint32, offset int64) uint32
 
+//go:wasmimport env proxy_get_header_map_value
+func proxyGetHeaderMapValue(mapType uint32, key string, retData, retSize *uint32) uint32
+
+//go:wasmimport env proxy_get_property
+func proxyGetProperty(path string, retData, retSize *uint32) uint32
+
 //go:wasmimport env proxy_define_metric
 func proxyDefineMetric(typ uint32, name string, retID *uint32) uint32
 
@@ -89,6 +95,29 @@ func incrementMetric(id uint32, offset int64) abi.Status {
 func requestHeaderPairs() (string, abi.Status) {
 	arenaOn = true
 	st := abi.Status(proxyGetHeaderMapPairs(uint32(abi.MapRequestHeaders), &outData, &outSize))
+	arenaOn = false
+	if st != abi.StatusOK {
+		return "", st
+	}
+	return hostValue(), abi.StatusOK
+}
+
+// responseHeader reads one response header's value into the request arena (the
+// router reads :status on the response path without allocating).
+func responseHeader(key string) (string, abi.Status) {
+	arenaOn = true
+	st := abi.Status(proxyGetHeaderMapValue(uint32(abi.MapResponseHeaders), key, &outData, &outSize))
+	arenaOn = false
+	if st != abi.StatusOK {
+		return "", st
+	}
+	return hostValue(), abi.StatusOK
+}
+
+// property reads a property (path segments separated by NUL) into the request arena.
+func property(path string) (string, abi.Status) {
+	arenaOn = true
+	st := abi.Status(proxyGetProperty(path, &outData, &outSize))
 	arenaOn = false
 	if st != abi.StatusOK {
 		return "", st

@@ -37,14 +37,19 @@ func define(typ abi.MetricType, name string) uint32 {
 	return id
 }
 
-// routerMetrics are the router's counter ids: routed, and one per rejection.
+// routerMetrics are the router's counter ids: routed, routed in panic, targets
+// ejected by the passive health check, and one per rejection.
 type routerMetrics struct {
-	routed   uint32
-	rejected [routing.NumOutcomes]uint32 // indexed by Outcome; only rejections are defined
+	routed, panic, ejections uint32
+	rejected                 [routing.NumOutcomes]uint32 // indexed by Outcome; only rejections are defined
 }
 
 func defineRouterMetrics() routerMetrics {
-	m := routerMetrics{routed: defineCounter(contract.MetricRouted)}
+	m := routerMetrics{
+		routed:    defineCounter(contract.MetricRouted),
+		panic:     defineCounter(contract.MetricRoutedPanic),
+		ejections: defineCounter(contract.MetricEjections),
+	}
 	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
 		if o.Rejected() {
 			m.rejected[o] = defineCounter(contract.MetricRejectedBase + o.Code())

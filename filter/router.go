@@ -1,22 +1,27 @@
 package main
 
 import (
+	"encoding/binary"
+	"strconv"
 	"unsafe"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 
+	"switchyard/filter/health"
 	"switchyard/filter/routing"
 	"switchyard/internal/abi"
 	"switchyard/internal/contract"
 	"switchyard/internal/pluginconfig"
+	"switchyard/internal/validate"
 )
 
 // router is the "router" root: the HTTP filter on every worker. The decision is
-// routing.Router's; this is the ABI glue that reads the request, makes the header
-// edits and sends the local replies. It holds no per-request state, so one stream
-// object serves every stream of the root and a request costs no allocation for its
-// context.
+// routing.Router's and the passive health check's health.Tracker's; this is the ABI
+// glue that reads the request, makes the header edits, sends the local replies and,
+// on the response path, reports failed targets. A stream's state is the target it
+// was routed to; stream objects are reused (streamPool), so a request costs no
+// allocation for its context.
 type router struct {
 	types.DefaultPluginContext
 	rules   *routing.Router
@@ -25,7 +30,9 @@ type router struct {
 	// time; UnknownServer's body names the server and is built per request.
 	replyBodies  [routing.NumOutcomes]string
 	replyHeaders [routing.NumOutcomes]string
-	stream       routerStream
+	streams      streamPool
+	// health is this VM's side of the passive health check (off when max_fails is 0).
+	health *health.Tracker
 
 	// The tick's state (router_tick.go); a request never touches it.
 	tick routerTick
@@ -33,20 +40,27 @@ type router struct {
 
 func newRouter(cfg pluginconfig.Config) *router {
 	r := &router{rules: routing.New(cfg), metrics: defineRouterMetrics(), tick: newRouterTick(cfg)}
+	r.health = health.New(health.Settings{MaxFails: cfg.MaxFails, FailTimeout: int64(cfg.FailTimeout) * 1e9}, sharedStore{}, cfg.DefaultPort)
+	if r.health.On() {
+		r.rules.UseEjections(r.health)
+	}
 	for o := routing.Outcome(0); o < routing.NumOutcomes; o++ {
 		if o.Rejected() {
 			r.replyBodies[o] = string(r.rules.AppendReplyBody(nil, &routing.Decision{Outcome: o}))
 			r.replyHeaders[o] = abi.EncodePairs(o.ReplyHeaders())
 		}
 	}
-	r.stream.r = r
 	return r
 }
 
-func (r *router) NewHttpContext(uint32) types.HttpContext { return &r.stream }
+func (r *router) NewHttpContext(uint32) types.HttpContext { return r.streams.get(r) }
 
-// OnTick runs the poll lease and the age watch (router_tick.go).
-func (r *router) OnTick() { r.tick.run() }
+// OnTick runs the poll lease and the age watch (router_tick.go), and learns what the
+// proxy's other routers found about targets (one shared-data read).
+func (r *router) OnTick() {
+	r.tick.run()
+	r.health.Tick(hostNow())
+}
 
 // OnPluginDone releases the poll lease if this VM holds it.
 func (r *router) OnPluginDone() bool {
@@ -55,9 +69,36 @@ func (r *router) OnPluginDone() bool {
 	return true
 }
 
+// routerStream is one HTTP stream of the router: the authority its request was routed
+// to while the passive health check may want it on the response path.
 type routerStream struct {
 	types.DefaultHttpContext
 	r *router
+	// target holds the :authority the request was routed to (targetLen bytes; 0:
+	// not routed, or the check is off), copied out of the request arena.
+	target    [validate.MaxLen + len(":65535")]byte
+	targetLen int
+	next      *routerStream // in the pool's free list
+}
+
+// streamPool hands out stream objects and takes them back when their stream is done
+// (on_log), so that streams cost no allocation once as many exist as run at once.
+type streamPool struct{ free *routerStream }
+
+func (p *streamPool) get(r *router) *routerStream {
+	s := p.free
+	if s == nil {
+		return &routerStream{r: r}
+	}
+	p.free, s.next, s.targetLen = s.next, nil, 0
+	return s
+}
+
+// OnHttpStreamDone returns the stream object to the pool: Envoy calls nothing on the
+// stream after on_log but on_done and on_delete, which the SDK keeps to itself.
+func (s *routerStream) OnHttpStreamDone() {
+	p := &s.r.streams
+	s.targetLen, s.next, p.free = 0, p.free, s
 }
 
 // OnHttpRequestHeaders applies routing.Router's decision. A request under a prefix
@@ -70,6 +111,7 @@ type routerStream struct {
 // a routed request allocates nothing in the guest.
 func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
 	r := s.r
+	s.targetLen = 0
 	resetArena()
 	headers, st := requestHeaderPairs()
 	if st != abi.StatusOK {
@@ -94,9 +136,80 @@ func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
 			}
 		}
 		incrementMetric(r.metrics.routed, 1)
+		if d.Panic {
+			incrementMetric(r.metrics.panic, 1)
+		}
+		if d.FromSet && r.health.On() {
+			s.targetLen = copy(s.target[:], d.Edits()[0].Value) // the :authority edit
+		}
 		return types.ActionContinue
 	}
 	return r.reject(d)
+}
+
+// OnHttpResponseHeaders counts a failure of the target a routed request went to
+// (passive health check): only for a status an upstream failure answers with (503,
+// 504) does it read what the host says happened (response.flags, else
+// response.code_details; docs/proxy-wasm-host.md). A request not routed here, routed
+// to a name's one plain target (which gets every request whatever its health), or
+// with the check off, costs no host call.
+func (s *routerStream) OnHttpResponseHeaders(int, bool) types.Action {
+	if s.targetLen == 0 {
+		return types.ActionContinue
+	}
+	target := s.target[:s.targetLen]
+	s.targetLen = 0
+	v, st := responseHeader(":status")
+	if st != abi.StatusOK || !health.MayHaveFailed(httpStatus(v)) {
+		return types.ActionContinue
+	}
+	details := ""
+	flagsRaw, st := property(propertyResponseFlags)
+	haveFlags := st == abi.StatusOK && len(flagsRaw) == 8
+	if !haveFlags {
+		details, _ = property(propertyResponseCodeDetails)
+	}
+	var flags uint64
+	if haveFlags {
+		flags = binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(flagsRaw), 8))
+	}
+	if !health.Failed(flags, haveFlags, details) {
+		return types.ActionContinue
+	}
+	r := s.r
+	addr := string(target)
+	ejected, err := r.health.Failure(addr, hostNow())
+	if err != nil {
+		proxywasm.LogWarn("router: recording the failure of target " + addr + " in shared data: " + err.Error() + "; this worker skips it alone")
+	}
+	if ejected {
+		incrementMetric(r.metrics.ejections, 1)
+		proxywasm.LogWarn("router: target " + addr + " failed " + strconv.Itoa(r.tick.cfg.MaxFails) + " time(s) within " +
+			strconv.Itoa(r.tick.cfg.FailTimeout) + " s (max_fails, fail_timeout); every worker of this proxy skips it for " +
+			strconv.Itoa(r.tick.cfg.FailTimeout) + " s")
+	}
+	return types.ActionContinue
+}
+
+// The properties the passive health check reads, as proxy_get_property paths.
+const (
+	propertyResponseFlags       = "response\x00flags"
+	propertyResponseCodeDetails = "response\x00code_details"
+)
+
+// httpStatus reads a :status value (three digits); 0 when it is not one.
+func httpStatus(v string) int {
+	if len(v) != 3 {
+		return 0
+	}
+	n := 0
+	for i := 0; i < 3; i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	return n
 }
 
 // replyBody holds UnknownServer's body while the host copies it: one buffer, reused.

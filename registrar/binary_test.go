@@ -372,3 +372,42 @@ func TestBinaryBrowserGuards(t *testing.T) {
 		}
 	}
 }
+
+// Under systemd (Type=notify) the registrar sends READY=1 to $NOTIFY_SOCKET once it
+// serves: /healthz answers when the datagram has come.
+func TestBinaryNotifiesSystemdWhenReady(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := startBinary(t, []string{"NOTIFY_SOCKET=" + sock}, "-data", filepath.Join(t.TempDir(), "servers.json"))
+	ln.SetReadDeadline(time.Now().Add(proc.ListenWithin))
+	buf := make([]byte, 256)
+	n, err := ln.Read(buf)
+	if err != nil {
+		t.Fatalf("no datagram on NOTIFY_SOCKET: %v\n%s", err, p.Output())
+	}
+	if got := string(buf[:n]); got != "READY=1" {
+		t.Fatalf("NOTIFY_SOCKET got %q, want READY=1", got)
+	}
+	res, err := http.Get(p.URL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz after READY=1: %s", res.Status)
+	}
+	stop(t, p)
+}
+
+// A NOTIFY_SOCKET nobody listens on is logged, and the registrar serves anyway.
+func TestBinaryServesWhenNotifySocketIsGone(t *testing.T) {
+	p := startBinary(t, []string{"NOTIFY_SOCKET=" + filepath.Join(t.TempDir(), "none")}, "-data", filepath.Join(t.TempDir(), "servers.json"))
+	if !strings.Contains(p.Output(), "cannot tell systemd") {
+		t.Errorf("no warning about the missing notify socket:\n%s", p.Output())
+	}
+	stop(t, p)
+}

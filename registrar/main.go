@@ -71,6 +71,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("cannot listen; choose another -listen address or stop what uses it", "addr", cfg.server.Listen, "err", err)
 		return 1
 	}
+	// The store is open and the address bound (connections wait in its backlog until
+	// Serve accepts them): ready for systemd's Type=notify.
+	if err := notifyReady(getenv); err != nil {
+		log.Warn("cannot tell systemd the registrar is ready; a Type=notify unit will time out", "err", err)
+	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("server stopped", "err", err)
 		return 1

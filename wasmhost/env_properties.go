@@ -11,7 +11,8 @@ import (
 
 // Properties: docs/proxy-wasm-host.md, Properties. Paths are NUL-separated segments;
 // the plugin_* and xds.node.{id,cluster} properties exist everywhere, the request.*,
-// response.code and source.* attributes in a stream context; an unknown name falls back to what
+// response.code, response.flags, response.code_details, upstream.address,
+// upstream.port and source.* attributes in a stream context; an unknown name falls back to what
 // proxy_set_property stored; anything else is NotFound.
 
 var propertyImports = []*hostFunc{proxyGetProperty, proxySetProperty}
@@ -161,21 +162,41 @@ func (s *Stream) attribute(path string) ([]byte, bool) {
 			return nil, false
 		}
 		return u64le(uint64(n)), true
+	case "response\x00flags":
+		// Envoy serves the flags at any point of the stream, 0 until one is set.
+		return u64le(s.upstream.Flags), true
+	case "response\x00code_details":
+		if s.upstream.CodeDetails == "" {
+			return nil, false
+		}
+		return []byte(s.upstream.CodeDetails), true
+	case "upstream\x00address":
+		if s.upstream.Address == "" {
+			return nil, false
+		}
+		return []byte(s.upstream.Address), true
+	case "upstream\x00port":
+		return portOf(s.upstream.Address)
 	case "source\x00address":
 		if s.attrs.SourceAddress == "" {
 			return nil, false
 		}
 		return []byte(s.attrs.SourceAddress), true
 	case "source\x00port":
-		_, port, err := net.SplitHostPort(s.attrs.SourceAddress)
-		if err != nil {
-			return nil, false
-		}
-		n, err := strconv.ParseUint(port, 10, 64)
-		if err != nil {
-			return nil, false
-		}
-		return u64le(n), true
+		return portOf(s.attrs.SourceAddress)
 	}
 	return nil, false
+}
+
+// portOf is the port of an "ip:port" address as Envoy serializes an integer.
+func portOf(address string) ([]byte, bool) {
+	_, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, false
+	}
+	n, err := strconv.ParseUint(port, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	return u64le(n), true
 }

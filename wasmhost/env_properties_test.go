@@ -109,3 +109,51 @@ func TestSetProperty(t *testing.T) {
 		t.Errorf("path outside memory: %v", st)
 	}
 }
+
+// What Envoy's stream info gives about the upstream: response.flags always (0 until a
+// flag is set), response.code_details, upstream.address and upstream.port once the
+// embedder recorded them (SetUpstream), absent before.
+func TestUpstreamProperties(t *testing.T) {
+	h := newHost(t, Options{})
+	vm := startProbe(t, h, PluginConfig{VMID: "vm-u"})
+	read := func(u *Upstream, name string) string {
+		t.Helper()
+		s, err := vm.NewStream(StreamAttributes{SourceAddress: "10.0.0.7:41000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if u != nil {
+			s.SetUpstream(*u)
+		}
+		before := len(logLines(h, "prop "+name+"="))
+		if _, err := s.RequestHeaders(Headers{{":method", "GET"}, {":path", "/prop?name=" + name}, {":authority", "a"}, {":scheme", "http"}}, true); err != nil {
+			t.Fatal(err)
+		}
+		got := logLines(h, "prop "+name+"=")
+		if len(got) != before+1 {
+			t.Fatalf("%s: log %q", name, got)
+		}
+		return got[before]
+	}
+	le := func(n uint64) string { return string(u64le(n)) }
+	failed := &Upstream{Flags: 0x20, CodeDetails: "upstream_reset_before_response_started{remote_connection_failure}", Address: "127.0.0.1:9101"}
+	for _, c := range []struct {
+		u          *Upstream
+		name, want string
+	}{
+		{nil, "response.flags", "prop response.flags=" + le(0) + " status=0"},
+		{nil, "response.code_details", "prop response.code_details= status=1"},
+		{nil, "upstream.address", "prop upstream.address= status=1"},
+		{nil, "upstream.port", "prop upstream.port= status=1"},
+		{failed, "response.flags", "prop response.flags=" + le(0x20) + " status=0"},
+		{failed, "response.code_details", "prop response.code_details=upstream_reset_before_response_started{remote_connection_failure} status=0"},
+		{failed, "upstream.address", "prop upstream.address=127.0.0.1:9101 status=0"},
+		{failed, "upstream.port", "prop upstream.port=" + le(9101) + " status=0"},
+		{&Upstream{Flags: 0x4000000, CodeDetails: "dns_resolution_failure"}, "upstream.address", "prop upstream.address= status=1"},
+	} {
+		if got := read(c.u, c.name); got != c.want {
+			t.Errorf("%+v %s: got %q, want %q", c.u, c.name, got, c.want)
+		}
+	}
+}

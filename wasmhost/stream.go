@@ -44,6 +44,22 @@ type StreamAttributes struct {
 	RequestID     string // request.id
 }
 
+// Upstream is what Envoy's stream info says about the upstream by the time the
+// response headers reach the filter (docs/proxy-wasm-host.md, "What the filter is
+// handed when the upstream fails"): an upstream's own answer has no flags, details
+// "via_upstream" and the address it came from; a local reply after a connect
+// failure, a reset or a timeout has the flags and details Envoy's router sets.
+type Upstream struct {
+	// Flags is response.flags: Envoy's legacy response-flag bits (UF 0x20, UC 0x40,
+	// UR 0x10, UT 0x4, DF 0x4000000, ...); 0 for none.
+	Flags uint64
+	// CodeDetails is response.code_details; "" leaves the property absent.
+	CodeDetails string
+	// Address is upstream.address, "ip:port" of the upstream host the request was
+	// sent to (and upstream.port its port); "" when no host was chosen (absent).
+	Address string
+}
+
 // Stream is one HTTP stream (a stream context of a VM). Its methods take the VM's lock:
 // call them from one goroutine at a time per stream, in the order Envoy would.
 type Stream struct {
@@ -65,6 +81,7 @@ type Stream struct {
 	resumed        [2]atomic.Int32
 	closed, ending bool
 	props          map[string][]byte
+	upstream       Upstream
 }
 
 // ID returns the stream's context id.
@@ -104,6 +121,15 @@ func (s *Stream) RequestTrailers(h Headers) (Action, error) {
 	defer vm.mu.Unlock()
 	s.reqTrailers, s.haveReqTrailers = lowerCopy(h), true
 	return s.run(exRequestTrailers, uint64(len(s.reqTrailers)), 0)
+}
+
+// SetUpstream records what the response.flags, response.code_details and
+// upstream.* properties give from now on; call it before ResponseHeaders, as Envoy has
+// set its stream info by the time it calls the filter.
+func (s *Stream) SetUpstream(u Upstream) {
+	s.vm.mu.Lock()
+	defer s.vm.mu.Unlock()
+	s.upstream = u
 }
 
 // ResponseHeaders runs proxy_on_response_headers with h as the response header map.

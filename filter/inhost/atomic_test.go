@@ -34,34 +34,34 @@ func tableOf(n, table int) map[string]string {
 
 func atomicName(i int) string { return fmt.Sprintf("s%06d", i) }
 
-// answer is what one request through a router came to, reduced to the table that
+// fromTable is what one request through a router came to, reduced to the table that
 // answered ("10.<table>." of the authority) or the local reply's status.
-type answer struct {
+type fromTable struct {
 	table  int // 0 when there was no target
 	status int // local reply status, 0 when routed
 }
 
 // ask sends one request for name through vm without failing the test (it runs in a
 // load loop beside the test goroutine).
-func ask(vm *wasmhost.VM, name string) (answer, error) {
+func ask(vm *wasmhost.VM, name string) (fromTable, error) {
 	s, err := vm.NewStream(wasmhost.StreamAttributes{})
 	if err != nil {
-		return answer{}, err
+		return fromTable{}, err
 	}
 	defer s.Close()
 	if _, err := s.RequestHeaders(wasmhost.Headers{{":method", "GET"}, {":path", "/sys/x"}, {":authority", "p"}, {"x-server-name", name}}, true); err != nil {
-		return answer{}, err
+		return fromTable{}, err
 	}
 	if lr := s.LocalResponse(); lr != nil {
-		return answer{status: lr.Status}, nil
+		return fromTable{status: lr.Status}, nil
 	}
 	a, _ := s.RequestHeaderMap().Get(":authority")
 	f := strings.SplitN(a, ".", 3)
 	if len(f) < 3 || f[0] != "10" {
-		return answer{}, fmt.Errorf("%s routed to %q, no table's target", name, a)
+		return fromTable{}, fmt.Errorf("%s routed to %q, no table's target", name, a)
 	}
 	n, _ := strconv.Atoi(f[1])
-	return answer{table: n}, nil
+	return fromTable{table: n}, nil
 }
 
 // loadLoop asks names through vm, in a steady loop, until stop is closed or max

@@ -73,7 +73,14 @@ func benchAuthority(i int) string { return benchTarget(i) + ":8080" }
 // host-call counts are the router's alone.
 func benchRouter(b *testing.B, n int) (*fEnv, *wasmhost.VM) {
 	b.Helper()
-	e := newFEnv(b, wasmhost.Options{}, benchRoutes(n))
+	return benchRouterOf(b, benchRoutes(n))
+}
+
+// benchRouterOf is benchRouter with a table of its own (name → target-set string).
+func benchRouterOf(b *testing.B, routes map[string]string) (*fEnv, *wasmhost.VM) {
+	b.Helper()
+	n := len(routes)
+	e := newFEnv(b, wasmhost.Options{}, routes)
 	syncVM := e.vm(contract.RootSync, filterConfig(""))
 	r := e.vm(contract.RootRouter, filterConfig(""))
 	e.waitLog("sync: table at revision 1: "+strconv.Itoa(n)+" servers", time.Minute+time.Duration(n)*100*time.Microsecond)
@@ -189,28 +196,36 @@ func (s *benchSide) run(b *testing.B, first, n int, timed bool) float64 {
 
 // compare measures b.N requests through side and as many through ref, in alternating
 // batches, and reports side's ns/req-median, cpu-ns/req and hostcalls/req, ref's
-// median as <refName>-ns/req-median and the median of the batch ratios as
-// ratio-to-<refName>.
+// median as <refName>-ns/req-median, the median of the batch ratios as
+// ratio-to-<refName>, and the ratio of the CPU time the two used as
+// cpu-ratio-to-<refName>. (hostcalls/req counts side's host, which is ref's too when
+// both VMs share one.)
 func compare(b *testing.B, side, ref *benchSide, refName string) {
 	b.Helper()
 	var sideNs, refNs, ratios []float64
 	before := side.h.HostcallCounts()
-	var cpu int64
+	var cpu, refCPU int64
 	b.ReportAllocs()
 	b.StopTimer()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(benchBatch, b.N-done)
-		r := ref.run(b, done, n, false)
 		cpu0 := cpuTime()
+		r := ref.run(b, done, n, false)
+		cpu1 := cpuTime()
 		s := side.run(b, done, n, true)
-		cpu += cpuTime() - cpu0
+		cpu += cpuTime() - cpu1
+		refCPU += cpu1 - cpu0
 		if n == benchBatch {
 			sideNs, refNs, ratios = append(sideNs, s), append(refNs, r), append(ratios, s/r)
 		}
 		done += n
 	}
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/req")
+	if refCPU > 0 {
+		// The CPU both sides used, in ratio: steadier than wall time on a shared machine.
+		b.ReportMetric(float64(cpu)/float64(refCPU), "cpu-ratio-to-"+refName)
+	}
 	reportHostcalls(b, before, side.h.HostcallCounts(), b.N)
 	if len(ratios) == 0 {
 		return // b.N below one batch (the first probing run): no median
@@ -283,13 +298,20 @@ var memoryCheckpoints = []int{1_000_000, 2_000_000, 5_000_000}
 const memoryBound = 3 * time.Minute
 
 // BenchmarkRouterMemory drives 5,000,000 requests (9 routed to 1 unknown, through a
-// table of 10 names) through one router VM with the production configuration (no
-// GOGC or other environment) and reports its linear memory, which never shrinks, at
-// 1M, 2M and 5M requests. The work is fixed whatever b.N: run it with -benchtime 1x.
+// table of 10 names, half of them one target, half four weighted targets) through one
+// router VM with the production configuration (passive health check on; no GOGC or
+// other environment) and reports its linear memory, which never shrinks, at 1M, 2M
+// and 5M requests. The work is fixed whatever b.N: run it with -benchtime 1x.
 func BenchmarkRouterMemory(b *testing.B) {
 	const names = 10
-	e, vm := benchRouter(b, names)
+	routes := benchRoutes(names)
+	for i := names / 2; i < names; i++ {
+		t := benchTarget(i)
+		routes["name-"+strconv.Itoa(i)] = "*" + t + ":9101/40," + t + ":9102/30," + t + ":9103/20," + t + ":9104/10"
+	}
+	e, vm := benchRouterOf(b, routes)
 	checkAnswer(b, vm, "name-3", benchAuthority(3))
+	checkAnswer(b, vm, "name-7", benchTarget(7)+":9101")
 	checkAnswer(b, vm, "name-x", "")
 	reqs := make([]wasmhost.Headers, 100)
 	for i := range reqs {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/contract"
 	"switchyard/internal/testkit/bin"
 	"switchyard/registrar/server"
 	"switchyard/registrar/store"
@@ -75,9 +76,28 @@ func newFRegistrarWith(t testing.TB, cfg server.Config, routes map[string]string
 	return r
 }
 
-// start opens a registrar on a new data file holding routes, as the registrar
-// command does (the store opened with server.StoreOptions, handed to server.New);
-// the test's cleanup closes the store.
+// storeServer is the registered server whose target set is set (a target-set string,
+// internal/contract: a plain address or the '*' form).
+func storeServer(name, set string) *store.Server {
+	if set == "" || set[0] != contract.TargetSetMarker {
+		return &store.Server{Name: name, Target: set, Service: "test"}
+	}
+	var ts []store.Target
+	r := contract.ReadTargets(set)
+	for t, ok := r.Next(); ok; t, ok = r.Next() {
+		state := store.StateActive
+		if t.Draining {
+			state = store.StateDraining
+		}
+		ts = append(ts, store.Target{Address: t.Address, Weight: t.Weight, State: state, Down: t.Down})
+	}
+	sv := store.NewServer(name, "test", ts)
+	return &sv
+}
+
+// start opens a registrar on a new data file holding routes (name → target-set
+// string), as the registrar command does (the store opened with server.StoreOptions,
+// handed to server.New); the test's cleanup closes the store.
 func (r *fRegistrar) start(routes map[string]string) *server.Server {
 	r.t.Helper()
 	m := server.NewMetrics()
@@ -93,8 +113,8 @@ func (r *fRegistrar) start(routes map[string]string) *server.Server {
 	if len(routes) > 0 {
 		// One write, as -import does: a table of 100,000 names costs one fsync.
 		changes := make([]store.Change, 0, len(routes))
-		for name, target := range routes {
-			changes = append(changes, store.Change{Name: name, Server: &store.Server{Name: name, Target: target, Service: "test"}})
+		for name, set := range routes {
+			changes = append(changes, store.Change{Name: name, Server: storeServer(name, set)})
 		}
 		if out := s.Store().Write(changes...); out.Err != nil {
 			r.t.Fatalf("loading %d routes into the registrar: %v", len(routes), out.Err)

@@ -68,7 +68,7 @@ func TestSyncRestartedOnDeltaBuiltTableForgetsRemovedNames(t *testing.T) {
 	waitRouted(t, r, "c", "10.0.0.3:8080", time.Second)
 	e.waitLog("sync: table at revision 5: 3 servers (1 added, 0 changed, 1 removed) from a delta", time.Second)
 	waitQuery(t, e.reg, "of the new sync for the changes since revision 3", func(q map[string][]string) bool {
-		return get(q, "after") == "3" && get(q, "lineage") == e.reg.lineage() && get(q, "v") == "2"
+		return get(q, "after") == "3" && get(q, "lineage") == e.reg.lineage() && get(q, "v") == "3"
 	})
 }
 
@@ -198,7 +198,7 @@ func TestSyncRefusedDeltaFallsBackToFull(t *testing.T) {
 	e.waitLog("sync: table at revision 2: 2 servers (0 added, 1 changed, 0 removed) from a full table", 3*syncWithin)
 	waitRouted(t, r, "a", "10.0.0.9:8080", time.Second)
 	waitQuery(t, e.reg, "for a full table after the refusal", func(q map[string][]string) bool {
-		return get(q, "v") == "2" && get(q, "after") == "" && get(q, "lineage") == "" && get(q, "snapshot") == ""
+		return get(q, "v") == "3" && get(q, "after") == "" && get(q, "lineage") == "" && get(q, "snapshot") == ""
 	})
 }
 

@@ -198,8 +198,8 @@ func parseRoutes(field string, v gjson.Result, ordered bool) ([][2]string, error
 			err = errors.New("target of " + name + " is not a string")
 			return false
 		}
-		if _, aerr := validate.ParseAddress(t.Str); aerr != nil {
-			err = errors.New("target " + quote(t.Str) + " of " + name + " is invalid: " + aerr.Error())
+		if aerr := contract.CheckTargetSet(t.Str); aerr != nil {
+			err = errors.New("target set " + quote(t.Str) + " of " + name + " is invalid: " + aerr.Error())
 			return false
 		}
 		if ordered {

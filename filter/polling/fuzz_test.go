@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/internal/contract"
 	"switchyard/internal/validate"
 )
 
@@ -28,6 +29,8 @@ func FuzzAnswer(f *testing.F) {
 		`{"kind":"full","lineage":"0f3a","revision":7,"routes":{"b":"10.0.0.1","a":"10.0.0.2"}}`,
 		`{"kind":"full","lineage":"0f3a","revision":7,"routes":{},"next":"a"}`,
 		`{"kind":"delta","lineage":"0f3a","from":6,"revision":9,"upserts":{"a":"10.0.0.1"},"removals":["b"]}`,
+		`{"kind":"delta","lineage":"0f3a","from":6,"revision":9,"upserts":{"a":"*10.0.0.1:80/90,10.0.0.2:80/10/d,[::1]/0/x"},"removals":[]}`,
+		`{"kind":"full","lineage":"0f3a","revision":7,"routes":{"a":"*10.0.0.1/1,10.0.0.1/2","b":"*x/101","c":"*10.0.0.1/1"}}`,
 		`{"kind":"delta","lineage":"0f3a","from":9,"revision":9,"upserts":{},"removals":[]}`,
 		`{"kind":"delta","lineage":"0f3a","from":1,"revision":2,"upserts":{"a":"10.0.0.1"},"removals":["a"]}`,
 		`{"kind":"delta","lineage":"x y","from":1,"revision":2,"upserts":{},"removals":[]}`,
@@ -50,8 +53,15 @@ func FuzzAnswer(f *testing.F) {
 			if !validate.IsServerName(r[0]) {
 				t.Errorf("accepted the invalid server name %q in %q", r[0], body)
 			}
-			if _, err := validate.ParseAddress(r[1]); err != nil {
-				t.Errorf("accepted the invalid target %q of %q (%v) in %q", r[1], r[0], err, body)
+			tr, n := contract.ReadTargets(r[1]), 0
+			for e, ok := tr.Next(); ok; e, ok = tr.Next() {
+				n++
+				if _, err := validate.ParseAddress(e.Address); err != nil {
+					t.Errorf("accepted the invalid target %q in the set %q of %q (%v) in %q", e.Address, r[1], r[0], err, body)
+				}
+			}
+			if tr.Bad || n == 0 || n > contract.MaxTargets {
+				t.Errorf("accepted the target set %q of %q (%d entries, bad %v) in %q", r[1], r[0], n, tr.Bad, body)
 			}
 			if seen[r[0]] {
 				t.Errorf("accepted %q twice in %q", r[0], body)

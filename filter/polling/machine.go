@@ -11,11 +11,12 @@
 // host's clock (one armed Go timer makes the Go runtime call poll_oneoff at every GC,
 // which crashes Envoy 1.33–1.37).
 //
-// The protocol is docs/sync-protocol.md, version 2: deltas applied in O(change), full
-// tables in pages streamed into a generation no router reads and switched whole
-// (layout.go), a lineage that tells an older answer of the same history from a new
-// history. A version-1 answer (no "kind": the whole table) is still understood, so
-// this poller works against registrars that do not serve version 2 yet.
+// The protocol is docs/sync-protocol.md, version 3 (version 2 with a target-set string
+// per name): deltas applied in O(change), full tables in pages streamed into a
+// generation no router reads and switched whole (layout.go), a lineage that tells an
+// older answer of the same history from a new history. A version-1 answer (no "kind":
+// the whole table, plain addresses) is still understood, so this poller works against
+// registrars that ignore v=.
 package polling
 
 import (
@@ -110,6 +111,10 @@ type Machine struct {
 	waitLog  bool // "waiting for the emptying" was logged for the current wait
 
 	polledFailed bool // a write of PolledKey failed (logged once)
+
+	// protocol is the version asked (v=): 3, or 2 once a registrar from before target
+	// sets refused version 3 (its routes are then plain addresses).
+	protocol string
 }
 
 // New starts from what shared data already holds (layout.go): when only the poller's
@@ -119,7 +124,7 @@ type Machine struct {
 // streamed, finishes emptying a retired generation, and migrates a table of the first
 // layout. now seeds the backoff's jitter and starts the grace of a retired generation.
 func New(cfg pluginconfig.RegistrarConfig, id Identity, host Host, now int64) *Machine {
-	m := &Machine{cfg: cfg, id: id, host: host, backoff: NewBackoff(uint64(now))}
+	m := &Machine{cfg: cfg, id: id, host: host, backoff: NewBackoff(uint64(now)), protocol: contract.ProtocolV3}
 	if cfg.TokenEnv != "" {
 		m.cfg.Token = os.Getenv(cfg.TokenEnv)
 		if m.cfg.Token == "" {
@@ -348,14 +353,14 @@ func (m *Machine) Tick(now int64) {
 	}
 }
 
-// Path gives the :path of the next poll (docs/sync-protocol.md, version 2): the next
+// Path gives the :path of the next poll (docs/sync-protocol.md, version 3): the next
 // page while a full table is assembled; else after= and lineage= of the live table
 // (none before the first table or when a full table is needed, which the registrar
 // answers at once with a full table); wait=; and the proxy's identity.
 func (m *Machine) Path() string {
 	var b strings.Builder
 	b.WriteString(m.cfg.Path)
-	b.WriteString("?" + contract.QueryProtocol + "=" + contract.ProtocolV2)
+	b.WriteString("?" + contract.QueryProtocol + "=" + m.protocol)
 	if m.load != nil {
 		b.WriteString("&" + contract.QuerySnapshot + "=" + strconv.FormatUint(m.load.revision, 10) +
 			"&" + contract.QueryStart + "=" + url.QueryEscape(m.load.start))
@@ -464,6 +469,17 @@ func (m *Machine) Answer(now int64, r Reply) {
 			"(410 "+contract.SnapshotGone+"); starting the full table over")
 	case "401", "403":
 		m.fail(now, "http_"+r.Status, "the registrar refused the poll with HTTP "+r.Status+"; check registrar.token")
+	case "400":
+		if m.protocol == contract.ProtocolV3 && strings.Contains(string(r.Body), `"`+contract.QueryProtocol+`: `) {
+			// A registrar from before target sets names v= as what it refuses: ask it
+			// version 2, which it serves (one target per name).
+			m.protocol = contract.ProtocolV2
+			m.host.Log(true, "sync: the registrar does not serve sync protocol 3 (target sets); asking version 2, "+
+				"so every name routes to its first active target until the registrar is upgraded")
+			m.poll(now)
+			return
+		}
+		fallthrough
 	default:
 		msg := "the registrar answered HTTP " + r.Status + " instead of 200 or 304"
 		if len(r.Body) > 0 {

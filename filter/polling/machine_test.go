@@ -192,12 +192,12 @@ func TestPathAndHeaders(t *testing.T) {
 	h := newFakeHost()
 	m := New(pluginconfig.RegistrarConfig{Cluster: "c", Authority: "reg.internal", Path: "/v1/routes", WaitSeconds: 30, Token: "s3cret"},
 		Identity{Proxy: "sidecar~10.0.0.1~a&b=c", Cluster: "eu west", Version: "v1.2.3"}, h, 1)
-	if got, want := m.Path(), "/v1/routes?v=2&wait=30&proxy=sidecar~10.0.0.1~a%26b%3Dc&cluster=eu+west&version=v1.2.3"; got != want {
+	if got, want := m.Path(), "/v1/routes?v=3&wait=30&proxy=sidecar~10.0.0.1~a%26b%3Dc&cluster=eu+west&version=v1.2.3"; got != want {
 		t.Errorf("before the first table: %q, want %q", got, want)
 	}
 	m.Tick(0)
 	m.Answer(0, full("L1", 41, map[string]string{"a": "10.0.0.1"}, ""))
-	if got, want := h.sent[len(h.sent)-1], "/v1/routes?v=2&after=41&lineage=L1&wait=30&proxy=sidecar~10.0.0.1~a%26b%3Dc&cluster=eu+west&version=v1.2.3"; got != want {
+	if got, want := h.sent[len(h.sent)-1], "/v1/routes?v=3&after=41&lineage=L1&wait=30&proxy=sidecar~10.0.0.1~a%26b%3Dc&cluster=eu+west&version=v1.2.3"; got != want {
 		t.Errorf("at revision 41: %q, want %q", got, want)
 	}
 	want := [][2]string{{":method", "GET"}, {":path", m.Path()}, {":authority", "reg.internal"}, {"accept", "application/json"}, {"authorization", "Bearer s3cret"}}
@@ -205,7 +205,7 @@ func TestPathAndHeaders(t *testing.T) {
 		t.Errorf("headers %q, want %q", got, want)
 	}
 	m2 := New(testCfg, Identity{}, newFakeHost(), 1)
-	if got := m2.Path(); got != "/v1/routes?v=2&wait=30" {
+	if got := m2.Path(); got != "/v1/routes?v=3&wait=30" {
 		t.Errorf("no identity: %q", got)
 	}
 	if len(m2.Headers()) != 4 {
@@ -302,7 +302,7 @@ func TestRefusedDeltaFallsBackToFull(t *testing.T) {
 	m.Answer(0, delta("L1", 3, 6, map[string]string{"b": "10.0.0.2"}))
 	m.Tick(2 * sec)
 	q := h.lastQuery(t)
-	if q.Has("after") || q.Has("lineage") || q.Get("v") != "2" {
+	if q.Has("after") || q.Has("lineage") || q.Get("v") != "3" {
 		t.Fatalf("poll after a refused delta %q, want a full table (no after, no lineage)", h.sent[len(h.sent)-1])
 	}
 	m.Answer(2*sec, full("L1", 6, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2"}, ""))

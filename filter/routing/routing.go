@@ -1,8 +1,9 @@
 // Package routing is the router's whole decision for one request, in plain Go: given
 // the plugin configuration, the request's headers (in the proxy-wasm pairs format the
 // host hands over) and the route table, it says what happens to the request — it
-// passes untouched, it is routed to its server's target, or it is answered with a
-// rejection — and which request headers change. The filter's "router" root applies
+// passes untouched, it is routed to one target of its server's target set (smooth
+// weighted round robin, balance.go), or it is answered with a rejection — and which
+// request headers change. The filter's "router" root applies
 // the decision through the ABI; this package makes no host call.
 //
 // It builds for wasip1 and natively, arms no timer, and a decision allocates nothing:
@@ -40,6 +41,8 @@ const (
 	RoutesNotLoaded
 	// UnknownServer: the server name is not registered (404).
 	UnknownServer
+	// NoActiveTarget: every target of the server is draining or has weight 0 (503).
+	NoActiveTarget
 
 	numOutcomes = iota
 )
@@ -63,6 +66,8 @@ func (o Outcome) Code() string {
 		return contract.CodeRoutesNotLoaded
 	case UnknownServer:
 		return contract.CodeUnknownServer
+	case NoActiveTarget:
+		return contract.CodeNoActiveTarget
 	}
 	return ""
 }
@@ -72,7 +77,7 @@ func (o Outcome) Status() uint32 {
 	switch o {
 	case MissingServerName, InvalidServerName:
 		return 400
-	case RoutesNotLoaded:
+	case RoutesNotLoaded, NoActiveTarget:
 		return 503
 	case UnknownServer:
 		return 404
@@ -107,8 +112,9 @@ func (o Outcome) ReplyHeaders() [][2]string {
 // Table is the router's view of the route table. In the filter it reads shared data;
 // tests use a map.
 type Table interface {
-	// Lookup gives the target registered for a valid server name; ok is false when
-	// the name has none (never registered, or removed).
+	// Lookup gives the target set registered for a valid server name (a target-set
+	// string, internal/contract/targetset.go); ok is false when the name has none
+	// (never registered, or removed).
 	Lookup(serverName string) (target string, ok bool)
 	// Loaded reports whether a table has been loaded. Decide asks only when Lookup
 	// found nothing, so a routed request costs one table read.
@@ -129,6 +135,16 @@ type Decision struct {
 	Outcome Outcome
 	// ServerName is the request's server-name header ("" when absent).
 	ServerName string
+	// Target is the address a Routed request goes to, as its target set writes it
+	// (without the default port).
+	Target string
+	// Panic: Routed although every routable target of the server is down or ejected
+	// (chosen among them, rather than answering 503).
+	Panic bool
+	// FromSet: the target was chosen from a set of several entries (the '*' form), so
+	// whether it fails matters to later choices; a name of one plain target is routed
+	// there whatever its health.
+	FromSet bool
 
 	edits  [3]HeaderEdit
 	nEdits int
@@ -154,6 +170,10 @@ type Router struct {
 	authority []byte
 	// decision is the one Decide fills and hands out.
 	decision Decision
+	// balance keeps the round-robin state per name; ejections is the passive health
+	// check's view (nil: none).
+	balance   *balancer
+	ejections Ejections
 }
 
 // New gives the Router of a (parsed, valid) configuration.
@@ -164,8 +184,12 @@ func New(cfg pluginconfig.Config) *Router {
 		defaultPort: strconv.Itoa(cfg.DefaultPort),
 		stripHeader: cfg.StripHeader,
 		authority:   make([]byte, validate.MaxLen+len(":65535")),
+		balance:     new(balancer),
 	}
 }
+
+// UseEjections makes Decide skip the targets e reports ejected (passive health).
+func (r *Router) UseEjections(e Ejections) { r.ejections = e }
 
 // Header is the configured server-name header.
 func (r *Router) Header() string { return r.header }
@@ -177,9 +201,10 @@ func (r *Router) Header() string { return r.header }
 //     "/sys/..." and "/sys?...", not "/system"), or no :path: Pass;
 //   - a server-name header absent or empty: MissingServerName; not a valid server
 //     name: InvalidServerName (both before the table is read);
-//   - no target for the name: RoutesNotLoaded while no table is loaded, else
+//   - no target set for the name: RoutesNotLoaded while no table is loaded, else
 //     UnknownServer;
-//   - else Routed, with the edits: :authority := the target (with the default port
+//   - no target of the set draining-free with weight > 0: NoActiveTarget;
+//   - else Routed to the target the balancer picks, with the edits: :authority := the target (with the default port
 //     when it has none); x-forwarded-host := the original :authority, or removed when
 //     the request had none, so that a client's own value is never passed on as ours;
 //     the server-name header removed when strip_header is set.
@@ -191,7 +216,7 @@ func (r *Router) Header() string { return r.header }
 // code runs about ten times slower than natively, copies count.
 func (r *Router) Decide(headers string, t Table) (*Decision, error) {
 	d := &r.decision
-	d.Outcome, d.ServerName, d.nEdits = Pass, "", 0
+	d.Outcome, d.ServerName, d.Target, d.Panic, d.FromSet, d.nEdits = Pass, "", "", false, false, 0
 	req, err := readRequest(headers, r.header)
 	if err != nil || !req.hasPath || !pluginconfig.MatchesPrefix(req.path, r.prefixes) {
 		return d, err
@@ -205,7 +230,7 @@ func (r *Router) Decide(headers string, t Table) (*Decision, error) {
 		d.Outcome = InvalidServerName
 		return d, nil
 	}
-	target, ok := t.Lookup(req.serverName)
+	set, ok := t.Lookup(req.serverName)
 	if !ok {
 		d.Outcome = UnknownServer
 		if !t.Loaded() {
@@ -213,8 +238,13 @@ func (r *Router) Decide(headers string, t Table) (*Decision, error) {
 		}
 		return d, nil
 	}
-	d.Outcome = Routed
-	d.edit(HeaderEdit{Header: ":authority", Value: r.withPort(target)})
+	p := r.balance.pick(req.serverName, set, r.ejections)
+	if p.target == "" {
+		d.Outcome = NoActiveTarget
+		return d, nil
+	}
+	d.Outcome, d.Target, d.Panic, d.FromSet = Routed, p.target, p.panic, set[0] == contract.TargetSetMarker
+	d.edit(HeaderEdit{Header: ":authority", Value: r.withPort(p.target)})
 	if req.authority != "" {
 		d.edit(HeaderEdit{Header: "x-forwarded-host", Value: req.authority})
 	} else {
@@ -313,6 +343,8 @@ func (r *Router) AppendReplyBody(dst []byte, d *Decision) []byte {
 		dst = append(dst, "The route table has not been loaded from the registrar yet; retry in a second"...)
 	case UnknownServer:
 		dst = append(append(append(dst, "Server '"...), d.ServerName...), "' is not registered"...)
+	case NoActiveTarget:
+		dst = append(dst, "Every target of this server is draining or has weight 0; retry once one is active"...)
 	}
 	return append(dst, `"}`...)
 }

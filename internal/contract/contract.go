@@ -22,6 +22,8 @@ const (
 	MetricTableSize     = "switchyard.table.size"        // gauge: servers in the live table
 	MetricTableRevision = "switchyard.table.revision"    // gauge: revision of the live table
 	MetricTableAge      = "switchyard.table.age_seconds" // gauge: seconds since the last successful poll (set by routers on their tick)
+	MetricRoutedPanic   = "switchyard.routed.panic"      // counter: requests routed in panic (every routable target down or ejected)
+	MetricEjections     = "switchyard.health.ejections"  // counter: targets ejected by the passive health check (max_fails reached)
 )
 
 // Shared-data keys. Every key the filter writes starts with KeyPrefix, since other
@@ -41,6 +43,9 @@ const (
 	LeaseKey             = "switchyard/lease"    // which VM polls the registrar (filter/polling/lease.go)
 	PolledKey            = "switchyard/polled"   // host time (ns) of the last successful poll
 	StaleKey             = "switchyard/stale"    // "1" while the table is older than stale_after_seconds
+	// HealthKey is the passive health check's state, shared by a proxy's routers
+	// (filter/health): one line per target with recent failures or an ejection.
+	HealthKey = "switchyard/health/targets"
 )
 
 // IsRouteKeyPrefix reports whether v (CurrentKey's value) names a generation of the
@@ -66,6 +71,7 @@ const (
 	CodeInvalidServerName = "invalid_server_name" // 400: the name breaks the naming rules
 	CodeRoutesNotLoaded   = "routes_not_loaded"   // 503 with retry-after: no table yet
 	CodeUnknownServer     = "unknown_server"      // 404: the name is not registered
+	CodeNoActiveTarget    = "no_active_target"    // 503: every target of the name is draining or weighs 0
 )
 
 // Poll timing of the sync: the registrar holds a long-poll for wait_seconds, so the

@@ -25,6 +25,8 @@ func FuzzConfig(f *testing.F) {
 		`{"default_port":80,"default_port":81}`,
 		`{"default_port":65536}`,
 		`{"default_port":8e1}`,
+		`{"max_fails":0,"fail_timeout":1}`,
+		`{"fail_timeout":"10s"}`,
 		`{"registrar":{"wait_seconds":601}}`,
 		`{"registrar":{"token":"a\nb"}}`,
 		`{"header":"x\u0000y"}`,
@@ -68,6 +70,10 @@ func configProblem(c Config) string {
 		return "proxy_id is not visible ASCII of at most 200 bytes"
 	case c.StaleAfterSeconds < 0 || c.StaleAfterSeconds > MaxStaleAfterSeconds:
 		return "stale_after_seconds out of range"
+	case c.MaxFails < 0 || c.MaxFails > MaxMaxFails:
+		return "max_fails out of range"
+	case c.FailTimeout < 1 || c.FailTimeout > MaxFailTimeout:
+		return "fail_timeout out of range"
 	}
 	for _, p := range c.PathPrefixes {
 		if p != "/" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || !printableNoSpace(p, "?#")) {

@@ -31,8 +31,19 @@ type Config struct {
 	// which routers log that the table is stale; 0 (the default) means
 	// DefaultStaleAfter: 3 × (registrar.wait_seconds + 10).
 	StaleAfterSeconds int
-	Registrar         RegistrarConfig
+	// MaxFails and FailTimeout (seconds) are the passive health check's, with nginx's
+	// names and meaning: MaxFails failures of a target within FailTimeout skip it for
+	// FailTimeout. MaxFails 0 turns the check off.
+	MaxFails    int
+	FailTimeout int
+	Registrar   RegistrarConfig
 }
+
+// Bounds of max_fails and fail_timeout.
+const (
+	MaxMaxFails    = 1000
+	MaxFailTimeout = 3600 // seconds
+)
 
 // MaxStaleAfterSeconds bounds stale_after_seconds (a day).
 const MaxStaleAfterSeconds = 86400
@@ -73,6 +84,8 @@ func Default() Config {
 		Header:       "x-server-name",
 		PathPrefixes: []string{"/sys"},
 		DefaultPort:  80,
+		MaxFails:     1,
+		FailTimeout:  10,
 		Registrar: RegistrarConfig{
 			Cluster:     "registrar",
 			Authority:   "registrar",
@@ -150,10 +163,30 @@ func Parse(data []byte) (Config, error) {
 					strconv.Itoa(MaxStaleAfterSeconds) + " (more than registrar.wait_seconds + 10, or a table that is only waiting for a change counts as stale), or 0 for 3 × (registrar.wait_seconds + 10)")
 			}
 			c.StaleAfterSeconds = int(n)
+		case "max_fails":
+			n, err := intValue(key, v)
+			if err != nil {
+				return err
+			}
+			if n < 0 || n > MaxMaxFails {
+				return errors.New("key \"max_fails\": " + strconv.FormatInt(n, 10) + " is out of range; use 1 to " +
+					strconv.Itoa(MaxMaxFails) + " (failures within fail_timeout that skip a target), or 0 to turn the passive health check off")
+			}
+			c.MaxFails = int(n)
+		case "fail_timeout":
+			n, err := intValue(key, v)
+			if err != nil {
+				return errors.New("key \"fail_timeout\" must be a whole number of seconds, e.g. 10 (nginx's 10s), got " + v.Raw)
+			}
+			if n < 1 || n > MaxFailTimeout {
+				return errors.New("key \"fail_timeout\": " + strconv.FormatInt(n, 10) + " is out of range; use 1 to " +
+					strconv.Itoa(MaxFailTimeout) + " seconds")
+			}
+			c.FailTimeout = int(n)
 		case "registrar":
 			return parseRegistrar(v, &c.Registrar)
 		default:
-			return unknownKey(key, "header, path_prefixes, default_port, strip_header, proxy_id, stale_after_seconds, registrar")
+			return unknownKey(key, "header, path_prefixes, default_port, strip_header, proxy_id, stale_after_seconds, max_fails, fail_timeout, registrar")
 		}
 		return nil
 	})

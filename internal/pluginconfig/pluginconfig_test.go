@@ -17,7 +17,7 @@ func TestParseDefaults(t *testing.T) {
 		}
 	}
 	d := Default()
-	want := Config{Header: "x-server-name", PathPrefixes: []string{"/sys"}, DefaultPort: 80,
+	want := Config{Header: "x-server-name", PathPrefixes: []string{"/sys"}, DefaultPort: 80, MaxFails: 1, FailTimeout: 10,
 		Registrar: RegistrarConfig{Cluster: "registrar", Authority: "registrar", Path: "/v1/routes", WaitSeconds: 30}}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("Default() = %+v, want the documented defaults %+v", d, want)
@@ -43,6 +43,8 @@ func TestParseValues(t *testing.T) {
 		{"empty proxy id is the default", `{"proxy_id":""}`, func(c *Config) {}},
 		{"stale after", `{"stale_after_seconds":120}`, func(c *Config) { c.StaleAfterSeconds = 120 }},
 		{"stale after 0 is the default", `{"stale_after_seconds":0}`, func(c *Config) {}},
+		{"passive health", `{"max_fails":3,"fail_timeout":30}`, func(c *Config) { c.MaxFails, c.FailTimeout = 3, 30 }},
+		{"max fails 0 turns it off", `{"max_fails":0}`, func(c *Config) { c.MaxFails = 0 }},
 		{"partial registrar keeps other defaults", `{"registrar":{"token":"t"}}`, func(c *Config) { c.Registrar.Token = "t" }},
 		{"token from the environment", `{"registrar":{"token_env":"SWITCHYARD_REGISTRAR_TOKEN"}}`, func(c *Config) { c.Registrar.TokenEnv = "SWITCHYARD_REGISTRAR_TOKEN" }},
 	}
@@ -103,6 +105,13 @@ func TestParseRefusals(t *testing.T) {
 		{"stale after negative", `{"stale_after_seconds":-1}`, `key "stale_after_seconds": -1 is out of range`},
 		{"stale after too long", `{"stale_after_seconds":86401}`, `key "stale_after_seconds": 86401 is out of range`},
 		{"stale after wrong type", `{"stale_after_seconds":"60"}`, `key "stale_after_seconds" must be an integer`},
+		{"max fails negative", `{"max_fails":-1}`, `key "max_fails": -1 is out of range; use 1 to 1000`},
+		{"max fails too many", `{"max_fails":1001}`, `key "max_fails": 1001 is out of range`},
+		{"max fails wrong type", `{"max_fails":"3"}`, `key "max_fails" must be an integer`},
+		{"max fails fraction", `{"max_fails":1.5}`, `key "max_fails" must be an integer`},
+		{"fail timeout zero", `{"fail_timeout":0}`, `key "fail_timeout": 0 is out of range; use 1 to 3600 seconds`},
+		{"fail timeout too long", `{"fail_timeout":3601}`, `key "fail_timeout": 3601 is out of range`},
+		{"fail timeout nginx string", `{"fail_timeout":"10s"}`, `key "fail_timeout" must be a whole number of seconds, e.g. 10`},
 		{"wait too long", `{"registrar":{"wait_seconds":601}}`, `key "registrar.wait_seconds": 601 is out of range`},
 		{"token wrong type", `{"registrar":{"token":42}}`, `key "registrar.token" must be a string`},
 		{"token with newline", `{"registrar":{"token":"a\nb"}}`, `key "registrar.token" must not contain line breaks`},

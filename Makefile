@@ -69,11 +69,17 @@ run: build
 # requests, propagation, dev proxy throughput routed vs bypass (10 and 10,000 names),
 # registrar durable writes and long-poll fan-out; at scale through the built binaries,
 # propagation and bytes per one-name change at 100,000 names, a fresh dev proxy's load
-# time and memory at 1,000,000 names. Each benchmark prints its figures as custom units
-# (ns/req-median, MiB-at-5M, p99-ms, ratio, ...). About 4 minutes.
+# time and memory at 1,000,000 names (and above an empty dev proxy); full tables of
+# 1,000,000 names loaded and switched under load (BenchmarkTable1M: load and reload time,
+# answers from the other table, poller VM memory after 10 reloads, shared data). With
+# REF_WASM=<an older filter.wasm>, the router's cost per request against it. Each
+# benchmark prints its figures as custom units (ns/req-median, MiB-at-5M, p99-ms,
+# ratio, ...). About 4 minutes, plus BenchmarkTable1M, which loads 1,000,000 names 12 times.
 bench: build
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench '^BenchmarkFilter$$|^BenchmarkTargets$$' -benchtime 200000x -timeout 20m ./filter/inhost/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkRouterMemory' -benchtime 1x -timeout 20m ./filter/inhost/
+	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkTable1M' -benchtime 1x -timeout 30m ./filter/inhost/
+	$(if $(REF_WASM),SWITCHYARD_BIN=$(BIN) SWITCHYARD_REF_WASM=$(REF_WASM) $(GO) test -run '^$$' -bench 'BenchmarkRouterVsReference' -benchtime 200000x -timeout 20m ./filter/inhost/)
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkPropagation|BenchmarkDevproxyThroughput' -benchtime 1x -timeout 20m ./e2e/
 	SWITCHYARD_BIN=$(BIN) $(GO) test -run '^$$' -bench 'BenchmarkScale100k|BenchmarkDevproxyLoad1M' -benchtime 1x -timeout 20m ./e2e/
 	$(GO) test -run '^$$' -bench 'BenchmarkRegistrarWrites|BenchmarkRegistrarFanout|BenchmarkRegistrarScale' -benchtime 1x -timeout 10m ./registrar/server/

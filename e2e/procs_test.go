@@ -101,20 +101,30 @@ func get(t testing.TB, url string, header ...string) answer {
 // getWith is get on a given client (e.g. one keep-alive connection of its own).
 func getWith(t testing.TB, c *http.Client, url string, header ...string) answer {
 	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
+	a, err := tryGet(c, url, header...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return a
+}
+
+// tryGet is getWith for a goroutine other than the test's: it returns the error
+// (a bad URL, a refused or broken connection) instead of failing the test.
+func tryGet(c *http.Client, url string, header ...string) (answer, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return answer{}, err
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, string(b), resp.Header}
+	b, err := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, string(b), resp.Header}, err
 }
 
 // upstream is a demo server that says who it is.

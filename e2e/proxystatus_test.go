@@ -62,20 +62,28 @@ type appliedAnswer struct {
 // returns the answer and how long it took.
 func registerAndWait(t testing.TB, regURL, name, target, timeout string) (appliedAnswer, time.Duration) {
 	t.Helper()
-	body := apitest.RegBody(name, target, "e2e")
 	start := time.Now()
-	resp, err := http.Post(regURL+"/api/servers/register?wait=applied&timeout="+timeout, "application/json", strings.NewReader(body))
+	a := writeAndWait(t, "POST", regURL+"/api/servers/register?wait=applied&timeout="+timeout, apitest.RegBody(name, target, "e2e"))
+	return a, time.Since(start)
+}
+
+// writeAndWait sends a write whose URL asks wait=applied and returns its answer; it
+// fails the test unless the answer is a 200 that succeeded and says whether it applied.
+func writeAndWait(t testing.TB, method, url, body string) appliedAnswer {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	took := time.Since(start)
 	b, _ := io.ReadAll(resp.Body)
 	var doc struct{ Result appliedAnswer }
 	if err := json.Unmarshal(b, &doc); err != nil || resp.StatusCode != 200 || !doc.Result.Success || doc.Result.Applied == nil {
-		t.Fatalf("register %s with wait=applied: %d %s", name, resp.StatusCode, b)
+		t.Fatalf("%s %s %s: %d %s", method, url, body, resp.StatusCode, b)
 	}
-	return doc.Result, took
+	return doc.Result
 }
 
 // configWithIdentity writes a copy of the repo's envoy.yaml whose plugin configuration

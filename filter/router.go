@@ -236,17 +236,29 @@ func (r *router) fail(what string, st abi.Status) types.Action {
 }
 
 // sharedTable is the routing.Table in shared data, as a poller writes it
-// (filter/polling/layout.go): contract.RouteKeyPrefix + server name → target ("" once
-// removed), and contract.RevisionKey present once a table is loaded. A routed request
-// costs one get; a second only tells 503 from 404.
+// (filter/polling/layout.go): contract.CurrentKey holds the route key prefix of the
+// generation routers read, and that prefix + server name → target ("" or absent: not
+// registered). A request reads the pointer, then the route key, within one callback:
+// it is answered wholly from one generation, the one the poller switched to last. No
+// pointer means no table yet (503), so telling 503 from 404 costs no third read.
 type sharedTable struct{ sharedStore }
 
 // lookupKey holds the key of a lookup, built in place so that a lookup allocates
-// nothing (the VM runs one call at a time, so one buffer suffices).
-var lookupKey = make([]byte, 0, len(contract.RouteKeyPrefix)+128)
+// nothing (the VM runs one call at a time, so one buffer suffices); tableLoaded is
+// whether the last Lookup found a current generation, which Loaded reports (routing
+// asks it only right after a Lookup that found nothing).
+var (
+	lookupKey   = make([]byte, 0, len(contract.RouteKeyPrefixA)+128)
+	tableLoaded bool
+)
 
 func (t sharedTable) Lookup(serverName string) (string, bool) {
-	lookupKey = append(append(lookupKey[:0], contract.RouteKeyPrefix...), serverName...)
+	prefix, ok := t.view(contract.CurrentKey)
+	tableLoaded = ok && contract.IsRouteKeyPrefix(prefix)
+	if !tableLoaded {
+		return "", false
+	}
+	lookupKey = contract.AppendRouteKey(lookupKey[:0], prefix, serverName)
 	v, ok := t.view(unsafe.String(unsafe.SliceData(lookupKey), len(lookupKey)))
 	if !ok || len(v) == 0 {
 		return "", false
@@ -254,7 +266,4 @@ func (t sharedTable) Lookup(serverName string) (string, bool) {
 	return v, true
 }
 
-func (t sharedTable) Loaded() bool {
-	v, ok := t.view(contract.RevisionKey)
-	return ok && len(v) > 0
-}
+func (sharedTable) Loaded() bool { return tableLoaded }

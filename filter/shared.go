@@ -28,6 +28,14 @@ func (s sharedStore) Get(key string) ([]byte, bool) {
 	return v, ok
 }
 
+// Peek reads a value into the request arena, emptied first: valid until the next Peek
+// or request. The poller calls it in its own callbacks (tick, http-call answer), never
+// inside a request's, so no request's values are in the arena then.
+func (s sharedStore) Peek(key string) (string, bool) {
+	resetArena()
+	return s.view(key)
+}
+
 // Set writes a value unconditionally (cas 0).
 func (s sharedStore) Set(key, value string) error { return s.SetCAS(key, value, 0) }
 

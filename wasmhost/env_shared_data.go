@@ -108,6 +108,32 @@ func (h *Host) nextCAS() uint32 {
 	return h.cas
 }
 
+// SetSharedData stores value under key for vmID as proxy_set_shared_data with cas 0
+// would, so a test can start VMs on shared data an earlier module left. The store
+// goes with the last VM of vmID, as any store does.
+func (h *Host) SetSharedData(vmID, key string, value []byte) {
+	h.sharedMu.Lock()
+	defer h.sharedMu.Unlock()
+	space := h.shared[vmID]
+	if space == nil {
+		space = map[string]sharedEntry{}
+		h.shared[vmID] = space
+	}
+	space[key] = sharedEntry{value: append([]byte(nil), value...), cas: h.nextCAS()}
+}
+
+// SharedDataSize gives the number of keys in vmID's store and the bytes of their keys
+// and values: what the store costs the proxy beyond the map's own overhead.
+func (h *Host) SharedDataSize(vmID string) (keys, bytes int) {
+	h.sharedMu.Lock()
+	defer h.sharedMu.Unlock()
+	for k, e := range h.shared[vmID] {
+		keys++
+		bytes += len(k) + len(e.value)
+	}
+	return keys, bytes
+}
+
 // SharedData returns the value and cas stored under key for vmID, as
 // proxy_get_shared_data would.
 func (h *Host) SharedData(vmID, key string) (value []byte, cas uint32, ok bool) {

@@ -80,6 +80,30 @@ func TestSharedDataScope(t *testing.T) {
 	}
 }
 
+// An empty value is a value (the key stays, as in cpp-host, which has no erase);
+// SetSharedData seeds a store a VM then reads; SharedDataSize counts keys and bytes.
+func TestSharedDataEmptyValueKeepsKey(t *testing.T) {
+	h := newHost(t, Options{})
+	h.SetSharedData("seeded", "old", []byte("left by an earlier module"))
+	vm := startProbe(t, h, PluginConfig{VMID: "seeded"})
+	mustRequest(t, vm, "/shared/get?key=old")
+	if got := logLines(h, "shared_get old"); len(got) != 1 || !strings.HasPrefix(got[0], "shared_get old status=0 value=left by an earlier module cas=") {
+		t.Fatalf("seeded key read by a VM: %q", got)
+	}
+	mustRequest(t, vm, "/shared/set?key=k&value=abc&cas=0")
+	if keys, bytes := h.SharedDataSize("seeded"); keys != 2 || bytes != len("old")+len("left by an earlier module")+len("k")+len("abc") {
+		t.Fatalf("size %d keys %d bytes", keys, bytes)
+	}
+	mustRequest(t, vm, "/shared/set?key=k&value=&cas=0")
+	mustRequest(t, vm, "/shared/get?key=k")
+	if got := logLines(h, "shared_get k"); len(got) != 1 || !strings.HasPrefix(got[0], "shared_get k status=0 value= cas=") {
+		t.Fatalf("a key written empty: %q, want Ok with an empty value", got)
+	}
+	if keys, bytes := h.SharedDataSize("seeded"); keys != 2 || bytes != len("old")+len("left by an earlier module")+len("k") {
+		t.Errorf("after writing k empty: %d keys %d bytes", keys, bytes)
+	}
+}
+
 // Shared queues: register, resolve (empty vm_id: the caller's), Empty, enqueue and
 // dequeue, NotFound for unknown names and tokens.
 func TestSharedQueueStatuses(t *testing.T) {

@@ -1,6 +1,7 @@
 package inhost
 
 import (
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -357,4 +358,40 @@ func BenchmarkRouterMemory(b *testing.B) {
 	if err := vm.Err(); err != nil {
 		b.Fatalf("router VM died: %v", err)
 	}
+}
+
+// BenchmarkRouterVsReference measures this router against another build of the filter
+// (SWITCHYARD_REF_WASM: e.g. the filter.wasm of the commit before a change) in the
+// same run, routed and answering 404 at 10 names, batch by batch as BenchmarkFilter
+// does: ratio-to-reference is what the change costs per request. Skipped without the
+// variable.
+//
+//	SWITCHYARD_REF_WASM=/path/to/old/filter.wasm go test -run '^$' -bench 'BenchmarkRouterVsReference' -benchtime 200000x ./filter/inhost/
+func BenchmarkRouterVsReference(b *testing.B) {
+	path := os.Getenv("SWITCHYARD_REF_WASM")
+	if path == "" {
+		b.Skip("SWITCHYARD_REF_WASM names no reference filter.wasm")
+	}
+	refWasm, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatalf("reading the reference filter: %v", err)
+	}
+	e, vm := benchRouter(b, 10)
+	ref := newFEnvAt(b, wasmhost.Options{}, e.reg.url())
+	if ref.mod, err = ref.h.Load(b.Context(), refWasm); err != nil {
+		b.Fatalf("loading the reference filter: %v", err)
+	}
+	ref.vm(contract.RootSync, filterConfig(""))
+	refVM := ref.vm(contract.RootRouter, filterConfig(""))
+	ref.waitLog("sync: table at revision 1: 10 servers", time.Minute)
+	checkAnswer(b, refVM, "name-3", benchAuthority(3))
+	checkAnswer(b, vm, "name-3", benchAuthority(3))
+	side := func(e *fEnv, vm *wasmhost.VM, routed bool) *benchSide {
+		if routed {
+			return &benchSide{h: e.h, vm: vm, request: func(i int) wasmhost.Headers { return benchRequest("name-" + strconv.Itoa(i%10)) }}
+		}
+		return &benchSide{h: e.h, vm: vm, wantLocal: true, request: func(i int) wasmhost.Headers { return benchRequest("unknown-" + strconv.Itoa(i)) }}
+	}
+	b.Run("routed", func(b *testing.B) { compare(b, side(e, vm, true), side(ref, refVM, true), "reference") })
+	b.Run("404", func(b *testing.B) { compare(b, side(e, vm, false), side(ref, refVM, false), "reference") })
 }

@@ -10,120 +10,277 @@ import (
 )
 
 // The route table in proxy-wasm shared data (one store per vm_id, seen by the poller
-// and every router VM). What routers read:
+// and every router VM). The table lives in one of two generations, "a" and "b"; one
+// write of a pointer switches routers from one to the other.
 //
-//	switchyard/route/<name>  → the target as registered; "" = not registered (ABI 0.2.1
-//	                           has no delete, so a removed name is written empty).
-//	switchyard/revision      → the revision of the table, in decimal. Absent until the
-//	                           first table is written: routers tell "not loaded yet"
-//	                           (503) from "unknown name" (404) by its presence.
+// What routers read, per request:
 //
-// What only a poller reads, when it starts:
+//	switchyard/current          → the route key prefix of the current generation,
+//	                              "switchyard/a/route/" or "switchyard/b/route/".
+//	                              Absent until the first table is complete: routers
+//	                              tell "not loaded yet" (503) from "unknown name" (404)
+//	                              by its presence.
+//	switchyard/<g>/route/<name> → the name's target set (LAYOUT: a plain address or
+//	                              "*..."); "" or absent = not registered (ABI 0.2.1 has
+//	                              no delete, so a removed name is written empty).
 //
-//	switchyard/table         → "<revision> <lineage>" of the table the route keys hold
-//	                           (lineage "" for a version-1 registrar). Before the first
-//	                           route key of an update the poller appends " dirty"; it
-//	                           writes the new value after the route keys and before
-//	                           switchyard/revision. A poller that restarts asks for the
-//	                           changes since exactly that table, or, when it finds it
-//	                           dirty (the last poller died half-way), for a full table.
-//	switchyard/names/head    → "<generation> <segments>": the names index lives in the
-//	                           keys switchyard/names/<generation>/0 … /<segments-1>,
-//	                           generation "a" or "b".
-//	switchyard/names/<g>/<n> → a segment: names, one per line, at most SegmentBytes.
+// What only the poller reads:
 //
-// The poller writes only what changed, then switchyard/table, then switchyard/revision
-// LAST. Each value is written whole by one proxy_set_shared_data, so a router reads
-// either the old or the new target of a name, never a mix.
+//	switchyard/<g>/state        → the state of generation g:
+//	                              ""/absent  clean: no route key of g holds a target and
+//	                                         its index lists nothing;
+//	                              "loading <revision> <lineage> <received> <next>"  a full
+//	                                         table is being streamed into g: its pages up
+//	                                         to (not including) the name <next> are
+//	                                         written. Written before the first route key.
+//	                              "live <revision> <lineage> <size> <listed>[ dirty]"
+//	                                         g holds that complete table. " dirty" while a
+//	                                         delta is written to it in place.
+//	                              "retired"  g is out of force and being emptied.
+//	switchyard/<g>/names        → "<segments>": g's names index is in the keys
+//	                              switchyard/<g>/names/0 … /<segments-1>, names one per
+//	                              line, each segment at most SegmentBytes.
+//	switchyard/revision         → the current table's revision (tools and tests).
 //
-// The index exists because shared data outlives a poller's VM: when only the poller is
-// replaced (the router VMs keep the vm_id's store alive), the new poller must learn
-// which names the store holds, or a name removed while no poller ran would stay
-// routable for good. The promise: the index lists every non-empty route key at every
-// moment, even if the poller dies between two writes. How it is kept:
+// A full table (first load, new lineage, repair, a proxy behind the retained history)
+// is streamed page by page into the generation that is not current: each page's names
+// are listed in the index, then their route keys written, then the state key records
+// the page; the poller holds one page at a time. After the last page the state key
+// says live, then switchyard/current is written (the switch: one write, so a request,
+// which reads the pointer once, is answered wholly from the old table or wholly from
+// the new), then the old generation is marked retired. After RetireGraceSeconds (no
+// router still reads it, docs/proxy-wasm-host.md) the retired generation is emptied in
+// chunks of at most CleanBudget route keys per tick: every name its index lists
+// written "", then its segments, then its state key "" (clean). A full table may be
+// streamed into a generation only when it is clean, so two generations bound the
+// number of keys: a name costs at most one key per generation, whatever the number
+// of reloads.
 //
-//   - A name is appended to the last segment (or a new segment, then the head) before
-//     its route key is first written. Appending rewrites one segment of at most
-//     SegmentBytes: the cost of a change does not grow with the table.
-//   - A removed name stays listed (its route key is empty) until a compaction.
-//   - Compaction writes the live names into the other generation's segments, then
-//     switches the head to it in one write, then empties the old generation's
-//     segments. Until the head switches, the old generation (a superset) is in force.
-//     It runs after a full table when the index lists names the table does not hold,
-//     and after a delta when the index lists more than twice the live names plus
-//     compactSlack, so its O(table) cost is amortised over as many changes.
+// A delta is written in place into the current generation as before: its state key
+// gets " dirty" first, names new to the generation are listed before their route keys
+// are first written, and the state key without " dirty" comes last. A poller that
+// starts and finds the current generation dirty asks for a full table, which repairs it
+// by replacing it. Removed names stay listed until the generation is replaced; when it
+// lists more than twice its live names plus compactSlack, the poller asks for a full
+// table, so the index stays O(table).
 //
-// Names hold no line breaks (validate.IsServerName), so segments need no escaping.
-// LegacyNamesKey, switchyard/names, is the index as one value (rewritten per change),
-// as older filters wrote it; a poller that finds only that key reads it and replaces
-// it at its first compaction.
+// A poller that dies leaves shared data self-describing: the next one (the same sync
+// VM's successor, or the router that takes the lease) resumes a "loading" generation
+// from its next page (or, when the registrar no longer serves that snapshot, empties
+// it and starts over), and finishes emptying a "retired" one. Routers meanwhile read
+// the complete current generation.
+//
+// The first layout (switchyard/route/<name>, switchyard/table, switchyard/names/...) is
+// migrated: a poller that finds its table and no switchyard/current points routers at
+// it (switchyard/current = "switchyard/route/", so they keep routing), asks for a full
+// table, switches to a generation, then empties the old keys through the old index.
 const (
-	RouteKeyPrefix = contract.RouteKeyPrefix
-	RevisionKey    = contract.RevisionKey
-	StateKey       = contract.KeyPrefix + "table"
-	PolledKey      = contract.PolledKey
-	HeadKey        = contract.KeyPrefix + "names/head"
-	SegmentPrefix  = contract.KeyPrefix + "names/"
-	LegacyNamesKey = contract.KeyPrefix + "names"
+	CurrentKey  = contract.CurrentKey
+	RevisionKey = contract.RevisionKey
+	PolledKey   = contract.PolledKey
+
+	// The first layout's keys, read to migrate a table it wrote.
+	LegacyRouteKeyPrefix = contract.LegacyRouteKeyPrefix
+	LegacyStateKey       = contract.KeyPrefix + "table"      // "<revision> <lineage>[ dirty]"
+	LegacyHeadKey        = contract.KeyPrefix + "names/head" // "<a|b> <segments>"
+	LegacySegmentPrefix  = contract.KeyPrefix + "names/"     // + "<a|b>/<n>"
+	LegacyNamesKey       = contract.KeyPrefix + "names"      // its first version's whole index
 
 	// SegmentBytes bounds one index segment, hence the bytes a new name costs to list.
 	SegmentBytes = 4 << 10
 	compactSlack = 1024
+
+	// RetireGraceSeconds is how long a generation that is no longer current is left
+	// untouched before it is emptied: a router reads switchyard/current and then the
+	// route key within one callback (docs/proxy-wasm-host.md, "Shared data"), so a
+	// read of the old generation can only be that far behind the switch if a worker
+	// thread stalls between two host calls for that long.
+	RetireGraceSeconds = 1
+	// CleanBudget bounds the route keys emptied per tick, so a tick of the poller (the
+	// main thread in Envoy, or a worker for a router holding the lease) stays short.
+	CleanBudget = 20000
 )
 
 // Store is shared data: Get is proxy_get_shared_data, Set proxy_set_shared_data with
-// cas 0 (unconditional). Set must copy key and value if it keeps them: the poller
+// cas 0 (unconditional). Set must copy key and value if it keeps them: the sync
 // passes views of buffers it reuses.
 type Store interface {
 	Get(key string) ([]byte, bool)
 	Set(key, value string) error
+	// Peek is Get into a buffer the next Peek reuses: the value is valid until then.
+	// The poller reads a route key per name of a full table with it, so a reload of
+	// 1,000,000 names leaves no 1,000,000 values for the VM's GC.
+	Peek(key string) (string, bool)
 }
 
-// stateValue is the value of StateKey: the revision and lineage of the table the route
-// keys hold, not a table (the key's string, switchyard/table, stays for the stores
-// that outlive a filter upgrade).
-func stateValue(revision uint64, lineage string, dirty bool) string {
-	v := strconv.FormatUint(revision, 10) + " " + lineage
-	if dirty {
-		v += " dirty"
+// gen is a generation of the table: 'a', 'b', or 'L' for the first layout's keys.
+type gen byte
+
+const legacyGen gen = 'L'
+
+func genOf(prefix string) gen {
+	switch prefix {
+	case contract.RouteKeyPrefixA:
+		return 'a'
+	case contract.RouteKeyPrefixB:
+		return 'b'
+	case LegacyRouteKeyPrefix:
+		return legacyGen
 	}
-	return v
+	return 0
 }
 
-// RouteKey gives the shared-data key of a server name.
-func RouteKey(name string) string { return RouteKeyPrefix + name }
+// routePrefix is the value of CurrentKey that makes routers read g.
+func (g gen) routePrefix() string {
+	switch g {
+	case 'a':
+		return contract.RouteKeyPrefixA
+	case 'b':
+		return contract.RouteKeyPrefixB
+	}
+	return LegacyRouteKeyPrefix
+}
 
-// routeKeyBuf holds the key of the route being written: Set copies what it keeps (the
-// host copies keys and values into shared data), so one buffer serves every write and
-// a table of 100,000 names costs no 100,000 key strings.
-var routeKeyBuf = make([]byte, 0, len(RouteKeyPrefix)+128)
+// other is the generation a full table is streamed into while g is current.
+func (g gen) other() gen {
+	if g == 'a' {
+		return 'b'
+	}
+	return 'a'
+}
 
-func routeKeyView(name string) string {
-	routeKeyBuf = append(append(routeKeyBuf[:0], RouteKeyPrefix...), name...)
+func (g gen) String() string {
+	if g == legacyGen {
+		return "of the first layout"
+	}
+	return string(g)
+}
+
+func (g gen) stateKey() string { return contract.KeyPrefix + string(g) + "/state" }
+func (g gen) namesKey() string { return contract.KeyPrefix + string(g) + "/names" }
+
+func (g gen) segmentKey(n int) string {
+	return contract.KeyPrefix + string(g) + "/names/" + strconv.Itoa(n)
+}
+
+// RouteKey gives the shared-data key of a server name in generation "a" or "b", or in
+// the first layout for any other byte.
+func RouteKey(g byte, name string) string { return gen(g).routePrefix() + name }
+
+// routeKeyBuf holds the key of the route being read or written: Set copies what it
+// keeps (the host copies keys and values into shared data), so one buffer serves every
+// write and a table of 1,000,000 names costs no 1,000,000 key strings.
+var routeKeyBuf = make([]byte, 0, 64+128)
+
+func routeKeyView(g gen, name string) string {
+	routeKeyBuf = contract.AppendRouteKey(routeKeyBuf[:0], g.routePrefix(), name)
 	return unsafe.String(unsafe.SliceData(routeKeyBuf), len(routeKeyBuf))
 }
 
-func segmentKey(gen byte, n int) string {
-	return SegmentPrefix + string(gen) + "/" + strconv.Itoa(n)
+// The values of a generation's state key.
+
+type genPhase int
+
+const (
+	genClean genPhase = iota
+	genLoading
+	genLive
+	genRetired
+)
+
+// genRecord is a generation's state key, parsed.
+type genRecord struct {
+	phase    genPhase
+	revision uint64
+	lineage  string
+	count    int    // loading: names received; live: names with a target
+	listed   int    // live: names the index lists
+	next     string // loading: the first name of the next page
+	dirty    bool   // live: a delta is being written
 }
 
-// index is the poller's view of the names index in shared data.
+func (t genRecord) String() string {
+	switch t.phase {
+	case genLoading:
+		return "loading " + strconv.FormatUint(t.revision, 10) + " " + t.lineage + " " + strconv.Itoa(t.count) + " " + t.next
+	case genLive:
+		v := "live " + strconv.FormatUint(t.revision, 10) + " " + t.lineage + " " + strconv.Itoa(t.count) + " " + strconv.Itoa(t.listed)
+		if t.dirty {
+			v += " dirty"
+		}
+		return v
+	case genRetired:
+		return "retired"
+	}
+	return ""
+}
+
+// parseGenRecord reads a state key; ok false when it does not parse (the store is ours,
+// but a value that means nothing is treated as a generation to empty, never trusted).
+func parseGenRecord(v string) (t genRecord, ok bool) {
+	if v == "" {
+		return genRecord{phase: genClean}, true
+	}
+	f := strings.Split(v, " ")
+	switch {
+	case f[0] == "retired" && len(f) == 1:
+		return genRecord{phase: genRetired}, true
+	case f[0] == "loading" && len(f) == 5:
+		t.phase, t.next = genLoading, f[4]
+		if t.next != "" && !validate.IsServerName(t.next) {
+			return t, false
+		}
+	case f[0] == "live" && (len(f) == 5 || len(f) == 6 && f[5] == "dirty"):
+		t.phase, t.dirty = genLive, len(f) == 6
+		n, err := strconv.Atoi(f[4])
+		if err != nil || n < 0 {
+			return t, false
+		}
+		t.listed = n
+	default:
+		return t, false
+	}
+	rev, err := strconv.ParseUint(f[1], 10, 64)
+	n, err2 := strconv.Atoi(f[3])
+	if err != nil || err2 != nil || n < 0 || f[2] != "" && !ValidLineage(f[2]) {
+		return t, false
+	}
+	t.revision, t.lineage, t.count = rev, f[2], n
+	return t, true
+}
+
+// readGenRecord reads and parses g's state key.
+func readGenRecord(st Store, g gen) (genRecord, bool) {
+	v, _ := st.Get(g.stateKey())
+	return parseGenRecord(string(v))
+}
+
+// index is a generation's names index as the poller keeps it: its segment count and
+// the content of its last segment, so an append rewrites one segment.
 type index struct {
-	gen    byte   // 'a' or 'b'; 0 before anything was written
+	g      gen
 	segs   int    // segments in use
 	tail   []byte // the content of segment segs-1
 	listed int    // names listed, removed ones included
-	legacy bool   // LegacyNamesKey was found: blank it at compaction
+}
+
+// readIndex reads g's index head and last segment.
+func readIndex(st Store, g gen, listed int) index {
+	ix := index{g: g, listed: listed}
+	if v, ok := st.Get(g.namesKey()); ok {
+		if n, err := strconv.Atoi(string(v)); err == nil && n > 0 {
+			ix.segs = n
+			seg, _ := st.Get(g.segmentKey(n - 1))
+			ix.tail = append(make([]byte, 0, SegmentBytes), seg...)
+		}
+	}
+	return ix
 }
 
 // appendNames lists names in the index, writing the last segment (and new segments,
 // then the head) through st. The caller writes the names' route keys only after it
 // returns nil.
 func (ix *index) appendNames(st Store, names func(yield func(string) bool)) error {
-	gen := ix.gen
-	if gen == 0 {
-		gen = 'a'
-	}
 	segs := ix.segs
 	dirtyFrom := segs - 1 // first segment to (re)write
 	if segs == 0 {
@@ -146,17 +303,16 @@ func (ix *index) appendNames(st Store, names func(yield func(string) bool)) erro
 	if added == 0 {
 		return nil
 	}
-	ix.gen = gen
 	for i, s := range full {
-		if err := st.Set(segmentKey(ix.gen, dirtyFrom+i), s); err != nil {
+		if err := st.Set(ix.g.segmentKey(dirtyFrom+i), s); err != nil {
 			return err
 		}
 	}
-	if err := st.Set(segmentKey(ix.gen, segs-1), string(tail)); err != nil {
+	if err := st.Set(ix.g.segmentKey(segs-1), string(tail)); err != nil {
 		return err
 	}
 	if segs != ix.segs {
-		if err := st.Set(HeadKey, string(ix.gen)+" "+strconv.Itoa(segs)); err != nil {
+		if err := st.Set(ix.g.namesKey(), strconv.Itoa(segs)); err != nil {
 			return err
 		}
 	}
@@ -164,115 +320,69 @@ func (ix *index) appendNames(st Store, names func(yield func(string) bool)) erro
 	return nil
 }
 
-// compact makes the index list exactly names, in the other generation (see above).
-func (ix *index) compact(st Store, names func(yield func(string) bool)) error {
-	old, oldSegs, legacy := ix.gen, ix.segs, ix.legacy
-	next := byte('a')
-	if old == 'a' {
-		next = 'b'
-	}
-	n := &index{gen: next}
-	var segs []string
-	var tail []byte
-	listed := 0
-	for name := range names {
-		listed++
-		if len(tail) > 0 && len(tail)+len(name)+1 > SegmentBytes {
-			segs = append(segs, string(tail))
-			tail = nil
-		}
-		tail = append(append(tail, name...), '\n')
-	}
-	segs = append(segs, string(tail))
-	for i, s := range segs {
-		if err := st.Set(segmentKey(next, i), s); err != nil {
-			return err
-		}
-	}
-	if err := st.Set(HeadKey, string(next)+" "+strconv.Itoa(len(segs))); err != nil {
-		return err
-	}
-	n.segs, n.tail, n.listed = len(segs), tail, listed
-	*ix = *n
-	// The old generation is out of force: empty it to give its memory back. This is
-	// housekeeping only (a later compaction into it overwrites it from segment 0, and
-	// segments past the head's count are never read), so a refused write ends it
-	// without failing the compaction, which took effect with the head.
-	if old != 0 {
-		for i := 0; i < oldSegs; i++ {
-			if st.Set(segmentKey(old, i), "") != nil {
-				return nil
+// segmentNames yields the valid server names of one index segment (lines that are not
+// valid names are skipped: the store is ours, but it is cheap to stay safe).
+func segmentNames(seg string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for len(seg) > 0 {
+			line, rest, _ := strings.Cut(seg, "\n")
+			seg = rest
+			if validate.IsServerName(line) && !yield(line) {
+				return
 			}
 		}
 	}
-	if legacy {
-		st.Set(LegacyNamesKey, "")
-	}
-	return nil
 }
 
-// Recovered is what a starting poller finds in shared data left by an earlier poller.
-type Recovered struct {
-	Live     map[string]string // every name the index lists → its route key's value ("" when removed or never written)
-	Revision uint64
-	Lineage  string
-	Loaded   bool // a valid revision was found
-	Dirty    bool // the last poller died while writing an update: only a full table repairs it
-	index    index
+// legacyTable is a table the first layout left in shared data.
+type legacyTable struct {
+	revision uint64
+	lineage  string
+	found    bool
 }
 
-// Recover reads the table an earlier poller left in shared data: the state key (or, from an
-// older filter, the revision key), the index, and the route key of every name
-// the index lists. The result is what shared data holds, not what the index claims,
-// so the first update of the new poller writes exactly what differs, including names a
-// poller that died half-way had written. Lines that are not valid server names are
-// skipped (the store is ours, but it is cheap to stay safe); a table key that does not
-// parse counts as no table.
-func Recover(st Store) Recovered {
-	r := Recovered{Live: map[string]string{}}
-	if v, ok := st.Get(StateKey); ok {
+// readLegacyTable reads the first layout's state key (or, from its first version,
+// the revision key alone).
+func readLegacyTable(st Store) legacyTable {
+	var t legacyTable
+	if v, ok := st.Get(LegacyStateKey); ok && len(v) > 0 {
 		f := strings.Split(string(v), " ")
 		n, err := strconv.ParseUint(f[0], 10, 64)
 		if err == nil && len(f) >= 2 && len(f) <= 3 && (f[1] == "" || ValidLineage(f[1])) && (len(f) == 2 || f[2] == "dirty") {
-			r.Revision, r.Lineage, r.Loaded, r.Dirty = n, f[1], true, len(f) == 3
+			t.revision, t.lineage, t.found = n, f[1], true
 		}
 	} else if v, ok := st.Get(RevisionKey); ok {
 		if n, err := strconv.ParseUint(string(v), 10, 64); err == nil {
-			r.Revision, r.Loaded = n, true
+			t.revision, t.found = n, true
 		}
 	}
-	add := func(text string) {
-		for _, name := range strings.Split(text, "\n") {
-			if !validate.IsServerName(name) {
-				continue
-			}
-			if _, dup := r.Live[name]; dup {
-				continue
-			}
-			v, _ := st.Get(RouteKey(name))
-			r.Live[name] = string(v)
-			r.index.listed++
-		}
-	}
-	if v, ok := st.Get(HeadKey); ok {
-		genText, segText, _ := strings.Cut(string(v), " ")
-		segs, err := strconv.Atoi(segText)
-		if err == nil && (genText == "a" || genText == "b") && segs >= 0 {
-			r.index.gen, r.index.segs = genText[0], segs
-			for i := 0; i < segs; i++ {
-				seg, _ := st.Get(segmentKey(r.index.gen, i))
-				add(string(seg))
-				if i == segs-1 {
-					r.index.tail = append([]byte(nil), seg...)
-				}
+	return t
+}
+
+// legacySegmentKeys gives the keys of the first layout's index: its segments, then
+// its first version's whole index; nil when there is none left.
+func legacySegmentKeys(st Store) []string {
+	var keys []string
+	if v, ok := st.Get(LegacyHeadKey); ok {
+		g, segText, _ := strings.Cut(string(v), " ")
+		if n, err := strconv.Atoi(segText); err == nil && (g == "a" || g == "b") && n >= 0 {
+			for i := 0; i < n; i++ {
+				keys = append(keys, LegacySegmentPrefix+g+"/"+strconv.Itoa(i))
 			}
 		}
 	}
 	if v, ok := st.Get(LegacyNamesKey); ok && len(v) > 0 {
-		// An older filter's index; its names are listed in no segment, so the
-		// first update compacts them into one.
-		add(string(v))
-		r.index.legacy = true
+		keys = append(keys, LegacyNamesKey)
 	}
-	return r
+	return keys
+}
+
+// legacyLeft reports whether keys of the first layout still hold anything.
+func legacyLeft(st Store) bool {
+	for _, k := range [...]string{LegacyHeadKey, LegacyNamesKey, LegacyStateKey} {
+		if v, ok := st.Get(k); ok && len(v) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -12,10 +12,11 @@
 // which crashes Envoy 1.33–1.37).
 //
 // The protocol is docs/sync-protocol.md, version 3 (version 2 with a target-set string
-// per name): deltas applied in O(change), full tables in pages assembled before any
-// router sees them, a lineage that tells an older answer of the same history from a
-// new history. A version-1 answer (no "kind": the whole table, plain addresses) is
-// still understood, so this poller works against registrars that ignore v=.
+// per name): deltas applied in O(change), full tables in pages streamed into a
+// generation no router reads and switched whole (layout.go), a lineage that tells an
+// older answer of the same history from a new history. A version-1 answer (no "kind":
+// the whole table, plain addresses) is still understood, so this poller works against
+// registrars that ignore v=.
 package polling
 
 import (
@@ -64,54 +65,50 @@ type Reply struct {
 	Body   []byte       // the whole body; the Machine keeps no view into it
 }
 
-// entry is the Machine's record of one name: what its route key holds, and, while a
-// full table is assembled, what the table being assembled gives it. Keeping the
-// assembly in the live table's own entries (instead of a second map) is what bounds a
-// full load to the table plus one page.
-type entry struct {
-	target  string // what the route key holds; "" removed; uncertain: unknown after a failed write
-	pending string // the assembled table's target when it differs (valid when mark is the assembly's)
-	mark    uint32 // the assembly that last saw the name in a page
-	indexed bool   // the index in shared data lists the name
-}
-
-// uncertain is a target no answer holds: a name whose route key an apply that then
-// failed may have changed. The next full table rewrites (or empties) it.
-const uncertain = "\x00"
-
-// assembly is a full table being received page by page.
-type assembly struct {
+// load is a full table being streamed page by page into a generation no router reads.
+type load struct {
+	g        gen
 	lineage  string
 	revision uint64
 	start    string // the first name of the page asked for next
-	mark     uint32
 	pages    int
-	received int // names received
+	received int // names written
+	ix       index
+	// Against the table routers read, for the log line.
+	added, changed, kept int
+	counted              bool // the counts cover every page (not a load resumed by a new poller)
 }
 
 // Machine is the poller's state. Create it with New, then call Tick on every host tick
-// and Answer with every reply to a poll it sent.
+// and Answer with every reply to a poll it sent. It holds no copy of the table: what
+// it needs of it is read from shared data (layout.go), so its memory is one page.
 type Machine struct {
 	cfg     pluginconfig.RegistrarConfig
 	id      Identity
 	host    Host
 	backoff *Backoff
 
-	live     map[string]entry // every name the index lists
-	size     int              // names in live with a target
+	cur      gen // the generation routers read; 0 before the first table
+	ix       index
+	size     int // names with a target in cur
 	revision uint64
 	lineage  string
 	loaded   bool
-	index    index
-	needFull bool // ask for a full table: after a refused delta or a failed write
+	needFull bool // ask for a full table: after a refused delta, a failed write, a sparse index
 
-	asm  *assembly
-	mark uint32
+	load *load
+
+	retired  gen   // the generation being emptied, 0 none
+	cleanAt  int64 // host time (ns) from which it may be emptied
+	cleanSeg int   // the next of its index segments to empty
+	cleaning []string
+	cleanErr bool // a write of the emptying failed (logged once)
 
 	inFlight bool
 	sentAt   int64 // host clock (ns) when the in-flight poll was sent
 	dueAt    int64 // host clock (ns) when the next poll may be sent
 	state    string
+	waitLog  bool // "waiting for the emptying" was logged for the current wait
 
 	polledFailed bool // a write of PolledKey failed (logged once)
 
@@ -120,11 +117,12 @@ type Machine struct {
 	protocol string
 }
 
-// New starts from what shared data already holds: when only the poller's VM was replaced
-// (the router VMs keep the vm_id's store alive), the table an earlier poller wrote is
-// still there and still served. The new poller adopts it, so its first poll asks only
-// for what changed since, and names removed while no poller ran are emptied by the first
-// update. now seeds the backoff's jitter.
+// New starts from what shared data already holds (layout.go): when only the poller's
+// VM was replaced (the router VMs keep the vm_id's store alive), the table an earlier
+// poller wrote is still there and still served. The new poller adopts it, so its first
+// poll asks only for what changed since; it resumes a full table that was being
+// streamed, finishes emptying a retired generation, and migrates a table of the first
+// layout. now seeds the backoff's jitter and starts the grace of a retired generation.
 func New(cfg pluginconfig.RegistrarConfig, id Identity, host Host, now int64) *Machine {
 	m := &Machine{cfg: cfg, id: id, host: host, backoff: NewBackoff(uint64(now)), protocol: contract.ProtocolV3}
 	if cfg.TokenEnv != "" {
@@ -135,24 +133,181 @@ func New(cfg pluginconfig.RegistrarConfig, id Identity, host Host, now int64) *M
 				"Istio WasmPlugin vmConfig.env, Envoy Gateway env.hostKeys")
 		}
 	}
-	rec := Recover(host)
-	m.live = make(map[string]entry, len(rec.Live))
-	for name, target := range rec.Live {
-		m.live[name] = entry{target: target, indexed: true}
-		if target != "" {
-			m.size++
+	m.adopt(now)
+	return m
+}
+
+// adopt takes the table state from shared data (see New).
+func (m *Machine) adopt(now int64) {
+	host := m.host
+	m.cur, m.ix, m.size, m.revision, m.lineage, m.loaded, m.needFull, m.load = 0, index{}, 0, 0, "", false, false, nil
+	cur, _ := host.Get(CurrentKey)
+	m.cur = genOf(string(cur))
+	switch m.cur {
+	case 'a', 'b':
+		t, ok := readGenRecord(host, m.cur)
+		if !ok || t.phase != genLive {
+			m.host.Log(true, "sync: the state key of the current generation "+m.cur.String()+" is not valid; asking the registrar for a full table")
+			t = genRecord{phase: genLive}
+			m.needFull = true
+		}
+		m.revision, m.lineage, m.size, m.loaded = t.revision, t.lineage, t.count, true
+		m.ix = readIndex(host, m.cur, t.listed)
+		if t.dirty {
+			m.needFull = true
+			m.host.Log(true, "sync: the previous sync died while writing an update; asking the registrar for a full table to repair it")
+		}
+	case 0:
+		if lt := readLegacyTable(host); lt.found {
+			// A table of the first layout: routers of this filter read it at once.
+			if err := host.Set(CurrentKey, LegacyRouteKeyPrefix); err != nil {
+				m.host.Log(true, "sync: pointing routers at the table of the first layout failed ("+err.Error()+"); they answer 503 until a full table is loaded")
+			} else {
+				m.cur = legacyGen
+			}
 		}
 	}
-	m.revision, m.lineage, m.loaded, m.index, m.needFull = rec.Revision, rec.Lineage, rec.Loaded, rec.index, rec.Dirty
-	if rec.Dirty {
-		m.host.Log(true, "sync: the previous sync died while writing an update; asking the registrar for a full table to repair it")
+	if m.cur == legacyGen {
+		lt := readLegacyTable(host)
+		m.revision, m.lineage, m.loaded, m.needFull = lt.revision, lt.lineage, true, true
+		m.size = m.countLegacy()
+		m.host.Log(false, "sync: found a table of the first shared-data layout; routers read it until the full table asked for replaces it")
 	}
+	for _, g := range [...]gen{'a', 'b'} {
+		if g == m.cur {
+			continue
+		}
+		t, ok := readGenRecord(host, g)
+		if ok && t.phase == genLoading {
+			m.load = &load{g: g, lineage: t.lineage, revision: t.revision, start: t.next, received: t.count,
+				ix: readIndex(host, g, t.count)}
+			m.host.Log(false, "sync: resuming the full table at revision "+strconv.FormatUint(t.revision, 10)+
+				" that the previous sync was loading ("+strconv.Itoa(t.count)+" servers so far)")
+		}
+	}
+	m.findRetired(now + RetireGraceSeconds*1e9)
 	if m.loaded {
 		m.host.Gauges(m.size, m.revision)
 		m.host.Log(false, "sync: resuming the table already in shared data at revision "+
 			strconv.FormatUint(m.revision, 10)+" ("+strconv.Itoa(m.size)+" servers)")
 	}
-	return m
+}
+
+// stillCurrent reports whether routers read the generation this Machine takes for
+// current. Another poller may have switched it: a sync starting beside a router that
+// held the poll lease until the sync took it, and went on for the rest of its tick.
+// The Machine then adopts what shared data holds before it writes anything.
+func (m *Machine) stillCurrent(now int64) bool {
+	v, ok := m.host.Get(CurrentKey)
+	if ok == (m.cur != 0) && (!ok || string(v) == m.cur.routePrefix()) {
+		return true
+	}
+	m.host.Log(true, "sync: another poller switched the table in shared data; taking it over from there")
+	m.adopt(now)
+	return false
+}
+
+// findRetired looks for a generation to empty: one that is neither current nor
+// loading and not clean, or the first layout's keys once routers no longer read them.
+// It may be emptied from host time at on.
+func (m *Machine) findRetired(at int64) {
+	m.retired, m.cleanSeg, m.cleaning = 0, 0, nil
+	for _, g := range [...]gen{'a', 'b'} {
+		if g == m.cur || m.load != nil && g == m.load.g {
+			continue
+		}
+		if t, ok := readGenRecord(m.host, g); !ok || t.phase != genClean {
+			m.retire(g, at)
+			return
+		}
+	}
+	if m.cur != legacyGen && legacyLeft(m.host) {
+		m.retire(legacyGen, at)
+	}
+}
+
+// retire schedules g's emptying from host time at.
+func (m *Machine) retire(g gen, at int64) {
+	m.retired, m.cleanAt, m.cleanSeg, m.cleanErr = g, at, 0, false
+	if g == legacyGen {
+		m.cleaning = legacySegmentKeys(m.host)
+		return
+	}
+	m.cleaning = m.cleaning[:0]
+	if v, ok := m.host.Get(g.namesKey()); ok {
+		n, _ := strconv.Atoi(string(v))
+		for i := 0; i < n; i++ {
+			m.cleaning = append(m.cleaning, g.segmentKey(i))
+		}
+	}
+}
+
+// countLegacy counts the names with a target in the first layout's table.
+func (m *Machine) countLegacy() int {
+	n := 0
+	for _, k := range legacySegmentKeys(m.host) {
+		seg, _ := m.host.Get(k)
+		for name := range segmentNames(string(seg)) {
+			if v, _ := m.host.Peek(routeKeyView(legacyGen, name)); len(v) > 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// clean empties the retired generation, at most CleanBudget route keys per call, once
+// its grace is over.
+func (m *Machine) clean(now int64) {
+	if m.retired == 0 || now < m.cleanAt {
+		return
+	}
+	budget := CleanBudget
+	for m.cleanSeg < len(m.cleaning) && budget > 0 {
+		key := m.cleaning[m.cleanSeg]
+		seg, _ := m.host.Get(key)
+		for name := range segmentNames(string(seg)) {
+			budget--
+			if err := m.host.Set(routeKeyView(m.retired, name), ""); err != nil {
+				m.cleanFailed(err)
+				return
+			}
+		}
+		if len(seg) > 0 {
+			if err := m.host.Set(key, ""); err != nil {
+				m.cleanFailed(err)
+				return
+			}
+		}
+		m.cleanSeg++
+	}
+	if m.cleanSeg < len(m.cleaning) {
+		return
+	}
+	var last []string
+	if m.retired == legacyGen {
+		last = []string{LegacyHeadKey, LegacyStateKey}
+	} else {
+		last = []string{m.retired.namesKey(), m.retired.stateKey()} // the state key last: "clean"
+	}
+	for _, k := range last {
+		if err := m.host.Set(k, ""); err != nil {
+			m.cleanFailed(err)
+			return
+		}
+	}
+	m.findRetired(now)
+	if m.retired == 0 && m.waitLog {
+		m.waitLog = false
+		m.host.Log(false, "sync: the previous table is emptied; asking for the full table")
+	}
+}
+
+func (m *Machine) cleanFailed(err error) {
+	if !m.cleanErr {
+		m.cleanErr = true
+		m.host.Log(true, "sync: emptying generation "+m.retired.String()+" of the table in shared data failed ("+err.Error()+"); retrying every tick")
+	}
 }
 
 // Revision, Lineage, Loaded and Size describe the live table.
@@ -162,7 +317,11 @@ func (m *Machine) Loaded() bool     { return m.loaded }
 func (m *Machine) Size() int        { return m.size }
 
 // Assembling reports whether a full table is being received in pages.
-func (m *Machine) Assembling() bool { return m.asm != nil }
+func (m *Machine) Assembling() bool { return m.load != nil }
+
+// Emptying reports whether a generation that is no longer current is still to be
+// emptied (a full table waits for it).
+func (m *Machine) Emptying() bool { return m.retired != 0 }
 
 // DueAt is the host time (ns) at which the next poll may be sent when none is in flight.
 func (m *Machine) DueAt() int64 { return m.dueAt }
@@ -173,8 +332,12 @@ func (m *Machine) TimeoutMillis() uint32 {
 	return uint32(m.cfg.WaitSeconds+contract.PollTimeoutMarginSeconds) * 1000
 }
 
-// Tick sends the poll when it is due, and gives up a poll the host never answered.
+// Tick empties a retired generation by a chunk, sends the poll when it is due, and
+// gives up a poll the host never answered.
 func (m *Machine) Tick(now int64) {
+	if m.retired != 0 && now >= m.cleanAt && m.stillCurrent(now) {
+		m.clean(now)
+	}
 	if m.inFlight {
 		// The host times the call out itself and calls back; this is a guard
 		// against a host that never answers, so the poller cannot stall for good.
@@ -198,9 +361,9 @@ func (m *Machine) Path() string {
 	var b strings.Builder
 	b.WriteString(m.cfg.Path)
 	b.WriteString("?" + contract.QueryProtocol + "=" + m.protocol)
-	if m.asm != nil {
-		b.WriteString("&" + contract.QuerySnapshot + "=" + strconv.FormatUint(m.asm.revision, 10) +
-			"&" + contract.QueryStart + "=" + url.QueryEscape(m.asm.start))
+	if m.load != nil {
+		b.WriteString("&" + contract.QuerySnapshot + "=" + strconv.FormatUint(m.load.revision, 10) +
+			"&" + contract.QueryStart + "=" + url.QueryEscape(m.load.start))
 	} else {
 		if m.loaded && !m.needFull {
 			b.WriteString("&" + contract.QueryAfter + "=" + strconv.FormatUint(m.revision, 10))
@@ -232,7 +395,20 @@ func (m *Machine) Headers() [][2]string {
 	return h
 }
 
+// wantsFull reports whether the next poll asks for a full table.
+func (m *Machine) wantsFull() bool { return m.load == nil && (!m.loaded || m.needFull) }
+
 func (m *Machine) poll(now int64) {
+	if m.wantsFull() && m.retired != 0 {
+		// A full table is streamed into a clean generation only: wait for the
+		// emptying (Tick polls when it is done).
+		if !m.waitLog {
+			m.waitLog = true
+			m.host.Log(false, "sync: a full table is wanted; waiting until generation "+m.retired.String()+
+				" of the table, no longer current, is emptied")
+		}
+		return
+	}
 	if err := m.host.Dispatch(m.Headers(), m.TimeoutMillis()); err != nil {
 		// Envoy refuses an http call to a cluster it does not have at once. The line
 		// names the cluster and the names each proxy gives the registrar's cluster, since
@@ -266,7 +442,7 @@ func (m *Machine) Answer(now int64, r Reply) {
 	}
 	switch r.Status {
 	case "304":
-		if m.asm != nil {
+		if m.load != nil {
 			m.refusePage(now, "the registrar answered 304 to a page request")
 			return
 		}
@@ -275,11 +451,15 @@ func (m *Machine) Answer(now int64, r Reply) {
 	case "200":
 		a, err := ParseAnswer(r.Body)
 		if err != nil {
-			if m.asm != nil {
+			if m.load != nil {
 				m.refusePage(now, "the registrar sent an invalid page of the route table ("+err.Error()+")")
 				return
 			}
 			m.fail(now, "invalid_answer", "the registrar sent an invalid route table ("+err.Error()+")")
+			return
+		}
+		if !m.stillCurrent(now) {
+			m.fail(now, "taken_over", "the answer was for a table another poller has since replaced; asking again")
 			return
 		}
 		if a.Kind == Delta {
@@ -289,7 +469,7 @@ func (m *Machine) Answer(now int64, r Reply) {
 		}
 	case "410":
 		// snapshot_gone: the registrar no longer serves the pages of that revision.
-		m.asm = nil
+		m.abandon(now)
 		m.fail(now, contract.SnapshotGone, "the registrar no longer serves the full table being received page by page "+
 			"(410 "+contract.SnapshotGone+"); starting the full table over")
 	case "401", "403":
@@ -314,15 +494,27 @@ func (m *Machine) Answer(now int64, r Reply) {
 	}
 }
 
-// refusePage gives up the full table being assembled: nothing of it was written.
-func (m *Machine) refusePage(now int64, msg string) {
-	m.asm = nil
+// abandon gives up the full table being streamed: routers never read its generation,
+// which is emptied at once (no grace) before a full table starts over.
+func (m *Machine) abandon(now int64) {
+	if m.load == nil {
+		return
+	}
+	g := m.load.g
+	m.load = nil
 	m.needFull = true
+	m.host.Set(g.stateKey(), genRecord{phase: genRetired}.String()) // a poller that replaces this one empties it too
+	m.retire(g, now)
+}
+
+// refusePage gives up the full table being streamed: routers never saw any of it.
+func (m *Machine) refusePage(now int64, msg string) {
+	m.abandon(now)
 	m.fail(now, "invalid_page", msg+"; starting the full table over")
 }
 
 func (m *Machine) onDelta(now int64, a Answer) {
-	if m.asm != nil {
+	if m.load != nil {
 		m.refusePage(now, "the registrar sent a delta to a page request")
 		return
 	}
@@ -334,6 +526,8 @@ func (m *Machine) onDelta(now int64, a Answer) {
 		why = "it is of lineage " + a.Lineage + ", the live table of " + lineageText(m.lineage)
 	case a.From != m.revision:
 		why = "it starts at revision " + strconv.FormatUint(a.From, 10) + ", the live table is at " + strconv.FormatUint(m.revision, 10)
+	case m.cur == legacyGen:
+		why = "the table is still the first layout's, which is replaced by a full table"
 	}
 	if why != "" {
 		m.needFull = true
@@ -349,261 +543,234 @@ func (m *Machine) onDelta(now int64, a Answer) {
 	}
 	m.host.Log(false, "sync: table at revision "+strconv.FormatUint(m.revision, 10)+": "+strconv.Itoa(m.size)+" servers ("+
 		strconv.Itoa(added)+" added, "+strconv.Itoa(changed)+" changed, "+strconv.Itoa(removed)+" removed) from a delta")
+	if m.ix.listed > 2*m.size+compactSlack {
+		// Removed names stay listed until the generation is replaced: a full table
+		// replaces it with one that lists only live names.
+		m.needFull = true
+		m.host.Log(false, "sync: the table's index lists "+strconv.Itoa(m.ix.listed)+" names for "+strconv.Itoa(m.size)+
+			" servers; asking for a full table to replace it with a compact one")
+	}
 	m.succeed(now)
 	m.poll(now)
 }
 
 func (m *Machine) onPage(now int64, a Answer) {
-	if m.asm == nil {
+	if m.load == nil {
 		// The first (or only) page of a full table.
 		if m.loaded && a.Lineage == m.lineage && a.Revision < m.revision {
 			m.fail(now, "stale", "ignored the registrar's table at revision "+strconv.FormatUint(a.Revision, 10)+
 				", older than the live revision "+strconv.FormatUint(m.revision, 10)+" of the same lineage")
 			return
 		}
-		m.mark++
-		if len(m.live) == 0 {
-			// A first table: size the map once rather than through every doubling,
-			// whose old tables would linger as garbage the VM's memory never returns.
-			m.live = make(map[string]entry, len(a.Routes))
+		if m.retired != 0 {
+			// The registrar sent a full table to a delta poll (a new lineage, a proxy
+			// behind its history) while the other generation is still being emptied.
+			m.needFull = true
+			m.succeed(now)
+			m.poll(now) // waits for the emptying
+			return
 		}
-		m.asm = &assembly{lineage: a.Lineage, revision: a.Revision, mark: m.mark}
-	} else if a.V1 || a.Lineage != m.asm.lineage || a.Revision != m.asm.revision {
+		g := m.cur.other()
+		m.load = &load{g: g, lineage: strings.Clone(a.Lineage), revision: a.Revision, counted: true, ix: index{g: g}}
+		// The marker goes first: a poller that replaces this one finds the generation
+		// loading, never taken for clean while it holds keys.
+		if err := m.host.Set(g.stateKey(), m.loadRecord().String()); err != nil {
+			m.load = nil
+			m.needFull = true
+			m.fail(now, "shared_data", "writing the route table to shared data failed: "+err.Error()+"; asking for a full table")
+			return
+		}
+	} else if a.V1 || a.Lineage != m.load.lineage || a.Revision != m.load.revision {
 		m.refusePage(now, "a page of the full table is of revision "+strconv.FormatUint(a.Revision, 10)+" lineage "+lineageText(a.Lineage)+
-			", the pages before of revision "+strconv.FormatUint(m.asm.revision, 10)+" lineage "+lineageText(m.asm.lineage))
+			", the pages before of revision "+strconv.FormatUint(m.load.revision, 10)+" lineage "+lineageText(m.load.lineage))
 		return
-	} else if len(a.Routes) > 0 && a.Routes[0][0] < m.asm.start {
-		m.refusePage(now, "a page of the full table starts at "+a.Routes[0][0]+", before the name "+m.asm.start+" it was asked from")
+	} else if len(a.Routes) > 0 && a.Routes[0][0] < m.load.start {
+		m.refusePage(now, "a page of the full table starts at "+a.Routes[0][0]+", before the name "+m.load.start+" it was asked from")
 		return
 	}
-	asm := m.asm
-	for _, r := range a.Routes {
-		name, target := r[0], r[1]
-		e, ok := m.live[name]
-		if !ok {
-			name = strings.Clone(name) // the key outlives the body
-		}
-		e.mark, e.pending = asm.mark, ""
-		if !e.indexed || e.target != target {
-			e.pending = strings.Clone(target)
-		}
-		m.live[name] = e
+	ld := m.load
+	if err := m.writePage(a); err != nil {
+		m.abandon(now)
+		m.fail(now, "shared_data", "writing the route table to shared data failed: "+err.Error()+"; asking for a full table")
+		return
 	}
-	asm.pages++
-	asm.received += len(a.Routes)
 	if a.Next != "" {
-		asm.start = strings.Clone(a.Next)
+		ld.start = strings.Clone(a.Next)
+		if err := m.host.Set(ld.g.stateKey(), m.loadRecord().String()); err != nil {
+			m.abandon(now)
+			m.fail(now, "shared_data", "writing the route table to shared data failed: "+err.Error()+"; asking for a full table")
+			return
+		}
 		m.succeed(now)
 		m.poll(now)
 		return
 	}
-	m.asm = nil
-	if m.loaded && asm.lineage != m.lineage {
+	if m.loaded && ld.lineage != m.lineage {
 		m.host.Log(true, "sync: the registrar's history changed (lineage "+lineageText(m.lineage)+" at revision "+
-			strconv.FormatUint(m.revision, 10)+" → lineage "+lineageText(asm.lineage)+" at revision "+
-			strconv.FormatUint(asm.revision, 10)+"): its data was replaced or restored; taking its full table")
+			strconv.FormatUint(m.revision, 10)+" → lineage "+lineageText(ld.lineage)+" at revision "+
+			strconv.FormatUint(ld.revision, 10)+"): its data was replaced or restored; taking its full table")
 	}
-	added, changed, removed, err := m.applyFull(asm)
-	if err != nil {
-		m.needFull = true
+	oldSize := m.size
+	if err := m.switchTo(now, ld); err != nil {
+		m.abandon(now)
 		m.fail(now, "shared_data", "writing the route table to shared data failed: "+err.Error()+"; asking for a full table")
 		return
 	}
 	m.needFull = false
-	pages := ""
-	if asm.pages > 1 {
-		pages = " in " + strconv.Itoa(asm.pages) + " pages"
+	pages, counts := "", ""
+	if ld.pages > 1 {
+		pages = " in " + strconv.Itoa(ld.pages) + " pages"
 	}
-	m.host.Log(false, "sync: table at revision "+strconv.FormatUint(m.revision, 10)+": "+strconv.Itoa(m.size)+" servers ("+
-		strconv.Itoa(added)+" added, "+strconv.Itoa(changed)+" changed, "+strconv.Itoa(removed)+" removed) from a full table"+pages)
+	if ld.counted {
+		counts = " (" + strconv.Itoa(ld.added) + " added, " + strconv.Itoa(ld.changed) + " changed, " +
+			strconv.Itoa(oldSize-ld.kept) + " removed)"
+	}
+	m.host.Log(false, "sync: table at revision "+strconv.FormatUint(m.revision, 10)+": "+strconv.Itoa(m.size)+" servers"+
+		counts+" from a full table"+pages)
 	m.succeed(now)
 	m.poll(now)
 }
 
-// setRoute writes one route key, marking the name uncertain first so that after an
-// error the live table still says what shared data may hold.
-func (m *Machine) setRoute(name, target string) error {
-	e := m.live[name]
-	had := e.target != "" && e.target != uncertain
-	e.target = uncertain
-	m.live[name] = e
+// loadTable is the state key of the generation being loaded.
+func (m *Machine) loadRecord() genRecord {
+	return genRecord{phase: genLoading, revision: m.load.revision, lineage: m.load.lineage, count: m.load.received, next: m.load.start}
+}
+
+// writePage writes one page into the loading generation: its names listed, then
+// their route keys, each compared with the current generation's for the log line.
+func (m *Machine) writePage(a Answer) error {
+	ld := m.load
+	if err := ld.ix.appendNames(m.host, func(yield func(string) bool) {
+		for _, r := range a.Routes {
+			if !yield(r[0]) {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	for _, r := range a.Routes {
+		name, target := r[0], r[1]
+		if m.cur != 0 {
+			old, _ := m.host.Peek(routeKeyView(m.cur, name))
+			switch {
+			case len(old) == 0:
+				ld.added++
+			case old == target:
+				ld.kept++
+			default:
+				ld.kept++
+				ld.changed++
+			}
+		} else {
+			ld.added++
+		}
+		if err := m.host.Set(routeKeyView(ld.g, name), target); err != nil {
+			return err
+		}
+	}
+	ld.pages++
+	ld.received += len(a.Routes)
+	return nil
+}
+
+// switchTo makes the loaded generation the one routers read (one write of CurrentKey),
+// then retires the one they read before.
+func (m *Machine) switchTo(now int64, ld *load) error {
+	live := genRecord{phase: genLive, revision: ld.revision, lineage: ld.lineage, count: ld.received, listed: ld.ix.listed}
+	if err := m.host.Set(ld.g.stateKey(), live.String()); err != nil {
+		return err
+	}
+	if err := m.host.Set(CurrentKey, ld.g.routePrefix()); err != nil {
+		return err
+	}
+	old := m.cur
+	m.cur, m.ix, m.size, m.load = ld.g, ld.ix, ld.received, nil
+	m.revision, m.lineage, m.loaded = ld.revision, ld.lineage, true
+	m.host.Gauges(m.size, m.revision)
+	if err := m.host.Set(RevisionKey, strconv.FormatUint(m.revision, 10)); err != nil {
+		m.host.Log(true, "sync: writing "+RevisionKey+" failed ("+err.Error()+"); routers are not affected")
+	}
+	if old != 0 {
+		if old != legacyGen {
+			// Best effort: a poller that replaces this one takes a generation that is
+			// neither current nor loading for retired whatever its state key says.
+			m.host.Set(old.stateKey(), genRecord{phase: genRetired}.String())
+		}
+		m.retire(old, now+RetireGraceSeconds*1e9)
+	}
+	return nil
+}
+
+// setRoute writes one route key of the current generation, keeping the size.
+func (m *Machine) setRoute(name string, had bool, target string) error {
+	if err := m.host.Set(routeKeyView(m.cur, name), target); err != nil {
+		return err
+	}
 	if had {
 		m.size--
 	}
-	if err := m.host.Set(routeKeyView(name), target); err != nil {
-		return err
-	}
-	e.target = target
-	m.live[name] = e
 	if target != "" {
 		m.size++
 	}
 	return nil
 }
 
-// applyDelta writes a checked delta: names new to the index are listed first, then
-// the upserts and removals, then the table and revision keys.
+// applyDelta writes a checked delta into the current generation in place: its table
+// key marked dirty, names new to it listed, the upserts and removals, then the table
+// key clean and the revision.
 func (m *Machine) applyDelta(a Answer) (added, changed, removed int, err error) {
-	if err = m.markDirty(); err != nil {
+	if err = m.writeLive(true); err != nil {
 		return
 	}
 	var fresh []string
 	for _, r := range a.Routes {
-		if e, ok := m.live[r[0]]; !ok || !e.indexed {
-			fresh = append(fresh, strings.Clone(r[0]))
+		if _, ok := m.host.Peek(routeKeyView(m.cur, r[0])); !ok {
+			fresh = append(fresh, r[0])
 		}
 	}
-	if err = m.index.appendNames(m.host, slices.Values(fresh)); err != nil {
+	if err = m.ix.appendNames(m.host, slices.Values(fresh)); err != nil {
 		return
-	}
-	for _, name := range fresh {
-		e := m.live[name]
-		e.indexed = true
-		m.live[name] = e
 	}
 	for _, r := range a.Routes {
 		name, target := r[0], r[1]
-		e := m.live[name]
+		old, _ := m.host.Peek(routeKeyView(m.cur, name))
 		switch {
-		case e.target == target:
+		case old == target:
 			continue
-		case e.target == "":
+		case len(old) == 0:
 			added++
 		default:
 			changed++
 		}
-		if err = m.setRoute(name, strings.Clone(target)); err != nil {
+		if err = m.setRoute(name, old != "", target); err != nil {
 			return
 		}
 	}
 	for _, name := range a.Removals {
-		e, ok := m.live[name]
-		if !ok || e.target == "" {
+		if old, _ := m.host.Peek(routeKeyView(m.cur, name)); old == "" {
 			continue
 		}
 		removed++
-		if err = m.setRoute(name, ""); err != nil {
+		if err = m.setRoute(name, true, ""); err != nil {
 			return
 		}
 	}
-	if err = m.commit(a.Lineage, a.Revision); err != nil {
+	m.revision, m.lineage = a.Revision, strings.Clone(a.Lineage)
+	if err = m.writeLive(false); err != nil {
 		return
 	}
-	if m.index.listed > 2*m.size+compactSlack || m.index.legacy {
-		err = m.compact()
-	}
-	return
-}
-
-// compact rewrites the index to the live names and forgets the removed ones, which it
-// no longer lists (a name that comes back is listed again before it is written).
-func (m *Machine) compact() error {
-	if err := m.index.compact(m.host, m.liveNames); err != nil {
-		return err
-	}
-	for name, e := range m.live {
-		if e.target == "" {
-			delete(m.live, name)
-		}
-	}
-	return nil
-}
-
-// applyFull writes an assembled full table: new names listed, changes written, every
-// name the table does not hold emptied, the table and revision keys, then the index
-// compacted to the live names when it lists others.
-func (m *Machine) applyFull(asm *assembly) (added, changed, removed int, err error) {
-	if err = m.markDirty(); err != nil {
-		return
-	}
-	fresh := func(yield func(string) bool) {
-		for name, e := range m.live {
-			if e.mark == asm.mark && !e.indexed && !yield(name) {
-				return
-			}
-		}
-	}
-	for name, e := range m.live {
-		if e.mark != asm.mark && !e.indexed {
-			delete(m.live, name) // left over from an abandoned assembly
-		}
-	}
-	if err = m.index.appendNames(m.host, fresh); err != nil {
-		return
-	}
-	for name, e := range m.live {
-		if e.mark == asm.mark && !e.indexed {
-			e.indexed = true
-			m.live[name] = e
-		}
-	}
-	for name, e := range m.live {
-		if e.mark == asm.mark {
-			if e.pending == "" {
-				continue
-			}
-			if e.target == "" {
-				added++
-			} else {
-				changed++
-			}
-			target := e.pending
-			e.pending = ""
-			m.live[name] = e
-			if err = m.setRoute(name, target); err != nil {
-				return
-			}
-			continue
-		}
-		if e.target == "" {
-			continue
-		}
-		if e.target != uncertain {
-			removed++
-		}
-		if err = m.setRoute(name, ""); err != nil {
-			return
-		}
-	}
-	if err = m.commit(asm.lineage, asm.revision); err != nil {
-		return
-	}
-	if m.index.listed > m.size || m.index.legacy {
-		err = m.compact() // the index lists removed names: list only the table's
-	}
-	return
-}
-
-// markDirty tells a poller that may replace this one that an update is being written.
-func (m *Machine) markDirty() error {
-	if !m.loaded {
-		return nil // no table key yet: a new poller finds no table and asks for a full one
-	}
-	return m.host.Set(StateKey, stateValue(m.revision, m.lineage, true))
-}
-
-// commit writes the table key, then the revision key (the one routers read) last.
-func (m *Machine) commit(lineage string, revision uint64) error {
-	rev := strconv.FormatUint(revision, 10)
-	if err := m.host.Set(StateKey, stateValue(revision, lineage, false)); err != nil {
-		return err
-	}
-	if err := m.host.Set(RevisionKey, rev); err != nil {
-		return err
-	}
-	m.revision, m.lineage, m.loaded = revision, strings.Clone(lineage), true
 	m.host.Gauges(m.size, m.revision)
-	return nil
+	if e := m.host.Set(RevisionKey, strconv.FormatUint(m.revision, 10)); e != nil {
+		m.host.Log(true, "sync: writing "+RevisionKey+" failed ("+e.Error()+"); routers are not affected")
+	}
+	return
 }
 
-// liveNames yields the names with a target (an uncertain one included: its route key
-// may hold one).
-func (m *Machine) liveNames(yield func(string) bool) {
-	for name, e := range m.live {
-		if e.target != "" && !yield(name) {
-			return
-		}
-	}
+// writeLive writes the current generation's state key.
+func (m *Machine) writeLive(dirty bool) error {
+	t := genRecord{phase: genLive, revision: m.revision, lineage: m.lineage, count: m.size, listed: m.ix.listed, dirty: dirty}
+	return m.host.Set(m.cur.stateKey(), t.String())
 }
 
 // succeed counts a poll answered and applied (or unchanged) and records its host

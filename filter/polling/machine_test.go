@@ -37,6 +37,11 @@ func (h *fakeHost) Get(key string) ([]byte, bool) {
 	return []byte(v), ok
 }
 
+func (h *fakeHost) Peek(key string) (string, bool) {
+	v, ok := h.kv[key]
+	return v, ok
+}
+
 func (h *fakeHost) Set(key, value string) error {
 	if h.budget == 0 {
 		return errDied
@@ -76,11 +81,16 @@ func (h *fakeHost) Count(ok bool) {
 }
 func (h *fakeHost) Gauges(size int, revision uint64) { h.size, h.revision = size, revision }
 
-// routes is the table routers see: every non-empty route key.
+// routes is the table routers see: every non-empty route key of the generation
+// CurrentKey names.
 func (h *fakeHost) routes() map[string]string {
 	out := map[string]string{}
+	prefix, ok := h.kv[CurrentKey]
+	if !ok {
+		return out
+	}
 	for k, v := range h.kv {
-		if name, ok := strings.CutPrefix(k, RouteKeyPrefix); ok && v != "" {
+		if name, ok := strings.CutPrefix(k, prefix); ok && v != "" && !strings.Contains(name, "/") {
 			out[name] = v
 		}
 	}
@@ -307,33 +317,54 @@ func TestRefusedDeltaFallsBackToFull(t *testing.T) {
 	}
 }
 
-// TestPagesAssembledBeforeAnyWrite: the pages of a full table are asked one after the
-// other with snapshot= and start=, nothing is written to shared data until the last
-// one, and the table routers then see is exactly the one of that revision.
-func TestPagesAssembledBeforeAnyWrite(t *testing.T) {
+// TestPagesStreamedUnseen: the pages of a full table are asked one after the other
+// with snapshot= and start=, each written into the generation routers do not read
+// (what routers see does not change until the last page), and the table routers then
+// see is exactly the one of that revision, switched by one write of CurrentKey.
+func TestPagesStreamedUnseen(t *testing.T) {
 	h := newFakeHost()
 	m := started(t, h)
 	m.Answer(0, full("L1", 3, map[string]string{"a": "10.0.0.1", "b": "10.0.0.2", "z": "10.0.0.26"}, ""))
+	if h.kv[CurrentKey] != "switchyard/a/route/" {
+		t.Fatalf("current %q after the first table", h.kv[CurrentKey])
+	}
+	before := h.routes()
 	// A new lineage's table in three pages.
 	m.Answer(0, full("L2", 40, map[string]string{"a": "10.0.0.1", "b": "10.0.0.9"}, "c"))
-	before := maps.Clone(h.kv)
 	if q := h.lastQuery(t); q.Get("snapshot") != "40" || q.Get("start") != "c" || q.Has("after") {
 		t.Fatalf("page request %q", h.sent[len(h.sent)-1])
 	}
+	if h.kv["switchyard/b/route/b"] != "10.0.0.9" || h.kv["switchyard/b/state"] != "loading 40 L2 2 c" {
+		t.Fatalf("the first page was not streamed into generation b: %q %q", h.kv["switchyard/b/route/b"], h.kv["switchyard/b/state"])
+	}
 	m.Answer(0, full("L2", 40, map[string]string{"c": "10.0.0.3", "d": "10.0.0.4"}, "e"))
-	if !maps.Equal(h.kv, before) || !m.Assembling() {
-		t.Fatalf("a page was written before the last one arrived")
+	if !maps.Equal(h.routes(), before) || !m.Assembling() {
+		t.Fatalf("routers saw a page before the last one arrived: %v", h.routes())
 	}
 	m.Answer(0, full("L2", 40, map[string]string{"e": "10.0.0.5"}, ""))
 	want := map[string]string{"a": "10.0.0.1", "b": "10.0.0.9", "c": "10.0.0.3", "d": "10.0.0.4", "e": "10.0.0.5"}
-	if got := h.routes(); !maps.Equal(got, want) {
-		t.Errorf("routers see %v, want %v", got, want)
+	if got := h.routes(); !maps.Equal(got, want) || h.kv[CurrentKey] != "switchyard/b/route/" {
+		t.Errorf("routers see %v (current %q), want %v", got, h.kv[CurrentKey], want)
 	}
-	if m.Revision() != 40 || m.Lineage() != "L2" || h.kv[StateKey] != "40 L2" {
-		t.Errorf("revision %d lineage %q table key %q", m.Revision(), m.Lineage(), h.kv[StateKey])
+	if m.Revision() != 40 || m.Lineage() != "L2" || h.kv["switchyard/b/state"] != "live 40 L2 5 5" || h.kv["switchyard/a/state"] != "retired" {
+		t.Errorf("revision %d lineage %q table keys b %q a %q", m.Revision(), m.Lineage(), h.kv["switchyard/b/state"], h.kv["switchyard/a/state"])
 	}
 	if h.countLogs("5 servers (3 added, 1 changed, 1 removed) from a full table in 3 pages") != 1 {
 		t.Errorf("logs:\n%s", strings.Join(h.logs, "\n"))
+	}
+	// The old generation is left alone for the grace, then emptied.
+	m.Tick(RetireGraceSeconds * sec / 2)
+	if h.kv["switchyard/a/route/z"] != "10.0.0.26" {
+		t.Fatalf("generation a was emptied within its grace")
+	}
+	m.Tick(RetireGraceSeconds * sec)
+	for k, v := range h.kv {
+		if strings.HasPrefix(k, "switchyard/a/") && v != "" {
+			t.Errorf("after the grace generation a still holds %s = %q", k, v)
+		}
+	}
+	if m.Emptying() {
+		t.Errorf("still emptying")
 	}
 }
 

@@ -29,16 +29,36 @@ const (
 // Shared-data keys. Every key the filter writes starts with KeyPrefix, since other
 // plugins may share the namespace (Istio leaves vm_id empty).
 const (
-	KeyPrefix      = "switchyard/"
-	RouteKeyPrefix = "switchyard/route/" // + server name → target ("" once removed)
-	RevisionKey    = "switchyard/revision"
-	LeaseKey       = "switchyard/lease"  // which VM polls the registrar (filter/polling/lease.go)
-	PolledKey      = "switchyard/polled" // host monotonic time (ns, WASI clock 1) of the last successful poll
-	StaleKey       = "switchyard/stale"  // "1" while the table is older than stale_after_seconds
+	KeyPrefix = "switchyard/"
+	// CurrentKey holds the route key prefix of the generation of the table routers
+	// read: RouteKeyPrefixA or RouteKeyPrefixB (LegacyRouteKeyPrefix while a table
+	// written by the first layout awaits its reload). Absent until the first table is
+	// complete. A router reads it, then CurrentKey's value + server name → target
+	// ("" or absent: not registered); the poller switches tables by writing it once.
+	CurrentKey           = "switchyard/current"
+	RouteKeyPrefixA      = "switchyard/a/route/"
+	RouteKeyPrefixB      = "switchyard/b/route/"
+	LegacyRouteKeyPrefix = "switchyard/route/"
+	RevisionKey          = "switchyard/revision" // revision of the current table, for tools and tests
+	LeaseKey             = "switchyard/lease"    // which VM polls the registrar (filter/polling/lease.go)
+	PolledKey            = "switchyard/polled"   // host monotonic time (ns, WASI clock 1) of the last successful poll
+	StaleKey             = "switchyard/stale"    // "1" while the table is older than stale_after_seconds
 	// HealthKey is the passive health check's state, shared by a proxy's routers
 	// (filter/health): one line per target with recent failures or an ejection.
 	HealthKey = "switchyard/health/targets"
 )
+
+// IsRouteKeyPrefix reports whether v (CurrentKey's value) names a generation of the
+// table. It allocates nothing: routers call it on every request.
+func IsRouteKeyPrefix(v string) bool {
+	return v == RouteKeyPrefixA || v == RouteKeyPrefixB || v == LegacyRouteKeyPrefix
+}
+
+// AppendRouteKey appends the route key of name in the generation whose route key
+// prefix is prefix (CurrentKey's value) to dst.
+func AppendRouteKey(dst []byte, prefix, name string) []byte {
+	return append(append(dst, prefix...), name...)
+}
 
 // LeaseSeconds is how long the poll lease lasts without renewal: a poller whose VM
 // died is replaced within this plus one tick of another router.

@@ -1,0 +1,89 @@
+package inhost
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"switchyard/internal/testkit/wait"
+	"switchyard/wasmhost"
+)
+
+// BenchmarkTable1M: full tables of 1,000,000 names (the registrar's default pages of
+// 4 MiB) streamed into shared data and switched (filter/polling/layout.go). It reports:
+//
+//   - load-s: from the sync VM's start until the first table is switched in (the log
+//     line of the last page). Target ≤ 5 s.
+//
+//   - reload-s: from the registrar's history being replaced (a new table whose targets
+//     all differ) until the switch, while a router answers a steady request loop.
+//     Target ≤ 5 s; other-table-answers (answers from the old table after the first
+//     from the new one) and local-replies (503/404 for names both tables hold) must be
+//     0, and the benchmark fails otherwise.
+//
+//   - poller-MiB-loaded, poller-MiB-10-reloads: the sync VM's linear memory (which
+//     never shrinks, so it is the peak) after the first table and after 10 more full
+//     tables. Target ≤ 64 MiB.
+//
+//   - router-MiB: the router VM's linear memory after the request loop.
+//
+//   - shared-MiB, shared-keys: keys and values in the host's shared data once the old
+//     generation is emptied (the host's own map overhead not included).
+//
+//     go test -run '^$' -bench 'BenchmarkTable1M' -benchtime 1x -timeout 30m ./filter/inhost/
+func BenchmarkTable1M(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		e := newFEnv(b, wasmhost.Options{}, tableOf(n, 1))
+		start := time.Now()
+		syncVM := e.vm("sync", filterConfig(""))
+		e.waitLog("sync: table at revision 1: 1000000 servers", 5*time.Minute)
+		load := time.Since(start)
+		b.Logf("first table of %d names loaded in %v", n, load)
+		loaded := syncVM.MemoryBytes()
+		r := e.vm("router", filterConfig(""))
+		waitRouted(b, r, atomicName(n-1), "10.1."+strconv.Itoa((n-1)>>8&255)+"."+strconv.Itoa((n-1)&255)+":8080", 10*time.Second)
+
+		stop := make(chan struct{})
+		l := startLoad(r, n, 1, 2, stop, 50_000_000, 5*time.Minute)
+		full := e.countLogs("from a full table")
+		next := tableOf(n, 2)
+		// replace writes the new history, then ends the old registrar's long polls:
+		// the sync asks for the new table as it returns.
+		e.reg.replace(next)
+		began := time.Now()
+		wait.Eventually(b, 5*time.Minute, func() string {
+			if e.countLogs("from a full table") == full {
+				return "the reload did not finish; logs:\n" + e.logText()
+			}
+			return ""
+		})
+		reload := time.Since(began)
+		time.Sleep(2 * time.Second) // the loop goes on on the new table
+		close(stop)
+		<-l.done
+		if l.err != nil {
+			b.Fatal(l.err)
+		}
+		if l.oldAfterNew != 0 || l.status != 0 || l.bad != 0 || l.toN == 0 {
+			b.Fatalf("during the reload: %d answers from the old table after the new, %d local replies, %d from neither, %d from the new; first: %s",
+				l.oldAfterNew, l.status, l.bad, l.toN, l.firstBad)
+		}
+		// 10 more full tables.
+		for i := 1; i <= 10; i++ {
+			forceFullTable(b, e, i, 5*time.Minute)
+		}
+		waitEmptied(b, e, retiredGen(e))
+		keys, bytes := e.h.SharedDataSize("switchyard")
+		b.ReportMetric(load.Seconds(), "load-s")
+		b.ReportMetric(reload.Seconds(), "reload-s")
+		b.ReportMetric(float64(l.requests), "requests-during-reload")
+		b.ReportMetric(float64(l.oldAfterNew), "other-table-answers")
+		b.ReportMetric(float64(l.status), "local-replies")
+		b.ReportMetric(float64(loaded)/(1<<20), "poller-MiB-loaded")
+		b.ReportMetric(float64(syncVM.MemoryBytes())/(1<<20), "poller-MiB-10-reloads")
+		b.ReportMetric(float64(r.MemoryBytes())/(1<<20), "router-MiB")
+		b.ReportMetric(float64(bytes)/(1<<20), "shared-MiB")
+		b.ReportMetric(float64(keys), "shared-keys")
+	}
+}

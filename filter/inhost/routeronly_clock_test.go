@@ -14,13 +14,7 @@ import (
 // monotonic clock, so a wall clock stepped back an hour right after the holder dies
 // does not keep its lease: another router polls within the lease plus one tick.
 func TestRouterOnlyTakeoverAfterWallClockStep(t *testing.T) {
-	clk := wasmhost.NewManualClock(time.Now())
-	e := newFEnv(t, wasmhost.Options{Clock: clk}, map[string]string{"web-1": "10.0.0.1:81"})
-	vms := make([]*wasmhost.VM, 3)
-	for i := range vms {
-		vms[i] = e.vm(contract.RootRouter, filterConfig(`"stale_after_seconds": 30, "proxy_id": "r`+strconv.Itoa(i)+`"`))
-	}
-	advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[2], "web-1", "10.0.0.1:81") })
+	clk, e, vms := routersOnDrivenClock(t, 3)
 	holder, _ := holderVM(t, e, vms, clk)
 	vms[holder].Kill() // it dies: no proxy_on_done releases the lease
 	clk.StepWall(-time.Hour)
@@ -51,13 +45,7 @@ func TestRouterOnlyTakeoverAfterWallClockStep(t *testing.T) {
 // too, so a wall clock stepped an hour forward, while polls are answered, neither
 // raises the age gauge nor logs the table stale.
 func TestTableAgeAcrossWallClockStep(t *testing.T) {
-	clk := wasmhost.NewManualClock(time.Now())
-	e := newFEnv(t, wasmhost.Options{Clock: clk}, map[string]string{"web-1": "10.0.0.1:81"})
-	vms := make([]*wasmhost.VM, 2)
-	for i := range vms {
-		vms[i] = e.vm(contract.RootRouter, filterConfig(`"stale_after_seconds": 30, "proxy_id": "r`+strconv.Itoa(i)+`"`))
-	}
-	advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[1], "web-1", "10.0.0.1:81") })
+	clk, e, vms := routersOnDrivenClock(t, 2)
 	advanceRealPace(clk, 2*time.Second)
 	clk.StepWall(time.Hour)
 	advanceRealPace(clk, 2*time.Second)
@@ -72,4 +60,18 @@ func TestTableAgeAcrossWallClockStep(t *testing.T) {
 			t.Fatalf("a VM died: %v", err)
 		}
 	}
+}
+
+// routersOnDrivenClock starts n router VMs (proxy_id r0…, no sync) on a ManualClock
+// and drives it until the last one routes web-1 by the first table.
+func routersOnDrivenClock(t *testing.T, n int) (*wasmhost.ManualClock, *fEnv, []*wasmhost.VM) {
+	t.Helper()
+	clk := wasmhost.NewManualClock(time.Now())
+	e := newFEnv(t, wasmhost.Options{Clock: clk}, map[string]string{"web-1": "10.0.0.1:81"})
+	vms := make([]*wasmhost.VM, n)
+	for i := range vms {
+		vms[i] = e.vm(contract.RootRouter, filterConfig(`"stale_after_seconds": 30, "proxy_id": "r`+strconv.Itoa(i)+`"`))
+	}
+	advanceUntil(t, clk, 5*time.Second, "the first table", func() bool { return routes(t, vms[n-1], "web-1", "10.0.0.1:81") })
+	return clk, e, vms
 }

@@ -36,9 +36,6 @@ func proxyGetSharedData(key string, retData, retSize, retCas *uint32) uint32
 //go:wasmimport env proxy_set_shared_data
 func proxySetSharedData(key, value string, cas uint32) uint32
 
-//go:wasmimport env proxy_get_current_time_nanoseconds
-func proxyGetCurrentTimeNanoseconds(ret *uint64) uint32
-
 //go:wasmimport env proxy_record_metric
 func proxyRecordMetric(id uint32, value uint64) uint32
 
@@ -62,7 +59,6 @@ func proxyDefineMetric(typ uint32, name string, retID *uint32) uint32
 
 var (
 	outData, outSize, outCas uint32
-	outNow                   uint64
 	outStatusCode            uint32
 	outStatusData            *byte
 	outStatusSize            uint32
@@ -154,14 +150,25 @@ func setSharedData(key, value string, cas uint32) abi.Status {
 	return abi.Status(proxySetSharedData(key, value, cas))
 }
 
-// hostNow is the host's clock (Envoy's dispatcher time; the wasmhost's driven clock).
-// Every due time of the filter is a comparison against it, never a Go timer.
-func hostNow() int64 {
-	if proxyGetCurrentTimeNanoseconds(&outNow) != 0 {
-		return 0
-	}
-	return int64(outNow)
-}
+// hostNow is the host's monotonic clock, ns: WASI clock_time_get of clock 1 (in Envoy
+// the dispatcher's steady clock, in the wasmhost real time plus a ManualClock's
+// Advance). Every due time of the filter is a comparison against it, never a Go timer;
+// the times it writes to shared data (the poll lease's expiry, the last poll) are
+// compared by the other VMs of the process, which read the same clock. Not the wall
+// clock (proxy_get_current_time_nanoseconds): a step of it would move every due time.
+//
+// It is the Go runtime's own reading of that clock (runtime.nanotime, on wasip1
+// clock_time_get(1) as the host gives it, without the offset time.Now's monotonic
+// reading subtracts), so the module imports nothing more than the runtime does: a
+// second go:wasmimport of clock_time_get would be a duplicate import entry. Reading a
+// clock arms no timer.
+func hostNow() int64 { return runtimeNanotime() }
+
+// runtimeNanotime is runtime.nanotime, which the runtime keeps linkable by name
+// (runtime/time_nofake.go).
+//
+//go:linkname runtimeNanotime runtime.nanotime
+func runtimeNanotime() int64
 
 // recordMetric sets a gauge (or adds to a counter) by id; the SDK can only add to a
 // gauge, which is wrong after another VM has set it.

@@ -12,7 +12,8 @@ import (
 //
 // The WASI monotonic clock always follows real time, whatever the Clock: the Go runtime
 // busy-waits on it (time.Sleep under the current profile), so freezing it would hang
-// a guest instead of reproducing Envoy.
+// a guest instead of reproducing Envoy. A ManualClock adds what Advance moved to it,
+// and its wall clock can be stepped (StepWall) while the monotonic one goes on.
 type Clock interface {
 	// Now returns the current wall-clock time.
 	Now() time.Time
@@ -33,9 +34,15 @@ func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
 
 // ManualClock is a Clock that moves only when Advance is called. It is safe for
 // concurrent use.
+//
+// Its timers run on the driven time that Advance moves; Now is that time plus the
+// steps of StepWall, as a host's timers run on its monotonic clock whatever the wall
+// clock does.
 type ManualClock struct {
 	mu     sync.Mutex
-	now    time.Time
+	start  time.Time
+	now    time.Time     // driven time: Advance moves it, timers fall due on it
+	step   time.Duration // StepWall's sum: Now is now+step
 	seq    uint64
 	timers map[uint64]*manualTimer
 }
@@ -48,14 +55,31 @@ type manualTimer struct {
 
 // NewManualClock returns a ManualClock that reads start until advanced.
 func NewManualClock(start time.Time) *ManualClock {
-	return &ManualClock{now: start, timers: map[uint64]*manualTimer{}}
+	return &ManualClock{start: start, now: start, timers: map[uint64]*manualTimer{}}
 }
 
-// Now returns the clock's current time.
+// Now returns the clock's current wall-clock time.
 func (c *ManualClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return c.now.Add(c.step)
+}
+
+// StepWall steps the wall clock (Now, the WASI realtime clock,
+// proxy_get_current_time_nanoseconds) by d, back when d is negative, as an NTP step or
+// an operator's date does; the monotonic clock and the timers do not move.
+func (c *ManualClock) StepWall(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.step += d
+}
+
+// monotonic is the WASI monotonic clock under this Clock: real time since the host
+// process started plus what Advance moved, so it only goes forward.
+func (c *ManualClock) monotonic() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Since(processStart) + c.now.Sub(c.start)
 }
 
 // AfterFunc arranges for f to be called by the Advance that reaches now+d. A d ≤ 0

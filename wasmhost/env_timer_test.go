@@ -37,10 +37,7 @@ func TestTicksPerRootContext(t *testing.T) {
 // proxy_get_current_time_nanoseconds reads the Host's clock.
 func TestCurrentTime(t *testing.T) {
 	start := time.Unix(1_700_000_000, 123)
-	clock := NewManualClock(start)
-	h := newHost(t, Options{Clock: clock})
-	vm := startProbe(t, h, PluginConfig{})
-	out := guestBuf(t, vm, 8)
+	clock, vm, out := clockProbe(t, start)
 	clock.Advance(time.Second)
 	if st := statusOf(hostcall(t, vm, nil, "env", "proxy_get_current_time_nanoseconds", out)); st != abi.StatusOK {
 		t.Fatal(st)

@@ -251,3 +251,12 @@ func streamWith(t testing.TB, vm *VM, h Headers) *Stream {
 	}
 	return s
 }
+
+// clockProbe starts the probe on a host driven by a ManualClock reading start, with an
+// 8-byte buffer in guest memory for a clock's answer.
+func clockProbe(t testing.TB, start time.Time) (*ManualClock, *VM, uint64) {
+	t.Helper()
+	clock := NewManualClock(start)
+	vm := startProbe(t, newHost(t, Options{Clock: clock}), PluginConfig{})
+	return clock, vm, guestBuf(t, vm, 8)
+}

@@ -4,7 +4,9 @@ import "time"
 
 // Clocks: docs/proxy-wasm-host.md, WASI. The realtime clock follows the Host's Clock
 // (a ManualClock in tests); the monotonic clock always follows real time, since the Go
-// runtime busy-waits on it and a frozen one would hang the guest.
+// runtime busy-waits on it and a frozen one would hang the guest, plus, under a
+// ManualClock, what Advance moved (never StepWall), so that a guest timing by it sees
+// driven time pass.
 
 var wasiClockImports = []*hostFunc{clockTimeGet, clockResGet}
 
@@ -16,9 +18,18 @@ const (
 // processStart is the origin of the monotonic clock.
 var processStart = time.Now()
 
+// monotonicSince is the monotonic clock: time since the host process started (plus
+// Advance's moves under a ManualClock). Every VM of the process reads the same one.
+func monotonicSince(c Clock) time.Duration {
+	if m, ok := c.(*ManualClock); ok {
+		return m.monotonic()
+	}
+	return time.Since(processStart)
+}
+
 // clockTimeGet is wasi clock_time_get: realtime (0) in ns since the Unix epoch from the
-// Host's Clock, monotonic (1) in ns since the host process started; the precision is
-// ignored.
+// Host's Clock, monotonic (1) in ns since the host process started (monotonicSince);
+// the precision is ignored.
 //
 //	clock_time_get(id, precision i64, ret_timestamp) -> errno
 //
@@ -37,7 +48,7 @@ var clockTimeGet = &hostFunc{
 		case clockRealtime:
 			t = uint64(vm.host.clock.Now().UnixNano())
 		case clockMonotonic:
-			t = uint64(time.Since(processStart))
+			t = uint64(monotonicSince(vm.host.clock))
 		default:
 			s[0] = errnoNotsup
 			return

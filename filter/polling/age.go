@@ -7,7 +7,8 @@ import (
 )
 
 // The table's age, as routers see it: the poller (the sync, or the router holding the
-// poll lease) writes the host time of its last successful poll to PolledKey
+// poll lease) writes the host's monotonic time (ns; WASI clock 1, one clock for all VMs
+// of the process, unmoved by wall-clock steps) of its last successful poll to PolledKey
 // (Machine.succeed); every router reads it on its tick, sets the gauge
 // switchyard.table.age_seconds, and the proxy logs once when the age passes the
 // configured bound and once when it is back under it. "Once" is per proxy, not per
@@ -47,14 +48,16 @@ func NewAgeWatch(boundSeconds int, st CASStore) *AgeWatch {
 	return &AgeWatch{boundNanos: int64(boundSeconds) * 1e9, boundText: strconv.Itoa(boundSeconds), st: st}
 }
 
-// Tick reads the table's age at host time now.
+// Tick reads the table's age at now, the host's monotonic time (ns). A time ahead of
+// now is of another clock (wall-clock ns, written by a filter of before the monotonic
+// clock) and is no age: unknown until the poller writes its next one.
 func (w *AgeWatch) Tick(now int64) AgeReport {
 	v, _, ok := w.st.GetCAS(PolledKey)
 	if !ok {
 		return AgeReport{}
 	}
 	polled, err := strconv.ParseInt(string(v), 10, 64)
-	if err != nil {
+	if err != nil || polled > now {
 		return AgeReport{}
 	}
 	age := max(now-polled, 0)

@@ -15,11 +15,19 @@ import (
 // and write the same table N times. So exactly one VM holds the lease and polls; the
 // others only read the table. The lease is one shared-data key, LeaseKey:
 //
-//	switchyard/lease → "<role> <holder> <expires>"
+//	switchyard/lease → "<role> <holder> m<expires>"
 //
 // role is "sync" or "router", holder the VM's random id (there is no ABI call for a
 // VM's identity; each root draws 64 bits with random_get when it starts), expires the
-// host time (ns, proxy_get_current_time_nanoseconds) after which anyone may take it.
+// time after which anyone may take it, in ns of the host's monotonic clock (WASI
+// clock_time_get clock 1: Envoy's steady clock, which only moves forward and is one
+// clock for all VMs of the process, as shared data is one store). The wall clock
+// (proxy_get_current_time_nanoseconds) is not used: stepped back an hour, it would
+// keep a dead holder's lease for that hour. The "m" marks the clock; a value without
+// it is an expiry in wall-clock ns, written by a filter of before the marker, and
+// cannot be compared with the reader's clock: such a lease counts as live until it
+// has stayed unchanged (its holder renews it every half lease) for LeaseNanos of the
+// reader's own clock, and as expired at once when released (expires 0).
 //
 // The rules, checked on every tick (no Go timer):
 //
@@ -72,7 +80,13 @@ const (
 type LeaseValue struct {
 	Role, Holder string
 	Expires      int64
+	// WallClock: the expiry has no "m" marker, so it is in wall-clock ns (a value
+	// written by a filter of before the marker), not comparable with the monotonic clock.
+	WallClock bool
 }
+
+// monotonicMark prefixes an expiry in monotonic-clock ns.
+const monotonicMark = "m"
 
 // ParseLease reads a LeaseKey value; ok is false for a malformed one (treated as
 // expired, so a garbled key cannot stop the table for good).
@@ -81,15 +95,17 @@ func ParseLease(v []byte) (LeaseValue, bool) {
 	if len(f) != 3 || (f[0] != RoleSync && f[0] != RoleRouter) || f[1] == "" {
 		return LeaseValue{}, false
 	}
-	exp, err := strconv.ParseInt(f[2], 10, 64)
-	if err != nil {
+	exp, wall := strings.CutPrefix(f[2], monotonicMark)
+	n, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || n < 0 {
 		return LeaseValue{}, false
 	}
-	return LeaseValue{Role: f[0], Holder: f[1], Expires: exp}, true
+	return LeaseValue{Role: f[0], Holder: f[1], Expires: n, WallClock: !wall}, true
 }
 
+// String is the LeaseKey value; it always carries the monotonic marker.
 func (l LeaseValue) String() string {
-	return l.Role + " " + l.Holder + " " + strconv.FormatInt(l.Expires, 10)
+	return l.Role + " " + l.Holder + " " + monotonicMark + strconv.FormatInt(l.Expires, 10)
 }
 
 // LeaseEvent is what a Tick changed.
@@ -107,6 +123,10 @@ type Lease struct {
 	st       CASStore
 	held     bool
 	claimed  bool // created the absent key: holds it once the next tick reads it back
+	// A wall-clock lease (LeaseValue.WallClock): the value last read, and the time
+	// this VM first read it; it expires LeaseNanos after that if it stays unchanged.
+	wallSeen  string
+	wallSince int64
 	// Current is what the last Tick read (zero when absent or malformed).
 	Current LeaseValue
 }
@@ -123,7 +143,7 @@ func (l *Lease) Held() bool { return l.held }
 // ID is this VM's holder id.
 func (l *Lease) ID() string { return l.id }
 
-// Tick applies the rules at host time now.
+// Tick applies the rules at now, the host's monotonic clock (ns).
 func (l *Lease) Tick(now int64) LeaseEvent {
 	v, cas, present := l.st.GetCAS(LeaseKey)
 	cur, valid := LeaseValue{}, false
@@ -147,7 +167,7 @@ func (l *Lease) Tick(now int64) LeaseEvent {
 		return LeaseUnchanged
 	}
 	ev := l.lose()
-	if valid && now < cur.Expires {
+	if valid && l.live(cur, string(v), now) {
 		return ev // another VM holds a live lease
 	}
 	// Absent, malformed or expired: take it.
@@ -165,6 +185,21 @@ func (l *Lease) Tick(now int64) LeaseEvent {
 		return LeaseAcquired
 	}
 	return ev
+}
+
+// live reports whether another VM's lease cur (the value v) has not expired at now.
+func (l *Lease) live(cur LeaseValue, v string, now int64) bool {
+	if !cur.WallClock {
+		l.wallSeen = ""
+		return now < cur.Expires
+	}
+	if cur.Expires == 0 {
+		return false // released
+	}
+	if v != l.wallSeen {
+		l.wallSeen, l.wallSince = v, now
+	}
+	return now-l.wallSince < LeaseNanos
 }
 
 // tickSync: the sync holds the lease whatever it reads; it rewrites the key when it

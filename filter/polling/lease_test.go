@@ -1,6 +1,7 @@
 package polling
 
 import (
+	"strconv"
 	"testing"
 )
 
@@ -136,7 +137,7 @@ func TestLeaseReleasedWhenDone(t *testing.T) {
 	a.Tick(now + tick)
 	b.Start(now + tick) // the sync takes it over before a's next tick
 	a.Release()
-	if v, _, _ := st.GetCAS(LeaseKey); string(v) != (LeaseValue{RoleSync, "b", now + tick + LeaseNanos}).String() {
+	if v, _, _ := st.GetCAS(LeaseKey); string(v) != (LeaseValue{RoleSync, "b", now + tick + LeaseNanos, false}).String() {
 		t.Errorf("a's release changed the sync's lease to %q", v)
 	}
 }
@@ -144,7 +145,7 @@ func TestLeaseReleasedWhenDone(t *testing.T) {
 func TestLeaseExpiredContention(t *testing.T) {
 	// Two routers read the same expired lease; the cas makes one write fail.
 	st := newCASStore()
-	st.SetCAS(LeaseKey, LeaseValue{RoleRouter, "dead", 5}.String(), 0)
+	st.SetCAS(LeaseKey, LeaseValue{RoleRouter, "dead", 5, false}.String(), 0)
 	a, b := NewLease(RoleRouter, "a", st), NewLease(RoleRouter, "b", st)
 	_, cas, _ := st.GetCAS(LeaseKey)
 	// a wins the race first...
@@ -175,7 +176,7 @@ func TestLeaseRenewsAndMalformed(t *testing.T) {
 	if !a.StillHeld() {
 		t.Fatal("StillHeld false for the holder")
 	}
-	st.SetCAS(LeaseKey, LeaseValue{RoleRouter, "b", now + LeaseNanos}.String(), 0)
+	st.SetCAS(LeaseKey, LeaseValue{RoleRouter, "b", now + LeaseNanos, false}.String(), 0)
 	if a.StillHeld() {
 		t.Fatal("StillHeld true after another VM took the lease")
 	}
@@ -227,9 +228,48 @@ func TestParseLease(t *testing.T) {
 	}{
 		{"router abc 123", true}, {"sync abc 123", true}, {"other abc 123", false},
 		{"router abc", false}, {"router abc x", false}, {"", false}, {"router  abc 1 2", false},
+		{"router abc m123", true}, {"router abc m", false}, {"router abc m-5", false}, {"router abc mm1", false},
 	} {
 		if _, ok := ParseLease([]byte(tc.in)); ok != tc.ok {
 			t.Errorf("ParseLease(%q) ok %v, want %v", tc.in, ok, tc.ok)
 		}
+	}
+}
+
+// A lease written with a wall-clock expiry (no "m" marker) cannot be compared with the
+// monotonic clock: a router waits until it has stayed unchanged for LeaseNanos of its
+// own clock, whatever its expiry says, and takes a released one (expires 0) at once.
+func TestLeaseWallClockValue(t *testing.T) {
+	st := newCASStore()
+	// An expiry far ahead of the reader's clock (wall ns against monotonic ns).
+	st.SetCAS(LeaseKey, "router old 1800000000000000000", 0)
+	r := NewLease(RoleRouter, "r", st)
+	now := int64(5e9)
+	// The old holder renews once in the first half: the wait starts over.
+	for i := 0; now < 5e9+LeaseNanos/2; i++ {
+		if ev := r.Tick(now); ev != LeaseUnchanged || r.Held() {
+			t.Fatalf("took a live wall-clock lease at %d", now)
+		}
+		now += tick
+	}
+	st.SetCAS(LeaseKey, "router old 1800000000005000000", 0)
+	renewed := now
+	for ; now < renewed+LeaseNanos; now += tick {
+		if r.Tick(now); r.Held() {
+			t.Fatalf("took a wall-clock lease %d ns after its last renewal, before LeaseNanos", now-renewed)
+		}
+	}
+	// Unchanged for LeaseNanos (and one tick): expired.
+	if ev := r.Tick(now + tick); ev != LeaseAcquired {
+		t.Fatalf("a wall-clock lease unchanged for LeaseNanos was not taken: %v", ev)
+	}
+	if v, _, _ := st.GetCAS(LeaseKey); string(v) != "router r m"+strconv.FormatInt(now+tick+LeaseNanos, 10) {
+		t.Fatalf("taken lease = %q, want a monotonic expiry", v)
+	}
+	// Released by an older filter: taken at once.
+	st2 := newCASStore()
+	st2.SetCAS(LeaseKey, "router old 0", 0)
+	if ev := NewLease(RoleRouter, "r", st2).Tick(1); ev != LeaseAcquired {
+		t.Fatalf("a released wall-clock lease was not taken at once: %v", ev)
 	}
 }

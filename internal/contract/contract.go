@@ -41,7 +41,7 @@ const (
 	LegacyRouteKeyPrefix = "switchyard/route/"
 	RevisionKey          = "switchyard/revision" // revision of the current table, for tools and tests
 	LeaseKey             = "switchyard/lease"    // which VM polls the registrar (filter/polling/lease.go)
-	PolledKey            = "switchyard/polled"   // host time (ns) of the last successful poll
+	PolledKey            = "switchyard/polled"   // host monotonic time (ns, WASI clock 1) of the last successful poll
 	StaleKey             = "switchyard/stale"    // "1" while the table is older than stale_after_seconds
 	// HealthKey is the passive health check's state, shared by a proxy's routers
 	// (filter/health): one line per target with recent failures or an ejection.

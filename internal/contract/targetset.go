@@ -153,6 +153,15 @@ func CheckTargetSet(s string) error {
 	if s == "" {
 		return errors.New("target set has no targets: give at least one")
 	}
+	if s[0] != TargetSetMarker {
+		// The plain form, one active target (nearly every set of a large table): its
+		// address is the whole check.
+		if validate.ValidAddress(s) {
+			return nil
+		}
+		_, err := validate.ParseAddress(s)
+		return errors.New("target 1: address " + err.Error())
+	}
 	r := ReadTargets(s)
 	n := 0
 	var single Target

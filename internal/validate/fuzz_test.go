@@ -59,12 +59,21 @@ func FuzzParseAddress(f *testing.F) {
 		"logs.example.com", "web-1.internal:65535", "host:1", "10.1.2.3:0", "10.1.2.3:65536",
 		"10.1.2.3:080", "999.1.1.1", "010.1.2.3", "2001:db8::1", "::1", "[fe80::1%eth0]", "[10.1.2.3]",
 		"a..b", "-a.com", "a_b.com", "host\r\n", "h\x00", "例え.jp", "ｗeb.com", "0x7f000001", "0x7f.1",
-		"2130706433", "1.2.3", "[::1]x", strings.Repeat("a", 63) + ".com", strings.Repeat("a", 101),
+		"2130706433", "1.2.3", "[::1]x", "255.255.255.255:65535", "1.2.3.4:", "1.2.3.4.5", "1.2.3.256", "0.0.0.0:1", strings.Repeat("a", 63) + ".com", strings.Repeat("a", 101),
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := ParseAddress(s)
+		if ip, host, port, ok := ipv4Port(s); ok {
+			fast := Address{Host: s[:host], IP: netip.AddrFrom4(ip), Port: port}
+			if slow, err := parseAddress(s); err != nil || slow != fast {
+				t.Fatalf("%q: the IPv4 fast path gives %+v, the general path %+v, %v", s, fast, slow, err)
+			}
+		}
+		if ValidAddress(s) != (err == nil) {
+			t.Fatalf("ValidAddress(%q) = %v, ParseAddress: %v", s, ValidAddress(s), err)
+		}
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatalf("ParseAddress(%q) refused it without a reason", s)

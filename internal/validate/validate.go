@@ -138,6 +138,63 @@ func (a Address) WithDefaultPort(port int) string {
 // IPv6 address or an RFC 1123 DNS name, each with an optional :port (1–65535), at
 // most 100 characters in all. The error says what is wrong in words a person can act on.
 func ParseAddress(s string) (Address, error) {
+	if ip, host, port, ok := ipv4Port(s); ok {
+		return Address{Host: s[:host], IP: netip.AddrFrom4(ip), Port: port}, nil
+	}
+	return parseAddress(s)
+}
+
+// ValidAddress reports whether ParseAddress accepts s, without building the Address
+// in the usual case: the filter checks every target of a table of 10^6 names.
+func ValidAddress(s string) bool {
+	if _, _, _, ok := ipv4Port(s); ok {
+		return true
+	}
+	_, err := parseAddress(s)
+	return err == nil
+}
+
+// ipv4Port reads the usual form, an IPv4 address with an optional port, in one pass
+// (in a Wasm VM the general path costs some 800 ns an address): the address bytes,
+// the length of its host part and the port (0: none). ok is false for anything else,
+// valid or not, which parseAddress then reads; what this accepts, parseAddress
+// accepts alike (FuzzParseAddress holds the two to it).
+func ipv4Port(s string) (ip [4]byte, host, port int, ok bool) {
+	i := 0
+	for k := range 4 {
+		if k > 0 {
+			if i >= len(s) || s[i] != '.' {
+				return ip, 0, 0, false
+			}
+			i++
+		}
+		start, n := i, 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' && i-start < 3 {
+			n = n*10 + int(s[i]-'0')
+			i++
+		}
+		if i == start || n > 255 || i-start > 1 && s[start] == '0' {
+			return ip, 0, 0, false
+		}
+		ip[k] = byte(n)
+	}
+	if i == len(s) {
+		return ip, i, 0, true
+	}
+	if s[i] != ':' || len(s)-i-1 < 1 || len(s)-i-1 > 5 || s[i+1] == '0' {
+		return ip, 0, 0, false
+	}
+	for j := i + 1; j < len(s); j++ {
+		if s[j] < '0' || s[j] > '9' {
+			return ip, 0, 0, false
+		}
+		port = port*10 + int(s[j]-'0')
+	}
+	return ip, i, port, port <= 65535
+}
+
+// parseAddress is ParseAddress's general path.
+func parseAddress(s string) (Address, error) {
 	if s == "" {
 		return Address{}, errors.New("must not be empty")
 	}
@@ -222,19 +279,16 @@ func parsePort(p string) (int, error) {
 	if p == "" {
 		return 0, errors.New("port is empty after ':'")
 	}
-	bad := errors.New("port '" + p + "' must be a number from 1 to 65535 without leading zeros")
-	if len(p) > 5 || p[0] == '0' {
-		return 0, bad
-	}
 	n := 0
-	for i := 0; i < len(p); i++ {
+	ok := len(p) <= 5 && p[0] != '0'
+	for i := 0; ok && i < len(p); i++ {
 		if p[i] < '0' || p[i] > '9' {
-			return 0, bad
+			ok = false
 		}
 		n = n*10 + int(p[i]-'0')
 	}
-	if n > 65535 {
-		return 0, bad
+	if !ok || n > 65535 {
+		return 0, errors.New("port '" + p + "' must be a number from 1 to 65535 without leading zeros")
 	}
 	return n, nil
 }
@@ -249,7 +303,7 @@ func looksNumeric(h string) bool {
 	if last != "" && allDigits(last) {
 		return true
 	}
-	for _, label := range strings.Split(h, ".") {
+	for label := range strings.SplitSeq(h, ".") {
 		if !allDigits(label) && !isHexNumber(label) {
 			return false
 		}
@@ -290,7 +344,7 @@ func dnsName(h string) error {
 	if len(h) > 253 {
 		return errors.New("DNS name must be at most 253 characters")
 	}
-	for _, label := range strings.Split(h, ".") {
+	for label := range strings.SplitSeq(h, ".") {
 		if label == "" {
 			return errors.New("'" + h + "' has an empty label (check for '..' or a leading or trailing '.')")
 		}

@@ -29,10 +29,10 @@ type Answer struct {
 	V1       bool   // a version-1 answer: no kind, no lineage, the whole table at once
 	Lineage  string // "" only for V1
 	Revision uint64
-	From     uint64      // Delta only
-	Routes   [][2]string // Full: the page's (name, target), in byte order (V1: any order); Delta: the upserts
-	Removals []string    // Delta only
-	Next     string      // Full: the first name of the next page; "" on the last page
+	From     uint64   // Delta only
+	Routes   Routes   // Full: the page's (name, target), in byte order (V1: any order); Delta: the upserts
+	Removals []string // Delta only
+	Next     string   // Full: the first name of the next page; "" on the last page
 }
 
 // MaxLineage bounds a lineage's length; the registrar's are 32 hex digits or an etcd
@@ -54,13 +54,10 @@ func ParseAnswer(body []byte) (Answer, error) {
 	if len(body) == 0 {
 		return a, errors.New("empty body")
 	}
-	if !gjson.ValidBytes(body) {
-		return a, errors.New("body is not valid JSON")
-	}
+	// The fields are located first (gjson reads invalid JSON without harm), so that the
+	// routes, nearly all of a page's bytes, are checked once (validJSON); nothing found
+	// is used before the body is known to be valid JSON.
 	root := gjson.Parse(unsafe.String(&body[0], len(body)))
-	if !root.IsObject() {
-		return a, errors.New("body is not a JSON object")
-	}
 	// Get would take the first of two equal keys and a Go decoder the last: an answer
 	// that means two things is refused.
 	var kind, lineage, rev, from, routes, upserts, removals, next gjson.Result
@@ -68,16 +65,30 @@ func ParseAnswer(body []byte) (Answer, error) {
 		contract.AnswerRevision: &rev, contract.AnswerFrom: &from, contract.AnswerRoutes: &routes,
 		contract.AnswerUpserts: &upserts, contract.AnswerRemovals: &removals, contract.AnswerNext: &next}
 	var err error
-	root.ForEach(func(k, v gjson.Result) bool {
-		if p, ok := fields[k.Str]; ok {
-			if p.Exists() {
-				err = errors.New("\"" + k.Str + "\" appears twice")
-				return false
+	if root.IsObject() {
+		root.ForEach(func(k, v gjson.Result) bool {
+			if p, ok := fields[k.Str]; ok {
+				if p.Exists() {
+					err = errors.New("\"" + k.Str + "\" appears twice")
+					return false
+				}
+				*p = v
 			}
-			*p = v
-		}
-		return true
-	})
+			return true
+		})
+	}
+	// The routes (or upserts) of the usual form are checked here, in the pass that also
+	// proves them valid JSON; parseRoutes takes the result.
+	pre := precheck{v: routes, ordered: kind.Str == contract.KindFull}
+	if !routes.Exists() {
+		pre = precheck{v: upserts}
+	}
+	if !validJSON(body, &pre) {
+		return a, errors.New("body is not valid JSON")
+	}
+	if !root.IsObject() {
+		return a, errors.New("body is not a JSON object")
+	}
 	if err != nil {
 		return a, err
 	}
@@ -94,7 +105,7 @@ func ParseAnswer(body []byte) (Answer, error) {
 			}
 		}
 		a.Kind, a.V1 = Full, true
-		a.Routes, err = parseRoutes(contract.AnswerRoutes, routes, false)
+		a.Routes, err = parseRoutes(contract.AnswerRoutes, routes, false, pre)
 		return a, err
 	}
 	if kind.Type != gjson.String {
@@ -113,14 +124,14 @@ func ParseAnswer(body []byte) (Answer, error) {
 		if upserts.Exists() || removals.Exists() || from.Exists() {
 			return a, errors.New("a full table holds \"" + contract.AnswerUpserts + "\", \"" + contract.AnswerRemovals + "\" or \"" + contract.AnswerFrom + "\"")
 		}
-		if a.Routes, err = parseRoutes(contract.AnswerRoutes, routes, true); err != nil {
+		if a.Routes, err = parseRoutes(contract.AnswerRoutes, routes, true, pre); err != nil {
 			return a, err
 		}
 		if next.Exists() {
 			if next.Type != gjson.String || !validate.IsServerName(next.Str) {
 				return a, errors.New("\"" + contract.AnswerNext + "\" " + quote(next.Raw) + " is not a server name")
 			}
-			if len(a.Routes) == 0 || next.Str <= a.Routes[len(a.Routes)-1][0] {
+			if a.Routes.Len() == 0 || next.Str <= a.Routes.Last() {
 				return a, errors.New("\"" + contract.AnswerNext + "\" " + quote(next.Str) + " does not come after the page's last name")
 			}
 			a.Next = next.Str
@@ -137,15 +148,15 @@ func ParseAnswer(body []byte) (Answer, error) {
 		if a.Revision <= a.From {
 			return a, errors.New("delta to revision " + strconv.FormatUint(a.Revision, 10) + " is not after its \"" + contract.AnswerFrom + "\" " + strconv.FormatUint(a.From, 10))
 		}
-		if a.Routes, err = parseRoutes(contract.AnswerUpserts, upserts, false); err != nil {
+		if a.Routes, err = parseRoutes(contract.AnswerUpserts, upserts, false, pre); err != nil {
 			return a, err
 		}
 		if a.Removals, err = parseRemovals(removals); err != nil {
 			return a, err
 		}
-		seen := make(map[string]struct{}, len(a.Routes)+len(a.Removals))
-		for _, r := range a.Routes {
-			seen[r[0]] = struct{}{}
+		seen := make(map[string]struct{}, a.Routes.Len()+len(a.Removals))
+		for name := range a.Routes.All() {
+			seen[name] = struct{}{}
 		}
 		for _, name := range a.Removals {
 			if _, dup := seen[name]; dup {
@@ -172,16 +183,217 @@ func uintField(name string, v gjson.Result) (uint64, error) {
 	return n, nil
 }
 
+// Routes is the (name, target set) pairs of an answer, in the answer's order, as views
+// into its body. A page of 1,000,000 names' table holds some 170,000 of them: they are
+// not copied into a slice (in a Wasm VM that slice and its GC cost more than the
+// parse), but read again from the JSON text by All, which the check has proved to be
+// of the plain form.
+type Routes struct {
+	raw         string      // the JSON object, when every member is plain (pairScanner)
+	list        [][2]string // else the pairs as gjson decoded them
+	n           int
+	first, last string
+}
+
+// Len is the number of pairs.
+func (r Routes) Len() int { return r.n }
+
+// First and Last are the first and last names ("" when there are none).
+func (r Routes) First() string { return r.first }
+func (r Routes) Last() string  { return r.last }
+
+// All yields the pairs in the answer's order.
+func (r Routes) All() func(yield func(name, target string) bool) {
+	return func(yield func(name, target string) bool) {
+		if r.list != nil {
+			for _, p := range r.list {
+				if !yield(p[0], p[1]) {
+					return
+				}
+			}
+			return
+		}
+		sc := pairScanner{raw: r.raw, i: 1}
+		for {
+			name, target, more, _ := sc.next()
+			if !more || !yield(name, target) {
+				return
+			}
+		}
+	}
+}
+
 // parseRoutes reads a name → target object. ordered asks for strictly ascending byte
 // order (a page), which also rules out a name twice; otherwise duplicates are found
-// with a set.
-func parseRoutes(field string, v gjson.Result, ordered bool) ([][2]string, error) {
+// with a set. The usual answer (every name and target a string without escapes, all
+// valid) is checked in one pass of a pairScanner; anything else goes through gjson,
+// which decodes escapes and names what is wrong. Both accept exactly the same answers
+// (FuzzAnswer holds them to it).
+func parseRoutes(field string, v gjson.Result, ordered bool, pre precheck) (Routes, error) {
 	if !v.Exists() {
-		return nil, errors.New("\"" + field + "\" is missing")
+		return Routes{}, errors.New("\"" + field + "\" is missing")
 	}
 	if !v.IsObject() {
-		return nil, errors.New("\"" + field + "\" is not an object")
+		return Routes{}, errors.New("\"" + field + "\" is not an object")
 	}
+	if pre.done && pre.v.Raw == v.Raw && pre.ordered == ordered {
+		if pre.ok {
+			return pre.r, nil
+		}
+	} else if r, ok := checkPlainRoutes(v.Raw, ordered); ok {
+		return r, nil
+	}
+	return decodeRoutes(v, ordered)
+}
+
+// precheck is checkPlainRoutes run on the routes (or upserts) gjson located, before
+// the body is known to be valid JSON: validJSON runs it, parseRoutes uses its result
+// when it asks the same of the same text.
+type precheck struct {
+	v       gjson.Result
+	ordered bool
+	done    bool // checkPlainRoutes ran
+	ok      bool
+	r       Routes
+}
+
+// checkPlainRoutes checks raw in one pass without decoding: ok is false as soon as a
+// member is not plain or not valid, and the caller decodes it to tell why.
+func checkPlainRoutes(raw string, ordered bool) (Routes, bool) {
+	var seen map[string]struct{}
+	if !ordered {
+		seen = make(map[string]struct{})
+	}
+	sc := pairScanner{raw: raw, i: 1}
+	n := 0
+	var first, last string
+	for {
+		name, target, more, plain := sc.next()
+		if !plain {
+			return Routes{}, false
+		}
+		if !more {
+			break
+		}
+		if !validate.IsServerName(name) || contract.CheckTargetSet(target) != nil {
+			return Routes{}, false
+		}
+		if ordered {
+			if n > 0 && name <= last {
+				return Routes{}, false
+			}
+		} else {
+			if _, dup := seen[name]; dup {
+				return Routes{}, false
+			}
+			seen[name] = struct{}{}
+		}
+		if n == 0 {
+			first = name
+		}
+		last = name
+		n++
+	}
+	if n == 0 {
+		return Routes{list: [][2]string{}}, true
+	}
+	return Routes{raw: raw, n: n, first: first, last: last}, true
+}
+
+// validJSON reports whether body is valid JSON. pre.v is the value gjson located as
+// the routes (or upserts): when it is an object of the plain form that
+// checkPlainRoutes accepts (its pairScanner checks the form strictly), gjson checks the
+// rest of the body with "{}" in its place; otherwise gjson checks the whole body. A
+// page's routes are nearly all its bytes, and in a Wasm VM gjson's check of them cost
+// a fifth of the page's parse.
+func validJSON(body []byte, pre *precheck) bool {
+	raw := pre.v.Raw
+	if pre.v.IsObject() {
+		start := uintptr(unsafe.Pointer(unsafe.StringData(raw)))
+		base := uintptr(unsafe.Pointer(&body[0]))
+		if start >= base && start-base+uintptr(len(raw)) <= uintptr(len(body)) {
+			pre.r, pre.ok = checkPlainRoutes(raw, pre.ordered)
+			pre.done = true
+			if pre.ok {
+				off := int(start - base)
+				rest := make([]byte, 0, len(body)-len(raw)+2)
+				rest = append(append(append(rest, body[:off]...), "{}"...), body[off+len(raw):]...)
+				return gjson.ValidBytes(rest)
+			}
+		}
+	}
+	return gjson.ValidBytes(body)
+}
+
+// pairScanner reads the members of a JSON object of the plain form (every member a
+// string holding no escape and no control character) as views into raw. i starts just
+// after the '{'.
+type pairScanner struct {
+	raw string
+	i   int
+	n   int // members read
+}
+
+// next gives the next member; more is false at the end of the object. plain is false
+// at anything else: a value that is not such a string, a missing ':' or ',', a ','
+// before the '}', text after the object's '}'.
+func (sc *pairScanner) next() (name, value string, more, plain bool) {
+	raw := sc.raw
+	i := skipSpace(raw, sc.i)
+	if i >= len(raw) {
+		return "", "", false, false
+	}
+	if raw[i] == '}' {
+		return "", "", false, i == len(raw)-1
+	}
+	if sc.n > 0 {
+		if raw[i] != ',' {
+			return "", "", false, false
+		}
+		i = skipSpace(raw, i+1)
+	}
+	name, i, ok := plainString(raw, i)
+	if !ok {
+		return "", "", false, false
+	}
+	if i = skipSpace(raw, i); i >= len(raw) || raw[i] != ':' {
+		return "", "", false, false
+	}
+	value, i, ok = plainString(raw, skipSpace(raw, i+1))
+	if !ok {
+		return "", "", false, false
+	}
+	sc.i, sc.n = i, sc.n+1
+	return name, value, true, true
+}
+
+// plainString reads the JSON string starting at raw[i] ('"'); ok is false when raw[i]
+// does not start a string or the string holds an escape or a control character. end
+// is just after its closing quote.
+func plainString(raw string, i int) (s string, end int, ok bool) {
+	if i >= len(raw) || raw[i] != '"' {
+		return "", 0, false
+	}
+	for j := i + 1; j < len(raw); j++ {
+		switch c := raw[j]; {
+		case c == '"':
+			return raw[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20:
+			return "", 0, false
+		}
+	}
+	return "", 0, false
+}
+
+func skipSpace(raw string, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\n' || raw[i] == '\r' || raw[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// decodeRoutes is parseRoutes through gjson's decoder.
+func decodeRoutes(v gjson.Result, ordered bool) (Routes, error) {
 	out := make([][2]string, 0, countHint(v.Raw))
 	var seen map[string]struct{}
 	if !ordered {
@@ -217,7 +429,14 @@ func parseRoutes(field string, v gjson.Result, ordered bool) ([][2]string, error
 		out = append(out, [2]string{name, t.Str})
 		return true
 	})
-	return out, err
+	if err != nil {
+		return Routes{}, err
+	}
+	r := Routes{list: out, n: len(out)}
+	if len(out) > 0 {
+		r.first, r.last = out[0][0], out[len(out)-1][0]
+	}
+	return r, nil
 }
 
 func parseRemovals(v gjson.Result) ([]string, error) {

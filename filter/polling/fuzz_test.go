@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"switchyard/internal/contract"
 	"switchyard/internal/validate"
 )
@@ -35,6 +37,12 @@ func FuzzAnswer(f *testing.F) {
 		`{"kind":"delta","lineage":"0f3a","from":1,"revision":2,"upserts":{"a":"10.0.0.1"},"removals":["a"]}`,
 		`{"kind":"delta","lineage":"x y","from":1,"revision":2,"upserts":{},"removals":[]}`,
 		`{"kind":"snapshot","lineage":"L","revision":2}`,
+		`{"kind":"full","lineage":"L","revision":1,"routes":{"a":"10.0.0.1",}}`,
+		`{"kind":"full","lineage":"L","revision":1,"routes":{"a":"10.0.0.1" "b":"10.0.0.2"}}`,
+		`{"kind":"full","lineage":"L","revision":1,"routes":{"a" "10.0.0.1"}}`,
+		`{"kind":"full","lineage":"L","revision":1,"routes":{"a":"10.0.0.1"}`,
+		`{"kind":"full","lineage":"L","revision":1,"routes":{ "a" : "10.0.0.1" ,	"b":"10.0.0.2" } , "x":[1,2}`,
+		`{"kind":"full","lineage":"L","revision":1,"routes":{"a":"10.0.0.1"}}}`,
 		`<html>502</html>`,
 		``,
 	} {
@@ -42,14 +50,22 @@ func FuzzAnswer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		a, err := ParseAnswer(body)
+		if err != nil && err.Error() == "body is not valid JSON" && gjson.ValidBytes(body) {
+			t.Fatalf("refused %q as invalid JSON, which it is not", body)
+		}
 		if err != nil {
 			if err.Error() == "" {
 				t.Errorf("an empty error for %q", body)
 			}
 			return
 		}
+		if !gjson.ValidBytes(body) {
+			t.Fatalf("accepted %q, which is not valid JSON", body)
+		}
+		routes := pairs(a.Routes)
+		checkRoutesAgree(t, body, a)
 		seen := map[string]bool{}
-		for i, r := range a.Routes {
+		for i, r := range routes {
 			if !validate.IsServerName(r[0]) {
 				t.Errorf("accepted the invalid server name %q in %q", r[0], body)
 			}
@@ -67,7 +83,7 @@ func FuzzAnswer(f *testing.F) {
 				t.Errorf("accepted %q twice in %q", r[0], body)
 			}
 			seen[r[0]] = true
-			if a.Kind == Full && !a.V1 && i > 0 && r[0] <= a.Routes[i-1][0] {
+			if a.Kind == Full && !a.V1 && i > 0 && r[0] <= routes[i-1][0] {
 				t.Errorf("accepted a page out of byte order: %q", body)
 			}
 		}
@@ -83,7 +99,7 @@ func FuzzAnswer(f *testing.F) {
 				t.Errorf("accepted the delta %+v from %q", a, body)
 			}
 		case Full:
-			if a.Next != "" && (len(a.Routes) == 0 || a.Next <= a.Routes[len(a.Routes)-1][0] || !validate.IsServerName(a.Next)) {
+			if a.Next != "" && (len(routes) == 0 || a.Next <= routes[len(routes)-1][0] || !validate.IsServerName(a.Next)) {
 				t.Errorf("accepted next %q after %q", a.Next, body)
 			}
 		default:
@@ -93,4 +109,37 @@ func FuzzAnswer(f *testing.F) {
 			t.Errorf("accepted lineage %q (v1 %v) from %q", a.Lineage, a.V1, body)
 		}
 	})
+}
+
+// pairs collects an answer's routes.
+func pairs(r Routes) [][2]string {
+	var out [][2]string
+	for name, target := range r.All() {
+		out = append(out, [2]string{name, target})
+	}
+	return out
+}
+
+// checkRoutesAgree checks that the routes ParseAnswer accepted (through the one-pass
+// check when the object is plain) are those gjson's decoder gives, with the same
+// count, first and last name.
+func checkRoutesAgree(t *testing.T, body []byte, a Answer) {
+	t.Helper()
+	field := contract.AnswerRoutes
+	if a.Kind == Delta {
+		field = contract.AnswerUpserts
+	}
+	want, err := decodeRoutes(gjson.GetBytes(body, field), a.Kind == Full && !a.V1)
+	if err != nil {
+		t.Fatalf("ParseAnswer accepted %q, gjson's decoding refuses it: %v", body, err)
+	}
+	got, all := pairs(a.Routes), want.list
+	if len(got) != len(all) || a.Routes.Len() != len(all) || a.Routes.First() != want.First() || a.Routes.Last() != want.Last() {
+		t.Fatalf("routes of %q: %q (len %d, first %q, last %q), decoded %q", body, got, a.Routes.Len(), a.Routes.First(), a.Routes.Last(), all)
+	}
+	for i := range got {
+		if got[i] != all[i] {
+			t.Fatalf("routes of %q: %q, decoded %q", body, got, all)
+		}
+	}
 }

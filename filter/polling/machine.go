@@ -74,9 +74,6 @@ type load struct {
 	pages    int
 	received int // names written
 	ix       index
-	// Against the table routers read, for the log line.
-	added, changed, kept int
-	counted              bool // the counts cover every page (not a load resumed by a new poller)
 }
 
 // Machine is the poller's state. Create it with New, then call Tick on every host tick
@@ -571,7 +568,7 @@ func (m *Machine) onPage(now int64, a Answer) {
 			return
 		}
 		g := m.cur.other()
-		m.load = &load{g: g, lineage: strings.Clone(a.Lineage), revision: a.Revision, counted: true, ix: index{g: g}}
+		m.load = &load{g: g, lineage: strings.Clone(a.Lineage), revision: a.Revision, ix: index{g: g}}
 		// The marker goes first: a poller that replaces this one finds the generation
 		// loading, never taken for clean while it holds keys.
 		if err := m.host.Set(g.stateKey(), m.loadRecord().String()); err != nil {
@@ -584,8 +581,8 @@ func (m *Machine) onPage(now int64, a Answer) {
 		m.refusePage(now, "a page of the full table is of revision "+strconv.FormatUint(a.Revision, 10)+" lineage "+lineageText(a.Lineage)+
 			", the pages before of revision "+strconv.FormatUint(m.load.revision, 10)+" lineage "+lineageText(m.load.lineage))
 		return
-	} else if len(a.Routes) > 0 && a.Routes[0][0] < m.load.start {
-		m.refusePage(now, "a page of the full table starts at "+a.Routes[0][0]+", before the name "+m.load.start+" it was asked from")
+	} else if a.Routes.Len() > 0 && a.Routes.First() < m.load.start {
+		m.refusePage(now, "a page of the full table starts at "+a.Routes.First()+", before the name "+m.load.start+" it was asked from")
 		return
 	}
 	ld := m.load
@@ -610,23 +607,22 @@ func (m *Machine) onPage(now int64, a Answer) {
 			strconv.FormatUint(m.revision, 10)+" → lineage "+lineageText(ld.lineage)+" at revision "+
 			strconv.FormatUint(ld.revision, 10)+"): its data was replaced or restored; taking its full table")
 	}
-	oldSize := m.size
+	oldSize, hadTable := m.size, m.loaded
 	if err := m.switchTo(now, ld); err != nil {
 		m.abandon(now)
 		m.fail(now, "shared_data", "writing the route table to shared data failed: "+err.Error()+"; asking for a full table")
 		return
 	}
 	m.needFull = false
-	pages, counts := "", ""
+	pages, before := "", ""
 	if ld.pages > 1 {
 		pages = " in " + strconv.Itoa(ld.pages) + " pages"
 	}
-	if ld.counted {
-		counts = " (" + strconv.Itoa(ld.added) + " added, " + strconv.Itoa(ld.changed) + " changed, " +
-			strconv.Itoa(oldSize-ld.kept) + " removed)"
+	if hadTable {
+		before = " (" + strconv.Itoa(oldSize) + " before)"
 	}
 	m.host.Log(false, "sync: table at revision "+strconv.FormatUint(m.revision, 10)+": "+strconv.Itoa(m.size)+" servers"+
-		counts+" from a full table"+pages)
+		before+" from a full table"+pages)
 	m.succeed(now)
 	m.poll(now)
 }
@@ -637,40 +633,28 @@ func (m *Machine) loadRecord() genRecord {
 }
 
 // writePage writes one page into the loading generation: its names listed, then
-// their route keys, each compared with the current generation's for the log line.
+// their route keys. One host call per name: the current generation is not read (a
+// comparison for the log line would double the calls and make the host copy each old
+// value into the VM).
 func (m *Machine) writePage(a Answer) error {
 	ld := m.load
 	if err := ld.ix.appendNames(m.host, func(yield func(string) bool) {
-		for _, r := range a.Routes {
-			if !yield(r[0]) {
+		for name := range a.Routes.All() {
+			if !yield(name) {
 				return
 			}
 		}
 	}); err != nil {
 		return err
 	}
-	for _, r := range a.Routes {
-		name, target := r[0], r[1]
-		if m.cur != 0 {
-			old, _ := m.host.Peek(routeKeyView(m.cur, name))
-			switch {
-			case len(old) == 0:
-				ld.added++
-			case old == target:
-				ld.kept++
-			default:
-				ld.kept++
-				ld.changed++
-			}
-		} else {
-			ld.added++
-		}
-		if err := m.host.Set(routeKeyView(ld.g, name), target); err != nil {
+	var err error
+	for name, target := range a.Routes.All() {
+		if err = m.host.Set(routeKeyView(ld.g, name), target); err != nil {
 			return err
 		}
 	}
 	ld.pages++
-	ld.received += len(a.Routes)
+	ld.received += a.Routes.Len()
 	return nil
 }
 
@@ -724,16 +708,15 @@ func (m *Machine) applyDelta(a Answer) (added, changed, removed int, err error) 
 		return
 	}
 	var fresh []string
-	for _, r := range a.Routes {
-		if _, ok := m.host.Peek(routeKeyView(m.cur, r[0])); !ok {
-			fresh = append(fresh, r[0])
+	for name := range a.Routes.All() {
+		if _, ok := m.host.Peek(routeKeyView(m.cur, name)); !ok {
+			fresh = append(fresh, name)
 		}
 	}
 	if err = m.ix.appendNames(m.host, slices.Values(fresh)); err != nil {
 		return
 	}
-	for _, r := range a.Routes {
-		name, target := r[0], r[1]
+	for name, target := range a.Routes.All() {
 		old, _ := m.host.Peek(routeKeyView(m.cur, name))
 		switch {
 		case old == target:

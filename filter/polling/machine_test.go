@@ -239,13 +239,13 @@ func TestAnswers(t *testing.T) {
 		{"delta naming a server twice refused", ok(`{"kind":"delta","lineage":"L1","from":5,"revision":6,"upserts":{"c":"10.0.0.3"},"removals":["c"]}`),
 			base, 5, false, "server name c appears twice", ""},
 		{"full table of the same lineage", full("L1", 9, map[string]string{"a": "10.0.0.1", "d": "[::1]:9"}, ""),
-			map[string]string{"a": "10.0.0.1", "d": "[::1]:9"}, 9, true, "2 servers (1 added, 0 changed, 1 removed) from a full table", "after=9"},
+			map[string]string{"a": "10.0.0.1", "d": "[::1]:9"}, 9, true, "2 servers (2 before) from a full table", "after=9"},
 		{"older full table of the same lineage ignored", full("L1", 3, map[string]string{"x": "10.0.0.7"}, ""),
 			base, 5, false, "ignored the registrar's table at revision 3, older than the live revision 5 of the same lineage", ""},
 		{"full table of another lineage taken whatever its revision", full("L2", 2, map[string]string{"x": "10.0.0.7"}, ""),
 			map[string]string{"x": "10.0.0.7"}, 2, true, "the registrar's history changed (lineage L1 at revision 5 → lineage L2 at revision 2)", "lineage=L2"},
 		{"version-1 answer", ok(`{"revision":8,"routes":{"a":"10.0.0.1","b":"10.0.0.5"}}`),
-			map[string]string{"a": "10.0.0.1", "b": "10.0.0.5"}, 8, true, "(0 added, 1 changed, 0 removed)", "after=8"},
+			map[string]string{"a": "10.0.0.1", "b": "10.0.0.5"}, 8, true, "2 servers (2 before) from a full table", "after=8"},
 		{"garbage", ok(`<html>502`), base, 5, false, "invalid route table (body is not valid JSON)", ""},
 		{"500", Reply{Status: "500", Body: []byte("database is locked")}, base, 5, false, "answered HTTP 500 instead of 200 or 304", ""},
 		{"400 names the parameter", Reply{Status: "400", Body: []byte(`{"error":"bad after"}`)}, base, 5, false, `answered HTTP 400 instead of 200 or 304 ("{\"error\":\"bad after\"}")`, ""},
@@ -349,7 +349,7 @@ func TestPagesStreamedUnseen(t *testing.T) {
 	if m.Revision() != 40 || m.Lineage() != "L2" || h.kv["switchyard/b/state"] != "live 40 L2 5 5" || h.kv["switchyard/a/state"] != "retired" {
 		t.Errorf("revision %d lineage %q table keys b %q a %q", m.Revision(), m.Lineage(), h.kv["switchyard/b/state"], h.kv["switchyard/a/state"])
 	}
-	if h.countLogs("5 servers (3 added, 1 changed, 1 removed) from a full table in 3 pages") != 1 {
+	if h.countLogs("5 servers (3 before) from a full table in 3 pages") != 1 {
 		t.Errorf("logs:\n%s", strings.Join(h.logs, "\n"))
 	}
 	// The old generation is left alone for the grace, then emptied.

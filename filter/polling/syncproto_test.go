@@ -95,11 +95,11 @@ func TestRegistrarAnswersThroughTheParser(t *testing.T) {
 			t.Fatalf("page %d does not parse: %v\n%s", pages, err, r.Body)
 		}
 		pages++
-		if a.Kind != Full || a.V1 || a.Revision != rev || !ValidLineage(a.Lineage) || len(a.Routes) == 0 {
-			t.Fatalf("page %d: kind %d v1 %v revision %d lineage %q, %d routes", pages, a.Kind, a.V1, a.Revision, a.Lineage, len(a.Routes))
+		if a.Kind != Full || a.V1 || a.Revision != rev || !ValidLineage(a.Lineage) || a.Routes.Len() == 0 {
+			t.Fatalf("page %d: kind %d v1 %v revision %d lineage %q, %d routes", pages, a.Kind, a.V1, a.Revision, a.Lineage, a.Routes.Len())
 		}
 		lineage = a.Lineage
-		for _, rt := range a.Routes {
+		for _, rt := range pairs(a.Routes) {
 			if want[rt[0]] != rt[1] {
 				t.Fatalf("page %d holds %s → %s, registered %q", pages, rt[0], rt[1], want[rt[0]])
 			}
@@ -147,7 +147,7 @@ func TestRegistrarAnswersThroughTheParser(t *testing.T) {
 		t.Fatalf("the poll after two changes: %s %v\n%s", r.Status, err, r.Body)
 	}
 	if a.Kind != Delta || a.Lineage != lineage || a.From != rev || a.Revision != rev+2 ||
-		len(a.Routes) != 1 || a.Routes[0] != [2]string{added, addedTarget} ||
+		a.Routes.Len() != 1 || pairs(a.Routes)[0] != [2]string{added, addedTarget} ||
 		len(a.Removals) != 1 || a.Removals[0] != removed {
 		t.Fatalf("the delta parsed as %+v", a)
 	}

@@ -91,13 +91,6 @@ var proxyDequeueSharedQueue = envCall("proxy_dequeue_shared_queue", 3, (*VM).deq
 // Linked everywhere; callbacks only.
 var proxyEnqueueSharedQueue = envCall("proxy_enqueue_shared_queue", 3, (*VM).enqueue)
 
-// sharedEntry is stored by value: a lookup in a large table (100,000 route keys)
-// then costs one fewer dependent memory load.
-type sharedEntry struct {
-	value []byte
-	cas   uint32
-}
-
 // nextCAS returns a new cas value: a host-wide counter that is never 0. Called with
 // sharedMu held.
 func (h *Host) nextCAS() uint32 {
@@ -116,10 +109,10 @@ func (h *Host) SetSharedData(vmID, key string, value []byte) {
 	defer h.sharedMu.Unlock()
 	space := h.shared[vmID]
 	if space == nil {
-		space = map[string]sharedEntry{}
+		space = newSharedSpace()
 		h.shared[vmID] = space
 	}
-	space[key] = sharedEntry{value: append([]byte(nil), value...), cas: h.nextCAS()}
+	space.set([]byte(key), append([]byte(nil), value...), h.nextCAS())
 }
 
 // SharedDataSize gives the number of keys in vmID's store and the bytes of their keys
@@ -127,9 +120,11 @@ func (h *Host) SetSharedData(vmID, key string, value []byte) {
 func (h *Host) SharedDataSize(vmID string) (keys, bytes int) {
 	h.sharedMu.Lock()
 	defer h.sharedMu.Unlock()
-	for k, e := range h.shared[vmID] {
-		keys++
-		bytes += len(k) + len(e.value)
+	if space := h.shared[vmID]; space != nil {
+		for _, e := range space.entries {
+			keys++
+			bytes += len(e.key) + len(e.value)
+		}
 	}
 	return keys, bytes
 }
@@ -139,7 +134,11 @@ func (h *Host) SharedDataSize(vmID string) (keys, bytes int) {
 func (h *Host) SharedData(vmID, key string) (value []byte, cas uint32, ok bool) {
 	h.sharedMu.Lock()
 	defer h.sharedMu.Unlock()
-	e, ok := h.shared[vmID][key]
+	space := h.shared[vmID]
+	if space == nil {
+		return nil, 0, false
+	}
+	e, ok := space.get([]byte(key))
 	if !ok {
 		return nil, 0, false
 	}
@@ -153,7 +152,11 @@ func (vm *VM) getSharedData(s []uint64) abi.Status {
 	}
 	h := vm.host
 	h.sharedMu.Lock()
-	e, found := h.shared[vm.pc.VMID][string(key)]
+	var e sharedEntry
+	found := false
+	if space := h.shared[vm.pc.VMID]; space != nil {
+		e, found = space.get(key)
+	}
 	var value []byte
 	var cas uint32
 	if found {
@@ -182,13 +185,15 @@ func (vm *VM) setSharedData(s []uint64) abi.Status {
 	defer h.sharedMu.Unlock()
 	space := h.shared[vm.pc.VMID]
 	if space == nil {
-		space = map[string]sharedEntry{}
+		space = newSharedSpace()
 		h.shared[vm.pc.VMID] = space
 	}
-	if e, ok := space[string(key)]; ok && cas != 0 && e.cas != cas {
-		return abi.StatusCasMismatch
+	if cas != 0 {
+		if e, ok := space.get(key); ok && e.cas != cas {
+			return abi.StatusCasMismatch
+		}
 	}
-	space[string(key)] = sharedEntry{value: append([]byte(nil), val...), cas: h.nextCAS()}
+	space.set(key, append([]byte(nil), val...), h.nextCAS())
 	return abi.StatusOK
 }
 

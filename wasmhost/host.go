@@ -37,9 +37,9 @@ func (p Profile) String() string {
 type Engine int
 
 const (
-	// Compiler is wazero's optimizing compiler: ≈1.4 s to compile a 3–4 MB filter the
-	// first time in a process, then ≈50 ms from the shared cache; the only engine fast
-	// enough for benchmarks.
+	// Compiler is wazero's optimizing compiler: ≈1.8 s of CPU to compile a 3–4 MB filter
+	// the first time in a process (spread over GOMAXPROCS workers: ≈1 s on two cores),
+	// then ≈50 ms from the shared cache; the only engine fast enough for benchmarks.
 	Compiler Engine = iota
 	// Interpreter compiles ≈10× faster and runs 35–65× slower; for tests of load-time
 	// behaviour.
@@ -112,7 +112,7 @@ type Host struct {
 	vmRefs map[string]int
 
 	sharedMu sync.Mutex
-	shared   map[string]map[string]sharedEntry
+	shared   map[string]*sharedSpace
 	cas      uint32
 	queues   map[string]*queue // "vm_id\x00name"
 	queueIDs []*queue
@@ -138,7 +138,7 @@ func New(opts Options) *Host {
 		modules:   map[[32]byte]*Module{},
 		vms:       map[*VM]struct{}{},
 		vmRefs:    map[string]int{},
-		shared:    map[string]map[string]sharedEntry{},
+		shared:    map[string]*sharedSpace{},
 		queues:    map[string]*queue{},
 		metrics:   map[metricKey]*metric{},
 		client:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},

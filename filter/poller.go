@@ -19,6 +19,7 @@ type poller struct {
 	metrics pollMetrics
 	// current, when set, is asked before an answer is applied: a router that lost the
 	// lease (or started a new term) drops the answer of a poll it still had in flight.
+	// It also renews the lease for the callback (polling.Lease.Renew).
 	current func(*poller) bool
 }
 

@@ -64,12 +64,13 @@ func (t *routerTick) run() {
 	}
 }
 
-// pollerCurrent tells an answer's callback whether its poller may still write the table.
+// pollerCurrent tells an answer's callback whether its poller may still write the
+// table, and renews the lease for the callback (polling.Lease.Renew).
 func (t *routerTick) pollerCurrent(p *poller) bool {
 	if t.poller != p {
 		return false
 	}
-	if !t.lease.StillHeld() {
+	if !t.lease.Renew(hostNow()) {
 		t.poller = nil
 		return false
 	}

@@ -22,8 +22,15 @@ func newSyncRoot(cfg pluginconfig.Config) *syncRoot {
 	now := hostNow()
 	s := &syncRoot{lease: polling.NewLease(polling.RoleSync, vmID(now), sharedStore{})}
 	s.lease.Start(now)
-	s.p = newPoller(cfg, proxyIdentity(cfg), definePollMetrics(), nil)
+	s.p = newPoller(cfg, proxyIdentity(cfg), definePollMetrics(), s.renew)
 	return s
+}
+
+// renew writes the lease again as a poll answer arrives (polling.Lease.Renew): the
+// answer's callback may be long, and the sync always applies it.
+func (s *syncRoot) renew(*poller) bool {
+	s.lease.Renew(hostNow())
+	return true
 }
 
 // NewHttpContext: an HTTP stream reaching this root is a misconfiguration.

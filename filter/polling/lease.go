@@ -267,16 +267,26 @@ func (l *Lease) Release() {
 	}
 }
 
-// StillHeld re-reads the key: whether this VM is still the holder, for a poll answer
-// that arrives between ticks (a router that lost the lease must not write the table).
-func (l *Lease) StillHeld() bool {
+// Renew is called as a poll answer arrives, between ticks: it reports whether this VM
+// still holds the lease (a router that lost it must not write the table) and, if so,
+// writes it again to expire LeaseNanos from now, so that a long callback (a page of a
+// full table on a slow machine) cannot outlast it and let a router take it meanwhile.
+// The sync writes unconditionally, as on its tick; a router with the cas it read, so
+// that a router which took an expired lease meanwhile keeps it.
+func (l *Lease) Renew(now int64) bool {
 	if !l.held {
 		return false
 	}
-	v, _, ok := l.st.GetCAS(LeaseKey)
+	if l.role == RoleSync {
+		l.write(now, 0)
+		return true
+	}
+	v, cas, ok := l.st.GetCAS(LeaseKey)
 	if !ok {
 		return false
 	}
-	cur, valid := ParseLease(v)
-	return valid && cur.Holder == l.id
+	if cur, valid := ParseLease(v); !valid || cur.Holder != l.id {
+		return false
+	}
+	return l.write(now, cas)
 }

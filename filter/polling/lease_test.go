@@ -121,7 +121,7 @@ func TestLeaseReleasedWhenDone(t *testing.T) {
 		}
 		b.Tick(now)
 		a.Release()
-		if a.Held() || a.StillHeld() {
+		if a.Held() || a.Renew(now) {
 			t.Errorf("%s a still holds the lease after releasing it", role)
 		}
 		now += tick
@@ -173,12 +173,46 @@ func TestLeaseRenewsAndMalformed(t *testing.T) {
 	if a.Tick(now) != LeaseUnchanged || a.Current.Expires <= first {
 		t.Fatalf("not renewed past half the lease: expires %d (was %d)", a.Current.Expires, first)
 	}
-	if !a.StillHeld() {
-		t.Fatal("StillHeld false for the holder")
+	if !a.Renew(now) {
+		t.Fatal("Renew false for the holder")
 	}
-	st.SetCAS(LeaseKey, LeaseValue{RoleRouter, "b", now + LeaseNanos, false}.String(), 0)
-	if a.StillHeld() {
-		t.Fatal("StillHeld true after another VM took the lease")
+	taken := LeaseValue{RoleRouter, "b", now + LeaseNanos, false}.String()
+	st.SetCAS(LeaseKey, taken, 0)
+	if a.Renew(now + 1) {
+		t.Fatal("Renew true after another VM took the lease")
+	}
+	if v, _, _ := st.GetCAS(LeaseKey); string(v) != taken {
+		t.Fatalf("Renew by a VM that lost the lease wrote %q over %q", v, taken)
+	}
+}
+
+// TestLeaseRenewedByAnAnswer: a holder whose poll answer arrives just before its lease
+// runs out (the ticks between were late: a long callback) renews it in the callback,
+// so another router's tick during the rest of that callback finds it live. Without
+// the renewal the lease would be expired then and taken.
+func TestLeaseRenewedByAnAnswer(t *testing.T) {
+	for _, role := range []string{RoleRouter, RoleSync} {
+		st := newCASStore()
+		a := NewLease(role, "a", st)
+		now := int64(1e12)
+		a.Start(now)
+		a.Tick(now)
+		a.Tick(now + tick)
+		if !a.Held() {
+			t.Fatalf("%s: a does not hold the lease", role)
+		}
+		now += LeaseNanos - tick // the answer arrives a tick before expiry
+		if !a.Renew(now) {
+			t.Fatalf("%s: Renew false for the holder", role)
+		}
+		b := NewLease(RoleRouter, "b", st)
+		later := now + LeaseNanos/2 // the callback runs on past the old expiry
+		if b.Tick(later) != LeaseUnchanged || b.Tick(later+tick) != LeaseUnchanged || b.Held() {
+			t.Fatalf("%s: another router took the lease renewed by the answer: %+v", role, b.Current)
+		}
+		if b.Current.Holder != "a" || b.Current.Expires != now+LeaseNanos {
+			t.Fatalf("%s: the lease reads %+v, want a's expiring at %d", role, b.Current, now+LeaseNanos)
+		}
 	}
 }
 

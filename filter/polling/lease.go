@@ -38,8 +38,9 @@ import (
 //     dropped the vm_id's data): two routers can both "create" it. So a router that
 //     created the key holds only a claim; it polls once the next tick reads its own id
 //     back (the last writer wins and every other claimant reads the winner).
-//   - The holder renews on its tick once less than half the lease remains, with cas;
-//     a router that reads another holder's id (or fails to renew) has lost it and
+//   - The holder renews on its tick once less than half the lease remains, with cas,
+//     and in the callback of each answer to its poll (Renew: a page of a large table
+//     may take a while); a router that reads another holder's id (or fails to renew) has lost it and
 //     stops polling: the answer of a poll it still has in flight is dropped.
 //   - The sync singleton has priority: it writes the lease unconditionally when it
 //     starts and on every renewal, so routers see a live sync and never poll. When its

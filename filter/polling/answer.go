@@ -205,22 +205,41 @@ func (r Routes) Last() string  { return r.last }
 // All yields the pairs in the answer's order.
 func (r Routes) All() func(yield func(name, target string) bool) {
 	return func(yield func(name, target string) bool) {
-		if r.list != nil {
-			for _, p := range r.list {
-				if !yield(p[0], p[1]) {
-					return
-				}
-			}
-			return
-		}
-		sc := pairScanner{raw: r.raw, i: 1}
-		for {
-			name, target, more, _ := sc.next()
-			if !more || !yield(name, target) {
+		it := r.iter()
+		for name, target, ok := it.next(); ok; name, target, ok = it.next() {
+			if !yield(name, target) {
 				return
 			}
 		}
 	}
+}
+
+// iter walks the pairs without a callback per pair (the poller's loop over a page).
+func (r Routes) iter() routeIter {
+	if r.list != nil {
+		return routeIter{list: r.list}
+	}
+	return routeIter{sc: pairScanner{raw: r.raw, i: 1}, scan: true}
+}
+
+type routeIter struct {
+	list [][2]string
+	i    int
+	sc   pairScanner
+	scan bool
+}
+
+func (it *routeIter) next() (name, target string, ok bool) {
+	if it.scan {
+		name, target, ok, _ = it.sc.next()
+		return name, target, ok
+	}
+	if it.i >= len(it.list) {
+		return "", "", false
+	}
+	p := it.list[it.i]
+	it.i++
+	return p[0], p[1], true
 }
 
 // parseRoutes reads a name → target object. ordered asks for strictly ascending byte

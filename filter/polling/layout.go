@@ -320,6 +320,58 @@ func (ix *index) appendNames(st Store, names func(yield func(string) bool)) erro
 	return nil
 }
 
+// lister lists names in an index segment by segment, for a caller that writes each
+// name's route key once its segment is written (Machine.writePage): names fill the
+// index's last segment; flush writes it, then the head when the index has a new
+// segment; next starts a new segment after a flush of a full one.
+type lister struct {
+	ix    *index
+	st    Store
+	tail  []byte // the segment being filled
+	segs  int    // segments, the one being filled included
+	added int    // names added since the last flush
+}
+
+func (ix *index) lister(st Store) lister {
+	segs := max(ix.segs, 1)
+	return lister{ix: ix, st: st, tail: append(make([]byte, 0, SegmentBytes), ix.tail...), segs: segs}
+}
+
+// fits reports whether name fits in the segment being filled.
+func (l *lister) fits(name string) bool {
+	return len(l.tail) == 0 || len(l.tail)+len(name)+1 <= SegmentBytes
+}
+
+func (l *lister) add(name string) {
+	l.tail = append(append(l.tail, name...), '\n')
+	l.added++
+}
+
+// flush writes the segment being filled and, when it is new, the head; the index then
+// lists its names.
+func (l *lister) flush() error {
+	if l.added == 0 {
+		return nil
+	}
+	if err := l.st.Set(l.ix.g.segmentKey(l.segs-1), unsafe.String(unsafe.SliceData(l.tail), len(l.tail))); err != nil {
+		return err
+	}
+	if l.segs != l.ix.segs {
+		if err := l.st.Set(l.ix.g.namesKey(), strconv.Itoa(l.segs)); err != nil {
+			return err
+		}
+	}
+	l.ix.segs, l.ix.listed, l.added = l.segs, l.ix.listed+l.added, 0
+	l.ix.tail = append(l.ix.tail[:0], l.tail...)
+	return nil
+}
+
+// next starts a new segment; the one being filled must have been flushed.
+func (l *lister) next() {
+	l.tail = l.tail[:0]
+	l.segs++
+}
+
 // segmentNames yields the valid server names of one index segment (lines that are not
 // valid names are skipped: the store is ours, but it is cheap to stay safe).
 func segmentNames(seg string) func(yield func(string) bool) {

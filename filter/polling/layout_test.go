@@ -183,12 +183,13 @@ func TestOneChangeCostsOneSegment(t *testing.T) {
 // table, with every routed name listed in the current generation's index and every
 // other generation emptied.
 func TestEveryDeathLeavesAWholeTable(t *testing.T) {
-	old := table(300, "o") // more than one segment's worth of names
+	long := strings.Repeat("o", 40) // 300 names of 43 bytes: four segments' worth, a page of 1000 spans them
+	old := table(300, long)
 	old["a"] = "10.1.0.1"
-	nextFull := table(250, "o")
+	nextFull := table(250, long)
 	nextFull["b"] = "10.2.0.2"
 	nextFull["a"] = "10.1.0.9"
-	final := map[string]string{"a": "10.1.0.1", "e": "10.5.0.6", "o3": "10.0.0.3"}
+	final := map[string]string{"a": "10.1.0.1", "e": "10.5.0.6", long + "3": "10.0.0.3"}
 	type update struct {
 		name     string
 		lineage  string

@@ -109,6 +109,8 @@ type Machine struct {
 
 	polledFailed bool // a write of PolledKey failed (logged once)
 
+	pending [][2]string // writePage's names of one index segment, reused
+
 	// protocol is the version asked (v=): 3, or 2 once a registrar from before target
 	// sets refused version 3 (its routes are then plain addresses).
 	protocol string
@@ -632,26 +634,44 @@ func (m *Machine) loadRecord() genRecord {
 	return genRecord{phase: genLoading, revision: m.load.revision, lineage: m.load.lineage, count: m.load.received, next: m.load.start}
 }
 
-// writePage writes one page into the loading generation: its names listed, then
-// their route keys. One host call per name: the current generation is not read (a
+// writePage writes one page into the loading generation: names are listed in its
+// index a segment at a time, and each segment is written before the route keys of the
+// names it lists (a poller that dies between the two leaves keys its successor can
+// find and empty). One host call per name: the current generation is not read (a
 // comparison for the log line would double the calls and make the host copy each old
-// value into the VM).
+// value into the VM), and the page's JSON is read once more, not once per pass.
 func (m *Machine) writePage(a Answer) error {
 	ld := m.load
-	if err := ld.ix.appendNames(m.host, func(yield func(string) bool) {
-		for name := range a.Routes.All() {
-			if !yield(name) {
-				return
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	var err error
-	for name, target := range a.Routes.All() {
-		if err = m.host.Set(routeKeyView(ld.g, name), target); err != nil {
+	l := ld.ix.lister(m.host)
+	pending := m.pending[:0]
+	write := func() error {
+		if err := l.flush(); err != nil {
 			return err
 		}
+		for _, p := range pending {
+			if err := m.host.Set(routeKeyView(ld.g, p[0]), p[1]); err != nil {
+				return err
+			}
+		}
+		pending = pending[:0]
+		return nil
+	}
+	it := a.Routes.iter()
+	for name, target, ok := it.next(); ok; name, target, ok = it.next() {
+		if !l.fits(name) {
+			if err := write(); err != nil {
+				return err
+			}
+			l.next()
+		}
+		l.add(name)
+		pending = append(pending, [2]string{name, target})
+	}
+	err := write()
+	clear(pending[:cap(pending)]) // views into the body: let it go
+	m.pending = pending[:0]
+	if err != nil {
+		return err
 	}
 	ld.pages++
 	ld.received += a.Routes.Len()

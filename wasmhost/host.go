@@ -89,7 +89,7 @@ type Host struct {
 	httpCallBodyLimit int64
 
 	byName map[string]*hostFunc
-	counts []atomic.Int64
+	counts []hostcallCounter
 
 	logLevel   atomic.Int32
 	logMu      sync.Mutex
@@ -169,7 +169,7 @@ func New(opts Options) *Host {
 	cfg = cfg.WithCompilationCache(compilationCache).WithMemoryLimitPages(1 << 14)
 	h.runtime = wazero.NewRuntimeWithConfig(h.ctx, cfg)
 
-	h.counts = make([]atomic.Int64, len(importTable))
+	h.counts = make([]hostcallCounter, len(importTable))
 	builders := map[string]wazero.HostModuleBuilder{
 		"env":                    h.runtime.NewHostModuleBuilder("env"),
 		"wasi_snapshot_preview1": h.runtime.NewHostModuleBuilder("wasi_snapshot_preview1"),
@@ -231,13 +231,22 @@ func (h *Host) cluster(name string) (string, bool) {
 // guest calls it only once a runtime timer was armed (docs/proxy-wasm-host.md, WASI).
 func (h *Host) PollOneoffCalls() int64 { return h.pollCalls.Load() }
 
+// hostcallCounter counts the calls of one import. Each has a cache line of its own:
+// a worker's router calling proxy_get_shared_data and the poller calling
+// proxy_set_shared_data on another core would otherwise bounce one line between them
+// at every call.
+type hostcallCounter struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
 // HostcallCounts returns, per import name ("proxy_log", "fd_write", ...), how many
 // times guests called it (only names called at least once). The counters are cheap
 // atomics, always on.
 func (h *Host) HostcallCounts() map[string]int64 {
 	out := map[string]int64{}
 	for i, f := range importTable {
-		if n := h.counts[i].Load(); n > 0 {
+		if n := h.counts[i].n.Load(); n > 0 {
 			out[f.name] = n
 		}
 	}

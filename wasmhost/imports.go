@@ -142,7 +142,7 @@ func (f *hostFunc) qualified() string {
 // goFunc wraps the i-th import for wazero: find the VM, count the call, enforce the
 // window.
 func (h *Host) goFunc(i int, f *hostFunc) api.GoModuleFunc {
-	counter := &h.counts[i]
+	counter := &h.counts[i].n
 	allowedIn := [windowCount]bool{windowNormal: true}
 	if h.opts.Profile == Legacy {
 		allowedIn[windowInit] = f.allowed&initLegacy != 0

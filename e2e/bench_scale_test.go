@@ -32,8 +32,9 @@ import (
 //     changed target and a deleted name (target: p99 ≤ 10 ms); and the bytes the
 //     registrar sent the dev proxy for each one-name change, counted on the wire
 //     (response headers and body, by a TCP relay between the two; target ≤ 1 KiB);
-//     and the same for a one-target change: a name with two targets whose first is
-//     drained by PATCH of that one target moves to the other (target-change-p50/p99-ms,
+//     and the same for a one-target change: a name with two targets, one of them
+//     draining, whose draining one is made active by PATCH of that one target
+//     (target-change-p50/p99-ms,
 //     target-bytes/change-max; target ≤ 1 KiB).
 //     The relay copies loopback bytes and is in the path of the timed changes too.
 //   - BenchmarkDevproxyLoad1M: with 1,000,000 names, a fresh dev proxy process from
@@ -92,12 +93,14 @@ func BenchmarkScale100k(b *testing.B) {
 			}
 			added = append(added, change(func() { register(b, reg.url(), name, first.addr) }, name, routedTo(name, first.name, ""), &bytes))
 			changed = append(changed, change(func() { register(b, reg.url(), name, second.addr) }, name, routedTo(name, second.name, first.name), &bytes))
-			// A second target (not timed; the write returns once the proxy has it), then
-			// one target changed: the first drained, so requests go to the other.
-			api("POST", "/api/servers/"+name+"/targets?wait=applied&timeout=10s", `{"address": "`+first.addr+`"}`)
-			targeted = append(targeted, change(func() { api("PATCH", "/api/servers/"+name+"/targets/"+second.addr, `{"state": "draining"}`) },
+			// A second target, draining (not timed; the write returns once the proxy has
+			// it), so requests still go to the other only; then one target changed: the
+			// drained one made active. An answer from it shows the change arrived (with
+			// both active before it, round robin would answer from it at once).
+			api("POST", "/api/servers/"+name+"/targets?wait=applied&timeout=10s", `{"address": "`+first.addr+`", "state": "draining"}`)
+			targeted = append(targeted, change(func() { api("PATCH", "/api/servers/"+name+"/targets/"+first.addr, `{"state": "active"}`) },
 				name, routedTo(name, first.name, second.name), &targetBytes))
-			removed = append(removed, change(func() { deleteServer(b, reg.url(), name) }, name, removedFrom(name, first.name), &bytes))
+			removed = append(removed, change(func() { deleteServer(b, reg.url(), name) }, name, removedFrom(name, first.name, second.name), &bytes))
 		}
 	}
 	b.StopTimer()

@@ -112,15 +112,17 @@ func routedTo(name, want, old string) func(answer) (bool, error) {
 	}
 }
 
-// removedFrom accepts 404 unknown_server for name, tolerating routing to the upstream
+// removedFrom accepts 404 unknown_server for name, tolerating routing to the upstreams
 // called old (the table before the delete) until then.
-func removedFrom(name, old string) func(answer) (bool, error) {
+func removedFrom(name string, old ...string) func(answer) (bool, error) {
 	return func(g answer) (bool, error) {
-		switch {
-		case g.status == 404 && g.errorCode() == "unknown_server":
+		if g.status == 404 && g.errorCode() == "unknown_server" {
 			return true, nil
-		case g.status == 200 && strings.HasPrefix(g.body, old+" GET /sys/prop"):
-			return false, nil // still the old table
+		}
+		for _, o := range old {
+			if g.status == 200 && strings.HasPrefix(g.body, o+" GET /sys/prop") {
+				return false, nil // still the old table
+			}
 		}
 		return false, fmt.Errorf("after deleting %s: %d %q", name, g.status, g.body)
 	}

@@ -129,6 +129,18 @@ func (h *Host) SharedDataSize(vmID string) (keys, bytes int) {
 	return keys, bytes
 }
 
+// SharedDataOverhead gives the bytes vmID's store holds beyond its keys and values: its
+// index and entry table, with their spare capacity (the host's own cost of a key; in
+// Envoy that is its hash map's).
+func (h *Host) SharedDataOverhead(vmID string) int {
+	h.sharedMu.Lock()
+	defer h.sharedMu.Unlock()
+	if space := h.shared[vmID]; space != nil {
+		return space.overhead()
+	}
+	return 0
+}
+
 // SharedData returns the value and cas stored under key for vmID, as
 // proxy_get_shared_data would.
 func (h *Host) SharedData(vmID, key string) (value []byte, cas uint32, ok bool) {

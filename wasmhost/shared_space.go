@@ -1,6 +1,9 @@
 package wasmhost
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"unsafe"
+)
 
 // sharedSpace is one vm_id's shared data: key → value and cas, no delete (ABI 0.2.1
 // has none). A full table of 10^6 route keys is written into it in seconds, and a Go
@@ -86,6 +89,11 @@ func (s *sharedSpace) grow() {
 		slots[i] = sl
 	}
 	s.slots = slots
+}
+
+// overhead is the bytes of the index and the entry table (capacity included).
+func (s *sharedSpace) overhead() int {
+	return cap(s.slots)*int(unsafe.Sizeof(spaceSlot{})) + cap(s.entries)*int(unsafe.Sizeof(sharedEntry{}))
 }
 
 // len is the number of keys.

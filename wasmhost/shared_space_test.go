@@ -42,3 +42,18 @@ func TestSharedSpaceAgainstMap(t *testing.T) {
 		t.Fatalf("%d slots for %d keys: not a power of two, or fuller than 3/4", got, s.len())
 	}
 }
+
+func TestSharedDataOverhead(t *testing.T) {
+	h := New(Options{})
+	defer h.Close()
+	if n := h.SharedDataOverhead("none"); n != 0 {
+		t.Fatalf("overhead of a store that does not exist: %d", n)
+	}
+	for i := range 1000 {
+		h.SetSharedData("v", "k"+strconv.Itoa(i), []byte("x"))
+	}
+	// 1000 keys: at least 2048 slots of 16 bytes and 1000 entries of 48.
+	if n := h.SharedDataOverhead("v"); n < 2048*16+1000*48 || n > 4*(2048*16+1000*48) {
+		t.Fatalf("overhead of 1000 keys: %d bytes", n)
+	}
+}

@@ -33,6 +33,9 @@ type router struct {
 	streams      streamPool
 	// health is this VM's side of the passive health check (off when max_fails is 0).
 	health *health.Tracker
+	// routed counts routed requests not yet added to switchyard.routed: the counter is
+	// moved on the tick (flushRouted), one host call per tick instead of one per request.
+	routed int64
 
 	// The tick's state (router_tick.go); a request never touches it.
 	tick routerTick
@@ -58,15 +61,27 @@ func (r *router) NewHttpContext(uint32) types.HttpContext { return r.streams.get
 // OnTick runs the poll lease and the age watch (router_tick.go), and learns what the
 // proxy's other routers found about targets (one shared-data read).
 func (r *router) OnTick() {
+	r.flushRouted()
 	r.tick.run()
 	r.health.Tick(hostNow())
 }
 
-// OnPluginDone releases the poll lease if this VM holds it.
+// OnPluginDone releases the poll lease if this VM holds it, and adds the requests
+// routed since the last tick to the counter.
 func (r *router) OnPluginDone() bool {
+	r.flushRouted()
 	r.tick.lease.Release()
 	r.tick.poller = nil
 	return true
+}
+
+// flushRouted adds the requests routed since the last call to switchyard.routed (so
+// the counter trails the requests by at most a tick, 100 ms).
+func (r *router) flushRouted() {
+	if r.routed > 0 {
+		incrementMetric(r.metrics.routed, r.routed)
+		r.routed = 0
+	}
 }
 
 // routerStream is one HTTP stream of the router: the authority its request was routed
@@ -135,7 +150,7 @@ func (s *routerStream) OnHttpRequestHeaders(int, bool) types.Action {
 				return r.fail("editing the request header "+e.Header, st)
 			}
 		}
-		incrementMetric(r.metrics.routed, 1)
+		r.routed++ // counted on the tick
 		if d.Panic {
 			incrementMetric(r.metrics.panic, 1)
 		}

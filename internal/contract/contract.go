@@ -15,7 +15,7 @@ const (
 // Metric names, defined by the filter with proxy_define_metric. Envoy shows them
 // under its wasm stats prefix; the dev proxy's /stats shows them as they are.
 const (
-	MetricRouted        = "switchyard.routed"            // counter: requests sent on to a target
+	MetricRouted        = "switchyard.routed"            // counter: requests sent on to a target (added on each router tick)
 	MetricRejectedBase  = "switchyard.rejected."         // counter per error code, e.g. switchyard.rejected.unknown_server
 	MetricSyncSuccess   = "switchyard.sync.success"      // counter: polls answered and applied (200) or unchanged (304)
 	MetricSyncFailure   = "switchyard.sync.failure"      // counter: polls that failed or whose answer was refused

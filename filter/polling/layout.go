@@ -277,53 +277,29 @@ func readIndex(st Store, g gen, listed int) index {
 	return ix
 }
 
-// appendNames lists names in the index, writing the last segment (and new segments,
-// then the head) through st. The caller writes the names' route keys only after it
-// returns nil.
+// appendNames lists names in the index, writing the last segment, each new segment
+// and the head through st (lister). The caller writes the names' route keys only after
+// it returns nil.
 func (ix *index) appendNames(st Store, names func(yield func(string) bool)) error {
-	segs := ix.segs
-	dirtyFrom := segs - 1 // first segment to (re)write
-	if segs == 0 {
-		segs, dirtyFrom = 1, 0
-	}
-	// The tail is built in a buffer of a segment's size, so a long append costs the
-	// segments it writes, not a doubling of each.
-	tail := append(make([]byte, 0, SegmentBytes), ix.tail...)
-	var full []string // finished segments from dirtyFrom on, before the current tail
-	added := 0
+	l := ix.lister(st)
 	for n := range names {
-		if len(tail) > 0 && len(tail)+len(n)+1 > SegmentBytes {
-			full = append(full, string(tail))
-			tail = tail[:0]
-			segs++
+		if !l.fits(n) {
+			if err := l.flush(); err != nil {
+				return err
+			}
+			l.next()
 		}
-		tail = append(append(tail, n...), '\n')
-		added++
+		l.add(n)
 	}
-	if added == 0 {
-		return nil
-	}
-	for i, s := range full {
-		if err := st.Set(ix.g.segmentKey(dirtyFrom+i), s); err != nil {
-			return err
-		}
-	}
-	if err := st.Set(ix.g.segmentKey(segs-1), string(tail)); err != nil {
-		return err
-	}
-	if segs != ix.segs {
-		if err := st.Set(ix.g.namesKey(), strconv.Itoa(segs)); err != nil {
-			return err
-		}
-	}
-	ix.segs, ix.tail, ix.listed = segs, tail, ix.listed+added
-	return nil
+	return l.flush()
 }
 
-// lister lists names in an index segment by segment, for a caller that writes each
-// name's route key once its segment is written (Machine.writePage): names fill the
-// index's last segment; flush writes it, then the head when the index has a new
-// segment; next starts a new segment after a flush of a full one.
+// lister lists names in an index segment by segment (appendNames; Machine.writePage,
+// which writes each name's route key once its segment is written): names fill the
+// index's last segment (the tail is built in a buffer of a segment's size, so a long
+// append costs the segments it writes, not a doubling of each); flush writes it, then
+// the head when the index has a new segment; next starts a new segment after a flush
+// of a full one.
 type lister struct {
 	ix    *index
 	st    Store

@@ -480,15 +480,7 @@ func parseRemovals(v gjson.Result) ([]string, error) {
 
 // ValidLineage: 1 to MaxLineage bytes of visible ASCII (no space).
 func ValidLineage(s string) bool {
-	if len(s) == 0 || len(s) > MaxLineage {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return len(s) > 0 && len(s) <= MaxLineage && validate.VisibleASCII(s)
 }
 
 // countHint estimates the number of entries from the JSON text (names and targets

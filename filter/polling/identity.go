@@ -1,6 +1,10 @@
 package polling
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+
+	"switchyard/internal/validate"
+)
 
 // BuildVersion, when set at link time (-ldflags "-X switchyard/filter/polling.BuildVersion=v1.2.3"),
 // is the version the poller reports; otherwise Version derives one from the build info.
@@ -47,13 +51,5 @@ const MaxIdentity = 200
 // ("sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local") pass; a value that does not is not
 // sent.
 func ValidIdentity(s string) bool {
-	if len(s) == 0 || len(s) > MaxIdentity {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return len(s) > 0 && len(s) <= MaxIdentity && validate.VisibleASCII(s)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+
+	"switchyard/internal/validate"
 )
 
 // Config is the plugin configuration (README, "Filter configuration"; the JSON Schema in deploy/plugin-config.schema.json). Both
@@ -377,15 +379,7 @@ func isPathText(s string) bool {
 // isProxyID reports whether s is 1 to MaxProxyIDLength bytes of visible ASCII: it
 // goes into the poll's query (percent-encoded) and onto the registrar's page.
 func isProxyID(s string) bool {
-	if len(s) == 0 || len(s) > MaxProxyIDLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return len(s) > 0 && len(s) <= MaxProxyIDLength && validate.VisibleASCII(s)
 }
 
 // isControl reports the characters no header value may carry: C0 controls and DEL.

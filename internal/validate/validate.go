@@ -34,6 +34,18 @@ func ServerName(s string) error {
 	return nil
 }
 
+// VisibleASCII reports whether every byte of s is visible ASCII: no space, no control
+// character, nothing past '~'. The identity, lineage and proxy-id checks of the filter
+// and the registrar bound the length and use it for the bytes.
+func VisibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // IsServerName is ServerName without the message; it does not allocate.
 func IsServerName(s string) bool {
 	if s == "" || len(s) > MaxLen {

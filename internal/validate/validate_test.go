@@ -98,3 +98,14 @@ func TestServiceName(t *testing.T) {
 		}
 	}
 }
+
+func TestVisibleASCII(t *testing.T) {
+	for s, want := range map[string]bool{
+		"": true, "node-1~10.0.0.1~pod.ns": true, "!~": true,
+		"a b": false, "a\tb": false, "a\x00": false, "a\x7f": false, "é": false, "line\n": false,
+	} {
+		if got := VisibleASCII(s); got != want {
+			t.Errorf("VisibleASCII(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

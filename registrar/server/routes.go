@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"switchyard/internal/contract"
+	"switchyard/internal/validate"
 	"switchyard/registrar/store"
 )
 
@@ -226,10 +227,8 @@ func checkIdentity(v string) error {
 	if len(v) > maxIdentity {
 		return errors.New("must be at most 256 characters")
 	}
-	for i := 0; i < len(v); i++ {
-		if v[i] <= ' ' || v[i] >= 0x7f {
-			return errors.New("must be printable ASCII without spaces")
-		}
+	if !validate.VisibleASCII(v) {
+		return errors.New("must be printable ASCII without spaces")
 	}
 	return nil
 }

@@ -255,11 +255,8 @@ func (l *Lease) Release() {
 	if !held && !claimed {
 		return
 	}
-	v, cas, ok := l.st.GetCAS(LeaseKey)
-	if !ok {
-		return
-	}
-	if cur, valid := ParseLease(v); !valid || cur.Holder != l.id {
+	cas, mine := l.readOwn()
+	if !mine {
 		return
 	}
 	released := LeaseValue{Role: l.role, Holder: l.id, Expires: 0}
@@ -282,12 +279,16 @@ func (l *Lease) Renew(now int64) bool {
 		l.write(now, 0)
 		return true
 	}
+	cas, mine := l.readOwn()
+	return mine && l.write(now, cas)
+}
+
+// readOwn reads the key: mine when it holds this VM's id, with the cas to write it over.
+func (l *Lease) readOwn() (cas uint32, mine bool) {
 	v, cas, ok := l.st.GetCAS(LeaseKey)
 	if !ok {
-		return false
+		return 0, false
 	}
-	if cur, valid := ParseLease(v); !valid || cur.Holder != l.id {
-		return false
-	}
-	return l.write(now, cas)
+	cur, valid := ParseLease(v)
+	return cas, valid && cur.Holder == l.id
 }

@@ -1,52 +1,17 @@
 package health
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
 	"switchyard/internal/contract"
+	"switchyard/internal/testkit/casstore"
 )
-
-// memStore is shared data as proxy-wasm defines it (get with cas; set refused when the
-// cas given is not the stored one), for several Trackers at once as a proxy's VMs.
-type memStore struct {
-	v      map[string]string
-	cas    map[string]uint32
-	next   uint32
-	reads  int
-	refuse int // refuse this many writes first, as if another VM wrote in between
-}
-
-func newMemStore() *memStore {
-	return &memStore{v: map[string]string{}, cas: map[string]uint32{}}
-}
-
-func (m *memStore) GetCAS(key string) ([]byte, uint32, bool) {
-	m.reads++
-	v, ok := m.v[key]
-	return []byte(v), m.cas[key], ok
-}
-
-func (m *memStore) SetCAS(key, value string, cas uint32) error {
-	if m.refuse > 0 {
-		m.refuse--
-		m.next++
-		m.cas[key] = m.next
-		return errors.New("CasMismatch")
-	}
-	if cas != 0 && cas != m.cas[key] {
-		return errors.New("CasMismatch")
-	}
-	m.next++
-	m.v[key], m.cas[key] = value, m.next
-	return nil
-}
 
 const sec = int64(1e9)
 
 func TestEjectAfterMaxFailsWithinFailTimeout(t *testing.T) {
-	st := newMemStore()
+	st := casstore.New()
 	a := New(Settings{MaxFails: 3, FailTimeout: 10 * sec}, st, 80)
 	now := 100 * sec
 	for i := 1; i <= 2; i++ {
@@ -77,7 +42,7 @@ func TestEjectAfterMaxFailsWithinFailTimeout(t *testing.T) {
 }
 
 func TestFailuresOutsideTheWindowStartAfresh(t *testing.T) {
-	st := newMemStore()
+	st := casstore.New()
 	a := New(Settings{MaxFails: 2, FailTimeout: 10 * sec}, st, 80)
 	a.Failure("web.internal", 0)
 	if ej, _ := a.Failure("web.internal", 11*sec); ej {
@@ -100,7 +65,7 @@ func TestFailuresOutsideTheWindowStartAfresh(t *testing.T) {
 }
 
 func TestOtherVMsLearnOnTheirTick(t *testing.T) {
-	st := newMemStore()
+	st := casstore.New()
 	s := Settings{MaxFails: 1, FailTimeout: 10 * sec}
 	a, b := New(s, st, 80), New(s, st, 80)
 	b.Tick(0)
@@ -110,13 +75,13 @@ func TestOtherVMsLearnOnTheirTick(t *testing.T) {
 	if b.Ejected("127.0.0.1:9101") {
 		t.Fatal("b learned before its tick")
 	}
-	reads := st.reads
+	reads := st.Reads
 	b.Tick(2 * sec)
 	if !b.Ejected("127.0.0.1:9101") {
 		t.Fatal("b did not learn the ejection on its tick")
 	}
-	if st.reads-reads != 1 {
-		t.Fatalf("a tick read shared data %d times, want 1", st.reads-reads)
+	if st.Reads-reads != 1 {
+		t.Fatalf("a tick read shared data %d times, want 1", st.Reads-reads)
 	}
 	// A tick that finds the value unchanged parses nothing but still ends ejections.
 	b.Tick(3 * sec)
@@ -133,17 +98,17 @@ func TestOtherVMsLearnOnTheirTick(t *testing.T) {
 }
 
 func TestFailureRetriesWhenAnotherVMWroteFirst(t *testing.T) {
-	st := newMemStore()
+	st := casstore.New()
 	a := New(Settings{MaxFails: 1, FailTimeout: 10 * sec}, st, 80)
-	st.refuse = 3
+	st.Refuse = 3
 	if ej, err := a.Failure("127.0.0.1:9101", 0); !ej || err != nil {
 		t.Fatalf("ejected=%v err=%v after 3 refused writes", ej, err)
 	}
-	if !strings.HasPrefix(st.v[contract.HealthKey], "127.0.0.1:9101 0 0 ") {
-		t.Fatalf("shared value %q", st.v[contract.HealthKey])
+	if !strings.HasPrefix(st.Values[contract.HealthKey], "127.0.0.1:9101 0 0 ") {
+		t.Fatalf("shared value %q", st.Values[contract.HealthKey])
 	}
 	// A store that never takes the write: the VM still skips the target itself.
-	st.refuse = 1000
+	st.Refuse = 1000
 	ej, err := a.Failure("127.0.0.1:9102", 0)
 	if !ej || err == nil || !a.Ejected("127.0.0.1:9102") {
 		t.Fatalf("ejected=%v err=%v view=%v", ej, err, a.ejected)
@@ -151,7 +116,7 @@ func TestFailureRetriesWhenAnotherVMWroteFirst(t *testing.T) {
 }
 
 func TestMaxFailsZeroIsOff(t *testing.T) {
-	st := newMemStore()
+	st := casstore.New()
 	a := New(Settings{MaxFails: 0, FailTimeout: 10 * sec}, st, 80)
 	for i := 0; i < 5; i++ {
 		if ej, _ := a.Failure("127.0.0.1:9101", int64(i)); ej {
@@ -159,23 +124,23 @@ func TestMaxFailsZeroIsOff(t *testing.T) {
 		}
 	}
 	a.Tick(10)
-	if st.reads != 0 || len(st.v) != 0 || a.On() {
-		t.Fatalf("max_fails 0 touched shared data: %d reads, %v", st.reads, st.v)
+	if st.Reads != 0 || len(st.Values) != 0 || a.On() {
+		t.Fatalf("max_fails 0 touched shared data: %d reads, %v", st.Reads, st.Values)
 	}
 }
 
 func TestSharedValueStaysBounded(t *testing.T) {
-	st := newMemStore()
+	st := casstore.New()
 	a := New(Settings{MaxFails: 5, FailTimeout: 10 * sec}, st, 80)
 	for i := 0; i < MaxEntries+50; i++ {
 		a.Failure("h"+strings.Repeat("x", i%7)+"-"+itoa(i)+":80", int64(i))
 	}
-	if n := strings.Count(st.v[contract.HealthKey], "\n"); n != MaxEntries {
+	if n := strings.Count(st.Values[contract.HealthKey], "\n"); n != MaxEntries {
 		t.Fatalf("%d entries kept, want %d", n, MaxEntries)
 	}
 	// Entries whose window is over and that are not ejected are dropped on the next write.
 	a.Failure("last:80", 100*sec)
-	if n := strings.Count(st.v[contract.HealthKey], "\n"); n != 1 {
+	if n := strings.Count(st.Values[contract.HealthKey], "\n"); n != 1 {
 		t.Fatalf("%d entries after every window ended, want 1", n)
 	}
 }
@@ -195,7 +160,7 @@ func TestParseSkipsForeignLines(t *testing.T) {
 }
 
 func TestEjectedAllocatesNothing(t *testing.T) {
-	st := newMemStore()
+	st := casstore.New()
 	a := New(Settings{MaxFails: 1, FailTimeout: 10 * sec}, st, 80)
 	a.Failure("127.0.0.1:9101", 0)
 	a.Failure("web:80", 0)

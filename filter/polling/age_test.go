@@ -3,10 +3,12 @@ package polling
 import (
 	"strconv"
 	"testing"
+
+	"switchyard/internal/testkit/casstore"
 )
 
 func TestAgeWatch(t *testing.T) {
-	st := newCASStore()
+	st := casstore.New()
 	a, b := NewAgeWatch(30, st), NewAgeWatch(30, st)
 	const s = int64(1e9)
 	if r := a.Tick(100 * s); r.Known || r.Event != AgeUnchanged {

@@ -3,55 +3,26 @@ package polling
 import (
 	"strconv"
 	"testing"
+
+	"switchyard/internal/testkit/casstore"
 )
-
-// casStore is shared data as Envoy keeps it (proxy-wasm-cpp-host shared_data.cc):
-// every write gets a new cas; a non-zero cas that differs from the stored one is a
-// mismatch, but only when the key exists; cas 0 always writes.
-type casStore struct {
-	blind bool // GetCAS finds nothing: every VM read before any wrote (a race)
-	vals  map[string]string
-	cas   map[string]uint32
-	next  uint32
-}
-
-func newCASStore() *casStore {
-	return &casStore{vals: map[string]string{}, cas: map[string]uint32{}}
-}
-
-func (s *casStore) GetCAS(key string) ([]byte, uint32, bool) {
-	v, ok := s.vals[key]
-	if s.blind {
-		return nil, 0, false
-	}
-	return []byte(v), s.cas[key], ok
-}
-
-func (s *casStore) SetCAS(key, value string, cas uint32) error {
-	if cur, ok := s.cas[key]; ok && cas != 0 && cas != cur {
-		return ErrCasMismatch
-	}
-	s.next++
-	s.vals[key], s.cas[key] = value, s.next
-	return nil
-}
 
 const tick = int64(100e6)
 
 func TestLeaseColdStartOneHolder(t *testing.T) {
-	st := newCASStore()
+	st := casstore.New()
 	a, b, c := NewLease(RoleRouter, "a", st), NewLease(RoleRouter, "b", st), NewLease(RoleRouter, "c", st)
 	now := int64(1e12)
 	// All three find no key in the same tick and all "create" it (Envoy ignores cas
 	// on a missing key): none polls yet.
-	st.blind = true
+	st.Blind = true
 	for _, l := range []*Lease{a, b, c} {
 		if ev := l.Tick(now); ev != LeaseUnchanged || l.Held() {
 			t.Fatalf("%s: %v held %v after the first tick", l.ID(), ev, l.Held())
 		}
 	}
 	// The next tick: only the last writer reads its own id back.
-	st.blind = false
+	st.Blind = false
 	now += tick
 	var holders []string
 	for _, l := range []*Lease{a, b, c} {
@@ -81,7 +52,7 @@ func TestLeaseColdStartOneHolder(t *testing.T) {
 }
 
 func TestLeaseTakeoverAfterHolderDies(t *testing.T) {
-	st := newCASStore()
+	st := casstore.New()
 	a, b := NewLease(RoleRouter, "a", st), NewLease(RoleRouter, "b", st)
 	now := int64(1e12)
 	a.Tick(now)
@@ -110,7 +81,7 @@ func TestLeaseTakeoverAfterHolderDies(t *testing.T) {
 // it at its next tick, not when it would have expired.
 func TestLeaseReleasedWhenDone(t *testing.T) {
 	for _, role := range []string{RoleRouter, RoleSync} {
-		st := newCASStore()
+		st := casstore.New()
 		a, b := NewLease(role, "a", st), NewLease(RoleRouter, "b", st)
 		now := int64(1e12)
 		a.Start(now)
@@ -130,7 +101,7 @@ func TestLeaseReleasedWhenDone(t *testing.T) {
 		}
 	}
 	// A release never undoes another VM's holding.
-	st := newCASStore()
+	st := casstore.New()
 	a, b := NewLease(RoleRouter, "a", st), NewLease(RoleSync, "b", st)
 	now := int64(1e12)
 	a.Tick(now)
@@ -144,7 +115,7 @@ func TestLeaseReleasedWhenDone(t *testing.T) {
 
 func TestLeaseExpiredContention(t *testing.T) {
 	// Two routers read the same expired lease; the cas makes one write fail.
-	st := newCASStore()
+	st := casstore.New()
 	st.SetCAS(LeaseKey, LeaseValue{RoleRouter, "dead", 5, false}.String(), 0)
 	a, b := NewLease(RoleRouter, "a", st), NewLease(RoleRouter, "b", st)
 	_, cas, _ := st.GetCAS(LeaseKey)
@@ -153,7 +124,7 @@ func TestLeaseExpiredContention(t *testing.T) {
 		t.Fatal("a did not take the expired lease")
 	}
 	// ...and b's write with the stale cas it would have read fails.
-	if err := st.SetCAS(LeaseKey, "router b 999", cas); err != ErrCasMismatch {
+	if err := st.SetCAS(LeaseKey, "router b 999", cas); err != casstore.ErrMismatch {
 		t.Fatalf("write with a stale cas: %v", err)
 	}
 	if b.Tick(100) != LeaseUnchanged || b.Held() {
@@ -162,7 +133,7 @@ func TestLeaseExpiredContention(t *testing.T) {
 }
 
 func TestLeaseRenewsAndMalformed(t *testing.T) {
-	st := newCASStore()
+	st := casstore.New()
 	st.SetCAS(LeaseKey, "garbage", 0)
 	a := NewLease(RoleRouter, "a", st)
 	if a.Tick(1000) != LeaseAcquired { // a malformed key counts as expired; it exists, so cas holds
@@ -192,7 +163,7 @@ func TestLeaseRenewsAndMalformed(t *testing.T) {
 // the renewal the lease would be expired then and taken.
 func TestLeaseRenewedByAnAnswer(t *testing.T) {
 	for _, role := range []string{RoleRouter, RoleSync} {
-		st := newCASStore()
+		st := casstore.New()
 		a := NewLease(role, "a", st)
 		now := int64(1e12)
 		a.Start(now)
@@ -217,7 +188,7 @@ func TestLeaseRenewedByAnAnswer(t *testing.T) {
 }
 
 func TestLeaseSyncHasPriority(t *testing.T) {
-	st := newCASStore()
+	st := casstore.New()
 	r := NewLease(RoleRouter, "r", st)
 	now := int64(1e12)
 	r.Tick(now)
@@ -274,7 +245,7 @@ func TestParseLease(t *testing.T) {
 // monotonic clock: a router waits until it has stayed unchanged for LeaseNanos of its
 // own clock, whatever its expiry says, and takes a released one (expires 0) at once.
 func TestLeaseWallClockValue(t *testing.T) {
-	st := newCASStore()
+	st := casstore.New()
 	// An expiry far ahead of the reader's clock (wall ns against monotonic ns).
 	st.SetCAS(LeaseKey, "router old 1800000000000000000", 0)
 	r := NewLease(RoleRouter, "r", st)
@@ -301,7 +272,7 @@ func TestLeaseWallClockValue(t *testing.T) {
 		t.Fatalf("taken lease = %q, want a monotonic expiry", v)
 	}
 	// Released by an older filter: taken at once.
-	st2 := newCASStore()
+	st2 := casstore.New()
 	st2.SetCAS(LeaseKey, "router old 0", 0)
 	if ev := NewLease(RoleRouter, "r", st2).Tick(1); ev != LeaseAcquired {
 		t.Fatalf("a released wall-clock lease was not taken at once: %v", ev)

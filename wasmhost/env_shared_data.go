@@ -107,12 +107,24 @@ func (h *Host) nextCAS() uint32 {
 func (h *Host) SetSharedData(vmID, key string, value []byte) {
 	h.sharedMu.Lock()
 	defer h.sharedMu.Unlock()
+	h.setShared(vmID, []byte(key), value, 0)
+}
+
+// setShared applies proxy_set_shared_data's CAS rule to vmID's store, creating it,
+// and stores a copy of value. Called with sharedMu held.
+func (h *Host) setShared(vmID string, key, value []byte, cas uint32) abi.Status {
 	space := h.shared[vmID]
 	if space == nil {
 		space = newSharedSpace()
 		h.shared[vmID] = space
 	}
-	space.set([]byte(key), append([]byte(nil), value...), h.nextCAS())
+	if cas != 0 {
+		if e, ok := space.get(key); ok && e.cas != cas {
+			return abi.StatusCasMismatch
+		}
+	}
+	space.set(key, append([]byte(nil), value...), h.nextCAS())
+	return abi.StatusOK
 }
 
 // SharedDataSize gives the number of keys in vmID's store and the bytes of their keys
@@ -120,11 +132,9 @@ func (h *Host) SetSharedData(vmID, key string, value []byte) {
 func (h *Host) SharedDataSize(vmID string) (keys, bytes int) {
 	h.sharedMu.Lock()
 	defer h.sharedMu.Unlock()
-	if space := h.shared[vmID]; space != nil {
-		for _, e := range space.entries {
-			keys++
-			bytes += len(e.key) + len(e.value)
-		}
+	for _, e := range h.shared[vmID].all() {
+		keys++
+		bytes += len(e.key) + len(e.value)
 	}
 	return keys, bytes
 }
@@ -135,10 +145,7 @@ func (h *Host) SharedDataSize(vmID string) (keys, bytes int) {
 func (h *Host) SharedDataOverhead(vmID string) int {
 	h.sharedMu.Lock()
 	defer h.sharedMu.Unlock()
-	if space := h.shared[vmID]; space != nil {
-		return space.overhead()
-	}
-	return 0
+	return h.shared[vmID].overhead()
 }
 
 // SharedData returns the value and cas stored under key for vmID, as
@@ -146,11 +153,7 @@ func (h *Host) SharedDataOverhead(vmID string) int {
 func (h *Host) SharedData(vmID, key string) (value []byte, cas uint32, ok bool) {
 	h.sharedMu.Lock()
 	defer h.sharedMu.Unlock()
-	space := h.shared[vmID]
-	if space == nil {
-		return nil, 0, false
-	}
-	e, ok := space.get([]byte(key))
+	e, ok := h.shared[vmID].get([]byte(key))
 	if !ok {
 		return nil, 0, false
 	}
@@ -164,11 +167,7 @@ func (vm *VM) getSharedData(s []uint64) abi.Status {
 	}
 	h := vm.host
 	h.sharedMu.Lock()
-	var e sharedEntry
-	found := false
-	if space := h.shared[vm.pc.VMID]; space != nil {
-		e, found = space.get(key)
-	}
+	e, found := h.shared[vm.pc.VMID].get(key)
 	var value []byte
 	var cas uint32
 	if found {
@@ -191,22 +190,10 @@ func (vm *VM) setSharedData(s []uint64) abi.Status {
 	if !ok1 || !ok2 {
 		return abi.StatusInvalidMemoryAccess
 	}
-	cas := uint32(s[4])
 	h := vm.host
 	h.sharedMu.Lock()
 	defer h.sharedMu.Unlock()
-	space := h.shared[vm.pc.VMID]
-	if space == nil {
-		space = newSharedSpace()
-		h.shared[vm.pc.VMID] = space
-	}
-	if cas != 0 {
-		if e, ok := space.get(key); ok && e.cas != cas {
-			return abi.StatusCasMismatch
-		}
-	}
-	space.set(key, append([]byte(nil), val...), h.nextCAS())
-	return abi.StatusOK
+	return h.setShared(vm.pc.VMID, key, val, uint32(s[4]))
 }
 
 // queue is a shared queue; on_queue_ready goes to the root context that registered it.

@@ -122,7 +122,7 @@ type Host struct {
 }
 
 // compilationCache is shared by every Host of the process: the filter compiles once
-// (≈1.4 s), and every later Host loads it in ≈50 ms (docs/proxy-wasm-host.md, Limits and
+// (≈1 s on two cores), and every later Host loads it in ≈50 ms (docs/proxy-wasm-host.md, Limits and
 // host mechanics).
 var compilationCache = wazero.NewCompilationCache()
 

@@ -51,8 +51,11 @@ func (s *sharedSpace) find(key []byte) (*sharedEntry, int, uint64) {
 	}
 }
 
-// get returns the entry of key.
+// get returns the entry of key; a nil space (a vm_id nothing was written for) has none.
 func (s *sharedSpace) get(key []byte) (sharedEntry, bool) {
+	if s == nil {
+		return sharedEntry{}, false
+	}
 	if e, _, _ := s.find(key); e != nil {
 		return *e, true
 	}
@@ -91,8 +94,20 @@ func (s *sharedSpace) grow() {
 	s.slots = slots
 }
 
-// overhead is the bytes of the index and the entry table (capacity included).
+// all is every entry, in insertion order (none for a nil space).
+func (s *sharedSpace) all() []sharedEntry {
+	if s == nil {
+		return nil
+	}
+	return s.entries
+}
+
+// overhead is the bytes of the index and the entry table (capacity included; 0 for a
+// nil space).
 func (s *sharedSpace) overhead() int {
+	if s == nil {
+		return 0
+	}
 	return cap(s.slots)*int(unsafe.Sizeof(spaceSlot{})) + cap(s.entries)*int(unsafe.Sizeof(sharedEntry{}))
 }
 
